@@ -1,0 +1,248 @@
+//! A CA directory: the CA configuration, the root and issuing certificates
+//! and the issuing key reference, as `certmint ca init` lays them out.
+//!
+//! ```text
+//! ca/
+//!   certmint-ca.toml   configuration (profiles, URLs, key reference)
+//!   root.pem           self-signed root certificate
+//!   root-key.pem       root key, PKCS#8, mode 0600 (move it offline)
+//!   issuing.pem        issuing CA certificate, signed by the root
+//!   issuing-key.pem    issuing key, PKCS#8, mode 0600
+//! ```
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use der::DateTime;
+use zeroize::Zeroizing;
+
+use crate::ids::IdMode;
+use crate::issue::{CertificateAuthority, IssueError};
+use crate::keyref::{KeyRef, KeyRefError};
+use crate::pem::{self, der_from_pem_or_der};
+use crate::profile::{CaConfig, Profile, ProfileError, ProfileName, Subject, SubjectInput};
+use crate::signer::{KeyType, Signer, SignerError, SoftwareSigner};
+
+/// The configuration file's name inside a CA directory.
+pub const CONFIG_FILE: &str = "certmint-ca.toml";
+/// The root key file's name inside a CA directory.
+pub const ROOT_KEY_FILE: &str = "root-key.pem";
+
+/// Why a CA directory could not be created or used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaError {
+    /// `ca init` would overwrite a file.
+    #[error("{0} already exists; certmint never overwrites CA files")]
+    AlreadyExists(PathBuf),
+    /// A file could not be read or written.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The reason.
+        reason: String,
+    },
+    /// A certificate file is not a certificate.
+    #[error("{path} is not a certificate: {reason}")]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// The reason.
+        reason: String,
+    },
+    /// A profile or subject problem.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// Issuance failed.
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+    /// A key reference problem.
+    #[error(transparent)]
+    KeyRef(#[from] KeyRefError),
+    /// A key problem.
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+}
+
+/// What `ca init` creates.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The root key's type.
+    pub root_key_type: KeyType,
+    /// The issuing key's type.
+    pub issuing_key_type: KeyType,
+    /// The root's subject (common_name, organization, country).
+    pub root_subject: SubjectInput,
+    /// The issuing CA's subject.
+    pub issuing_subject: SubjectInput,
+    /// The configuration to write (profiles, URLs).
+    pub config: CaConfig,
+    /// When both certificates start.
+    pub not_before: DateTime,
+}
+
+impl InitOptions {
+    /// A Mali Mühür-style CA: P-384 keys, the Kamu SM issuer name and profiles.
+    pub fn kamu_sm_defaults(not_before: DateTime) -> Self {
+        Self {
+            root_key_type: KeyType::EcP384,
+            issuing_key_type: KeyType::EcP384,
+            root_subject: SubjectInput {
+                common_name: Some("Mali Mühür Kök Sertifika Hizmet Sağlayıcısı - Sürüm 1".into()),
+                ..Default::default()
+            },
+            issuing_subject: SubjectInput {
+                common_name: Some(crate::profile::MALI_MUHUR_ISSUER_CN.into()),
+                ..Default::default()
+            },
+            config: CaConfig::kamu_sm_defaults(),
+            not_before,
+        }
+    }
+}
+
+/// The files `ca init` wrote.
+#[derive(Debug, Clone)]
+pub struct InitReport {
+    /// Every file written, in order.
+    pub files: Vec<PathBuf>,
+    /// The root certificate's DER.
+    pub root_der: Vec<u8>,
+    /// The issuing certificate's DER.
+    pub issuing_der: Vec<u8>,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
+    move |e| CaError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// Writes a new file with `mode`; never replaces an existing one.
+pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => CaError::AlreadyExists(path.to_path_buf()),
+            _ => CaError::Io {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            },
+        })?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_error(path))
+}
+
+/// Creates a root and an issuing CA in `dir`. Everything is generated in
+/// memory first; files are written only when all of it succeeded, and a
+/// failed write removes what this call wrote.
+pub fn init(dir: &Path, options: &InitOptions) -> Result<InitReport, CaError> {
+    let config = &options.config;
+    let paths = [
+        dir.join(CONFIG_FILE),
+        dir.join(&config.ca.root_certificate),
+        dir.join(ROOT_KEY_FILE),
+        dir.join(&config.ca.issuing_certificate),
+        dir.join(&config.ca.issuing_key),
+    ];
+    if let Some(existing) = paths.iter().find(|p| p.exists()) {
+        return Err(CaError::AlreadyExists(existing.clone()));
+    }
+
+    let root_profile = Profile::from_config(ProfileName::RootCa, config)?;
+    let issuing_profile = Profile::from_config(ProfileName::IssuingCa, config)?;
+    let root_subject = Subject::from_input(&root_profile, &options.root_subject, IdMode::Production)?;
+    let issuing_subject = Subject::from_input(&issuing_profile, &options.issuing_subject, IdMode::Production)?;
+
+    let root_key = SoftwareSigner::generate(options.root_key_type)?;
+    let root_key_pem = root_key.to_pkcs8_pem()?;
+    let root = CertificateAuthority::create_root(Box::new(root_key), &root_profile, &root_subject, options.not_before)?;
+
+    let issuing_key = SoftwareSigner::generate(options.issuing_key_type)?;
+    let issuing_key_pem = issuing_key.to_pkcs8_pem()?;
+    let issuing = root.issue(&issuing_profile, &issuing_subject, issuing_key.public_key_der(), options.not_before)?;
+    // The issuing certificate must work as a CA before anything is written.
+    CertificateAuthority::new(Box::new(issuing_key), issuing.der().to_vec())?;
+
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    // Key files are kept in wiped-on-drop buffers like the keys themselves.
+    let contents: [(Zeroizing<Vec<u8>>, u32); 5] = [
+        (Zeroizing::new(config.to_toml().into_bytes()), 0o644),
+        (Zeroizing::new(pem::certificate(root.certificate_der()).into_bytes()), 0o644),
+        (root_key_pem, 0o600),
+        (Zeroizing::new(issuing.to_pem().into_bytes()), 0o644),
+        (issuing_key_pem, 0o600),
+    ];
+    let mut written = Vec::new();
+    for (path, (bytes, mode)) in paths.iter().zip(contents.iter()) {
+        if let Err(e) = write_new_file(path, bytes, *mode) {
+            for done in &written {
+                let _ = std::fs::remove_file(done);
+            }
+            return Err(e);
+        }
+        written.push(path.clone());
+    }
+    Ok(InitReport {
+        files: written,
+        root_der: root.certificate_der().to_vec(),
+        issuing_der: issuing.der().to_vec(),
+    })
+}
+
+/// A CA directory opened for issuance.
+#[derive(Debug)]
+pub struct CaDirectory {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its configuration.
+    pub config: CaConfig,
+    /// The issuing CA, key opened.
+    pub ca: CertificateAuthority,
+    /// The root certificate's DER.
+    pub root_der: Vec<u8>,
+}
+
+/// Reads a certificate file (PEM or DER) and returns its DER.
+pub fn read_certificate(path: &Path) -> Result<Vec<u8>, CaError> {
+    let bytes = std::fs::read(path).map_err(io_error(path))?;
+    let der = der_from_pem_or_der(&bytes, "CERTIFICATE").map_err(|reason| CaError::Certificate {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    use der::Decode;
+    x509_cert::Certificate::from_der(&der).map_err(|e| CaError::Certificate {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(der)
+}
+
+impl CaDirectory {
+    /// Opens `dir`: reads the configuration and certificates, parses the key
+    /// reference (`key_override` replaces the configured one) and opens the key.
+    pub fn open(dir: &Path, key_override: Option<&str>) -> Result<Self, CaError> {
+        let config = CaConfig::load(&dir.join(CONFIG_FILE))?;
+        let key_ref = KeyRef::parse(key_override.unwrap_or(&config.ca.issuing_key), dir)?;
+        let issuing_der = read_certificate(&dir.join(&config.ca.issuing_certificate))?;
+        let root_der = read_certificate(&dir.join(&config.ca.root_certificate))?;
+        let ca = CertificateAuthority::new(key_ref.open()?, issuing_der)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            ca,
+            root_der,
+        })
+    }
+
+    /// The issuing and root certificates as one PEM chain.
+    pub fn chain_pem(&self) -> String {
+        pem::certificate(self.ca.certificate_der()) + &pem::certificate(&self.root_der)
+    }
+}

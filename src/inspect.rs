@@ -1,0 +1,254 @@
+//! A readable summary of a certificate, for operators (`certmint inspect`)
+//! and scripts (`--json`). String types are shown because the profiles
+//! prescribe them.
+
+use std::fmt::Write as _;
+
+use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_QT_CPS, ID_QT_UNOTICE};
+use const_oid::{AssociatedOid, ObjectIdentifier};
+use der::asn1::Ia5String;
+use der::{Decode, Encode, Tag, Tagged};
+use serde::Serialize;
+use x509_cert::Certificate;
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{
+    AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
+    CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
+};
+use x509_cert::name::Name;
+
+use crate::issue::tbs::BmpUserNotice;
+use crate::pem::{hex, hex_colons};
+use crate::signer::{KeyType, SignatureAlgorithm};
+
+/// One attribute of a name.
+#[derive(Debug, Clone, Serialize)]
+pub struct NameAttribute {
+    /// Short name (`CN`, `serialNumber`, …) or the OID.
+    pub attribute: String,
+    /// The value.
+    pub value: String,
+    /// `PrintableString`, `UTF8String`, …
+    pub string_type: String,
+}
+
+/// One extension, decoded where certmint knows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExtensionSummary {
+    /// Its OID.
+    pub oid: String,
+    /// Its name.
+    pub name: String,
+    /// Its criticality.
+    pub critical: bool,
+    /// Its value, in words.
+    pub value: String,
+}
+
+/// What `certmint inspect` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateSummary {
+    /// Subject attributes in order.
+    pub subject: Vec<NameAttribute>,
+    /// Issuer attributes in order.
+    pub issuer: Vec<NameAttribute>,
+    /// Serial number, upper-case hex.
+    pub serial: String,
+    /// notBefore, RFC 3339.
+    pub not_before: String,
+    /// notAfter, RFC 3339.
+    pub not_after: String,
+    /// Subject key type (`p256`, `rsa2048`, …).
+    pub public_key: String,
+    /// Signature algorithm.
+    pub signature_algorithm: String,
+    /// SHA-256 of the DER, colon-separated hex.
+    pub sha256_fingerprint: String,
+    /// Extensions in certificate order.
+    pub extensions: Vec<ExtensionSummary>,
+}
+
+fn attribute_name(oid: &ObjectIdentifier) -> String {
+    const_oid::db::DB.by_oid(oid).map(str::to_owned).unwrap_or_else(|| oid.to_string())
+}
+
+fn string_type(tag: Tag) -> String {
+    match tag {
+        Tag::PrintableString => "PrintableString".into(),
+        Tag::Utf8String => "UTF8String".into(),
+        Tag::Ia5String => "IA5String".into(),
+        Tag::BmpString => "BMPString".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn name_attributes(name: &Name) -> Vec<NameAttribute> {
+    name.iter()
+        .map(|atv| NameAttribute {
+            attribute: attribute_name(&atv.oid),
+            value: String::from_utf8_lossy(atv.value.value()).into_owned(),
+            string_type: string_type(atv.value.tag()),
+        })
+        .collect()
+}
+
+fn uri(name: &GeneralName) -> String {
+    match name {
+        GeneralName::UniformResourceIdentifier(u) => u.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn describe(ext: &Extension) -> (String, String) {
+    let bytes = ext.extn_value.as_bytes();
+    let decoded: Option<String> = match ext.extn_id {
+        BasicConstraints::OID => BasicConstraints::from_der(bytes).ok().map(|bc| {
+            let mut s = format!("CA:{}", if bc.ca { "TRUE" } else { "FALSE" });
+            if let Some(n) = bc.path_len_constraint {
+                let _ = write!(s, ", pathlen:{n}");
+            }
+            s
+        }),
+        KeyUsage::OID => KeyUsage::from_der(bytes).ok().map(|ku| {
+            ku.0.into_iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", ")
+        }),
+        ExtendedKeyUsage::OID => ExtendedKeyUsage::from_der(bytes).ok().map(|eku| {
+            eku.0
+                .iter()
+                .map(|oid| match oid.to_string().as_str() {
+                    crate::profile::MALI_MUHUR_EKU_OID => format!("{oid} (Mali Mühür)"),
+                    _ => match const_oid::db::DB.by_oid(oid) {
+                        Some(name) => format!("{oid} ({name})"),
+                        None => oid.to_string(),
+                    },
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        }),
+        CertificatePolicies::OID => CertificatePolicies::from_der(bytes).ok().map(|cp| {
+            cp.0.iter()
+                .map(|info| {
+                    let mut s = format!("policy {}", info.policy_identifier);
+                    for q in info.policy_qualifiers.iter().flatten() {
+                        let Some(any) = &q.qualifier else { continue };
+                        if q.policy_qualifier_id == ID_QT_CPS {
+                            if let Ok(cps) = any.decode_as::<Ia5String>() {
+                                let _ = write!(s, "; CPS {cps}");
+                            }
+                        } else if q.policy_qualifier_id == ID_QT_UNOTICE {
+                            match any.decode_as::<BmpUserNotice>() {
+                                Ok(n) => {
+                                    let text: String = n.explicit_text.chars().collect();
+                                    let _ = write!(s, "; UserNotice (BMPString) {text:?}");
+                                }
+                                Err(_) => s.push_str("; UserNotice (not BMPString)"),
+                            }
+                        }
+                    }
+                    s
+                })
+                .collect::<Vec<_>>()
+                .join(" | ")
+        }),
+        SubjectKeyIdentifier::OID => SubjectKeyIdentifier::from_der(bytes).ok().map(|ski| hex_colons(ski.0.as_bytes())),
+        AuthorityKeyIdentifier::OID => AuthorityKeyIdentifier::from_der(bytes)
+            .ok()
+            .map(|aki| aki.key_identifier.map(|k| hex_colons(k.as_bytes())).unwrap_or_default()),
+        CrlDistributionPoints::OID => CrlDistributionPoints::from_der(bytes).ok().map(|dps| {
+            dps.0
+                .iter()
+                .filter_map(|dp| match &dp.distribution_point {
+                    Some(DistributionPointName::FullName(names)) => {
+                        Some(names.iter().map(uri).collect::<Vec<_>>().join(", "))
+                    }
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        }),
+        AuthorityInfoAccessSyntax::OID => AuthorityInfoAccessSyntax::from_der(bytes).ok().map(|aia| {
+            aia.0
+                .iter()
+                .map(|ad| {
+                    let method = match ad.access_method {
+                        ID_AD_CA_ISSUERS => "caIssuers".to_owned(),
+                        ID_AD_OCSP => "OCSP".to_owned(),
+                        other => other.to_string(),
+                    };
+                    format!("{method} {}", uri(&ad.access_location))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        }),
+        _ => None,
+    };
+    let name = attribute_name(&ext.extn_id);
+    (name, decoded.unwrap_or_else(|| format!("({} bytes)", bytes.len())))
+}
+
+/// Summarises a DER certificate.
+pub fn summarize(der: &[u8]) -> Result<CertificateSummary, der::Error> {
+    let cert = Certificate::from_der(der)?;
+    let tbs = cert.tbs_certificate();
+    let spki_der = tbs.subject_public_key_info().to_der()?;
+    let public_key = KeyType::of_public_key(&spki_der)
+        .map(|k| k.to_string())
+        .unwrap_or_else(|_| tbs.subject_public_key_info().algorithm.oid.to_string());
+    let algorithm = SignatureAlgorithm::from_algorithm_identifier(cert.signature_algorithm())
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| cert.signature_algorithm().oid.to_string());
+    let extensions = tbs
+        .extensions()
+        .into_iter()
+        .flatten()
+        .map(|ext| {
+            let (name, value) = describe(ext);
+            ExtensionSummary {
+                oid: ext.extn_id.to_string(),
+                name,
+                critical: ext.critical,
+                value,
+            }
+        })
+        .collect();
+    Ok(CertificateSummary {
+        subject: name_attributes(tbs.subject()),
+        issuer: name_attributes(tbs.issuer()),
+        serial: hex(tbs.serial_number().as_bytes()),
+        not_before: tbs.validity().not_before.to_date_time().to_string(),
+        not_after: tbs.validity().not_after.to_date_time().to_string(),
+        public_key,
+        signature_algorithm: algorithm,
+        sha256_fingerprint: hex_colons(&openssl::sha::sha256(der)),
+        extensions,
+    })
+}
+
+impl CertificateSummary {
+    /// The summary as indented text.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let names = |attrs: &[NameAttribute]| {
+            attrs
+                .iter()
+                .map(|a| format!("      {} = {} ({})", a.attribute, a.value, a.string_type))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let _ = writeln!(out, "Subject:\n{}", names(&self.subject));
+        let _ = writeln!(out, "Issuer:\n{}", names(&self.issuer));
+        let _ = writeln!(out, "Serial:              {}", self.serial);
+        let _ = writeln!(out, "Not before:          {}", self.not_before);
+        let _ = writeln!(out, "Not after:           {}", self.not_after);
+        let _ = writeln!(out, "Public key:          {}", self.public_key);
+        let _ = writeln!(out, "Signature algorithm: {}", self.signature_algorithm);
+        let _ = writeln!(out, "SHA-256 fingerprint: {}", self.sha256_fingerprint);
+        let _ = writeln!(out, "Extensions:");
+        for ext in &self.extensions {
+            let critical = if ext.critical { " [critical]" } else { "" };
+            let _ = writeln!(out, "      {}{critical}: {}", ext.name, ext.value);
+        }
+        out
+    }
+}

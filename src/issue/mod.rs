@@ -1,0 +1,291 @@
+//! Issuance: prepare, then sign.
+//!
+//! [`CertificateAuthority::prepare`] builds the TBS certificate and lints its
+//! DER; only a linted [`PreparedCertificate`] can be signed, and
+//! [`CertificateAuthority::sign`] consumes it, signs exactly those bytes,
+//! verifies the signature with the CA's public key and assembles the
+//! certificate around the unchanged TBS bytes.
+
+pub mod lint;
+pub mod serial;
+pub mod tbs;
+pub mod validity;
+
+use der::asn1::{AnyRef, BitStringRef};
+use der::{DateTime, Decode, Encode, Sequence};
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier};
+use x509_cert::name::RdnSequence;
+
+use crate::ids::IdMode;
+use crate::profile::{Profile, ProfileName, Subject};
+use crate::signer::{KeyType, Signer, SignerError, VerifyingKey};
+pub use lint::{LintFinding, LintReport};
+pub use serial::{EntropySource, OsEntropy};
+pub use tbs::{IssuerIdentity, TbsCertificate};
+
+/// Why a certificate was not issued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// The subject key is not one the profile accepts.
+    #[error("{key_type} key is not accepted by profile {profile} (accepts {accepted})")]
+    KeyNotAccepted {
+        /// The key given.
+        key_type: KeyType,
+        /// The profile.
+        profile: ProfileName,
+        /// The accepted key types.
+        accepted: String,
+    },
+    /// The TBS certificate broke at least one lint; nothing was signed.
+    #[error("refused before signing: {0}")]
+    Lint(LintReport),
+    /// The random number generator failed; no serial was made.
+    #[error("the random number generator failed, issuance stopped: {0}")]
+    Entropy(String),
+    /// A value could not be DER-encoded.
+    #[error("encoding failed: {0}")]
+    Encoding(String),
+    /// A validity period could not be computed.
+    #[error("validity: {0}")]
+    Validity(String),
+    /// The CA certificate cannot issue (not a CA, key mismatch, …).
+    #[error("CA certificate: {0}")]
+    CaCertificate(String),
+    /// A key or signer problem.
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+    /// The CA's signature did not verify under its own certificate.
+    #[error("the CA signature failed verification; certificate discarded: {0}")]
+    SignatureCheck(String),
+}
+
+/// A linted TBS certificate, ready to be signed once.
+#[derive(Debug)]
+pub struct PreparedCertificate {
+    tbs_der: Vec<u8>,
+    serial: Vec<u8>,
+    profile: ProfileName,
+}
+
+impl PreparedCertificate {
+    /// The DER of the TBS certificate that was linted and will be signed.
+    pub fn tbs_der(&self) -> &[u8] {
+        &self.tbs_der
+    }
+
+    /// The serial number's content octets.
+    pub fn serial(&self) -> &[u8] {
+        &self.serial
+    }
+
+    /// The profile it was prepared for.
+    pub fn profile(&self) -> ProfileName {
+        self.profile
+    }
+}
+
+/// A signed and verified certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCertificate {
+    der: Vec<u8>,
+    serial: Vec<u8>,
+}
+
+impl IssuedCertificate {
+    /// The certificate's DER.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// The certificate as PEM.
+    pub fn to_pem(&self) -> String {
+        crate::pem::certificate(&self.der)
+    }
+
+    /// The serial number's content octets.
+    pub fn serial(&self) -> &[u8] {
+        &self.serial
+    }
+
+    /// The serial number in upper-case hex.
+    pub fn serial_hex(&self) -> String {
+        crate::pem::hex(&self.serial)
+    }
+}
+
+/// The outer Certificate structure around the TBS bytes, which are kept as
+/// they were linted (an `AnyRef` re-emits its TLV unchanged).
+#[derive(Sequence)]
+struct CertificateEncoding<'a> {
+    tbs_certificate: AnyRef<'a>,
+    signature_algorithm: AlgorithmIdentifierOwned,
+    signature: BitStringRef<'a>,
+}
+
+/// A CA key with its certificate: issues certificates by profile.
+#[derive(Debug)]
+pub struct CertificateAuthority {
+    signer: Box<dyn Signer>,
+    certificate_der: Vec<u8>,
+    identity: IssuerIdentity,
+    verifying_key: VerifyingKey,
+    entropy: Box<dyn EntropySource>,
+    id_mode: IdMode,
+}
+
+impl CertificateAuthority {
+    /// A CA from its key and certificate. Checks that the key belongs to the
+    /// certificate and that the certificate may sign certificates.
+    pub fn new(signer: Box<dyn Signer>, certificate_der: Vec<u8>) -> Result<Self, IssueError> {
+        let ca_err = |m: String| IssueError::CaCertificate(m);
+        let cert = x509_cert::Certificate::from_der(&certificate_der)
+            .map_err(|e| ca_err(format!("not a DER certificate: {e}")))?;
+        let tbs = cert.tbs_certificate();
+        let spki_der = tbs
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| ca_err(e.to_string()))?;
+        if spki_der != signer.public_key_der() {
+            return Err(ca_err(format!("the CA key does not belong to the certificate of {}", tbs.subject())));
+        }
+        let is_ca = matches!(tbs.get_extension::<BasicConstraints>(), Ok(Some((_, bc))) if bc.ca);
+        let can_sign = matches!(tbs.get_extension::<KeyUsage>(), Ok(Some((_, ku))) if ku.0.contains(KeyUsages::KeyCertSign));
+        if !is_ca || !can_sign {
+            return Err(ca_err(format!("{} is not a CA certificate with keyCertSign", tbs.subject())));
+        }
+        let key_identifier = match tbs.get_extension::<SubjectKeyIdentifier>() {
+            Ok(Some((_, ski))) => ski.0.as_bytes().to_vec(),
+            _ => return Err(ca_err(format!("{} has no subjectKeyIdentifier", tbs.subject()))),
+        };
+        let identity = IssuerIdentity {
+            name: RdnSequence::from(tbs.subject().clone()),
+            key_identifier: Some(key_identifier),
+            not_after: Some(tbs.validity().not_after.to_date_time()),
+            signature_algorithm: signer.algorithm(),
+        };
+        let verifying_key = VerifyingKey::from_spki_der(signer.public_key_der())?;
+        Ok(Self {
+            signer,
+            certificate_der,
+            identity,
+            verifying_key,
+            entropy: Box::new(OsEntropy),
+            id_mode: IdMode::Production,
+        })
+    }
+
+    /// Creates a self-signed root CA for `signer` under the root profile.
+    pub fn create_root(
+        signer: Box<dyn Signer>,
+        profile: &Profile,
+        subject: &Subject,
+        not_before: DateTime,
+    ) -> Result<Self, IssueError> {
+        let identity = IssuerIdentity {
+            name: tbs::encode_name(&subject.attributes())?,
+            key_identifier: None,
+            not_after: None,
+            signature_algorithm: signer.algorithm(),
+        };
+        let root = Self {
+            verifying_key: VerifyingKey::from_spki_der(signer.public_key_der())?,
+            signer,
+            certificate_der: Vec::new(),
+            identity,
+            entropy: Box::new(OsEntropy),
+            id_mode: IdMode::Production,
+        };
+        let own_key = root.signer.public_key_der().to_vec();
+        let certificate = root.issue(profile, subject, &own_key, not_before)?;
+        Self::new(root.signer, certificate.der)
+    }
+
+    /// Uses `entropy` for serial numbers instead of the OS CSPRNG.
+    pub fn with_entropy(mut self, entropy: Box<dyn EntropySource>) -> Self {
+        self.entropy = entropy;
+        self
+    }
+
+    /// Accepts GİB's test identifiers (test mode).
+    pub fn with_id_mode(mut self, id_mode: IdMode) -> Self {
+        self.id_mode = id_mode;
+        self
+    }
+
+    /// The CA certificate's DER.
+    pub fn certificate_der(&self) -> &[u8] {
+        &self.certificate_der
+    }
+
+    /// What certificates issued by this CA say about it.
+    pub fn identity(&self) -> &IssuerIdentity {
+        &self.identity
+    }
+
+    /// Builds and lints the TBS certificate for `subject`'s public key.
+    pub fn prepare(
+        &self,
+        profile: &Profile,
+        subject: &Subject,
+        public_key_der: &[u8],
+        not_before: DateTime,
+    ) -> Result<PreparedCertificate, IssueError> {
+        let key_type = KeyType::of_public_key(public_key_der)?;
+        if !profile.key_types.contains(&key_type) {
+            return Err(IssueError::KeyNotAccepted {
+                key_type,
+                profile: profile.name,
+                accepted: profile.key_types_text(),
+            });
+        }
+        let serial = serial::new_serial(self.entropy.as_ref())?;
+        let tbs = tbs::build(profile, subject, public_key_der, key_type, &self.identity, serial, not_before)?;
+        self.prepare_tbs(profile, &tbs)
+    }
+
+    /// Encodes and lints a TBS certificate built elsewhere.
+    pub fn prepare_tbs(&self, profile: &Profile, tbs: &TbsCertificate) -> Result<PreparedCertificate, IssueError> {
+        let tbs_der = tbs.to_der().map_err(|e| IssueError::Encoding(e.to_string()))?;
+        lint::lint(profile, &self.identity, self.id_mode, &tbs_der).map_err(IssueError::Lint)?;
+        Ok(PreparedCertificate {
+            tbs_der,
+            serial: tbs.serial_number.as_bytes().to_vec(),
+            profile: profile.name,
+        })
+    }
+
+    /// Signs a prepared certificate, verifies the signature and assembles it.
+    pub fn sign(&self, prepared: PreparedCertificate) -> Result<IssuedCertificate, IssueError> {
+        let algorithm = self.identity.signature_algorithm;
+        let signature = self.signer.sign(&prepared.tbs_der)?;
+        self.verifying_key
+            .verify(algorithm, &prepared.tbs_der, &signature)
+            .map_err(|e| IssueError::SignatureCheck(e.to_string()))?;
+        let encoding_err = |e: der::Error| IssueError::Encoding(e.to_string());
+        let der = CertificateEncoding {
+            tbs_certificate: AnyRef::from_der(&prepared.tbs_der).map_err(encoding_err)?,
+            signature_algorithm: algorithm.algorithm_identifier(),
+            signature: BitStringRef::from_bytes(&signature).map_err(encoding_err)?,
+        }
+        .to_der()
+        .map_err(encoding_err)?;
+        Ok(IssuedCertificate {
+            der,
+            serial: prepared.serial,
+        })
+    }
+
+    /// Prepares and signs in one call.
+    pub fn issue(
+        &self,
+        profile: &Profile,
+        subject: &Subject,
+        public_key_der: &[u8],
+        not_before: DateTime,
+    ) -> Result<IssuedCertificate, IssueError> {
+        let prepared = self.prepare(profile, subject, public_key_der, not_before)?;
+        self.sign(prepared)
+    }
+}

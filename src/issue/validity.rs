@@ -1,0 +1,91 @@
+//! Validity periods: notAfter = notBefore + N years − 1 day, same time of
+//! day; times encoded as RFC 5280 wants (UTCTime through 2049, then
+//! GeneralizedTime).
+
+use std::time::Duration;
+
+use der::DateTime;
+use der::asn1::{GeneralizedTime, UtcTime};
+use x509_cert::time::{Time, Validity};
+
+use super::IssueError;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn is_leap(year: u16) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+/// `start` + `years` years − 1 day. The anniversary of 29 February in a
+/// common year is 1 March, so the period never falls short of `years` years.
+pub fn not_after(start: DateTime, years: u32) -> Result<DateTime, IssueError> {
+    let err = |e: der::Error| IssueError::Validity(e.to_string());
+    let year = u16::try_from(u32::from(start.year()) + years)
+        .map_err(|_| IssueError::Validity(format!("year overflow adding {years} years")))?;
+    let (month, day) = if start.month() == 2 && start.day() == 29 && !is_leap(year) {
+        (3, 1)
+    } else {
+        (start.month(), start.day())
+    };
+    let anniversary = DateTime::new(year, month, day, start.hour(), start.minutes(), start.seconds())
+        .map_err(err)?;
+    DateTime::from_unix_duration(anniversary.unix_duration() - DAY).map_err(err)
+}
+
+/// Encodes a time as RFC 5280 §4.1.2.5 requires.
+pub fn rfc5280_time(at: DateTime) -> Result<Time, IssueError> {
+    if at.year() < 2050 {
+        UtcTime::from_date_time(at)
+            .map(Time::UtcTime)
+            .map_err(|e| IssueError::Validity(e.to_string()))
+    } else {
+        Ok(Time::GeneralTime(GeneralizedTime::from_date_time(at)))
+    }
+}
+
+/// The validity of a certificate starting at `start` and lasting `years` − 1 day.
+pub fn validity(start: DateTime, years: u32) -> Result<Validity, IssueError> {
+    Ok(Validity::new(
+        rfc5280_time(start)?,
+        rfc5280_time(not_after(start, years)?)?,
+    ))
+}
+
+/// Now, to the second.
+pub fn now() -> Result<DateTime, IssueError> {
+    DateTime::from_system_time(std::time::SystemTime::now())
+        .map_err(|e| IssueError::Validity(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dt(s: &str) -> DateTime {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn three_years_minus_one_day_same_time_of_day() {
+        assert_eq!(
+            not_after(dt("2026-11-21T10:15:30Z"), 3).unwrap(),
+            dt("2029-11-20T10:15:30Z")
+        );
+        // Crossing a year end.
+        assert_eq!(not_after(dt("2026-01-01T00:00:00Z"), 3).unwrap(), dt("2028-12-31T00:00:00Z"));
+        // Into a leap day.
+        assert_eq!(not_after(dt("2025-03-01T08:00:00Z"), 3).unwrap(), dt("2028-02-29T08:00:00Z"));
+    }
+
+    #[test]
+    fn leap_day_start_ends_on_the_last_day_of_february() {
+        assert_eq!(not_after(dt("2028-02-29T12:00:00Z"), 3).unwrap(), dt("2031-02-28T12:00:00Z"));
+        assert_eq!(not_after(dt("2028-02-29T12:00:00Z"), 4).unwrap(), dt("2032-02-28T12:00:00Z"));
+    }
+
+    #[test]
+    fn utc_time_through_2049_then_generalized() {
+        assert!(matches!(rfc5280_time(dt("2049-12-31T23:59:59Z")).unwrap(), Time::UtcTime(_)));
+        assert!(matches!(rfc5280_time(dt("2050-01-01T00:00:00Z")).unwrap(), Time::GeneralTime(_)));
+    }
+}

@@ -1,0 +1,29 @@
+//! certmint: a certificate production engine for a certification authority.
+//!
+//! The library holds all behaviour; the `certmint` binary only parses
+//! arguments and reports. The flow of one certificate:
+//!
+//! ```text
+//! subject data ─► Subject (validated ids) ─┐
+//! CSR / SPKI ──► public key (verified) ────┼─► TBS ─► lint ─► CA signer ─► verify ─► DER
+//! CA config ───► Profile (data) ───────────┘
+//! ```
+//!
+//! Modules: [`ids`] (VKN, TCKN, MERSİS, device serials), [`profile`]
+//! (certificate profiles and CA configuration), [`issue`] (prepare, lint,
+//! sign), [`signer`] (the signer boundary), [`keyref`] (key references),
+//! [`request`] (CSR and public-key input), [`ca`] (CA directories),
+//! [`inspect`] (certificate summaries).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod ca;
+pub mod ids;
+pub mod inspect;
+pub mod issue;
+pub mod keyref;
+pub mod pem;
+pub mod profile;
+pub mod request;
+pub mod signer;

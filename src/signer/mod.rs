@@ -1,0 +1,367 @@
+//! The signer boundary: every key that can sign a certificate — a software
+//! key, an HSM key, a card key — sits behind [`Signer`], so the certificate
+//! builder never knows where the key lives.
+//!
+//! Algorithms are typed values ([`KeyType`], [`SignatureAlgorithm`]) with
+//! `Display`/`FromStr` round trips; public keys are inspected with
+//! [`KeyType::of_public_key`] and signatures checked with [`verify_signature`].
+
+mod software;
+
+pub use software::SoftwareSigner;
+
+use std::fmt;
+use std::str::FromStr;
+
+use const_oid::ObjectIdentifier;
+use const_oid::db::rfc5912;
+use der::asn1::Null;
+use der::{Any, Encode};
+use openssl::hash::MessageDigest;
+use openssl::pkey::{Id, PKey, Public};
+use spki::AlgorithmIdentifierOwned;
+
+/// Why a signer could not be loaded, or a key or signature was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignerError {
+    /// The key type is not one certmint signs with or certifies.
+    #[error("unsupported key: {0}")]
+    UnsupportedKey(String),
+    /// A key file or key encoding could not be read.
+    #[error("cannot read key {what}: {reason}")]
+    KeyUnreadable {
+        /// Which key (usually a path).
+        what: String,
+        /// The underlying reason.
+        reason: String,
+    },
+    /// The cryptographic backend refused to sign.
+    #[error("signing failed: {0}")]
+    SigningFailed(String),
+    /// A signature did not verify.
+    #[error("signature does not verify: {0}")]
+    BadSignature(String),
+    /// A key could not be generated.
+    #[error("key generation failed: {0}")]
+    KeyGeneration(String),
+}
+
+impl From<openssl::error::ErrorStack> for SignerError {
+    fn from(e: openssl::error::ErrorStack) -> Self {
+        SignerError::SigningFailed(e.to_string())
+    }
+}
+
+/// A key that signs certificates. Implementations hold the private key
+/// wherever it lives and never hand it out.
+pub trait Signer: fmt::Debug + Send + Sync {
+    /// The signature algorithm this key produces.
+    fn algorithm(&self) -> SignatureAlgorithm;
+
+    /// The DER SubjectPublicKeyInfo of the key.
+    fn public_key_der(&self) -> &[u8];
+
+    /// Signs `message` (hashing included) and returns the signature as it
+    /// goes into a certificate's BIT STRING: DER `Ecdsa-Sig-Value` for ECDSA,
+    /// the raw PKCS#1 v1.5 block for RSA.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
+}
+
+/// The kinds of key certmint generates, signs with and certifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyType {
+    /// RSA with the given modulus size in bits.
+    Rsa(u32),
+    /// EC on NIST P-256 (prime256v1).
+    EcP256,
+    /// EC on NIST P-384 (secp384r1).
+    EcP384,
+}
+
+/// The RSA sizes certmint generates and accepts for signing.
+pub const RSA_SIZES: [u32; 3] = [2048, 3072, 4096];
+
+impl KeyType {
+    /// The signature algorithm a key of this type signs with.
+    pub fn signature_algorithm(self) -> SignatureAlgorithm {
+        match self {
+            KeyType::Rsa(_) => SignatureAlgorithm::RsaPkcs1Sha256,
+            KeyType::EcP256 => SignatureAlgorithm::EcdsaP256Sha256,
+            KeyType::EcP384 => SignatureAlgorithm::EcdsaP384Sha384,
+        }
+    }
+
+    /// Reads the type of a DER SubjectPublicKeyInfo. RSA keys of any size are
+    /// reported (so that a lint can name a too-small key); EC keys must be on
+    /// P-256 or P-384.
+    pub fn of_public_key(spki_der: &[u8]) -> Result<Self, SignerError> {
+        let key = PKey::<Public>::public_key_from_der(spki_der)
+            .map_err(|e| SignerError::UnsupportedKey(format!("not a public key: {e}")))?;
+        Self::of_pkey(&key)
+    }
+
+    pub(crate) fn of_pkey<T: openssl::pkey::HasPublic>(key: &PKey<T>) -> Result<Self, SignerError> {
+        match key.id() {
+            Id::RSA => Ok(KeyType::Rsa(key.bits())),
+            Id::EC => {
+                let ec = key.ec_key()?;
+                match ec.group().curve_name() {
+                    Some(openssl::nid::Nid::X9_62_PRIME256V1) => Ok(KeyType::EcP256),
+                    Some(openssl::nid::Nid::SECP384R1) => Ok(KeyType::EcP384),
+                    other => Err(SignerError::UnsupportedKey(format!(
+                        "EC curve {} (only P-256 and P-384)",
+                        other
+                            .and_then(|n| n.short_name().ok())
+                            .unwrap_or("unnamed")
+                    ))),
+                }
+            }
+            other => Err(SignerError::UnsupportedKey(format!(
+                "key algorithm {other:?} (only RSA and EC)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyType::Rsa(bits) => write!(f, "rsa{bits}"),
+            KeyType::EcP256 => f.write_str("p256"),
+            KeyType::EcP384 => f.write_str("p384"),
+        }
+    }
+}
+
+impl FromStr for KeyType {
+    type Err = SignerError;
+    /// `rsa2048`, `rsa3072`, `rsa4096`, `p256`, `p384`.
+    fn from_str(s: &str) -> Result<Self, SignerError> {
+        match s {
+            "p256" | "ec-p256" | "P-256" => Ok(KeyType::EcP256),
+            "p384" | "ec-p384" | "P-384" => Ok(KeyType::EcP384),
+            _ => s
+                .strip_prefix("rsa")
+                .and_then(|bits| bits.parse::<u32>().ok())
+                .filter(|bits| RSA_SIZES.contains(bits))
+                .map(KeyType::Rsa)
+                .ok_or_else(|| {
+                    SignerError::UnsupportedKey(format!(
+                        "key type {s:?} (use rsa2048, rsa3072, rsa4096, p256 or p384)"
+                    ))
+                }),
+        }
+    }
+}
+
+/// The certificate signature algorithms certmint produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignatureAlgorithm {
+    /// ecdsa-with-SHA256 with a P-256 key.
+    EcdsaP256Sha256,
+    /// ecdsa-with-SHA384 with a P-384 key.
+    EcdsaP384Sha384,
+    /// sha256WithRSAEncryption (PKCS#1 v1.5).
+    RsaPkcs1Sha256,
+}
+
+impl SignatureAlgorithm {
+    /// The algorithm's OID.
+    pub fn oid(self) -> ObjectIdentifier {
+        match self {
+            SignatureAlgorithm::EcdsaP256Sha256 => rfc5912::ECDSA_WITH_SHA_256,
+            SignatureAlgorithm::EcdsaP384Sha384 => rfc5912::ECDSA_WITH_SHA_384,
+            SignatureAlgorithm::RsaPkcs1Sha256 => rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
+        }
+    }
+
+    /// The AlgorithmIdentifier as RFC 5758 / RFC 4055 want it: parameters
+    /// absent for ECDSA, NULL for RSA.
+    pub fn algorithm_identifier(self) -> AlgorithmIdentifierOwned {
+        let parameters = match self {
+            SignatureAlgorithm::RsaPkcs1Sha256 => Some(Any::from(Null)),
+            _ => None,
+        };
+        AlgorithmIdentifierOwned {
+            oid: self.oid(),
+            parameters,
+        }
+    }
+
+    /// The algorithm named by a certificate's AlgorithmIdentifier, if certmint knows it.
+    pub fn from_algorithm_identifier(id: &AlgorithmIdentifierOwned) -> Option<Self> {
+        [
+            SignatureAlgorithm::EcdsaP256Sha256,
+            SignatureAlgorithm::EcdsaP384Sha384,
+            SignatureAlgorithm::RsaPkcs1Sha256,
+        ]
+        .into_iter()
+        .find(|alg| {
+            alg.algorithm_identifier().to_der().ok() == id.to_der().ok()
+        })
+    }
+
+    fn digest(self) -> MessageDigest {
+        match self {
+            SignatureAlgorithm::EcdsaP384Sha384 => MessageDigest::sha384(),
+            _ => MessageDigest::sha256(),
+        }
+    }
+}
+
+impl fmt::Display for SignatureAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SignatureAlgorithm::EcdsaP256Sha256 => "ecdsa-with-SHA256",
+            SignatureAlgorithm::EcdsaP384Sha384 => "ecdsa-with-SHA384",
+            SignatureAlgorithm::RsaPkcs1Sha256 => "sha256WithRSAEncryption",
+        })
+    }
+}
+
+/// A public key parsed once, ready to verify many signatures (the CA's key
+/// on the issuance hot path).
+pub struct VerifyingKey {
+    key: PKey<Public>,
+    key_type: KeyType,
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VerifyingKey({})", self.key_type)
+    }
+}
+
+impl VerifyingKey {
+    /// Parses a DER SubjectPublicKeyInfo.
+    pub fn from_spki_der(spki_der: &[u8]) -> Result<Self, SignerError> {
+        let key = PKey::<Public>::public_key_from_der(spki_der)
+            .map_err(|e| SignerError::UnsupportedKey(format!("not a public key: {e}")))?;
+        let key_type = KeyType::of_pkey(&key)?;
+        Ok(Self { key, key_type })
+    }
+
+    /// The key's type.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// Checks `signature` over `message` with `algorithm`, which must fit the key.
+    pub fn verify(
+        &self,
+        algorithm: SignatureAlgorithm,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignerError> {
+        let fits = match self.key_type {
+            KeyType::Rsa(_) => algorithm == SignatureAlgorithm::RsaPkcs1Sha256,
+            other => other.signature_algorithm() == algorithm,
+        };
+        if !fits {
+            return Err(SignerError::BadSignature(format!(
+                "{algorithm} does not fit a {} key",
+                self.key_type
+            )));
+        }
+        let mut verifier = openssl::sign::Verifier::new(algorithm.digest(), &self.key)?;
+        match verifier.verify_oneshot(signature, message) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(SignerError::BadSignature(format!(
+                "{algorithm} signature does not match the key"
+            ))),
+            Err(e) => Err(SignerError::BadSignature(e.to_string())),
+        }
+    }
+}
+
+/// Checks `signature` over `message` under the DER SubjectPublicKeyInfo `spki_der`.
+pub fn verify_signature(
+    spki_der: &[u8],
+    algorithm: SignatureAlgorithm,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), SignerError> {
+    VerifyingKey::from_spki_der(spki_der)?.verify(algorithm, message, signature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_type_names_round_trip() {
+        for t in [
+            KeyType::Rsa(2048),
+            KeyType::Rsa(3072),
+            KeyType::Rsa(4096),
+            KeyType::EcP256,
+            KeyType::EcP384,
+        ] {
+            assert_eq!(t.to_string().parse::<KeyType>().unwrap(), t);
+        }
+        assert!("rsa1024".parse::<KeyType>().is_err());
+        assert!("ed25519".parse::<KeyType>().is_err());
+    }
+
+    #[test]
+    fn algorithm_identifiers_round_trip() {
+        for alg in [
+            SignatureAlgorithm::EcdsaP256Sha256,
+            SignatureAlgorithm::EcdsaP384Sha384,
+            SignatureAlgorithm::RsaPkcs1Sha256,
+        ] {
+            let id = alg.algorithm_identifier();
+            assert_eq!(SignatureAlgorithm::from_algorithm_identifier(&id), Some(alg));
+        }
+    }
+
+    #[test]
+    fn rsa_algorithm_identifier_has_null_parameters_and_ecdsa_none() {
+        let rsa = SignatureAlgorithm::RsaPkcs1Sha256.algorithm_identifier();
+        assert_eq!(
+            rsa.to_der().unwrap(),
+            hex("300d06092a864886f70d01010b0500")
+        );
+        let ec = SignatureAlgorithm::EcdsaP256Sha256.algorithm_identifier();
+        assert_eq!(ec.to_der().unwrap(), hex("300a06082a8648ce3d040302"));
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn software_signatures_verify_and_tampering_is_caught() {
+        for key_type in [KeyType::EcP256, KeyType::EcP384, KeyType::Rsa(2048)] {
+            let signer = SoftwareSigner::generate(key_type).unwrap();
+            let message = b"to be signed";
+            let signature = signer.sign(message).unwrap();
+            verify_signature(signer.public_key_der(), signer.algorithm(), message, &signature)
+                .unwrap();
+            let tampered = verify_signature(
+                signer.public_key_der(),
+                signer.algorithm(),
+                b"to be signeD",
+                &signature,
+            );
+            assert!(matches!(tampered, Err(SignerError::BadSignature(_))));
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_key_material() {
+        let signer = SoftwareSigner::generate(KeyType::EcP256).unwrap();
+        let pem = signer.to_pkcs8_pem().unwrap();
+        let debug = format!("{signer:?}");
+        assert!(debug.contains("p256"));
+        let body: String = String::from_utf8_lossy(&pem)
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        assert!(!debug.contains(&body[..20]));
+    }
+}
