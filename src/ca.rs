@@ -136,7 +136,9 @@ pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaErro
                 reason: e.to_string(),
             },
         })?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_error(path))
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io_error(path))
 }
 
 /// Creates a root and an issuing CA in `dir`. Everything is generated in
@@ -157,16 +159,31 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<InitReport, CaError> {
 
     let root_profile = Profile::from_config(ProfileName::RootCa, config)?;
     let issuing_profile = Profile::from_config(ProfileName::IssuingCa, config)?;
-    let root_subject = Subject::from_input(&root_profile, &options.root_subject, IdMode::Production)?;
-    let issuing_subject = Subject::from_input(&issuing_profile, &options.issuing_subject, IdMode::Production)?;
+    let root_subject =
+        Subject::from_input(&root_profile, &options.root_subject, IdMode::Production)?;
+    let issuing_subject = Subject::from_input(
+        &issuing_profile,
+        &options.issuing_subject,
+        IdMode::Production,
+    )?;
 
     let root_key = SoftwareSigner::generate(options.root_key_type)?;
     let root_key_pem = root_key.to_pkcs8_pem()?;
-    let root = CertificateAuthority::create_root(Box::new(root_key), &root_profile, &root_subject, options.not_before)?;
+    let root = CertificateAuthority::create_root(
+        Box::new(root_key),
+        &root_profile,
+        &root_subject,
+        options.not_before,
+    )?;
 
     let issuing_key = SoftwareSigner::generate(options.issuing_key_type)?;
     let issuing_key_pem = issuing_key.to_pkcs8_pem()?;
-    let issuing = root.issue(&issuing_profile, &issuing_subject, issuing_key.public_key_der(), options.not_before)?;
+    let issuing = root.issue(
+        &issuing_profile,
+        &issuing_subject,
+        issuing_key.public_key_der(),
+        options.not_before,
+    )?;
     // The issuing certificate must work as a CA before anything is written.
     CertificateAuthority::new(Box::new(issuing_key), issuing.der().to_vec())?;
 
@@ -174,7 +191,10 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<InitReport, CaError> {
     // Key files are kept in wiped-on-drop buffers like the keys themselves.
     let contents: [(Zeroizing<Vec<u8>>, u32); 5] = [
         (Zeroizing::new(config.to_toml().into_bytes()), 0o644),
-        (Zeroizing::new(pem::certificate(root.certificate_der()).into_bytes()), 0o644),
+        (
+            Zeroizing::new(pem::certificate(root.certificate_der()).into_bytes()),
+            0o644,
+        ),
         (root_key_pem, 0o600),
         (Zeroizing::new(issuing.to_pem().into_bytes()), 0o644),
         (issuing_key_pem, 0o600),
@@ -212,10 +232,11 @@ pub struct CaDirectory {
 /// Reads a certificate file (PEM or DER) and returns its DER.
 pub fn read_certificate(path: &Path) -> Result<Vec<u8>, CaError> {
     let bytes = std::fs::read(path).map_err(io_error(path))?;
-    let der = der_from_pem_or_der(&bytes, "CERTIFICATE").map_err(|reason| CaError::Certificate {
-        path: path.to_path_buf(),
-        reason,
-    })?;
+    let der =
+        der_from_pem_or_der(&bytes, "CERTIFICATE").map_err(|reason| CaError::Certificate {
+            path: path.to_path_buf(),
+            reason,
+        })?;
     use der::Decode;
     x509_cert::Certificate::from_der(&der).map_err(|e| CaError::Certificate {
         path: path.to_path_buf(),
@@ -229,7 +250,12 @@ impl CaDirectory {
     /// reference (`key_override` replaces the configured one) and opens the key.
     pub fn open(dir: &Path, key_override: Option<&str>) -> Result<Self, CaError> {
         let config = CaConfig::load(&dir.join(CONFIG_FILE))?;
-        let key_ref = KeyRef::parse(key_override.unwrap_or(&config.ca.issuing_key), dir)?;
+        // A configured key path is relative to the CA directory; one the
+        // operator types is relative to where they typed it.
+        let key_ref = match key_override {
+            Some(reference) => KeyRef::parse(reference, Path::new("."))?,
+            None => KeyRef::parse(&config.ca.issuing_key, dir)?,
+        };
         let issuing_der = read_certificate(&dir.join(&config.ca.issuing_certificate))?;
         let root_der = read_certificate(&dir.join(&config.ca.root_certificate))?;
         let ca = CertificateAuthority::new(key_ref.open()?, issuing_der)?;

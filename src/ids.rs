@@ -302,8 +302,8 @@ impl PrefixTable {
         let mut table = BTreeSet::new();
         for prefix in prefixes {
             let prefix = prefix.as_ref();
-            let well_formed = (2..=3).contains(&prefix.len())
-                && prefix.bytes().all(|b| b.is_ascii_uppercase());
+            let well_formed =
+                (2..=3).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_uppercase());
             if !well_formed {
                 return Err(IdError::BadPrefix {
                     value: prefix.to_owned(),

@@ -4,19 +4,20 @@
 
 use std::fmt::Write as _;
 
+use const_oid::db::rfc4519;
 use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_QT_CPS, ID_QT_UNOTICE};
 use const_oid::{AssociatedOid, ObjectIdentifier};
 use der::asn1::Ia5String;
 use der::{Decode, Encode, Tag, Tagged};
 use serde::Serialize;
-use x509_cert::Certificate;
-use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
     AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
     CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
 };
+use x509_cert::ext::Extension;
 use x509_cert::name::Name;
+use x509_cert::Certificate;
 
 use crate::issue::tbs::BmpUserNotice;
 use crate::pem::{hex, hex_colons};
@@ -69,8 +70,32 @@ pub struct CertificateSummary {
     pub extensions: Vec<ExtensionSummary>,
 }
 
+/// The names OpenSSL and RFC 4514 use; anything else by its OID database name or number.
 fn attribute_name(oid: &ObjectIdentifier) -> String {
-    const_oid::db::DB.by_oid(oid).map(str::to_owned).unwrap_or_else(|| oid.to_string())
+    let known = match *oid {
+        rfc4519::CN => "CN",
+        rfc4519::C => "C",
+        rfc4519::O => "O",
+        rfc4519::OU => "OU",
+        rfc4519::L => "L",
+        rfc4519::ST => "ST",
+        rfc4519::SERIAL_NUMBER => "serialNumber",
+        BasicConstraints::OID => "basicConstraints",
+        KeyUsage::OID => "keyUsage",
+        ExtendedKeyUsage::OID => "extKeyUsage",
+        CertificatePolicies::OID => "certificatePolicies",
+        SubjectKeyIdentifier::OID => "subjectKeyIdentifier",
+        AuthorityKeyIdentifier::OID => "authorityKeyIdentifier",
+        CrlDistributionPoints::OID => "cRLDistributionPoints",
+        AuthorityInfoAccessSyntax::OID => "authorityInfoAccess",
+        _ => {
+            return const_oid::db::DB
+                .by_oid(oid)
+                .map(str::to_owned)
+                .unwrap_or_else(|| oid.to_string())
+        }
+    };
+    known.to_owned()
 }
 
 fn string_type(tag: Tag) -> String {
@@ -111,7 +136,10 @@ fn describe(ext: &Extension) -> (String, String) {
             s
         }),
         KeyUsage::OID => KeyUsage::from_der(bytes).ok().map(|ku| {
-            ku.0.into_iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", ")
+            ku.0.into_iter()
+                .map(|u| format!("{u:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         }),
         ExtendedKeyUsage::OID => ExtendedKeyUsage::from_der(bytes).ok().map(|eku| {
             eku.0
@@ -151,10 +179,14 @@ fn describe(ext: &Extension) -> (String, String) {
                 .collect::<Vec<_>>()
                 .join(" | ")
         }),
-        SubjectKeyIdentifier::OID => SubjectKeyIdentifier::from_der(bytes).ok().map(|ski| hex_colons(ski.0.as_bytes())),
-        AuthorityKeyIdentifier::OID => AuthorityKeyIdentifier::from_der(bytes)
+        SubjectKeyIdentifier::OID => SubjectKeyIdentifier::from_der(bytes)
             .ok()
-            .map(|aki| aki.key_identifier.map(|k| hex_colons(k.as_bytes())).unwrap_or_default()),
+            .map(|ski| hex_colons(ski.0.as_bytes())),
+        AuthorityKeyIdentifier::OID => AuthorityKeyIdentifier::from_der(bytes).ok().map(|aki| {
+            aki.key_identifier
+                .map(|k| hex_colons(k.as_bytes()))
+                .unwrap_or_default()
+        }),
         CrlDistributionPoints::OID => CrlDistributionPoints::from_der(bytes).ok().map(|dps| {
             dps.0
                 .iter()
@@ -167,24 +199,29 @@ fn describe(ext: &Extension) -> (String, String) {
                 .collect::<Vec<_>>()
                 .join(", ")
         }),
-        AuthorityInfoAccessSyntax::OID => AuthorityInfoAccessSyntax::from_der(bytes).ok().map(|aia| {
-            aia.0
-                .iter()
-                .map(|ad| {
-                    let method = match ad.access_method {
-                        ID_AD_CA_ISSUERS => "caIssuers".to_owned(),
-                        ID_AD_OCSP => "OCSP".to_owned(),
-                        other => other.to_string(),
-                    };
-                    format!("{method} {}", uri(&ad.access_location))
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        }),
+        AuthorityInfoAccessSyntax::OID => {
+            AuthorityInfoAccessSyntax::from_der(bytes).ok().map(|aia| {
+                aia.0
+                    .iter()
+                    .map(|ad| {
+                        let method = match ad.access_method {
+                            ID_AD_CA_ISSUERS => "caIssuers".to_owned(),
+                            ID_AD_OCSP => "OCSP".to_owned(),
+                            other => other.to_string(),
+                        };
+                        format!("{method} {}", uri(&ad.access_location))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+        }
         _ => None,
     };
     let name = attribute_name(&ext.extn_id);
-    (name, decoded.unwrap_or_else(|| format!("({} bytes)", bytes.len())))
+    (
+        name,
+        decoded.unwrap_or_else(|| format!("({} bytes)", bytes.len())),
+    )
 }
 
 /// Summarises a DER certificate.

@@ -41,7 +41,8 @@ impl KeyRef {
         if reference.starts_with("pkcs11:") {
             return Err(KeyRefError::Unsupported {
                 reference: reference.to_owned(),
-                reason: "PKCS#11 keys are not supported by this build yet (software key files only)",
+                reason:
+                    "PKCS#11 keys are not supported by this build yet (software key files only)",
             });
         }
         let path = Path::new(reference);
@@ -76,6 +77,9 @@ mod tests {
     fn pkcs11_uris_are_refused_clearly_until_supported() {
         let err = KeyRef::parse("pkcs11:token=ca;object=k", Path::new(".")).unwrap_err();
         assert!(err.to_string().contains("PKCS#11"), "{err}");
-        assert!(matches!(KeyRef::parse(" ", Path::new(".")), Err(KeyRefError::Empty)));
+        assert!(matches!(
+            KeyRef::parse(" ", Path::new(".")),
+            Err(KeyRefError::Empty)
+        ));
     }
 }

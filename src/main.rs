@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use der::DateTime;
 
@@ -60,9 +60,11 @@ enum CaCommand {
 }
 
 #[derive(Args)]
-#[command(after_help = "Example:\n  certmint ca init --dir ./ca\n  certmint ca init --dir ./lab-ca --key-type p256 --issuing-cn 'Lab Issuing CA' --root-cn 'Lab Root CA'\n\n\
+#[command(
+    after_help = "Example:\n  certmint ca init --dir ./ca\n  certmint ca init --dir ./lab-ca --key-type p256 --issuing-cn 'Lab Issuing CA' --root-cn 'Lab Root CA'\n\n\
 Writes certmint-ca.toml (profiles, URLs, OIDs: edit it), root.pem, root-key.pem,\n\
-issuing.pem and issuing-key.pem; keys are PKCS#8 with mode 0600. Never overwrites.")]
+issuing.pem and issuing-key.pem; keys are PKCS#8 with mode 0600. Never overwrites."
+)]
 struct CaInitArgs {
     /// The CA directory to create (created if missing; existing CA files are never replaced).
     #[arg(long)]
@@ -71,7 +73,10 @@ struct CaInitArgs {
     #[arg(long, default_value = "p384")]
     key_type: KeyType,
     /// Root CA commonName.
-    #[arg(long, default_value = "Mali Mühür Kök Sertifika Hizmet Sağlayıcısı - Sürüm 1")]
+    #[arg(
+        long,
+        default_value = "Mali Mühür Kök Sertifika Hizmet Sağlayıcısı - Sürüm 1"
+    )]
     root_cn: String,
     /// Issuing CA commonName (the issuer name of every certificate it signs).
     #[arg(long, default_value = certmint::profile::MALI_MUHUR_ISSUER_CN)]
@@ -102,7 +107,11 @@ struct IssueArgs {
     #[arg(long)]
     profile: ProfileName,
     /// PKCS#10 request (PEM or DER); its signature must verify.
-    #[arg(long, conflicts_with = "public_key", required_unless_present = "public_key")]
+    #[arg(
+        long,
+        conflicts_with = "public_key",
+        required_unless_present = "public_key"
+    )]
     csr: Option<PathBuf>,
     /// Bare public key (PEM "PUBLIC KEY" or DER SubjectPublicKeyInfo).
     #[arg(long)]
@@ -146,7 +155,9 @@ struct IssueArgs {
 }
 
 #[derive(Args)]
-#[command(after_help = "Examples:\n  certmint inspect company.pem\n  certmint inspect --json ca/issuing.pem")]
+#[command(
+    after_help = "Examples:\n  certmint inspect company.pem\n  certmint inspect --json ca/issuing.pem"
+)]
 struct InspectArgs {
     /// Certificate file, PEM or DER.
     file: PathBuf,
@@ -161,18 +172,22 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         if let Some(IssueError::Lint(_)) = cause.downcast_ref::<IssueError>() {
             return 4;
         }
-        let invalid_input = matches!(cause.downcast_ref::<IssueError>(), Some(IssueError::KeyNotAccepted { .. }))
-            || matches!(
-                cause.downcast_ref::<ProfileError>(),
-                Some(
-                    ProfileError::MissingField { .. }
-                        | ProfileError::UnexpectedField { .. }
-                        | ProfileError::Id(_)
-                        | ProfileError::BadName { .. }
-                )
+        let invalid_input = matches!(
+            cause.downcast_ref::<IssueError>(),
+            Some(IssueError::KeyNotAccepted { .. })
+        ) || matches!(
+            cause.downcast_ref::<ProfileError>(),
+            Some(
+                ProfileError::MissingField { .. }
+                    | ProfileError::UnexpectedField { .. }
+                    | ProfileError::Id(_)
+                    | ProfileError::BadName { .. }
             )
-            || cause.downcast_ref::<RequestError>().is_some()
-            || matches!(cause.downcast_ref::<SignerError>(), Some(SignerError::UnsupportedKey(_)));
+        ) || cause.downcast_ref::<RequestError>().is_some()
+            || matches!(
+                cause.downcast_ref::<SignerError>(),
+                Some(SignerError::UnsupportedKey(_))
+            );
         if invalid_input {
             return 3;
         }
@@ -218,7 +233,8 @@ fn ca_init(args: CaInitArgs) -> Result<()> {
         config,
         not_before: now()?,
     };
-    let report = ca::init(&args.dir, &options).with_context(|| format!("ca init {}", args.dir.display()))?;
+    let report =
+        ca::init(&args.dir, &options).with_context(|| format!("ca init {}", args.dir.display()))?;
     if args.json {
         let json = serde_json::json!({
             "dir": args.dir,
@@ -232,7 +248,10 @@ fn ca_init(args: CaInitArgs) -> Result<()> {
         for file in &report.files {
             println!("  {}", file.display());
         }
-        println!("Move {} offline once the issuing CA exists.", args.dir.join(ca::ROOT_KEY_FILE).display());
+        println!(
+            "Move {} offline once the issuing CA exists.",
+            args.dir.join(ca::ROOT_KEY_FILE).display()
+        );
     }
     Ok(())
 }
@@ -243,20 +262,27 @@ fn read_input(path: &Path) -> Result<Vec<u8>> {
 
 fn issue(args: IssueArgs) -> Result<()> {
     if matches!(args.profile, ProfileName::RootCa | ProfileName::IssuingCa) {
-        bail!("profile {} is made by `certmint ca init`, not by `issue`", args.profile);
+        bail!(
+            "profile {} is made by `certmint ca init`, not by `issue`",
+            args.profile
+        );
     }
     // Everything is read and validated before the CA key is opened, and
     // nothing is written until the certificate is signed and verified.
     for out in [&args.out, &args.der_out].into_iter().flatten() {
         if out.exists() {
-            bail!("{} already exists; certmint never overwrites a certificate", out.display());
+            bail!(
+                "{} already exists; certmint never overwrites a certificate",
+                out.display()
+            );
         }
     }
     let file_input = match &args.subject {
         Some(path) => {
             let text = String::from_utf8(read_input(path)?)
                 .with_context(|| format!("{} is not UTF-8", path.display()))?;
-            toml::from_str::<SubjectInput>(&text).with_context(|| format!("subject file {}", path.display()))?
+            toml::from_str::<SubjectInput>(&text)
+                .with_context(|| format!("subject file {}", path.display()))?
         }
         None => SubjectInput::default(),
     };
@@ -270,13 +296,21 @@ fn issue(args: IssueArgs) -> Result<()> {
     }
     .or(file_input);
     let public_key = match (&args.csr, &args.public_key) {
-        (Some(csr), _) => request::public_key_from_csr(&read_input(csr)?, &csr.display().to_string())?,
-        (None, Some(key)) => request::public_key_from_spki(&read_input(key)?, &key.display().to_string())?,
+        (Some(csr), _) => {
+            request::public_key_from_csr(&read_input(csr)?, &csr.display().to_string())?
+        }
+        (None, Some(key)) => {
+            request::public_key_from_spki(&read_input(key)?, &key.display().to_string())?
+        }
         (None, None) => bail!("give --csr or --public-key"),
     };
     let config = CaConfig::load(&args.ca.join(ca::CONFIG_FILE))?;
     let profile = Profile::from_config(args.profile, &config)?;
-    let id_mode = if args.test_mode { IdMode::Test } else { IdMode::Production };
+    let id_mode = if args.test_mode {
+        IdMode::Test
+    } else {
+        IdMode::Production
+    };
     let subject = Subject::from_input(&profile, &input, id_mode)?;
     // The key is checked against the profile before the CA key is opened.
     let key_type = KeyType::of_public_key(&public_key)?;
@@ -319,7 +353,12 @@ fn issue(args: IssueArgs) -> Result<()> {
     } else if args.out.is_none() {
         std::io::stdout().write_all(pem.as_bytes())?;
     } else {
-        let who = summary.subject.iter().map(|a| a.value.as_str()).collect::<Vec<_>>().join(" / ");
+        let who = summary
+            .subject
+            .iter()
+            .map(|a| a.value.as_str())
+            .collect::<Vec<_>>()
+            .join(" / ");
         println!(
             "Issued {} certificate {} for {who}, valid {} to {}",
             profile.name, summary.serial, summary.not_before, summary.not_after
@@ -330,8 +369,10 @@ fn issue(args: IssueArgs) -> Result<()> {
 
 fn inspect_file(args: InspectArgs) -> Result<()> {
     let bytes = read_input(&args.file)?;
-    let der = der_from_pem_or_der(&bytes, "CERTIFICATE").map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
-    let summary = inspect::summarize(&der).with_context(|| format!("{} is not a certificate", args.file.display()))?;
+    let der = der_from_pem_or_der(&bytes, "CERTIFICATE")
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let summary = inspect::summarize(&der)
+        .with_context(|| format!("{} is not a certificate", args.file.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -15,7 +15,11 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Upper-case hex with colons, as OpenSSL prints fingerprints.
 pub fn hex_colons(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// The DER inside `bytes` when they are PEM with `label`, else `bytes` as given.
@@ -44,8 +48,14 @@ mod tests {
     #[test]
     fn pem_round_trip_and_label_check() {
         let pem = certificate(&[0x30, 0x00]);
-        assert_eq!(der_from_pem_or_der(pem.as_bytes(), "CERTIFICATE").unwrap(), vec![0x30, 0x00]);
+        assert_eq!(
+            der_from_pem_or_der(pem.as_bytes(), "CERTIFICATE").unwrap(),
+            vec![0x30, 0x00]
+        );
         assert!(der_from_pem_or_der(pem.as_bytes(), "PUBLIC KEY").is_err());
-        assert_eq!(der_from_pem_or_der(&[0x30, 0x00], "PUBLIC KEY").unwrap(), vec![0x30, 0x00]);
+        assert_eq!(
+            der_from_pem_or_der(&[0x30, 0x00], "PUBLIC KEY").unwrap(),
+            vec![0x30, 0x00]
+        );
     }
 }

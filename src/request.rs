@@ -26,7 +26,9 @@ pub enum RequestError {
         what: String,
     },
     /// Not a SubjectPublicKeyInfo.
-    #[error("{what} is not a public key (PEM \"PUBLIC KEY\" or DER SubjectPublicKeyInfo): {reason}")]
+    #[error(
+        "{what} is not a public key (PEM \"PUBLIC KEY\" or DER SubjectPublicKeyInfo): {reason}"
+    )]
     NotAPublicKey {
         /// The input's name.
         what: String,
@@ -46,15 +48,22 @@ pub fn public_key_from_csr(bytes: &[u8], what: &str) -> Result<Vec<u8>, RequestE
     let request = CertReq::from_der(&der).map_err(|e| not_a_request(e.to_string()))?;
     // OpenSSL checks the signature: it knows every algorithm a requester may
     // have used, not only the ones certmint signs with.
-    let openssl_request = openssl::x509::X509Req::from_der(&der).map_err(|e| not_a_request(e.to_string()))?;
+    let openssl_request =
+        openssl::x509::X509Req::from_der(&der).map_err(|e| not_a_request(e.to_string()))?;
     let verified = openssl_request
         .public_key()
         .and_then(|key| openssl_request.verify(&key))
         .unwrap_or(false);
     if !verified {
-        return Err(RequestError::BadRequestSignature { what: what.to_owned() });
+        return Err(RequestError::BadRequestSignature {
+            what: what.to_owned(),
+        });
     }
-    request.info.public_key.to_der().map_err(|e| not_a_request(e.to_string()))
+    request
+        .info
+        .public_key
+        .to_der()
+        .map_err(|e| not_a_request(e.to_string()))
 }
 
 /// The DER SubjectPublicKeyInfo in `bytes` (PEM "PUBLIC KEY" or DER).

@@ -16,17 +16,17 @@ use const_oid::{AssociatedOid, ObjectIdentifier};
 use der::asn1::Ia5String;
 use der::{Decode, Encode, Tag, Tagged};
 use x509_cert::certificate::Version;
-use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
     AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
     CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
 };
+use x509_cert::ext::Extension;
 use x509_cert::name::RdnSequence;
 use x509_cert::time::Time;
 
-use super::tbs::{BmpUserNotice, IssuerIdentity, TbsCertificate, key_identifier};
+use super::tbs::{key_identifier, BmpUserNotice, IssuerIdentity, TbsCertificate};
 use super::validity;
 use crate::ids::{DeviceSerial, IdMode, Tckn, Vkn};
 use crate::profile::{Profile, ProfileName, StringType, UB_NAME};
@@ -54,7 +54,11 @@ impl LintReport {
 
 impl fmt::Display for LintReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(|x| format!("[{}] {}", x.lint, x.message)).collect();
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|x| format!("[{}] {}", x.lint, x.message))
+            .collect();
         f.write_str(&parts.join("; "))
     }
 }
@@ -79,8 +83,15 @@ impl Findings {
 
 /// Checks `tbs_der` against RFC 5280 and `profile`, for certificates issued
 /// by `issuer`. `id_mode` says whether GİB test identifiers are acceptable.
-pub fn lint(profile: &Profile, issuer: &IssuerIdentity, id_mode: IdMode, tbs_der: &[u8]) -> Result<(), LintReport> {
+pub fn lint(
+    profile: &Profile,
+    issuer: &IssuerIdentity,
+    id_mode: IdMode,
+    tbs_der: &[u8],
+) -> Result<(), LintReport> {
     let mut f = Findings::default();
+    // The der crate decodes strict DER only, so a non-canonical encoding
+    // fails here too.
     let tbs = match TbsCertificate::from_der(tbs_der) {
         Ok(tbs) => tbs,
         Err(e) => {
@@ -88,9 +99,6 @@ pub fn lint(profile: &Profile, issuer: &IssuerIdentity, id_mode: IdMode, tbs_der
             return Err(LintReport(f.0));
         }
     };
-    f.check(tbs.to_der().ok().as_deref() == Some(tbs_der), "der.canonical", || {
-        "the encoding is not canonical DER".into()
-    });
     if let Err(e) = x509_cert::TbsCertificate::from_der(tbs_der) {
         f.add("der.x509_cert", format!("x509-cert refuses the TBS: {e}"));
     }
@@ -102,12 +110,22 @@ pub fn lint(profile: &Profile, issuer: &IssuerIdentity, id_mode: IdMode, tbs_der
     f.check(
         tbs.signature == issuer.signature_algorithm.algorithm_identifier(),
         "rfc5280.signature_algorithm",
-        || format!("TBS signature algorithm {} is not the issuer's {}", tbs.signature.oid, issuer.signature_algorithm),
+        || {
+            format!(
+                "TBS signature algorithm {} is not the issuer's {}",
+                tbs.signature.oid, issuer.signature_algorithm
+            )
+        },
     );
     f.check(
         !tbs.issuer.is_empty() && tbs.issuer.to_der().ok() == issuer.name.to_der().ok(),
         "rfc5280.issuer",
-        || format!("issuer {} is not the CA's subject {}", tbs.issuer, issuer.name),
+        || {
+            format!(
+                "issuer {} is not the CA's subject {}",
+                tbs.issuer, issuer.name
+            )
+        },
     );
     f.check(
         tbs.issuer_unique_id.is_none() && tbs.subject_unique_id.is_none(),
@@ -117,7 +135,11 @@ pub fn lint(profile: &Profile, issuer: &IssuerIdentity, id_mode: IdMode, tbs_der
     lint_validity(&mut f, profile, issuer, &tbs);
     lint_subject(&mut f, profile, id_mode, &tbs.subject);
 
-    let key_type = match tbs.subject_public_key_info.to_der().map(|d| KeyType::of_public_key(&d)) {
+    let key_type = match tbs
+        .subject_public_key_info
+        .to_der()
+        .map(|d| KeyType::of_public_key(&d))
+    {
         Ok(Ok(key_type)) => Some(key_type),
         Ok(Err(e)) => {
             f.add("profile.key", e.to_string());
@@ -139,15 +161,24 @@ pub fn lint(profile: &Profile, issuer: &IssuerIdentity, id_mode: IdMode, tbs_der
     }
     lint_extensions(&mut f, profile, issuer, &tbs, key_type);
 
-    if f.0.is_empty() { Ok(()) } else { Err(LintReport(f.0)) }
+    if f.0.is_empty() {
+        Ok(())
+    } else {
+        Err(LintReport(f.0))
+    }
 }
 
 fn lint_serial(f: &mut Findings, bytes: &[u8]) {
     let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
     let zero = bytes.iter().all(|&b| b == 0);
-    f.check(!negative && !zero, "rfc5280.serial.positive", || "serial number must be positive".into());
+    f.check(!negative && !zero, "rfc5280.serial.positive", || {
+        "serial number must be positive".into()
+    });
     f.check(bytes.len() <= 20, "rfc5280.serial.length", || {
-        format!("serial number has {} octets, at most 20 allowed", bytes.len())
+        format!(
+            "serial number has {} octets, at most 20 allowed",
+            bytes.len()
+        )
     });
     let significant = bytes.iter().skip_while(|&&b| b == 0).count();
     f.check(significant >= 8, "cabf.serial.entropy", || {
@@ -155,14 +186,29 @@ fn lint_serial(f: &mut Findings, bytes: &[u8]) {
     });
 }
 
-fn lint_validity(f: &mut Findings, profile: &Profile, issuer: &IssuerIdentity, tbs: &TbsCertificate) {
+fn lint_validity(
+    f: &mut Findings,
+    profile: &Profile,
+    issuer: &IssuerIdentity,
+    tbs: &TbsCertificate,
+) {
     let not_before = tbs.validity.not_before.to_date_time();
     let not_after = tbs.validity.not_after.to_date_time();
-    for (which, time) in [("notBefore", tbs.validity.not_before), ("notAfter", tbs.validity.not_after)] {
+    for (which, time) in [
+        ("notBefore", tbs.validity.not_before),
+        ("notAfter", tbs.validity.not_after),
+    ] {
         let utc_required = time.to_date_time().year() < 2050;
         let is_utc = matches!(time, Time::UtcTime(_));
         f.check(utc_required == is_utc, "rfc5280.validity.encoding", || {
-            format!("{which} must be {} (RFC 5280 §4.1.2.5)", if utc_required { "UTCTime" } else { "GeneralizedTime" })
+            format!(
+                "{which} must be {} (RFC 5280 §4.1.2.5)",
+                if utc_required {
+                    "UTCTime"
+                } else {
+                    "GeneralizedTime"
+                }
+            )
         });
     }
     f.check(not_before < not_after, "rfc5280.validity.order", || {
@@ -173,13 +219,21 @@ fn lint_validity(f: &mut Findings, profile: &Profile, issuer: &IssuerIdentity, t
         format!(
             "notAfter {not_after} must be notBefore + {} years − 1 day ({})",
             profile.validity_years,
-            expected.map(|e| e.to_string()).unwrap_or_else(|| "out of range".into())
+            expected
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "out of range".into())
         )
     });
     if let Some(issuer_not_after) = issuer.not_after {
-        f.check(not_after <= issuer_not_after, "rfc5280.validity.within_issuer", || {
-            format!("notAfter {not_after} is after the issuing CA's notAfter {issuer_not_after}")
-        });
+        f.check(
+            not_after <= issuer_not_after,
+            "rfc5280.validity.within_issuer",
+            || {
+                format!(
+                    "notAfter {not_after} is after the issuing CA's notAfter {issuer_not_after}"
+                )
+            },
+        );
     }
 }
 
@@ -195,7 +249,10 @@ fn lint_subject(f: &mut Findings, profile: &Profile, id_mode: IdMode, subject: &
     let mut attributes = Vec::new();
     for rdn in subject.iter() {
         f.check(rdn.len() == 1, "profile.subject.rdn", || {
-            format!("an RDN holds {} attributes; certmint names hold one per RDN", rdn.len())
+            format!(
+                "an RDN holds {} attributes; certmint names hold one per RDN",
+                rdn.len()
+            )
         });
         attributes.extend(rdn.iter());
     }
@@ -207,15 +264,32 @@ fn lint_subject(f: &mut Findings, profile: &Profile, id_mode: IdMode, subject: &
                 let attr = next.next().copied();
                 let Some(attr) = attr else { break };
                 let tag = attr.value.tag();
-                f.check(string_type_of(tag) == Some(rule.string_type), "profile.subject.string_type", || {
-                    format!("{} is encoded as {tag:?}, must be {:?}String", attr.oid, rule.string_type)
-                });
+                f.check(
+                    string_type_of(tag) == Some(rule.string_type),
+                    "profile.subject.string_type",
+                    || {
+                        format!(
+                            "{} is encoded as {tag:?}, must be {:?}String",
+                            attr.oid, rule.string_type
+                        )
+                    },
+                );
                 let value = String::from_utf8_lossy(attr.value.value()).into_owned();
-                f.check(!value.trim().is_empty(), "profile.subject.value", || format!("{} is empty", attr.oid));
+                f.check(!value.trim().is_empty(), "profile.subject.value", || {
+                    format!("{} is empty", attr.oid)
+                });
                 if rule.oid == rfc4519::CN || rule.oid == rfc4519::O {
-                    f.check(value.chars().count() <= UB_NAME, "profile.subject.value", || {
-                        format!("{} has {} characters, at most {UB_NAME}", attr.oid, value.chars().count())
-                    });
+                    f.check(
+                        value.chars().count() <= UB_NAME,
+                        "profile.subject.value",
+                        || {
+                            format!(
+                                "{} has {} characters, at most {UB_NAME}",
+                                attr.oid,
+                                value.chars().count()
+                            )
+                        },
+                    );
                 }
                 values.push((attr.oid, value));
             }
@@ -225,14 +299,27 @@ fn lint_subject(f: &mut Findings, profile: &Profile, id_mode: IdMode, subject: &
         }
     }
     for extra in next {
-        f.add("profile.subject.unexpected", format!("subject attribute {} is not in profile {}", extra.oid, profile.name));
+        f.add(
+            "profile.subject.unexpected",
+            format!(
+                "subject attribute {} is not in profile {}",
+                extra.oid, profile.name
+            ),
+        );
     }
-    let value_of = |oid| values.iter().find(|(o, _)| *o == oid).map(|(_, v)| v.as_str());
+    let value_of = |oid| {
+        values
+            .iter()
+            .find(|(o, _)| *o == oid)
+            .map(|(_, v)| v.as_str())
+    };
     match profile.name {
         ProfileName::MaliMuhur => {
             if let Some(id) = value_of(rfc4519::SERIAL_NUMBER) {
                 let valid = Vkn::parse(id, id_mode).is_ok() || id.parse::<Tckn>().is_ok();
-                f.check(valid, "profile.subject.value", || format!("serialNumber {id:?} is not a valid VKN or TCKN"));
+                f.check(valid, "profile.subject.value", || {
+                    format!("serialNumber {id:?} is not a valid VKN or TCKN")
+                });
             }
         }
         ProfileName::OkcDevice => {
@@ -240,26 +327,37 @@ fn lint_subject(f: &mut Findings, profile: &Profile, id_mode: IdMode, subject: &
                 if let Err(e) = DeviceSerial::parse(serial, &profile.approved_prefixes) {
                     f.add("profile.subject.value", e.to_string());
                 }
-                f.check(value_of(rfc4519::CN) == Some(serial), "profile.subject.value", || {
-                    "an ÖKC device's CN must repeat its serialNumber".into()
-                });
+                f.check(
+                    value_of(rfc4519::CN) == Some(serial),
+                    "profile.subject.value",
+                    || "an ÖKC device's CN must repeat its serialNumber".into(),
+                );
             }
         }
         ProfileName::RootCa | ProfileName::IssuingCa => {
             if let Some(c) = value_of(rfc4519::C) {
-                f.check(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()), "profile.subject.value", || {
-                    format!("countryName {c:?} must be two capital letters")
-                });
+                f.check(
+                    c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()),
+                    "profile.subject.value",
+                    || format!("countryName {c:?} must be two capital letters"),
+                );
             }
         }
     }
 }
 
-fn decode_extension<'a, T: Decode<'a>>(f: &mut Findings, lint: &'static str, ext: &'a Extension) -> Option<T> {
+fn decode_extension<'a, T: Decode<'a>>(
+    f: &mut Findings,
+    lint: &'static str,
+    ext: &'a Extension,
+) -> Option<T> {
     match T::from_der(ext.extn_value.as_bytes()) {
         Ok(value) => Some(value),
         Err(e) => {
-            f.add(lint, format!("extension {} does not decode: {e}", ext.extn_id));
+            f.add(
+                lint,
+                format!("extension {} does not decode: {e}", ext.extn_id),
+            );
             None
         }
     }
@@ -267,7 +365,11 @@ fn decode_extension<'a, T: Decode<'a>>(f: &mut Findings, lint: &'static str, ext
 
 fn criticality(f: &mut Findings, lint: &'static str, ext: &Extension, critical: bool) {
     f.check(ext.critical == critical, lint, || {
-        format!("extension {} must be {}", ext.extn_id, if critical { "critical" } else { "non-critical" })
+        format!(
+            "extension {} must be {}",
+            ext.extn_id,
+            if critical { "critical" } else { "non-critical" }
+        )
     });
 }
 
@@ -288,11 +390,17 @@ fn lint_extensions(
     let extensions = tbs.extensions.as_deref().unwrap_or(&[]);
     let mut seen = BTreeSet::new();
     for ext in extensions {
-        f.check(seen.insert(ext.extn_id), "rfc5280.extensions.unique", || {
-            format!("extension {} appears more than once", ext.extn_id)
-        });
+        f.check(
+            seen.insert(ext.extn_id),
+            "rfc5280.extensions.unique",
+            || format!("extension {} appears more than once", ext.extn_id),
+        );
     }
-    let mut expected = vec![BasicConstraints::OID, KeyUsage::OID, SubjectKeyIdentifier::OID];
+    let mut expected = vec![
+        BasicConstraints::OID,
+        KeyUsage::OID,
+        SubjectKeyIdentifier::OID,
+    ];
     if !profile.extended_key_usage.is_empty() {
         expected.push(ExtendedKeyUsage::OID);
     }
@@ -314,16 +422,20 @@ fn lint_extensions(
         });
     }
     for oid in &seen {
-        f.check(expected.contains(oid), "profile.extensions.unexpected", || {
-            format!("extension {oid} is not part of profile {}", profile.name)
-        });
+        f.check(
+            expected.contains(oid),
+            "profile.extensions.unexpected",
+            || format!("extension {oid} is not part of profile {}", profile.name),
+        );
     }
 
     for ext in extensions {
         match ext.extn_id {
             BasicConstraints::OID => {
                 criticality(f, "profile.basic_constraints", ext, true);
-                if let Some(bc) = decode_extension::<BasicConstraints>(f, "profile.basic_constraints", ext) {
+                if let Some(bc) =
+                    decode_extension::<BasicConstraints>(f, "profile.basic_constraints", ext)
+                {
                     f.check(
                         bc.ca == profile.ca.is_some() && bc.path_len_constraint == profile.ca.flatten(),
                         "profile.basic_constraints",
@@ -334,7 +446,10 @@ fn lint_extensions(
             }
             KeyUsage::OID => {
                 criticality(f, "profile.key_usage", ext, true);
-                if let (Some(ku), Some(key_type)) = (decode_extension::<KeyUsage>(f, "profile.key_usage", ext), key_type) {
+                if let (Some(ku), Some(key_type)) = (
+                    decode_extension::<KeyUsage>(f, "profile.key_usage", ext),
+                    key_type,
+                ) {
                     let wanted = profile.key_usage_for(key_type);
                     f.check(ku.0 == wanted, "profile.key_usage", || {
                         format!("keyUsage {:?}, profile wants {:?}", ku.0, wanted)
@@ -343,21 +458,36 @@ fn lint_extensions(
             }
             ExtendedKeyUsage::OID => {
                 criticality(f, "profile.extended_key_usage", ext, false);
-                if let Some(eku) = decode_extension::<ExtendedKeyUsage>(f, "profile.extended_key_usage", ext) {
-                    f.check(eku.0 == profile.extended_key_usage, "profile.extended_key_usage", || {
-                        format!("extKeyUsage {:?}, profile wants {:?}", eku.0, profile.extended_key_usage)
-                    });
+                if let Some(eku) =
+                    decode_extension::<ExtendedKeyUsage>(f, "profile.extended_key_usage", ext)
+                {
+                    f.check(
+                        eku.0 == profile.extended_key_usage,
+                        "profile.extended_key_usage",
+                        || {
+                            format!(
+                                "extKeyUsage {:?}, profile wants {:?}",
+                                eku.0, profile.extended_key_usage
+                            )
+                        },
+                    );
                 }
             }
             CertificatePolicies::OID => {
                 criticality(f, "profile.certificate_policies", ext, false);
-                if let Some(cp) = decode_extension::<CertificatePolicies>(f, "profile.certificate_policies", ext) {
+                if let Some(cp) =
+                    decode_extension::<CertificatePolicies>(f, "profile.certificate_policies", ext)
+                {
                     lint_policies(f, profile, &cp);
                 }
             }
             SubjectKeyIdentifier::OID => {
                 criticality(f, "rfc5280.subject_key_identifier", ext, false);
-                if let Some(ski) = decode_extension::<SubjectKeyIdentifier>(f, "rfc5280.subject_key_identifier", ext) {
+                if let Some(ski) = decode_extension::<SubjectKeyIdentifier>(
+                    f,
+                    "rfc5280.subject_key_identifier",
+                    ext,
+                ) {
                     f.check(
                         ski.0.as_bytes() == key_identifier(&tbs.subject_public_key_info).as_slice(),
                         "rfc5280.subject_key_identifier",
@@ -367,31 +497,63 @@ fn lint_extensions(
             }
             AuthorityKeyIdentifier::OID => {
                 criticality(f, "rfc5280.authority_key_identifier", ext, false);
-                if let Some(aki) = decode_extension::<AuthorityKeyIdentifier>(f, "rfc5280.authority_key_identifier", ext) {
+                if let Some(aki) = decode_extension::<AuthorityKeyIdentifier>(
+                    f,
+                    "rfc5280.authority_key_identifier",
+                    ext,
+                ) {
                     f.check(
-                        aki.key_identifier.as_ref().map(|k| k.as_bytes()) == issuer.key_identifier.as_deref(),
+                        aki.key_identifier.as_ref().map(|k| k.as_bytes())
+                            == issuer.key_identifier.as_deref(),
                         "rfc5280.authority_key_identifier",
-                        || "authorityKeyIdentifier is not the issuing CA's subjectKeyIdentifier".into(),
+                        || {
+                            "authorityKeyIdentifier is not the issuing CA's subjectKeyIdentifier"
+                                .into()
+                        },
                     );
                 }
             }
             CrlDistributionPoints::OID => {
                 criticality(f, "profile.crl_distribution_points", ext, false);
-                if let Some(dps) = decode_extension::<CrlDistributionPoints>(f, "profile.crl_distribution_points", ext) {
-                    let urls: Vec<Option<&str>> = dps.0.iter().map(|dp: &DistributionPoint| match &dp.distribution_point {
-                        Some(DistributionPointName::FullName(names)) if names.len() == 1 => uri_of(&names[0]),
-                        _ => None,
-                    }).collect();
-                    f.check(urls == vec![profile.crl_url.as_deref()], "profile.crl_distribution_points", || {
-                        format!("CRL distribution points {urls:?}, profile wants {:?}", profile.crl_url)
-                    });
+                if let Some(dps) = decode_extension::<CrlDistributionPoints>(
+                    f,
+                    "profile.crl_distribution_points",
+                    ext,
+                ) {
+                    let urls: Vec<Option<&str>> = dps
+                        .0
+                        .iter()
+                        .map(|dp: &DistributionPoint| match &dp.distribution_point {
+                            Some(DistributionPointName::FullName(names)) if names.len() == 1 => {
+                                uri_of(&names[0])
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    f.check(
+                        urls == vec![profile.crl_url.as_deref()],
+                        "profile.crl_distribution_points",
+                        || {
+                            format!(
+                                "CRL distribution points {urls:?}, profile wants {:?}",
+                                profile.crl_url
+                            )
+                        },
+                    );
                 }
             }
             AuthorityInfoAccessSyntax::OID => {
                 criticality(f, "profile.authority_info_access", ext, false);
-                if let Some(aia) = decode_extension::<AuthorityInfoAccessSyntax>(f, "profile.authority_info_access", ext) {
-                    let got: Vec<(ObjectIdentifier, Option<&str>)> =
-                        aia.0.iter().map(|ad| (ad.access_method, uri_of(&ad.access_location))).collect();
+                if let Some(aia) = decode_extension::<AuthorityInfoAccessSyntax>(
+                    f,
+                    "profile.authority_info_access",
+                    ext,
+                ) {
+                    let got: Vec<(ObjectIdentifier, Option<&str>)> = aia
+                        .0
+                        .iter()
+                        .map(|ad| (ad.access_method, uri_of(&ad.access_location)))
+                        .collect();
                     let mut want = Vec::new();
                     if let Some(url) = &profile.ca_issuers_url {
                         want.push((ID_AD_CA_ISSUERS, Some(url.as_str())));
@@ -410,23 +572,45 @@ fn lint_extensions(
 }
 
 fn lint_policies(f: &mut Findings, profile: &Profile, cp: &CertificatePolicies) {
-    let Some(policy) = &profile.policy else { return };
-    let [info] = cp.0.as_slice() else {
-        f.add("profile.certificate_policies", format!("{} policies, profile wants exactly one", cp.0.len()));
+    let Some(policy) = &profile.policy else {
         return;
     };
-    f.check(info.policy_identifier == policy.oid, "profile.certificate_policies", || {
-        format!("policy {}, profile wants {}", info.policy_identifier, policy.oid)
-    });
+    let [info] = cp.0.as_slice() else {
+        f.add(
+            "profile.certificate_policies",
+            format!("{} policies, profile wants exactly one", cp.0.len()),
+        );
+        return;
+    };
+    f.check(
+        info.policy_identifier == policy.oid,
+        "profile.certificate_policies",
+        || {
+            format!(
+                "policy {}, profile wants {}",
+                info.policy_identifier, policy.oid
+            )
+        },
+    );
     let qualifiers = info.policy_qualifiers.as_deref().unwrap_or(&[]);
-    let find = |id| qualifiers.iter().find(|q| q.policy_qualifier_id == id).and_then(|q| q.qualifier.as_ref());
+    let find = |id| {
+        qualifiers
+            .iter()
+            .find(|q| q.policy_qualifier_id == id)
+            .and_then(|q| q.qualifier.as_ref())
+    };
     let cps = find(ID_QT_CPS).map(|any| any.decode_as::<Ia5String>().map(|s| s.to_string()));
     match (&policy.cps_uri, cps) {
-        (Some(want), Some(Ok(got))) => f.check(*want == got, "profile.certificate_policies", || {
-            format!("CPS URI {got:?}, profile wants {want:?}")
-        }),
+        (Some(want), Some(Ok(got))) => {
+            f.check(*want == got, "profile.certificate_policies", || {
+                format!("CPS URI {got:?}, profile wants {want:?}")
+            })
+        }
         (None, None) => {}
-        (want, got) => f.add("profile.certificate_policies", format!("CPS qualifier {got:?}, profile wants {want:?}")),
+        (want, got) => f.add(
+            "profile.certificate_policies",
+            format!("CPS qualifier {got:?}, profile wants {want:?}"),
+        ),
     }
     let notice = find(ID_QT_UNOTICE).map(|any| any.decode_as::<BmpUserNotice>());
     match (&policy.user_notice, notice) {
@@ -443,10 +627,21 @@ fn lint_policies(f: &mut Findings, profile: &Profile, cp: &CertificatePolicies) 
         (None, None) => {}
         (want, got) => f.add(
             "profile.certificate_policies",
-            format!("UserNotice present: {}, profile wants {want:?}", got.is_some()),
+            format!(
+                "UserNotice present: {}, profile wants {want:?}",
+                got.is_some()
+            ),
         ),
     }
-    f.check(qualifiers.len() == usize::from(policy.cps_uri.is_some()) + usize::from(policy.user_notice.is_some()),
+    f.check(
+        qualifiers.len()
+            == usize::from(policy.cps_uri.is_some()) + usize::from(policy.user_notice.is_some()),
         "profile.certificate_policies",
-        || format!("{} policy qualifiers, profile wants only CPS and UserNotice", qualifiers.len()));
+        || {
+            format!(
+                "{} policy qualifiers, profile wants only CPS and UserNotice",
+                qualifiers.len()
+            )
+        },
+    );
 }

@@ -148,16 +148,27 @@ impl CertificateAuthority {
             .to_der()
             .map_err(|e| ca_err(e.to_string()))?;
         if spki_der != signer.public_key_der() {
-            return Err(ca_err(format!("the CA key does not belong to the certificate of {}", tbs.subject())));
+            return Err(ca_err(format!(
+                "the CA key does not belong to the certificate of {}",
+                tbs.subject()
+            )));
         }
         let is_ca = matches!(tbs.get_extension::<BasicConstraints>(), Ok(Some((_, bc))) if bc.ca);
         let can_sign = matches!(tbs.get_extension::<KeyUsage>(), Ok(Some((_, ku))) if ku.0.contains(KeyUsages::KeyCertSign));
         if !is_ca || !can_sign {
-            return Err(ca_err(format!("{} is not a CA certificate with keyCertSign", tbs.subject())));
+            return Err(ca_err(format!(
+                "{} is not a CA certificate with keyCertSign",
+                tbs.subject()
+            )));
         }
         let key_identifier = match tbs.get_extension::<SubjectKeyIdentifier>() {
             Ok(Some((_, ski))) => ski.0.as_bytes().to_vec(),
-            _ => return Err(ca_err(format!("{} has no subjectKeyIdentifier", tbs.subject()))),
+            _ => {
+                return Err(ca_err(format!(
+                    "{} has no subjectKeyIdentifier",
+                    tbs.subject()
+                )))
+            }
         };
         let identity = IssuerIdentity {
             name: RdnSequence::from(tbs.subject().clone()),
@@ -241,13 +252,27 @@ impl CertificateAuthority {
             });
         }
         let serial = serial::new_serial(self.entropy.as_ref())?;
-        let tbs = tbs::build(profile, subject, public_key_der, key_type, &self.identity, serial, not_before)?;
+        let tbs = tbs::build(
+            profile,
+            subject,
+            public_key_der,
+            key_type,
+            &self.identity,
+            serial,
+            not_before,
+        )?;
         self.prepare_tbs(profile, &tbs)
     }
 
     /// Encodes and lints a TBS certificate built elsewhere.
-    pub fn prepare_tbs(&self, profile: &Profile, tbs: &TbsCertificate) -> Result<PreparedCertificate, IssueError> {
-        let tbs_der = tbs.to_der().map_err(|e| IssueError::Encoding(e.to_string()))?;
+    pub fn prepare_tbs(
+        &self,
+        profile: &Profile,
+        tbs: &TbsCertificate,
+    ) -> Result<PreparedCertificate, IssueError> {
+        let tbs_der = tbs
+            .to_der()
+            .map_err(|e| IssueError::Encoding(e.to_string()))?;
         lint::lint(profile, &self.identity, self.id_mode, &tbs_der).map_err(IssueError::Lint)?;
         Ok(PreparedCertificate {
             tbs_der,

@@ -5,8 +5,8 @@
 //! ASN.1 structure here from x509-cert's public field types. The DER of this
 //! struct is what the linter reads and what the CA key signs, byte for byte.
 
-use const_oid::AssociatedOid;
 use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_QT_CPS, ID_QT_UNOTICE};
+use const_oid::AssociatedOid;
 use der::asn1::{
     Any, BitString, BmpString, Ia5String, Int, OctetString, PrintableString, Utf8StringRef,
 };
@@ -14,18 +14,18 @@ use der::{DateTime, Decode, Encode, Sequence};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::certificate::Version;
+use x509_cert::ext::pkix::certpolicy::{PolicyInformation, PolicyQualifierInfo};
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
     AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
     CertificatePolicies, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
 };
-use x509_cert::ext::pkix::certpolicy::{PolicyInformation, PolicyQualifierInfo};
 use x509_cert::ext::{Extension, Extensions};
 use x509_cert::name::{RdnSequence, RelativeDistinguishedName};
-use x509_cert::time::Validity;
 
-use super::{IssueError, validity};
+use super::validity::{self, Validity};
+use super::IssueError;
 use crate::profile::{PolicySpec, Profile, StringType, Subject, SubjectAttribute};
 use crate::signer::{KeyType, SignatureAlgorithm};
 
@@ -96,13 +96,17 @@ pub fn encode_name(attributes: &[SubjectAttribute]) -> Result<RdnSequence, Issue
     let mut name = RdnSequence::default();
     for attribute in attributes {
         let value = match attribute.string_type {
-            StringType::Printable => Any::encode_from(&PrintableString::new(&attribute.value).map_err(|_| {
-                IssueError::Encoding(format!(
-                    "{:?} cannot be a PrintableString (letters, digits and ' ()+,-./:=? only)",
-                    attribute.value
-                ))
-            })?),
-            StringType::Utf8 => Any::encode_from(&Utf8StringRef::new(&attribute.value).map_err(encoding)?),
+            StringType::Printable => {
+                Any::encode_from(&PrintableString::new(&attribute.value).map_err(|_| {
+                    IssueError::Encoding(format!(
+                        "{:?} cannot be a PrintableString (letters, digits and ' ()+,-./:=? only)",
+                        attribute.value
+                    ))
+                })?)
+            }
+            StringType::Utf8 => {
+                Any::encode_from(&Utf8StringRef::new(&attribute.value).map_err(encoding)?)
+            }
         }
         .map_err(encoding)?;
         let rdn = RelativeDistinguishedName::try_from(vec![AttributeTypeAndValue {
@@ -115,7 +119,10 @@ pub fn encode_name(attributes: &[SubjectAttribute]) -> Result<RdnSequence, Issue
     Ok(name)
 }
 
-fn extension<T: Encode + AssociatedOid>(value: &T, critical: bool) -> Result<Extension, IssueError> {
+fn extension<T: Encode + AssociatedOid>(
+    value: &T,
+    critical: bool,
+) -> Result<Extension, IssueError> {
     Ok(Extension {
         extn_id: T::OID,
         critical,
@@ -134,7 +141,9 @@ fn policies(policy: &PolicySpec) -> Result<CertificatePolicies, IssueError> {
     if let Some(cps) = &policy.cps_uri {
         qualifiers.push(PolicyQualifierInfo {
             policy_qualifier_id: ID_QT_CPS,
-            qualifier: Some(Any::encode_from(&Ia5String::new(cps).map_err(encoding)?).map_err(encoding)?),
+            qualifier: Some(
+                Any::encode_from(&Ia5String::new(cps).map_err(encoding)?).map_err(encoding)?,
+            ),
         });
     }
     if let Some(text) = &policy.user_notice {
@@ -170,7 +179,10 @@ pub fn extensions(
         extension(&KeyUsage(profile.key_usage_for(key_type)), true)?,
     ];
     if !profile.extended_key_usage.is_empty() {
-        extensions.push(extension(&ExtendedKeyUsage(profile.extended_key_usage.clone()), false)?);
+        extensions.push(extension(
+            &ExtendedKeyUsage(profile.extended_key_usage.clone()),
+            false,
+        )?);
     }
     if let Some(policy) = &profile.policy {
         extensions.push(extension(&policies(policy)?, false)?);

@@ -18,7 +18,8 @@ pub const KAMU_SM_CPS_URI: &str = "http://depo.kamusm.gov.tr/ilke";
 /// The UserNotice text of Kamu SM certificates (encoded as BMPString).
 pub const KAMU_SM_USER_NOTICE: &str = "Bu sertifika ile ilgili sertifika uygulama esaslarını okumak için belirtilen web sitesini ziyaret ediniz.";
 /// The issuer CN of the Mali Mühür issuing CA, version 1.
-pub const MALI_MUHUR_ISSUER_CN: &str = "Mali Mühür Elektronik Sertifika Hizmet Sağlayıcısı - Sürüm 1";
+pub const MALI_MUHUR_ISSUER_CN: &str =
+    "Mali Mühür Elektronik Sertifika Hizmet Sağlayıcısı - Sürüm 1";
 
 /// Everything a CA configures about its certificates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

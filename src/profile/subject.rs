@@ -1,7 +1,7 @@
 //! Subject data: who a certificate is for, validated before any TBS exists.
 
-use const_oid::ObjectIdentifier;
 use const_oid::db::rfc4519;
+use const_oid::ObjectIdentifier;
 use serde::Deserialize;
 
 use super::{Profile, ProfileError, ProfileName};
@@ -163,15 +163,25 @@ pub enum Subject {
 impl Subject {
     /// Validates `input` for `profile`: required fields present, fields of
     /// other profiles absent, identifiers valid.
-    pub fn from_input(profile: &Profile, input: &SubjectInput, mode: IdMode) -> Result<Self, ProfileError> {
+    pub fn from_input(
+        profile: &Profile,
+        input: &SubjectInput,
+        mode: IdMode,
+    ) -> Result<Self, ProfileError> {
         let name = profile.name;
-        let missing = |field| ProfileError::MissingField { profile: name, field };
+        let missing = |field| ProfileError::MissingField {
+            profile: name,
+            field,
+        };
         let refuse_unused = |fields: &[(&'static str, bool)]| {
             fields
                 .iter()
                 .find(|(_, given)| *given)
                 .map_or(Ok(()), |(field, _)| {
-                    Err(ProfileError::UnexpectedField { profile: name, field })
+                    Err(ProfileError::UnexpectedField {
+                        profile: name,
+                        field,
+                    })
                 })
         };
         match name {
@@ -187,7 +197,10 @@ impl Subject {
                     (Some(vkn), None) => TaxpayerId::Vkn(Vkn::parse(vkn, mode)?),
                     (None, Some(tckn)) => TaxpayerId::Tckn(tckn.parse::<Tckn>()?),
                     (Some(_), Some(_)) => {
-                        return Err(ProfileError::UnexpectedField { profile: name, field: "tckn (a VKN is given)" });
+                        return Err(ProfileError::UnexpectedField {
+                            profile: name,
+                            field: "tckn (a VKN is given)",
+                        });
                     }
                     (None, None) => return Err(missing("vkn (or tckn for a sole proprietor)")),
                 };
@@ -206,7 +219,10 @@ impl Subject {
                     ("organization", input.organization.is_some()),
                     ("country", input.country.is_some()),
                 ])?;
-                let serial = input.device_serial.as_deref().ok_or_else(|| missing("device_serial"))?;
+                let serial = input
+                    .device_serial
+                    .as_deref()
+                    .ok_or_else(|| missing("device_serial"))?;
                 Ok(Subject::OkcDevice {
                     serial: DeviceSerial::parse(serial, &profile.approved_prefixes)?,
                     manufacturer: input
@@ -232,7 +248,10 @@ impl Subject {
                         reason: "must be a two-letter ISO 3166 code in capitals".into(),
                     });
                 }
-                let common_name = input.common_name.as_deref().ok_or_else(|| missing("common_name"))?;
+                let common_name = input
+                    .common_name
+                    .as_deref()
+                    .ok_or_else(|| missing("common_name"))?;
                 Ok(Subject::Ca {
                     country,
                     organization: input
@@ -258,9 +277,16 @@ impl Subject {
                 attr(rfc4519::SERIAL_NUMBER, id.as_str(), StringType::Printable),
                 attr(rfc4519::CN, trade_name.as_str(), StringType::Utf8),
             ],
-            Subject::OkcDevice { serial, manufacturer } => {
+            Subject::OkcDevice {
+                serial,
+                manufacturer,
+            } => {
                 let mut attrs = vec![
-                    attr(rfc4519::SERIAL_NUMBER, serial.as_str(), StringType::Printable),
+                    attr(
+                        rfc4519::SERIAL_NUMBER,
+                        serial.as_str(),
+                        StringType::Printable,
+                    ),
                     attr(rfc4519::CN, serial.as_str(), StringType::Utf8),
                 ];
                 if let Some(m) = manufacturer {
@@ -296,7 +322,9 @@ mod tests {
     #[test]
     fn trade_names_become_turkish_capitals() {
         assert_eq!(
-            TradeName::parse("  örnek bilişim   anonim şirketi ").unwrap().as_str(),
+            TradeName::parse("  örnek bilişim   anonim şirketi ")
+                .unwrap()
+                .as_str(),
             "ÖRNEK BİLİŞİM ANONİM ŞİRKETİ"
         );
         assert_eq!(TradeName::parse("ılık").unwrap().as_str(), "ILIK");
@@ -317,18 +345,33 @@ mod tests {
         assert_eq!(subject.attributes()[0].value, "4540536920");
         assert_eq!(subject.attributes()[1].value, "ÖRNEK A.Ş.");
 
-        let no_unvan = SubjectInput { unvan: None, ..input.clone() };
+        let no_unvan = SubjectInput {
+            unvan: None,
+            ..input.clone()
+        };
         let err = Subject::from_input(&p, &no_unvan, IdMode::Production).unwrap_err();
         assert_eq!(err.to_string(), "profile mali-muhur needs unvan");
 
-        let bad_vkn = SubjectInput { vkn: Some("1234567890".into()), ..input.clone() };
+        let bad_vkn = SubjectInput {
+            vkn: Some("1234567891".into()),
+            ..input.clone()
+        };
         let err = Subject::from_input(&p, &bad_vkn, IdMode::Production).unwrap_err();
-        assert_eq!(err.to_string(), "VKN \"1234567890\" has a wrong check digit");
+        assert_eq!(
+            err.to_string(),
+            "VKN \"1234567891\" has a wrong check digit"
+        );
 
-        let with_serial = SubjectInput { device_serial: Some("FU00022547".into()), ..input };
+        let with_serial = SubjectInput {
+            device_serial: Some("FU00022547".into()),
+            ..input
+        };
         assert!(matches!(
             Subject::from_input(&p, &with_serial, IdMode::Production),
-            Err(ProfileError::UnexpectedField { field: "device_serial", .. })
+            Err(ProfileError::UnexpectedField {
+                field: "device_serial",
+                ..
+            })
         ));
     }
 
@@ -351,7 +394,9 @@ mod tests {
             device_serial: Some("FU00022547".into()),
             ..Default::default()
         };
-        let attrs = Subject::from_input(&p, &input, IdMode::Production).unwrap().attributes();
+        let attrs = Subject::from_input(&p, &input, IdMode::Production)
+            .unwrap()
+            .attributes();
         assert_eq!(attrs.len(), 2);
         assert_eq!(attrs[0].value, attrs[1].value);
     }

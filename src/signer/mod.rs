@@ -13,8 +13,8 @@ pub use software::SoftwareSigner;
 use std::fmt;
 use std::str::FromStr;
 
-use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5912;
+use const_oid::ObjectIdentifier;
 use der::asn1::Null;
 use der::{Any, Encode};
 use openssl::hash::MessageDigest;
@@ -111,9 +111,7 @@ impl KeyType {
                     Some(openssl::nid::Nid::SECP384R1) => Ok(KeyType::EcP384),
                     other => Err(SignerError::UnsupportedKey(format!(
                         "EC curve {} (only P-256 and P-384)",
-                        other
-                            .and_then(|n| n.short_name().ok())
-                            .unwrap_or("unnamed")
+                        other.and_then(|n| n.short_name().ok()).unwrap_or("unnamed")
                     ))),
                 }
             }
@@ -197,9 +195,7 @@ impl SignatureAlgorithm {
             SignatureAlgorithm::RsaPkcs1Sha256,
         ]
         .into_iter()
-        .find(|alg| {
-            alg.algorithm_identifier().to_der().ok() == id.to_der().ok()
-        })
+        .find(|alg| alg.algorithm_identifier().to_der().ok() == id.to_der().ok())
     }
 
     fn digest(self) -> MessageDigest {
@@ -312,17 +308,17 @@ mod tests {
             SignatureAlgorithm::RsaPkcs1Sha256,
         ] {
             let id = alg.algorithm_identifier();
-            assert_eq!(SignatureAlgorithm::from_algorithm_identifier(&id), Some(alg));
+            assert_eq!(
+                SignatureAlgorithm::from_algorithm_identifier(&id),
+                Some(alg)
+            );
         }
     }
 
     #[test]
     fn rsa_algorithm_identifier_has_null_parameters_and_ecdsa_none() {
         let rsa = SignatureAlgorithm::RsaPkcs1Sha256.algorithm_identifier();
-        assert_eq!(
-            rsa.to_der().unwrap(),
-            hex("300d06092a864886f70d01010b0500")
-        );
+        assert_eq!(rsa.to_der().unwrap(), hex("300d06092a864886f70d01010b0500"));
         let ec = SignatureAlgorithm::EcdsaP256Sha256.algorithm_identifier();
         assert_eq!(ec.to_der().unwrap(), hex("300a06082a8648ce3d040302"));
     }
@@ -340,8 +336,13 @@ mod tests {
             let signer = SoftwareSigner::generate(key_type).unwrap();
             let message = b"to be signed";
             let signature = signer.sign(message).unwrap();
-            verify_signature(signer.public_key_der(), signer.algorithm(), message, &signature)
-                .unwrap();
+            verify_signature(
+                signer.public_key_der(),
+                signer.algorithm(),
+                message,
+                &signature,
+            )
+            .unwrap();
             let tampered = verify_signature(
                 signer.public_key_der(),
                 signer.algorithm(),

@@ -31,13 +31,10 @@ impl fmt::Debug for SoftwareSigner {
 impl SoftwareSigner {
     /// Generates a fresh key of `key_type` with OpenSSL's CSPRNG.
     pub fn generate(key_type: KeyType) -> Result<Self, SignerError> {
-        let generation_error = |e: openssl::error::ErrorStack| {
-            SignerError::KeyGeneration(format!("{key_type}: {e}"))
-        };
+        let generation_error =
+            |e: openssl::error::ErrorStack| SignerError::KeyGeneration(format!("{key_type}: {e}"));
         let key = match key_type {
-            KeyType::Rsa(bits) => {
-                PKey::from_rsa(Rsa::generate(bits).map_err(generation_error)?)
-            }
+            KeyType::Rsa(bits) => PKey::from_rsa(Rsa::generate(bits).map_err(generation_error)?),
             KeyType::EcP256 | KeyType::EcP384 => {
                 let nid = if key_type == KeyType::EcP256 {
                     Nid::X9_62_PRIME256V1
@@ -56,21 +53,22 @@ impl SoftwareSigner {
     /// RSA / EC encodings).
     pub fn load(path: &Path) -> Result<Self, SignerError> {
         let what = path.display().to_string();
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| SignerError::KeyUnreadable {
-            what: what.clone(),
-            reason: e.to_string(),
-        })?);
+        let bytes =
+            Zeroizing::new(std::fs::read(path).map_err(|e| SignerError::KeyUnreadable {
+                what: what.clone(),
+                reason: e.to_string(),
+            })?);
         Self::from_bytes(&bytes, &what)
     }
 
     /// Reads a private key from PEM or DER bytes; `what` names it in errors.
     pub fn from_bytes(bytes: &[u8], what: &str) -> Result<Self, SignerError> {
-        let parsed = if bytes.starts_with(b"-----") || bytes.trim_ascii_start().starts_with(b"-----")
-        {
-            PKey::private_key_from_pem(bytes)
-        } else {
-            PKey::private_key_from_der(bytes)
-        };
+        let parsed =
+            if bytes.starts_with(b"-----") || bytes.trim_ascii_start().starts_with(b"-----") {
+                PKey::private_key_from_pem(bytes)
+            } else {
+                PKey::private_key_from_der(bytes)
+            };
         let key = parsed.map_err(|_| SignerError::KeyUnreadable {
             what: what.to_owned(),
             reason: "not an unencrypted PKCS#8, RSA or EC private key".to_owned(),
@@ -87,10 +85,12 @@ impl SoftwareSigner {
                 )));
             }
         }
-        let public_key_der = key.public_key_to_der().map_err(|e| SignerError::KeyUnreadable {
-            what: what.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let public_key_der = key
+            .public_key_to_der()
+            .map_err(|e| SignerError::KeyUnreadable {
+                what: what.to_owned(),
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             key,
             key_type,

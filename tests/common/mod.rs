@@ -1,0 +1,203 @@
+//! Helpers shared by the integration tests: run the real `certmint` binary
+//! and the real `openssl` command line in a fresh temporary directory.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A scratch directory with a certmint CA in `ca/` (when asked for).
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a command printed and returned.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with both streams unless the command succeeded.
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "command failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    /// A workspace with a CA made by `certmint ca init` with these extra arguments.
+    pub fn with_ca(extra: &[&str]) -> Self {
+        let ws = Self::new();
+        let mut args = vec!["ca", "init", "--dir", "ca"];
+        args.extend_from_slice(extra);
+        ws.certmint(&args).ok();
+        ws
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn certmint(&self, args: &[&str]) -> Run {
+        Run::from(
+            Command::new(env!("CARGO_BIN_EXE_certmint"))
+                .args(args)
+                .current_dir(self.dir.path())
+                .output()
+                .expect("run certmint"),
+        )
+    }
+
+    pub fn openssl(&self, args: &[&str]) -> Run {
+        Run::from(
+            Command::new("openssl")
+                .args(args)
+                .current_dir(self.dir.path())
+                .output()
+                .expect("run openssl (install the openssl package)"),
+        )
+    }
+
+    /// A private key made by OpenSSL (`p256`, `p384`, `rsa1024`, `rsa2048`…).
+    pub fn openssl_key(&self, name: &str, kind: &str) {
+        let args: Vec<String> = match kind.strip_prefix("rsa") {
+            Some(bits) => vec![
+                "-algorithm".into(),
+                "RSA".into(),
+                "-pkeyopt".into(),
+                format!("rsa_keygen_bits:{bits}"),
+            ],
+            None => vec![
+                "-algorithm".into(),
+                "EC".into(),
+                "-pkeyopt".into(),
+                format!(
+                    "ec_paramgen_curve:{}",
+                    if kind == "p256" { "P-256" } else { "P-384" }
+                ),
+            ],
+        };
+        let mut all = vec!["genpkey".to_owned()];
+        all.extend(args);
+        all.extend(["-out".into(), format!("{name}.key")]);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        self.openssl(&refs).ok();
+        self.openssl(&[
+            "pkey",
+            "-in",
+            &format!("{name}.key"),
+            "-pubout",
+            "-out",
+            &format!("{name}.pub"),
+        ])
+        .ok();
+        self.openssl(&[
+            "req",
+            "-new",
+            "-key",
+            &format!("{name}.key"),
+            "-subj",
+            "/CN=requester",
+            "-out",
+            &format!("{name}.csr"),
+        ])
+        .ok();
+    }
+
+    /// `openssl verify` of `cert` against the CA's root and issuing certificates.
+    pub fn verify_chain(&self, cert: &str) -> Run {
+        self.openssl(&[
+            "verify",
+            "-CAfile",
+            "ca/root.pem",
+            "-untrusted",
+            "ca/issuing.pem",
+            cert,
+        ])
+    }
+
+    /// OpenSSL's text dump of a certificate, names with their string types.
+    pub fn openssl_text(&self, cert: &str) -> String {
+        self.openssl(&[
+            "x509",
+            "-in",
+            cert,
+            "-noout",
+            "-text",
+            "-nameopt",
+            "multiline,show_type,utf8,-esc_msb",
+        ])
+        .ok()
+        .stdout
+    }
+
+    /// OpenSSL's ASN.1 dump of the DER inside one extension of `cert`.
+    pub fn openssl_extension_asn1(&self, cert: &str, extension_name: &str) -> String {
+        let dump = self.openssl(&["asn1parse", "-in", cert]).ok().stdout;
+        let lines: Vec<&str> = dump.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.contains(extension_name))
+            .unwrap_or_else(|| panic!("no {extension_name} in\n{dump}"));
+        // The OCTET STRING holding the extension value follows the OID (and
+        // the criticality BOOLEAN, when present).
+        let octets = lines[at + 1..]
+            .iter()
+            .find(|l| l.contains("OCTET STRING"))
+            .expect("extension value");
+        let offset = octets.split(':').next().unwrap().trim();
+        self.openssl(&["asn1parse", "-in", cert, "-strparse", offset])
+            .ok()
+            .stdout
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.path(name).exists()
+    }
+
+    pub fn write(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.path(name), bytes).unwrap();
+    }
+
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path(name)).unwrap()
+    }
+
+    /// Every file below the workspace, for "nothing was written" checks.
+    pub fn listing(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.dir.path(), &mut out);
+        out.sort();
+        out
+    }
+}
