@@ -257,7 +257,9 @@ pub fn summarize(der: &[u8]) -> Result<CertificateSummary, der::Error> {
         not_after: tbs.validity().not_after.to_date_time().to_string(),
         public_key,
         signature_algorithm: algorithm,
-        sha256_fingerprint: hex_colons(&openssl::sha::sha256(der)),
+        sha256_fingerprint: hex_colons(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref(),
+        ),
         extensions,
     })
 }

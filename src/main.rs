@@ -182,6 +182,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
                     | ProfileError::UnexpectedField { .. }
                     | ProfileError::Id(_)
                     | ProfileError::BadName { .. }
+                    | ProfileError::SubjectFile { .. }
             )
         ) || cause.downcast_ref::<RequestError>().is_some()
             || matches!(
@@ -278,12 +279,7 @@ fn issue(args: IssueArgs) -> Result<()> {
         }
     }
     let file_input = match &args.subject {
-        Some(path) => {
-            let text = String::from_utf8(read_input(path)?)
-                .with_context(|| format!("{} is not UTF-8", path.display()))?;
-            toml::from_str::<SubjectInput>(&text)
-                .with_context(|| format!("subject file {}", path.display()))?
-        }
+        Some(path) => SubjectInput::load(path)?,
         None => SubjectInput::default(),
     };
     let input = SubjectInput {

@@ -1,11 +1,15 @@
 //! Where a subscriber's public key comes from: a PKCS#10 request (whose
 //! self-signature must verify) or a bare SubjectPublicKeyInfo.
 
+use aws_lc_rs::signature::{UnparsedPublicKey, VerificationAlgorithm};
+use const_oid::db::rfc5912;
+use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::request::CertReq;
 
 use crate::pem::der_from_pem_or_der;
+use crate::signer::{KeyType, SignerError};
 
 /// Why a request or public key was refused.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +29,21 @@ pub enum RequestError {
         /// The input's name.
         what: String,
     },
+    /// The request is signed with an algorithm certmint does not check.
+    #[error(
+        "{what}: request signature algorithm {algorithm} with a {key_type} key is not supported"
+    )]
+    UnsupportedSignature {
+        /// The input's name.
+        what: String,
+        /// The signature algorithm's OID.
+        algorithm: String,
+        /// The request's key type.
+        key_type: KeyType,
+    },
+    /// The request's key is not one certmint can certify.
+    #[error(transparent)]
+    Key(#[from] SignerError),
     /// Not a SubjectPublicKeyInfo.
     #[error(
         "{what} is not a public key (PEM \"PUBLIC KEY\" or DER SubjectPublicKeyInfo): {reason}"
@@ -46,24 +65,54 @@ pub fn public_key_from_csr(bytes: &[u8], what: &str) -> Result<Vec<u8>, RequestE
     };
     let der = der_from_pem_or_der(bytes, "CERTIFICATE REQUEST").map_err(not_a_request)?;
     let request = CertReq::from_der(&der).map_err(|e| not_a_request(e.to_string()))?;
-    // OpenSSL checks the signature: it knows every algorithm a requester may
-    // have used, not only the ones certmint signs with.
-    let openssl_request =
-        openssl::x509::X509Req::from_der(&der).map_err(|e| not_a_request(e.to_string()))?;
-    let verified = openssl_request
-        .public_key()
-        .and_then(|key| openssl_request.verify(&key))
-        .unwrap_or(false);
-    if !verified {
-        return Err(RequestError::BadRequestSignature {
+    let encoding = |e: der::Error| not_a_request(e.to_string());
+    let spki_der = request.info.public_key.to_der().map_err(encoding)?;
+    // Strict DER decoding means re-encoding yields the bytes that were signed.
+    let signed = request.info.to_der().map_err(encoding)?;
+    let signature = request
+        .signature
+        .as_bytes()
+        .ok_or_else(|| not_a_request("signature BIT STRING has unused bits".into()))?;
+    let key_type = KeyType::of_public_key(&spki_der)?;
+    let algorithm = verification_algorithm(request.algorithm.oid, key_type).ok_or_else(|| {
+        RequestError::UnsupportedSignature {
             what: what.to_owned(),
-        });
+            algorithm: request.algorithm.oid.to_string(),
+            key_type,
+        }
+    })?;
+    UnparsedPublicKey::new(algorithm, &spki_der)
+        .verify(&signed, signature)
+        .map_err(|_| RequestError::BadRequestSignature {
+            what: what.to_owned(),
+        })?;
+    Ok(spki_der)
+}
+
+/// How to check a request signed with `oid` by a `key_type` key. RSA keys
+/// below 2048 bits are verified too, so that the profile, not the request
+/// check, says why such a key is refused.
+fn verification_algorithm(
+    oid: ObjectIdentifier,
+    key_type: KeyType,
+) -> Option<&'static dyn VerificationAlgorithm> {
+    use aws_lc_rs::signature as lc;
+    match (oid, key_type) {
+        (rfc5912::ECDSA_WITH_SHA_256, KeyType::EcP256) => Some(&lc::ECDSA_P256_SHA256_ASN1),
+        (rfc5912::ECDSA_WITH_SHA_384, KeyType::EcP256) => Some(&lc::ECDSA_P256_SHA384_ASN1),
+        (rfc5912::ECDSA_WITH_SHA_256, KeyType::EcP384) => Some(&lc::ECDSA_P384_SHA256_ASN1),
+        (rfc5912::ECDSA_WITH_SHA_384, KeyType::EcP384) => Some(&lc::ECDSA_P384_SHA384_ASN1),
+        (rfc5912::SHA_256_WITH_RSA_ENCRYPTION, KeyType::Rsa(_)) => {
+            Some(&lc::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY)
+        }
+        (rfc5912::SHA_384_WITH_RSA_ENCRYPTION, KeyType::Rsa(_)) => {
+            Some(&lc::RSA_PKCS1_2048_8192_SHA384)
+        }
+        (rfc5912::SHA_512_WITH_RSA_ENCRYPTION, KeyType::Rsa(_)) => {
+            Some(&lc::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY)
+        }
+        _ => None,
     }
-    request
-        .info
-        .public_key
-        .to_der()
-        .map_err(|e| not_a_request(e.to_string()))
 }
 
 /// The DER SubjectPublicKeyInfo in `bytes` (PEM "PUBLIC KEY" or DER).

@@ -210,7 +210,7 @@ fn a_corrupt_ca_key_file() {
             "garbage-key.pem",
         ],
         1,
-        "not an unencrypted PKCS#8, RSA or EC private key",
+        "not a supported private key",
     );
 }
 
@@ -347,4 +347,42 @@ fn every_command_has_help_with_an_example() {
     }
     let run = ws.certmint(&["--help"]).ok();
     assert!(run.stdout.contains("Exit codes"), "{}", run.stdout);
+}
+
+#[test]
+fn a_p521_key() {
+    let ws = ws_with_keys();
+    let p521 = format!("{}/fixtures/keys/p521.pub.pem", env!("CARGO_MANIFEST_DIR"));
+    refused(
+        &ws,
+        &[
+            "--profile",
+            "okc-device",
+            "--public-key",
+            &p521,
+            "--device-serial",
+            "FU00022547",
+        ],
+        3,
+        "EC curve 1.3.132.0.35 (only P-256 and P-384)",
+    );
+}
+
+#[test]
+fn an_rsa_1024_csr_is_verified_then_refused_by_the_profile() {
+    let ws = ws_with_keys();
+    ws.openssl_key("weak", "rsa1024");
+    refused(
+        &ws,
+        &[
+            "--profile",
+            "okc-device",
+            "--csr",
+            "weak.csr",
+            "--device-serial",
+            "FU00022547",
+        ],
+        3,
+        "rsa1024 key is not accepted by profile okc-device (accepts p256, p384, rsa2048)",
+    );
 }

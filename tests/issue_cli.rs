@@ -471,3 +471,135 @@ fn inspect_shows_string_types_and_extensions() {
     let fp = openssl_fp.trim().split('=').nth(1).unwrap();
     assert!(text.contains(fp), "{text}\n{openssl_fp}");
 }
+
+fn fixture(path: &str) -> String {
+    format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn a_lab_ca_uses_its_own_urls_oids_validity_and_prefixes() {
+    let ws = Workspace::with_ca(&[
+        "--config",
+        &fixture("profiles/lab-ca.toml"),
+        "--key-type",
+        "p256",
+    ]);
+    ws.openssl_key("company", "rsa2048");
+    ws.certmint(&[
+        "issue",
+        "--ca",
+        "ca",
+        "--profile",
+        "mali-muhur",
+        "--csr",
+        "company.csr",
+        "--subject",
+        &fixture("subjects/mali-muhur.toml"),
+        "--out",
+        "mm.pem",
+    ])
+    .ok();
+    assert_eq!(ws.verify_chain("mm.pem").code, 0);
+    let text = ws.openssl_text("mm.pem");
+    for needle in [
+        "Policy: 1.3.6.1.4.1.99999.1.1",
+        "CPS: http://pki.lab.example/cps",
+        "URI:http://pki.lab.example/mm.crl",
+        "CA Issuers - URI:http://pki.lab.example/mm.crt",
+        "OCSP - URI:http://ocsp.lab.example",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?}:\n{text}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&ws.certmint(&["inspect", "--json", "mm.pem"]).ok().stdout).unwrap();
+    let years = |field: &str| {
+        summary[field].as_str().unwrap()[..4]
+            .parse::<i32>()
+            .unwrap()
+    };
+    assert!(
+        (1..=2).contains(&(years("not_after") - years("not_before"))),
+        "2-year lab validity"
+    );
+
+    // Approved prefixes: FU and JI only.
+    ws.openssl_key("device", "p256");
+    ws.certmint(&[
+        "issue",
+        "--ca",
+        "ca",
+        "--profile",
+        "okc-device",
+        "--public-key",
+        "device.pub",
+        "--subject",
+        &fixture("subjects/okc-device.toml"),
+        "--out",
+        "okc.pem",
+    ])
+    .ok();
+    let run = ws.certmint(&[
+        "issue",
+        "--ca",
+        "ca",
+        "--profile",
+        "okc-device",
+        "--public-key",
+        "device.pub",
+        "--device-serial",
+        "AB00022547",
+    ]);
+    assert_eq!(run.code, 3);
+    assert!(
+        run.stderr
+            .contains("not among the approved prefixes FU, JI"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn subject_files_with_unknown_fields_are_refused() {
+    let ws = Workspace::with_ca(&[]);
+    ws.openssl_key("company", "p384");
+    let run = ws.certmint(&[
+        "issue",
+        "--ca",
+        "ca",
+        "--profile",
+        "mali-muhur",
+        "--csr",
+        "company.csr",
+        "--subject",
+        &fixture("subjects/bad-unknown-field.toml"),
+    ]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unknown field `vergi_no`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_sole_proprietors_subject_file() {
+    let ws = Workspace::with_ca(&[]);
+    ws.openssl_key("company", "p384");
+    ws.certmint(&[
+        "issue",
+        "--ca",
+        "ca",
+        "--profile",
+        "mali-muhur",
+        "--csr",
+        "company.csr",
+        "--subject",
+        &fixture("subjects/sole-proprietor.toml"),
+        "--out",
+        "mm.pem",
+    ])
+    .ok();
+    let text = ws.openssl_text("mm.pem");
+    assert!(text.contains("PRINTABLESTRING:17291716060"), "{text}");
+    assert!(text.contains("UTF8STRING:AYŞE YILMAZ BİLGİSAYAR"), "{text}");
+}

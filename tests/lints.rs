@@ -485,11 +485,8 @@ fn profile_subject_unexpected() {
 #[test]
 fn profile_key() {
     let fx = fixture(ProfileName::MaliMuhur);
-    let rsa1024 = openssl::rsa::Rsa::generate(1024).unwrap();
-    let spki = openssl::pkey::PKey::from_rsa(rsa1024)
-        .unwrap()
-        .public_key_to_der()
-        .unwrap();
+    let pem = include_str!("../fixtures/keys/rsa1024.pub.pem");
+    let spki = certmint::pem::der_from_pem_or_der(pem.as_bytes(), "PUBLIC KEY").unwrap();
     let report = fx.refused_with("profile.key", |t| {
         t.subject_public_key_info = spki::SubjectPublicKeyInfoOwned::from_der(&spki).unwrap();
     });

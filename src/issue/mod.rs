@@ -176,7 +176,7 @@ impl CertificateAuthority {
             not_after: Some(tbs.validity().not_after.to_date_time()),
             signature_algorithm: signer.algorithm(),
         };
-        let verifying_key = VerifyingKey::from_spki_der(signer.public_key_der())?;
+        let verifying_key = VerifyingKey::new(signer.public_key_der(), signer.algorithm())?;
         Ok(Self {
             signer,
             certificate_der,
@@ -201,7 +201,7 @@ impl CertificateAuthority {
             signature_algorithm: signer.algorithm(),
         };
         let root = Self {
-            verifying_key: VerifyingKey::from_spki_der(signer.public_key_der())?,
+            verifying_key: VerifyingKey::new(signer.public_key_der(), signer.algorithm())?,
             signer,
             certificate_der: Vec::new(),
             identity,
@@ -286,7 +286,7 @@ impl CertificateAuthority {
         let algorithm = self.identity.signature_algorithm;
         let signature = self.signer.sign(&prepared.tbs_der)?;
         self.verifying_key
-            .verify(algorithm, &prepared.tbs_der, &signature)
+            .verify(&prepared.tbs_der, &signature)
             .map_err(|e| IssueError::SignatureCheck(e.to_string()))?;
         let encoding_err = |e: der::Error| IssueError::Encoding(e.to_string());
         let der = CertificateEncoding {

@@ -18,13 +18,13 @@ pub trait EntropySource: fmt::Debug + Send + Sync {
     fn fill(&self, buf: &mut [u8]) -> Result<(), String>;
 }
 
-/// OpenSSL's private DRBG, seeded by the kernel.
+/// AWS-LC's DRBG, seeded by the kernel.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OsEntropy;
 
 impl EntropySource for OsEntropy {
     fn fill(&self, buf: &mut [u8]) -> Result<(), String> {
-        openssl::rand::rand_priv_bytes(buf).map_err(|e| e.to_string())
+        aws_lc_rs::rand::fill(buf).map_err(|e| e.to_string())
     }
 }
 

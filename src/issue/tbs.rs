@@ -88,7 +88,11 @@ fn encoding<E: std::fmt::Display>(e: E) -> IssueError {
 /// The key identifier of a public key: SHA-1 of the subjectPublicKey bits
 /// (RFC 5280 §4.2.1.2 method 1, as Kamu SM's certificates use).
 pub fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
-    openssl::sha::sha1(spki.subject_public_key.raw_bytes()).to_vec()
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        spki.subject_public_key.raw_bytes(),
+    );
+    digest.as_ref().to_vec()
 }
 
 /// Encodes a subject's attributes, one per RDN, in order.

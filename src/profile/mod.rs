@@ -74,6 +74,14 @@ pub enum ProfileError {
         /// Why it is refused.
         reason: String,
     },
+    /// A subject data file is unreadable or has unknown or mistyped fields.
+    #[error("subject file {path}: {reason}")]
+    SubjectFile {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// An unknown profile name.
     #[error("unknown profile {0:?} (use mali-muhur, okc-device, root-ca or issuing-ca)")]
     UnknownProfile(String),

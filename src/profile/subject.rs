@@ -117,6 +117,16 @@ pub struct SubjectInput {
 }
 
 impl SubjectInput {
+    /// Reads subject data from a TOML file; unknown fields are refused.
+    pub fn load(path: &std::path::Path) -> Result<Self, ProfileError> {
+        let file_error = |reason: String| ProfileError::SubjectFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| file_error(e.message().to_owned()))
+    }
+
     /// Fills every field that `self` lacks from `other` (flags over file).
     pub fn or(self, other: SubjectInput) -> SubjectInput {
         SubjectInput {

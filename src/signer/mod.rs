@@ -13,13 +13,12 @@ pub use software::SoftwareSigner;
 use std::fmt;
 use std::str::FromStr;
 
+use aws_lc_rs::signature::{self as lc, ParsedPublicKey, VerificationAlgorithm};
 use const_oid::db::rfc5912;
 use const_oid::ObjectIdentifier;
-use der::asn1::Null;
-use der::{Any, Encode};
-use openssl::hash::MessageDigest;
-use openssl::pkey::{Id, PKey, Public};
-use spki::AlgorithmIdentifierOwned;
+use der::asn1::{Null, UintRef};
+use der::{Any, Decode, Encode, Sequence};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoRef};
 
 /// Why a signer could not be loaded, or a key or signature was refused.
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +46,6 @@ pub enum SignerError {
     KeyGeneration(String),
 }
 
-impl From<openssl::error::ErrorStack> for SignerError {
-    fn from(e: openssl::error::ErrorStack) -> Self {
-        SignerError::SigningFailed(e.to_string())
-    }
-}
-
 /// A key that signs certificates. Implementations hold the private key
 /// wherever it lives and never hand it out.
 pub trait Signer: fmt::Debug + Send + Sync {
@@ -66,6 +59,13 @@ pub trait Signer: fmt::Debug + Send + Sync {
     /// goes into a certificate's BIT STRING: DER `Ecdsa-Sig-Value` for ECDSA,
     /// the raw PKCS#1 v1.5 block for RSA.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
+}
+
+/// RFC 8017 `RSAPublicKey`, read to learn a key's size.
+#[derive(Sequence)]
+struct RsaPublicKey<'a> {
+    modulus: UintRef<'a>,
+    public_exponent: UintRef<'a>,
 }
 
 /// The kinds of key certmint generates, signs with and certifies.
@@ -94,29 +94,53 @@ impl KeyType {
 
     /// Reads the type of a DER SubjectPublicKeyInfo. RSA keys of any size are
     /// reported (so that a lint can name a too-small key); EC keys must be on
-    /// P-256 or P-384.
+    /// P-256 or P-384. This is DER parsing only; no cryptography is involved.
     pub fn of_public_key(spki_der: &[u8]) -> Result<Self, SignerError> {
-        let key = PKey::<Public>::public_key_from_der(spki_der)
-            .map_err(|e| SignerError::UnsupportedKey(format!("not a public key: {e}")))?;
-        Self::of_pkey(&key)
-    }
-
-    pub(crate) fn of_pkey<T: openssl::pkey::HasPublic>(key: &PKey<T>) -> Result<Self, SignerError> {
-        match key.id() {
-            Id::RSA => Ok(KeyType::Rsa(key.bits())),
-            Id::EC => {
-                let ec = key.ec_key()?;
-                match ec.group().curve_name() {
-                    Some(openssl::nid::Nid::X9_62_PRIME256V1) => Ok(KeyType::EcP256),
-                    Some(openssl::nid::Nid::SECP384R1) => Ok(KeyType::EcP384),
-                    other => Err(SignerError::UnsupportedKey(format!(
-                        "EC curve {} (only P-256 and P-384)",
-                        other.and_then(|n| n.short_name().ok()).unwrap_or("unnamed")
-                    ))),
+        let unsupported = |m: String| SignerError::UnsupportedKey(m);
+        let spki = SubjectPublicKeyInfoRef::from_der(spki_der)
+            .map_err(|e| unsupported(format!("not a SubjectPublicKeyInfo: {e}")))?;
+        let key_bits = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| unsupported("public key BIT STRING has unused bits".into()))?;
+        match spki.algorithm.oid {
+            rfc5912::RSA_ENCRYPTION => {
+                let key = RsaPublicKey::from_der(key_bits)
+                    .map_err(|e| unsupported(format!("malformed RSA public key: {e}")))?;
+                let modulus = key.modulus.as_bytes();
+                let bits = match modulus.first() {
+                    Some(&top) => (modulus.len() as u32 - 1) * 8 + (8 - top.leading_zeros()),
+                    None => 0,
+                };
+                if key.public_exponent.as_bytes().is_empty() || bits < 512 {
+                    return Err(unsupported("malformed RSA public key".into()));
                 }
+                Ok(KeyType::Rsa(bits))
             }
-            other => Err(SignerError::UnsupportedKey(format!(
-                "key algorithm {other:?} (only RSA and EC)"
+            rfc5912::ID_EC_PUBLIC_KEY => {
+                let curve = spki
+                    .algorithm
+                    .parameters
+                    .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+                    .ok_or_else(|| unsupported("EC key without a named curve".into()))?;
+                let (key_type, point_len) = match curve {
+                    rfc5912::SECP_256_R_1 => (KeyType::EcP256, 65),
+                    rfc5912::SECP_384_R_1 => (KeyType::EcP384, 97),
+                    other => {
+                        return Err(unsupported(format!(
+                            "EC curve {other} (only P-256 and P-384)"
+                        )));
+                    }
+                };
+                if key_bits.len() != point_len || key_bits[0] != 0x04 {
+                    return Err(unsupported(format!(
+                        "{key_type} key is not an uncompressed point"
+                    )));
+                }
+                Ok(key_type)
+            }
+            other => Err(unsupported(format!(
+                "key algorithm {other} (only RSA and EC)"
             ))),
         }
     }
@@ -198,10 +222,20 @@ impl SignatureAlgorithm {
         .find(|alg| alg.algorithm_identifier().to_der().ok() == id.to_der().ok())
     }
 
-    fn digest(self) -> MessageDigest {
-        match self {
-            SignatureAlgorithm::EcdsaP384Sha384 => MessageDigest::sha384(),
-            _ => MessageDigest::sha256(),
+    /// The aws-lc-rs verification algorithm for this signature algorithm
+    /// with a key of `key_type`, if the two fit.
+    fn verification(self, key_type: KeyType) -> Option<&'static dyn VerificationAlgorithm> {
+        match (self, key_type) {
+            (SignatureAlgorithm::EcdsaP256Sha256, KeyType::EcP256) => {
+                Some(&lc::ECDSA_P256_SHA256_ASN1)
+            }
+            (SignatureAlgorithm::EcdsaP384Sha384, KeyType::EcP384) => {
+                Some(&lc::ECDSA_P384_SHA384_ASN1)
+            }
+            (SignatureAlgorithm::RsaPkcs1Sha256, KeyType::Rsa(_)) => {
+                Some(&lc::RSA_PKCS1_2048_8192_SHA256)
+            }
+            _ => None,
         }
     }
 }
@@ -219,23 +253,31 @@ impl fmt::Display for SignatureAlgorithm {
 /// A public key parsed once, ready to verify many signatures (the CA's key
 /// on the issuance hot path).
 pub struct VerifyingKey {
-    key: PKey<Public>,
+    key: ParsedPublicKey,
     key_type: KeyType,
+    algorithm: SignatureAlgorithm,
 }
 
 impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VerifyingKey({})", self.key_type)
+        write!(f, "VerifyingKey({}, {})", self.key_type, self.algorithm)
     }
 }
 
 impl VerifyingKey {
-    /// Parses a DER SubjectPublicKeyInfo.
-    pub fn from_spki_der(spki_der: &[u8]) -> Result<Self, SignerError> {
-        let key = PKey::<Public>::public_key_from_der(spki_der)
-            .map_err(|e| SignerError::UnsupportedKey(format!("not a public key: {e}")))?;
-        let key_type = KeyType::of_pkey(&key)?;
-        Ok(Self { key, key_type })
+    /// Parses a DER SubjectPublicKeyInfo for checking `algorithm` signatures.
+    pub fn new(spki_der: &[u8], algorithm: SignatureAlgorithm) -> Result<Self, SignerError> {
+        let key_type = KeyType::of_public_key(spki_der)?;
+        let verification = algorithm.verification(key_type).ok_or_else(|| {
+            SignerError::UnsupportedKey(format!("{algorithm} does not fit a {key_type} key"))
+        })?;
+        let key = ParsedPublicKey::new(verification, spki_der)
+            .map_err(|e| SignerError::UnsupportedKey(format!("{key_type} key rejected: {e}")))?;
+        Ok(Self {
+            key,
+            key_type,
+            algorithm,
+        })
     }
 
     /// The key's type.
@@ -243,31 +285,14 @@ impl VerifyingKey {
         self.key_type
     }
 
-    /// Checks `signature` over `message` with `algorithm`, which must fit the key.
-    pub fn verify(
-        &self,
-        algorithm: SignatureAlgorithm,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Result<(), SignerError> {
-        let fits = match self.key_type {
-            KeyType::Rsa(_) => algorithm == SignatureAlgorithm::RsaPkcs1Sha256,
-            other => other.signature_algorithm() == algorithm,
-        };
-        if !fits {
-            return Err(SignerError::BadSignature(format!(
-                "{algorithm} does not fit a {} key",
-                self.key_type
-            )));
-        }
-        let mut verifier = openssl::sign::Verifier::new(algorithm.digest(), &self.key)?;
-        match verifier.verify_oneshot(signature, message) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(SignerError::BadSignature(format!(
-                "{algorithm} signature does not match the key"
-            ))),
-            Err(e) => Err(SignerError::BadSignature(e.to_string())),
-        }
+    /// Checks `signature` over `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignerError> {
+        self.key.verify_sig(message, signature).map_err(|_| {
+            SignerError::BadSignature(format!(
+                "{} signature does not match the {} key",
+                self.algorithm, self.key_type
+            ))
+        })
     }
 }
 
@@ -278,7 +303,7 @@ pub fn verify_signature(
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), SignerError> {
-    VerifyingKey::from_spki_der(spki_der)?.verify(algorithm, message, signature)
+    VerifyingKey::new(spki_der, algorithm)?.verify(message, signature)
 }
 
 #[cfg(test)]

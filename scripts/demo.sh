@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# certmint's main job, end to end on the embedded defaults.
+#
+# Until ÖKC batch production lands, this stands up a demo CA and issues a
+# Mali Mühür e-seal certificate and an ÖKC device certificate, then checks
+# both with OpenSSL. Output goes to ./demo-output (or the folder given).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup-debian.sh
+cargo build --release --quiet
+certmint="$PWD/target/release/certmint"
+
+out="${1:-demo-output}"
+rm -rf "$out"
+mkdir -p "$out"
+cd "$out"
+
+echo "== 1. CA: root + issuing (EC P-384, Kamu SM Mali Mühür names and URLs)"
+"$certmint" ca init --dir ca
+
+echo "== 2. The customer makes a key and a certificate request (OpenSSL, as a customer would)"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out company.key 2>/dev/null
+openssl req -new -key company.key -subj "/CN=request" -out company.csr
+
+echo "== 3. Mali Mühür e-seal certificate"
+"$certmint" issue --ca ca --profile mali-muhur --csr company.csr \
+  --vkn 4540536920 --unvan "Örnek Bilişim Anonim Şirketi" --out company.pem
+
+echo "== 4. ÖKC device certificate"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out device.key 2>/dev/null
+openssl pkey -in device.key -pubout -out device.pub
+"$certmint" issue --ca ca --profile okc-device --public-key device.pub \
+  --device-serial FU00022547 --out FU00022547.pem
+
+echo "== 5. Independent check with OpenSSL"
+openssl verify -CAfile ca/root.pem -untrusted ca/issuing.pem company.pem FU00022547.pem
+
+echo "== 6. What was issued"
+"$certmint" inspect company.pem
+echo
+echo "Demo output is in $(pwd)"

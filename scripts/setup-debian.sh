@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what certmint needs on a fresh Debian machine that has only the
+# Rust toolchain (with its C compiler, which aws-lc-sys builds with):
+# the OpenSSL command line, the independent checker of what we issue.
+# Idempotent: installs nothing when everything is present.
+set -euo pipefail
+
+packages=(openssl)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "setup: cargo not found; install the Rust toolchain first" >&2; exit 1; }
