@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use crate::ids::IdMode;
 use crate::issue::{CertificateAuthority, IssueError};
-use crate::keyref::{KeyRef, KeyRefError};
+use crate::keyref::{KeyRef, KeyRefError, Unlock};
 use crate::pem::{self, der_from_pem_or_der};
 use crate::profile::{CaConfig, Profile, ProfileError, ProfileName, Subject, SubjectInput};
 use crate::signer::{KeyType, Signer, SignerError, SoftwareSigner};
@@ -67,13 +67,25 @@ pub enum CaError {
     Signer(#[from] SignerError),
 }
 
+/// Where a CA key comes from at `ca init`.
+#[derive(Debug, Clone)]
+pub enum CaKey {
+    /// Generate a software key of this type (written as PKCS#8, mode 0600).
+    Generate(KeyType),
+    /// Use an existing key, by reference (e.g. a `pkcs11:` URI of a key made
+    /// by `certmint hsm keygen`); the reference text goes into the configuration.
+    Existing(String),
+}
+
 /// What `ca init` creates.
 #[derive(Debug, Clone)]
 pub struct InitOptions {
-    /// The root key's type.
-    pub root_key_type: KeyType,
-    /// The issuing key's type.
-    pub issuing_key_type: KeyType,
+    /// The root key.
+    pub root_key: CaKey,
+    /// The issuing key.
+    pub issuing_key: CaKey,
+    /// How to unlock existing keys.
+    pub unlock: Unlock,
     /// The root's subject (common_name, organization, country).
     pub root_subject: SubjectInput,
     /// The issuing CA's subject.
@@ -88,8 +100,9 @@ impl InitOptions {
     /// A Mali Mühür-style CA: P-384 keys, the Kamu SM issuer name and profiles.
     pub fn kamu_sm_defaults(not_before: DateTime) -> Self {
         Self {
-            root_key_type: KeyType::EcP384,
-            issuing_key_type: KeyType::EcP384,
+            root_key: CaKey::Generate(KeyType::EcP384),
+            issuing_key: CaKey::Generate(KeyType::EcP384),
+            unlock: Unlock::default(),
             root_subject: SubjectInput {
                 common_name: Some("Mali Mühür Kök Sertifika Hizmet Sağlayıcısı - Sürüm 1".into()),
                 ..Default::default()
@@ -141,66 +154,60 @@ pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaErro
         .map_err(io_error(path))
 }
 
-/// Creates a root and an issuing CA in `dir`. Everything is generated in
-/// memory first; files are written only when all of it succeeded, and a
-/// failed write removes what this call wrote.
-pub fn init(dir: &Path, options: &InitOptions) -> Result<InitReport, CaError> {
-    let config = &options.config;
-    let paths = [
-        dir.join(CONFIG_FILE),
-        dir.join(&config.ca.root_certificate),
-        dir.join(ROOT_KEY_FILE),
-        dir.join(&config.ca.issuing_certificate),
-        dir.join(&config.ca.issuing_key),
-    ];
-    if let Some(existing) = paths.iter().find(|p| p.exists()) {
-        return Err(CaError::AlreadyExists(existing.clone()));
+/// A CA key ready to sign, and the PKCS#8 PEM to write when it was generated.
+fn ca_key(key: &CaKey, unlock: &Unlock) -> Result<(Box<dyn Signer>, Option<Zeroizing<Vec<u8>>>), CaError> {
+    match key {
+        CaKey::Generate(key_type) => {
+            let signer = SoftwareSigner::generate(*key_type)?;
+            let pem = signer.to_pkcs8_pem()?;
+            Ok((Box::new(signer), Some(pem)))
+        }
+        CaKey::Existing(reference) => Ok((KeyRef::parse(reference, Path::new("."))?.open(unlock)?, None)),
     }
+}
 
+/// Creates a root and an issuing CA in `dir`. Everything is generated in
+/// memory (or in the token) first; files are written only when all of it
+/// succeeded, and a failed write removes what this call wrote.
+pub fn init(dir: &Path, options: &InitOptions) -> Result<InitReport, CaError> {
+    if dir.join(CONFIG_FILE).exists() {
+        return Err(CaError::AlreadyExists(dir.join(CONFIG_FILE)));
+    }
+    let mut config = options.config.clone();
+    if let CaKey::Existing(reference) = &options.issuing_key {
+        config.ca.issuing_key = reference.clone();
+    }
+    let config = &config;
     let root_profile = Profile::from_config(ProfileName::RootCa, config)?;
     let issuing_profile = Profile::from_config(ProfileName::IssuingCa, config)?;
-    let root_subject =
-        Subject::from_input(&root_profile, &options.root_subject, IdMode::Production)?;
-    let issuing_subject = Subject::from_input(
-        &issuing_profile,
-        &options.issuing_subject,
-        IdMode::Production,
-    )?;
+    let root_subject = Subject::from_input(&root_profile, &options.root_subject, IdMode::Production)?;
+    let issuing_subject = Subject::from_input(&issuing_profile, &options.issuing_subject, IdMode::Production)?;
 
-    let root_key = SoftwareSigner::generate(options.root_key_type)?;
-    let root_key_pem = root_key.to_pkcs8_pem()?;
-    let root = CertificateAuthority::create_root(
-        Box::new(root_key),
-        &root_profile,
-        &root_subject,
-        options.not_before,
-    )?;
-
-    let issuing_key = SoftwareSigner::generate(options.issuing_key_type)?;
-    let issuing_key_pem = issuing_key.to_pkcs8_pem()?;
-    let issuing = root.issue(
-        &issuing_profile,
-        &issuing_subject,
-        issuing_key.public_key_der(),
-        options.not_before,
-    )?;
+    // (path, contents, mode) of every file, decided before anything is written.
+    let mut files: Vec<(PathBuf, Zeroizing<Vec<u8>>, u32)> = Vec::new();
+    let (root_signer, root_key_pem) = ca_key(&options.root_key, &options.unlock)?;
+    let root = CertificateAuthority::create_root(root_signer, &root_profile, &root_subject, options.not_before)?;
+    let (issuing_signer, issuing_key_pem) = ca_key(&options.issuing_key, &options.unlock)?;
+    let issuing = root.issue(&issuing_profile, &issuing_subject, issuing_signer.public_key_der(), options.not_before)?;
     // The issuing certificate must work as a CA before anything is written.
-    CertificateAuthority::new(Box::new(issuing_key), issuing.der().to_vec())?;
+    CertificateAuthority::new(issuing_signer, issuing.der().to_vec())?;
 
+    let text = |s: String| Zeroizing::new(s.into_bytes());
+    files.push((dir.join(CONFIG_FILE), text(config.to_toml()), 0o644));
+    files.push((dir.join(&config.ca.root_certificate), text(pem::certificate(root.certificate_der())), 0o644));
+    if let Some(key) = root_key_pem {
+        files.push((dir.join(ROOT_KEY_FILE), key, 0o600));
+    }
+    files.push((dir.join(&config.ca.issuing_certificate), text(issuing.to_pem()), 0o644));
+    if let Some(key) = issuing_key_pem {
+        files.push((dir.join(&config.ca.issuing_key), key, 0o600));
+    }
+    if let Some((existing, _, _)) = files.iter().find(|(p, _, _)| p.exists()) {
+        return Err(CaError::AlreadyExists(existing.clone()));
+    }
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-    // Key files are kept in wiped-on-drop buffers like the keys themselves.
-    let contents: [(Zeroizing<Vec<u8>>, u32); 5] = [
-        (Zeroizing::new(config.to_toml().into_bytes()), 0o644),
-        (
-            Zeroizing::new(pem::certificate(root.certificate_der()).into_bytes()),
-            0o644,
-        ),
-        (root_key_pem, 0o600),
-        (Zeroizing::new(issuing.to_pem().into_bytes()), 0o644),
-        (issuing_key_pem, 0o600),
-    ];
     let mut written = Vec::new();
-    for (path, (bytes, mode)) in paths.iter().zip(contents.iter()) {
+    for (path, bytes, mode) in &files {
         if let Err(e) = write_new_file(path, bytes, *mode) {
             for done in &written {
                 let _ = std::fs::remove_file(done);
@@ -247,8 +254,9 @@ pub fn read_certificate(path: &Path) -> Result<Vec<u8>, CaError> {
 
 impl CaDirectory {
     /// Opens `dir`: reads the configuration and certificates, parses the key
-    /// reference (`key_override` replaces the configured one) and opens the key.
-    pub fn open(dir: &Path, key_override: Option<&str>) -> Result<Self, CaError> {
+    /// reference (`key_override` replaces the configured one) and opens the
+    /// key, unlocking a token key with `unlock`.
+    pub fn open(dir: &Path, key_override: Option<&str>, unlock: &Unlock) -> Result<Self, CaError> {
         let config = CaConfig::load(&dir.join(CONFIG_FILE))?;
         // A configured key path is relative to the CA directory; one the
         // operator types is relative to where they typed it.
@@ -258,7 +266,7 @@ impl CaDirectory {
         };
         let issuing_der = read_certificate(&dir.join(&config.ca.issuing_certificate))?;
         let root_der = read_certificate(&dir.join(&config.ca.root_certificate))?;
-        let ca = CertificateAuthority::new(key_ref.open()?, issuing_der)?;
+        let ca = CertificateAuthority::new(key_ref.open(unlock)?, issuing_der)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             config,

@@ -1,62 +1,72 @@
 //! Key references: one syntax for every place a key can live, parsed once,
 //! up front, into a typed value before any work starts.
+//!
+//! - a file path: a PKCS#8 (or traditional RSA/EC) private key, PEM or DER;
+//! - an RFC 7512 URI: `pkcs11:token=ca;object=issuing-2026?module-path=…&pin-source=file:…`.
 
 use std::path::{Path, PathBuf};
 
+use crate::pkcs11::{Pkcs11Error, Pkcs11Signer, Pkcs11Uri, PinSource, UriError};
 use crate::signer::{Signer, SignerError, SoftwareSigner};
 
-/// Why a key reference was refused.
+/// Why a key reference was refused or its key could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyRefError {
     /// An empty reference.
     #[error("empty key reference")]
     Empty,
-    /// A scheme certmint does not support yet.
-    #[error("key reference {reference:?}: {reason}")]
-    Unsupported {
-        /// The reference as given.
-        reference: String,
-        /// Why it cannot be used.
-        reason: &'static str,
-    },
-    /// The key could not be opened.
+    /// A malformed `pkcs11:` URI.
+    #[error(transparent)]
+    Uri(#[from] UriError),
+    /// A software key could not be opened.
     #[error(transparent)]
     Signer(#[from] SignerError),
+    /// A token key could not be opened.
+    #[error(transparent)]
+    Pkcs11(#[from] Pkcs11Error),
 }
 
 /// Where a signing key lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyRef {
-    /// A PKCS#8 (or traditional RSA/EC) private key file, PEM or DER.
+    /// A private key file.
     File(PathBuf),
+    /// A key in a PKCS#11 token.
+    Pkcs11(Pkcs11Uri),
+}
+
+/// How to unlock a key: where its PIN comes from when the URI has no
+/// `pin-source`, and how many token sessions to pool.
+#[derive(Debug, Clone, Default)]
+pub struct Unlock {
+    /// An environment variable holding the PIN (`--pin-env`).
+    pub pin_env: Option<String>,
+    /// The session pool size (default: the number of cores).
+    pub sessions: Option<usize>,
 }
 
 impl KeyRef {
-    /// Parses a reference; relative paths are taken from `base`.
+    /// Parses a reference; relative file paths are taken from `base`.
     pub fn parse(reference: &str, base: &Path) -> Result<Self, KeyRefError> {
         if reference.trim().is_empty() {
             return Err(KeyRefError::Empty);
         }
         if reference.starts_with("pkcs11:") {
-            return Err(KeyRefError::Unsupported {
-                reference: reference.to_owned(),
-                reason:
-                    "PKCS#11 keys are not supported by this build yet (software key files only)",
-            });
+            return Ok(KeyRef::Pkcs11(Pkcs11Uri::parse(reference)?.require_object()?));
         }
         let path = Path::new(reference);
-        Ok(KeyRef::File(if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            base.join(path)
-        }))
+        Ok(KeyRef::File(if path.is_absolute() { path.to_path_buf() } else { base.join(path) }))
     }
 
     /// Opens the key as a signer.
-    pub fn open(&self) -> Result<Box<dyn Signer>, KeyRefError> {
+    pub fn open(&self, unlock: &Unlock) -> Result<Box<dyn Signer>, KeyRefError> {
         match self {
             KeyRef::File(path) => Ok(Box::new(SoftwareSigner::load(path)?)),
+            KeyRef::Pkcs11(uri) => {
+                let pins = PinSource::choose(uri.pin_source.clone(), unlock.pin_env.as_deref());
+                Ok(Box::new(Pkcs11Signer::open(uri, &pins, unlock.sessions)?))
+            }
         }
     }
 }
@@ -74,12 +84,14 @@ mod tests {
     }
 
     #[test]
-    fn pkcs11_uris_are_refused_clearly_until_supported() {
-        let err = KeyRef::parse("pkcs11:token=ca;object=k", Path::new(".")).unwrap_err();
-        assert!(err.to_string().contains("PKCS#11"), "{err}");
+    fn pkcs11_uris_must_name_a_key_and_carry_no_pin() {
+        let r = KeyRef::parse("pkcs11:token=ca;object=k?module-path=/m.so", Path::new(".")).unwrap();
+        assert!(matches!(r, KeyRef::Pkcs11(ref u) if u.object.as_deref() == Some("k")));
+        assert!(matches!(KeyRef::parse("pkcs11:token=ca", Path::new(".")), Err(KeyRefError::Uri(UriError::NoObject))));
         assert!(matches!(
-            KeyRef::parse(" ", Path::new(".")),
-            Err(KeyRefError::Empty)
+            KeyRef::parse("pkcs11:token=ca;object=k?pin-value=1", Path::new(".")),
+            Err(KeyRefError::Uri(UriError::PinInUri))
         ));
+        assert!(matches!(KeyRef::parse(" ", Path::new(".")), Err(KeyRefError::Empty)));
     }
 }

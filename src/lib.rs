@@ -24,6 +24,7 @@ pub mod inspect;
 pub mod issue;
 pub mod keyref;
 pub mod pem;
+pub mod pkcs11;
 pub mod profile;
 pub mod request;
 pub mod signer;

@@ -12,7 +12,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use der::DateTime;
 
-use certmint::ca::{self, CaDirectory, CaError, InitOptions};
+use certmint::ca::{self, CaDirectory, CaError, CaKey, InitOptions};
+use certmint::keyref::Unlock;
+use certmint::pkcs11::provision::{ProvisionError, ProvisionRequest};
+use certmint::pkcs11::{Pkcs11Error, Pkcs11Uri, PinSource, Token};
 use certmint::ids::IdMode;
 use certmint::inspect;
 use certmint::issue::IssueError;
@@ -28,7 +31,8 @@ Exit codes:
   1  failure (files, CA, keys)
   2  usage error (bad or missing arguments)
   3  invalid input (subject data, identifiers, request, public key)
-  4  refused by a lint before signing";
+  4  refused by a lint before signing
+  5  token refused: wrong or locked PIN, token gone, label taken, mechanism missing";
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +55,107 @@ enum Command {
     Issue(IssueArgs),
     /// Show a certificate's fields (string types included).
     Inspect(InspectArgs),
+    /// PKCS#11 tokens: CA key ceremony, customer preflight and provisioning.
+    #[command(subcommand)]
+    Hsm(HsmCommand),
+}
+
+#[derive(Subcommand)]
+enum HsmCommand {
+    /// Key ceremony: generate a CA key pair inside a token (refuses a label in use).
+    Keygen(HsmKeygenArgs),
+    /// Preflight a token: library, mechanisms, sessions, memory, labels in use.
+    Probe(HsmProbeArgs),
+    /// Generate a Mali Mühür key in a customer's token and import its certificate beside it.
+    Provision(HsmProvisionArgs),
+}
+
+const URI_HELP: &str = "\n\
+Token URIs are RFC 7512: pkcs11:token=LABEL[;object=KEYLABEL]?module-path=MODULE&pin-source=file:PINFILE\n\
+module-path defaults to $CERTMINT_PKCS11_MODULE, else /usr/lib/softhsm/libsofthsm2.so.\n\
+The PIN comes from pin-source, else from the variable named by --pin-env, else a prompt; never from arguments.";
+
+#[derive(Args)]
+#[command(after_help = format!("Example:\n  certmint hsm keygen --key 'pkcs11:token=ca;object=issuing-2026?pin-source=file:/run/secrets/ca.pin' --key-type p384\n{URI_HELP}"))]
+struct HsmKeygenArgs {
+    /// The key to create: a pkcs11: URI with token= and object= (the label).
+    #[arg(long)]
+    key: String,
+    /// p384, p256, rsa2048, rsa3072 or rsa4096.
+    #[arg(long, default_value = "p384")]
+    key_type: KeyType,
+    /// Environment variable holding the user PIN (when the URI has no pin-source).
+    #[arg(long)]
+    pin_env: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[command(after_help = format!("Examples:\n  certmint hsm probe --token 'pkcs11:token=musteri?module-path=/usr/lib/vendor/libpkcs11.so'\n  certmint hsm probe --token 'pkcs11:token=musteri?pin-source=file:pin' --vkn 4540536920 --json\n{URI_HELP}"))]
+struct HsmProbeArgs {
+    /// The token: a pkcs11: URI with token= or serial=.
+    #[arg(long)]
+    token: String,
+    /// Key types to check mechanisms for (repeatable; default rsa2048 and p384).
+    #[arg(long = "key-type")]
+    key_types: Vec<KeyType>,
+    /// Check that {VKN}SIGN0 is free (needs the PIN; repeatable).
+    #[arg(long)]
+    vkn: Vec<String>,
+    /// Check that this label is free (needs the PIN; repeatable).
+    #[arg(long)]
+    label: Vec<String>,
+    /// Environment variable holding the user PIN (when the URI has no pin-source).
+    #[arg(long)]
+    pin_env: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[command(after_help = format!("Example:\n  certmint hsm provision --ca ./ca --token 'pkcs11:token=musteri?pin-source=file:musteri.pin' \\\n      --vkn 4540536920 --unvan 'Örnek Bilişim A.Ş.' --key-type p384 --out 4540536920SIGN0.pem\n\n\
+Writes a key pair labelled {{VKN}}SIGN0 (CKA_ID = SHA-1 of the public key) and the certificate beside it,\n\
+then reads everything back: attributes, public key match, a test signature.\n{URI_HELP}"))]
+struct HsmProvisionArgs {
+    /// The CA directory made by `certmint ca init` (its key may itself be a pkcs11: URI).
+    #[arg(long)]
+    ca: PathBuf,
+    /// The customer's token: a pkcs11: URI with token= or serial=.
+    #[arg(long)]
+    token: String,
+    /// The company's VKN.
+    #[arg(long)]
+    vkn: Option<String>,
+    /// A sole proprietor's TCKN (instead of --vkn).
+    #[arg(long)]
+    tckn: Option<String>,
+    /// The trade name (unvan).
+    #[arg(long)]
+    unvan: String,
+    /// rsa2048 or p384 (the Mali Mühür key types).
+    #[arg(long, default_value = "p384")]
+    key_type: KeyType,
+    /// Replace objects that already carry the label.
+    #[arg(long)]
+    replace: bool,
+    /// Also write the certificate here as PEM.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Environment variable holding the customer token's user PIN.
+    #[arg(long)]
+    pin_env: Option<String>,
+    /// Environment variable holding the CA token's PIN (when the CA key is a pkcs11: URI without pin-source).
+    #[arg(long)]
+    ca_pin_env: Option<String>,
+    /// Accept GİB's test identifiers. Never in production.
+    #[arg(long)]
+    test_mode: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -69,9 +174,18 @@ struct CaInitArgs {
     /// The CA directory to create (created if missing; existing CA files are never replaced).
     #[arg(long)]
     dir: PathBuf,
-    /// Key type of both CA keys: p384, p256, rsa2048, rsa3072 or rsa4096.
+    /// Key type of generated CA keys: p384, p256, rsa2048, rsa3072 or rsa4096.
     #[arg(long, default_value = "p384")]
     key_type: KeyType,
+    /// Use this existing root key (file or pkcs11: URI) instead of generating one.
+    #[arg(long)]
+    root_key: Option<String>,
+    /// Use this existing issuing key (file or pkcs11: URI, e.g. from `hsm keygen`) instead of generating one.
+    #[arg(long)]
+    issuing_key: Option<String>,
+    /// Environment variable holding the token PIN (for pkcs11: keys without pin-source).
+    #[arg(long)]
+    pin_env: Option<String>,
     /// Root CA commonName.
     #[arg(
         long,
@@ -140,9 +254,12 @@ struct IssueArgs {
     /// Also write the certificate as DER here.
     #[arg(long)]
     der_out: Option<PathBuf>,
-    /// Use this CA key reference instead of the configured one.
+    /// Use this CA key reference instead of the configured one (file or pkcs11: URI).
     #[arg(long)]
     ca_key: Option<String>,
+    /// Environment variable holding the CA token's PIN (when its URI has no pin-source).
+    #[arg(long)]
+    pin_env: Option<String>,
     /// Accept GİB's test identifiers (VKN 9999999999). Never in production.
     #[arg(long)]
     test_mode: bool,
@@ -171,6 +288,18 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if let Some(IssueError::Lint(_)) = cause.downcast_ref::<IssueError>() {
             return 4;
+        }
+        if matches!(
+            cause.downcast_ref::<Pkcs11Error>(),
+            Some(
+                Pkcs11Error::WrongPin { .. }
+                    | Pkcs11Error::PinLocked { .. }
+                    | Pkcs11Error::TokenGone { .. }
+                    | Pkcs11Error::LabelExists { .. }
+                    | Pkcs11Error::UnsupportedMechanism { .. }
+            )
+        ) {
+            return 5;
         }
         let invalid_input = matches!(
             cause.downcast_ref::<IssueError>(),
@@ -202,6 +331,9 @@ fn main() -> ExitCode {
         Command::Ca(CaCommand::Init(args)) => ca_init(args),
         Command::Issue(args) => issue(args),
         Command::Inspect(args) => inspect_file(args),
+        Command::Hsm(HsmCommand::Keygen(args)) => hsm_keygen(args),
+        Command::Hsm(HsmCommand::Probe(args)) => hsm_probe(args),
+        Command::Hsm(HsmCommand::Provision(args)) => hsm_provision(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -226,9 +358,17 @@ fn ca_init(args: CaInitArgs) -> Result<()> {
         organization: args.organization.clone(),
         ..Default::default()
     };
+    let key = |reference: &Option<String>| match reference {
+        Some(r) => CaKey::Existing(r.clone()),
+        None => CaKey::Generate(args.key_type),
+    };
     let options = InitOptions {
-        root_key_type: args.key_type,
-        issuing_key_type: args.key_type,
+        root_key: key(&args.root_key),
+        issuing_key: key(&args.issuing_key),
+        unlock: Unlock {
+            pin_env: args.pin_env.clone(),
+            sessions: Some(1),
+        },
         root_subject: subject(&args.root_cn),
         issuing_subject: subject(&args.issuing_cn),
         config,
@@ -319,7 +459,11 @@ fn issue(args: IssueArgs) -> Result<()> {
         .into());
     }
 
-    let directory = CaDirectory::open(&args.ca, args.ca_key.as_deref()).map_err(|e| match e {
+    let unlock = Unlock {
+        pin_env: args.pin_env.clone(),
+        sessions: Some(1),
+    };
+    let directory = CaDirectory::open(&args.ca, args.ca_key.as_deref(), &unlock).map_err(|e| match e {
         CaError::KeyRef(KeyRefError::Signer(s)) => anyhow::Error::from(s).context("CA key"),
         other => anyhow::Error::from(other),
     })?;
@@ -373,6 +517,130 @@ fn inspect_file(args: InspectArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", summary.to_text());
+    }
+    Ok(())
+}
+
+fn hsm_keygen(args: HsmKeygenArgs) -> Result<()> {
+    let uri = Pkcs11Uri::parse(&args.key)?.require_object()?;
+    if uri.id.is_some() {
+        bail!("leave id= out of the key URI: certmint sets CKA_ID to the SHA-1 of the public key");
+    }
+    let label = uri.object.clone().unwrap_or_default();
+    let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
+    let token = Token::open(&uri, &pins, Some(1))?;
+    let pair = certmint::pkcs11::keys::generate_key_pair(&token, args.key_type, &label, false)?;
+    let public_pem = der::pem::encode_string("PUBLIC KEY", der::pem::LineEnding::LF, &pair.spki_der)?;
+    if args.json {
+        let json = serde_json::json!({
+            "token": token.label(),
+            "label": label,
+            "id": certmint::pem::hex(&pair.id),
+            "key_type": args.key_type.to_string(),
+            "public_key_pem": public_pem,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        println!(
+            "Generated {} key pair {label:?} in token {:?}, CKA_ID {}\n{public_pem}",
+            args.key_type,
+            token.label(),
+            certmint::pem::hex(&pair.id)
+        );
+    }
+    Ok(())
+}
+
+fn hsm_probe(args: HsmProbeArgs) -> Result<()> {
+    let uri = Pkcs11Uri::parse(&args.token)?;
+    let key_types = if args.key_types.is_empty() { vec![KeyType::Rsa(2048), KeyType::EcP384] } else { args.key_types.clone() };
+    let mut labels = Vec::new();
+    for vkn in &args.vkn {
+        labels.push(format!("{}SIGN0", certmint::ids::Vkn::parse(vkn, IdMode::Production)?));
+    }
+    labels.extend(args.label.iter().cloned());
+    let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
+    let report = certmint::pkcs11::probe::probe(&uri, &key_types, &labels, &pins)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
+    // Everything is checked before the customer's token is touched.
+    let uri = Pkcs11Uri::parse(&args.token)?;
+    if uri.object.is_some() || uri.id.is_some() {
+        bail!("name only the token in --token: the label is {{VKN}}SIGN0 and the CKA_ID comes from the key");
+    }
+    if let Some(out) = &args.out {
+        if out.exists() {
+            bail!("{} already exists; certmint never overwrites a certificate", out.display());
+        }
+    }
+    let config = CaConfig::load(&args.ca.join(ca::CONFIG_FILE))?;
+    let profile = Profile::from_config(ProfileName::MaliMuhur, &config)?;
+    let id_mode = if args.test_mode { IdMode::Test } else { IdMode::Production };
+    let input = SubjectInput {
+        vkn: args.vkn.clone(),
+        tckn: args.tckn.clone(),
+        unvan: Some(args.unvan.clone()),
+        ..Default::default()
+    };
+    let subject = Subject::from_input(&profile, &input, id_mode)?;
+    let id = match &subject {
+        Subject::MaliMuhur { id, .. } => id.as_str().to_owned(),
+        _ => bail!("provisioning makes Mali Mühür certificates only"),
+    };
+    if !profile.key_types.contains(&args.key_type) {
+        return Err(IssueError::KeyNotAccepted {
+            key_type: args.key_type,
+            profile: profile.name,
+            accepted: profile.key_types_text(),
+        }
+        .into());
+    }
+    let unlock = Unlock {
+        pin_env: args.ca_pin_env.clone(),
+        sessions: Some(1),
+    };
+    let directory = CaDirectory::open(&args.ca, None, &unlock)?;
+    let ca = directory.ca.with_id_mode(id_mode);
+    let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
+    let token = Token::open(&uri, &pins, Some(1))?;
+    let request = ProvisionRequest {
+        profile,
+        subject,
+        key_type: args.key_type,
+        label: format!("{id}SIGN0"),
+        replace: args.replace,
+        not_before: now()?,
+    };
+    let report = certmint::pkcs11::provision::provision(&token, &ca, &request).map_err(|e| match e {
+        ProvisionError::Pkcs11(p) => anyhow::Error::from(p),
+        other => anyhow::Error::from(other),
+    })?;
+    if let Some(out) = &args.out {
+        ca::write_new_file(out, report.certificate_pem.as_bytes(), 0o644)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "Provisioned {:?} in token {:?}: CKA_ID {}, certificate {}",
+            report.label, report.token, report.id, report.serial
+        );
+        if report.removed_leftovers > 0 {
+            println!("Removed {} leftover object(s) of an interrupted earlier run.", report.removed_leftovers);
+        }
+        if report.replaced_objects > 0 {
+            println!("Replaced {} object(s) that carried the label.", report.replaced_objects);
+        }
+        for check in &report.checks {
+            println!("  ok  {check}");
+        }
     }
     Ok(())
 }

@@ -1,0 +1,137 @@
+//! Where a PIN comes from: a file (`pin-source=file:` in the URI), an
+//! environment variable the operator names (`--pin-env VAR`), or an
+//! interactive prompt on the terminal — never argv. A [`Pin`] never shows
+//! itself in `Debug` output or messages.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Why no PIN could be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PinError {
+    /// The PIN file could not be read.
+    #[error("cannot read the PIN file {path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The reason (never the content).
+        reason: String,
+    },
+    /// The named environment variable is not set.
+    #[error("environment variable {0} (named by --pin-env) is not set")]
+    EnvMissing(String),
+    /// No source was given and there is no terminal to ask on.
+    #[error("no PIN source for {0}: give pin-source=file:PATH in the URI or --pin-env VAR (no terminal to prompt on)")]
+    NoSource(String),
+    /// The PIN is empty.
+    #[error("the PIN for {0} is empty")]
+    Empty(String),
+}
+
+/// A PIN or password, wiped from memory on drop and never printed.
+#[derive(Clone)]
+pub struct Pin(SecretString);
+
+impl fmt::Debug for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pin(***)")
+    }
+}
+
+impl Pin {
+    /// Wraps a secret; refuses an empty one.
+    pub fn new(value: String, what: &str) -> Result<Self, PinError> {
+        if value.is_empty() {
+            return Err(PinError::Empty(what.to_owned()));
+        }
+        Ok(Self(SecretString::from(value)))
+    }
+
+    /// The secret, for handing to the token.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    pub(crate) fn as_secret(&self) -> &SecretString {
+        &self.0
+    }
+}
+
+/// Where the PIN for one token comes from, decided before any work starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinSource {
+    /// A file holding the PIN (a trailing newline is ignored).
+    File(PathBuf),
+    /// An environment variable, named by the operator.
+    Env(String),
+    /// Ask on the terminal.
+    Prompt,
+}
+
+impl PinSource {
+    /// The URI's `pin-source` if it has one, else `--pin-env`, else the prompt.
+    pub fn choose(uri_source: Option<PathBuf>, pin_env: Option<&str>) -> Self {
+        match (uri_source, pin_env) {
+            (Some(path), _) => PinSource::File(path),
+            (None, Some(var)) => PinSource::Env(var.to_owned()),
+            (None, None) => PinSource::Prompt,
+        }
+    }
+
+    /// Reads the PIN; `what` names the token in the prompt and in errors.
+    pub fn read(&self, what: &str) -> Result<Pin, PinError> {
+        match self {
+            PinSource::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| PinError::File {
+                    path: path.clone(),
+                    reason: e.kind().to_string(),
+                })?;
+                Pin::new(text.trim_end_matches(['\n', '\r']).to_owned(), what)
+            }
+            PinSource::Env(var) => {
+                let value = std::env::var(var).map_err(|_| PinError::EnvMissing(var.clone()))?;
+                Pin::new(value, what)
+            }
+            PinSource::Prompt => {
+                let value = rpassword::prompt_password(format!("PIN for {what}: "))
+                    .map_err(|_| PinError::NoSource(what.to_owned()))?;
+                Pin::new(value, what)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_pin() {
+        let pin = Pin::new("123456".into(), "t").unwrap();
+        assert_eq!(format!("{pin:?}"), "Pin(***)");
+        assert!(!format!("{:?}", PinSource::File("/p".into())).contains("123456"));
+    }
+
+    #[test]
+    fn file_source_strips_the_newline_and_errors_hide_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pin");
+        std::fs::write(&path, "98765\n").unwrap();
+        assert_eq!(PinSource::File(path.clone()).read("t").unwrap().expose(), "98765");
+        std::fs::write(&path, "\n").unwrap();
+        assert!(matches!(PinSource::File(path).read("t"), Err(PinError::Empty(_))));
+        let err = PinSource::File(dir.path().join("missing")).read("t").unwrap_err();
+        assert!(err.to_string().contains("cannot read the PIN file"), "{err}");
+    }
+
+    #[test]
+    fn choice_order() {
+        assert_eq!(PinSource::choose(Some("/f".into()), Some("V")), PinSource::File("/f".into()));
+        assert_eq!(PinSource::choose(None, Some("V")), PinSource::Env("V".into()));
+        assert_eq!(PinSource::choose(None, None), PinSource::Prompt);
+        assert!(matches!(PinSource::Env("CERTMINT_NO_SUCH_VAR".into()).read("t"), Err(PinError::EnvMissing(_))));
+    }
+}

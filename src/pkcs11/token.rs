@@ -1,0 +1,362 @@
+//! A logged-in token with a pool of sessions.
+//!
+//! Login discipline: a process logs in to a token once. [`Token::open`] keeps
+//! a registry of open tokens, so every worker shares one [`Token`]; a refused
+//! PIN is remembered, and every later attempt in this process fails at once
+//! without another C_Login — a wrong PIN never burns more than one of the
+//! token's tries.
+//!
+//! The pool hands out sessions to workers and heals them: a dead session is
+//! replaced, a lost login is restored with one C_Login, a removed token stops
+//! the work with [`Pkcs11Error::TokenGone`].
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::{Limit, Slot, TokenInfo};
+
+use super::pin::{Pin, PinSource};
+use super::uri::Pkcs11Uri;
+use super::{Pkcs11Error, Recovery, ckr_name, recovery};
+
+/// Locks a mutex; a panic in another worker does not make the data unusable
+/// (every critical section here leaves it consistent).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+
+/// The initialised context of a module, loaded once per process.
+pub fn module(path: &PathBuf) -> Result<Pkcs11, Pkcs11Error> {
+    let mut modules = lock(MODULES.get_or_init(Default::default));
+    if let Some(ctx) = modules.get(path) {
+        return Ok(ctx.clone());
+    }
+    let failed = |reason: String| Pkcs11Error::Module {
+        path: path.display().to_string(),
+        reason,
+    };
+    if !path.exists() {
+        return Err(failed("no such file (install the module or set module-path=)".into()));
+    }
+    let ctx = Pkcs11::new(path).map_err(|e| failed(e.to_string()))?;
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(CkError::Pkcs11(rv, _)) => return Err(failed(format!("C_Initialize: {}", ckr_name(&rv)))),
+        Err(e) => return Err(failed(e.to_string())),
+    }
+    modules.insert(path.clone(), ctx.clone());
+    Ok(ctx)
+}
+
+/// A token found in a module's slots, not logged in.
+#[derive(Debug, Clone)]
+pub struct FoundToken {
+    /// The module context.
+    pub ctx: Pkcs11,
+    /// The slot holding the token.
+    pub slot: Slot,
+    /// The token's information.
+    pub info: TokenInfo,
+}
+
+impl FoundToken {
+    /// The token label, without padding.
+    pub fn label(&self) -> String {
+        self.info.label().trim().to_owned()
+    }
+}
+
+/// Finds the one token the URI names (by label and/or serial).
+pub fn find_token(uri: &Pkcs11Uri) -> Result<FoundToken, Pkcs11Error> {
+    let ctx = module(&uri.module_path)?;
+    let call = |e: CkError| Pkcs11Error::call("(module)", &e);
+    let mut present = Vec::new();
+    let mut matches = Vec::new();
+    for slot in ctx.get_slots_with_token().map_err(call)? {
+        let info = ctx.get_token_info(slot).map_err(call)?;
+        let label = info.label().trim().to_owned();
+        let serial = info.serial_number().trim().to_owned();
+        let wanted = uri.token.as_ref().is_none_or(|t| *t == label) && uri.serial.as_ref().is_none_or(|s| *s == serial);
+        if !info.token_initialized() {
+            continue;
+        }
+        present.push(label);
+        if wanted {
+            matches.push(FoundToken {
+                ctx: ctx.clone(),
+                slot,
+                info,
+            });
+        }
+    }
+    match matches.len() {
+        1 => Ok(matches.remove(0)),
+        0 => Err(Pkcs11Error::TokenNotFound {
+            wanted: uri.to_string(),
+            present: if present.is_empty() { "none".into() } else { present.join(", ") },
+        }),
+        count => Err(Pkcs11Error::AmbiguousToken {
+            wanted: uri.to_string(),
+            count,
+        }),
+    }
+}
+
+enum Registered {
+    Open(Weak<Token>),
+    /// C_Login refused this PIN; the CKR code it gave.
+    LoginRefused(String),
+}
+
+type TokenKey = (PathBuf, u64);
+static TOKENS: OnceLock<Mutex<HashMap<TokenKey, Registered>>> = OnceLock::new();
+
+struct LoginState {
+    /// Bumped at each successful (re-)login, so that workers who lost the
+    /// login together re-log in once, not once each.
+    generation: u64,
+    /// Set when the PIN was refused: nobody tries again.
+    refused: Option<String>,
+}
+
+struct PoolState {
+    idle: Vec<Session>,
+    open: usize,
+}
+
+/// A logged-in token shared by all workers of the process.
+pub struct Token {
+    ctx: Pkcs11,
+    slot: Slot,
+    label: String,
+    pin: Pin,
+    login: Mutex<LoginState>,
+    logins: AtomicU64,
+    pool: Mutex<PoolState>,
+    session_freed: Condvar,
+    max_sessions: usize,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token({:?}, {} sessions)", self.label, self.max_sessions)
+    }
+}
+
+fn wrong_pin(token: &str, ckr: String) -> Pkcs11Error {
+    if ckr == "CKR_PIN_LOCKED" {
+        Pkcs11Error::PinLocked { token: token.to_owned() }
+    } else {
+        Pkcs11Error::WrongPin {
+            token: token.to_owned(),
+            ckr,
+        }
+    }
+}
+
+fn is_pin_refusal(rv: &RvError) -> bool {
+    matches!(rv, RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange | RvError::PinLocked | RvError::PinExpired)
+}
+
+/// The pool size for a token: what it allows, and no more than `wanted`.
+fn pool_size(info: &TokenInfo, wanted: usize) -> usize {
+    let limit = |l: Limit| match l {
+        Limit::Max(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+        _ => usize::MAX,
+    };
+    wanted.min(limit(info.max_session_count())).min(limit(info.max_rw_session_count())).max(1)
+}
+
+impl Token {
+    /// Opens (or joins) the logged-in token the URI names. `sessions` caps the
+    /// pool; by default it is the number of cores. The PIN is read from
+    /// `pin_source` only when this process has not logged in to the token yet.
+    pub fn open(uri: &Pkcs11Uri, pin_source: &PinSource, sessions: Option<usize>) -> Result<Arc<Token>, Pkcs11Error> {
+        let found = find_token(uri)?;
+        let label = found.label();
+        let key = (uri.module_path.clone(), found.slot.id());
+        let mut registry = lock(TOKENS.get_or_init(Default::default));
+        match registry.get(&key) {
+            Some(Registered::Open(weak)) => {
+                if let Some(token) = weak.upgrade() {
+                    return Ok(token);
+                }
+            }
+            Some(Registered::LoginRefused(ckr)) => return Err(wrong_pin(&label, ckr.clone())),
+            None => {}
+        }
+        let pin = pin_source.read(&format!("token {label:?}"))?;
+        let session = found
+            .ctx
+            .open_rw_session(found.slot)
+            .map_err(|e| Pkcs11Error::call(&label, &e))?;
+        match session.login(UserType::User, Some(pin.as_secret())) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(CkError::Pkcs11(rv, _)) if is_pin_refusal(&rv) => {
+                let ckr = ckr_name(&rv);
+                registry.insert(key, Registered::LoginRefused(ckr.clone()));
+                return Err(wrong_pin(&label, ckr));
+            }
+            Err(e) => return Err(Pkcs11Error::call(&label, &e)),
+        }
+        let wanted = sessions.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let token = Arc::new(Token {
+            max_sessions: pool_size(&found.info, wanted),
+            ctx: found.ctx,
+            slot: found.slot,
+            label,
+            pin,
+            login: Mutex::new(LoginState {
+                generation: 0,
+                refused: None,
+            }),
+            logins: AtomicU64::new(1),
+            pool: Mutex::new(PoolState {
+                idle: vec![session],
+                open: 1,
+            }),
+            session_freed: Condvar::new(),
+        });
+        registry.insert(key, Registered::Open(Arc::downgrade(&token)));
+        Ok(token)
+    }
+
+    /// The token label.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The module context.
+    pub fn context(&self) -> &Pkcs11 {
+        &self.ctx
+    }
+
+    /// The slot.
+    pub fn slot(&self) -> Slot {
+        self.slot
+    }
+
+    /// How many sessions the pool may hold.
+    pub fn max_sessions(&self) -> usize {
+        self.max_sessions
+    }
+
+    /// How many times this process has called C_Login on the token.
+    pub fn login_count(&self) -> u64 {
+        self.logins.load(Ordering::SeqCst)
+    }
+
+    fn checkout(&self) -> Result<PooledSession<'_>, Pkcs11Error> {
+        let mut pool = lock(&self.pool);
+        loop {
+            if let Some(session) = pool.idle.pop() {
+                return Ok(PooledSession {
+                    token: self,
+                    session: Some(session),
+                    discard: false,
+                });
+            }
+            if pool.open < self.max_sessions {
+                pool.open += 1;
+                drop(pool);
+                return match self.ctx.open_rw_session(self.slot) {
+                    Ok(session) => Ok(PooledSession {
+                        token: self,
+                        session: Some(session),
+                        discard: false,
+                    }),
+                    Err(e) => {
+                        lock(&self.pool).open -= 1;
+                        self.session_freed.notify_one();
+                        Err(Pkcs11Error::call(&self.label, &e))
+                    }
+                };
+            }
+            pool = self.session_freed.wait(pool).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn relogin(&self, session: &Session, seen_generation: u64) -> Result<(), Pkcs11Error> {
+        let mut state = lock(&self.login);
+        if let Some(ckr) = &state.refused {
+            return Err(wrong_pin(&self.label, ckr.clone()));
+        }
+        if state.generation != seen_generation {
+            return Ok(()); // another worker already logged in again
+        }
+        self.logins.fetch_add(1, Ordering::SeqCst);
+        match session.login(UserType::User, Some(self.pin.as_secret())) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
+                state.generation += 1;
+                Ok(())
+            }
+            Err(CkError::Pkcs11(rv, _)) if is_pin_refusal(&rv) => {
+                let ckr = ckr_name(&rv);
+                state.refused = Some(ckr.clone());
+                Err(wrong_pin(&self.label, ckr))
+            }
+            Err(e) => Err(Pkcs11Error::call(&self.label, &e)),
+        }
+    }
+
+    /// Runs `op` on a pooled session, healing once per kind of fault: a dead
+    /// session is replaced, a lost login restored. A gone token stops.
+    pub fn with_session<T>(&self, mut op: impl FnMut(&Session) -> Result<T, CkError>) -> Result<T, Pkcs11Error> {
+        let (mut replaced, mut relogged) = (false, false);
+        loop {
+            let generation = lock(&self.login).generation;
+            let mut pooled = self.checkout()?;
+            let error = match op(pooled.session()) {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            match recovery(&error) {
+                Recovery::ReplaceSession if !replaced => {
+                    replaced = true;
+                    pooled.discard = true;
+                }
+                Recovery::Relogin if !relogged => {
+                    relogged = true;
+                    self.relogin(pooled.session(), generation)?;
+                }
+                _ => return Err(Pkcs11Error::call(&self.label, &error)),
+            }
+        }
+    }
+}
+
+/// A session lent by the pool; returned (or, when dead, closed) on drop.
+struct PooledSession<'a> {
+    token: &'a Token,
+    session: Option<Session>,
+    discard: bool,
+}
+
+impl PooledSession<'_> {
+    fn session(&self) -> &Session {
+        // Present from construction until drop.
+        self.session.as_ref().unwrap_or_else(|| unreachable!("pooled session taken before drop"))
+    }
+}
+
+impl Drop for PooledSession<'_> {
+    fn drop(&mut self) {
+        let Some(session) = self.session.take() else { return };
+        let mut pool = lock(&self.token.pool);
+        if self.discard {
+            pool.open -= 1;
+            drop(pool);
+            drop(session); // C_CloseSession; a dead handle's error is moot
+        } else {
+            pool.idle.push(session);
+        }
+        self.token.session_freed.notify_one();
+    }
+}

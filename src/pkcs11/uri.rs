@@ -1,0 +1,237 @@
+//! RFC 7512 `pkcs11:` URIs: which module, which token, which object, and
+//! where the PIN comes from — parsed and validated before any work starts.
+//!
+//! ```text
+//! pkcs11:token=ca;object=issuing-2026?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/secrets/ca.pin
+//! ```
+//!
+//! `pin-value` is refused: a PIN in a URI ends up in argv, shell history and logs.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// The module certmint uses when a URI names none (Debian's SoftHSM2).
+pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// Why a `pkcs11:` URI was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UriError {
+    /// Not a `pkcs11:` URI.
+    #[error("{0:?} is not a pkcs11: URI")]
+    NotPkcs11(String),
+    /// A malformed `name=value` pair or percent escape.
+    #[error("pkcs11 URI: malformed {0:?}")]
+    Malformed(String),
+    /// An attribute certmint does not know.
+    #[error("pkcs11 URI: unknown attribute {0:?}")]
+    UnknownAttribute(String),
+    /// An attribute given twice.
+    #[error("pkcs11 URI: attribute {0:?} given twice")]
+    Duplicate(String),
+    /// A PIN inside the URI.
+    #[error("pkcs11 URI: pin-value is refused (a PIN must not appear in arguments); use pin-source=file:PATH, --pin-env VAR or the prompt")]
+    PinInUri,
+    /// A `pin-source` that is not a `file:` path.
+    #[error("pkcs11 URI: pin-source {0:?} must be file:/absolute/or/relative/path")]
+    BadPinSource(String),
+    /// No token named.
+    #[error("pkcs11 URI: name the token with token= or serial=")]
+    NoToken,
+    /// No object named where one is needed.
+    #[error("pkcs11 URI: name the key with object= (label) or id=")]
+    NoObject,
+    /// An object type other than private.
+    #[error("pkcs11 URI: type={0:?} cannot sign; use type=private or leave it out")]
+    BadType(String),
+}
+
+/// A parsed `pkcs11:` URI.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Pkcs11Uri {
+    /// The PKCS#11 module to load.
+    pub module_path: PathBuf,
+    /// Token label.
+    pub token: Option<String>,
+    /// Token serial number.
+    pub serial: Option<String>,
+    /// Object label.
+    pub object: Option<String>,
+    /// Object CKA_ID.
+    pub id: Option<Vec<u8>>,
+    /// Where the user PIN is read from, when the URI says.
+    pub pin_source: Option<PathBuf>,
+}
+
+impl fmt::Debug for Pkcs11Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pkcs11Uri({self})")
+    }
+}
+
+impl fmt::Display for Pkcs11Uri {
+    /// The URI without its query, for messages (it never holds a PIN anyway).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(t) = &self.token {
+            parts.push(format!("token={}", escape(t.as_bytes())));
+        }
+        if let Some(s) = &self.serial {
+            parts.push(format!("serial={}", escape(s.as_bytes())));
+        }
+        if let Some(o) = &self.object {
+            parts.push(format!("object={}", escape(o.as_bytes())));
+        }
+        if let Some(id) = &self.id {
+            parts.push(format!("id={}", id.iter().map(|b| format!("%{b:02X}")).collect::<String>()));
+        }
+        write!(f, "pkcs11:{}", parts.join(";"))
+    }
+}
+
+fn escape(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || b"-._~:[]@!$'()*+,=&".contains(&b) && b != b';' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn unescape(value: &str) -> Result<Vec<u8>, UriError> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = value.get(i + 1..i + 3).ok_or_else(|| UriError::Malformed(value.to_owned()))?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| UriError::Malformed(value.to_owned()))?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn text(value: &str) -> Result<String, UriError> {
+    String::from_utf8(unescape(value)?).map_err(|_| UriError::Malformed(value.to_owned()))
+}
+
+impl Pkcs11Uri {
+    /// Parses a URI. `token=` or `serial=` is required; the object is
+    /// optional here (see [`Pkcs11Uri::require_object`]).
+    pub fn parse(uri: &str) -> Result<Self, UriError> {
+        let rest = uri.strip_prefix("pkcs11:").ok_or_else(|| UriError::NotPkcs11(uri.to_owned()))?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut parsed = Pkcs11Uri {
+            module_path: PathBuf::from(DEFAULT_MODULE),
+            token: None,
+            serial: None,
+            object: None,
+            id: None,
+            pin_source: None,
+        };
+        let mut module_given = false;
+        let mut seen = std::collections::BTreeSet::new();
+        let attributes = path.split(';').map(|p| (p, false)).chain(query.split('&').map(|q| (q, true)));
+        for (pair, in_query) in attributes.filter(|(p, _)| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').ok_or_else(|| UriError::Malformed(pair.to_owned()))?;
+            if !seen.insert((name.to_owned(), in_query)) {
+                return Err(UriError::Duplicate(name.to_owned()));
+            }
+            match (name, in_query) {
+                ("token", false) => parsed.token = Some(text(value)?),
+                ("serial", false) => parsed.serial = Some(text(value)?),
+                ("object", false) => parsed.object = Some(text(value)?),
+                ("id", false) => parsed.id = Some(unescape(value)?),
+                ("type", false) => {
+                    if value != "private" {
+                        return Err(UriError::BadType(value.to_owned()));
+                    }
+                }
+                // Informational path attributes: accepted, not used for matching.
+                ("manufacturer" | "model" | "library-manufacturer" | "library-description" | "library-version" | "slot-id"
+                | "slot-description" | "slot-manufacturer", false) => {}
+                ("module-path", true) => {
+                    parsed.module_path = PathBuf::from(text(value)?);
+                    module_given = true;
+                }
+                ("pin-source", true) => {
+                    let source = text(value)?;
+                    let path = source.strip_prefix("file:").ok_or_else(|| UriError::BadPinSource(source.clone()))?;
+                    // file:///abs/path and file:/abs/path and file:relative are all accepted.
+                    let path = path.strip_prefix("//").unwrap_or(path);
+                    if path.is_empty() {
+                        return Err(UriError::BadPinSource(source));
+                    }
+                    parsed.pin_source = Some(PathBuf::from(path));
+                }
+                ("pin-value", true) => return Err(UriError::PinInUri),
+                _ => return Err(UriError::UnknownAttribute(name.to_owned())),
+            }
+        }
+        if !module_given {
+            if let Ok(module) = std::env::var("CERTMINT_PKCS11_MODULE") {
+                parsed.module_path = PathBuf::from(module);
+            }
+        }
+        if parsed.token.is_none() && parsed.serial.is_none() {
+            return Err(UriError::NoToken);
+        }
+        Ok(parsed)
+    }
+
+    /// Checks that the URI names an object (a key to sign with).
+    pub fn require_object(self) -> Result<Self, UriError> {
+        if self.object.is_none() && self.id.is_none() {
+            return Err(UriError::NoObject);
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_uri() {
+        let uri = Pkcs11Uri::parse(
+            "pkcs11:token=ca;object=issuing-2026;id=%01%02?module-path=/usr/lib/x.so&pin-source=file:/run/secrets/ca.pin",
+        )
+        .unwrap();
+        assert_eq!(uri.token.as_deref(), Some("ca"));
+        assert_eq!(uri.object.as_deref(), Some("issuing-2026"));
+        assert_eq!(uri.id, Some(vec![1, 2]));
+        assert_eq!(uri.module_path, PathBuf::from("/usr/lib/x.so"));
+        assert_eq!(uri.pin_source, Some(PathBuf::from("/run/secrets/ca.pin")));
+        assert_eq!(uri.to_string(), "pkcs11:token=ca;object=issuing-2026;id=%01%02");
+    }
+
+    #[test]
+    fn percent_escapes_and_file_uri_forms() {
+        let uri = Pkcs11Uri::parse("pkcs11:token=M%C3%BC%C5%9Fteri%20HSM?pin-source=file:///tmp/p").unwrap();
+        assert_eq!(uri.token.as_deref(), Some("Müşteri HSM"));
+        assert_eq!(uri.pin_source, Some(PathBuf::from("/tmp/p")));
+        assert_eq!(uri.to_string(), "pkcs11:token=M%C3%BC%C5%9Fteri%20HSM");
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(Pkcs11Uri::parse("pkcs11:token=a?pin-value=1234"), Err(UriError::PinInUri));
+        assert_eq!(Pkcs11Uri::parse("pkcs11:object=k"), Err(UriError::NoToken));
+        assert!(matches!(Pkcs11Uri::parse("file:k.pem"), Err(UriError::NotPkcs11(_))));
+        assert!(matches!(Pkcs11Uri::parse("pkcs11:token=a;colour=red"), Err(UriError::UnknownAttribute(_))));
+        assert!(matches!(Pkcs11Uri::parse("pkcs11:token=a;token=b"), Err(UriError::Duplicate(_))));
+        assert!(matches!(Pkcs11Uri::parse("pkcs11:token=a?pin-source=env:X"), Err(UriError::BadPinSource(_))));
+        assert!(matches!(Pkcs11Uri::parse("pkcs11:token=%zz"), Err(UriError::Malformed(_))));
+        assert!(matches!(Pkcs11Uri::parse("pkcs11:token=a;type=cert"), Err(UriError::BadType(_))));
+        assert_eq!(Pkcs11Uri::parse("pkcs11:token=a").unwrap().require_object(), Err(UriError::NoObject));
+    }
+}
