@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what certmint needs on a fresh Debian machine that has only the
 # Rust toolchain (with its C compiler, which aws-lc-sys builds with):
-# the OpenSSL command line, the independent checker of what we issue.
+# - openssl: the command line, the independent checker of what we issue;
+# - softhsm2: the real PKCS#11 module the HSM tests and demo run against;
+# - opensc, opensc-pkcs11: pkcs11-tool (an independent reader of tokens) and
+#   pkcs11-spy (counts PKCS#11 calls, e.g. that a wrong PIN is tried once).
 # Idempotent: installs nothing when everything is present.
 set -euo pipefail
 
-packages=(openssl)
+packages=(openssl softhsm2 opensc opensc-pkcs11)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -4,8 +4,8 @@
 #   softhsm/new-token.sh DIR LABEL [MECHANISMS]
 #
 # DIR gets softhsm2.conf, tokens/, user.pin and so.pin (mode 0600, fresh
-# random PINs each run). MECHANISMS is SoftHSM's slots.mechanisms list, e.g.
-# "-CKM_EC_KEY_PAIR_GEN" to take a mechanism away (default: ALL).
+# random PINs each run). MECHANISMS is SoftHSM's slots.mechanisms allow-list,
+# e.g. "CKM_RSA_PKCS_KEY_PAIR_GEN,CKM_SHA256_RSA_PKCS" (default: ALL).
 # Prints the line to export: SOFTHSM2_CONF=DIR/softhsm2.conf
 #
 # softhsm2-util takes PINs only as arguments or at a prompt; these are

@@ -155,14 +155,20 @@ pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaErro
 }
 
 /// A CA key ready to sign, and the PKCS#8 PEM to write when it was generated.
-fn ca_key(key: &CaKey, unlock: &Unlock) -> Result<(Box<dyn Signer>, Option<Zeroizing<Vec<u8>>>), CaError> {
+fn ca_key(
+    key: &CaKey,
+    unlock: &Unlock,
+) -> Result<(Box<dyn Signer>, Option<Zeroizing<Vec<u8>>>), CaError> {
     match key {
         CaKey::Generate(key_type) => {
             let signer = SoftwareSigner::generate(*key_type)?;
             let pem = signer.to_pkcs8_pem()?;
             Ok((Box::new(signer), Some(pem)))
         }
-        CaKey::Existing(reference) => Ok((KeyRef::parse(reference, Path::new("."))?.open(unlock)?, None)),
+        CaKey::Existing(reference) => Ok((
+            KeyRef::parse(reference, Path::new("."))?.open(unlock)?,
+            None,
+        )),
     }
 }
 
@@ -180,25 +186,48 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<InitReport, CaError> {
     let config = &config;
     let root_profile = Profile::from_config(ProfileName::RootCa, config)?;
     let issuing_profile = Profile::from_config(ProfileName::IssuingCa, config)?;
-    let root_subject = Subject::from_input(&root_profile, &options.root_subject, IdMode::Production)?;
-    let issuing_subject = Subject::from_input(&issuing_profile, &options.issuing_subject, IdMode::Production)?;
+    let root_subject =
+        Subject::from_input(&root_profile, &options.root_subject, IdMode::Production)?;
+    let issuing_subject = Subject::from_input(
+        &issuing_profile,
+        &options.issuing_subject,
+        IdMode::Production,
+    )?;
 
     // (path, contents, mode) of every file, decided before anything is written.
     let mut files: Vec<(PathBuf, Zeroizing<Vec<u8>>, u32)> = Vec::new();
     let (root_signer, root_key_pem) = ca_key(&options.root_key, &options.unlock)?;
-    let root = CertificateAuthority::create_root(root_signer, &root_profile, &root_subject, options.not_before)?;
+    let root = CertificateAuthority::create_root(
+        root_signer,
+        &root_profile,
+        &root_subject,
+        options.not_before,
+    )?;
     let (issuing_signer, issuing_key_pem) = ca_key(&options.issuing_key, &options.unlock)?;
-    let issuing = root.issue(&issuing_profile, &issuing_subject, issuing_signer.public_key_der(), options.not_before)?;
+    let issuing = root.issue(
+        &issuing_profile,
+        &issuing_subject,
+        issuing_signer.public_key_der(),
+        options.not_before,
+    )?;
     // The issuing certificate must work as a CA before anything is written.
     CertificateAuthority::new(issuing_signer, issuing.der().to_vec())?;
 
     let text = |s: String| Zeroizing::new(s.into_bytes());
     files.push((dir.join(CONFIG_FILE), text(config.to_toml()), 0o644));
-    files.push((dir.join(&config.ca.root_certificate), text(pem::certificate(root.certificate_der())), 0o644));
+    files.push((
+        dir.join(&config.ca.root_certificate),
+        text(pem::certificate(root.certificate_der())),
+        0o644,
+    ));
     if let Some(key) = root_key_pem {
         files.push((dir.join(ROOT_KEY_FILE), key, 0o600));
     }
-    files.push((dir.join(&config.ca.issuing_certificate), text(issuing.to_pem()), 0o644));
+    files.push((
+        dir.join(&config.ca.issuing_certificate),
+        text(issuing.to_pem()),
+        0o644,
+    ));
     if let Some(key) = issuing_key_pem {
         files.push((dir.join(&config.ca.issuing_key), key, 0o600));
     }

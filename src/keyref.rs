@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::pkcs11::{Pkcs11Error, Pkcs11Signer, Pkcs11Uri, PinSource, UriError};
+use crate::pkcs11::{PinSource, Pkcs11Error, Pkcs11Signer, Pkcs11Uri, UriError};
 use crate::signer::{Signer, SignerError, SoftwareSigner};
 
 /// Why a key reference was refused or its key could not be opened.
@@ -53,10 +53,16 @@ impl KeyRef {
             return Err(KeyRefError::Empty);
         }
         if reference.starts_with("pkcs11:") {
-            return Ok(KeyRef::Pkcs11(Pkcs11Uri::parse(reference)?.require_object()?));
+            return Ok(KeyRef::Pkcs11(
+                Pkcs11Uri::parse(reference)?.require_object()?,
+            ));
         }
         let path = Path::new(reference);
-        Ok(KeyRef::File(if path.is_absolute() { path.to_path_buf() } else { base.join(path) }))
+        Ok(KeyRef::File(if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            base.join(path)
+        }))
     }
 
     /// Opens the key as a signer.
@@ -85,13 +91,20 @@ mod tests {
 
     #[test]
     fn pkcs11_uris_must_name_a_key_and_carry_no_pin() {
-        let r = KeyRef::parse("pkcs11:token=ca;object=k?module-path=/m.so", Path::new(".")).unwrap();
+        let r =
+            KeyRef::parse("pkcs11:token=ca;object=k?module-path=/m.so", Path::new(".")).unwrap();
         assert!(matches!(r, KeyRef::Pkcs11(ref u) if u.object.as_deref() == Some("k")));
-        assert!(matches!(KeyRef::parse("pkcs11:token=ca", Path::new(".")), Err(KeyRefError::Uri(UriError::NoObject))));
+        assert!(matches!(
+            KeyRef::parse("pkcs11:token=ca", Path::new(".")),
+            Err(KeyRefError::Uri(UriError::NoObject))
+        ));
         assert!(matches!(
             KeyRef::parse("pkcs11:token=ca;object=k?pin-value=1", Path::new(".")),
             Err(KeyRefError::Uri(UriError::PinInUri))
         ));
-        assert!(matches!(KeyRef::parse(" ", Path::new(".")), Err(KeyRefError::Empty)));
+        assert!(matches!(
+            KeyRef::parse(" ", Path::new(".")),
+            Err(KeyRefError::Empty)
+        ));
     }
 }

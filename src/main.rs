@@ -13,14 +13,13 @@ use clap::{Args, Parser, Subcommand};
 use der::DateTime;
 
 use certmint::ca::{self, CaDirectory, CaError, CaKey, InitOptions};
-use certmint::keyref::Unlock;
-use certmint::pkcs11::provision::{ProvisionError, ProvisionRequest};
-use certmint::pkcs11::{Pkcs11Error, Pkcs11Uri, PinSource, Token};
 use certmint::ids::IdMode;
 use certmint::inspect;
 use certmint::issue::IssueError;
-use certmint::keyref::KeyRefError;
+use certmint::keyref::{KeyRefError, Unlock};
 use certmint::pem::der_from_pem_or_der;
+use certmint::pkcs11::provision::{ProvisionError, ProvisionRequest};
+use certmint::pkcs11::{PinSource, Pkcs11Error, Pkcs11Uri, Token};
 use certmint::profile::{CaConfig, Profile, ProfileError, ProfileName, Subject, SubjectInput};
 use certmint::request::{self, RequestError};
 use certmint::signer::{KeyType, SignerError};
@@ -283,46 +282,76 @@ struct InspectArgs {
     json: bool,
 }
 
-/// Exit code for an error, by the library error it carries.
+/// Exit code for an error, by the library error it carries. Wrapper errors
+/// are unwrapped by type: `#[error(transparent)]` hides the wrapped error
+/// from `source()`, so the anyhow chain alone would not reach it.
 fn exit_code(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if let Some(IssueError::Lint(_)) = cause.downcast_ref::<IssueError>() {
-            return 4;
-        }
-        if matches!(
-            cause.downcast_ref::<Pkcs11Error>(),
-            Some(
-                Pkcs11Error::WrongPin { .. }
-                    | Pkcs11Error::PinLocked { .. }
-                    | Pkcs11Error::TokenGone { .. }
-                    | Pkcs11Error::LabelExists { .. }
-                    | Pkcs11Error::UnsupportedMechanism { .. }
-            )
-        ) {
-            return 5;
-        }
-        let invalid_input = matches!(
-            cause.downcast_ref::<IssueError>(),
-            Some(IssueError::KeyNotAccepted { .. })
-        ) || matches!(
-            cause.downcast_ref::<ProfileError>(),
-            Some(
-                ProfileError::MissingField { .. }
-                    | ProfileError::UnexpectedField { .. }
-                    | ProfileError::Id(_)
-                    | ProfileError::BadName { .. }
-                    | ProfileError::SubjectFile { .. }
-            )
-        ) || cause.downcast_ref::<RequestError>().is_some()
-            || matches!(
-                cause.downcast_ref::<SignerError>(),
-                Some(SignerError::UnsupportedKey(_))
-            );
-        if invalid_input {
-            return 3;
-        }
+    err.chain().find_map(classify).unwrap_or(1)
+}
+
+fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    if let Some(e) = cause.downcast_ref::<CaError>() {
+        return match e {
+            CaError::Profile(p) => classify(p),
+            CaError::Issue(i) => classify(i),
+            CaError::KeyRef(k) => classify(k),
+            CaError::Signer(s) => classify(s),
+            _ => None,
+        };
     }
-    1
+    if let Some(e) = cause.downcast_ref::<KeyRefError>() {
+        return match e {
+            KeyRefError::Pkcs11(p) => classify(p),
+            KeyRefError::Signer(s) => classify(s),
+            KeyRefError::Uri(_) | KeyRefError::Empty => Some(2),
+            _ => None,
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<ProvisionError>() {
+        return match e {
+            ProvisionError::Pkcs11(p) => classify(p),
+            ProvisionError::Issue(i) | ProvisionError::Refused(i) => classify(i),
+            _ => None,
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<IssueError>() {
+        return match e {
+            IssueError::Lint(_) => Some(4),
+            IssueError::KeyNotAccepted { .. } => Some(3),
+            IssueError::Signer(s) => classify(s),
+            _ => None,
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<Pkcs11Error>() {
+        return match e {
+            Pkcs11Error::WrongPin { .. }
+            | Pkcs11Error::PinLocked { .. }
+            | Pkcs11Error::TokenGone { .. }
+            | Pkcs11Error::LabelExists { .. }
+            | Pkcs11Error::UnsupportedMechanism { .. } => Some(5),
+            Pkcs11Error::Uri(_) => Some(2),
+            _ => None,
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<ProfileError>() {
+        return match e {
+            ProfileError::MissingField { .. }
+            | ProfileError::UnexpectedField { .. }
+            | ProfileError::Id(_)
+            | ProfileError::BadName { .. }
+            | ProfileError::SubjectFile { .. } => Some(3),
+            _ => None,
+        };
+    }
+    if cause.downcast_ref::<RequestError>().is_some()
+        || cause.downcast_ref::<certmint::ids::IdError>().is_some()
+    {
+        return Some(3);
+    }
+    match cause.downcast_ref::<SignerError>() {
+        Some(SignerError::UnsupportedKey(_)) => Some(3),
+        _ => None,
+    }
 }
 
 fn main() -> ExitCode {
@@ -463,10 +492,11 @@ fn issue(args: IssueArgs) -> Result<()> {
         pin_env: args.pin_env.clone(),
         sessions: Some(1),
     };
-    let directory = CaDirectory::open(&args.ca, args.ca_key.as_deref(), &unlock).map_err(|e| match e {
-        CaError::KeyRef(KeyRefError::Signer(s)) => anyhow::Error::from(s).context("CA key"),
-        other => anyhow::Error::from(other),
-    })?;
+    let directory =
+        CaDirectory::open(&args.ca, args.ca_key.as_deref(), &unlock).map_err(|e| match e {
+            CaError::KeyRef(KeyRefError::Signer(s)) => anyhow::Error::from(s).context("CA key"),
+            other => anyhow::Error::from(other),
+        })?;
     let ca = directory.ca.with_id_mode(id_mode);
     let not_before = match args.not_before {
         Some(t) => t,
@@ -530,7 +560,8 @@ fn hsm_keygen(args: HsmKeygenArgs) -> Result<()> {
     let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
     let token = Token::open(&uri, &pins, Some(1))?;
     let pair = certmint::pkcs11::keys::generate_key_pair(&token, args.key_type, &label, false)?;
-    let public_pem = der::pem::encode_string("PUBLIC KEY", der::pem::LineEnding::LF, &pair.spki_der)?;
+    let public_pem =
+        der::pem::encode_string("PUBLIC KEY", der::pem::LineEnding::LF, &pair.spki_der)?;
     if args.json {
         let json = serde_json::json!({
             "token": token.label(),
@@ -553,10 +584,17 @@ fn hsm_keygen(args: HsmKeygenArgs) -> Result<()> {
 
 fn hsm_probe(args: HsmProbeArgs) -> Result<()> {
     let uri = Pkcs11Uri::parse(&args.token)?;
-    let key_types = if args.key_types.is_empty() { vec![KeyType::Rsa(2048), KeyType::EcP384] } else { args.key_types.clone() };
+    let key_types = if args.key_types.is_empty() {
+        vec![KeyType::Rsa(2048), KeyType::EcP384]
+    } else {
+        args.key_types.clone()
+    };
     let mut labels = Vec::new();
     for vkn in &args.vkn {
-        labels.push(format!("{}SIGN0", certmint::ids::Vkn::parse(vkn, IdMode::Production)?));
+        labels.push(format!(
+            "{}SIGN0",
+            certmint::ids::Vkn::parse(vkn, IdMode::Production)?
+        ));
     }
     labels.extend(args.label.iter().cloned());
     let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
@@ -577,12 +615,19 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
     }
     if let Some(out) = &args.out {
         if out.exists() {
-            bail!("{} already exists; certmint never overwrites a certificate", out.display());
+            bail!(
+                "{} already exists; certmint never overwrites a certificate",
+                out.display()
+            );
         }
     }
     let config = CaConfig::load(&args.ca.join(ca::CONFIG_FILE))?;
     let profile = Profile::from_config(ProfileName::MaliMuhur, &config)?;
-    let id_mode = if args.test_mode { IdMode::Test } else { IdMode::Production };
+    let id_mode = if args.test_mode {
+        IdMode::Test
+    } else {
+        IdMode::Production
+    };
     let input = SubjectInput {
         vkn: args.vkn.clone(),
         tckn: args.tckn.clone(),
@@ -618,10 +663,11 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
         replace: args.replace,
         not_before: now()?,
     };
-    let report = certmint::pkcs11::provision::provision(&token, &ca, &request).map_err(|e| match e {
-        ProvisionError::Pkcs11(p) => anyhow::Error::from(p),
-        other => anyhow::Error::from(other),
-    })?;
+    let report =
+        certmint::pkcs11::provision::provision(&token, &ca, &request).map_err(|e| match e {
+            ProvisionError::Pkcs11(p) => anyhow::Error::from(p),
+            other => anyhow::Error::from(other),
+        })?;
     if let Some(out) = &args.out {
         ca::write_new_file(out, report.certificate_pem.as_bytes(), 0o644)?;
     }
@@ -633,10 +679,16 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
             report.label, report.token, report.id, report.serial
         );
         if report.removed_leftovers > 0 {
-            println!("Removed {} leftover object(s) of an interrupted earlier run.", report.removed_leftovers);
+            println!(
+                "Removed {} leftover object(s) of an interrupted earlier run.",
+                report.removed_leftovers
+            );
         }
         if report.replaced_objects > 0 {
-            println!("Replaced {} object(s) that carried the label.", report.replaced_objects);
+            println!(
+                "Replaced {} object(s) that carried the label.",
+                report.replaced_objects
+            );
         }
         for check in &report.checks {
             println!("  ok  {check}");

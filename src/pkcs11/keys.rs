@@ -2,18 +2,20 @@
 //! SubjectPublicKeyInfo, key pairs generated inside the token (never
 //! extractable), and certificates imported beside their keys.
 
-use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5912;
+use const_oid::ObjectIdentifier;
 use cryptoki::error::Error as CkError;
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType as CkKeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{
+    Attribute, AttributeType, CertificateType, KeyType as CkKeyType, ObjectClass, ObjectHandle,
+};
 use cryptoki::session::Session;
 use der::asn1::{BitString, Null, OctetString, UintRef};
 use der::{Any, Decode, Encode, Sequence};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use super::token::Token;
-use super::{Pkcs11Error, ckr_name};
+use super::{ckr_name, Pkcs11Error};
 use crate::signer::KeyType;
 
 /// RFC 8017 `RSAPublicKey`.
@@ -42,7 +44,11 @@ fn curve_oid(key_type: KeyType) -> Option<ObjectIdentifier> {
 }
 
 /// Builds the SubjectPublicKeyInfo of a public key object.
-pub fn public_key_spki(session: &Session, public: ObjectHandle, token: &str) -> Result<Vec<u8>, Pkcs11Error> {
+pub fn public_key_spki(
+    session: &Session,
+    public: ObjectHandle,
+    token: &str,
+) -> Result<Vec<u8>, Pkcs11Error> {
     let bad = |reason: String| Pkcs11Error::BadKey {
         token: token.to_owned(),
         reason,
@@ -50,10 +56,17 @@ pub fn public_key_spki(session: &Session, public: ObjectHandle, token: &str) -> 
     let attrs = session
         .get_attributes(
             public,
-            &[AttributeType::KeyType, AttributeType::EcParams, AttributeType::EcPoint, AttributeType::Modulus, AttributeType::PublicExponent],
+            &[
+                AttributeType::KeyType,
+                AttributeType::EcParams,
+                AttributeType::EcPoint,
+                AttributeType::Modulus,
+                AttributeType::PublicExponent,
+            ],
         )
         .map_err(|e| Pkcs11Error::call(token, &e))?;
-    let (mut key_type, mut params, mut point, mut modulus, mut exponent) = (None, None, None, None, None);
+    let (mut key_type, mut params, mut point, mut modulus, mut exponent) =
+        (None, None, None, None, None);
     for attr in attrs {
         match attr {
             Attribute::KeyType(k) => key_type = Some(k),
@@ -68,7 +81,8 @@ pub fn public_key_spki(session: &Session, public: ObjectHandle, token: &str) -> 
     let spki = match key_type {
         Some(CkKeyType::EC) => {
             let params = params.ok_or_else(|| bad("EC public key without CKA_EC_PARAMS".into()))?;
-            let curve: ObjectIdentifier = ObjectIdentifier::from_der(&params).map_err(|_| bad("CKA_EC_PARAMS is not a named curve".into()))?;
+            let curve: ObjectIdentifier = ObjectIdentifier::from_der(&params)
+                .map_err(|_| bad("CKA_EC_PARAMS is not a named curve".into()))?;
             let point = point.ok_or_else(|| bad("EC public key without CKA_EC_POINT".into()))?;
             // The standard wraps the point in an OCTET STRING; some tokens do not.
             let point = match OctetString::from_der(&point) {
@@ -84,8 +98,10 @@ pub fn public_key_spki(session: &Session, public: ObjectHandle, token: &str) -> 
             }
         }
         Some(CkKeyType::RSA) => {
-            let modulus = modulus.ok_or_else(|| bad("RSA public key without CKA_MODULUS".into()))?;
-            let exponent = exponent.ok_or_else(|| bad("RSA public key without CKA_PUBLIC_EXPONENT".into()))?;
+            let modulus =
+                modulus.ok_or_else(|| bad("RSA public key without CKA_MODULUS".into()))?;
+            let exponent =
+                exponent.ok_or_else(|| bad("RSA public key without CKA_PUBLIC_EXPONENT".into()))?;
             let key = RsaPublicKey {
                 modulus: UintRef::new(&modulus).map_err(encoding)?,
                 public_exponent: UintRef::new(&exponent).map_err(encoding)?,
@@ -114,7 +130,11 @@ pub fn objects_labelled(session: &Session, label: &str) -> Result<Vec<ObjectHand
 }
 
 /// The private key the template matches, which must be unique.
-pub fn find_private_key(session: &Session, label: Option<&str>, id: Option<&[u8]>) -> Result<Vec<ObjectHandle>, CkError> {
+pub fn find_private_key(
+    session: &Session,
+    label: Option<&str>,
+    id: Option<&[u8]>,
+) -> Result<Vec<ObjectHandle>, CkError> {
     let mut template = vec![Attribute::Class(ObjectClass::PRIVATE_KEY)];
     if let Some(label) = label {
         template.push(Attribute::Label(label.as_bytes().to_vec()));
@@ -130,12 +150,22 @@ pub fn object_id(session: &Session, object: ObjectHandle) -> Result<Vec<u8>, CkE
     Ok(session
         .get_attributes(object, &[AttributeType::Id])?
         .into_iter()
-        .find_map(|a| if let Attribute::Id(id) = a { Some(id) } else { None })
+        .find_map(|a| {
+            if let Attribute::Id(id) = a {
+                Some(id)
+            } else {
+                None
+            }
+        })
         .unwrap_or_default())
 }
 
 /// The public key object beside a private key: same CKA_ID, else same label.
-pub fn find_public_key(session: &Session, id: &[u8], label: Option<&str>) -> Result<Option<ObjectHandle>, CkError> {
+pub fn find_public_key(
+    session: &Session,
+    id: &[u8],
+    label: Option<&str>,
+) -> Result<Option<ObjectHandle>, CkError> {
     let mut template = vec![Attribute::Class(ObjectClass::PUBLIC_KEY)];
     if !id.is_empty() {
         template.push(Attribute::Id(id.to_vec()));
@@ -150,7 +180,10 @@ pub fn find_public_key(session: &Session, id: &[u8], label: Option<&str>) -> Res
 /// The mechanisms to generate a key of `key_type`.
 pub fn generation_mechanism(key_type: KeyType) -> (Mechanism<'static>, MechanismType) {
     match key_type {
-        KeyType::Rsa(_) => (Mechanism::RsaPkcsKeyPairGen, MechanismType::RSA_PKCS_KEY_PAIR_GEN),
+        KeyType::Rsa(_) => (
+            Mechanism::RsaPkcsKeyPairGen,
+            MechanismType::RSA_PKCS_KEY_PAIR_GEN,
+        ),
         _ => (Mechanism::EccKeyPairGen, MechanismType::ECC_KEY_PAIR_GEN),
     }
 }
@@ -173,7 +206,12 @@ pub struct GeneratedKeyPair {
 /// false; CKA_ID set to the SHA-1 of the public key. Refuses a label already
 /// in use unless `allow_existing_label`; on any failure after generation the
 /// new objects are destroyed, so nothing is left behind.
-pub fn generate_key_pair(token: &Token, key_type: KeyType, label: &str, allow_existing_label: bool) -> Result<GeneratedKeyPair, Pkcs11Error> {
+pub fn generate_key_pair(
+    token: &Token,
+    key_type: KeyType,
+    label: &str,
+    allow_existing_label: bool,
+) -> Result<GeneratedKeyPair, Pkcs11Error> {
     let (mechanism, mechanism_type) = generation_mechanism(key_type);
     let supported = token
         .context()
@@ -203,9 +241,13 @@ pub fn generate_key_pair(token: &Token, key_type: KeyType, label: &str, allow_ex
             Attribute::Label(label_bytes.clone()),
         ];
         match curve_oid(key_type) {
-            Some(curve) => public_template.push(Attribute::EcParams(curve.to_der().unwrap_or_default())),
+            Some(curve) => {
+                public_template.push(Attribute::EcParams(curve.to_der().unwrap_or_default()))
+            }
             None => {
-                let KeyType::Rsa(bits) = key_type else { unreachable!("curve_oid is None only for RSA") };
+                let KeyType::Rsa(bits) = key_type else {
+                    unreachable!("curve_oid is None only for RSA")
+                };
                 public_template.push(Attribute::ModulusBits(u64::from(bits).into()));
                 public_template.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
             }
@@ -221,7 +263,8 @@ pub fn generate_key_pair(token: &Token, key_type: KeyType, label: &str, allow_ex
             Attribute::Derive(false),
             Attribute::Label(label_bytes),
         ];
-        let (public, private) = session.generate_key_pair(&mechanism, &public_template, &private_template)?;
+        let (public, private) =
+            session.generate_key_pair(&mechanism, &public_template, &private_template)?;
         let finish = || -> Result<GeneratedKeyPair, Pkcs11Error> {
             let spki_der = public_key_spki(session, public, token.label())?;
             let id = key_id(&spki_der)?;
@@ -246,7 +289,12 @@ pub fn generate_key_pair(token: &Token, key_type: KeyType, label: &str, allow_ex
 
 /// Imports an X.509 certificate object beside the key with `id`, labelled
 /// `label`, with CKA_SUBJECT, CKA_ISSUER, CKA_SERIAL_NUMBER and CKA_VALUE.
-pub fn import_certificate(session: &Session, label: &str, id: &[u8], certificate_der: &[u8]) -> Result<ObjectHandle, CkError> {
+pub fn import_certificate(
+    session: &Session,
+    label: &str,
+    id: &[u8],
+    certificate_der: &[u8],
+) -> Result<ObjectHandle, CkError> {
     // The caller has just issued this certificate; its fields decode.
     let (subject, issuer, serial) = match x509_cert::Certificate::from_der(certificate_der) {
         Ok(cert) => {

@@ -117,7 +117,9 @@ pub enum Pkcs11Error {
         mechanism: String,
     },
     /// The token or device went away: stop cleanly, resume later.
-    #[error("token {token:?} is gone ({function}: {ckr}); the work stopped cleanly and can be resumed")]
+    #[error(
+        "token {token:?} is gone ({function}: {ckr}); the work stopped cleanly and can be resumed"
+    )]
     TokenGone {
         /// The token label.
         token: String,
@@ -199,9 +201,10 @@ pub fn recovery(error: &CkError) -> Recovery {
             RvError::SessionHandleInvalid | RvError::SessionClosed => Recovery::ReplaceSession,
             RvError::UserNotLoggedIn => Recovery::Relogin,
             RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid => Recovery::RefindKey,
-            RvError::DeviceRemoved | RvError::TokenNotPresent | RvError::DeviceError | RvError::TokenNotRecognized => {
-                Recovery::Stop
-            }
+            RvError::DeviceRemoved
+            | RvError::TokenNotPresent
+            | RvError::DeviceError
+            | RvError::TokenNotRecognized => Recovery::Stop,
             _ => Recovery::Fail,
         },
         _ => Recovery::Fail,
@@ -220,17 +223,35 @@ mod tests {
     #[test]
     fn ckr_names_follow_the_standard() {
         assert_eq!(ckr_name(&RvError::PinIncorrect), "CKR_PIN_INCORRECT");
-        assert_eq!(ckr_name(&RvError::UserNotLoggedIn), "CKR_USER_NOT_LOGGED_IN");
-        assert_eq!(ckr_name(&RvError::SessionHandleInvalid), "CKR_SESSION_HANDLE_INVALID");
+        assert_eq!(
+            ckr_name(&RvError::UserNotLoggedIn),
+            "CKR_USER_NOT_LOGGED_IN"
+        );
+        assert_eq!(
+            ckr_name(&RvError::SessionHandleInvalid),
+            "CKR_SESSION_HANDLE_INVALID"
+        );
     }
 
     #[test]
     fn every_healing_code_maps_to_its_recovery() {
-        assert_eq!(recovery(&err(RvError::SessionHandleInvalid)), Recovery::ReplaceSession);
-        assert_eq!(recovery(&err(RvError::SessionClosed)), Recovery::ReplaceSession);
+        assert_eq!(
+            recovery(&err(RvError::SessionHandleInvalid)),
+            Recovery::ReplaceSession
+        );
+        assert_eq!(
+            recovery(&err(RvError::SessionClosed)),
+            Recovery::ReplaceSession
+        );
         assert_eq!(recovery(&err(RvError::UserNotLoggedIn)), Recovery::Relogin);
-        assert_eq!(recovery(&err(RvError::KeyHandleInvalid)), Recovery::RefindKey);
-        assert_eq!(recovery(&err(RvError::ObjectHandleInvalid)), Recovery::RefindKey);
+        assert_eq!(
+            recovery(&err(RvError::KeyHandleInvalid)),
+            Recovery::RefindKey
+        );
+        assert_eq!(
+            recovery(&err(RvError::ObjectHandleInvalid)),
+            Recovery::RefindKey
+        );
         assert_eq!(recovery(&err(RvError::DeviceRemoved)), Recovery::Stop);
         assert_eq!(recovery(&err(RvError::TokenNotPresent)), Recovery::Stop);
         assert_eq!(recovery(&err(RvError::DeviceError)), Recovery::Stop);

@@ -120,18 +120,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pin");
         std::fs::write(&path, "98765\n").unwrap();
-        assert_eq!(PinSource::File(path.clone()).read("t").unwrap().expose(), "98765");
+        assert_eq!(
+            PinSource::File(path.clone()).read("t").unwrap().expose(),
+            "98765"
+        );
         std::fs::write(&path, "\n").unwrap();
-        assert!(matches!(PinSource::File(path).read("t"), Err(PinError::Empty(_))));
-        let err = PinSource::File(dir.path().join("missing")).read("t").unwrap_err();
-        assert!(err.to_string().contains("cannot read the PIN file"), "{err}");
+        assert!(matches!(
+            PinSource::File(path).read("t"),
+            Err(PinError::Empty(_))
+        ));
+        let err = PinSource::File(dir.path().join("missing"))
+            .read("t")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read the PIN file"),
+            "{err}"
+        );
     }
 
     #[test]
     fn choice_order() {
-        assert_eq!(PinSource::choose(Some("/f".into()), Some("V")), PinSource::File("/f".into()));
-        assert_eq!(PinSource::choose(None, Some("V")), PinSource::Env("V".into()));
+        assert_eq!(
+            PinSource::choose(Some("/f".into()), Some("V")),
+            PinSource::File("/f".into())
+        );
+        assert_eq!(
+            PinSource::choose(None, Some("V")),
+            PinSource::Env("V".into())
+        );
         assert_eq!(PinSource::choose(None, None), PinSource::Prompt);
-        assert!(matches!(PinSource::Env("CERTMINT_NO_SUCH_VAR".into()).read("t"), Err(PinError::EnvMissing(_))));
+        assert!(matches!(
+            PinSource::Env("CERTMINT_NO_SUCH_VAR".into()).read("t"),
+            Err(PinError::EnvMissing(_))
+        ));
     }
 }

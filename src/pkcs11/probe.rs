@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::keys::{generation_mechanism, objects_labelled};
 use super::pin::PinSource;
-use super::token::{Token, find_token};
+use super::token::{find_token, Token};
 use super::uri::Pkcs11Uri;
 use super::Pkcs11Error;
 use crate::signer::KeyType;
@@ -111,7 +111,12 @@ fn memory(free: Option<usize>, total: Option<usize>) -> String {
 
 /// Probes the token the URI names. Labels are checked only when some are
 /// given, and that needs a login (PIN from `pin_source`).
-pub fn probe(uri: &Pkcs11Uri, key_types: &[KeyType], labels: &[String], pin_source: &PinSource) -> Result<ProbeReport, Pkcs11Error> {
+pub fn probe(
+    uri: &Pkcs11Uri,
+    key_types: &[KeyType],
+    labels: &[String],
+    pin_source: &PinSource,
+) -> Result<ProbeReport, Pkcs11Error> {
     let found = find_token(uri)?;
     let call = |e: cryptoki::error::Error| Pkcs11Error::call(&found.label(), &e);
     let info = found.ctx.get_library_info().map_err(call)?;
@@ -143,7 +148,11 @@ pub fn probe(uri: &Pkcs11Uri, key_types: &[KeyType], labels: &[String], pin_sour
         let (_, generation) = generation_mechanism(key_type);
         let generate = if available.contains(&generation) {
             match found.ctx.get_mechanism_info(found.slot, generation) {
-                Ok(m) => format!("{generation} (key sizes {}-{})", m.min_key_size(), m.max_key_size()),
+                Ok(m) => format!(
+                    "{generation} (key sizes {}-{})",
+                    m.min_key_size(),
+                    m.max_key_size()
+                ),
                 Err(_) => format!("{generation}"),
             }
         } else {
@@ -160,7 +169,9 @@ pub fn probe(uri: &Pkcs11Uri, key_types: &[KeyType], labels: &[String], pin_sour
             ok: available.contains(&generation) && sign.is_some(),
             generate,
             sign: match sign {
-                Some(m) if *m == MechanismType::ECDSA || *m == MechanismType::RSA_PKCS => format!("{m} (hash in software)"),
+                Some(m) if *m == MechanismType::ECDSA || *m == MechanismType::RSA_PKCS => {
+                    format!("{m} (hash in software)")
+                }
                 Some(m) => m.to_string(),
                 None => format!("{} MISSING", candidates[0]),
             },
@@ -179,7 +190,9 @@ pub fn probe(uri: &Pkcs11Uri, key_types: &[KeyType], labels: &[String], pin_sour
             });
         }
     }
-    let ready = mechanisms.iter().all(|m| m.ok) && label_checks.iter().all(|l| l.existing_objects == 0) && !token.user_pin_locked;
+    let ready = mechanisms.iter().all(|m| m.ok)
+        && label_checks.iter().all(|l| l.existing_objects == 0)
+        && !token.user_pin_locked;
     Ok(ProbeReport {
         library,
         token,
@@ -194,11 +207,20 @@ impl ProbeReport {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let l = &self.library;
-        out += &format!("Library:  {} — {} {} (Cryptoki {})\n          {}\n", l.manufacturer, l.description, l.version, l.cryptoki_version, l.path);
+        out += &format!(
+            "Library:  {} — {} {} (Cryptoki {})\n          {}\n",
+            l.manufacturer, l.description, l.version, l.cryptoki_version, l.path
+        );
         let t = &self.token;
-        out += &format!("Token:    {:?}  {} {}  serial {}\n", t.label, t.manufacturer, t.model, t.serial);
+        out += &format!(
+            "Token:    {:?}  {} {}  serial {}\n",
+            t.label, t.manufacturer, t.model, t.serial
+        );
         out += &format!("Sessions: {} (read-write {})\n", t.sessions, t.rw_sessions);
-        out += &format!("Memory:   public {}; private {}\n", t.public_memory, t.private_memory);
+        out += &format!(
+            "Memory:   public {}; private {}\n",
+            t.public_memory, t.private_memory
+        );
         let pin_state = if t.user_pin_locked {
             "LOCKED"
         } else if t.user_pin_final_try {
@@ -208,18 +230,39 @@ impl ProbeReport {
         } else {
             "ok"
         };
-        out += &format!("User PIN: {pin_state}{}\n", if t.write_protected { "; token is WRITE-PROTECTED" } else { "" });
+        out += &format!(
+            "User PIN: {pin_state}{}\n",
+            if t.write_protected {
+                "; token is WRITE-PROTECTED"
+            } else {
+                ""
+            }
+        );
         for m in &self.mechanisms {
-            out += &format!("{:8}  {}  generate {}; sign {}\n", m.key_type, if m.ok { "ok " } else { "NO " }, m.generate, m.sign);
+            out += &format!(
+                "{:8}  {}  generate {}; sign {}\n",
+                m.key_type,
+                if m.ok { "ok " } else { "NO " },
+                m.generate,
+                m.sign
+            );
         }
         for l in &self.labels {
             out += &format!(
                 "Label {:?}: {}\n",
                 l.label,
-                if l.existing_objects == 0 { "free".to_owned() } else { format!("TAKEN by {} object(s)", l.existing_objects) }
+                if l.existing_objects == 0 {
+                    "free".to_owned()
+                } else {
+                    format!("TAKEN by {} object(s)", l.existing_objects)
+                }
             );
         }
-        out += if self.ready { "Ready for provisioning.\n" } else { "NOT ready: see the lines marked above.\n" };
+        out += if self.ready {
+            "Ready for provisioning.\n"
+        } else {
+            "NOT ready: see the lines marked above.\n"
+        };
         out
     }
 }

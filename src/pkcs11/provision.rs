@@ -19,7 +19,7 @@ use super::uri::Pkcs11Uri;
 use super::Pkcs11Error;
 use crate::issue::{CertificateAuthority, IssueError};
 use crate::profile::{Profile, Subject};
-use crate::signer::{KeyType, Signer, verify_signature};
+use crate::signer::{verify_signature, KeyType, Signer};
 
 /// Why provisioning failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +78,10 @@ fn temporary_label(label: &str) -> String {
     format!("{label}.certmint-new")
 }
 
-fn classes(session: &Session, objects: &[ObjectHandle]) -> Result<Vec<ObjectClass>, cryptoki::error::Error> {
+fn classes(
+    session: &Session,
+    objects: &[ObjectHandle],
+) -> Result<Vec<ObjectClass>, cryptoki::error::Error> {
     let mut out = Vec::new();
     for &o in objects {
         for attr in session.get_attributes(o, &[AttributeType::Class])? {
@@ -91,7 +94,11 @@ fn classes(session: &Session, objects: &[ObjectHandle]) -> Result<Vec<ObjectClas
 }
 
 /// Provisions one subscriber into `token`, with `ca` signing.
-pub fn provision(token: &std::sync::Arc<Token>, ca: &CertificateAuthority, request: &ProvisionRequest) -> Result<ProvisionReport, ProvisionError> {
+pub fn provision(
+    token: &std::sync::Arc<Token>,
+    ca: &CertificateAuthority,
+    request: &ProvisionRequest,
+) -> Result<ProvisionReport, ProvisionError> {
     let profile = &request.profile;
     if !profile.key_types.contains(&request.key_type) {
         return Err(ProvisionError::Refused(IssueError::KeyNotAccepted {
@@ -122,21 +129,30 @@ pub fn provision(token: &std::sync::Arc<Token>, ca: &CertificateAuthority, reque
     let pair = generate_key_pair(token, request.key_type, &temporary, false)?;
     let remove_new = |extra: Option<ObjectHandle>| {
         let _ = token.with_session(|s| {
-            for o in [Some(pair.private), Some(pair.public), extra].into_iter().flatten() {
+            for o in [Some(pair.private), Some(pair.public), extra]
+                .into_iter()
+                .flatten()
+            {
                 let _ = s.destroy_object(o);
             }
             Ok(())
         });
     };
 
-    let certificate = match ca.issue(profile, &request.subject, &pair.spki_der, request.not_before) {
+    let certificate = match ca.issue(
+        profile,
+        &request.subject,
+        &pair.spki_der,
+        request.not_before,
+    ) {
         Ok(c) => c,
         Err(e) => {
             remove_new(None);
             return Err(ProvisionError::Issue(e));
         }
     };
-    let imported = token.with_session(|s| import_certificate(s, &temporary, &pair.id, certificate.der()));
+    let imported =
+        token.with_session(|s| import_certificate(s, &temporary, &pair.id, certificate.der()));
     let cert_object = match imported {
         Ok(o) => o,
         Err(e) => {
@@ -171,7 +187,11 @@ pub fn provision(token: &std::sync::Arc<Token>, ca: &CertificateAuthority, reque
         })
         .map_err(|e| Pkcs11Error::Verification(format!("reading back {}: {e}", request.label)))?;
     let count = |c: ObjectClass| final_classes.iter().filter(|&&x| x == c).count();
-    let layout = (count(ObjectClass::PRIVATE_KEY), count(ObjectClass::PUBLIC_KEY), count(ObjectClass::CERTIFICATE));
+    let layout = (
+        count(ObjectClass::PRIVATE_KEY),
+        count(ObjectClass::PUBLIC_KEY),
+        count(ObjectClass::CERTIFICATE),
+    );
     if layout != (1, 1, 1) || final_classes.len() != 3 {
         return Err(Pkcs11Error::Verification(format!(
             "label {} holds {} private, {} public, {} certificate objects ({} in all), expected one of each",
@@ -197,7 +217,13 @@ pub fn provision(token: &std::sync::Arc<Token>, ca: &CertificateAuthority, reque
 
 /// Reads everything back and proves it: key attributes, the certificate's
 /// key equals the token's, and a test signature verifies under the certificate.
-fn prove(token: &std::sync::Arc<Token>, request: &ProvisionRequest, pair: &keys::GeneratedKeyPair, certificate_der: &[u8], temporary: &str) -> Result<Vec<String>, Pkcs11Error> {
+fn prove(
+    token: &std::sync::Arc<Token>,
+    request: &ProvisionRequest,
+    pair: &keys::GeneratedKeyPair,
+    certificate_der: &[u8],
+    temporary: &str,
+) -> Result<Vec<String>, Pkcs11Error> {
     let name = token.label().to_owned();
     let failed = |m: String| Pkcs11Error::Verification(m);
     let mut checks = Vec::new();
@@ -238,20 +264,25 @@ fn prove(token: &std::sync::Arc<Token>, request: &ProvisionRequest, pair: &keys:
         (AttributeType::Sign, true),
     ] {
         if flag(t) != Some(want) {
-            return Err(failed(format!("private key attribute {t} is {:?}, expected {want}", flag(t))));
+            return Err(failed(format!(
+                "private key attribute {t} is {:?}, expected {want}",
+                flag(t)
+            )));
         }
     }
     checks.push("private key: token, private, sensitive, never extractable, sign".to_owned());
 
     // The key value must not come out.
-    let value = token.with_session(|s| Ok(s.get_attributes(pair.private, &[AttributeType::Value])))?;
+    let value =
+        token.with_session(|s| Ok(s.get_attributes(pair.private, &[AttributeType::Value])))?;
     let leaked = matches!(&value, Ok(v) if v.iter().any(|a| matches!(a, Attribute::Value(bytes) if !bytes.is_empty())));
     if leaked {
         return Err(failed("the private key's value can be read".into()));
     }
     checks.push("private key value cannot be read".to_owned());
 
-    let certificate = x509_cert::Certificate::from_der(certificate_der).map_err(|e| failed(e.to_string()))?;
+    let certificate =
+        x509_cert::Certificate::from_der(certificate_der).map_err(|e| failed(e.to_string()))?;
     let cert_spki = certificate
         .tbs_certificate()
         .subject_public_key_info()
@@ -259,7 +290,9 @@ fn prove(token: &std::sync::Arc<Token>, request: &ProvisionRequest, pair: &keys:
         .map_err(|e| failed(e.to_string()))?;
     let token_spki = token.with_session(|s| Ok(keys::public_key_spki(s, pair.public, &name)))??;
     if cert_spki != token_spki {
-        return Err(failed("the certificate's public key is not the token key's".into()));
+        return Err(failed(
+            "the certificate's public key is not the token key's".into(),
+        ));
     }
     checks.push("certificate public key = token public key".to_owned());
 
@@ -280,7 +313,9 @@ fn prove(token: &std::sync::Arc<Token>, request: &ProvisionRequest, pair: &keys:
         Ok(values)
     })?;
     if stored != [certificate_der.to_vec()] {
-        return Err(failed("the certificate object on the token is not the issued certificate".into()));
+        return Err(failed(
+            "the certificate object on the token is not the issued certificate".into(),
+        ));
     }
     checks.push("certificate object holds the issued certificate, same CKA_ID".to_owned());
 
@@ -296,8 +331,16 @@ fn prove(token: &std::sync::Arc<Token>, request: &ProvisionRequest, pair: &keys:
     let mut challenge = [0u8; 32];
     aws_lc_rs::rand::fill(&mut challenge).map_err(|e| failed(e.to_string()))?;
     let signature = signer.sign(&challenge).map_err(|e| failed(e.to_string()))?;
-    verify_signature(&cert_spki, request.key_type.signature_algorithm(), &challenge, &signature)
-        .map_err(|e| failed(format!("test signature: {e}")))?;
-    checks.push(format!("test signature by the token key verifies under the certificate ({})", request.key_type.signature_algorithm()));
+    verify_signature(
+        &cert_spki,
+        request.key_type.signature_algorithm(),
+        &challenge,
+        &signature,
+    )
+    .map_err(|e| failed(format!("test signature: {e}")))?;
+    checks.push(format!(
+        "test signature by the token key verifies under the certificate ({})",
+        request.key_type.signature_algorithm()
+    ));
     Ok(checks)
 }

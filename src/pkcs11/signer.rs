@@ -13,20 +13,21 @@ use cryptoki::error::Error as CkError;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
+use der::asn1::UintRef;
 use der::Encode;
 use der::Sequence;
-use der::asn1::UintRef;
 
 use super::keys::{find_private_key, find_public_key, object_id, public_key_spki};
 use super::pin::PinSource;
 use super::token::Token;
 use super::uri::Pkcs11Uri;
-use super::{Pkcs11Error, Recovery, recovery};
+use super::{recovery, Pkcs11Error, Recovery};
 use crate::signer::{KeyType, SignatureAlgorithm, Signer, SignerError};
 
 /// DigestInfo prefix of SHA-256 for RSA PKCS#1 v1.5 (RFC 8017 §9.2 note 1).
 const SHA256_DIGEST_INFO: [u8; 19] = [
-    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20,
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
 ];
 
 /// How a signature is made on this token.
@@ -52,7 +53,10 @@ struct EcdsaSigValue<'a> {
 /// Converts a PKCS#11 ECDSA signature (r‖s, each `half` octets) to DER.
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, SignerError> {
     if raw.is_empty() || raw.len() % 2 != 0 {
-        return Err(SignerError::SigningFailed(format!("ECDSA signature of {} octets is not r||s", raw.len())));
+        return Err(SignerError::SigningFailed(format!(
+            "ECDSA signature of {} octets is not r||s",
+            raw.len()
+        )));
     }
     let (r, s) = raw.split_at(raw.len() / 2);
     let encode = |e: der::Error| SignerError::SigningFailed(e.to_string());
@@ -76,14 +80,22 @@ pub struct Pkcs11Signer {
 
 impl std::fmt::Debug for Pkcs11Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Pkcs11Signer({}, {}, {:?})", self.uri, self.key_type, self.plan)
+        write!(
+            f,
+            "Pkcs11Signer({}, {}, {:?})",
+            self.uri, self.key_type, self.plan
+        )
     }
 }
 
 impl Pkcs11Signer {
     /// Opens the key the URI names (`object=` and/or `id=`), logging in to its
     /// token once per process.
-    pub fn open(uri: &Pkcs11Uri, pin_source: &PinSource, sessions: Option<usize>) -> Result<Self, Pkcs11Error> {
+    pub fn open(
+        uri: &Pkcs11Uri,
+        pin_source: &PinSource,
+        sessions: Option<usize>,
+    ) -> Result<Self, Pkcs11Error> {
         let uri = uri.clone().require_object()?;
         let token = Token::open(&uri, pin_source, sessions)?;
         Self::on_token(token, uri)
@@ -92,11 +104,13 @@ impl Pkcs11Signer {
     /// The key the URI names, on a token already open.
     pub fn on_token(token: Arc<Token>, uri: Pkcs11Uri) -> Result<Self, Pkcs11Error> {
         let label = token.label().to_owned();
-        let (key, public_key_der) = token.with_session(|session| Ok(Self::find(session, &uri, &label)))??;
-        let key_type = KeyType::of_public_key(&public_key_der).map_err(|e| Pkcs11Error::BadKey {
-            token: label.clone(),
-            reason: e.to_string(),
-        })?;
+        let (key, public_key_der) =
+            token.with_session(|session| Ok(Self::find(session, &uri, &label)))??;
+        let key_type =
+            KeyType::of_public_key(&public_key_der).map_err(|e| Pkcs11Error::BadKey {
+                token: label.clone(),
+                reason: e.to_string(),
+            })?;
         let mechanisms = token
             .context()
             .get_mechanism_list(token.slot())
@@ -105,7 +119,9 @@ impl Pkcs11Signer {
         let plan = match key_type {
             KeyType::EcP256 if has(MechanismType::ECDSA_SHA256) => SignPlan::EcdsaCombined,
             KeyType::EcP384 if has(MechanismType::ECDSA_SHA384) => SignPlan::EcdsaCombined,
-            KeyType::EcP256 | KeyType::EcP384 if has(MechanismType::ECDSA) => SignPlan::EcdsaOverDigest,
+            KeyType::EcP256 | KeyType::EcP384 if has(MechanismType::ECDSA) => {
+                SignPlan::EcdsaOverDigest
+            }
             KeyType::Rsa(_) if has(MechanismType::SHA256_RSA_PKCS) => SignPlan::RsaCombined,
             KeyType::Rsa(_) if has(MechanismType::RSA_PKCS) => SignPlan::RsaOverDigestInfo,
             _ => {
@@ -125,8 +141,13 @@ impl Pkcs11Signer {
         })
     }
 
-    fn find(session: &Session, uri: &Pkcs11Uri, token: &str) -> Result<(ObjectHandle, Vec<u8>), Pkcs11Error> {
-        let keys = find_private_key(session, uri.object.as_deref(), uri.id.as_deref()).map_err(|e| Pkcs11Error::call(token, &e))?;
+    fn find(
+        session: &Session,
+        uri: &Pkcs11Uri,
+        token: &str,
+    ) -> Result<(ObjectHandle, Vec<u8>), Pkcs11Error> {
+        let keys = find_private_key(session, uri.object.as_deref(), uri.id.as_deref())
+            .map_err(|e| Pkcs11Error::call(token, &e))?;
         let key = match keys.as_slice() {
             [key] => *key,
             [] => return Err(Pkcs11Error::KeyNotFound(uri.to_string())),
@@ -162,9 +183,13 @@ impl Pkcs11Signer {
     fn mechanism_and_input(&self, message: &[u8]) -> (Mechanism<'static>, Vec<u8>) {
         let sha = |alg| digest::digest(alg, message).as_ref().to_vec();
         match (self.plan, self.key_type) {
-            (SignPlan::EcdsaCombined, KeyType::EcP384) => (Mechanism::EcdsaSha384, message.to_vec()),
+            (SignPlan::EcdsaCombined, KeyType::EcP384) => {
+                (Mechanism::EcdsaSha384, message.to_vec())
+            }
             (SignPlan::EcdsaCombined, _) => (Mechanism::EcdsaSha256, message.to_vec()),
-            (SignPlan::EcdsaOverDigest, KeyType::EcP384) => (Mechanism::Ecdsa, sha(&digest::SHA384)),
+            (SignPlan::EcdsaOverDigest, KeyType::EcP384) => {
+                (Mechanism::Ecdsa, sha(&digest::SHA384))
+            }
             (SignPlan::EcdsaOverDigest, _) => (Mechanism::Ecdsa, sha(&digest::SHA256)),
             (SignPlan::RsaCombined, _) => (Mechanism::Sha256RsaPkcs, message.to_vec()),
             (SignPlan::RsaOverDigestInfo, _) => {
@@ -175,7 +200,12 @@ impl Pkcs11Signer {
         }
     }
 
-    fn sign_on(&self, session: &Session, mechanism: &Mechanism<'_>, input: &[u8]) -> Result<Vec<u8>, CkError> {
+    fn sign_on(
+        &self,
+        session: &Session,
+        mechanism: &Mechanism<'_>,
+        input: &[u8],
+    ) -> Result<Vec<u8>, CkError> {
         let key = *self.key.read().unwrap_or_else(|p| p.into_inner());
         match session.sign(mechanism, key, input) {
             Err(e) if recovery(&e) == Recovery::RefindKey => {
@@ -222,7 +252,7 @@ mod tests {
         raw.extend([0x00, 0x00, 0x01]);
         raw.extend(vec![0x02; 29]);
         let der = ecdsa_raw_to_der(&raw).unwrap();
-        assert_eq!(&der[..5], &[0x30, 0x41, 0x02, 0x21, 0x00]);
+        assert_eq!(&der[..5], &[0x30, 0x43, 0x02, 0x21, 0x00]); // 35 + 32 content octets
         assert_eq!(&der[37..40], &[0x02, 0x1e, 0x01]);
         assert!(ecdsa_raw_to_der(&[1, 2, 3]).is_err());
     }

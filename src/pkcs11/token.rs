@@ -17,17 +17,19 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::{Limit, Slot, TokenInfo};
 
 use super::pin::{Pin, PinSource};
 use super::uri::Pkcs11Uri;
-use super::{Pkcs11Error, Recovery, ckr_name, recovery};
+use super::{ckr_name, recovery, Pkcs11Error, Recovery};
 
 /// Locks a mutex; a panic in another worker does not make the data unusable
 /// (every critical section here leaves it consistent).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
@@ -43,12 +45,16 @@ pub fn module(path: &PathBuf) -> Result<Pkcs11, Pkcs11Error> {
         reason,
     };
     if !path.exists() {
-        return Err(failed("no such file (install the module or set module-path=)".into()));
+        return Err(failed(
+            "no such file (install the module or set module-path=)".into(),
+        ));
     }
     let ctx = Pkcs11::new(path).map_err(|e| failed(e.to_string()))?;
     match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(CkError::Pkcs11(rv, _)) => return Err(failed(format!("C_Initialize: {}", ckr_name(&rv)))),
+        Err(CkError::Pkcs11(rv, _)) => {
+            return Err(failed(format!("C_Initialize: {}", ckr_name(&rv))))
+        }
         Err(e) => return Err(failed(e.to_string())),
     }
     modules.insert(path.clone(), ctx.clone());
@@ -83,7 +89,8 @@ pub fn find_token(uri: &Pkcs11Uri) -> Result<FoundToken, Pkcs11Error> {
         let info = ctx.get_token_info(slot).map_err(call)?;
         let label = info.label().trim().to_owned();
         let serial = info.serial_number().trim().to_owned();
-        let wanted = uri.token.as_ref().is_none_or(|t| *t == label) && uri.serial.as_ref().is_none_or(|s| *s == serial);
+        let wanted = uri.token.as_ref().is_none_or(|t| *t == label)
+            && uri.serial.as_ref().is_none_or(|s| *s == serial);
         if !info.token_initialized() {
             continue;
         }
@@ -100,7 +107,11 @@ pub fn find_token(uri: &Pkcs11Uri) -> Result<FoundToken, Pkcs11Error> {
         1 => Ok(matches.remove(0)),
         0 => Err(Pkcs11Error::TokenNotFound {
             wanted: uri.to_string(),
-            present: if present.is_empty() { "none".into() } else { present.join(", ") },
+            present: if present.is_empty() {
+                "none".into()
+            } else {
+                present.join(", ")
+            },
         }),
         count => Err(Pkcs11Error::AmbiguousToken {
             wanted: uri.to_string(),
@@ -152,7 +163,9 @@ impl std::fmt::Debug for Token {
 
 fn wrong_pin(token: &str, ckr: String) -> Pkcs11Error {
     if ckr == "CKR_PIN_LOCKED" {
-        Pkcs11Error::PinLocked { token: token.to_owned() }
+        Pkcs11Error::PinLocked {
+            token: token.to_owned(),
+        }
     } else {
         Pkcs11Error::WrongPin {
             token: token.to_owned(),
@@ -162,7 +175,14 @@ fn wrong_pin(token: &str, ckr: String) -> Pkcs11Error {
 }
 
 fn is_pin_refusal(rv: &RvError) -> bool {
-    matches!(rv, RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange | RvError::PinLocked | RvError::PinExpired)
+    matches!(
+        rv,
+        RvError::PinIncorrect
+            | RvError::PinInvalid
+            | RvError::PinLenRange
+            | RvError::PinLocked
+            | RvError::PinExpired
+    )
 }
 
 /// The pool size for a token: what it allows, and no more than `wanted`.
@@ -171,14 +191,21 @@ fn pool_size(info: &TokenInfo, wanted: usize) -> usize {
         Limit::Max(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
         _ => usize::MAX,
     };
-    wanted.min(limit(info.max_session_count())).min(limit(info.max_rw_session_count())).max(1)
+    wanted
+        .min(limit(info.max_session_count()))
+        .min(limit(info.max_rw_session_count()))
+        .max(1)
 }
 
 impl Token {
     /// Opens (or joins) the logged-in token the URI names. `sessions` caps the
     /// pool; by default it is the number of cores. The PIN is read from
     /// `pin_source` only when this process has not logged in to the token yet.
-    pub fn open(uri: &Pkcs11Uri, pin_source: &PinSource, sessions: Option<usize>) -> Result<Arc<Token>, Pkcs11Error> {
+    pub fn open(
+        uri: &Pkcs11Uri,
+        pin_source: &PinSource,
+        sessions: Option<usize>,
+    ) -> Result<Arc<Token>, Pkcs11Error> {
         let found = find_token(uri)?;
         let label = found.label();
         let key = (uri.module_path.clone(), found.slot.id());
@@ -206,7 +233,8 @@ impl Token {
             }
             Err(e) => return Err(Pkcs11Error::call(&label, &e)),
         }
-        let wanted = sessions.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let wanted =
+            sessions.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let token = Arc::new(Token {
             max_sessions: pool_size(&found.info, wanted),
             ctx: found.ctx,
@@ -279,7 +307,10 @@ impl Token {
                     }
                 };
             }
-            pool = self.session_freed.wait(pool).unwrap_or_else(|p| p.into_inner());
+            pool = self
+                .session_freed
+                .wait(pool)
+                .unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -308,7 +339,10 @@ impl Token {
 
     /// Runs `op` on a pooled session, healing once per kind of fault: a dead
     /// session is replaced, a lost login restored. A gone token stops.
-    pub fn with_session<T>(&self, mut op: impl FnMut(&Session) -> Result<T, CkError>) -> Result<T, Pkcs11Error> {
+    pub fn with_session<T>(
+        &self,
+        mut op: impl FnMut(&Session) -> Result<T, CkError>,
+    ) -> Result<T, Pkcs11Error> {
         let (mut replaced, mut relogged) = (false, false);
         loop {
             let generation = lock(&self.login).generation;
@@ -317,7 +351,16 @@ impl Token {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
-            match recovery(&error) {
+            // Some tokens (SoftHSM2 among them) hide private objects once the
+            // login is lost and answer CKR_OBJECT_HANDLE_INVALID instead of
+            // CKR_USER_NOT_LOGGED_IN: ask the session what it really is.
+            let recovery = match recovery(&error) {
+                Recovery::RefindKey | Recovery::Fail if !is_logged_in(pooled.session()) => {
+                    Recovery::Relogin
+                }
+                other => other,
+            };
+            match recovery {
                 Recovery::ReplaceSession if !replaced => {
                     replaced = true;
                     pooled.discard = true;
@@ -332,6 +375,13 @@ impl Token {
     }
 }
 
+fn is_logged_in(session: &Session) -> bool {
+    matches!(
+        session.get_session_info().map(|i| i.session_state()),
+        Ok(SessionState::RoUser | SessionState::RwUser)
+    )
+}
+
 /// A session lent by the pool; returned (or, when dead, closed) on drop.
 struct PooledSession<'a> {
     token: &'a Token,
@@ -342,13 +392,17 @@ struct PooledSession<'a> {
 impl PooledSession<'_> {
     fn session(&self) -> &Session {
         // Present from construction until drop.
-        self.session.as_ref().unwrap_or_else(|| unreachable!("pooled session taken before drop"))
+        self.session
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("pooled session taken before drop"))
     }
 }
 
 impl Drop for PooledSession<'_> {
     fn drop(&mut self) {
-        let Some(session) = self.session.take() else { return };
+        let Some(session) = self.session.take() else {
+            return;
+        };
         let mut pool = lock(&self.token.pool);
         if self.discard {
             pool.open -= 1;

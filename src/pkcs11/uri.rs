@@ -83,7 +83,10 @@ impl fmt::Display for Pkcs11Uri {
             parts.push(format!("object={}", escape(o.as_bytes())));
         }
         if let Some(id) = &self.id {
-            parts.push(format!("id={}", id.iter().map(|b| format!("%{b:02X}")).collect::<String>()));
+            parts.push(format!(
+                "id={}",
+                id.iter().map(|b| format!("%{b:02X}")).collect::<String>()
+            ));
         }
         write!(f, "pkcs11:{}", parts.join(";"))
     }
@@ -108,8 +111,12 @@ fn unescape(value: &str) -> Result<Vec<u8>, UriError> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = value.get(i + 1..i + 3).ok_or_else(|| UriError::Malformed(value.to_owned()))?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| UriError::Malformed(value.to_owned()))?);
+            let hex = value
+                .get(i + 1..i + 3)
+                .ok_or_else(|| UriError::Malformed(value.to_owned()))?;
+            out.push(
+                u8::from_str_radix(hex, 16).map_err(|_| UriError::Malformed(value.to_owned()))?,
+            );
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -127,7 +134,9 @@ impl Pkcs11Uri {
     /// Parses a URI. `token=` or `serial=` is required; the object is
     /// optional here (see [`Pkcs11Uri::require_object`]).
     pub fn parse(uri: &str) -> Result<Self, UriError> {
-        let rest = uri.strip_prefix("pkcs11:").ok_or_else(|| UriError::NotPkcs11(uri.to_owned()))?;
+        let rest = uri
+            .strip_prefix("pkcs11:")
+            .ok_or_else(|| UriError::NotPkcs11(uri.to_owned()))?;
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         let mut parsed = Pkcs11Uri {
             module_path: PathBuf::from(DEFAULT_MODULE),
@@ -139,9 +148,14 @@ impl Pkcs11Uri {
         };
         let mut module_given = false;
         let mut seen = std::collections::BTreeSet::new();
-        let attributes = path.split(';').map(|p| (p, false)).chain(query.split('&').map(|q| (q, true)));
+        let attributes = path
+            .split(';')
+            .map(|p| (p, false))
+            .chain(query.split('&').map(|q| (q, true)));
         for (pair, in_query) in attributes.filter(|(p, _)| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').ok_or_else(|| UriError::Malformed(pair.to_owned()))?;
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| UriError::Malformed(pair.to_owned()))?;
             if !seen.insert((name.to_owned(), in_query)) {
                 return Err(UriError::Duplicate(name.to_owned()));
             }
@@ -156,15 +170,26 @@ impl Pkcs11Uri {
                     }
                 }
                 // Informational path attributes: accepted, not used for matching.
-                ("manufacturer" | "model" | "library-manufacturer" | "library-description" | "library-version" | "slot-id"
-                | "slot-description" | "slot-manufacturer", false) => {}
+                (
+                    "manufacturer"
+                    | "model"
+                    | "library-manufacturer"
+                    | "library-description"
+                    | "library-version"
+                    | "slot-id"
+                    | "slot-description"
+                    | "slot-manufacturer",
+                    false,
+                ) => {}
                 ("module-path", true) => {
                     parsed.module_path = PathBuf::from(text(value)?);
                     module_given = true;
                 }
                 ("pin-source", true) => {
                     let source = text(value)?;
-                    let path = source.strip_prefix("file:").ok_or_else(|| UriError::BadPinSource(source.clone()))?;
+                    let path = source
+                        .strip_prefix("file:")
+                        .ok_or_else(|| UriError::BadPinSource(source.clone()))?;
                     // file:///abs/path and file:/abs/path and file:relative are all accepted.
                     let path = path.strip_prefix("//").unwrap_or(path);
                     if path.is_empty() {
@@ -211,12 +236,16 @@ mod tests {
         assert_eq!(uri.id, Some(vec![1, 2]));
         assert_eq!(uri.module_path, PathBuf::from("/usr/lib/x.so"));
         assert_eq!(uri.pin_source, Some(PathBuf::from("/run/secrets/ca.pin")));
-        assert_eq!(uri.to_string(), "pkcs11:token=ca;object=issuing-2026;id=%01%02");
+        assert_eq!(
+            uri.to_string(),
+            "pkcs11:token=ca;object=issuing-2026;id=%01%02"
+        );
     }
 
     #[test]
     fn percent_escapes_and_file_uri_forms() {
-        let uri = Pkcs11Uri::parse("pkcs11:token=M%C3%BC%C5%9Fteri%20HSM?pin-source=file:///tmp/p").unwrap();
+        let uri = Pkcs11Uri::parse("pkcs11:token=M%C3%BC%C5%9Fteri%20HSM?pin-source=file:///tmp/p")
+            .unwrap();
         assert_eq!(uri.token.as_deref(), Some("Müşteri HSM"));
         assert_eq!(uri.pin_source, Some(PathBuf::from("/tmp/p")));
         assert_eq!(uri.to_string(), "pkcs11:token=M%C3%BC%C5%9Fteri%20HSM");
@@ -224,14 +253,38 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert_eq!(Pkcs11Uri::parse("pkcs11:token=a?pin-value=1234"), Err(UriError::PinInUri));
+        assert_eq!(
+            Pkcs11Uri::parse("pkcs11:token=a?pin-value=1234"),
+            Err(UriError::PinInUri)
+        );
         assert_eq!(Pkcs11Uri::parse("pkcs11:object=k"), Err(UriError::NoToken));
-        assert!(matches!(Pkcs11Uri::parse("file:k.pem"), Err(UriError::NotPkcs11(_))));
-        assert!(matches!(Pkcs11Uri::parse("pkcs11:token=a;colour=red"), Err(UriError::UnknownAttribute(_))));
-        assert!(matches!(Pkcs11Uri::parse("pkcs11:token=a;token=b"), Err(UriError::Duplicate(_))));
-        assert!(matches!(Pkcs11Uri::parse("pkcs11:token=a?pin-source=env:X"), Err(UriError::BadPinSource(_))));
-        assert!(matches!(Pkcs11Uri::parse("pkcs11:token=%zz"), Err(UriError::Malformed(_))));
-        assert!(matches!(Pkcs11Uri::parse("pkcs11:token=a;type=cert"), Err(UriError::BadType(_))));
-        assert_eq!(Pkcs11Uri::parse("pkcs11:token=a").unwrap().require_object(), Err(UriError::NoObject));
+        assert!(matches!(
+            Pkcs11Uri::parse("file:k.pem"),
+            Err(UriError::NotPkcs11(_))
+        ));
+        assert!(matches!(
+            Pkcs11Uri::parse("pkcs11:token=a;colour=red"),
+            Err(UriError::UnknownAttribute(_))
+        ));
+        assert!(matches!(
+            Pkcs11Uri::parse("pkcs11:token=a;token=b"),
+            Err(UriError::Duplicate(_))
+        ));
+        assert!(matches!(
+            Pkcs11Uri::parse("pkcs11:token=a?pin-source=env:X"),
+            Err(UriError::BadPinSource(_))
+        ));
+        assert!(matches!(
+            Pkcs11Uri::parse("pkcs11:token=%zz"),
+            Err(UriError::Malformed(_))
+        ));
+        assert!(matches!(
+            Pkcs11Uri::parse("pkcs11:token=a;type=cert"),
+            Err(UriError::BadType(_))
+        ));
+        assert_eq!(
+            Pkcs11Uri::parse("pkcs11:token=a").unwrap().require_object(),
+            Err(UriError::NoObject)
+        );
     }
 }

@@ -19,7 +19,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(output: Output) -> Self {
+    pub fn from(output: Output) -> Self {
         Self {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -199,5 +199,129 @@ impl Workspace {
         walk(self.dir.path(), &mut out);
         out.sort();
         out
+    }
+}
+
+/// The PKCS#11 module under test: $CERTMINT_PKCS11_MODULE, else Debian's SoftHSM2.
+pub fn softhsm_module() -> String {
+    std::env::var("CERTMINT_PKCS11_MODULE")
+        .unwrap_or_else(|_| "/usr/lib/softhsm/libsofthsm2.so".into())
+}
+
+/// OpenSC's logging PKCS#11 module, which forwards to SoftHSM2 and records every call.
+pub const SPY_MODULE: &str = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so";
+
+/// SoftHSM2 tokens in their own directory inside a workspace.
+pub struct Hsm {
+    pub dir: PathBuf,
+}
+
+impl Hsm {
+    /// Creates `labels` as tokens in `ws/hsm` (with SoftHSM's mechanism list `mechanisms`).
+    pub fn new(ws: &Workspace, labels: &[&str], mechanisms: &str) -> Self {
+        let dir = ws.path("hsm");
+        let script = format!("{}/softhsm/new-token.sh", env!("CARGO_MANIFEST_DIR"));
+        for label in labels {
+            let out = Command::new("bash")
+                .args([script.as_str(), dir.to_str().unwrap(), label, mechanisms])
+                .output()
+                .expect("run softhsm/new-token.sh");
+            assert!(
+                out.status.success(),
+                "new-token.sh: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Self { dir }
+    }
+
+    pub fn conf(&self) -> String {
+        self.dir.join("softhsm2.conf").display().to_string()
+    }
+
+    pub fn pin_file(&self) -> String {
+        self.dir.join("user.pin").display().to_string()
+    }
+
+    pub fn pin(&self) -> String {
+        std::fs::read_to_string(self.dir.join("user.pin"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// A URI for `token` (and `object`), PIN from the token directory's file.
+    pub fn uri(&self, token: &str, object: Option<&str>) -> String {
+        let object = object.map(|o| format!(";object={o}")).unwrap_or_default();
+        format!(
+            "pkcs11:token={token}{object}?module-path={}&pin-source=file:{}",
+            softhsm_module(),
+            self.pin_file()
+        )
+    }
+
+    /// `pkcs11-tool` (OpenSC) on `token`, logged in: an independent reader of the token.
+    pub fn pkcs11_tool(&self, token: &str, args: &[&str]) -> Run {
+        let (module, pin) = (softhsm_module(), self.pin());
+        let mut all: Vec<&str> = vec![
+            "--module",
+            &module,
+            "--token-label",
+            token,
+            "--login",
+            "--pin",
+            &pin,
+        ];
+        all.extend_from_slice(args);
+        let workspace = self
+            .dir
+            .parent()
+            .expect("the hsm folder is inside a workspace");
+        Run::from(
+            Command::new("pkcs11-tool")
+                .args(&all)
+                .env("SOFTHSM2_CONF", self.conf())
+                .current_dir(workspace)
+                .output()
+                .expect("run pkcs11-tool (install opensc)"),
+        )
+    }
+
+    /// The objects pkcs11-tool lists on `token`, as (kind, label) pairs, sorted.
+    pub fn objects(&self, token: &str) -> Vec<(String, String)> {
+        let listing = self.pkcs11_tool(token, &["--list-objects"]).stdout;
+        let mut objects = Vec::new();
+        let mut kind = None;
+        for line in listing.lines() {
+            if let Some(k) = [
+                "Private Key Object",
+                "Public Key Object",
+                "Certificate Object",
+            ]
+            .iter()
+            .find(|k| line.starts_with(**k))
+            {
+                kind = Some(k.to_string());
+            } else if let (Some(k), Some(label)) = (&kind, line.trim().strip_prefix("label:")) {
+                objects.push((k.clone(), label.trim().to_owned()));
+                kind = None;
+            }
+        }
+        objects.sort();
+        objects
+    }
+}
+
+impl Workspace {
+    /// Runs certmint with SOFTHSM2_CONF (and extra variables) set.
+    pub fn certmint_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        Run::from(
+            Command::new(env!("CARGO_BIN_EXE_certmint"))
+                .args(args)
+                .envs(env.iter().copied())
+                .current_dir(self.dir.path())
+                .output()
+                .expect("run certmint"),
+        )
     }
 }
