@@ -154,11 +154,11 @@ pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaErro
         .map_err(io_error(path))
 }
 
-/// A CA key ready to sign, and the PKCS#8 PEM to write when it was generated.
-fn ca_key(
-    key: &CaKey,
-    unlock: &Unlock,
-) -> Result<(Box<dyn Signer>, Option<Zeroizing<Vec<u8>>>), CaError> {
+/// The PKCS#8 PEM of a key generated at `ca init`, to be written with mode 0600.
+type KeyFile = Zeroizing<Vec<u8>>;
+
+/// A CA key ready to sign, and its key file when it was generated here.
+fn ca_key(key: &CaKey, unlock: &Unlock) -> Result<(Box<dyn Signer>, Option<KeyFile>), CaError> {
     match key {
         CaKey::Generate(key_type) => {
             let signer = SoftwareSigner::generate(*key_type)?;
