@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # certmint's main job, end to end on the embedded defaults.
 #
-# Until ÖKC batch production lands, this stands up a demo CA and issues a
-# Mali Mühür e-seal certificate and an ÖKC device certificate, then checks
-# both with OpenSSL. Output goes to ./demo-output (or the folder given).
+# Until ÖKC batch production lands, this stands up a demo CA, issues a
+# Mali Mühür e-seal certificate and an ÖKC device certificate, rehearses an
+# on-site HSM provisioning on a SoftHSM2 token, and checks everything with
+# OpenSSL. Output goes to ./demo-output (or the folder given).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +37,16 @@ openssl pkey -in device.key -pubout -out device.pub
 echo "== 5. Independent check with OpenSSL"
 openssl verify -CAfile ca/root.pem -untrusted ca/issuing.pem company.pem FU00022547.pem
 
-echo "== 6. What was issued"
+echo "== 6. On-site HSM session, rehearsed on a SoftHSM2 token: probe, provision, verify"
+export SOFTHSM2_CONF
+SOFTHSM2_CONF=$(bash ../softhsm/new-token.sh hsm musteri | cut -d= -f2)
+token="pkcs11:token=musteri?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$PWD/hsm/user.pin"
+"$certmint" hsm probe --token "$token" --vkn 3230512384
+"$certmint" hsm provision --ca ca --token "$token" --vkn 3230512384 \
+  --unvan "Deneme Teknoloji Limited Şirketi" --key-type p384 --out 3230512384SIGN0.pem
+openssl verify -CAfile ca/root.pem -untrusted ca/issuing.pem 3230512384SIGN0.pem
+
+echo "== 7. What was issued"
 "$certmint" inspect company.pem
 echo
 echo "Demo output is in $(pwd)"
