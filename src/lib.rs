@@ -18,11 +18,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod ca;
+pub mod calendar;
 pub mod ids;
 pub mod inspect;
 pub mod issue;
+pub mod journal;
 pub mod keyref;
+pub mod okc;
+pub mod order;
 pub mod pem;
 pub mod pkcs11;
 pub mod profile;

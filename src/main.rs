@@ -4,6 +4,8 @@
 
 #![forbid(unsafe_code)]
 
+mod cli;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,7 +33,9 @@ Exit codes:
   2  usage error (bad or missing arguments)
   3  invalid input (subject data, identifiers, request, public key)
   4  refused by a lint before signing
-  5  token refused: wrong or locked PIN, token gone, label taken, mechanism missing";
+  5  token refused: wrong or locked PIN, token gone, label taken, mechanism missing
+  6  the audit chain is broken
+130  stopped by Ctrl-C after the devices in flight (run again to resume)";
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +61,15 @@ enum Command {
     /// PKCS#11 tokens: CA key ceremony, customer preflight and provisioning.
     #[command(subcommand)]
     Hsm(HsmCommand),
+    /// Orders: import with the serial list, payment, status.
+    #[command(subcommand)]
+    Order(cli::orders::OrderCommand),
+    /// ÖKC production and the purge of soft deliveries.
+    #[command(subcommand)]
+    Okc(cli::orders::OkcCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(cli::orders::AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -290,6 +303,22 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 }
 
 fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    if cause.downcast_ref::<cli::orders::ImportRefused>().is_some() {
+        return Some(3);
+    }
+    if cause.downcast_ref::<cli::orders::AuditBroken>().is_some() {
+        return Some(6);
+    }
+    if cause.downcast_ref::<cli::orders::Stopped>().is_some() {
+        return Some(130);
+    }
+    if let Some(e) = cause.downcast_ref::<certmint::okc::ProduceError>() {
+        return match e {
+            certmint::okc::ProduceError::Issue { source, .. } => classify(source),
+            certmint::okc::ProduceError::Token { source, .. } => classify(source),
+            _ => None,
+        };
+    }
     if let Some(e) = cause.downcast_ref::<CaError>() {
         return match e {
             CaError::Profile(p) => classify(p),
@@ -363,6 +392,9 @@ fn main() -> ExitCode {
         Command::Hsm(HsmCommand::Keygen(args)) => hsm_keygen(args),
         Command::Hsm(HsmCommand::Probe(args)) => hsm_probe(args),
         Command::Hsm(HsmCommand::Provision(args)) => hsm_provision(args),
+        Command::Order(command) => cli::orders::order(command),
+        Command::Okc(command) => cli::orders::okc(command),
+        Command::Audit(command) => cli::orders::audit(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,7 +26,7 @@ use super::{ckr_name, recovery, Pkcs11Error, Recovery};
 
 /// Locks a mutex; a panic in another worker does not make the data unusable
 /// (every critical section here leaves it consistent).
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

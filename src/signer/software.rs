@@ -151,19 +151,24 @@ impl SoftwareSigner {
         self.key_type
     }
 
-    /// The key as unencrypted PKCS#8 PEM, in memory that is wiped on drop.
-    pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<Vec<u8>>, SignerError> {
+    /// The key as unencrypted PKCS#8 DER, in memory that is wiped on drop.
+    pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, SignerError> {
         let failed = |e: aws_lc_rs::error::Unspecified| SignerError::KeyUnreadable {
             what: "PKCS#8 export".into(),
             reason: e.to_string(),
         };
-        let der = Zeroizing::new(match &self.key {
+        Ok(Zeroizing::new(match &self.key {
             PrivateKey::Ecdsa(k) => k.to_pkcs8v1().map_err(failed)?.as_ref().to_vec(),
             PrivateKey::Rsa(k) => AsDer::<Pkcs8V1Der>::as_der(k)
                 .map_err(failed)?
                 .as_ref()
                 .to_vec(),
-        });
+        }))
+    }
+
+    /// The key as unencrypted PKCS#8 PEM, in memory that is wiped on drop.
+    pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<Vec<u8>>, SignerError> {
+        let der = self.to_pkcs8_der()?;
         let pem = pem::encode_string("PRIVATE KEY", LineEnding::LF, &der).map_err(|e| {
             SignerError::KeyUnreadable {
                 what: "PKCS#8 export".into(),

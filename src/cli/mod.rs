@@ -1,0 +1,4 @@
+//! Command groups of the `certmint` binary that have grown beyond a few
+//! lines each. Parsing and reporting only: the work is in the library.
+
+pub mod orders;

@@ -1,0 +1,584 @@
+//! `certmint order …`, `certmint okc …` and `certmint audit …`: argument
+//! parsing and reporting only; the work is in the library.
+
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+use certmint::ca::CaDirectory;
+use certmint::calendar::BusinessCalendar;
+use certmint::ids::{IdMode, PrefixTable, Vkn};
+use certmint::journal::{
+    Application, Journal, NewOrder, OrderId, OrderKind, SqliteJournal, Target,
+};
+use certmint::keyref::Unlock;
+use certmint::okc::{purge, KeyTarget, Production};
+use certmint::order::serial_list::SerialListReader;
+use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
+use certmint::profile::{Profile, ProfileName};
+use certmint::signer::KeyType;
+
+/// Where the journal is, and who is at the keyboard.
+#[derive(Args, Clone)]
+pub struct JournalArgs {
+    /// The journal database (SQLite). Default: $CERTMINT_JOURNAL, else ./certmint-journal.sqlite.
+    #[arg(
+        long,
+        env = "CERTMINT_JOURNAL",
+        default_value = "certmint-journal.sqlite"
+    )]
+    pub journal: PathBuf,
+    /// Who is doing this, for the audit log. Default: $CERTMINT_OPERATOR, else $USER.
+    #[arg(long, env = "CERTMINT_OPERATOR")]
+    pub operator: Option<String>,
+}
+
+impl JournalArgs {
+    fn open(&self) -> Result<SqliteJournal> {
+        Ok(SqliteJournal::open(&self.journal)?)
+    }
+
+    fn operator(&self) -> String {
+        self.operator
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "operator".into())
+    }
+}
+
+#[derive(Subcommand)]
+pub enum OrderCommand {
+    /// Import an ÖKC order with the manufacturer's serial list.
+    Import(ImportArgs),
+    /// Record that an order is paid (who and when): production may start.
+    Pay(PayArgs),
+    /// One order's state and progress.
+    Status(StatusArgs),
+    /// All orders.
+    List(ListArgs),
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  certmint order import --manufacturer 'Örnek Yazarkasa A.Ş.' --manufacturer-vkn 4540536920 \\\n      --prefixes FU,JI --serials fu-list.txt\n  \
+certmint order import ... --additional-to 3 --serials more.csv --accept-good-lines\n\n\
+The list: one serial per line, or CSV/TSV with a serial column (serial, seri_no, sicil_no, …);\n\
+UTF-8 with or without BOM, LF or CRLF, blank lines and # comments allowed. Every bad line,\n\
+duplicate and serial of an earlier order is reported with its line number; the order is\n\
+refused as a whole unless --accept-good-lines."
+)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    journal: JournalArgs,
+    /// The manufacturer's name (goes into the certificates as organizationName).
+    #[arg(long)]
+    manufacturer: String,
+    /// The manufacturer's VKN.
+    #[arg(long)]
+    manufacturer_vkn: String,
+    /// The manufacturer's approved serial prefixes, comma-separated (e.g. FU,JI).
+    #[arg(long, value_delimiter = ',', required = true)]
+    prefixes: Vec<String>,
+    /// The serial list file.
+    #[arg(long)]
+    serials: PathBuf,
+    /// An additional application (Ek Başvuru) to this earlier order.
+    #[arg(long)]
+    additional_to: Option<i64>,
+    /// Where device keys are made: soft (PKCS#12 files) or hsm (the manufacturer's token).
+    #[arg(long, default_value = "soft")]
+    target: Target,
+    /// Device key type: p256, p384 or rsa2048.
+    #[arg(long, default_value = "p256")]
+    key_type: KeyType,
+    /// Import the good lines even when some lines are bad.
+    #[arg(long)]
+    accept_good_lines: bool,
+    /// Accept GİB's test VKN. Never in production.
+    #[arg(long)]
+    test_mode: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[command(after_help = "Example:\n  certmint order pay --order 3 --operator ayse")]
+pub struct PayArgs {
+    #[command(flatten)]
+    journal: JournalArgs,
+    /// The order.
+    #[arg(long)]
+    order: i64,
+}
+
+#[derive(Args)]
+#[command(after_help = "Example:\n  certmint order status --order 3 --json")]
+pub struct StatusArgs {
+    #[command(flatten)]
+    journal: JournalArgs,
+    /// The order.
+    #[arg(long)]
+    order: i64,
+    /// JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[command(after_help = "Example:\n  certmint order list")]
+pub struct ListArgs {
+    #[command(flatten)]
+    journal: JournalArgs,
+    /// JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum OkcCommand {
+    /// Produce (or resume) a paid ÖKC order: one certificate per device serial, then deliver.
+    Produce(ProduceArgs),
+    /// Irreversibly delete soft deliveries 10 Turkish business days after upload.
+    Purge(PurgeArgs),
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  certmint okc produce --order 3 --ca ./ca --out ./deliveries\n  \
+certmint okc produce --order 4 --ca ./ca --out ./deliveries --token 'pkcs11:token=URETICI?pin-source=file:pin'\n\n\
+Ctrl-C stops after the devices in flight (exit 130); running the same command again resumes\n\
+and never issues a second certificate for a device."
+)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    journal: JournalArgs,
+    /// The order.
+    #[arg(long)]
+    order: i64,
+    /// The CA directory.
+    #[arg(long)]
+    ca: PathBuf,
+    /// The delivery root: the order's folder is OUT/order-N, soft passwords OUT/order-N.passwords.csv.
+    #[arg(long, default_value = "deliveries")]
+    out: PathBuf,
+    /// Parallel workers (default: the number of cores).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// For hsm orders: the manufacturer's token (pkcs11: URI).
+    #[arg(long)]
+    token: Option<String>,
+    /// Environment variable holding the manufacturer token's PIN.
+    #[arg(long)]
+    pin_env: Option<String>,
+    /// Environment variable holding the CA token's PIN.
+    #[arg(long)]
+    ca_pin_env: Option<String>,
+    /// Extra closed days (one YYYY-MM-DD per line) for the purge deadline.
+    #[arg(long)]
+    closed_days: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  certmint okc purge --out ./deliveries --dry-run\n  certmint okc purge --out ./deliveries --now 2026-12-15T09:00:00Z\n\n\
+Overwrites each PKCS#12 file and password manifest with zeros, syncs, unlinks, and records\n\
+the purge. Idempotent; safe to run from a timer."
+)]
+pub struct PurgeArgs {
+    #[command(flatten)]
+    journal: JournalArgs,
+    /// The delivery root.
+    #[arg(long, default_value = "deliveries")]
+    out: PathBuf,
+    /// Judge deadlines at this time (RFC 3339) instead of now.
+    #[arg(long)]
+    now: Option<String>,
+    /// Show what is due; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Extra closed days (one YYYY-MM-DD per line).
+    #[arg(long)]
+    closed_days: Option<PathBuf>,
+    /// JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain; names any changed, deleted or reordered record.
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Args)]
+#[command(after_help = "Example:\n  certmint audit verify --journal certmint-journal.sqlite")]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    journal: JournalArgs,
+    /// JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `order import` found problems and did not import.
+#[derive(Debug, thiserror::Error)]
+#[error("order refused: {0} problem(s) in the serial list; nothing was imported (fix the list, or pass --accept-good-lines)")]
+pub struct ImportRefused(pub usize);
+
+/// `okc produce` was stopped by Ctrl-C.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped after the devices in flight; run the same command again to resume")]
+pub struct Stopped;
+
+/// The audit chain is broken.
+#[derive(Debug, thiserror::Error)]
+#[error("the audit chain is broken in {0} place(s)")]
+pub struct AuditBroken(pub usize);
+
+pub fn order(command: OrderCommand) -> Result<()> {
+    match command {
+        OrderCommand::Import(args) => import(args),
+        OrderCommand::Pay(args) => {
+            let mut journal = args.journal.open()?;
+            journal.mark_paid(OrderId(args.order), &args.journal.operator())?;
+            let order = journal.order(OrderId(args.order))?;
+            let (at, by) = order.paid.unwrap_or_default();
+            println!("Order {} marked paid by {by} at {at}.", args.order);
+            Ok(())
+        }
+        OrderCommand::Status(args) => {
+            let journal = args.journal.open()?;
+            let order = journal.order(OrderId(args.order))?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&order)?);
+            } else {
+                print_order(&order);
+            }
+            Ok(())
+        }
+        OrderCommand::List(args) => {
+            let journal = args.journal.open()?;
+            let orders = journal.orders()?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&orders)?);
+            } else {
+                println!(
+                    "{:>5}  {:<10} {:<9} {:>9}  manufacturer",
+                    "order", "state", "target", "verified"
+                );
+                for o in &orders {
+                    println!(
+                        "{:>5}  {:<10} {:<9} {:>4}/{:<4}  {} (VKN {})",
+                        o.id,
+                        o.state,
+                        o.target,
+                        o.verified,
+                        o.devices,
+                        o.manufacturer,
+                        o.manufacturer_vkn
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_order(o: &certmint::journal::OrderSummary) {
+    println!(
+        "Order {} — {} order for {} (VKN {})",
+        o.id, o.kind, o.manufacturer, o.manufacturer_vkn
+    );
+    println!("  state:     {}", o.state);
+    println!("  devices:   {} verified of {}", o.verified, o.devices);
+    println!(
+        "  target:    {} ({} keys), prefixes {}",
+        o.target,
+        o.key_type,
+        o.prefixes.join(",")
+    );
+    if let Some(parent) = o.parent {
+        println!("  additional application to order {parent}");
+    }
+    println!("  received:  {}", o.created_at);
+    if let Some((at, by)) = &o.paid {
+        println!("  paid:      {at} (recorded by {by})");
+    }
+    if let Some(at) = &o.uploaded_at {
+        println!("  delivered: {at}");
+    }
+    if let Some(due) = &o.purge_due {
+        println!("  purge due: end of {due} (Turkish business day)");
+    }
+    if let Some(at) = &o.purged_at {
+        println!("  purged:    {at}");
+    }
+}
+
+fn import(args: ImportArgs) -> Result<()> {
+    let mode = if args.test_mode {
+        IdMode::Test
+    } else {
+        IdMode::Production
+    };
+    let vkn = Vkn::parse(&args.manufacturer_vkn, mode)?;
+    let prefixes = PrefixTable::new(&args.prefixes)?;
+    if args.manufacturer.trim().is_empty() {
+        bail!("--manufacturer is empty");
+    }
+    let file = std::fs::File::open(&args.serials)
+        .with_context(|| format!("cannot read {}", args.serials.display()))?;
+    let mut reader = SerialListReader::new(BufReader::new(file), prefixes);
+    let order = NewOrder {
+        kind: OrderKind::Okc,
+        manufacturer: args.manufacturer.trim().to_owned(),
+        manufacturer_vkn: vkn.as_str().to_owned(),
+        prefixes: args.prefixes.clone(),
+        application: match args.additional_to {
+            Some(parent) => Application::Additional {
+                parent: OrderId(parent),
+            },
+            None => Application::Initial,
+        },
+        target: args.target,
+        key_type: args.key_type.to_string(),
+        source: args.serials.display().to_string(),
+        operator: args.journal.operator(),
+    };
+    let mut journal = args.journal.open()?;
+    let report = journal.import_order(&order, &mut reader, args.accept_good_lines)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for problem in &report.problems {
+            eprintln!("  {}", problem.message);
+        }
+        if report.problem_count > report.problems.len() {
+            eprintln!(
+                "  … and {} more",
+                report.problem_count - report.problems.len()
+            );
+        }
+    }
+    match report.order {
+        Some(id) => {
+            if !args.json {
+                println!(
+                    "Imported order {id}: {} devices ({} problem line(s) skipped). State: received — record payment with `certmint order pay --order {id}`.",
+                    report.accepted, report.problem_count
+                );
+            }
+            Ok(())
+        }
+        None if report.problem_count == 0 => {
+            bail!("the serial list has no serials; nothing was imported")
+        }
+        None => Err(ImportRefused(report.problem_count).into()),
+    }
+}
+
+fn calendar(closed_days: &Option<PathBuf>) -> Result<BusinessCalendar> {
+    let calendar = BusinessCalendar::turkey();
+    Ok(match closed_days {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let days = BusinessCalendar::parse_closed_days_file(&text)
+                .with_context(|| path.display().to_string())?;
+            calendar.with_extra_closed_days(days)?
+        }
+        None => calendar,
+    })
+}
+
+pub fn okc(command: OkcCommand) -> Result<()> {
+    match command {
+        OkcCommand::Produce(args) => produce(args),
+        OkcCommand::Purge(args) => {
+            let calendar = calendar(&args.closed_days)?;
+            let now = match &args.now {
+                Some(text) => time::OffsetDateTime::parse(
+                    text,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .with_context(|| {
+                    format!("--now {text:?} is not an RFC 3339 time such as 2026-12-15T09:00:00Z")
+                })?,
+                None => time::OffsetDateTime::now_utc(),
+            };
+            let journal: Mutex<SqliteJournal> = Mutex::new(args.journal.open()?);
+            let report = purge::purge(
+                &journal,
+                &calendar,
+                &args.out,
+                now,
+                args.dry_run,
+                &args.journal.operator(),
+            )?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                if report.deliveries.is_empty() {
+                    println!("No soft delivery awaits purging.");
+                }
+                for d in &report.deliveries {
+                    let what = match (d.is_due, args.dry_run) {
+                        (true, true) => format!("due: would delete {} file(s)", d.files),
+                        (true, false) => {
+                            format!("purged: {} file(s) overwritten and deleted", d.files)
+                        }
+                        (false, _) => "not due yet".into(),
+                    };
+                    println!(
+                        "Order {}: uploaded {}, deadline end of {} — {what}",
+                        d.order, d.uploaded_at, d.due
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn produce(args: ProduceArgs) -> Result<()> {
+    let journal = args.journal.open()?;
+    let order = journal.order(OrderId(args.order))?;
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let target = match (order.target, &args.token) {
+        (Target::Soft, None) => KeyTarget::Soft,
+        (Target::Hsm, Some(uri)) => {
+            let uri = Pkcs11Uri::parse(uri)?;
+            let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
+            KeyTarget::Hsm(Token::open(&uri, &pins, Some(workers))?)
+        }
+        (Target::Hsm, None) => bail!(
+            "order {} is for the hsm target: give the manufacturer's token with --token",
+            args.order
+        ),
+        (Target::Soft, Some(_)) => bail!(
+            "order {} is for the soft target: leave out --token",
+            args.order
+        ),
+        (Target::Card, _) => bail!(
+            "order {} is for the card target: produce it at a card station (not built yet)",
+            args.order
+        ),
+    };
+    let directory = CaDirectory::open(
+        &args.ca,
+        None,
+        &Unlock {
+            pin_env: args.ca_pin_env.clone(),
+            sessions: Some(workers),
+        },
+    )?;
+    let profile = Profile::from_config(ProfileName::OkcDevice, &directory.config)?;
+    let calendar = calendar(&args.closed_days)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // A second Ctrl-C is the operator insisting: leave at once (the journal stays consistent).
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\nStopping after the devices in flight… (Ctrl-C again to leave at once)");
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
+    let remaining = order.devices.saturating_sub(order.verified);
+    let bar = indicatif::ProgressBar::new(remaining);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} order {msg} [{bar:40}] {pos}/{len} devices, {per_sec}, ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(args.order.to_string());
+    let on_device = || bar.inc(1);
+    let production = Production {
+        order: OrderId(args.order),
+        ca: &directory.ca,
+        profile: &profile,
+        chain: vec![
+            directory.ca.certificate_der().to_vec(),
+            directory.root_der.clone(),
+        ],
+        out: args.out.clone(),
+        workers,
+        target,
+        operator: args.journal.operator(),
+        stop: stop.clone(),
+        on_device: &on_device,
+        calendar: &calendar,
+    };
+    let journal: Mutex<SqliteJournal> = Mutex::new(journal);
+    let result = production.run(&journal);
+    bar.finish_and_clear();
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "Order {}: {} certified now, {} before, {} in all.",
+            args.order, report.produced_now, report.already_done, report.devices
+        );
+        if report.voided_intents > 0 || report.removed_token_objects > 0 {
+            println!(
+                "Resumed an interrupted run: voided {} unfinished intent(s), removed {} token object(s).",
+                report.voided_intents, report.removed_token_objects
+            );
+        }
+        if let Some(folder) = &report.delivery {
+            println!("Delivered to {folder}");
+        }
+        if let Some(passwords) = &report.passwords {
+            println!("PKCS#12 passwords: {passwords} (send it by another channel)");
+        }
+        if let Some(due) = &report.purge_due {
+            println!(
+                "Soft key material is purged after the end of {due} (10 Turkish business days)."
+            );
+        }
+    }
+    if report.stopped {
+        return Err(Stopped.into());
+    }
+    Ok(())
+}
+
+pub fn audit(command: AuditCommand) -> Result<()> {
+    match command {
+        AuditCommand::Verify(args) => {
+            let journal = args.journal.open()?;
+            let report = journal.verify_audit()?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if report.is_intact() {
+                println!(
+                    "Audit chain intact: {} records, head {}.",
+                    report.records, report.head
+                );
+            } else {
+                for p in &report.problems {
+                    eprintln!("  record {}: {}", p.seq, p.problem);
+                }
+            }
+            if !report.is_intact() {
+                return Err(AuditBroken(report.problems.len()).into());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! The journal: the single source of truth of production. Every state change
+//! of an order and of each device is a durable row written *before* the side
+//! effect it authorises, together with its hash-chained audit record.
+//!
+//! [`Journal`] is the boundary; [`SqliteJournal`] the embedded implementation
+//! (WAL, `synchronous=FULL`, checked at start-up). A server database can take
+//! its place for several stations sharing one queue.
+
+mod sqlite;
+
+pub use sqlite::SqliteJournal;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::audit::AuditReport;
+use crate::order::serial_list::{ListProblem, ListedSerial};
+
+/// Why a journal operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// The database failed.
+    #[error("journal {path}: {reason}")]
+    Database {
+        /// The database file.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The database is not set up as certmint requires.
+    #[error("journal {path}: {reason}")]
+    Settings {
+        /// The database file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No such order.
+    #[error("no order {0}")]
+    NoOrder(OrderId),
+    /// A state change the order's state does not allow.
+    #[error("order {order} is {state}: {refused}")]
+    WrongState {
+        /// The order.
+        order: OrderId,
+        /// Its state.
+        state: OrderState,
+        /// What was refused.
+        refused: String,
+    },
+    /// The serial list had problems and the operator did not accept the good lines.
+    #[error("order refused: {problems} problem(s) in the serial list; nothing was imported")]
+    ListRefused {
+        /// How many problems.
+        problems: usize,
+    },
+    /// The parent of an additional application is not usable.
+    #[error("additional application: {0}")]
+    BadParent(String),
+}
+
+/// An order number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct OrderId(pub i64);
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        pub enum $name { $($(#[$vmeta])* $variant),* }
+
+        impl $name {
+            /// The name stored in the journal and shown to operators.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)*
+                    other => Err(format!("{other:?} is not one of: {}", [$($text),*].join(", "))),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// What an order produces.
+    OrderKind {
+        /// ÖKC fiscal device certificates, one per serial number.
+        Okc = "okc",
+        /// A Mali Mühür company e-seal.
+        MaliMuhur = "mali-muhur",
+    }
+);
+
+text_enum!(
+    /// An order's life: received → paid → producing → produced → delivered
+    /// (→ purged, for soft deliveries). Production refuses an unpaid order.
+    OrderState {
+        /// Imported, not paid: nothing may be produced.
+        Received = "received",
+        /// Payment recorded (who and when): production may start.
+        Paid = "paid",
+        /// Production started (and may be resumed).
+        Producing = "producing",
+        /// Every device has a verified certificate.
+        Produced = "produced",
+        /// The delivery folder is complete; its upload time is recorded.
+        Delivered = "delivered",
+        /// Soft key material irreversibly deleted after the deadline.
+        Purged = "purged",
+    }
+);
+
+text_enum!(
+    /// A device's life: planned → key generated → linted → intent recorded →
+    /// signed → stored → verified → delivered.
+    DeviceState {
+        /// In the order, nothing done yet.
+        Planned = "planned",
+        /// Its key exists in a token (HSM target); the key id is recorded.
+        KeyGenerated = "key-generated",
+        /// Its TBS passed the lints (recorded together with the intent).
+        Linted = "linted",
+        /// The serial and TBS are durable: the CA may sign.
+        IntentRecorded = "intent-recorded",
+        /// Signed (passed through in memory; recorded with `Stored`).
+        Signed = "signed",
+        /// Certificate and key package written.
+        Stored = "stored",
+        /// Certificate checked against the key and the CA; row written with the DER.
+        Verified = "verified",
+        /// Listed in the order's delivery.
+        Delivered = "delivered",
+    }
+);
+
+text_enum!(
+    /// Where device keys are generated.
+    Target {
+        /// Software keys, delivered as password-protected PKCS#12 files.
+        Soft = "soft",
+        /// Keys generated in the manufacturer's PKCS#11 token.
+        Hsm = "hsm",
+        /// Keys generated on PIV cards at a card station.
+        Card = "card",
+    }
+);
+
+/// Initial application, or an additional one referring to an earlier order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Application {
+    /// The manufacturer's first order.
+    Initial,
+    /// More devices for a manufacturer with an earlier order.
+    Additional {
+        /// The earlier order.
+        parent: OrderId,
+    },
+}
+
+/// An order as imported.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    /// What it produces.
+    pub kind: OrderKind,
+    /// The manufacturer's name.
+    pub manufacturer: String,
+    /// The manufacturer's VKN (validated by the caller).
+    pub manufacturer_vkn: String,
+    /// Approved device serial prefixes.
+    pub prefixes: Vec<String>,
+    /// Initial or additional.
+    pub application: Application,
+    /// Where keys are generated.
+    pub target: Target,
+    /// Key type name (`p256`, …).
+    pub key_type: String,
+    /// The file the serial list came from (for the record).
+    pub source: String,
+    /// Who imported it.
+    pub operator: String,
+}
+
+/// One problem line in an import report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportProblem {
+    /// 1-based line; 0 for the whole file.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// The new order, when it was imported.
+    pub order: Option<OrderId>,
+    /// Serials accepted.
+    pub accepted: u64,
+    /// Problems found (at most [`MAX_REPORTED_PROBLEMS`] listed).
+    pub problems: Vec<ImportProblem>,
+    /// Problems in all, including those not listed.
+    pub problem_count: usize,
+}
+
+/// How many problems an import report lists; the rest are counted.
+pub const MAX_REPORTED_PROBLEMS: usize = 1000;
+
+/// An order with its progress.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderSummary {
+    /// Its number.
+    pub id: OrderId,
+    /// Its kind.
+    pub kind: OrderKind,
+    /// Its state.
+    pub state: OrderState,
+    /// Manufacturer name.
+    pub manufacturer: String,
+    /// Manufacturer VKN.
+    pub manufacturer_vkn: String,
+    /// Approved prefixes.
+    pub prefixes: Vec<String>,
+    /// The earlier order of an additional application.
+    pub parent: Option<OrderId>,
+    /// Key target.
+    pub target: Target,
+    /// Key type.
+    pub key_type: String,
+    /// When imported (RFC 3339, UTC).
+    pub created_at: String,
+    /// When marked paid, and by whom.
+    pub paid: Option<(String, String)>,
+    /// Devices in the order.
+    pub devices: u64,
+    /// Devices with a verified certificate.
+    pub verified: u64,
+    /// When the delivery was uploaded.
+    pub uploaded_at: Option<String>,
+    /// When its soft key material is due for purge (end of that Turkish business day).
+    pub purge_due: Option<String>,
+    /// When it was purged.
+    pub purged_at: Option<String>,
+}
+
+/// A device to produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Row id (stable order for paging).
+    pub id: i64,
+    /// Its order.
+    pub order: OrderId,
+    /// The device serial.
+    pub serial: String,
+    /// Its state.
+    pub state: DeviceState,
+    /// Token key id (hex), once generated in a token.
+    pub key_id: Option<String>,
+}
+
+/// A certificate the journal holds as issued.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedRecord {
+    /// The device serial.
+    pub device_serial: String,
+    /// The certificate serial, hex.
+    pub certificate_serial: String,
+    /// SHA-256 of the DER, hex with colons.
+    pub sha256: String,
+    /// notBefore, RFC 3339.
+    pub not_before: String,
+    /// notAfter, RFC 3339.
+    pub not_after: String,
+}
+
+/// What gets recorded when a device's certificate is stored and verified.
+#[derive(Debug, Clone)]
+pub struct StoredCertificate<'a> {
+    /// The certificate serial, hex.
+    pub serial_hex: &'a str,
+    /// The certificate.
+    pub der: &'a [u8],
+    /// SHA-256 fingerprint.
+    pub sha256: &'a str,
+    /// notBefore.
+    pub not_before: &'a str,
+    /// notAfter.
+    pub not_after: &'a str,
+    /// The PKCS#12 password (soft target), kept until the purge.
+    pub p12_password: Option<&'a str>,
+}
+
+/// The journal boundary.
+pub trait Journal: Send {
+    /// Imports an order and its serial list in one transaction. Bad lines,
+    /// duplicates within the list and serials of earlier orders are reported
+    /// with line numbers; with problems the order is refused as a whole
+    /// unless `accept_good_lines`.
+    fn import_order(
+        &mut self,
+        order: &NewOrder,
+        serials: &mut dyn Iterator<Item = Result<ListedSerial, ListProblem>>,
+        accept_good_lines: bool,
+    ) -> Result<ImportReport, JournalError>;
+
+    /// Records payment (received → paid), who and when.
+    fn mark_paid(&mut self, order: OrderId, operator: &str) -> Result<(), JournalError>;
+
+    /// One order with its progress.
+    fn order(&self, order: OrderId) -> Result<OrderSummary, JournalError>;
+
+    /// All orders.
+    fn orders(&self) -> Result<Vec<OrderSummary>, JournalError>;
+
+    /// paid → producing (or stays producing when resuming); refuses unpaid orders.
+    fn start_production(&mut self, order: OrderId, operator: &str) -> Result<(), JournalError>;
+
+    /// Devices of `order` not yet verified, with id > `after`, at most `limit`.
+    fn pending_devices(
+        &self,
+        order: OrderId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Device>, JournalError>;
+
+    /// A device's certificate intents that never became certificates (a crash
+    /// between intent and store): (certificate serial, device).
+    fn dangling_intents(&self, order: OrderId) -> Result<Vec<(String, Device)>, JournalError>;
+
+    /// Voids a dangling intent (its signature, if made, was never stored or
+    /// delivered); the device goes back to `Planned` or `KeyGenerated`.
+    fn void_intent(
+        &mut self,
+        serial_hex: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<(), JournalError>;
+
+    /// The device's key now exists in a token (HSM target).
+    fn record_key(
+        &mut self,
+        device: &Device,
+        key_id_hex: &str,
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// The intent: serial and linted TBS, durable before the CA signs.
+    fn record_intent(
+        &mut self,
+        device: &Device,
+        serial_hex: &str,
+        tbs: &[u8],
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// The certificate was signed, verified and stored.
+    fn record_verified(
+        &mut self,
+        device: &Device,
+        certificate: &StoredCertificate<'_>,
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// producing → produced, when every device is verified; returns whether it moved.
+    fn finish_production(&mut self, order: OrderId, operator: &str) -> Result<bool, JournalError>;
+
+    /// Issued certificates of an order, in device order, `limit` from row `after`.
+    fn issued(
+        &self,
+        order: OrderId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, IssuedRecord)>, JournalError>;
+
+    /// PKCS#12 passwords of an order, in device order (device serial, password).
+    fn passwords(
+        &self,
+        order: OrderId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, String)>, JournalError>;
+
+    /// produced → delivered, with the delivery folder, upload time and purge deadline.
+    fn record_delivery(
+        &mut self,
+        order: OrderId,
+        folder: &str,
+        uploaded_at: &str,
+        purge_due: Option<&str>,
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// delivered → purged: key material deleted; stored passwords erased.
+    fn record_purge(
+        &mut self,
+        order: OrderId,
+        purged_at: &str,
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// Delivered soft orders not purged yet: (order, folder, uploaded_at).
+    fn unpurged_soft_deliveries(&self) -> Result<Vec<(OrderId, String, String)>, JournalError>;
+
+    /// Appends an audit record (used for events outside the methods above).
+    fn audit(
+        &mut self,
+        operator: &str,
+        event: &str,
+        subject: &str,
+        details: &str,
+    ) -> Result<(), JournalError>;
+
+    /// Checks the audit chain.
+    fn verify_audit(&self) -> Result<AuditReport, JournalError>;
+
+    /// Certificates per device that are not void, as (device serial, count), for checks.
+    fn active_certificates_per_device(
+        &self,
+        order: OrderId,
+    ) -> Result<Vec<(String, u64)>, JournalError>;
+}

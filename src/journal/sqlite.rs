@@ -1,0 +1,940 @@
+//! The embedded journal: one SQLite file in WAL mode with `synchronous=FULL`
+//! (a commit is on disk when it returns), `foreign_keys` and `secure_delete`
+//! on (erased passwords are overwritten, not left in free pages). The settings
+//! are read back at start-up; a database that does not take them is refused.
+//!
+//! The schema enforces what must never happen: a device serial appears in
+//! one order only, a certificate serial once, and a device has at most one
+//! certificate that is not void (a partial unique index).
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
+
+use super::{
+    Application, Device, ImportProblem, ImportReport, IssuedRecord, Journal, JournalError,
+    NewOrder, OrderId, OrderKind, OrderState, OrderSummary, StoredCertificate, Target,
+    MAX_REPORTED_PROBLEMS,
+};
+use crate::audit::{self, AuditRecord, AuditReport, GENESIS};
+use crate::order::serial_list::{ListProblem, ListedSerial};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS orders (
+    id               INTEGER PRIMARY KEY,
+    kind             TEXT NOT NULL CHECK (kind IN ('okc', 'mali-muhur')),
+    manufacturer     TEXT NOT NULL,
+    manufacturer_vkn TEXT NOT NULL,
+    prefixes         TEXT NOT NULL,
+    parent_order     INTEGER REFERENCES orders(id),
+    target           TEXT NOT NULL CHECK (target IN ('soft', 'hsm', 'card')),
+    key_type         TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('received', 'paid', 'producing', 'produced', 'delivered', 'purged')),
+    source           TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    paid_at          TEXT,
+    paid_by          TEXT
+);
+CREATE TABLE IF NOT EXISTS devices (
+    id           INTEGER PRIMARY KEY,
+    order_id     INTEGER NOT NULL REFERENCES orders(id),
+    serial       TEXT NOT NULL UNIQUE,
+    line_no      INTEGER NOT NULL,
+    state        TEXT NOT NULL CHECK (state IN ('planned', 'key-generated', 'linted', 'intent-recorded', 'signed', 'stored', 'verified', 'delivered')),
+    key_id       TEXT,
+    p12_password TEXT
+);
+CREATE INDEX IF NOT EXISTS devices_by_order ON devices(order_id, id);
+CREATE TABLE IF NOT EXISTS certificates (
+    id          INTEGER PRIMARY KEY,
+    device_id   INTEGER NOT NULL REFERENCES devices(id),
+    serial_hex  TEXT NOT NULL UNIQUE,
+    status      TEXT NOT NULL CHECK (status IN ('intent', 'issued', 'void')),
+    tbs         BLOB NOT NULL,
+    der         BLOB,
+    sha256      TEXT,
+    not_before  TEXT,
+    not_after   TEXT,
+    recorded_at TEXT NOT NULL,
+    void_reason TEXT,
+    CHECK ((status = 'issued') = (der IS NOT NULL))
+);
+-- At most one certificate per device that is not void.
+CREATE UNIQUE INDEX IF NOT EXISTS one_active_certificate_per_device ON certificates(device_id) WHERE status <> 'void';
+CREATE TABLE IF NOT EXISTS deliveries (
+    order_id    INTEGER PRIMARY KEY REFERENCES orders(id),
+    folder      TEXT NOT NULL,
+    uploaded_at TEXT NOT NULL,
+    purge_due   TEXT,
+    purged_at   TEXT
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq       INTEGER PRIMARY KEY,
+    at        TEXT NOT NULL,
+    operator  TEXT NOT NULL,
+    event     TEXT NOT NULL,
+    subject   TEXT NOT NULL,
+    details   TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hash      BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_head (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  INTEGER NOT NULL,
+    hash BLOB NOT NULL
+);
+"#;
+
+/// An order state change: allowed from `from`, audited as `event`.
+struct Transition<'a> {
+    from: &'a [OrderState],
+    to: OrderState,
+    event: &'a str,
+    details: &'a str,
+    refused: &'a str,
+}
+
+/// The journal in one SQLite file.
+pub struct SqliteJournal {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SqliteJournal({})", self.path.display())
+    }
+}
+
+/// The current time as RFC 3339 UTC, to the millisecond.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now
+        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn append_audit(
+    tx: &Transaction<'_>,
+    operator: &str,
+    event: &str,
+    subject: &str,
+    details: &str,
+) -> rusqlite::Result<()> {
+    let (last, prev): (i64, Vec<u8>) = tx
+        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?
+        .unwrap_or((0, GENESIS.to_vec()));
+    let seq = last + 1;
+    let at = now_rfc3339();
+    let hash = audit::record_hash(&prev, seq, &at, operator, event, subject, details);
+    tx.execute(
+        "INSERT INTO audit (seq, at, operator, event, subject, details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![seq, at, operator, event, subject, details, prev, hash.as_slice()],
+    )?;
+    tx.execute(
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT(id) DO UPDATE SET seq = ?1, hash = ?2",
+        params![seq, hash.as_slice()],
+    )?;
+    Ok(())
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(value: String) -> rusqlite::Result<T> {
+    value.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn device_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
+    Ok(Device {
+        id: row.get("id")?,
+        order: OrderId(row.get("order_id")?),
+        serial: row.get("serial")?,
+        state: parse(row.get("state")?)?,
+        key_id: row.get("key_id")?,
+    })
+}
+
+impl SqliteJournal {
+    /// Opens (creating if needed) the journal at `path` and checks its settings.
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        let db = |e: rusqlite::Error| JournalError::Database {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        let conn = Connection::open(path).map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(db)?;
+        let journal_mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(db)?;
+        conn.execute_batch(
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
+        )
+        .map_err(db)?;
+        let synchronous: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .map_err(db)?;
+        let foreign_keys: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .map_err(db)?;
+        let settings = |reason: String| JournalError::Settings {
+            path: path.display().to_string(),
+            reason,
+        };
+        if journal_mode.to_lowercase() != "wal" {
+            return Err(settings(format!(
+                "journal_mode is {journal_mode}, certmint needs WAL"
+            )));
+        }
+        if synchronous != 2 {
+            return Err(settings(format!(
+                "synchronous is {synchronous}, certmint needs FULL (2)"
+            )));
+        }
+        if foreign_keys != 1 {
+            return Err(settings("foreign keys cannot be enforced".into()));
+        }
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn db(&self, e: rusqlite::Error) -> JournalError {
+        JournalError::Database {
+            path: self.path.display().to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn order_state(tx: &Connection, order: OrderId) -> Result<Option<OrderState>, rusqlite::Error> {
+        tx.query_row("SELECT state FROM orders WHERE id = ?1", [order.0], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()?
+        .map(parse)
+        .transpose()
+    }
+
+    fn set_order_state(
+        &mut self,
+        order: OrderId,
+        change: Transition<'_>,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let Transition {
+            from,
+            to,
+            event,
+            details,
+            refused,
+        } = change;
+        let path = self.path.display().to_string();
+        let db = |e: rusqlite::Error| JournalError::Database {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        let state = Self::order_state(&tx, order)
+            .map_err(db)?
+            .ok_or(JournalError::NoOrder(order))?;
+        if !from.contains(&state) {
+            return Err(JournalError::WrongState {
+                order,
+                state,
+                refused: refused.to_owned(),
+            });
+        }
+        tx.execute(
+            "UPDATE orders SET state = ?1 WHERE id = ?2",
+            params![to.as_str(), order.0],
+        )
+        .map_err(db)?;
+        append_audit(&tx, operator, event, &format!("order {order}"), details).map_err(db)?;
+        tx.commit().map_err(db)
+    }
+}
+
+impl Journal for SqliteJournal {
+    fn import_order(
+        &mut self,
+        order: &NewOrder,
+        serials: &mut dyn Iterator<Item = Result<ListedSerial, ListProblem>>,
+        accept_good_lines: bool,
+    ) -> Result<ImportReport, JournalError> {
+        let path = self.path.display().to_string();
+        let db = |e: rusqlite::Error| JournalError::Database {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        let parent = match order.application {
+            Application::Initial => None,
+            Application::Additional { parent } => {
+                let found: Option<(String, String)> = tx
+                    .query_row(
+                        "SELECT manufacturer_vkn, kind FROM orders WHERE id = ?1",
+                        [parent.0],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(db)?;
+                match found {
+                    None => {
+                        return Err(JournalError::BadParent(format!(
+                            "order {parent} does not exist"
+                        )))
+                    }
+                    Some((vkn, _)) if vkn != order.manufacturer_vkn => {
+                        return Err(JournalError::BadParent(format!(
+                            "order {parent} belongs to VKN {vkn}, not {}",
+                            order.manufacturer_vkn
+                        )));
+                    }
+                    Some((_, kind)) if kind != order.kind.as_str() => {
+                        return Err(JournalError::BadParent(format!(
+                            "order {parent} is a {kind} order"
+                        )));
+                    }
+                    Some(_) => Some(parent.0),
+                }
+            }
+        };
+        tx.execute(
+            "INSERT INTO orders (kind, manufacturer, manufacturer_vkn, prefixes, parent_order, target, key_type, state, source, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8, ?9)",
+            params![
+                order.kind.as_str(),
+                order.manufacturer,
+                order.manufacturer_vkn,
+                order.prefixes.join(","),
+                parent,
+                order.target.as_str(),
+                order.key_type,
+                order.source,
+                now_rfc3339()
+            ],
+        )
+        .map_err(db)?;
+        let order_id = tx.last_insert_rowid();
+        let mut problems = Vec::new();
+        let mut problem_count = 0;
+        let mut accepted = 0u64;
+        let mut note = |line: usize, message: String| {
+            problem_count += 1;
+            if problems.len() < MAX_REPORTED_PROBLEMS {
+                problems.push(ImportProblem { line, message });
+            }
+        };
+        {
+            let mut insert = tx
+                .prepare("INSERT INTO devices (order_id, serial, line_no, state) VALUES (?1, ?2, ?3, 'planned')")
+                .map_err(db)?;
+            let mut existing = tx
+                .prepare(
+                    "SELECT d.order_id, d.line_no,
+                            EXISTS (SELECT 1 FROM certificates c WHERE c.device_id = d.id AND c.status = 'issued')
+                     FROM devices d WHERE d.serial = ?1",
+                )
+                .map_err(db)?;
+            for item in serials {
+                match item {
+                    Err(problem) => note(problem.line, problem.to_string()),
+                    Ok(listed) => match insert.execute(params![
+                        order_id,
+                        listed.serial.as_str(),
+                        listed.line as i64
+                    ]) {
+                        Ok(_) => accepted += 1,
+                        Err(rusqlite::Error::SqliteFailure(e, _))
+                            if e.code == ErrorCode::ConstraintViolation =>
+                        {
+                            let (other_order, other_line, certified): (i64, i64, bool) = existing
+                                .query_row([listed.serial.as_str()], |r| {
+                                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                                })
+                                .map_err(db)?;
+                            let message = if other_order == order_id {
+                                format!(
+                                    "line {}: {} repeats line {other_line}",
+                                    listed.line, listed.serial
+                                )
+                            } else if certified {
+                                format!(
+                                    "line {}: {} was already certified in order {other_order}",
+                                    listed.line, listed.serial
+                                )
+                            } else {
+                                format!(
+                                    "line {}: {} is already in order {other_order}",
+                                    listed.line, listed.serial
+                                )
+                            };
+                            note(listed.line, message);
+                        }
+                        Err(e) => return Err(db(e)),
+                    },
+                }
+            }
+        }
+        let refused = (problem_count > 0 && !accept_good_lines) || accepted == 0;
+        if refused {
+            tx.rollback().map_err(db)?;
+            return Ok(ImportReport {
+                order: None,
+                accepted,
+                problems,
+                problem_count,
+            });
+        }
+        append_audit(
+            &tx,
+            &order.operator,
+            "order.received",
+            &format!("order {order_id}"),
+            &format!(
+                "{} order for {} (VKN {}), {accepted} devices from {}, {problem_count} problem line(s) skipped, target {}, key {}",
+                order.kind, order.manufacturer, order.manufacturer_vkn, order.source, order.target, order.key_type
+            ),
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(ImportReport {
+            order: Some(OrderId(order_id)),
+            accepted,
+            problems,
+            problem_count,
+        })
+    }
+
+    fn mark_paid(&mut self, order: OrderId, operator: &str) -> Result<(), JournalError> {
+        self.set_order_state(
+            order,
+            Transition {
+                from: &[OrderState::Received],
+                to: OrderState::Paid,
+                event: "order.paid",
+                details: "",
+                refused: "only a received order can be marked paid",
+            },
+            operator,
+        )?;
+        let now = now_rfc3339();
+        self.conn
+            .execute(
+                "UPDATE orders SET paid_at = ?1, paid_by = ?2 WHERE id = ?3",
+                params![now, operator, order.0],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    fn order(&self, order: OrderId) -> Result<OrderSummary, JournalError> {
+        self.orders_where("WHERE o.id = ?1", &[&order.0])?
+            .pop()
+            .ok_or(JournalError::NoOrder(order))
+    }
+
+    fn orders(&self) -> Result<Vec<OrderSummary>, JournalError> {
+        self.orders_where("", &[])
+    }
+
+    fn start_production(&mut self, order: OrderId, operator: &str) -> Result<(), JournalError> {
+        let state = Self::order_state(&self.conn, order)
+            .map_err(|e| self.db(e))?
+            .ok_or(JournalError::NoOrder(order))?;
+        match state {
+            OrderState::Producing => {
+                let path = self.path.display().to_string();
+                let tx = self.conn.transaction().map_err(|e| JournalError::Database {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                append_audit(&tx, operator, "order.production-resumed", &format!("order {order}"), "")
+                    .and_then(|()| tx.commit())
+                    .map_err(|e| JournalError::Database { path, reason: e.to_string() })
+            }
+            _ => self.set_order_state(
+            order,
+            Transition {
+                from: &[OrderState::Paid],
+                to: OrderState::Producing,
+                event: "order.production-started",
+                details: "",
+                refused: "production refuses an order that is not paid (certmint order pay records the payment)",
+            },
+            operator,
+        ),
+        }
+    }
+
+    fn pending_devices(
+        &self,
+        order: OrderId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Device>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, order_id, serial, state, key_id FROM devices
+                 WHERE order_id = ?1 AND id > ?2 AND state NOT IN ('verified', 'delivered') ORDER BY id LIMIT ?3",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(params![order.0, after, limit as i64], device_from_row)
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+
+    fn dangling_intents(&self, order: OrderId) -> Result<Vec<(String, Device)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT c.serial_hex, d.id, d.order_id, d.serial, d.state, d.key_id FROM certificates c JOIN devices d ON c.device_id = d.id
+                 WHERE d.order_id = ?1 AND c.status = 'intent' ORDER BY d.id",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map([order.0], |r| {
+                Ok((r.get::<_, String>(0)?, device_from_row(r)?))
+            })
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+
+    fn void_intent(
+        &mut self,
+        serial_hex: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<(), JournalError> {
+        let path = self.path.display().to_string();
+        let db = |e: rusqlite::Error| JournalError::Database {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        let device: i64 = tx
+            .query_row(
+                "SELECT device_id FROM certificates WHERE serial_hex = ?1 AND status = 'intent'",
+                [serial_hex],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        tx.execute(
+            "UPDATE certificates SET status = 'void', void_reason = ?1 WHERE serial_hex = ?2",
+            params![reason, serial_hex],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "UPDATE devices SET state = CASE WHEN key_id IS NULL THEN 'planned' ELSE 'key-generated' END WHERE id = ?1",
+            [device],
+        )
+        .map_err(db)?;
+        append_audit(
+            &tx,
+            operator,
+            "certificate.voided",
+            &format!("certificate {serial_hex}"),
+            reason,
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn record_key(
+        &mut self,
+        device: &Device,
+        key_id_hex: &str,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let path = self.path.display().to_string();
+        let db = |e: rusqlite::Error| JournalError::Database {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        tx.execute(
+            "UPDATE devices SET state = 'key-generated', key_id = ?1 WHERE id = ?2",
+            params![key_id_hex, device.id],
+        )
+        .map_err(db)?;
+        append_audit(
+            &tx,
+            operator,
+            "device.key-generated",
+            &format!("device {}", device.serial),
+            &format!("CKA_ID {key_id_hex}"),
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn record_intent(
+        &mut self,
+        device: &Device,
+        serial_hex: &str,
+        tbs: &[u8],
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let path = self.path.display().to_string();
+        let db = |e: rusqlite::Error| JournalError::Database {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        tx.execute(
+            "INSERT INTO certificates (device_id, serial_hex, status, tbs, recorded_at) VALUES (?1, ?2, 'intent', ?3, ?4)",
+            params![device.id, serial_hex, tbs, now_rfc3339()],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "UPDATE devices SET state = 'intent-recorded' WHERE id = ?1",
+            [device.id],
+        )
+        .map_err(db)?;
+        append_audit(
+            &tx,
+            operator,
+            "device.intent",
+            &format!("device {}", device.serial),
+            &format!("certificate {serial_hex} linted"),
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn record_verified(
+        &mut self,
+        device: &Device,
+        c: &StoredCertificate<'_>,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let path = self.path.display().to_string();
+        let db = |e: rusqlite::Error| JournalError::Database {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        let changed = tx
+            .execute(
+                "UPDATE certificates SET status = 'issued', der = ?1, sha256 = ?2, not_before = ?3, not_after = ?4
+                 WHERE serial_hex = ?5 AND status = 'intent' AND device_id = ?6",
+                params![c.der, c.sha256, c.not_before, c.not_after, c.serial_hex, device.id],
+            )
+            .map_err(db)?;
+        if changed != 1 {
+            return Err(JournalError::Database {
+                path,
+                reason: format!(
+                    "certificate {} of device {} has no recorded intent",
+                    c.serial_hex, device.serial
+                ),
+            });
+        }
+        tx.execute(
+            "UPDATE devices SET state = 'verified', p12_password = ?1 WHERE id = ?2",
+            params![c.p12_password, device.id],
+        )
+        .map_err(db)?;
+        append_audit(
+            &tx,
+            operator,
+            "device.certificate-issued",
+            &format!("device {}", device.serial),
+            &format!(
+                "certificate {} signed, verified, stored; SHA-256 {}",
+                c.serial_hex, c.sha256
+            ),
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn finish_production(&mut self, order: OrderId, operator: &str) -> Result<bool, JournalError> {
+        let open: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM devices WHERE order_id = ?1 AND state NOT IN ('verified', 'delivered')",
+                [order.0],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.db(e))?;
+        if open > 0 {
+            return Ok(false);
+        }
+        self.set_order_state(
+            order,
+            Transition {
+                from: &[OrderState::Producing],
+                to: OrderState::Produced,
+                event: "order.produced",
+                details: "",
+                refused: "only a producing order can finish",
+            },
+            operator,
+        )?;
+        Ok(true)
+    }
+
+    fn issued(
+        &self,
+        order: OrderId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, IssuedRecord)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT d.id, d.serial, c.serial_hex, c.sha256, c.not_before, c.not_after FROM devices d
+                 JOIN certificates c ON c.device_id = d.id AND c.status = 'issued'
+                 WHERE d.order_id = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(params![order.0, after, limit as i64], |r| {
+                Ok((
+                    r.get(0)?,
+                    IssuedRecord {
+                        device_serial: r.get(1)?,
+                        certificate_serial: r.get(2)?,
+                        sha256: r.get(3)?,
+                        not_before: r.get(4)?,
+                        not_after: r.get(5)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+
+    fn passwords(
+        &self,
+        order: OrderId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, String)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, serial, p12_password FROM devices WHERE order_id = ?1 AND id > ?2 AND p12_password IS NOT NULL ORDER BY id LIMIT ?3",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(params![order.0, after, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+
+    fn record_delivery(
+        &mut self,
+        order: OrderId,
+        folder: &str,
+        uploaded_at: &str,
+        purge_due: Option<&str>,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let details = format!(
+            "folder {folder}, uploaded {uploaded_at}, purge due {}",
+            purge_due.unwrap_or("never (not soft)")
+        );
+        self.set_order_state(
+            order,
+            Transition {
+                from: &[OrderState::Produced],
+                to: OrderState::Delivered,
+                event: "order.delivered",
+                details: &details,
+                refused: "only a produced order can be delivered",
+            },
+            operator,
+        )?;
+        self.conn
+            .execute(
+                "INSERT INTO deliveries (order_id, folder, uploaded_at, purge_due) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(order_id) DO UPDATE SET folder = ?2, uploaded_at = ?3, purge_due = ?4",
+                params![order.0, folder, uploaded_at, purge_due],
+            )
+            .and_then(|_| self.conn.execute("UPDATE devices SET state = 'delivered' WHERE order_id = ?1", [order.0]))
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    fn record_purge(
+        &mut self,
+        order: OrderId,
+        purged_at: &str,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        self.set_order_state(
+            order,
+            Transition {
+                from: &[OrderState::Delivered],
+                to: OrderState::Purged,
+                event: "order.purged",
+                details: "PKCS#12 files and passwords deleted",
+                refused: "only a delivered order can be purged",
+            },
+            operator,
+        )?;
+        self.conn
+            .execute(
+                "UPDATE deliveries SET purged_at = ?1 WHERE order_id = ?2",
+                params![purged_at, order.0],
+            )
+            .and_then(|_| {
+                self.conn.execute(
+                    "UPDATE devices SET p12_password = NULL WHERE order_id = ?1",
+                    [order.0],
+                )
+            })
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    fn unpurged_soft_deliveries(&self) -> Result<Vec<(OrderId, String, String)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT o.id, d.folder, d.uploaded_at FROM orders o JOIN deliveries d ON d.order_id = o.id
+                 WHERE o.target = 'soft' AND o.state = 'delivered' ORDER BY o.id",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((OrderId(r.get(0)?), r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+
+    fn audit(
+        &mut self,
+        operator: &str,
+        event: &str,
+        subject: &str,
+        details: &str,
+    ) -> Result<(), JournalError> {
+        let path = self.path.display().to_string();
+        let db = |e: rusqlite::Error| JournalError::Database {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        append_audit(&tx, operator, event, subject, details).map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn verify_audit(&self) -> Result<AuditReport, JournalError> {
+        let head: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(|e| self.db(e))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, at, operator, event, subject, details, prev_hash, hash FROM audit ORDER BY seq")
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(AuditRecord {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    operator: r.get(2)?,
+                    event: r.get(3)?,
+                    subject: r.get(4)?,
+                    details: r.get(5)?,
+                    prev_hash: r.get(6)?,
+                    hash: r.get(7)?,
+                })
+            })
+            .map_err(|e| self.db(e))?;
+        let mut error = None;
+        let records = rows.map_while(|r| match r {
+            Ok(record) => Some(record),
+            Err(e) => {
+                error = Some(e);
+                None
+            }
+        });
+        let report = audit::verify(records, head);
+        match error {
+            Some(e) => Err(self.db(e)),
+            None => Ok(report),
+        }
+    }
+
+    fn active_certificates_per_device(
+        &self,
+        order: OrderId,
+    ) -> Result<Vec<(String, u64)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT d.serial, (SELECT COUNT(*) FROM certificates c WHERE c.device_id = d.id AND c.status <> 'void')
+                 FROM devices d WHERE d.order_id = ?1 ORDER BY d.id",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map([order.0], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+}
+
+impl SqliteJournal {
+    fn orders_where(
+        &self,
+        filter: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<OrderSummary>, JournalError> {
+        let sql = format!(
+            "SELECT o.id, o.kind, o.state, o.manufacturer, o.manufacturer_vkn, o.prefixes, o.parent_order, o.target, o.key_type,
+                    o.created_at, o.paid_at, o.paid_by,
+                    (SELECT COUNT(*) FROM devices d WHERE d.order_id = o.id),
+                    (SELECT COUNT(*) FROM devices d WHERE d.order_id = o.id AND d.state IN ('verified', 'delivered')),
+                    dl.uploaded_at, dl.purge_due, dl.purged_at
+             FROM orders o LEFT JOIN deliveries dl ON dl.order_id = o.id {filter} ORDER BY o.id"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(args, |r| {
+                let paid_at: Option<String> = r.get(10)?;
+                let paid_by: Option<String> = r.get(11)?;
+                let prefixes: String = r.get(5)?;
+                Ok(OrderSummary {
+                    id: OrderId(r.get(0)?),
+                    kind: parse::<OrderKind>(r.get(1)?)?,
+                    state: parse::<OrderState>(r.get(2)?)?,
+                    manufacturer: r.get(3)?,
+                    manufacturer_vkn: r.get(4)?,
+                    prefixes: prefixes
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    parent: r.get::<_, Option<i64>>(6)?.map(OrderId),
+                    target: parse::<Target>(r.get(7)?)?,
+                    key_type: r.get(8)?,
+                    created_at: r.get(9)?,
+                    paid: paid_at.zip(paid_by),
+                    devices: r.get::<_, i64>(12)? as u64,
+                    verified: r.get::<_, i64>(13)? as u64,
+                    uploaded_at: r.get(14)?,
+                    purge_due: r.get(15)?,
+                    purged_at: r.get(16)?,
+                })
+            })
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+}
