@@ -314,8 +314,8 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
     if let Some(e) = cause.downcast_ref::<certmint::okc::ProduceError>() {
         return match e {
-            certmint::okc::ProduceError::Issue { source, .. } => classify(source),
-            certmint::okc::ProduceError::Token { source, .. } => classify(source),
+            certmint::okc::ProduceError::Issue { error, .. } => classify(error),
+            certmint::okc::ProduceError::Token { error, .. } => classify(error),
             _ => None,
         };
     }

@@ -229,9 +229,31 @@ pub struct AuditVerifyArgs {
 }
 
 /// `order import` found problems and did not import.
-#[derive(Debug, thiserror::Error)]
-#[error("order refused: {0} problem(s) in the serial list; nothing was imported (fix the list, or pass --accept-good-lines)")]
-pub struct ImportRefused(pub usize);
+#[derive(Debug)]
+pub struct ImportRefused {
+    /// Problems found.
+    pub problems: usize,
+    /// Whether any line was good (so --accept-good-lines would help).
+    pub any_good: bool,
+}
+
+impl std::fmt::Display for ImportRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "order refused: {} problem(s) in the serial list; nothing was imported",
+            self.problems
+        )?;
+        if self.any_good {
+            f.write_str(" (fix the list, or pass --accept-good-lines)")?;
+        } else {
+            f.write_str(" (no usable serial in it)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ImportRefused {}
 
 /// `okc produce` was stopped by Ctrl-C.
 #[derive(Debug, thiserror::Error)]
@@ -378,10 +400,11 @@ fn import(args: ImportArgs) -> Result<()> {
             }
             Ok(())
         }
-        None if report.problem_count == 0 => {
-            bail!("the serial list has no serials; nothing was imported")
+        None => Err(ImportRefused {
+            problems: report.problem_count,
+            any_good: report.accepted > 0,
         }
-        None => Err(ImportRefused(report.problem_count).into()),
+        .into()),
     }
 }
 

@@ -62,31 +62,28 @@ pub enum ProduceError {
         reason: String,
     },
     /// Issuance failed for a device.
-    #[error("device {device}: {source}")]
+    #[error("device {device}: {error}")]
     Issue {
         /// The device serial.
         device: String,
         /// The failure.
-        #[source]
-        source: IssueError,
+        error: IssueError,
     },
     /// A token failed; the work stopped and can be resumed.
-    #[error("device {device}: {source}")]
+    #[error("device {device}: {error}")]
     Token {
         /// The device serial.
         device: String,
         /// The failure.
-        #[source]
-        source: Pkcs11Error,
+        error: Pkcs11Error,
     },
     /// A key failed.
-    #[error("device {device}: {source}")]
+    #[error("device {device}: {error}")]
     Key {
         /// The device serial.
         device: String,
         /// The failure.
-        #[source]
-        source: SignerError,
+        error: SignerError,
     },
     /// Files could not be written.
     #[error("{path}: {reason}")]
@@ -273,6 +270,42 @@ impl Production<'_> {
             report.voided_intents += 1;
         }
         if let KeyTarget::Hsm(token) = &self.target {
+            // Debris of a write interrupted mid-object: every object certmint
+            // creates carries a label in its template, so an unlabelled object
+            // was never completed (SoftHSM2's file store writes attributes one by
+            // one, and a SIGKILL in between leaves such objects).
+            let debris = token
+                .one_writer_at_a_time(|| {
+                    token.with_session(|s| {
+                        // Scan every object: a half-written one may lack CKA_LABEL
+                        // entirely, which no search template matches.
+                        let mut removed = 0;
+                        for o in s.find_objects(&[])? {
+                            let label = s.get_attributes(o, &[cryptoki::object::AttributeType::Label])?;
+                            let labelled = label
+                                .iter()
+                                .any(|a| matches!(a, cryptoki::object::Attribute::Label(l) if !l.is_empty()));
+                            if !labelled {
+                                s.destroy_object(o)?;
+                                removed += 1;
+                            }
+                        }
+                        Ok(removed)
+                    })
+                })
+                .map_err(|error| ProduceError::Token {
+                    device: "(unlabelled objects)".into(),
+                    error,
+                })?;
+            if debris > 0 {
+                lock(journal).audit(
+                    &self.operator,
+                    "token.debris-removed",
+                    &format!("token {}", token.label()),
+                    &format!("{debris} unlabelled object(s) left by an interrupted write"),
+                )?;
+            }
+            report.removed_token_objects += debris;
             // Keys generated but never recorded (a crash right after C_GenerateKeyPair).
             let mut after = 0;
             loop {
@@ -288,9 +321,9 @@ impl Production<'_> {
                             }
                             Ok(objects.len() as u64)
                         })
-                        .map_err(|source| ProduceError::Token {
+                        .map_err(|error| ProduceError::Token {
                             device: device.serial.clone(),
-                            source,
+                            error,
                         })?;
                     report.removed_token_objects += orphans;
                 }
@@ -315,9 +348,9 @@ impl Production<'_> {
                 }
                 Ok(certs.len() as u64)
             })
-            .map_err(|source| ProduceError::Token {
+            .map_err(|error| ProduceError::Token {
                 device: device.serial.clone(),
-                source,
+                error,
             })
     }
 
@@ -395,17 +428,17 @@ impl Production<'_> {
         key_type: KeyType,
         device: &Device,
     ) -> Result<(), ProduceError> {
-        let issue_err = |source: IssueError| ProduceError::Issue {
+        let issue_err = |error: IssueError| ProduceError::Issue {
             device: device.serial.clone(),
-            source,
+            error,
         };
-        let token_err = |source: Pkcs11Error| ProduceError::Token {
+        let token_err = |error: Pkcs11Error| ProduceError::Token {
             device: device.serial.clone(),
-            source,
+            error,
         };
-        let key_err = |source: SignerError| ProduceError::Key {
+        let key_err = |error: SignerError| ProduceError::Key {
             device: device.serial.clone(),
-            source,
+            error,
         };
         // Validated at import against the manufacturer's prefixes.
         let serial = DeviceSerial::parse(&device.serial, &PrefixTable::any()).map_err(|e| {
@@ -443,7 +476,10 @@ impl Production<'_> {
                         (spki, id)
                     }
                     None => {
-                        let pair = generate_key_pair(token, key_type, &device.serial, false)
+                        // No label check: recovery removed every object labelled with a
+                        // planned device's serial, and a search per device is O(n) on
+                        // tokens that scan all objects (SoftHSM2): O(n²) per order.
+                        let pair = generate_key_pair(token, key_type, &device.serial, true)
                             .map_err(token_err)?;
                         lock(journal).record_key(device, &hex(&pair.id), &self.operator)?;
                         (pair.spki_der, pair.id)
@@ -527,7 +563,11 @@ impl Production<'_> {
             (KeyTarget::Hsm(token), _) => {
                 let id = key_id.unwrap_or_default();
                 token
-                    .with_session(|s| import_certificate(s, &device.serial, &id, certificate.der()))
+                    .one_writer_at_a_time(|| {
+                        token.with_session(|s| {
+                            import_certificate(s, &device.serial, &id, certificate.der())
+                        })
+                    })
                     .map_err(token_err)?;
                 None
             }

@@ -223,6 +223,18 @@ pub fn generate_key_pair(
             mechanism: mechanism_type.to_string(),
         });
     }
+    token.one_writer_at_a_time(|| {
+        generate_in_session(token, key_type, label, allow_existing_label, &mechanism)
+    })
+}
+
+fn generate_in_session(
+    token: &Token,
+    key_type: KeyType,
+    label: &str,
+    allow_existing_label: bool,
+    mechanism: &Mechanism<'_>,
+) -> Result<GeneratedKeyPair, Pkcs11Error> {
     token.with_session(|session| {
         if !allow_existing_label && !objects_labelled(session, label)?.is_empty() {
             return Ok(Err(Pkcs11Error::LabelExists {
@@ -264,7 +276,7 @@ pub fn generate_key_pair(
             Attribute::Label(label_bytes),
         ];
         let (public, private) =
-            session.generate_key_pair(&mechanism, &public_template, &private_template)?;
+            session.generate_key_pair(mechanism, &public_template, &private_template)?;
         let finish = || -> Result<GeneratedKeyPair, Pkcs11Error> {
             let spki_der = public_key_spki(session, public, token.label())?;
             let id = key_id(&spki_der)?;

@@ -153,6 +153,10 @@ pub struct Token {
     pool: Mutex<PoolState>,
     session_freed: Condvar,
     max_sessions: usize,
+    /// Held while objects are created on the token: SoftHSM2 2.6 answers
+    /// CKR_GENERAL_ERROR when two sessions create token objects at once, and
+    /// object creation is serial inside most HSMs anyway. Signing is not held.
+    object_writes: Mutex<()>,
 }
 
 impl std::fmt::Debug for Token {
@@ -251,6 +255,7 @@ impl Token {
                 open: 1,
             }),
             session_freed: Condvar::new(),
+            object_writes: Mutex::new(()),
         });
         registry.insert(key, Registered::Open(Arc::downgrade(&token)));
         Ok(token)
@@ -274,6 +279,13 @@ impl Token {
     /// How many sessions the pool may hold.
     pub fn max_sessions(&self) -> usize {
         self.max_sessions
+    }
+
+    /// Runs `work` (which creates or destroys token objects) while no other
+    /// worker of this process does so on the same token.
+    pub fn one_writer_at_a_time<T>(&self, work: impl FnOnce() -> T) -> T {
+        let _writing = lock(&self.object_writes);
+        work()
     }
 
     /// How many times this process has called C_Login on the token.

@@ -1,0 +1,812 @@
+//! ÖKC batch production end to end through the `certmint` binary: orders
+//! from serial lists, payment, production on the soft and SoftHSM2 targets,
+//! crashes (SIGKILL) and resumption, delivery, purge, and the audit chain.
+//! Certificates are checked with `openssl verify`, PKCS#12 files with
+//! `openssl pkcs12`, tokens with OpenSC's pkcs11-tool.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use certmint::journal::{Journal, OrderId, SqliteJournal};
+use common::{Hsm, Run, Workspace};
+
+const MANUFACTURER: &str = "Örnek Yazarkasa A.Ş.";
+
+fn fixture(path: &str) -> String {
+    format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// certmint with this workspace's journal and an operator name.
+fn run(ws: &Workspace, args: &[&str]) -> Run {
+    run_with(ws, args, &[])
+}
+
+fn run_with(ws: &Workspace, args: &[&str], extra: &[(&str, &str)]) -> Run {
+    let journal = ws.path("journal.sqlite").display().to_string();
+    let mut env = vec![
+        ("CERTMINT_JOURNAL", journal.as_str()),
+        ("CERTMINT_OPERATOR", "test-operator"),
+    ];
+    env.extend_from_slice(extra);
+    ws.certmint_env(args, &env)
+}
+
+/// `n` distinct serials with `prefix`, one per line.
+fn serial_list(ws: &Workspace, name: &str, prefix: &str, n: usize, seed: u64) -> Vec<String> {
+    let mut x = seed;
+    let mut serials = std::collections::BTreeSet::new();
+    while serials.len() < n {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        serials.insert(format!(
+            "{prefix}{:08}",
+            10_000_000 + (x >> 33) % 90_000_000
+        ));
+    }
+    let serials: Vec<String> = serials.into_iter().collect();
+    ws.write(name, (serials.join("\n") + "\n").as_bytes());
+    serials
+}
+
+fn import(ws: &Workspace, list: &str, extra: &[&str]) -> Run {
+    let list = ws.path(list).display().to_string();
+    let mut args = vec![
+        "order",
+        "import",
+        "--manufacturer",
+        MANUFACTURER,
+        "--manufacturer-vkn",
+        "4540536920",
+        "--prefixes",
+        "FU,JI",
+        "--serials",
+        list.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    run(ws, &args)
+}
+
+fn produce(ws: &Workspace, order: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "okc",
+        "produce",
+        "--order",
+        order,
+        "--ca",
+        "ca",
+        "--out",
+        "out",
+        "--workers",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    run(ws, &args)
+}
+
+fn journal(ws: &Workspace) -> SqliteJournal {
+    SqliteJournal::open(&ws.path("journal.sqlite")).unwrap()
+}
+
+/// Every device of the order has exactly one certificate that is not void.
+fn assert_one_certificate_per_device(ws: &Workspace, order: i64, devices: usize) {
+    let counts = journal(ws)
+        .active_certificates_per_device(OrderId(order))
+        .unwrap();
+    assert_eq!(counts.len(), devices);
+    let wrong: Vec<_> = counts.iter().filter(|(_, n)| *n != 1).collect();
+    assert!(
+        wrong.is_empty(),
+        "devices without exactly one valid certificate: {wrong:?}"
+    );
+}
+
+/// `openssl verify` of every certificate in the delivery.
+fn assert_openssl_verifies_all(ws: &Workspace, order: i64, devices: usize) {
+    let dir = ws.path(&format!("out/order-{order}/certs"));
+    let mut pems: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".pem"))
+        .collect();
+    pems.sort();
+    assert_eq!(pems.len(), devices);
+    for chunk in pems.chunks(250) {
+        let mut args = vec![
+            "verify",
+            "-CAfile",
+            "ca/root.pem",
+            "-untrusted",
+            "ca/issuing.pem",
+        ];
+        args.extend(chunk.iter().map(String::as_str));
+        let out = ws.openssl(&args).ok();
+        assert_eq!(
+            out.stdout.lines().filter(|l| l.ends_with(": OK")).count(),
+            chunk.len(),
+            "{}",
+            out.stdout
+        );
+    }
+}
+
+/// The manifest rows by device serial.
+fn manifest(ws: &Workspace, order: i64) -> HashMap<String, Vec<String>> {
+    let text = String::from_utf8(ws.read(&format!("out/order-{order}/manifest.csv"))).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("device_serial,certificate_serial,sha256,not_before,not_after")
+    );
+    lines
+        .map(|l| {
+            (
+                l.split(',').next().unwrap().to_owned(),
+                l.split(',').map(str::to_owned).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Every PKCS#12 opens with `openssl pkcs12` and the manifest password, and
+/// its key is the key of the delivered certificate.
+fn assert_pkcs12_files_open_and_match(ws: &Workspace, order: i64, devices: usize) {
+    let passwords =
+        String::from_utf8(ws.read(&format!("out/order-{order}.passwords.csv"))).unwrap();
+    let rows: Vec<(String, String, String)> = passwords
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_owned(), f[1].to_owned(), f[2].to_owned())
+        })
+        .collect();
+    assert_eq!(rows.len(), devices);
+    let folder = ws.path(&format!("out/order-{order}"));
+    std::thread::scope(|s| {
+        for part in rows.chunks(rows.len().div_ceil(4)) {
+            let folder = folder.clone();
+            s.spawn(move || {
+                for (serial, file, password) in part {
+                    let out = Command::new("openssl")
+                        .args([
+                            "pkcs12",
+                            "-in",
+                            file,
+                            "-passin",
+                            "env:P12_PASSWORD",
+                            "-nodes",
+                        ])
+                        .env("P12_PASSWORD", password)
+                        .current_dir(&folder)
+                        .output()
+                        .unwrap();
+                    assert!(
+                        out.status.success(),
+                        "{serial}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    let pem = String::from_utf8_lossy(&out.stdout).into_owned();
+                    let key_start = pem
+                        .find("-----BEGIN PRIVATE KEY-----")
+                        .expect("a private key");
+                    let key = certmint::signer::SoftwareSigner::from_bytes(
+                        &pem.as_bytes()[key_start..],
+                        serial,
+                    )
+                    .unwrap();
+                    let cert_der =
+                        std::fs::read(folder.join(format!("certs/{serial}.der"))).unwrap();
+                    let cert =
+                        <x509_cert::Certificate as der::Decode>::from_der(&cert_der).unwrap();
+                    let spki =
+                        der::Encode::to_der(cert.tbs_certificate().subject_public_key_info())
+                            .unwrap();
+                    assert_eq!(
+                        certmint::signer::Signer::public_key_der(&key),
+                        spki.as_slice(),
+                        "{serial}: key and certificate differ"
+                    );
+                    assert!(
+                        pem.matches("BEGIN CERTIFICATE").count() >= 3,
+                        "{serial}: certificate and CA chain"
+                    );
+                }
+            });
+        }
+    });
+}
+
+fn audit_intact(ws: &Workspace) -> u64 {
+    let out = run(ws, &["audit", "verify", "--json"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["problems"].as_array().unwrap().len(), 0, "{json}");
+    json["records"].as_u64().unwrap()
+}
+
+#[test]
+fn a_1000_device_soft_order_checks_out_and_a_rerun_issues_nothing() {
+    let ws = Workspace::with_ca(&["--key-type", "p256"]);
+    serial_list(&ws, "list.txt", "FU", 1000, 1);
+    let imported = import(&ws, "list.txt", &[]).ok();
+    assert!(
+        imported.stdout.contains("Imported order 1: 1000 devices"),
+        "{}",
+        imported.stdout
+    );
+    run(&ws, &["order", "pay", "--order", "1"]).ok();
+    let report = produce(&ws, "1", &["--json"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+    assert_eq!(json["produced_now"], 1000);
+
+    assert_one_certificate_per_device(&ws, 1, 1000);
+    assert_openssl_verifies_all(&ws, 1, 1000);
+    assert_pkcs12_files_open_and_match(&ws, 1, 1000);
+    let manifest = manifest(&ws, 1);
+    assert_eq!(manifest.len(), 1000);
+    // The manifest's fingerprint is the delivered certificate's.
+    let (serial, row) = manifest.iter().next().unwrap();
+    let fp = ws
+        .openssl(&[
+            "x509",
+            "-in",
+            &format!("out/order-1/certs/{serial}.pem"),
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ])
+        .ok();
+    assert!(
+        fp.stdout.trim().ends_with(&row[2]),
+        "{} vs {}",
+        fp.stdout,
+        row[2]
+    );
+    let records = audit_intact(&ws);
+
+    // A re-run issues nothing and writes nothing.
+    let manifest_before = ws.read("out/order-1/manifest.csv");
+    let again = produce(&ws, "1", &["--json"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(json["produced_now"], 0);
+    assert_eq!(json["already_done"], 1000);
+    assert_eq!(ws.read("out/order-1/manifest.csv"), manifest_before);
+    assert_eq!(audit_intact(&ws), records);
+    let status = run(&ws, &["order", "status", "--order", "1", "--json"]).ok();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status["state"], "delivered");
+    assert_eq!(status["verified"], 1000);
+    assert!(status["purge_due"].as_str().is_some());
+}
+
+#[test]
+fn production_refuses_an_unpaid_order() {
+    let ws = Workspace::with_ca(&[]);
+    serial_list(&ws, "list.txt", "FU", 5, 2);
+    import(&ws, "list.txt", &[]).ok();
+    let refused = produce(&ws, "1", &[]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused
+            .stderr
+            .contains("is not paid: production refuses an unpaid order"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!ws.exists("out/order-1"));
+    assert_eq!(journal(&ws).issued(OrderId(1), 0, 10).unwrap().len(), 0);
+}
+
+/// Imports `file` and expects refusal with these problem lines, and no order.
+fn refused_list(file: &str, expected: &[&str]) {
+    let ws = Workspace::new();
+    let run_out = run(
+        &ws,
+        &[
+            "order",
+            "import",
+            "--manufacturer",
+            MANUFACTURER,
+            "--manufacturer-vkn",
+            "4540536920",
+            "--prefixes",
+            "FU,JI",
+            "--serials",
+            &fixture(file),
+        ],
+    );
+    assert_eq!(run_out.code, 3, "{file}: {}", run_out.stderr);
+    for line in expected {
+        assert!(
+            run_out.stderr.contains(line),
+            "{file}: expected {line:?} in\n{}",
+            run_out.stderr
+        );
+    }
+    assert!(
+        run_out.stderr.contains("nothing was imported"),
+        "{}",
+        run_out.stderr
+    );
+    let list = run(&ws, &["order", "list", "--json"]).ok();
+    assert_eq!(list.stdout.trim(), "[]", "{file}");
+}
+
+#[test]
+fn bad_serial_lists_are_reported_precisely_and_nothing_is_imported() {
+    refused_list(
+        "bad/malformed-lines.txt",
+        &[
+            "line 2: \"FU-0002254\" must be 2-3 capital letters followed by 7-8 digits",
+            "line 3: \"fu00022548\"",
+            "line 4: \"FU002254\"",
+            "line 5: \"FU123456789\"",
+            "line 6: \"FU 0022549\"",
+        ],
+    );
+    refused_list(
+        "bad/wrong-prefix.txt",
+        &["line 2: \"AB00022548\" has prefix \"AB\", which is not among the approved prefixes FU, JI", "line 4: \"XYZ12345678\""],
+    );
+    refused_list(
+        "bad/duplicates.txt",
+        &[
+            "line 3: FU00022547 repeats line 1",
+            "line 5: FU00022548 repeats line 2",
+        ],
+    );
+    refused_list(
+        "bad/empty.txt",
+        &[
+            "file: the list contains no device serials",
+            "(no usable serial in it)",
+        ],
+    );
+    refused_list("bad/huge-line.txt", &["line 2:"]);
+    refused_list("bad/binary.bin", &["binary"]);
+    refused_list("bad/no-serial-column.csv", &["Sira", "Model", "Tarih"]);
+}
+
+#[test]
+fn the_demo_list_is_a_semicolon_csv_with_a_bom_and_crlf() {
+    let ws = Workspace::new();
+    let out = run(
+        &ws,
+        &[
+            "order",
+            "import",
+            "--manufacturer",
+            MANUFACTURER,
+            "--manufacturer-vkn",
+            "4540536920",
+            "--prefixes",
+            "FU,JI",
+            "--serials",
+            &fixture("orders/demo-okc-3000.csv"),
+            "--json",
+        ],
+    )
+    .ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["accepted"], 3000);
+    assert_eq!(json["problem_count"], 0);
+}
+
+#[test]
+fn serials_of_an_earlier_order_are_reported_and_good_lines_can_be_accepted() {
+    let ws = Workspace::with_ca(&[]);
+    let first = serial_list(&ws, "first.txt", "FU", 6, 3);
+    import(&ws, "first.txt", &[]).ok();
+    run(&ws, &["order", "pay", "--order", "1"]).ok();
+    produce(&ws, "1", &[]).ok();
+    // A new list repeating two certified serials of order 1.
+    let list = format!("{}\nJI1234567\n{}\nJI7654321\n", first[0], first[1]);
+    ws.write("second.txt", list.as_bytes());
+    let refused = import(&ws, "second.txt", &[]);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!(
+            "line 1: {} was already certified in order 1",
+            first[0]
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(&format!(
+            "line 3: {} was already certified in order 1",
+            first[1]
+        )),
+        "{}",
+        refused.stderr
+    );
+    let accepted = import(
+        &ws,
+        "second.txt",
+        &["--accept-good-lines", "--additional-to", "1"],
+    )
+    .ok();
+    assert!(
+        accepted
+            .stdout
+            .contains("Imported order 2: 2 devices (2 problem line(s) skipped)"),
+        "{}",
+        accepted.stdout
+    );
+    let status: serde_json::Value = serde_json::from_str(
+        &run(&ws, &["order", "status", "--order", "2", "--json"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(status["parent"], 1);
+}
+
+#[test]
+fn an_additional_application_must_refer_to_the_same_manufacturer() {
+    let ws = Workspace::new();
+    serial_list(&ws, "a.txt", "FU", 3, 4);
+    import(&ws, "a.txt", &[]).ok();
+    serial_list(&ws, "b.txt", "JI", 3, 5);
+    let other = run(
+        &ws,
+        &[
+            "order",
+            "import",
+            "--manufacturer",
+            "Başka A.Ş.",
+            "--manufacturer-vkn",
+            "3230512384",
+            "--prefixes",
+            "JI",
+            "--serials",
+            &ws.path("b.txt").display().to_string(),
+            "--additional-to",
+            "1",
+        ],
+    );
+    assert_ne!(other.code, 0);
+    assert!(
+        other
+            .stderr
+            .contains("order 1 belongs to VKN 4540536920, not 3230512384"),
+        "{}",
+        other.stderr
+    );
+}
+
+fn purge(ws: &Workspace, now: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["okc", "purge", "--out", "out", "--now", now];
+    args.extend_from_slice(extra);
+    run(ws, &args)
+}
+
+#[test]
+fn purge_deletes_soft_key_material_after_ten_business_days_and_only_then() {
+    let ws = Workspace::with_ca(&[]);
+    serial_list(&ws, "list.txt", "FU", 4, 6);
+    import(&ws, "list.txt", &[]).ok();
+    run(&ws, &["order", "pay", "--order", "1"]).ok();
+    produce(&ws, "1", &[]).ok();
+    let status: serde_json::Value = serde_json::from_str(
+        &run(&ws, &["order", "status", "--order", "1", "--json"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    let due = status["purge_due"].as_str().unwrap().to_owned(); // YYYY-MM-DD, end of that Turkish business day
+    let p12_count = || {
+        std::fs::read_dir(ws.path("out/order-1/p12"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(p12_count(), 4);
+
+    // 23:59 in Turkey on the deadline day: not yet.
+    let not_yet = purge(&ws, &format!("{due}T20:59:00Z"), &[]).ok();
+    assert!(not_yet.stdout.contains("not due yet"), "{}", not_yet.stdout);
+    assert_eq!(p12_count(), 4);
+    // 00:00 the next day in Turkey: due. A dry run deletes nothing.
+    let dry = purge(&ws, &format!("{due}T21:00:00Z"), &["--dry-run"]).ok();
+    assert!(
+        dry.stdout.contains("due: would delete 5 file(s)"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(p12_count(), 4);
+    assert!(ws.exists("out/order-1.passwords.csv"));
+
+    let done = purge(&ws, &format!("{due}T21:00:00Z"), &[]).ok();
+    assert!(
+        done.stdout
+            .contains("purged: 5 file(s) overwritten and deleted"),
+        "{}",
+        done.stdout
+    );
+    assert_eq!(p12_count(), 0);
+    assert!(!ws.exists("out/order-1.passwords.csv"));
+    assert!(
+        ws.exists("out/order-1/certs"),
+        "certificates are public and stay"
+    );
+    let status: serde_json::Value = serde_json::from_str(
+        &run(&ws, &["order", "status", "--order", "1", "--json"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(status["state"], "purged");
+    assert!(
+        journal(&ws)
+            .passwords(OrderId(1), 0, 10)
+            .unwrap()
+            .is_empty(),
+        "stored passwords are erased"
+    );
+
+    // Idempotent.
+    let again = purge(&ws, &format!("{due}T22:00:00Z"), &[]).ok();
+    assert!(
+        again.stdout.contains("No soft delivery awaits purging."),
+        "{}",
+        again.stdout
+    );
+    audit_intact(&ws);
+}
+
+#[test]
+fn the_audit_chain_names_a_changed_a_deleted_and_a_reordered_record() {
+    let ws = Workspace::with_ca(&[]);
+    serial_list(&ws, "list.txt", "FU", 3, 7);
+    import(&ws, "list.txt", &[]).ok();
+    run(&ws, &["order", "pay", "--order", "1"]).ok();
+    produce(&ws, "1", &[]).ok();
+    audit_intact(&ws);
+    let original = ws.read("journal.sqlite");
+    let tamper = |sql: &str| {
+        ws.write("journal.sqlite", &original);
+        let conn = rusqlite::Connection::open(ws.path("journal.sqlite")).unwrap();
+        conn.execute_batch(sql).unwrap();
+        drop(conn);
+        run(&ws, &["audit", "verify"])
+    };
+    let changed = tamper("UPDATE audit SET operator = 'mallory' WHERE seq = 5;");
+    assert_eq!(changed.code, 6, "{}", changed.stderr);
+    assert!(
+        changed
+            .stderr
+            .contains("record 5: was changed after it was written"),
+        "{}",
+        changed.stderr
+    );
+
+    let deleted = tamper("DELETE FROM audit WHERE seq = 4;");
+    assert_eq!(deleted.code, 6);
+    assert!(
+        deleted
+            .stderr
+            .contains("record 4: records 4 to 4 are missing"),
+        "{}",
+        deleted.stderr
+    );
+
+    let reordered = tamper(
+        "UPDATE audit SET seq = -1 WHERE seq = 6; UPDATE audit SET seq = 6 WHERE seq = 7; UPDATE audit SET seq = 7 WHERE seq = -1;",
+    );
+    assert_eq!(reordered.code, 6);
+    assert!(
+        reordered.stderr.contains("record 6:"),
+        "{}",
+        reordered.stderr
+    );
+
+    let cut = tamper("DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit);");
+    assert_eq!(cut.code, 6);
+    assert!(cut.stderr.contains("cut off the end"), "{}", cut.stderr);
+}
+
+/// Kills `okc produce` with SIGKILL after random delays, `kills` times, then
+/// lets it finish. The seed is printed so a failure can be replayed.
+fn produce_with_crashes(
+    ws: &Workspace,
+    order: &str,
+    extra: &[&str],
+    kills: usize,
+    seed: u64,
+    env: &[(&str, &str)],
+) {
+    eprintln!("crash test seed {seed}");
+    let mut x = seed;
+    let journal = ws.path("journal.sqlite").display().to_string();
+    for _ in 0..kills {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis(40 + (x >> 33) % 400);
+        let mut args = vec![
+            "okc",
+            "produce",
+            "--order",
+            order,
+            "--ca",
+            "ca",
+            "--out",
+            "out",
+            "--workers",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_certmint"))
+            .args(&args)
+            .env("CERTMINT_JOURNAL", &journal)
+            .env("CERTMINT_OPERATOR", "crash-test")
+            .envs(env.iter().copied())
+            .current_dir(ws.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    let mut args = vec![
+        "okc",
+        "produce",
+        "--order",
+        order,
+        "--ca",
+        "ca",
+        "--out",
+        "out",
+        "--workers",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    run_with(ws, &args, env).ok();
+}
+
+#[test]
+fn sigkill_at_random_points_then_resume_soft_target() {
+    let ws = Workspace::with_ca(&["--key-type", "p256"]);
+    serial_list(&ws, "list.txt", "FU", 400, 8);
+    import(&ws, "list.txt", &[]).ok();
+    run(&ws, &["order", "pay", "--order", "1"]).ok();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    produce_with_crashes(&ws, "1", &[], 6, seed, &[]);
+
+    assert_one_certificate_per_device(&ws, 1, 400);
+    assert_openssl_verifies_all(&ws, 1, 400);
+    assert_pkcs12_files_open_and_match(&ws, 1, 400);
+    // Every delivered certificate file is the one the journal issued.
+    for (serial, row) in manifest(&ws, 1) {
+        let der = ws.read(&format!("out/order-1/certs/{serial}.der"));
+        let fp = certmint::pem::hex_colons(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref(),
+        );
+        assert_eq!(fp, row[2], "{serial}");
+    }
+    audit_intact(&ws);
+}
+
+#[test]
+fn sigkill_at_random_points_then_resume_softhsm_target() {
+    let ws = Workspace::with_ca(&["--key-type", "p256"]);
+    let hsm = Hsm::new(&ws, &["uretici"], "ALL");
+    serial_list(&ws, "list.txt", "FU", 120, 9);
+    import(&ws, "list.txt", &["--target", "hsm"]).ok();
+    run(&ws, &["order", "pay", "--order", "1"]).ok();
+    let uri = hsm.uri("uretici", None);
+    let conf = hsm.conf();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    produce_with_crashes(
+        &ws,
+        "1",
+        &["--token", &uri],
+        5,
+        seed,
+        &[("SOFTHSM2_CONF", conf.as_str())],
+    );
+
+    assert_one_certificate_per_device(&ws, 1, 120);
+    assert_openssl_verifies_all(&ws, 1, 120);
+    audit_intact(&ws);
+    // The token holds exactly one private key, one public key and one certificate per device.
+    let objects = hsm.objects("uretici");
+    let mut per_label: HashMap<String, Vec<String>> = HashMap::new();
+    for (kind, label) in objects {
+        per_label.entry(label).or_default().push(kind);
+    }
+    let strays: Vec<_> = per_label
+        .iter()
+        .filter(|(_, kinds)| kinds.len() != 3)
+        .collect();
+    assert_eq!(
+        per_label.len(),
+        120,
+        "one label per device, no orphans; odd labels: {strays:?}"
+    );
+    for (label, kinds) in per_label {
+        assert_eq!(
+            kinds,
+            vec![
+                "Certificate Object",
+                "Private Key Object",
+                "Public Key Object"
+            ],
+            "{label}"
+        );
+    }
+}
+
+#[test]
+fn a_1000_device_softhsm_order_leaves_one_key_pair_and_certificate_per_device() {
+    let ws = Workspace::with_ca(&["--key-type", "p256"]);
+    let hsm = Hsm::new(&ws, &["uretici"], "ALL");
+    serial_list(&ws, "list.txt", "JI", 1000, 10);
+    import(&ws, "list.txt", &["--target", "hsm"]).ok();
+    run(&ws, &["order", "pay", "--order", "1"]).ok();
+    let uri = hsm.uri("uretici", None);
+    let conf = hsm.conf();
+    let env = [("SOFTHSM2_CONF", conf.as_str())];
+    let report = run_with(
+        &ws,
+        &[
+            "okc",
+            "produce",
+            "--order",
+            "1",
+            "--ca",
+            "ca",
+            "--out",
+            "out",
+            "--workers",
+            "2",
+            "--token",
+            &uri,
+            "--json",
+        ],
+        &env,
+    )
+    .ok();
+    let json: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+    assert_eq!(json["produced_now"], 1000);
+    assert!(json["passwords"].is_null(), "no PKCS#12 for token keys");
+
+    assert_one_certificate_per_device(&ws, 1, 1000);
+    assert_openssl_verifies_all(&ws, 1, 1000);
+    let mut per_label: HashMap<String, Vec<String>> = HashMap::new();
+    for (kind, label) in hsm.objects("uretici") {
+        per_label.entry(label).or_default().push(kind);
+    }
+    assert_eq!(per_label.len(), 1000);
+    assert!(per_label.values().all(|kinds| kinds
+        == &[
+            "Certificate Object",
+            "Private Key Object",
+            "Public Key Object"
+        ]));
+    // A re-run issues nothing.
+    let again = run_with(
+        &ws,
+        &[
+            "okc", "produce", "--order", "1", "--ca", "ca", "--out", "out", "--token", &uri,
+            "--json",
+        ],
+        &env,
+    )
+    .ok();
+    let json: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(json["produced_now"], 0);
+    assert_eq!(hsm.objects("uretici").len(), 3000);
+    audit_intact(&ws);
+}
