@@ -4,11 +4,12 @@
 # - openssl: the command line, the independent checker of what we issue;
 # - softhsm2: the real PKCS#11 module the HSM tests and demo run against;
 # - opensc, opensc-pkcs11: pkcs11-tool (an independent reader of tokens) and
-#   pkcs11-spy (counts PKCS#11 calls, e.g. that a wrong PIN is tried once).
+#   pkcs11-spy (counts PKCS#11 calls, e.g. that a wrong PIN is tried once);
+# - time: GNU time, which reports a child's peak memory (the flat-memory test).
 # Idempotent: installs nothing when everything is present.
 set -euo pipefail
 
-packages=(openssl softhsm2 opensc opensc-pkcs11)
+packages=(openssl softhsm2 opensc opensc-pkcs11 time)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -162,10 +162,18 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> ProduceError + '_ {
     }
 }
 
+/// `name.ext` → `name.ext.tmp` (not `name.tmp`: `manifest.csv` and
+/// `manifest.json` must not share a temporary file).
+fn temporary(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file, fsync, rename.
 pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ProduceError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
+    let tmp = temporary(path);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -177,6 +185,46 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Prod
         .and_then(|()| file.sync_all())
         .map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// A file written under a temporary name and renamed into place only when
+/// complete and synced, so a reader never sees half a manifest.
+struct AtomicFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl AtomicFile {
+    fn create(path: &Path, mode: u32) -> Result<Self, ProduceError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let tmp = temporary(path);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            out: std::io::BufWriter::new(file),
+            tmp,
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), ProduceError> {
+        self.out.write_all(bytes).map_err(io(&self.tmp))
+    }
+
+    fn commit(self) -> Result<(), ProduceError> {
+        let file = self.out.into_inner().map_err(|e| ProduceError::Io {
+            path: self.tmp.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        file.sync_all().map_err(io(&self.tmp))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(io(&self.path))
+    }
 }
 
 /// The folder of an order's delivery.
@@ -601,38 +649,47 @@ impl Production<'_> {
         let chain_pem: String = self.chain.iter().map(|der| pem::certificate(der)).collect();
         write_atomically(&folder.join("chain.pem"), chain_pem.as_bytes(), 0o644)?;
 
-        let mut csv =
-            String::from("device_serial,certificate_serial,sha256,not_before,not_after\n");
-        let mut json = Vec::new();
+        // Streamed page by page from the journal: memory stays flat however large the order.
+        let csv_path = folder.join("manifest.csv");
+        let json_path = folder.join("manifest.json");
+        let mut csv = AtomicFile::create(&csv_path, 0o644)?;
+        let mut json = AtomicFile::create(&json_path, 0o644)?;
+        csv.write(b"device_serial,certificate_serial,sha256,not_before,not_after\n")?;
+        json.write(b"[")?;
         let mut after = 0;
+        let mut first = true;
         loop {
             let page = lock(journal).issued(self.order, after, 1000)?;
             let Some((last, _)) = page.last() else { break };
             after = *last;
             for (_, record) in page {
-                csv.push_str(&format!(
+                let line = format!(
                     "{},{},{},{},{}\n",
                     record.device_serial,
                     record.certificate_serial,
                     record.sha256,
                     record.not_before,
                     record.not_after
-                ));
-                json.push(record);
+                );
+                csv.write(line.as_bytes())?;
+                let object = serde_json::to_string(&record).map_err(|e| ProduceError::Io {
+                    path: json_path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                json.write(if first { b"\n  " } else { b",\n  " })?;
+                json.write(object.as_bytes())?;
+                first = false;
             }
         }
-        write_atomically(&folder.join("manifest.csv"), csv.as_bytes(), 0o644)?;
-        let json = serde_json::to_vec_pretty(&json).map_err(|e| ProduceError::Io {
-            path: folder.join("manifest.json").display().to_string(),
-            reason: e.to_string(),
-        })?;
-        write_atomically(&folder.join("manifest.json"), &json, 0o644)?;
+        json.write(b"\n]\n")?;
+        csv.commit()?;
+        json.commit()?;
 
         let soft = matches!(self.target, KeyTarget::Soft);
         if soft {
             let path = password_manifest(&self.out, self.order);
-            let mut text =
-                zeroize::Zeroizing::new(String::from("device_serial,p12_file,password\n"));
+            let mut passwords = AtomicFile::create(&path, 0o600)?;
+            passwords.write(b"device_serial,p12_file,password\n")?;
             let mut after = 0;
             loop {
                 let page = lock(journal).passwords(self.order, after, 1000)?;
@@ -641,10 +698,12 @@ impl Production<'_> {
                 };
                 after = *last;
                 for (_, serial, password) in page {
-                    text.push_str(&format!("{serial},p12/{serial}.p12,{password}\n"));
+                    let line =
+                        zeroize::Zeroizing::new(format!("{serial},p12/{serial}.p12,{password}\n"));
+                    passwords.write(line.as_bytes())?;
                 }
             }
-            write_atomically(&path, text.as_bytes(), 0o600)?;
+            passwords.commit()?;
             report.passwords = Some(path.display().to_string());
         }
         let uploaded = time::OffsetDateTime::now_utc();
