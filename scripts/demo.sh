@@ -1,52 +1,69 @@
 #!/usr/bin/env bash
-# certmint's main job, end to end on the embedded defaults.
+# certmint's main job, end to end on the embedded defaults: an ÖKC batch.
 #
-# Until ÖKC batch production lands, this stands up a demo CA, issues a
-# Mali Mühür e-seal certificate and an ÖKC device certificate, rehearses an
-# on-site HSM provisioning on a SoftHSM2 token, and checks everything with
-# OpenSSL. Output goes to ./demo-output (or the folder given).
+# A demo CA (Kamu SM profiles), the manufacturer's serial list of 3,000
+# fiscal devices (fixtures/orders/demo-okc-3000.csv: a semicolon CSV with a
+# BOM and CRLF, as spreadsheets export it), the order imported and marked
+# paid, produced with software keys delivered as PKCS#12 files, then checked
+# with OpenSSL: every certificate against the CA chain, PKCS#12 files opened
+# with their passwords, the audit chain verified. Output: ./demo-output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-debian.sh
 cargo build --release --quiet
 certmint="$PWD/target/release/certmint"
+list="$PWD/fixtures/orders/demo-okc-3000.csv"
 
 out="${1:-demo-output}"
 rm -rf "$out"
 mkdir -p "$out"
 cd "$out"
+export CERTMINT_JOURNAL="$PWD/certmint-journal.sqlite"
+export CERTMINT_OPERATOR="demo-operator"
 
-echo "== 1. CA: root + issuing (EC P-384, Kamu SM Mali Mühür names and URLs)"
-"$certmint" ca init --dir ca
+echo "== 1. CA: root + issuing CA (EC P-256)"
+"$certmint" ca init --dir ca --key-type p256 >/dev/null
+echo "   ca/ written"
 
-echo "== 2. The customer makes a key and a certificate request (OpenSSL, as a customer would)"
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out company.key 2>/dev/null
-openssl req -new -key company.key -subj "/CN=request" -out company.csr
+echo "== 2. Import the order with the manufacturer's serial list"
+"$certmint" order import --manufacturer "Örnek Yazarkasa A.Ş." --manufacturer-vkn 4540536920 \
+  --prefixes FU,JI --target soft --key-type p256 --serials "$list"
 
-echo "== 3. Mali Mühür e-seal certificate"
-"$certmint" issue --ca ca --profile mali-muhur --csr company.csr \
-  --vkn 4540536920 --unvan "Örnek Bilişim Anonim Şirketi" --out company.pem
+echo "== 3. Production refuses the unpaid order"
+if "$certmint" okc produce --order 1 --ca ca --out deliveries 2>&1; then
+  echo "unpaid order was produced" >&2; exit 1
+fi
 
-echo "== 4. ÖKC device certificate"
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out device.key 2>/dev/null
-openssl pkey -in device.key -pubout -out device.pub
-"$certmint" issue --ca ca --profile okc-device --public-key device.pub \
-  --device-serial FU00022547 --out FU00022547.pem
+echo "== 4. Record the payment, then produce"
+"$certmint" order pay --order 1
+start=$(date +%s.%N)
+"$certmint" okc produce --order 1 --ca ca --out deliveries
+end=$(date +%s.%N)
 
-echo "== 5. Independent check with OpenSSL"
-openssl verify -CAfile ca/root.pem -untrusted ca/issuing.pem company.pem FU00022547.pem
+echo "== 5. A re-run issues nothing"
+"$certmint" okc produce --order 1 --ca ca --out deliveries | head -1
 
-echo "== 6. On-site HSM session, rehearsed on a SoftHSM2 token: probe, provision, verify"
-export SOFTHSM2_CONF
-SOFTHSM2_CONF=$(bash ../softhsm/new-token.sh hsm musteri | cut -d= -f2)
-token="pkcs11:token=musteri?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$PWD/hsm/user.pin"
-"$certmint" hsm probe --token "$token" --vkn 3230512384
-"$certmint" hsm provision --ca ca --token "$token" --vkn 3230512384 \
-  --unvan "Deneme Teknoloji Limited Şirketi" --key-type p384 --out 3230512384SIGN0.pem
-openssl verify -CAfile ca/root.pem -untrusted ca/issuing.pem 3230512384SIGN0.pem
+echo "== 6. Independent checks with OpenSSL"
+cd deliveries/order-1
+ls certs/*.pem | xargs -n 500 openssl verify -CAfile ../../ca/root.pem -untrusted ../../ca/issuing.pem \
+  | grep -c ': OK$' | sed 's/^/   certificates verified: /'
+checked=0
+while IFS=, read -r serial file password; do
+  [ "$serial" = device_serial ] && continue
+  key=$(P12PW="$password" openssl pkcs12 -in "$file" -passin env:P12PW -nodes -nocerts 2>/dev/null | openssl pkey -pubout)
+  cert=$(openssl x509 -in "certs/$serial.pem" -pubkey -noout)
+  [ "$key" = "$cert" ] || { echo "PKCS#12 of $serial does not match its certificate" >&2; exit 1; }
+  checked=$((checked + 1))
+  [ $checked -ge 200 ] && break
+done < ../order-1.passwords.csv
+echo "   PKCS#12 files opened with their manifest passwords, key = certificate key: $checked (a sample)"
+cd ../..
+"$certmint" audit verify
 
-echo "== 7. What was issued"
-"$certmint" inspect company.pem
-echo
-echo "Demo output is in $(pwd)"
+echo "== 7. Summary"
+"$certmint" order status --order 1
+devices=$(($(wc -l < deliveries/order-1/manifest.csv) - 1))
+echo "   $devices devices in $(awk "BEGIN{printf \"%.1f\", $end - $start}") s (release build, this machine)"
+echo "   delivery: $PWD/deliveries/order-1  passwords: $PWD/deliveries/order-1.passwords.csv"
+echo "   purge:    certmint okc purge --out deliveries   (after 10 Turkish business days)"

@@ -367,11 +367,13 @@ pub trait Journal: Send {
     ) -> Result<(), JournalError>;
 
     /// The intent: serial and linted TBS, durable before the CA signs.
+    /// `key_note` says where the key came from (for the audit record).
     fn record_intent(
         &mut self,
         device: &Device,
         serial_hex: &str,
         tbs: &[u8],
+        key_note: &str,
         operator: &str,
     ) -> Result<(), JournalError>;
 

@@ -582,6 +582,7 @@ impl Journal for SqliteJournal {
         device: &Device,
         serial_hex: &str,
         tbs: &[u8],
+        key_note: &str,
         operator: &str,
     ) -> Result<(), JournalError> {
         let path = self.path.display().to_string();
@@ -605,7 +606,7 @@ impl Journal for SqliteJournal {
             operator,
             "device.intent",
             &format!("device {}", device.serial),
-            &format!("certificate {serial_hex} linted"),
+            &format!("{key_note}; certificate {serial_hex} linted"),
         )
         .map_err(db)?;
         tx.commit().map_err(db)

@@ -547,7 +547,16 @@ impl Production<'_> {
             )
             .map_err(issue_err)?;
         let serial_hex = hex(prepared.serial());
-        lock(journal).record_intent(device, &serial_hex, prepared.tbs_der(), &self.operator)?;
+        lock(journal).record_intent(
+            device,
+            &serial_hex,
+            prepared.tbs_der(),
+            match &self.target {
+                KeyTarget::Soft => "software key generated in memory",
+                KeyTarget::Hsm(_) => "key in the token",
+            },
+            &self.operator,
+        )?;
         let certificate = self.ca.sign(prepared).map_err(issue_err)?;
 
         // Verify what was signed certifies this device's key.
