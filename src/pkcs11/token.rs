@@ -366,8 +366,13 @@ impl Token {
             // Some tokens (SoftHSM2 among them) hide private objects once the
             // login is lost and answer CKR_OBJECT_HANDLE_INVALID instead of
             // CKR_USER_NOT_LOGGED_IN: ask the session what it really is.
+            // A login restored by another worker while this call was failing
+            // (the generation moved) also calls for a retry, not a failure.
             let recovery = match recovery(&error) {
-                Recovery::RefindKey | Recovery::Fail if !is_logged_in(pooled.session()) => {
+                Recovery::RefindKey | Recovery::Fail
+                    if !is_logged_in(pooled.session())
+                        || lock(&self.login).generation != generation =>
+                {
                     Recovery::Relogin
                 }
                 other => other,
