@@ -116,6 +116,14 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// Maps a database error to a journal error naming the file.
+fn database_error(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError + Copy + '_ {
+    move |e| JournalError::Database {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
 fn append_audit(
     tx: &Transaction<'_>,
     operator: &str,
@@ -207,10 +215,7 @@ impl SqliteJournal {
     }
 
     fn db(&self, e: rusqlite::Error) -> JournalError {
-        JournalError::Database {
-            path: self.path.display().to_string(),
-            reason: e.to_string(),
-        }
+        database_error(&self.path)(e)
     }
 
     fn order_state(tx: &Connection, order: OrderId) -> Result<Option<OrderState>, rusqlite::Error> {
@@ -235,11 +240,7 @@ impl SqliteJournal {
             details,
             refused,
         } = change;
-        let path = self.path.display().to_string();
-        let db = |e: rusqlite::Error| JournalError::Database {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
+        let db = database_error(&self.path);
         let tx = self.conn.transaction().map_err(db)?;
         let state = Self::order_state(&tx, order)
             .map_err(db)?
@@ -268,11 +269,7 @@ impl Journal for SqliteJournal {
         serials: &mut dyn Iterator<Item = Result<ListedSerial, ListProblem>>,
         accept_good_lines: bool,
     ) -> Result<ImportReport, JournalError> {
-        let path = self.path.display().to_string();
-        let db = |e: rusqlite::Error| JournalError::Database {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
+        let db = database_error(&self.path);
         let tx = self.conn.transaction().map_err(db)?;
         let parent = match order.application {
             Application::Initial => None,
@@ -451,14 +448,11 @@ impl Journal for SqliteJournal {
             .ok_or(JournalError::NoOrder(order))?;
         match state {
             OrderState::Producing => {
-                let path = self.path.display().to_string();
-                let tx = self.conn.transaction().map_err(|e| JournalError::Database {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
+                let db = database_error(&self.path);
+                let tx = self.conn.transaction().map_err(db)?;
                 append_audit(&tx, operator, "order.production-resumed", &format!("order {order}"), "")
                     .and_then(|()| tx.commit())
-                    .map_err(|e| JournalError::Database { path, reason: e.to_string() })
+                    .map_err(db)
             }
             _ => self.set_order_state(
             order,
@@ -515,11 +509,7 @@ impl Journal for SqliteJournal {
         operator: &str,
         reason: &str,
     ) -> Result<(), JournalError> {
-        let path = self.path.display().to_string();
-        let db = |e: rusqlite::Error| JournalError::Database {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
+        let db = database_error(&self.path);
         let tx = self.conn.transaction().map_err(db)?;
         let device: i64 = tx
             .query_row(
@@ -555,11 +545,7 @@ impl Journal for SqliteJournal {
         key_id_hex: &str,
         operator: &str,
     ) -> Result<(), JournalError> {
-        let path = self.path.display().to_string();
-        let db = |e: rusqlite::Error| JournalError::Database {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
+        let db = database_error(&self.path);
         let tx = self.conn.transaction().map_err(db)?;
         tx.execute(
             "UPDATE devices SET state = 'key-generated', key_id = ?1 WHERE id = ?2",
@@ -585,11 +571,7 @@ impl Journal for SqliteJournal {
         key_note: &str,
         operator: &str,
     ) -> Result<(), JournalError> {
-        let path = self.path.display().to_string();
-        let db = |e: rusqlite::Error| JournalError::Database {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
+        let db = database_error(&self.path);
         let tx = self.conn.transaction().map_err(db)?;
         tx.execute(
             "INSERT INTO certificates (device_id, serial_hex, status, tbs, recorded_at) VALUES (?1, ?2, 'intent', ?3, ?4)",
@@ -618,11 +600,7 @@ impl Journal for SqliteJournal {
         c: &StoredCertificate<'_>,
         operator: &str,
     ) -> Result<(), JournalError> {
-        let path = self.path.display().to_string();
-        let db = |e: rusqlite::Error| JournalError::Database {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
+        let db = database_error(&self.path);
         let tx = self.conn.transaction().map_err(db)?;
         let changed = tx
             .execute(
@@ -633,7 +611,7 @@ impl Journal for SqliteJournal {
             .map_err(db)?;
         if changed != 1 {
             return Err(JournalError::Database {
-                path,
+                path: self.path.display().to_string(),
                 reason: format!(
                     "certificate {} of device {} has no recorded intent",
                     c.serial_hex, device.serial
@@ -823,11 +801,7 @@ impl Journal for SqliteJournal {
         subject: &str,
         details: &str,
     ) -> Result<(), JournalError> {
-        let path = self.path.display().to_string();
-        let db = |e: rusqlite::Error| JournalError::Database {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
+        let db = database_error(&self.path);
         let tx = self.conn.transaction().map_err(db)?;
         append_audit(&tx, operator, event, subject, details).map_err(db)?;
         tx.commit().map_err(db)

@@ -36,7 +36,7 @@ use crate::journal::{
 };
 use crate::pem::{self, hex, hex_colons};
 use crate::pkcs11::keys::{
-    find_public_key, generate_key_pair, import_certificate, objects_labelled, public_key_spki,
+    destroy_objects, find_public_key, generate_key_pair, import_certificate, public_key_spki,
 };
 use crate::pkcs11::token::lock;
 use crate::pkcs11::{Pkcs11Error, Token};
@@ -361,18 +361,16 @@ impl Production<'_> {
                 let Some(last) = page.last() else { break };
                 after = last.id;
                 for device in page.iter().filter(|d| d.state == DeviceState::Planned) {
-                    let orphans = token
-                        .with_session(|s| {
-                            let objects = objects_labelled(s, &device.serial)?;
-                            for &o in &objects {
-                                s.destroy_object(o)?;
-                            }
-                            Ok(objects.len() as u64)
-                        })
-                        .map_err(|error| ProduceError::Token {
-                            device: device.serial.clone(),
-                            error,
-                        })?;
+                    let orphans = destroy_objects(
+                        token,
+                        &[cryptoki::object::Attribute::Label(
+                            device.serial.as_bytes().to_vec(),
+                        )],
+                    )
+                    .map_err(|error| ProduceError::Token {
+                        device: device.serial.clone(),
+                        error,
+                    })?;
                     report.removed_token_objects += orphans;
                 }
             }
@@ -385,21 +383,17 @@ impl Production<'_> {
         token: &Token,
         device: &Device,
     ) -> Result<u64, ProduceError> {
-        token
-            .with_session(|s| {
-                let certs = s.find_objects(&[
-                    cryptoki::object::Attribute::Class(cryptoki::object::ObjectClass::CERTIFICATE),
-                    cryptoki::object::Attribute::Label(device.serial.as_bytes().to_vec()),
-                ])?;
-                for &c in &certs {
-                    s.destroy_object(c)?;
-                }
-                Ok(certs.len() as u64)
-            })
-            .map_err(|error| ProduceError::Token {
-                device: device.serial.clone(),
-                error,
-            })
+        destroy_objects(
+            token,
+            &[
+                cryptoki::object::Attribute::Class(cryptoki::object::ObjectClass::CERTIFICATE),
+                cryptoki::object::Attribute::Label(device.serial.as_bytes().to_vec()),
+            ],
+        )
+        .map_err(|error| ProduceError::Token {
+            device: device.serial.clone(),
+            error,
+        })
     }
 
     fn produce_devices(

@@ -129,6 +129,20 @@ pub fn objects_labelled(session: &Session, label: &str) -> Result<Vec<ObjectHand
     session.find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
 }
 
+/// Destroys every object matching `template` (one writer at a time) and
+/// returns how many there were.
+pub fn destroy_objects(token: &Token, template: &[Attribute]) -> Result<u64, Pkcs11Error> {
+    token.one_writer_at_a_time(|| {
+        token.with_session(|s| {
+            let objects = s.find_objects(template)?;
+            for &o in &objects {
+                s.destroy_object(o)?;
+            }
+            Ok(objects.len() as u64)
+        })
+    })
+}
+
 /// The private key the template matches, which must be unique.
 pub fn find_private_key(
     session: &Session,

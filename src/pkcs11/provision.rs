@@ -67,7 +67,7 @@ pub struct ProvisionReport {
     /// The certificate, PEM.
     pub certificate_pem: String,
     /// Leftover objects of an interrupted earlier run that were removed.
-    pub removed_leftovers: usize,
+    pub removed_leftovers: u64,
     /// Objects replaced because `replace` was asked for.
     pub replaced_objects: usize,
     /// The checks that passed after writing.
@@ -118,13 +118,8 @@ pub fn provision(
         }
         .into());
     }
-    let leftovers = token.with_session(|s| {
-        let found = objects_labelled(s, &temporary)?;
-        for &o in &found {
-            s.destroy_object(o)?;
-        }
-        Ok(found.len())
-    })?;
+    let leftovers =
+        keys::destroy_objects(token, &[Attribute::Label(temporary.as_bytes().to_vec())])?;
 
     let pair = generate_key_pair(token, request.key_type, &temporary, false)?;
     let remove_new = |extra: Option<ObjectHandle>| {
