@@ -329,10 +329,19 @@ impl Production<'_> {
                         // entirely, which no search template matches.
                         let mut removed = 0;
                         for o in s.find_objects(&[])? {
-                            let label = s.get_attributes(o, &[cryptoki::object::AttributeType::Label])?;
-                            let labelled = label
-                                .iter()
-                                .any(|a| matches!(a, cryptoki::object::Attribute::Label(l) if !l.is_empty()));
+                            // An object whose label cannot even be read is a
+                            // half-written one too (CKR_ATTRIBUTE_VALUE_INVALID).
+                            let labelled = match s.get_attributes(o, &[cryptoki::object::AttributeType::Label]) {
+                                Ok(label) => label
+                                    .iter()
+                                    .any(|a| matches!(a, cryptoki::object::Attribute::Label(l) if !l.is_empty())),
+                                Err(cryptoki::error::Error::Pkcs11(
+                                    cryptoki::error::RvError::AttributeValueInvalid
+                                    | cryptoki::error::RvError::AttributeTypeInvalid,
+                                    _,
+                                )) => false,
+                                Err(other) => return Err(other),
+                            };
                             if !labelled {
                                 s.destroy_object(o)?;
                                 removed += 1;
