@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod bench;
 pub mod ca;
 pub mod calendar;
 pub mod ids;

@@ -70,6 +70,8 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(cli::orders::AuditCommand),
+    /// Measure a CA key and the issuance pipeline around it (raw rates, efficiency, latency).
+    Bench(cli::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -395,6 +397,7 @@ fn main() -> ExitCode {
         Command::Order(command) => cli::orders::order(command),
         Command::Okc(command) => cli::orders::okc(command),
         Command::Audit(command) => cli::orders::audit(command),
+        Command::Bench(args) => cli::bench::bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,181 @@
+//! `certmint bench`: parsing and reporting; the measuring is in the library.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Serialize;
+
+use certmint::ca::{self, CaDirectory, InitOptions};
+use certmint::calendar::BusinessCalendar;
+use certmint::ids::PrefixTable;
+use certmint::journal::{
+    Application, Journal, NewOrder, OrderId, OrderKind, SqliteJournal, Target,
+};
+use certmint::keyref::{KeyRef, Unlock};
+use certmint::okc::{KeyTarget, Production};
+use certmint::order::serial_list::SerialListReader;
+use certmint::profile::{Profile, ProfileName};
+use certmint::signer::{KeyType, Signer, SoftwareSigner};
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  certmint bench --key-type p256\n  certmint bench --key ca/issuing-key.pem --workers 2 --json\n  \
+certmint bench --key 'pkcs11:token=musteri;object=bench?pin-source=file:pin' --seconds 5\n  certmint bench --batch 10000\n\n\
+Efficiency = issued/s ÷ (1 / (1/sign/s + 1/verify/s)), each measured in the same run with the\n\
+same number of workers. --batch produces a K-device soft ÖKC order into a temporary journal."
+)]
+pub struct BenchArgs {
+    /// The CA key to measure: a key file or a pkcs11: URI.
+    #[arg(long, conflicts_with = "key_type")]
+    key: Option<String>,
+    /// Measure a freshly generated software key of this type instead.
+    #[arg(long, default_value = "p256")]
+    key_type: KeyType,
+    /// Workers for the parallel run (default: the number of cores).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Environment variable holding the token PIN (pkcs11: keys without pin-source).
+    #[arg(long)]
+    pin_env: Option<String>,
+    /// Also produce a K-device soft ÖKC order and report devices/s and peak memory.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct BatchReport {
+    devices: usize,
+    workers: usize,
+    seconds: f64,
+    devices_per_second: f64,
+    peak_rss_kib: Option<u64>,
+}
+
+/// Peak resident memory of this process so far (Linux).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
+    let dir = std::env::temp_dir().join(format!("certmint-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    let result = (|| -> Result<BatchReport> {
+        let now = certmint::issue::validity::now()?;
+        let mut options = InitOptions::kamu_sm_defaults(now);
+        options.root_key = ca::CaKey::Generate(KeyType::EcP256);
+        options.issuing_key = ca::CaKey::Generate(KeyType::EcP256);
+        ca::init(&dir.join("ca"), &options)?;
+        let directory = CaDirectory::open(&dir.join("ca"), None, &Unlock::default())?;
+        let profile = Profile::from_config(ProfileName::OkcDevice, &directory.config)?;
+        let list: String = (0..devices)
+            .map(|i| format!("FU{:08}\n", 10_000_000 + i))
+            .collect();
+        let list_path = dir.join("list.txt");
+        std::fs::write(&list_path, list)?;
+        let mut journal = SqliteJournal::open(&dir.join("journal.sqlite"))?;
+        let order = NewOrder {
+            kind: OrderKind::Okc,
+            manufacturer: "Bench A.Ş.".into(),
+            manufacturer_vkn: "4540536920".into(),
+            prefixes: vec!["FU".into()],
+            application: Application::Initial,
+            target: Target::Soft,
+            key_type: "p256".into(),
+            source: list_path.display().to_string(),
+            operator: "bench".into(),
+        };
+        let file = std::fs::File::open(&list_path)?;
+        let mut reader =
+            SerialListReader::new(std::io::BufReader::new(file), PrefixTable::new(["FU"])?);
+        journal.import_order(&order, &mut reader, false)?;
+        journal.mark_paid(OrderId(1), "bench")?;
+        let journal: Mutex<SqliteJournal> = Mutex::new(journal);
+        let calendar = BusinessCalendar::turkey();
+        let production = Production {
+            order: OrderId(1),
+            ca: &directory.ca,
+            profile: &profile,
+            chain: vec![
+                directory.ca.certificate_der().to_vec(),
+                directory.root_der.clone(),
+            ],
+            out: dir.join("out"),
+            workers,
+            target: KeyTarget::Soft,
+            operator: "bench".into(),
+            stop: Arc::new(AtomicBool::new(false)),
+            on_device: &|| {},
+            calendar: &calendar,
+        };
+        let start = Instant::now();
+        production.run(&journal)?;
+        let seconds = start.elapsed().as_secs_f64();
+        Ok(BatchReport {
+            devices,
+            workers,
+            seconds,
+            devices_per_second: devices as f64 / seconds,
+            peak_rss_kib: peak_rss_kib(),
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+pub fn bench(args: BenchArgs) -> Result<()> {
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let (signer, name): (Arc<dyn Signer>, String) = match &args.key {
+        Some(reference) => {
+            let key = KeyRef::parse(reference, std::path::Path::new("."))?;
+            let unlock = Unlock {
+                pin_env: args.pin_env.clone(),
+                sessions: Some(workers),
+            };
+            (Arc::from(key.open(&unlock)?), reference.clone())
+        }
+        None => (
+            Arc::new(SoftwareSigner::generate(args.key_type)?),
+            format!("generated {}", args.key_type),
+        ),
+    };
+    let duration = Duration::from_secs_f64(args.seconds.max(0.1));
+    let report =
+        certmint::bench::bench(signer, &name, workers, duration).map_err(|e| anyhow::anyhow!(e))?;
+    let batch = args.batch.map(|k| batch(k, workers)).transpose()?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "pipeline": report, "batch": batch })
+            )?
+        );
+    } else {
+        print!("{}", report.to_text());
+        if let Some(b) = batch {
+            println!(
+                "\nBatch: {} soft ÖKC devices (P-256, durable journal, PKCS#12) with {} workers in {:.1} s: {:.0} devices/s, peak memory {} KiB",
+                b.devices,
+                b.workers,
+                b.seconds,
+                b.devices_per_second,
+                b.peak_rss_kib.map_or("unknown".into(), |k| k.to_string())
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! `certmint bench` reports what it measured, for a software key, a token
+//! key and a batch. Only the shape of the report is checked: performance
+//! figures are never asserted in tests (see the README's Performance section).
+
+mod common;
+
+use common::{Hsm, Workspace};
+
+fn number(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[test]
+fn bench_reports_raw_rates_pipeline_efficiency_and_latency() {
+    let ws = Workspace::new();
+    let out = ws
+        .certmint(&[
+            "bench",
+            "--key-type",
+            "p256",
+            "--seconds",
+            "0.2",
+            "--workers",
+            "2",
+            "--json",
+            "--batch",
+            "40",
+        ])
+        .ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    for run in ["single", "parallel"] {
+        let r = &json["pipeline"][run];
+        assert!(number(&r["raw_sign"]["per_second"]) > 0.0, "{r}");
+        assert!(number(&r["raw_verify"]["per_second"]) > 0.0, "{r}");
+        assert!(number(&r["issuance"]["operations"]) > 0.0, "{r}");
+        assert!(number(&r["p99_us"]) >= number(&r["p50_us"]), "{r}");
+        let bound = 1.0
+            / (1.0 / number(&r["raw_sign"]["per_second"])
+                + 1.0 / number(&r["raw_verify"]["per_second"]));
+        assert!((number(&r["sign_and_verify_bound"]) - bound).abs() < 1e-6 * bound.max(1.0));
+        assert!(
+            (number(&r["efficiency"]) - number(&r["issuance"]["per_second"]) / bound).abs() < 1e-9
+        );
+    }
+    assert_eq!(json["pipeline"]["parallel"]["workers"], 2);
+    assert_eq!(json["batch"]["devices"], 40);
+    assert!(number(&json["batch"]["peak_rss_kib"]) > 0.0);
+}
+
+#[test]
+fn bench_measures_a_key_in_a_token() {
+    let ws = Workspace::new();
+    let hsm = Hsm::new(&ws, &["bench"], "ALL");
+    let conf = hsm.conf();
+    let env = [("SOFTHSM2_CONF", conf.as_str())];
+    let key = hsm.uri("bench", Some("k"));
+    ws.certmint_env(
+        &["hsm", "keygen", "--key", &key, "--key-type", "p256"],
+        &env,
+    )
+    .ok();
+    let out = ws
+        .certmint_env(
+            &["bench", "--key", &key, "--seconds", "0.2", "--workers", "2"],
+            &env,
+        )
+        .ok();
+    assert!(
+        out.stdout.contains("(p256, ecdsa-with-SHA256)"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("efficiency"), "{}", out.stdout);
+}
