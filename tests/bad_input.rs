@@ -341,6 +341,17 @@ fn every_command_has_help_with_an_example() {
         vec!["ca", "init", "--help"],
         vec!["issue", "--help"],
         vec!["inspect", "--help"],
+        vec!["hsm", "keygen", "--help"],
+        vec!["hsm", "probe", "--help"],
+        vec!["hsm", "provision", "--help"],
+        vec!["order", "import", "--help"],
+        vec!["order", "pay", "--help"],
+        vec!["order", "status", "--help"],
+        vec!["order", "list", "--help"],
+        vec!["okc", "produce", "--help"],
+        vec!["okc", "purge", "--help"],
+        vec!["audit", "verify", "--help"],
+        vec!["bench", "--help"],
     ] {
         let run = ws.certmint(&args).ok();
         assert!(run.stdout.contains("Example"), "{args:?}: {}", run.stdout);
