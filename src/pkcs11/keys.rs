@@ -266,17 +266,16 @@ fn generate_in_session(
             Attribute::Wrap(false),
             Attribute::Label(label_bytes.clone()),
         ];
-        match curve_oid(key_type) {
-            Some(curve) => {
-                public_template.push(Attribute::EcParams(curve.to_der().unwrap_or_default()))
-            }
-            None => {
-                let KeyType::Rsa(bits) = key_type else {
-                    unreachable!("curve_oid is None only for RSA")
-                };
+        match (key_type, curve_oid(key_type)) {
+            (KeyType::Rsa(bits), _) => {
                 public_template.push(Attribute::ModulusBits(u64::from(bits).into()));
                 public_template.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
             }
+            // A named-curve OID always encodes.
+            (_, Some(curve)) => {
+                public_template.push(Attribute::EcParams(curve.to_der().unwrap_or_default()))
+            }
+            (_, None) => {}
         }
         let private_template = vec![
             Attribute::Token(true),
