@@ -13,6 +13,16 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
+/// The bytes of a hex string (as [`hex`] writes it); a malformed pair is skipped.
+pub fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .filter_map(|i| {
+            text.get(2 * i..2 * i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
+        .collect()
+}
+
 /// Upper-case hex with colons, as OpenSSL prints fingerprints.
 pub fn hex_colons(bytes: &[u8]) -> String {
     bytes
@@ -43,6 +53,7 @@ mod tests {
     fn hex_forms() {
         assert_eq!(hex(&[0x0a, 0xff]), "0AFF");
         assert_eq!(hex_colons(&[0x0a, 0xff]), "0A:FF");
+        assert_eq!(unhex("0AFF"), vec![0x0a, 0xff]);
     }
 
     #[test]

@@ -51,12 +51,6 @@ pub enum JournalError {
         /// What was refused.
         refused: String,
     },
-    /// The serial list had problems and the operator did not accept the good lines.
-    #[error("order refused: {problems} problem(s) in the serial list; nothing was imported")]
-    ListRefused {
-        /// How many problems.
-        problems: usize,
-    },
     /// The parent of an additional application is not usable.
     #[error("additional application: {0}")]
     BadParent(String),
@@ -344,6 +338,13 @@ pub trait Journal: Send {
         after: i64,
         limit: usize,
     ) -> Result<Vec<Device>, JournalError>;
+
+    /// The state of the device of `order` with this serial, if it belongs to it.
+    fn device_state(
+        &self,
+        order: OrderId,
+        serial: &str,
+    ) -> Result<Option<DeviceState>, JournalError>;
 
     /// A device's certificate intents that never became certificates (a crash
     /// between intent and store): (certificate serial, device).

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
 
 use super::{
-    Application, Device, ImportProblem, ImportReport, IssuedRecord, Journal, JournalError,
-    NewOrder, OrderId, OrderKind, OrderState, OrderSummary, StoredCertificate, Target,
-    MAX_REPORTED_PROBLEMS,
+    Application, Device, DeviceState, ImportProblem, ImportReport, IssuedRecord, Journal,
+    JournalError, NewOrder, OrderId, OrderKind, OrderState, OrderSummary, StoredCertificate,
+    Target, MAX_REPORTED_PROBLEMS,
 };
 use crate::audit::{self, AuditRecord, AuditReport, GENESIS};
 use crate::order::serial_list::{ListProblem, ListedSerial};
@@ -485,6 +485,22 @@ impl Journal for SqliteJournal {
             .query_map(params![order.0, after, limit as i64], device_from_row)
             .map_err(|e| self.db(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+
+    fn device_state(
+        &self,
+        order: OrderId,
+        serial: &str,
+    ) -> Result<Option<DeviceState>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state FROM devices WHERE order_id = ?1 AND serial = ?2")
+            .map_err(|e| self.db(e))?;
+        stmt.query_row(params![order.0, serial], |r| r.get::<_, String>(0))
+            .optional()
+            .map_err(|e| self.db(e))?
+            .map(|state| parse::<DeviceState>(state).map_err(|e| self.db(e)))
+            .transpose()
     }
 
     fn dangling_intents(&self, order: OrderId) -> Result<Vec<(String, Device)>, JournalError> {

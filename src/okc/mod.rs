@@ -318,73 +318,86 @@ impl Production<'_> {
             report.voided_intents += 1;
         }
         if let KeyTarget::Hsm(token) = &self.target {
-            // Debris of a write interrupted mid-object: every object certmint
-            // creates carries a label in its template, so an unlabelled object
-            // was never completed (SoftHSM2's file store writes attributes one by
-            // one, and a SIGKILL in between leaves such objects).
-            let debris = token
-                .one_writer_at_a_time(|| {
-                    token.with_session(|s| {
-                        // Scan every object: a half-written one may lack CKA_LABEL
-                        // entirely, which no search template matches.
-                        let mut removed = 0;
-                        for o in s.find_objects(&[])? {
-                            // An object whose label cannot even be read is a
-                            // half-written one too (CKR_ATTRIBUTE_VALUE_INVALID).
-                            let labelled = match s.get_attributes(o, &[cryptoki::object::AttributeType::Label]) {
-                                Ok(label) => label
-                                    .iter()
-                                    .any(|a| matches!(a, cryptoki::object::Attribute::Label(l) if !l.is_empty())),
-                                Err(cryptoki::error::Error::Pkcs11(
-                                    cryptoki::error::RvError::AttributeValueInvalid
-                                    | cryptoki::error::RvError::AttributeTypeInvalid,
-                                    _,
-                                )) => false,
-                                Err(other) => return Err(other),
-                            };
-                            if !labelled {
-                                s.destroy_object(o)?;
-                                removed += 1;
-                            }
-                        }
-                        Ok(removed)
-                    })
-                })
-                .map_err(|error| ProduceError::Token {
-                    device: "(unlabelled objects)".into(),
-                    error,
-                })?;
-            if debris > 0 {
+            let (debris, orphans) = self.clean_token(journal, token)?;
+            if debris + orphans > 0 {
                 lock(journal).audit(
                     &self.operator,
-                    "token.debris-removed",
+                    "token.cleaned",
                     &format!("token {}", token.label()),
-                    &format!("{debris} unlabelled object(s) left by an interrupted write"),
+                    &format!(
+                        "{debris} unlabelled object(s) left by an interrupted write, \
+                         {orphans} object(s) of devices whose key was never recorded"
+                    ),
                 )?;
             }
-            report.removed_token_objects += debris;
-            // Keys generated but never recorded (a crash right after C_GenerateKeyPair).
-            let mut after = 0;
-            loop {
-                let page = lock(journal).pending_devices(self.order, after, 256)?;
-                let Some(last) = page.last() else { break };
-                after = last.id;
-                for device in page.iter().filter(|d| d.state == DeviceState::Planned) {
-                    let orphans = destroy_objects(
-                        token,
-                        &[cryptoki::object::Attribute::Label(
-                            device.serial.as_bytes().to_vec(),
-                        )],
-                    )
-                    .map_err(|error| ProduceError::Token {
-                        device: device.serial.clone(),
-                        error,
-                    })?;
-                    report.removed_token_objects += orphans;
-                }
-            }
+            report.removed_token_objects += debris + orphans;
         }
         Ok(())
+    }
+
+    /// One pass over the token's objects, removing what an interrupted run
+    /// left: unlabelled (or unreadable) objects — every object certmint
+    /// creates carries a label in its template, so these were never completed
+    /// (SoftHSM2's file store writes attributes one by one) — and objects
+    /// labelled with the serial of a device still `planned` in this order
+    /// (a crash right after C_GenerateKeyPair). The journal is asked per label
+    /// (an indexed lookup), so memory stays flat and the token is scanned once.
+    fn clean_token(
+        &self,
+        journal: &Mutex<dyn Journal>,
+        token: &Token,
+    ) -> Result<(u64, u64), ProduceError> {
+        use cryptoki::error::{Error as CkError, RvError};
+        use cryptoki::object::{Attribute, AttributeType};
+        let token_err = |error| ProduceError::Token {
+            device: "(recovery)".into(),
+            error,
+        };
+        token
+            .one_writer_at_a_time(|| {
+                token.with_session(|s| {
+                    let (mut debris, mut orphans) = (0, 0);
+                    // Every object: a half-written one may lack CKA_LABEL
+                    // entirely, which no search template matches.
+                    for o in s.find_objects(&[])? {
+                        let label = match s.get_attributes(o, &[AttributeType::Label]) {
+                            Ok(attrs) => attrs.into_iter().find_map(|a| match a {
+                                Attribute::Label(l) if !l.is_empty() => Some(l),
+                                _ => None,
+                            }),
+                            // A label that cannot even be read marks a half-written object.
+                            Err(CkError::Pkcs11(
+                                RvError::AttributeValueInvalid | RvError::AttributeTypeInvalid,
+                                _,
+                            )) => None,
+                            Err(other) => return Err(other),
+                        };
+                        let remove = match &label {
+                            None => {
+                                debris += 1;
+                                true
+                            }
+                            Some(label) => {
+                                let serial = String::from_utf8_lossy(label);
+                                match lock(journal).device_state(self.order, &serial) {
+                                    Ok(Some(DeviceState::Planned)) => {
+                                        orphans += 1;
+                                        true
+                                    }
+                                    Ok(_) => false,
+                                    Err(e) => return Ok(Err(e)),
+                                }
+                            }
+                        };
+                        if remove {
+                            s.destroy_object(o)?;
+                        }
+                    }
+                    Ok(Ok((debris, orphans)))
+                })
+            })
+            .map_err(token_err)?
+            .map_err(ProduceError::from)
     }
 
     fn remove_certificate_objects(
@@ -412,6 +425,15 @@ impl Production<'_> {
         report: &mut ProductionReport,
     ) -> Result<(), ProduceError> {
         let key_type = self.key_type(order)?;
+        // The delivery folders, made once, not per device.
+        let folder = delivery_folder(&self.out, self.order);
+        let mut folders = vec![folder.join("certs")];
+        if matches!(self.target, KeyTarget::Soft) {
+            folders.push(folder.join("p12"));
+        }
+        for dir in &folders {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
         let produced = AtomicU64::new(0);
         let failure: Mutex<Option<ProduceError>> = Mutex::new(None);
         let halt = AtomicBool::new(false);
@@ -513,7 +535,7 @@ impl Production<'_> {
             KeyTarget::Hsm(token) => {
                 let (spki, id) = match &device.key_id {
                     Some(id_hex) => {
-                        let id = unhex(id_hex);
+                        let id = pem::unhex(id_hex);
                         let spki = token
                             .with_session(|s| match find_public_key(s, &id, None)? {
                                 Some(public) => Ok(public_key_spki(s, public, token.label())),
@@ -584,7 +606,6 @@ impl Production<'_> {
         // Store.
         let folder = delivery_folder(&self.out, self.order);
         let certs = folder.join("certs");
-        std::fs::create_dir_all(&certs).map_err(io(&certs))?;
         write_atomically(
             &certs.join(format!("{}.pem", device.serial)),
             certificate.to_pem().as_bytes(),
@@ -616,7 +637,6 @@ impl Production<'_> {
                     })
                 })?;
                 let p12_dir = folder.join("p12");
-                std::fs::create_dir_all(&p12_dir).map_err(io(&p12_dir))?;
                 write_atomically(&p12_dir.join(format!("{}.p12", device.serial)), &p12, 0o600)?;
                 Some(password)
             }
@@ -745,10 +765,4 @@ impl Production<'_> {
         report.purge_due = purge_due;
         Ok(())
     }
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
-        .collect()
 }

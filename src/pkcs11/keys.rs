@@ -11,19 +11,12 @@ use cryptoki::object::{
 };
 use cryptoki::session::Session;
 use der::asn1::{BitString, Null, OctetString, UintRef};
-use der::{Any, Decode, Encode, Sequence};
+use der::{Any, Decode, Encode};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use super::token::Token;
 use super::{ckr_name, Pkcs11Error};
-use crate::signer::KeyType;
-
-/// RFC 8017 `RSAPublicKey`.
-#[derive(Sequence)]
-struct RsaPublicKey<'a> {
-    modulus: UintRef<'a>,
-    public_exponent: UintRef<'a>,
-}
+use crate::signer::{KeyType, RsaPublicKey};
 
 /// The CKA_ID certmint gives a key: the SHA-1 of its public key bits, which
 /// is also the certificate's subjectKeyIdentifier.

@@ -61,11 +61,12 @@ pub trait Signer: fmt::Debug + Send + Sync {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
 }
 
-/// RFC 8017 `RSAPublicKey`, read to learn a key's size.
+/// RFC 8017 `RSAPublicKey`: read to learn a key's size, written to build an
+/// SPKI from a token's modulus and exponent.
 #[derive(Sequence)]
-struct RsaPublicKey<'a> {
-    modulus: UintRef<'a>,
-    public_exponent: UintRef<'a>,
+pub(crate) struct RsaPublicKey<'a> {
+    pub(crate) modulus: UintRef<'a>,
+    pub(crate) public_exponent: UintRef<'a>,
 }
 
 /// The kinds of key certmint generates, signs with and certifies.
