@@ -30,6 +30,7 @@ pub mod keyref;
 pub mod okc;
 pub mod order;
 pub mod pem;
+pub mod piv;
 pub mod pkcs11;
 pub mod profile;
 pub mod request;

@@ -23,6 +23,15 @@ pub fn unhex(text: &str) -> Vec<u8> {
         .collect()
 }
 
+/// The bytes of a hex string, or `None` when any character is not a hex
+/// digit or the count is odd: for input that must be exact, such as keys.
+pub fn parse_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(unhex(text))
+}
+
 /// Upper-case hex with colons, as OpenSSL prints fingerprints.
 pub fn hex_colons(bytes: &[u8]) -> String {
     bytes

@@ -2,7 +2,6 @@
 //! SubjectPublicKeyInfo, key pairs generated inside the token (never
 //! extractable), and certificates imported beside their keys.
 
-use const_oid::db::rfc5912;
 use const_oid::ObjectIdentifier;
 use cryptoki::error::Error as CkError;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -10,13 +9,13 @@ use cryptoki::object::{
     Attribute, AttributeType, CertificateType, KeyType as CkKeyType, ObjectClass, ObjectHandle,
 };
 use cryptoki::session::Session;
-use der::asn1::{BitString, Null, OctetString, UintRef};
-use der::{Any, Decode, Encode};
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use der::asn1::OctetString;
+use der::{Decode, Encode};
+use spki::SubjectPublicKeyInfoOwned;
 
 use super::token::Token;
 use super::{ckr_name, Pkcs11Error};
-use crate::signer::{KeyType, RsaPublicKey};
+use crate::signer::{spki_from_ec_point, spki_from_rsa_parts, KeyType};
 
 /// The CKA_ID certmint gives a key: the SHA-1 of its public key bits, which
 /// is also the certificate's subjectKeyIdentifier.
@@ -26,14 +25,6 @@ pub fn key_id(spki_der: &[u8]) -> Result<Vec<u8>, Pkcs11Error> {
         reason: e.to_string(),
     })?;
     Ok(crate::issue::tbs::key_identifier(&spki))
-}
-
-fn curve_oid(key_type: KeyType) -> Option<ObjectIdentifier> {
-    match key_type {
-        KeyType::EcP256 => Some(rfc5912::SECP_256_R_1),
-        KeyType::EcP384 => Some(rfc5912::SECP_384_R_1),
-        KeyType::Rsa(_) => None,
-    }
 }
 
 /// Builds the SubjectPublicKeyInfo of a public key object.
@@ -70,8 +61,7 @@ pub fn public_key_spki(
             _ => {}
         }
     }
-    let encoding = |e: der::Error| bad(e.to_string());
-    let spki = match key_type {
+    let der = match key_type {
         Some(CkKeyType::EC) => {
             let params = params.ok_or_else(|| bad("EC public key without CKA_EC_PARAMS".into()))?;
             let curve: ObjectIdentifier = ObjectIdentifier::from_der(&params)
@@ -82,39 +72,19 @@ pub fn public_key_spki(
                 Ok(octets) => octets.as_bytes().to_vec(),
                 Err(_) => point,
             };
-            SubjectPublicKeyInfoOwned {
-                algorithm: AlgorithmIdentifierOwned {
-                    oid: rfc5912::ID_EC_PUBLIC_KEY,
-                    parameters: Some(Any::encode_from(&curve).map_err(encoding)?),
-                },
-                subject_public_key: BitString::from_bytes(&point).map_err(encoding)?,
-            }
+            spki_from_ec_point(curve, &point)
         }
         Some(CkKeyType::RSA) => {
             let modulus =
                 modulus.ok_or_else(|| bad("RSA public key without CKA_MODULUS".into()))?;
             let exponent =
                 exponent.ok_or_else(|| bad("RSA public key without CKA_PUBLIC_EXPONENT".into()))?;
-            let key = RsaPublicKey {
-                modulus: UintRef::new(&modulus).map_err(encoding)?,
-                public_exponent: UintRef::new(&exponent).map_err(encoding)?,
-            }
-            .to_der()
-            .map_err(encoding)?;
-            SubjectPublicKeyInfoOwned {
-                algorithm: AlgorithmIdentifierOwned {
-                    oid: rfc5912::RSA_ENCRYPTION,
-                    parameters: Some(Any::from(Null)),
-                },
-                subject_public_key: BitString::from_bytes(&key).map_err(encoding)?,
-            }
+            spki_from_rsa_parts(&modulus, &exponent)
         }
         other => return Err(bad(format!("key type {other:?} is neither RSA nor EC"))),
     };
-    let der = spki.to_der().map_err(encoding)?;
-    // Refuse what certmint cannot sign with or certify.
-    KeyType::of_public_key(&der).map_err(|e| bad(e.to_string()))?;
-    Ok(der)
+    // The builders refuse what certmint cannot sign with or certify.
+    der.map_err(|e| bad(e.to_string()))
 }
 
 /// Objects carrying `label`, of any class.
@@ -259,7 +229,7 @@ fn generate_in_session(
             Attribute::Wrap(false),
             Attribute::Label(label_bytes.clone()),
         ];
-        match (key_type, curve_oid(key_type)) {
+        match (key_type, key_type.curve_oid()) {
             (KeyType::Rsa(bits), _) => {
                 public_template.push(Attribute::ModulusBits(u64::from(bits).into()));
                 public_template.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));

@@ -69,6 +69,85 @@ pub(crate) struct RsaPublicKey<'a> {
     pub(crate) public_exponent: UintRef<'a>,
 }
 
+/// The SubjectPublicKeyInfo of an EC public key given as an uncompressed
+/// point on the curve `curve` (an OID such as secp384r1). The result is
+/// checked to be a key certmint can certify.
+pub fn spki_from_ec_point(curve: ObjectIdentifier, point: &[u8]) -> Result<Vec<u8>, SignerError> {
+    let encoding = |e: der::Error| SignerError::UnsupportedKey(e.to_string());
+    let spki = spki::SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid: rfc5912::ID_EC_PUBLIC_KEY,
+            parameters: Some(Any::encode_from(&curve).map_err(encoding)?),
+        },
+        subject_public_key: der::asn1::BitString::from_bytes(point).map_err(encoding)?,
+    };
+    let der = spki.to_der().map_err(encoding)?;
+    KeyType::of_public_key(&der)?;
+    Ok(der)
+}
+
+/// The SubjectPublicKeyInfo of an RSA public key given as big-endian
+/// modulus and public exponent, checked like [`spki_from_ec_point`].
+pub fn spki_from_rsa_parts(modulus: &[u8], exponent: &[u8]) -> Result<Vec<u8>, SignerError> {
+    let encoding = |e: der::Error| SignerError::UnsupportedKey(e.to_string());
+    let key = RsaPublicKey {
+        modulus: UintRef::new(modulus).map_err(encoding)?,
+        public_exponent: UintRef::new(exponent).map_err(encoding)?,
+    }
+    .to_der()
+    .map_err(encoding)?;
+    let spki = spki::SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid: rfc5912::RSA_ENCRYPTION,
+            parameters: Some(Any::from(Null)),
+        },
+        subject_public_key: der::asn1::BitString::from_bytes(&key).map_err(encoding)?,
+    };
+    let der = spki.to_der().map_err(encoding)?;
+    KeyType::of_public_key(&der)?;
+    Ok(der)
+}
+
+/// The parts of a public key as cards and tokens carry them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKeyParts {
+    /// An uncompressed EC point on a P-256 or P-384 curve.
+    Ec {
+        /// P-256 or P-384.
+        key_type: KeyType,
+        /// `04 || X || Y`.
+        point: Vec<u8>,
+    },
+    /// An RSA modulus and exponent, big-endian without leading zeros.
+    Rsa {
+        /// n.
+        modulus: Vec<u8>,
+        /// e.
+        exponent: Vec<u8>,
+    },
+}
+
+/// Splits a SubjectPublicKeyInfo into the parts a card or token carries.
+pub fn public_key_parts(spki_der: &[u8]) -> Result<PublicKeyParts, SignerError> {
+    let key_type = KeyType::of_public_key(spki_der)?;
+    let unsupported = |e: der::Error| SignerError::UnsupportedKey(e.to_string());
+    let spki = SubjectPublicKeyInfoRef::from_der(spki_der).map_err(unsupported)?;
+    let bits = spki.subject_public_key.raw_bytes();
+    Ok(match key_type {
+        KeyType::Rsa(_) => {
+            let key = RsaPublicKey::from_der(bits).map_err(unsupported)?;
+            PublicKeyParts::Rsa {
+                modulus: key.modulus.as_bytes().to_vec(),
+                exponent: key.public_exponent.as_bytes().to_vec(),
+            }
+        }
+        KeyType::EcP256 | KeyType::EcP384 => PublicKeyParts::Ec {
+            key_type,
+            point: bits.to_vec(),
+        },
+    })
+}
+
 /// The kinds of key certmint generates, signs with and certifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyType {
@@ -143,6 +222,17 @@ impl KeyType {
             other => Err(unsupported(format!(
                 "key algorithm {other} (only RSA and EC)"
             ))),
+        }
+    }
+}
+
+impl KeyType {
+    /// The named-curve OID of an EC key type; `None` for RSA.
+    pub fn curve_oid(self) -> Option<ObjectIdentifier> {
+        match self {
+            KeyType::EcP256 => Some(rfc5912::SECP_256_R_1),
+            KeyType::EcP384 => Some(rfc5912::SECP_384_R_1),
+            KeyType::Rsa(_) => None,
         }
     }
 }
