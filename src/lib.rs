@@ -22,6 +22,7 @@ pub mod audit;
 pub mod bench;
 pub mod ca;
 pub mod calendar;
+pub mod card;
 pub mod ids;
 pub mod inspect;
 pub mod issue;

@@ -33,7 +33,8 @@ Exit codes:
   2  usage error (bad or missing arguments)
   3  invalid input (subject data, identifiers, request, public key)
   4  refused by a lint before signing
-  5  token refused: wrong or locked PIN, token gone, label taken, mechanism missing
+  5  token or card refused: wrong or blocked PIN, management key refused, token gone,
+     label or slot taken, mechanism missing, factory secrets without the override
   6  the audit chain is broken
 130  stopped by Ctrl-C after the devices in flight (run again to resume)";
 
@@ -70,6 +71,9 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(cli::orders::AuditCommand),
+    /// PIV smart cards through PC/SC: readers, one-card provisioning, the card station.
+    #[command(subcommand)]
+    Card(cli::card::CardCommand),
     /// Measure a CA key and the issuance pipeline around it (raw rates, efficiency, latency).
     Bench(cli::bench::BenchArgs),
 }
@@ -314,6 +318,33 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if cause.downcast_ref::<cli::orders::Stopped>().is_some() {
         return Some(130);
     }
+    if let Some(e) = cause.downcast_ref::<certmint::card::station::StationError>() {
+        use certmint::card::station::StationError;
+        return match e {
+            StationError::Produce(p) => classify(p),
+            StationError::Card { error, .. } => classify(error),
+            _ => None,
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<certmint::card::provision::CardError>() {
+        use certmint::card::provision::CardError;
+        return match e {
+            CardError::Card { error, .. } => classify(error),
+            CardError::Issue { error, .. } => classify(error),
+            CardError::Refused(_) => Some(5),
+            _ => None,
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<certmint::piv::client::PivError>() {
+        use certmint::piv::client::PivError;
+        return match e {
+            PivError::WrongSecret { .. }
+            | PivError::Blocked { .. }
+            | PivError::ManagementKeyRefused
+            | PivError::NoPivApplication => Some(5),
+            _ => None,
+        };
+    }
     if let Some(e) = cause.downcast_ref::<certmint::okc::ProduceError>() {
         return match e {
             certmint::okc::ProduceError::Issue { error, .. } => classify(error),
@@ -397,6 +428,7 @@ fn main() -> ExitCode {
         Command::Order(command) => cli::orders::order(command),
         Command::Okc(command) => cli::orders::okc(command),
         Command::Audit(command) => cli::orders::audit(command),
+        Command::Card(command) => cli::card::card(command),
         Command::Bench(args) => cli::bench::bench(args),
     };
     match result {

@@ -38,11 +38,11 @@ pub struct JournalArgs {
 }
 
 impl JournalArgs {
-    fn open(&self) -> Result<SqliteJournal> {
+    pub(crate) fn open(&self) -> Result<SqliteJournal> {
         Ok(SqliteJournal::open(&self.journal)?)
     }
 
-    fn operator(&self) -> String {
+    pub(crate) fn operator(&self) -> String {
         self.operator
             .clone()
             .or_else(|| std::env::var("USER").ok())
@@ -408,7 +408,7 @@ fn import(args: ImportArgs) -> Result<()> {
     }
 }
 
-fn calendar(closed_days: &Option<PathBuf>) -> Result<BusinessCalendar> {
+pub(crate) fn calendar(closed_days: &Option<PathBuf>) -> Result<BusinessCalendar> {
     let calendar = BusinessCalendar::turkey();
     Ok(match closed_days {
         Some(path) => {

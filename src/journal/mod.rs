@@ -289,6 +289,17 @@ pub struct IssuedRecord {
     pub not_after: String,
 }
 
+/// A certificate's status in the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertificateRecord {
+    /// The order of its device.
+    pub order: OrderId,
+    /// The device serial.
+    pub device_serial: String,
+    /// `intent`, `issued` or `void`.
+    pub status: String,
+}
+
 /// What gets recorded when a device's certificate is stored and verified.
 #[derive(Debug, Clone)]
 pub struct StoredCertificate<'a> {
@@ -437,6 +448,12 @@ pub trait Journal: Send {
 
     /// Checks the audit chain.
     fn verify_audit(&self) -> Result<AuditReport, JournalError>;
+
+    /// The journal's record of the certificate with this serial, if it has one.
+    fn certificate_by_serial(
+        &self,
+        serial_hex: &str,
+    ) -> Result<Option<CertificateRecord>, JournalError>;
 
     /// Certificates per device that are not void, as (device serial, count), for checks.
     fn active_certificates_per_device(

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
 
 use super::{
-    Application, Device, DeviceState, ImportProblem, ImportReport, IssuedRecord, Journal,
-    JournalError, NewOrder, OrderId, OrderKind, OrderState, OrderSummary, StoredCertificate,
-    Target, MAX_REPORTED_PROBLEMS,
+    Application, CertificateRecord, Device, DeviceState, ImportProblem, ImportReport, IssuedRecord,
+    Journal, JournalError, NewOrder, OrderId, OrderKind, OrderState, OrderSummary,
+    StoredCertificate, Target, MAX_REPORTED_PROBLEMS,
 };
 use crate::audit::{self, AuditRecord, AuditReport, GENESIS};
 use crate::order::serial_list::{ListProblem, ListedSerial};
@@ -862,6 +862,27 @@ impl Journal for SqliteJournal {
             Some(e) => Err(self.db(e)),
             None => Ok(report),
         }
+    }
+
+    fn certificate_by_serial(
+        &self,
+        serial_hex: &str,
+    ) -> Result<Option<CertificateRecord>, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT d.order_id, d.serial, c.status FROM certificates c JOIN devices d ON c.device_id = d.id
+                 WHERE c.serial_hex = ?1",
+                [serial_hex],
+                |r| {
+                    Ok(CertificateRecord {
+                        order: OrderId(r.get(0)?),
+                        device_serial: r.get(1)?,
+                        status: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.db(e))
     }
 
     fn active_certificates_per_device(

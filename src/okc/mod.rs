@@ -102,6 +102,48 @@ pub enum KeyTarget {
     Soft,
     /// Keys generated in the manufacturer's token, certificates imported beside them.
     Hsm(Arc<Token>),
+    /// Keys generated on PIV cards by the card station ([`crate::card::station`]).
+    Card,
+}
+
+/// What the manifest says of a certificate.
+pub(crate) struct CertificateFacts {
+    /// SHA-256 of the DER, hex with colons.
+    pub(crate) sha256: String,
+    /// notBefore.
+    pub(crate) not_before: String,
+    /// notAfter.
+    pub(crate) not_after: String,
+}
+
+impl CertificateFacts {
+    pub(crate) fn of(parsed: &x509_cert::Certificate, der: &[u8]) -> Self {
+        let validity = parsed.tbs_certificate().validity();
+        CertificateFacts {
+            sha256: hex_colons(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref()),
+            not_before: validity.not_before.to_date_time().to_string(),
+            not_after: validity.not_after.to_date_time().to_string(),
+        }
+    }
+}
+
+/// Writes a device's certificate into the delivery folder, PEM and DER.
+pub(crate) fn store_certificate_files(
+    folder: &Path,
+    device_serial: &str,
+    certificate_der: &[u8],
+) -> Result<(), ProduceError> {
+    let certs = folder.join("certs");
+    write_atomically(
+        &certs.join(format!("{device_serial}.pem")),
+        pem::certificate(certificate_der).as_bytes(),
+        0o644,
+    )?;
+    write_atomically(
+        &certs.join(format!("{device_serial}.der")),
+        certificate_der,
+        0o644,
+    )
 }
 
 /// One production run of one order.
@@ -251,17 +293,57 @@ impl Production<'_> {
         if matches!(order.state, OrderState::Delivered | OrderState::Purged) {
             return Ok(report);
         }
-        if order.state != OrderState::Produced {
-            lock(journal).start_production(self.order, &self.operator)?;
-            self.recover(journal, &mut report)?;
-            self.produce_devices(journal, &order, &mut report)?;
-            if report.stopped || !lock(journal).finish_production(self.order, &self.operator)? {
-                report.stopped = true;
-                return Ok(report);
-            }
+        if matches!(self.target, KeyTarget::Card) {
+            return Err(ProduceError::Order {
+                order: self.order,
+                reason: "is for the card target: produce it with `certmint card station`".into(),
+            });
         }
-        self.deliver(journal, &mut report)?;
+        if order.state != OrderState::Produced {
+            self.start(journal, &mut report)?;
+            self.produce_devices(journal, &order, &mut report)?;
+        }
+        self.finish(journal, &mut report)?;
         Ok(report)
+    }
+
+    /// Checks the order, moves it to producing and undoes what an
+    /// interrupted run left half done. Returns the order as it stands.
+    pub(crate) fn start(
+        &self,
+        journal: &Mutex<dyn Journal>,
+        report: &mut ProductionReport,
+    ) -> Result<OrderSummary, ProduceError> {
+        let order = lock(journal).order(self.order)?;
+        self.check_order(&order)?;
+        report.order = self.order.0;
+        report.devices = order.devices;
+        report.already_done = order.verified;
+        if order.state == OrderState::Producing || order.state == OrderState::Paid {
+            lock(journal).start_production(self.order, &self.operator)?;
+            self.recover(journal, report)?;
+        }
+        Ok(order)
+    }
+
+    /// When every device is verified: producing → produced, then the
+    /// delivery. Marks the report stopped when devices remain.
+    pub(crate) fn finish(
+        &self,
+        journal: &Mutex<dyn Journal>,
+        report: &mut ProductionReport,
+    ) -> Result<(), ProduceError> {
+        let order = lock(journal).order(self.order)?;
+        if matches!(order.state, OrderState::Delivered | OrderState::Purged) {
+            return Ok(());
+        }
+        if order.state != OrderState::Produced
+            && (report.stopped || !lock(journal).finish_production(self.order, &self.operator)?)
+        {
+            report.stopped = true;
+            return Ok(());
+        }
+        self.deliver(journal, report)
     }
 
     fn check_order(&self, order: &OrderSummary) -> Result<(), ProduceError> {
@@ -278,6 +360,7 @@ impl Production<'_> {
         let expected = match self.target {
             KeyTarget::Soft => crate::journal::Target::Soft,
             KeyTarget::Hsm(_) => crate::journal::Target::Hsm,
+            KeyTarget::Card => crate::journal::Target::Card,
         };
         if order.target != expected {
             return Err(refuse(format!(
@@ -560,6 +643,13 @@ impl Production<'_> {
                 };
                 (None, spki, Some(id))
             }
+            KeyTarget::Card => {
+                return Err(ProduceError::Order {
+                    order: self.order,
+                    reason: "is for the card target: produce it with `certmint card station`"
+                        .into(),
+                })
+            }
         };
 
         let prepared = self
@@ -579,6 +669,7 @@ impl Production<'_> {
             match &self.target {
                 KeyTarget::Soft => "software key generated in memory",
                 KeyTarget::Hsm(_) => "key in the token",
+                KeyTarget::Card => "key on a PIV card",
             },
             &self.operator,
         )?;
@@ -597,25 +688,11 @@ impl Production<'_> {
                 "the certificate does not certify the device key".into(),
             )));
         }
-        let sha256 = hex_colons(
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, certificate.der()).as_ref(),
-        );
-        let not_before = tbs.validity().not_before.to_date_time().to_string();
-        let not_after = tbs.validity().not_after.to_date_time().to_string();
+        let facts = CertificateFacts::of(&parsed, certificate.der());
 
         // Store.
         let folder = delivery_folder(&self.out, self.order);
-        let certs = folder.join("certs");
-        write_atomically(
-            &certs.join(format!("{}.pem", device.serial)),
-            certificate.to_pem().as_bytes(),
-            0o644,
-        )?;
-        write_atomically(
-            &certs.join(format!("{}.der", device.serial)),
-            certificate.der(),
-            0o644,
-        )?;
+        store_certificate_files(&folder, &device.serial, certificate.der())?;
         let password = match (&self.target, software_key) {
             (KeyTarget::Soft, Some(key)) => {
                 let password =
@@ -651,7 +728,7 @@ impl Production<'_> {
                     .map_err(token_err)?;
                 None
             }
-            (KeyTarget::Soft, None) => None,
+            (KeyTarget::Soft, None) | (KeyTarget::Card, _) => None,
         };
 
         lock(journal).record_verified(
@@ -659,9 +736,9 @@ impl Production<'_> {
             &StoredCertificate {
                 serial_hex: &serial_hex,
                 der: certificate.der(),
-                sha256: &sha256,
-                not_before: &not_before,
-                not_after: &not_after,
+                sha256: &facts.sha256,
+                not_before: &facts.not_before,
+                not_after: &facts.not_after,
                 p12_password: password.as_deref().map(String::as_str),
             },
             &self.operator,

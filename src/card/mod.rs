@@ -1,0 +1,223 @@
+//! PIV smart cards through PC/SC: the readers and what is in them, waiting
+//! for a card to come or go (PC/SC status changes, never polling), and one
+//! exclusive transaction per operation in which a [`PivClient`] talks to the
+//! card. [`provision`] makes one Mali Mühür or ÖKC card; [`station`] runs
+//! one worker per reader over an order.
+
+pub mod provision;
+pub mod station;
+
+use std::ffi::CString;
+use std::time::Duration;
+
+use pcsc::{Context, Protocols, ReaderState, Scope, ShareMode, State};
+use serde::Serialize;
+
+use crate::piv::client::{PivClient, PivError, Transport};
+
+/// The largest response APDU of a short exchange: 256 data octets and SW1 SW2.
+const MAX_RESPONSE: usize = 258;
+
+/// PC/SC failures, in words an operator can act on.
+pub fn reader_error(error: pcsc::Error) -> PivError {
+    match error {
+        pcsc::Error::RemovedCard | pcsc::Error::ResetCard | pcsc::Error::NoSmartcard => {
+            PivError::CardRemoved
+        }
+        pcsc::Error::NoService | pcsc::Error::ServiceStopped => PivError::Reader(
+            "the PC/SC service (pcscd) is not running: start it (systemctl start pcscd.socket)"
+                .into(),
+        ),
+        pcsc::Error::NoReadersAvailable => PivError::Reader("no card reader is connected".into()),
+        pcsc::Error::UnknownReader | pcsc::Error::ReaderUnavailable => {
+            PivError::Reader("the reader is gone or unavailable".into())
+        }
+        pcsc::Error::SharingViolation => PivError::Reader(
+            "another program holds the card exclusively; close it and retry".into(),
+        ),
+        pcsc::Error::Cancelled => PivError::Reader("cancelled".into()),
+        other => PivError::Reader(other.to_string()),
+    }
+}
+
+/// A [`Transport`] over one PC/SC transaction.
+pub struct PcscTransport<'tx> {
+    transaction: pcsc::Transaction<'tx>,
+}
+
+impl Transport for PcscTransport<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, PivError> {
+        let mut buffer = [0u8; MAX_RESPONSE];
+        let response = self
+            .transaction
+            .transmit(apdu, &mut buffer)
+            .map_err(reader_error)?;
+        Ok(response.to_vec())
+    }
+}
+
+/// The PC/SC context of this process.
+pub struct Readers {
+    context: Context,
+}
+
+/// One reader as `card list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReaderReport {
+    /// The reader's name.
+    pub reader: String,
+    /// Whether a card is in it.
+    pub card_present: bool,
+    /// The card's ATR in hex.
+    pub atr: Option<String>,
+    /// Whether the card answers to the PIV application identifier (None when
+    /// it could not be asked: no card, or in use by another program).
+    pub piv: Option<bool>,
+    /// Why the card could not be asked, when it could not.
+    pub note: Option<String>,
+}
+
+impl Readers {
+    /// Connects to the PC/SC service.
+    pub fn establish() -> Result<Self, PivError> {
+        let context = Context::establish(Scope::User).map_err(reader_error)?;
+        Ok(Readers { context })
+    }
+
+    /// A handle that can cancel a wait from another thread (Ctrl-C).
+    pub fn canceller(&self) -> Canceller {
+        Canceller(self.context.clone())
+    }
+
+    /// The names of the readers connected now.
+    pub fn names(&self) -> Result<Vec<String>, PivError> {
+        match self.context.list_readers_owned() {
+            Ok(names) => Ok(names
+                .into_iter()
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect()),
+            Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
+            Err(e) => Err(reader_error(e)),
+        }
+    }
+
+    /// Every reader with its card, asking each present card for PIV.
+    pub fn list(&self) -> Result<Vec<ReaderReport>, PivError> {
+        let names = self.names()?;
+        let mut states: Vec<ReaderState> = names
+            .iter()
+            .map(|n| ReaderState::new(c_name(n), State::UNAWARE))
+            .collect();
+        if !states.is_empty() {
+            self.context
+                .get_status_change(Duration::ZERO, &mut states)
+                .map_err(reader_error)?;
+        }
+        let mut reports = Vec::new();
+        for (name, state) in names.iter().zip(&states) {
+            let present = state.event_state().contains(State::PRESENT);
+            let mut report = ReaderReport {
+                reader: name.clone(),
+                card_present: present,
+                atr: present.then(|| crate::pem::hex(state.atr())),
+                piv: None,
+                note: None,
+            };
+            if present {
+                match self.with_card(name, |client| client.select()) {
+                    Ok(_) => report.piv = Some(true),
+                    Err(PivError::NoPivApplication) => report.piv = Some(false),
+                    Err(PivError::Status { .. }) => report.piv = Some(false),
+                    Err(e) => report.note = Some(e.to_string()),
+                }
+            }
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    /// Runs `operation` with a PIV client on the card in `reader`, inside one
+    /// exclusive PC/SC transaction; the card is reset when the transaction
+    /// ends, so no security status (a verified PIN) outlives the operation.
+    pub fn with_card<R>(
+        &self,
+        reader: &str,
+        operation: impl FnOnce(&mut PivClient<PcscTransport<'_>>) -> Result<R, PivError>,
+    ) -> Result<R, PivError> {
+        let mut card = self
+            .context
+            .connect(&c_name(reader), ShareMode::Shared, Protocols::ANY)
+            .map_err(reader_error)?;
+        let transaction = card.transaction().map_err(reader_error)?;
+        let mut client = PivClient::new(PcscTransport { transaction });
+        let result = operation(&mut client);
+        let PcscTransport { transaction } = client.into_transport();
+        // Ending the transaction fails only when the card is already gone,
+        // which the operation's own result reports.
+        let _ = transaction.end(pcsc::Disposition::ResetCard);
+        result
+    }
+
+    /// Waits until a card is present in `reader` (returns at once if one is).
+    /// `None` waits forever. Returns whether a card is present.
+    pub fn wait_for_card(&self, reader: &str, timeout: Option<Duration>) -> Result<bool, PivError> {
+        self.wait_for(reader, timeout, true)
+    }
+
+    /// Waits until the card in `reader` is removed (returns at once if none is).
+    pub fn wait_for_removal(
+        &self,
+        reader: &str,
+        timeout: Option<Duration>,
+    ) -> Result<bool, PivError> {
+        self.wait_for(reader, timeout, false)
+    }
+
+    fn wait_for(
+        &self,
+        reader: &str,
+        timeout: Option<Duration>,
+        present: bool,
+    ) -> Result<bool, PivError> {
+        let mut states = [ReaderState::new(c_name(reader), State::UNAWARE)];
+        loop {
+            let outcome = match timeout {
+                Some(t) => self.context.get_status_change(t, &mut states),
+                None => self.context.get_status_change(None, &mut states),
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(pcsc::Error::Timeout) => {
+                    return Ok(states[0].event_state().contains(State::PRESENT) == present)
+                }
+                Err(e) => return Err(reader_error(e)),
+            }
+            let event = states[0].event_state();
+            if event.intersects(State::UNKNOWN | State::IGNORE) {
+                return Err(PivError::Reader(format!("reader {reader:?} is gone")));
+            }
+            if event.contains(State::PRESENT) == present && !event.contains(State::MUTE) {
+                return Ok(true);
+            }
+            states[0].sync_current_state();
+        }
+    }
+}
+
+/// Cancels the waits of a [`Readers`] from another thread.
+#[derive(Clone)]
+pub struct Canceller(Context);
+
+impl Canceller {
+    /// Wakes every wait with a "cancelled" error.
+    pub fn cancel(&self) {
+        // A context already released has nothing to cancel.
+        let _ = self.0.cancel();
+    }
+}
+
+fn c_name(name: &str) -> CString {
+    // Reader names come from PC/SC itself or from the operator; an interior
+    // NUL cannot name a reader, so it maps to a name no reader has.
+    CString::new(name).unwrap_or_default()
+}

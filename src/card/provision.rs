@@ -1,0 +1,460 @@
+//! One card, provisioned and proved: management-key authentication, a key
+//! generated on the card, the certificate issued for that key and written
+//! beside it, read back, and a test signature made by the card verified
+//! under the certificate. Optionally the card leaves with a fresh random PIN
+//! and PUK, written to a PIN letter for the customer.
+//!
+//! Everything runs inside the caller's PC/SC transaction. The journal hook
+//! ([`CardHooks::before_signing`]) makes the intent durable before the CA
+//! signs, so a card pulled at any step leaves a state the station resumes
+//! from without a second valid certificate.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use der::{DateTime, Decode, Encode};
+use serde::Serialize;
+
+use crate::issue::{CertificateAuthority, IssueError, IssuedCertificate, PreparedCertificate};
+use crate::piv::client::{PivClient, PivError, RetryState, Transport};
+use crate::piv::mgmt::ManagementKey;
+use crate::piv::{key_reference, signing_input, Algorithm, Slot};
+use crate::pkcs11::pin::Pin;
+use crate::profile::{Profile, Subject};
+use crate::signer::verify_signature;
+
+/// The factory PIN of PIV cards.
+pub const FACTORY_PIN: &str = "123456";
+/// The factory PUK of PIV cards.
+pub const FACTORY_PUK: &str = "12345678";
+
+/// The steps of provisioning one card, in order (for progress and errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// SELECT the PIV application, check the PIN (one VERIFY).
+    Select,
+    /// Management key authentication.
+    Authenticate,
+    /// Read what the slot holds already.
+    Inspect,
+    /// GENERATE ASYMMETRIC KEY PAIR on the card.
+    GenerateKey,
+    /// Build, lint, record the intent, sign.
+    Issue,
+    /// PUT DATA of the certificate.
+    WriteCertificate,
+    /// GET DATA, compared with what was written.
+    ReadBack,
+    /// VERIFY PIN and a test signature verified under the certificate.
+    TestSignature,
+    /// Fresh PIN and PUK, PIN letter.
+    Credentials,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Select => "selecting the PIV application",
+            Step::Authenticate => "authenticating the management key",
+            Step::Inspect => "reading the slot",
+            Step::GenerateKey => "generating the key on the card",
+            Step::Issue => "issuing the certificate",
+            Step::WriteCertificate => "writing the certificate",
+            Step::ReadBack => "reading the certificate back",
+            Step::TestSignature => "making the test signature",
+            Step::Credentials => "setting the new PIN and PUK",
+        })
+    }
+}
+
+/// Why a card could not be provisioned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CardError {
+    /// The card failed or left at `step`.
+    #[error("{step}: {error}")]
+    Card {
+        /// Where it happened.
+        step: Step,
+        /// What happened.
+        #[source]
+        error: PivError,
+    },
+    /// The CA refused or failed.
+    #[error("{step}: {error}")]
+    Issue {
+        /// Where it happened.
+        step: Step,
+        /// What happened.
+        #[source]
+        error: IssueError,
+    },
+    /// Refused before the card was changed.
+    #[error("{0}")]
+    Refused(String),
+    /// What was written did not prove itself.
+    #[error("check failed: {0}")]
+    Check(String),
+    /// The journal or the PIN letter could not be written.
+    #[error("{0}")]
+    Record(String),
+}
+
+impl CardError {
+    /// Whether the card left the reader (the device can be retried on another card).
+    pub fn card_removed(&self) -> bool {
+        matches!(
+            self,
+            CardError::Card {
+                error: PivError::CardRemoved,
+                ..
+            }
+        )
+    }
+}
+
+/// How to talk to the cards of a run.
+#[derive(Clone)]
+pub struct CardCredentials {
+    /// The cards' management key.
+    pub management_key: ManagementKey,
+    /// The cards' current PIN (needed for the test signature).
+    pub pin: Pin,
+    /// The cards' current PUK, needed only to set a new one.
+    pub puk: Option<Pin>,
+    /// The operator accepts the well-known factory management key and PIN.
+    pub allow_factory_defaults: bool,
+}
+
+impl fmt::Debug for CardCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CardCredentials")
+            .field("management_key", &self.management_key)
+            .field("allow_factory_defaults", &self.allow_factory_defaults)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CardCredentials {
+    /// Refuses factory secrets that would stay on the card, unless the
+    /// operator overrode. A factory PIN that is replaced by a PIN letter is
+    /// only used once, to change it, and is accepted.
+    pub fn check_factory_defaults(&self, new_pin_letter: bool) -> Result<(), CardError> {
+        if self.allow_factory_defaults {
+            return Ok(());
+        }
+        if self.management_key.is_factory_default() {
+            return Err(CardError::Refused(
+                "the management key is the well-known factory key; set a card-specific key first, \
+                 or pass --allow-factory-defaults for a test card"
+                    .into(),
+            ));
+        }
+        if !new_pin_letter && self.pin.expose() == FACTORY_PIN {
+            return Err(CardError::Refused(
+                "the PIN is the well-known factory PIN 123456 and would stay on the card; \
+                 ask for a PIN letter (--pin-letter) or pass --allow-factory-defaults for a test card"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What to put on one card.
+#[derive(Debug, Clone)]
+pub struct CardRequest {
+    /// The certificate profile (Mali Mühür or ÖKC).
+    pub profile: Profile,
+    /// The certificate's subject.
+    pub subject: Subject,
+    /// The key to generate.
+    pub algorithm: Algorithm,
+    /// The slot (9C for a seal).
+    pub slot: Slot,
+    /// Start of validity.
+    pub not_before: DateTime,
+    /// Write a fresh random PIN and PUK to this new file (0600) and set them.
+    pub pin_letter: Option<PathBuf>,
+}
+
+/// The caller's part in one provisioning.
+pub trait CardHooks {
+    /// Called when a step starts (progress).
+    fn step(&mut self, _step: Step) {}
+
+    /// Judges the certificate the slot already holds; an error stops before
+    /// the card is changed.
+    fn existing_certificate(&mut self, certificate: &[u8]) -> Result<(), CardError>;
+
+    /// Called after the TBS is linted and before the CA signs: the place to
+    /// make the intent durable.
+    fn before_signing(&mut self, prepared: &PreparedCertificate) -> Result<(), CardError>;
+}
+
+/// What was written to the card, proved.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProvisionedCard {
+    /// The slot.
+    pub slot: String,
+    /// The key type generated on the card.
+    pub key_type: String,
+    /// The certificate serial, hex.
+    pub serial: String,
+    /// The certificate, DER.
+    #[serde(skip)]
+    pub certificate_der: Vec<u8>,
+    /// The certificate, PEM.
+    pub certificate_pem: String,
+    /// The PIN letter written, if one was asked for.
+    pub pin_letter: Option<String>,
+    /// The checks that passed.
+    pub checks: Vec<String>,
+}
+
+/// Provisions the card `client` talks to.
+pub fn provision_card<T: Transport>(
+    client: &mut PivClient<T>,
+    ca: &CertificateAuthority,
+    credentials: &CardCredentials,
+    request: &CardRequest,
+    hooks: &mut dyn CardHooks,
+) -> Result<ProvisionedCard, CardError> {
+    let card = |step: Step| move |error: PivError| CardError::Card { step, error };
+    let key_type = request.algorithm.key_type();
+    if !request.profile.key_types.contains(&key_type) {
+        return Err(CardError::Refused(format!(
+            "the {} profile does not accept {key_type} keys (accepted: {})",
+            request.profile.name,
+            request.profile.key_types_text()
+        )));
+    }
+    credentials.check_factory_defaults(request.pin_letter.is_some())?;
+    if request.pin_letter.is_some() && credentials.puk.is_none() {
+        return Err(CardError::Refused(
+            "a PIN letter sets a new PUK too: give the card's current PUK (--puk-env)".into(),
+        ));
+    }
+    if let Some(letter) = &request.pin_letter {
+        if letter.exists() {
+            return Err(CardError::Refused(format!(
+                "{} already exists; a PIN letter is never overwritten",
+                letter.display()
+            )));
+        }
+    }
+
+    hooks.step(Step::Select);
+    client.select().map_err(card(Step::Select))?;
+    // The PIN must be usable before anything is changed: a blocked PIN would
+    // only show at the test signature, after the key was replaced.
+    match client
+        .retry_state(key_reference::PIN)
+        .map_err(card(Step::Select))?
+    {
+        RetryState::Blocked => {
+            return Err(CardError::Card {
+                step: Step::Select,
+                error: PivError::Blocked { what: "PIN" },
+            })
+        }
+        RetryState::TriesLeft(_) | RetryState::Verified => {}
+    }
+    // A wrong PIN is found here, before the card is changed, at the cost of
+    // one try; nothing more is tried.
+    client
+        .verify_pin(&credentials.pin)
+        .map_err(card(Step::Select))?;
+
+    hooks.step(Step::Authenticate);
+    client
+        .authenticate_management_key(&credentials.management_key)
+        .map_err(card(Step::Authenticate))?;
+
+    hooks.step(Step::Inspect);
+    if let Some(existing) = client
+        .get_certificate(request.slot)
+        .map_err(card(Step::Inspect))?
+    {
+        hooks.existing_certificate(&existing)?;
+    }
+
+    hooks.step(Step::GenerateKey);
+    let spki = client
+        .generate_key(request.slot, request.algorithm)
+        .map_err(card(Step::GenerateKey))?;
+
+    hooks.step(Step::Issue);
+    let issue = |error: IssueError| CardError::Issue {
+        step: Step::Issue,
+        error,
+    };
+    let prepared = ca
+        .prepare(
+            &request.profile,
+            &request.subject,
+            &spki,
+            request.not_before,
+        )
+        .map_err(issue)?;
+    hooks.before_signing(&prepared)?;
+    let certificate = ca.sign(prepared).map_err(issue)?;
+    let mut checks = vec![format!(
+        "key generated on the card in slot {} ({key_type}); the certificate certifies it",
+        request.slot
+    )];
+    check_certifies(&certificate, &spki)?;
+
+    hooks.step(Step::WriteCertificate);
+    client
+        .put_certificate(request.slot, certificate.der())
+        .map_err(card(Step::WriteCertificate))?;
+
+    hooks.step(Step::ReadBack);
+    let read_back = client
+        .get_certificate(request.slot)
+        .map_err(card(Step::ReadBack))?;
+    if read_back.as_deref() != Some(certificate.der()) {
+        return Err(CardError::Check(
+            "the certificate read back from the card differs from the one written".into(),
+        ));
+    }
+    checks.push("certificate read back from the card equals the one written".into());
+
+    hooks.step(Step::TestSignature);
+    let message = test_message(&certificate);
+    // The signature key is "PIN always" (SP 800-73-4 Part 1 Table 4b): one
+    // VERIFY right before each signature.
+    client
+        .verify_pin(&credentials.pin)
+        .map_err(card(Step::TestSignature))?;
+    let signature = client
+        .sign(
+            request.slot,
+            request.algorithm,
+            &signing_input(request.algorithm, &message),
+        )
+        .map_err(card(Step::TestSignature))?;
+    verify_signature(&spki, key_type.signature_algorithm(), &message, &signature)
+        .map_err(|e| CardError::Check(format!("the card's test signature does not verify: {e}")))?;
+    checks.push(format!(
+        "test signature made by the card verifies under the certificate ({})",
+        key_type.signature_algorithm()
+    ));
+
+    let pin_letter = match (&request.pin_letter, &credentials.puk) {
+        (Some(path), Some(puk)) => {
+            hooks.step(Step::Credentials);
+            set_fresh_credentials(client, credentials, puk, path, &certificate)?;
+            checks.push("fresh random PIN and PUK set; PIN letter written (mode 0600)".into());
+            Some(path.display().to_string())
+        }
+        _ => None,
+    };
+
+    Ok(ProvisionedCard {
+        slot: request.slot.to_string(),
+        key_type: key_type.to_string(),
+        serial: certificate.serial_hex(),
+        certificate_pem: certificate.to_pem(),
+        certificate_der: certificate.der().to_vec(),
+        pin_letter,
+        checks,
+    })
+}
+
+/// The certificate must certify the key the card generated.
+fn check_certifies(certificate: &IssuedCertificate, spki: &[u8]) -> Result<(), CardError> {
+    let parsed = x509_cert::Certificate::from_der(certificate.der())
+        .map_err(|e| CardError::Check(format!("the issued certificate does not decode: {e}")))?;
+    let certified = parsed
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(|e| CardError::Check(e.to_string()))?;
+    if certified != spki {
+        return Err(CardError::Check(
+            "the certificate does not certify the card's key".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The message of the test signature: names the certificate, so a
+/// signature cannot be replayed from another card.
+fn test_message(certificate: &IssuedCertificate) -> Vec<u8> {
+    format!(
+        "certmint card test signature for certificate {}",
+        certificate.serial_hex()
+    )
+    .into_bytes()
+}
+
+/// A random string of `len` decimal digits (PIV PINs are digits on most cards).
+fn random_digits(len: usize) -> Result<String, CardError> {
+    let mut digits = String::with_capacity(len);
+    while digits.len() < len {
+        let mut byte = [0u8; 1];
+        aws_lc_rs::rand::fill(&mut byte)
+            .map_err(|_| CardError::Record("the random number generator failed".into()))?;
+        // 250 is the largest multiple of 10 below 256: reject above it so
+        // every digit is equally likely.
+        if byte[0] < 250 {
+            digits.push(char::from(b'0' + byte[0] % 10));
+        }
+    }
+    Ok(digits)
+}
+
+/// Sets a fresh PUK and PIN and writes them to the PIN letter. The letter is
+/// written to a temporary file first, so the values are never lost: if the
+/// card refuses, the letter is removed and the card keeps its old secrets.
+fn set_fresh_credentials<T: Transport>(
+    client: &mut PivClient<T>,
+    credentials: &CardCredentials,
+    current_puk: &Pin,
+    path: &Path,
+    certificate: &IssuedCertificate,
+) -> Result<(), CardError> {
+    let card = |error: PivError| CardError::Card {
+        step: Step::Credentials,
+        error,
+    };
+    let record = |e: std::io::Error| {
+        CardError::Record(format!(
+            "cannot write the PIN letter {}: {e}",
+            path.display()
+        ))
+    };
+    let new_pin =
+        Pin::new(random_digits(8)?, "new PIN").map_err(|e| CardError::Record(e.to_string()))?;
+    let new_puk =
+        Pin::new(random_digits(8)?, "new PUK").map_err(|e| CardError::Record(e.to_string()))?;
+    let letter = zeroize::Zeroizing::new(format!(
+        "certmint PIN letter\n\
+         certificate serial: {}\n\
+         PIN: {}\n\
+         PUK: {}\n\
+         Keep this letter apart from the card. The PIN unlocks the seal key; the PUK unblocks the PIN.\n",
+        certificate.serial_hex(),
+        new_pin.expose(),
+        new_puk.expose()
+    ));
+    let temporary = path.with_extension("certmint-new");
+    crate::ca::write_new_file(&temporary, letter.as_bytes(), 0o600)
+        .map_err(|e| CardError::Record(e.to_string()))?;
+    // The PUK first: if the card refuses it, nothing changed and the letter goes.
+    if let Err(error) = client.change_secret(key_reference::PUK, current_puk, &new_puk) {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(card(error));
+    }
+    if let Err(error) = client.change_secret(key_reference::PIN, &credentials.pin, &new_pin) {
+        // The PUK is already new: keep the letter so that value is not lost.
+        return Err(CardError::Record(format!(
+            "the new PUK was set but the new PIN was refused ({error}); the PUK is in {} —              unblock or reset the PIN with it before shipping the card",
+            temporary.display()
+        )));
+    }
+    std::fs::rename(&temporary, path).map_err(record)
+}

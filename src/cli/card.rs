@@ -1,0 +1,507 @@
+//! `certmint card list|provision|station`: PIV smart cards through PC/SC.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+use certmint::ca::{self, CaDirectory};
+use certmint::card::provision::{
+    provision_card, CardCredentials, CardError, CardHooks, CardRequest,
+};
+use certmint::card::station::{Station, StationEvent};
+use certmint::card::Readers;
+use certmint::ids::IdMode;
+use certmint::issue::PreparedCertificate;
+use certmint::journal::{Journal, OrderId, SqliteJournal};
+use certmint::keyref::Unlock;
+use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
+use certmint::piv::{Algorithm, Slot};
+use certmint::pkcs11::pin::PinSource;
+use certmint::profile::{CaConfig, Profile, ProfileName, Subject, SubjectInput};
+use certmint::signer::KeyType;
+
+use super::orders::{calendar, JournalArgs, Stopped};
+
+const CARD_HELP: &str = "\n\
+Secrets never come from arguments: the PIN and PUK from the variables named by --pin-env and\n\
+--puk-env (else a prompt), the management key from --mgmt-key-file (hex, mode 0600) or --mgmt-key-env.\n\
+The well-known factory management key and PIN are refused unless --allow-factory-defaults (test cards).\n\
+A wrong PIN is tried once: the run stops with the tries left.";
+
+/// How to reach the cards' secrets.
+#[derive(Args, Clone)]
+pub struct CardSecretArgs {
+    /// File holding the cards' management key in hex.
+    #[arg(long)]
+    mgmt_key_file: Option<PathBuf>,
+    /// Environment variable holding the cards' management key in hex.
+    #[arg(long)]
+    mgmt_key_env: Option<String>,
+    /// Management key algorithm: 3des, aes128, aes192 or aes256.
+    #[arg(long, default_value = "3des", value_parser = parse_mgmt_algorithm)]
+    mgmt_algorithm: MgmtAlgorithm,
+    /// Environment variable holding the cards' PIN (else a prompt).
+    #[arg(long)]
+    pin_env: Option<String>,
+    /// Accept the well-known factory management key and PIN (test cards only).
+    #[arg(long)]
+    allow_factory_defaults: bool,
+}
+
+fn parse_mgmt_algorithm(text: &str) -> Result<MgmtAlgorithm, String> {
+    MgmtAlgorithm::from_name(text)
+        .ok_or_else(|| format!("{text:?} (use 3des, aes128, aes192 or aes256)"))
+}
+
+impl CardSecretArgs {
+    fn credentials(&self, puk_env: Option<&str>) -> Result<CardCredentials> {
+        let management_key = match (&self.mgmt_key_file, &self.mgmt_key_env) {
+            (Some(path), None) => {
+                let text =
+                    zeroize::Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
+                        format!("cannot read the management key file {}", path.display())
+                    })?);
+                ManagementKey::from_hex(self.mgmt_algorithm, text.trim())
+                    .with_context(|| path.display().to_string())?
+            }
+            (None, Some(var)) => {
+                let text = zeroize::Zeroizing::new(std::env::var(var).with_context(|| {
+                    format!("environment variable {var} (named by --mgmt-key-env) is not set")
+                })?);
+                ManagementKey::from_hex(self.mgmt_algorithm, text.trim())
+                    .with_context(|| format!("the management key in {var}"))?
+            }
+            (None, None) if self.allow_factory_defaults => {
+                ManagementKey::factory(self.mgmt_algorithm)
+            }
+            (None, None) => bail!(
+                "give the cards' management key with --mgmt-key-file or --mgmt-key-env \
+                 (the factory key only with --allow-factory-defaults)"
+            ),
+            (Some(_), Some(_)) => bail!("give --mgmt-key-file or --mgmt-key-env, not both"),
+        };
+        let pin = PinSource::choose(None, self.pin_env.as_deref()).read("the cards")?;
+        let puk = match puk_env {
+            Some(var) => Some(PinSource::Env(var.to_owned()).read("the cards' PUK")?),
+            None => None,
+        };
+        Ok(CardCredentials {
+            management_key,
+            pin,
+            puk,
+            allow_factory_defaults: self.allow_factory_defaults,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+pub enum CardCommand {
+    /// Readers, whether a card is present, its ATR and whether it answers PIV.
+    List(ListArgs),
+    /// Key generated on one card, Mali Mühür certificate written, read back and test-signed.
+    Provision(ProvisionArgs),
+    /// One worker per reader over an order: insert a card, produce, take it out, next.
+    Station(StationArgs),
+}
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  certmint card list\n  certmint card list --json")]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[command(after_help = format!("Example:\n  CARD_PIN=… CARD_PUK=… certmint card provision --ca ./ca --reader 'Yubico YubiKey 00 00' \\\n      --vkn 4540536920 --unvan 'Örnek Bilişim A.Ş.' --key-type p384 \\\n      --mgmt-key-file card.key --pin-env CARD_PIN --puk-env CARD_PUK --pin-letter 4540536920.pin.txt --out 4540536920.pem\n\n\
+Authenticates with the management key, generates the key in slot 9c on the card, has the CA sign the\n\
+Mali Mühür certificate, writes it, reads it back, and verifies a test signature made by the card.\n\
+With --pin-letter the card gets a fresh random PIN and PUK, written to that new file (mode 0600).\n{CARD_HELP}"))]
+pub struct ProvisionArgs {
+    /// The CA directory made by `certmint ca init`.
+    #[arg(long)]
+    ca: PathBuf,
+    /// The reader (default: the only reader with a card in it).
+    #[arg(long)]
+    reader: Option<String>,
+    /// The company's VKN.
+    #[arg(long)]
+    vkn: Option<String>,
+    /// A sole proprietor's TCKN (instead of --vkn).
+    #[arg(long)]
+    tckn: Option<String>,
+    /// The trade name (unvan).
+    #[arg(long)]
+    unvan: String,
+    /// p384 or rsa2048 (the Mali Mühür key types on PIV cards).
+    #[arg(long, default_value = "p384")]
+    key_type: KeyType,
+    /// The PIV slot: 9c (digital signature) unless told otherwise.
+    #[arg(long, default_value = "9c")]
+    slot: Slot,
+    #[command(flatten)]
+    secrets: CardSecretArgs,
+    /// Environment variable holding the card's current PUK (needed with --pin-letter).
+    #[arg(long)]
+    puk_env: Option<String>,
+    /// Set a fresh random PIN and PUK and write them to this new file (mode 0600).
+    #[arg(long)]
+    pin_letter: Option<PathBuf>,
+    /// Replace a certificate already in the slot.
+    #[arg(long)]
+    replace: bool,
+    /// Also write the certificate here as PEM (never overwritten).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Environment variable holding the CA token's PIN (when the CA key is a pkcs11: URI).
+    #[arg(long)]
+    ca_pin_env: Option<String>,
+    /// Accept GİB's test identifiers. Never in production.
+    #[arg(long)]
+    test_mode: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[command(after_help = format!("Examples:\n  CARD_PIN=… certmint card station --order 7 --ca ./ca --mgmt-key-file cards.key --pin-env CARD_PIN\n  certmint card station --order 7 --ca ./ca --reader 'Reader A' --reader 'Reader B' --mgmt-key-env CARD_KEY --pin-env CARD_PIN\n\n\
+Serves every reader (or those named) with one worker each: insert a blank card, the worker takes the\n\
+next device of the order, provisions the card and asks for it to be taken out. A card pulled in the\n\
+middle is reported and its device goes to the next card; the journal keeps one valid certificate per\n\
+device. Ctrl-C stops after the cards in flight; the same command resumes.\n{CARD_HELP}"))]
+pub struct StationArgs {
+    #[command(flatten)]
+    journal: JournalArgs,
+    /// The order (target card).
+    #[arg(long)]
+    order: i64,
+    /// The CA directory.
+    #[arg(long)]
+    ca: PathBuf,
+    /// A reader to serve (repeatable; default: every reader).
+    #[arg(long = "reader")]
+    readers: Vec<String>,
+    /// The PIV slot of the device keys.
+    #[arg(long, default_value = "9c")]
+    slot: Slot,
+    #[command(flatten)]
+    secrets: CardSecretArgs,
+    /// The delivery root: the order's certificates and manifest go to OUT/order-N.
+    #[arg(long, default_value = "deliveries")]
+    out: PathBuf,
+    /// Environment variable holding the CA token's PIN.
+    #[arg(long)]
+    ca_pin_env: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn card(command: CardCommand) -> Result<()> {
+    match command {
+        CardCommand::List(args) => list(args),
+        CardCommand::Provision(args) => provision(args),
+        CardCommand::Station(args) => station(args),
+    }
+}
+
+fn list(args: ListArgs) -> Result<()> {
+    let readers = Readers::establish()?;
+    let reports = readers.list()?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        return Ok(());
+    }
+    if reports.is_empty() {
+        println!("No card reader is connected.");
+    }
+    for r in &reports {
+        let card = match (&r.atr, r.piv) {
+            (None, _) => "no card".to_owned(),
+            (Some(atr), Some(true)) => format!("card, ATR {atr}, PIV"),
+            (Some(atr), Some(false)) => format!("card, ATR {atr}, no PIV application"),
+            (Some(atr), None) => format!(
+                "card, ATR {atr}, PIV unknown ({})",
+                r.note.as_deref().unwrap_or("not asked")
+            ),
+        };
+        println!("{}: {card}", r.reader);
+    }
+    Ok(())
+}
+
+/// The only reader holding a card, when the operator named none.
+fn choose_reader(readers: &Readers, named: Option<String>) -> Result<String> {
+    if let Some(name) = named {
+        return Ok(name);
+    }
+    let with_card: Vec<String> = readers
+        .list()?
+        .into_iter()
+        .filter(|r| r.card_present)
+        .map(|r| r.reader)
+        .collect();
+    match with_card.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("no reader holds a card: insert one, or name the reader with --reader"),
+        many => bail!(
+            "several readers hold a card ({}): name one with --reader",
+            many.join(", ")
+        ),
+    }
+}
+
+/// `card provision`'s judgement of what the slot holds already.
+struct ProvisionHooks {
+    replace: bool,
+    replaced: Option<String>,
+}
+
+impl CardHooks for ProvisionHooks {
+    fn existing_certificate(&mut self, certificate: &[u8]) -> Result<(), CardError> {
+        let summary = match certmint::inspect::summarize(certificate) {
+            Ok(s) => format!("serial {}, valid until {}", s.serial, s.not_after),
+            Err(_) => "data that is not a certificate".into(),
+        };
+        if !self.replace {
+            return Err(CardError::Refused(format!(
+                "the slot already holds a certificate ({summary}); pass --replace to replace it"
+            )));
+        }
+        self.replaced = Some(summary);
+        Ok(())
+    }
+
+    fn before_signing(&mut self, _prepared: &PreparedCertificate) -> Result<(), CardError> {
+        Ok(())
+    }
+}
+
+fn provision(args: ProvisionArgs) -> Result<()> {
+    // Everything is checked before the card is touched.
+    if let Some(out) = &args.out {
+        if out.exists() {
+            bail!(
+                "{} already exists; certmint never overwrites a certificate",
+                out.display()
+            );
+        }
+    }
+    let config = CaConfig::load(&args.ca.join(ca::CONFIG_FILE))?;
+    let profile = Profile::from_config(ProfileName::MaliMuhur, &config)?;
+    let id_mode = if args.test_mode {
+        IdMode::Test
+    } else {
+        IdMode::Production
+    };
+    let subject = Subject::from_input(
+        &profile,
+        &SubjectInput {
+            vkn: args.vkn.clone(),
+            tckn: args.tckn.clone(),
+            unvan: Some(args.unvan.clone()),
+            ..Default::default()
+        },
+        id_mode,
+    )?;
+    let algorithm = Algorithm::for_key_type(args.key_type)
+        .with_context(|| format!("{} keys cannot be generated on PIV cards", args.key_type))?;
+    let credentials = args.secrets.credentials(args.puk_env.as_deref())?;
+    credentials.check_factory_defaults(args.pin_letter.is_some())?;
+    let directory = CaDirectory::open(
+        &args.ca,
+        None,
+        &Unlock {
+            pin_env: args.ca_pin_env.clone(),
+            sessions: Some(1),
+        },
+    )?;
+    let ca = directory.ca.with_id_mode(id_mode);
+    let readers = Readers::establish()?;
+    let reader = choose_reader(&readers, args.reader.clone())?;
+    let request = CardRequest {
+        profile,
+        subject,
+        algorithm,
+        slot: args.slot,
+        not_before: certmint::issue::validity::now()?,
+        pin_letter: args.pin_letter.clone(),
+    };
+    let mut hooks = ProvisionHooks {
+        replace: args.replace,
+        replaced: None,
+    };
+    let provisioned = readers
+        .with_card(&reader, |client| {
+            Ok(provision_card(
+                client,
+                &ca,
+                &credentials,
+                &request,
+                &mut hooks,
+            ))
+        })
+        .map_err(|error| CardError::Card {
+            step: certmint::card::provision::Step::Select,
+            error,
+        })??;
+    if let Some(out) = &args.out {
+        ca::write_new_file(out, provisioned.certificate_pem.as_bytes(), 0o644)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&provisioned)?);
+    } else {
+        println!(
+            "Provisioned the card in {reader:?}: slot {}, {} key, certificate {}",
+            provisioned.slot, provisioned.key_type, provisioned.serial
+        );
+        if let Some(replaced) = &hooks.replaced {
+            println!("Replaced the slot's earlier certificate ({replaced}).");
+        }
+        for check in &provisioned.checks {
+            println!("  ok  {check}");
+        }
+        if let Some(letter) = &provisioned.pin_letter {
+            println!("PIN letter: {letter} (hand it to the customer apart from the card)");
+        }
+    }
+    Ok(())
+}
+
+fn station(args: StationArgs) -> Result<()> {
+    let journal: SqliteJournal = args.journal.open()?;
+    let order = journal.order(OrderId(args.order))?;
+    let credentials = args.secrets.credentials(None)?;
+    credentials.check_factory_defaults(false)?;
+    let readers = Readers::establish()?;
+    let names = if args.readers.is_empty() {
+        readers.names()?
+    } else {
+        let present = readers.names()?;
+        for name in &args.readers {
+            if !present.contains(name) {
+                bail!(
+                    "reader {name:?} is not connected (connected: {})",
+                    present.join(", ")
+                );
+            }
+        }
+        args.readers.clone()
+    };
+    if names.is_empty() {
+        bail!("no card reader is connected");
+    }
+    let directory = CaDirectory::open(
+        &args.ca,
+        None,
+        &Unlock {
+            pin_env: args.ca_pin_env.clone(),
+            sessions: Some(names.len()),
+        },
+    )?;
+    let profile = Profile::from_config(ProfileName::OkcDevice, &directory.config)?;
+    let calendar = calendar(&None)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let canceller = readers.canceller();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            canceller.cancel();
+            eprintln!("\nStopping after the cards in flight… (Ctrl-C again to leave at once)");
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
+
+    // The live view: one line per reader on a terminal, one log line per
+    // event otherwise (logs, CI).
+    let live = std::io::stderr().is_terminal();
+    let view = indicatif::MultiProgress::new();
+    let lines: Vec<(String, indicatif::ProgressBar)> = names
+        .iter()
+        .map(|name| {
+            let bar = view.add(indicatif::ProgressBar::new_spinner());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {prefix:30} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(name.clone());
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            (name.clone(), bar)
+        })
+        .collect();
+    let total = view.add(indicatif::ProgressBar::new(order.devices));
+    total.set_style(
+        indicatif::ProgressStyle::with_template(
+            "  order {msg} [{bar:30}] {pos}/{len} cards, {per_sec}, ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    total.set_message(args.order.to_string());
+    total.set_position(order.verified);
+    let on_event = |reader: &str, event: &StationEvent| {
+        if let StationEvent::Done { .. } = event {
+            total.inc(1);
+        }
+        if live {
+            if let Some((_, bar)) = lines.iter().find(|(name, _)| name == reader) {
+                bar.set_message(event.to_string());
+            }
+        } else {
+            eprintln!("[{reader}] {event}");
+        }
+    };
+    let station = Station {
+        order: OrderId(args.order),
+        ca: &directory.ca,
+        profile: &profile,
+        chain: vec![
+            directory.ca.certificate_der().to_vec(),
+            directory.root_der.clone(),
+        ],
+        out: args.out.clone(),
+        readers: names,
+        slot: args.slot,
+        credentials,
+        operator: args.journal.operator(),
+        stop: stop.clone(),
+        on_event: &on_event,
+        calendar: &calendar,
+    };
+    let journal: Mutex<SqliteJournal> = Mutex::new(journal);
+    let result = station.run(&journal);
+    for (_, bar) in &lines {
+        bar.finish_and_clear();
+    }
+    total.finish_and_clear();
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "Order {}: {} card(s) produced now, {} before, {} in all.",
+            args.order, report.produced_now, report.already_done, report.devices
+        );
+        if report.voided_intents > 0 {
+            println!(
+                "Resumed an interrupted run: voided {} unfinished intent(s).",
+                report.voided_intents
+            );
+        }
+        if let Some(folder) = &report.delivery {
+            println!("Delivered to {folder}");
+        }
+    }
+    if report.stopped {
+        return Err(Stopped.into());
+    }
+    Ok(())
+}
