@@ -84,11 +84,6 @@ impl Readers {
         Ok(Readers { context })
     }
 
-    /// A handle that can cancel a wait from another thread (Ctrl-C).
-    pub fn canceller(&self) -> Canceller {
-        Canceller(self.context.clone())
-    }
-
     /// The names of the readers connected now.
     pub fn names(&self) -> Result<Vec<String>, PivError> {
         match self.context.list_readers_owned() {
@@ -201,18 +196,6 @@ impl Readers {
             }
             states[0].sync_current_state();
         }
-    }
-}
-
-/// Cancels the waits of a [`Readers`] from another thread.
-#[derive(Clone)]
-pub struct Canceller(Context);
-
-impl Canceller {
-    /// Wakes every wait with a "cancelled" error.
-    pub fn cancel(&self) {
-        // A context already released has nothing to cancel.
-        let _ = self.0.cancel();
     }
 }
 

@@ -231,23 +231,31 @@ impl Station<'_> {
         let produced = AtomicU64::new(0);
         let failure: Mutex<Option<StationError>> = Mutex::new(None);
         let halt = AtomicBool::new(false);
-        let pcsc = Readers::establish().map_err(|error| StationError::Reader {
-            reader: "PC/SC".into(),
-            error,
-        })?;
         std::thread::scope(|scope| {
             for reader in &self.readers {
-                let (queue, produced, failure, halt, pcsc) =
-                    (&queue, &produced, &failure, &halt, &pcsc);
+                let (queue, produced, failure, halt) = (&queue, &produced, &failure, &halt);
                 let manufacturer = order.manufacturer.clone();
                 scope.spawn(move || {
+                    // One PC/SC context per worker: pcsc-lite serialises the
+                    // calls made on one context, and a worker waits long.
+                    let pcsc = match Readers::establish() {
+                        Ok(pcsc) => pcsc,
+                        Err(error) => {
+                            halt.store(true, Ordering::SeqCst);
+                            lock(failure).get_or_insert(StationError::Reader {
+                                reader: reader.clone(),
+                                error,
+                            });
+                            return;
+                        }
+                    };
                     let worker = Worker {
                         station: self,
                         reader,
                         journal,
                         queue,
                         halt,
-                        pcsc,
+                        pcsc: &pcsc,
                         algorithm,
                         manufacturer,
                     };
@@ -255,9 +263,8 @@ impl Station<'_> {
                         Ok(()) => {}
                         Err(e) => {
                             halt.store(true, Ordering::SeqCst);
+                            // The other workers see the halt at their next wake-up.
                             lock(failure).get_or_insert(e);
-                            // Wake the other readers' waits.
-                            pcsc.canceller().cancel();
                         }
                     }
                     (self.on_event)(reader, &StationEvent::Finished);

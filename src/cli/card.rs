@@ -409,12 +409,10 @@ fn station(args: StationArgs) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
-        let canceller = readers.canceller();
         ctrlc::set_handler(move || {
             if stop.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
             }
-            canceller.cancel();
             eprintln!("\nStopping after the cards in flight… (Ctrl-C again to leave at once)");
         })
         .context("cannot install the Ctrl-C handler")?;
