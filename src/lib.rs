@@ -35,3 +35,4 @@ pub mod pkcs11;
 pub mod profile;
 pub mod request;
 pub mod signer;
+pub mod vcard;
