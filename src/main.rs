@@ -72,6 +72,9 @@ enum Command {
     Audit(cli::orders::AuditCommand),
     /// Measure a CA key and the issuance pipeline around it (raw rates, efficiency, latency).
     Bench(cli::bench::BenchArgs),
+    /// Smart cards in PC/SC readers (a virtual PIV card for rehearsals).
+    #[command(subcommand)]
+    Card(cli::card::CardCommand),
 }
 
 #[derive(Subcommand)]
@@ -398,6 +401,7 @@ fn main() -> ExitCode {
         Command::Okc(command) => cli::orders::okc(command),
         Command::Audit(command) => cli::orders::audit(command),
         Command::Bench(args) => cli::bench::bench(args),
+        Command::Card(command) => cli::card::card(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

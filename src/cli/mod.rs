@@ -2,4 +2,6 @@
 //! lines each. Parsing and reporting only: the work is in the library.
 
 pub mod bench;
+pub mod card;
 pub mod orders;
+pub mod vcard;

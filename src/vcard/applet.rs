@@ -26,20 +26,11 @@ use crate::piv::mgmt::ManagementKey;
 use crate::piv::mgmt::MgmtAlgorithm;
 use crate::piv::{
     ins, key_reference, key_template_from_spki, pin_block, tlv, Algorithm, Slot, PIV_AID,
-    PIV_AID_PREFIX,
 };
 
-/// INS of the YubiKey GET VERSION command (a vendor extension, see
-/// [`FIRMWARE_VERSION`]).
-pub const INS_GET_VERSION: u8 = 0xFD;
-
-/// What the card answers to the vendor GET VERSION command (INS FD) that
-/// yubico-piv-tool sends after SELECT. A compatibility extension, not part
-/// of SP 800-73-4: 4.0.0 is below every YubiKey version that enables a
-/// feature this card lacks (metadata, attestation, serial number in PIV,
-/// AES management keys in the tool) and outside the range in which the
-/// tool refuses RSA generation (4.2.6 to 4.3.4, ROCA).
-pub const FIRMWARE_VERSION: [u8; 3] = [4, 0, 0];
+/// Length of the NIST registered application provider identifier, the
+/// shortest truncated AID that selects the PIV application.
+const NIST_RID_LEN: usize = 5;
 
 /// The longest command data a chain may accumulate, and the longest data
 /// object the card stores: bounded so a runaway client cannot exhaust
@@ -370,20 +361,23 @@ impl VirtualCard {
             ins::GENERATE_ASYMMETRIC_KEY_PAIR => self.generate(command, data),
             ins::PUT_DATA => self.put_data(command, data),
             ins::GET_DATA => self.get_data(command, data),
-            INS_GET_VERSION => Ok(FIRMWARE_VERSION.to_vec()),
             _ => Err(StatusWord::INS_NOT_SUPPORTED),
         }
     }
 
     /// SELECT by AID (Part 2 §3.1.1): the full AID or a right-truncated one
-    /// of at least the 9-octet prefix. Selecting the PIV application starts
-    /// a fresh security status; a SELECT of another application fails and
-    /// leaves the current selection as it was (ISO 7816-4 §7.1.1).
+    /// (ISO 7816-4 §8.2.2.2 partial DF name). SP 800-73-4 names the 9-octet
+    /// PIX without version, but yubico-piv-tool selects with the 5-octet
+    /// NIST RID alone; as the card holds one application, any truncation
+    /// down to the RID names it unambiguously. Selecting the PIV
+    /// application starts a fresh security status; a SELECT of another
+    /// application fails and leaves the current selection as it was (ISO
+    /// 7816-4 §7.1.1).
     fn select(&mut self, command: &Command, aid: &[u8]) -> Outcome {
         if (command.p1, command.p2) != (0x04, 0x00) {
             return Err(StatusWord::INCORRECT_P1_P2);
         }
-        if aid.len() < PIV_AID_PREFIX.len() || !PIV_AID.starts_with(aid) {
+        if aid.len() < NIST_RID_LEN || !PIV_AID.starts_with(aid) {
             return Err(StatusWord::NOT_FOUND);
         }
         self.session = Session {

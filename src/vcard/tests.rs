@@ -562,7 +562,14 @@ fn classes_instructions_and_selection_are_checked() {
         Some(&[0xA0, 0x00, 0x00, 0x03, 0x08][..])
     );
     assert!(tlv::find(apt, &[0xAC]).unwrap().is_some());
-    // The full AID selects too; another AID leaves the PIV selection.
+    // The full AID and the RID alone select too (yubico-piv-tool sends the
+    // RID); four octets do not; another AID leaves the PIV selection.
+    let rid = [
+        0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00,
+    ];
+    assert_eq!(card.raw(&rid).status, StatusWord::SUCCESS);
+    let four = [0x00, 0xA4, 0x04, 0x00, 0x04, 0xA0, 0x00, 0x00, 0x03, 0x00];
+    assert_eq!(card.raw(&four).status, StatusWord::NOT_FOUND);
     let mut full = vec![0x00, 0xA4, 0x04, 0x00, 0x0B];
     full.extend_from_slice(&crate::piv::PIV_AID);
     full.push(0x00);

@@ -206,7 +206,6 @@ pub fn instruction_name(ins: u8) -> &'static str {
         0xDB => "PUT DATA",
         0xCB => "GET DATA",
         0xC0 => "GET RESPONSE",
-        0xFD => "GET VERSION (vendor)",
         _ => "unknown instruction",
     }
 }
