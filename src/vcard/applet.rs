@@ -517,7 +517,6 @@ impl VirtualCard {
             witness: field(0x80),
             challenge: field(0x81),
             response: field(0x82),
-            exponentiation: field(0x85),
         };
         if command.p2 == key_reference::MANAGEMENT {
             return self.authenticate_management_key(command.p1, &fields);
@@ -741,12 +740,12 @@ impl VirtualCard {
 }
 
 /// The fields of a dynamic authentication template (7C) the card uses.
+/// Exponentiation (85, ECDH key agreement) is not among them: the card
+/// refuses key agreement.
 struct DynamicTemplate<'a> {
     witness: Option<&'a [u8]>,
     challenge: Option<&'a [u8]>,
     response: Option<&'a [u8]>,
-    #[allow(dead_code)] // Parsed so the refusal of key agreement is explicit.
-    exponentiation: Option<&'a [u8]>,
 }
 
 /// `61 xx` for `remaining` octets waiting (00 when 256 or more).

@@ -477,3 +477,128 @@ fn command_event(card: u32, apdu: &[u8], response: &[u8]) -> CardEvent {
         status,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// The driver's side of the protocol: one framed message.
+    fn send(stream: &mut TcpStream, payload: &[u8]) {
+        let mut message = (payload.len() as u16).to_be_bytes().to_vec();
+        message.extend_from_slice(payload);
+        stream.write_all(&message).unwrap();
+    }
+
+    /// One framed message from the card; `None` when it closed the
+    /// connection (the card was removed).
+    fn receive(stream: &mut TcpStream) -> Option<Vec<u8>> {
+        let mut length = [0u8; 2];
+        stream.read_exact(&mut length).ok()?;
+        let mut payload = vec![0u8; u16::from_be_bytes(length) as usize];
+        stream.read_exact(&mut payload).ok()?;
+        Some(payload)
+    }
+
+    const SELECT_PIV: [u8; 15] = [
+        0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x00,
+    ];
+
+    /// Runs the card against a local listener standing in for vpcd.
+    fn start(
+        options: VpcdOptions,
+    ) -> (
+        TcpListener,
+        std::thread::JoinHandle<Result<Vec<CardEvent>, VcardError>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let options = VpcdOptions {
+            port: listener.local_addr().unwrap().port(),
+            ..options
+        };
+        let card = std::thread::spawn(move || {
+            let mut events = Vec::new();
+            run(&options, &mut |event| events.push(event.clone())).map(|()| events)
+        });
+        (listener, card)
+    }
+
+    #[test]
+    fn cards_speak_the_vpcd_protocol_and_leave_when_idle_after_use() {
+        let (listener, card) = start(VpcdOptions {
+            cards: 2,
+            eject: EjectPolicy::IdleAfterUse(Duration::from_millis(150)),
+            insert_pause: Duration::from_millis(10),
+            ..VpcdOptions::default()
+        });
+        for _ in 1..=2 {
+            let (mut reader, _) = listener.accept().unwrap();
+            reader
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            // ATR requests (presence polls) do not count as use: the card
+            // stays while only they arrive.
+            for _ in 0..3 {
+                send(&mut reader, &[control::GET_ATR]);
+                assert_eq!(receive(&mut reader), Some(atr()));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            send(&mut reader, &[control::POWER_ON]);
+            send(&mut reader, &SELECT_PIV);
+            let response = receive(&mut reader).unwrap();
+            assert_eq!(&response[response.len() - 2..], &[0x90, 0x00]);
+            // Used, then idle: the card leaves (the connection closes).
+            assert_eq!(receive(&mut reader), None);
+        }
+        let events = card.join().unwrap().unwrap();
+        let idle = Removal::Idle(Duration::from_millis(150));
+        for expected in [
+            CardEvent::Inserted { card: 1, of: 2 },
+            CardEvent::Removed { card: 1, why: idle },
+            CardEvent::Inserted { card: 2, of: 2 },
+            CardEvent::Removed { card: 2, why: idle },
+        ] {
+            assert!(events.contains(&expected), "{expected} in {events:?}");
+        }
+        assert!(events
+            .iter()
+            .any(|e| e.to_string()
+                == "card 1: 00 A4 04 00 SELECT (9 data octets) -> 90 00 (success)"));
+    }
+
+    #[test]
+    fn a_fault_removes_the_card_before_it_answers() {
+        let fault = Fault {
+            ins: 0xCB,
+            count: 2,
+        };
+        let (listener, card) = start(VpcdOptions {
+            fault: Some(fault),
+            ..VpcdOptions::default()
+        });
+        let (mut reader, _) = listener.accept().unwrap();
+        reader
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        send(&mut reader, &[control::POWER_ON]);
+        send(&mut reader, &SELECT_PIV);
+        assert!(receive(&mut reader).is_some());
+        let get_discovery = [0x00, 0xCB, 0x3F, 0xFF, 0x03, 0x5C, 0x01, 0x7E, 0x00];
+        send(&mut reader, &get_discovery);
+        assert!(
+            receive(&mut reader).is_some(),
+            "the first GET DATA is answered"
+        );
+        send(&mut reader, &get_discovery);
+        assert_eq!(receive(&mut reader), None, "the second pulls the card");
+        let events = card.join().unwrap().unwrap();
+        assert_eq!(
+            events.last(),
+            Some(&CardEvent::Removed {
+                card: 1,
+                why: Removal::Fault(fault)
+            })
+        );
+    }
+}

@@ -99,7 +99,9 @@ impl PcscStack {
                 Err(log) if attempt < 5 => {
                     eprintln!("pcscd on port {port} failed, retrying:\n{log}")
                 }
-                Err(log) => panic!("pcscd did not start:\n{log}"),
+                Err(log) => {
+                    panic!("pcscd did not start (it needs root, or a writable /run/pcscd):\n{log}")
+                }
             }
         }
         unreachable!("the loop returns or panics")
