@@ -531,7 +531,9 @@ impl VirtualCard {
     /// in 82); SP 800-73-4 Part 2 Appendix A.1 and A.2.
     fn authenticate_management_key(&mut self, p1: u8, fields: &DynamicTemplate<'_>) -> Outcome {
         let key = &self.management_key;
-        if p1 != key.algorithm().id() {
+        // SP 800-78-4 Table 6-2 names three-key Triple-DES both 03 and 00.
+        let triple_des_alias = p1 == 0x00 && key.algorithm() == MgmtAlgorithm::TripleDes;
+        if p1 != key.algorithm().id() && !triple_des_alias {
             return Err(StatusWord::INCORRECT_P1_P2);
         }
         let block_len = key.algorithm().block_len();

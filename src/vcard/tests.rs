@@ -269,6 +269,34 @@ fn management_key_authentication_works_with_every_algorithm_and_refuses_a_wrong_
 }
 
 #[test]
+fn triple_des_answers_to_its_legacy_identifier_00_too() {
+    let mut card = Bench::fresh();
+    let request = Command::new(
+        ins::GENERAL_AUTHENTICATE,
+        0x00,
+        key_reference::MANAGEMENT,
+        vec![0x7C, 0x02, 0x80, 0x00],
+    );
+    let answer = card.raw(&request.expect_response().to_bytes());
+    assert_eq!(answer.status, StatusWord::SUCCESS);
+    let config = CardConfig {
+        management_key: ManagementKey::factory(MgmtAlgorithm::Aes128),
+        ..CardConfig::default()
+    };
+    let mut card = Bench::with(&config);
+    let request = Command::new(
+        ins::GENERAL_AUTHENTICATE,
+        0x00,
+        key_reference::MANAGEMENT,
+        vec![0x7C, 0x02, 0x80, 0x00],
+    );
+    assert_eq!(
+        card.raw(&request.to_bytes()).status,
+        StatusWord::INCORRECT_P1_P2
+    );
+}
+
+#[test]
 fn one_way_management_key_authentication() {
     let key = ManagementKey::factory(MgmtAlgorithm::Aes192);
     let config = CardConfig {
