@@ -295,6 +295,7 @@ impl VirtualCard {
             Vec::new()
         };
         data.extend_from_slice(&command.data);
+        // The 64 octets leave room for the tags and lengths around an object.
         if data.len() > MAX_OBJECT_LEN + 64 {
             return Err(StatusWord::NOT_ENOUGH_MEMORY);
         }
