@@ -5,11 +5,16 @@
 # - softhsm2: the real PKCS#11 module the HSM tests and demo run against;
 # - opensc, opensc-pkcs11: pkcs11-tool (an independent reader of tokens) and
 #   pkcs11-spy (counts PKCS#11 calls, e.g. that a wrong PIN is tried once);
-# - time: GNU time, which reports a child's peak memory (the flat-memory test).
+# - time: GNU time, which reports a child's peak memory (the flat-memory test);
+# - pcscd, vsmartcard-vpcd, libpcsclite-dev: the PC/SC daemon, the virtual
+#   reader driver that `certmint card virtual` plugs a virtual PIV card into,
+#   and the PC/SC client library the pcsc crate links against;
+# - yubico-piv-tool: an independent PIV client of the virtual card (the
+#   interop tests), beside OpenSC's opensc-tool and pkcs11-tool.
 # Idempotent: installs nothing when everything is present.
 set -euo pipefail
 
-packages=(openssl softhsm2 opensc opensc-pkcs11 time)
+packages=(openssl softhsm2 opensc opensc-pkcs11 time pcscd vsmartcard-vpcd libpcsclite-dev yubico-piv-tool)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -36,3 +36,4 @@ pub mod pkcs11;
 pub mod profile;
 pub mod request;
 pub mod signer;
+pub mod vcard;

@@ -352,6 +352,7 @@ fn every_command_has_help_with_an_example() {
         vec!["okc", "purge", "--help"],
         vec!["audit", "verify", "--help"],
         vec!["bench", "--help"],
+        vec!["card", "virtual", "--help"],
     ] {
         let run = ws.certmint(&args).ok();
         assert!(run.stdout.contains("Example"), "{args:?}: {}", run.stdout);

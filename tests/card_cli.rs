@@ -160,7 +160,12 @@ fn a_provisioned_card_is_read_back_and_signs_through_opensc() {
         &[("CARD_PIN", "123456"), ("CARD_PUK", "12345678")],
     )
     .ok();
-    assert!(run.stdout.contains("test signature made by the card verifies"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("test signature made by the card verifies"),
+        "{}",
+        run.stdout
+    );
     // No secret reached the output.
     assert!(!said(&run).contains("123456") && !said(&run).contains(CARD_KEY));
 
@@ -177,7 +182,10 @@ fn a_provisioned_card_is_read_back_and_signs_through_opensc() {
     let (pin, puk) = (field("PIN:"), field("PUK:"));
     assert_eq!((pin.len(), puk.len()), (8, 8));
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(stack.path("letter.txt")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(stack.path("letter.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 
     // yubico-piv-tool reads back exactly the certificate certmint wrote.
@@ -187,14 +195,26 @@ fn a_provisioned_card_is_read_back_and_signs_through_opensc() {
 
     // OpenSSL: the chain verifies, the subject is the company's.
     let subject = stack
-        .run("openssl", &["x509", "-in", "seal.pem", "-noout", "-subject", "-nameopt", "RFC2253"])
+        .run(
+            "openssl",
+            &[
+                "x509", "-in", "seal.pem", "-noout", "-subject", "-nameopt", "RFC2253",
+            ],
+        )
         .ok()
         .stdout;
     assert!(subject.contains(VKN), "{subject}");
     let verify = stack
         .run(
             "openssl",
-            &["verify", "-CAfile", "ca/root.pem", "-untrusted", "ca/issuing.pem", "seal.pem"],
+            &[
+                "verify",
+                "-CAfile",
+                "ca/root.pem",
+                "-untrusted",
+                "ca/issuing.pem",
+                "seal.pem",
+            ],
         )
         .ok();
     assert!(verify.stdout.contains("seal.pem: OK"), "{}", verify.stdout);
@@ -206,11 +226,26 @@ fn a_provisioned_card_is_read_back_and_signs_through_opensc() {
     stack
         .run(
             "pkcs11-tool",
-            &["--module", OPENSC_PKCS11, "--read-object", "--type", "cert", "--id", "02", "--output-file", "opensc.der"],
+            &[
+                "--module",
+                OPENSC_PKCS11,
+                "--read-object",
+                "--type",
+                "cert",
+                "--id",
+                "02",
+                "--output-file",
+                "opensc.der",
+            ],
         )
         .ok();
     let der = stack
-        .run("openssl", &["x509", "-in", "seal.pem", "-outform", "DER", "-out", "seal.der"])
+        .run(
+            "openssl",
+            &[
+                "x509", "-in", "seal.pem", "-outform", "DER", "-out", "seal.der",
+            ],
+        )
         .ok();
     drop(der);
     assert_eq!(
@@ -221,19 +256,45 @@ fn a_provisioned_card_is_read_back_and_signs_through_opensc() {
         .run(
             "pkcs11-tool",
             &[
-                "--module", OPENSC_PKCS11, "--login", "--pin", &pin, "--sign", "--id", "02",
-                "--mechanism", "ECDSA-SHA384", "--signature-format", "openssl",
-                "--input-file", "data.txt", "--output-file", "data.sig",
+                "--module",
+                OPENSC_PKCS11,
+                "--login",
+                "--pin",
+                &pin,
+                "--sign",
+                "--id",
+                "02",
+                "--mechanism",
+                "ECDSA-SHA384",
+                "--signature-format",
+                "openssl",
+                "--input-file",
+                "data.txt",
+                "--output-file",
+                "data.sig",
             ],
         )
         .ok();
     stack
-        .run("openssl", &["x509", "-in", "seal.pem", "-pubkey", "-noout", "-out", "seal.pub"])
+        .run(
+            "openssl",
+            &[
+                "x509", "-in", "seal.pem", "-pubkey", "-noout", "-out", "seal.pub",
+            ],
+        )
         .ok();
     let checked = stack
         .run(
             "openssl",
-            &["dgst", "-sha384", "-verify", "seal.pub", "-signature", "data.sig", "data.txt"],
+            &[
+                "dgst",
+                "-sha384",
+                "-verify",
+                "seal.pub",
+                "-signature",
+                "data.sig",
+                "data.txt",
+            ],
         )
         .ok();
     assert!(checked.stdout.contains("Verified OK"), "{}", checked.stdout);
@@ -245,7 +306,11 @@ fn a_provisioned_card_is_read_back_and_signs_through_opensc() {
         &[("CARD_PIN", &pin)],
     );
     assert_eq!(again.code, 5, "{}", said(&again));
-    assert!(again.stderr.contains("already holds a certificate"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("already holds a certificate"),
+        "{}",
+        again.stderr
+    );
     let read = piv_tool(&stack, 0, &["-a", "read-certificate", "-s", "9c"]).ok();
     assert_eq!(read.stdout.trim(), written.trim());
 }
@@ -254,14 +319,41 @@ fn a_provisioned_card_is_read_back_and_signs_through_opensc() {
 fn rsa_2048_on_a_card_with_an_aes_management_key() {
     let mut stack = stack_with_ca();
     let aes_key = "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F";
-    stack.start_card(0, &["--mgmt-algorithm", "aes256", "--mgmt-key", aes_key, "--pin", "24681357"]);
+    stack.start_card(
+        0,
+        &[
+            "--mgmt-algorithm",
+            "aes256",
+            "--mgmt-key",
+            aes_key,
+            "--pin",
+            "24681357",
+        ],
+    );
     let reader = stack.reader(0);
     let run = certmint(
         &stack,
         &[
-            "card", "provision", "--ca", "ca", "--reader", &reader, "--vkn", VKN, "--unvan", UNVAN,
-            "--key-type", "rsa2048", "--mgmt-algorithm", "aes256", "--mgmt-key-env", "AES_KEY",
-            "--pin-env", "CARD_PIN", "--out", "rsa.pem",
+            "card",
+            "provision",
+            "--ca",
+            "ca",
+            "--reader",
+            &reader,
+            "--vkn",
+            VKN,
+            "--unvan",
+            UNVAN,
+            "--key-type",
+            "rsa2048",
+            "--mgmt-algorithm",
+            "aes256",
+            "--mgmt-key-env",
+            "AES_KEY",
+            "--pin-env",
+            "CARD_PIN",
+            "--out",
+            "rsa.pem",
         ],
         &[("AES_KEY", aes_key), ("CARD_PIN", "24681357")],
     )
@@ -282,12 +374,22 @@ fn factory_secrets_are_refused_without_the_override() {
     args.drain(key_env..key_env + 2);
     let run = certmint(&stack, &args, &[("CARD_PIN", "123456")]);
     assert_eq!(run.code, 1, "{}", said(&run));
-    assert!(run.stderr.contains("--allow-factory-defaults"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--allow-factory-defaults"),
+        "{}",
+        run.stderr
+    );
     // The factory PIN staying on the card is refused too.
     let run = certmint(
         &stack,
         &provision_args(&reader, &[]),
-        &[("CARD_PIN", "123456"), ("CARD_KEY", "010203040506070801020304050607080102030405060708")],
+        &[
+            ("CARD_PIN", "123456"),
+            (
+                "CARD_KEY",
+                "010203040506070801020304050607080102030405060708",
+            ),
+        ],
     );
     assert_eq!(run.code, 5, "{}", said(&run));
     assert!(run.stderr.contains("factory"), "{}", run.stderr);
@@ -300,11 +402,23 @@ fn a_wrong_pin_spends_one_try_and_stops() {
     let card = stack.start_card(0, &card_args(&["--pin", "24681357"]));
     let reader = stack.reader(0);
     assert_eq!(pin_tries(&stack), "PIN tries left:\t3");
-    let run = certmint(&stack, &provision_args(&reader, &[]), &[("CARD_PIN", "11112222")]);
+    let run = certmint(
+        &stack,
+        &provision_args(&reader, &[]),
+        &[("CARD_PIN", "11112222")],
+    );
     assert_eq!(run.code, 5, "{}", said(&run));
-    assert!(run.stderr.contains("wrong PIN: 2 tries left"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("wrong PIN: 2 tries left"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("11112222"));
-    assert_eq!(pin_verifies(&stack, card), 1, "exactly one VERIFY with a PIN");
+    assert_eq!(
+        pin_verifies(&stack, card),
+        1,
+        "exactly one VERIFY with a PIN"
+    );
     assert_eq!(pin_tries(&stack), "PIN tries left:\t2");
     // Nothing was generated or written.
     let slot = piv_tool(&stack, 0, &["-a", "read-certificate", "-s", "9c"]);
@@ -320,10 +434,18 @@ fn a_blocked_pin_is_reported_without_spending_a_try() {
     let blocked = piv_tool(&stack, 0, &["-a", "verify-pin", "-P", "99999999"]);
     assert_ne!(blocked.code, 0);
     let before = pin_verifies(&stack, card);
-    let run = certmint(&stack, &provision_args(&reader, &[]), &[("CARD_PIN", "24681357")]);
+    let run = certmint(
+        &stack,
+        &provision_args(&reader, &[]),
+        &[("CARD_PIN", "24681357")],
+    );
     assert_eq!(run.code, 5, "{}", said(&run));
     assert!(run.stderr.contains("the PIN is blocked"), "{}", run.stderr);
-    assert_eq!(pin_verifies(&stack, card), before, "no VERIFY sent to a blocked PIN");
+    assert_eq!(
+        pin_verifies(&stack, card),
+        before,
+        "no VERIFY sent to a blocked PIN"
+    );
 }
 
 /// Imports and pays a card-target ÖKC order of `serials`; returns its number.
@@ -332,8 +454,20 @@ fn card_order(stack: &PcscStack, serials: &[&str]) -> String {
     certmint(
         stack,
         &[
-            "order", "import", "--manufacturer", "Örnek Yazarkasa A.Ş.", "--manufacturer-vkn", VKN,
-            "--prefixes", "FU", "--serials", "serials.txt", "--target", "card", "--key-type", "p256",
+            "order",
+            "import",
+            "--manufacturer",
+            "Örnek Yazarkasa A.Ş.",
+            "--manufacturer-vkn",
+            VKN,
+            "--prefixes",
+            "FU",
+            "--serials",
+            "serials.txt",
+            "--target",
+            "card",
+            "--key-type",
+            "p256",
         ],
         &[],
     )
@@ -346,8 +480,18 @@ fn station(stack: &PcscStack, order: &str) -> Run {
     certmint(
         stack,
         &[
-            "card", "station", "--order", order, "--ca", "ca", "--mgmt-key-env", "CARD_KEY",
-            "--pin-env", "CARD_PIN", "--out", "deliveries",
+            "card",
+            "station",
+            "--order",
+            order,
+            "--ca",
+            "ca",
+            "--mgmt-key-env",
+            "CARD_KEY",
+            "--pin-env",
+            "CARD_PIN",
+            "--out",
+            "deliveries",
         ],
         &[("CARD_PIN", "24681357")],
     )
@@ -360,16 +504,36 @@ fn journal(stack: &PcscStack) -> SqliteJournal {
 #[test]
 fn a_station_serves_two_readers_in_parallel() {
     let mut stack = stack_with_ca();
-    let serials = ["FU10000001", "FU10000002", "FU10000003", "FU10000004", "FU10000005", "FU10000006"];
+    let serials = [
+        "FU10000001",
+        "FU10000002",
+        "FU10000003",
+        "FU10000004",
+        "FU10000005",
+        "FU10000006",
+    ];
     let order = card_order(&stack, &serials);
     for slot in [0, 1] {
         stack.start_card(
             slot,
-            &card_args(&["--pin", "24681357", "--cards", "3", "--eject-idle-ms", "600", "--insert-pause-ms", "200"]),
+            &card_args(&[
+                "--pin",
+                "24681357",
+                "--cards",
+                "3",
+                "--eject-idle-ms",
+                "600",
+                "--insert-pause-ms",
+                "200",
+            ]),
         );
     }
     let run = station(&stack, &order).ok();
-    assert!(run.stdout.contains("6 card(s) produced now"), "{}", said(&run));
+    assert!(
+        run.stdout.contains("6 card(s) produced now"),
+        "{}",
+        said(&run)
+    );
     for slot in [0, 1] {
         let reader = stack.reader(slot);
         let done = run
@@ -377,7 +541,11 @@ fn a_station_serves_two_readers_in_parallel() {
             .lines()
             .filter(|l| l.starts_with(&format!("[{reader}]")) && l.contains(": done, certificate"))
             .count();
-        assert!(done >= 1, "reader {reader} produced nothing:\n{}", run.stderr);
+        assert!(
+            done >= 1,
+            "reader {reader} produced nothing:\n{}",
+            run.stderr
+        );
     }
     let journal = journal(&stack);
     let summary = journal.order(OrderId(1)).unwrap();
@@ -387,7 +555,17 @@ fn a_station_serves_two_readers_in_parallel() {
         assert_eq!(active, 1, "{serial}");
         let cert = format!("deliveries/order-1/certs/{serial}.pem");
         let verify = stack
-            .run("openssl", &["verify", "-CAfile", "ca/root.pem", "-untrusted", "ca/issuing.pem", &cert])
+            .run(
+                "openssl",
+                &[
+                    "verify",
+                    "-CAfile",
+                    "ca/root.pem",
+                    "-untrusted",
+                    "ca/issuing.pem",
+                    &cert,
+                ],
+            )
             .ok();
         assert!(verify.stdout.contains(": OK"), "{}", verify.stdout);
     }
@@ -402,21 +580,44 @@ fn a_card_pulled_mid_write_is_reported_and_its_device_goes_to_the_next_card() {
     stack.start_card(
         0,
         &card_args(&[
-            "--pin", "24681357", "--cards", "3", "--eject-idle-ms", "600", "--insert-pause-ms", "200",
-            "--remove-on-ins", "db", "--remove-on-count", "1",
+            "--pin",
+            "24681357",
+            "--cards",
+            "3",
+            "--eject-idle-ms",
+            "600",
+            "--insert-pause-ms",
+            "200",
+            "--remove-on-ins",
+            "db",
+            "--remove-on-count",
+            "1",
         ]),
     );
     let run = station(&stack, &order).ok();
     assert!(
-        run.stderr.contains("FU20000001: card pulled while writing the certificate; certificate"),
+        run.stderr
+            .contains("FU20000001: card pulled while writing the certificate; certificate"),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("voided; the device goes to the next card"), "{}", run.stderr);
-    assert!(run.stdout.contains("2 card(s) produced now"), "{}", said(&run));
+    assert!(
+        run.stderr
+            .contains("voided; the device goes to the next card"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("2 card(s) produced now"),
+        "{}",
+        said(&run)
+    );
     let journal = journal(&stack);
     let active = journal.active_certificates_per_device(OrderId(1)).unwrap();
-    assert_eq!(active, vec![("FU20000001".into(), 1), ("FU20000002".into(), 1)]);
+    assert_eq!(
+        active,
+        vec![("FU20000001".into(), 1), ("FU20000002".into(), 1)]
+    );
     assert!(journal.verify_audit().unwrap().is_intact());
     // The voided certificate is on record as void, for the same device.
     let voided = run
@@ -426,5 +627,8 @@ fn a_card_pulled_mid_write_is_reported_and_its_device_goes_to_the_next_card() {
         .and_then(|rest| rest.split(' ').next())
         .expect("the voided serial is named");
     let record = journal.certificate_by_serial(voided).unwrap().unwrap();
-    assert_eq!((record.status.as_str(), record.device_serial.as_str()), ("void", "FU20000001"));
+    assert_eq!(
+        (record.status.as_str(), record.device_serial.as_str()),
+        ("void", "FU20000001")
+    );
 }

@@ -106,6 +106,8 @@ pub enum CardCommand {
     Provision(ProvisionArgs),
     /// One worker per reader over an order: insert a card, produce, take it out, next.
     Station(StationArgs),
+    /// Put a virtual PIV card into a vsmartcard-vpcd reader of pcscd (rehearsals and tests).
+    Virtual(super::vcard::VirtualArgs),
 }
 
 #[derive(Args)]
@@ -207,6 +209,7 @@ pub fn card(command: CardCommand) -> Result<()> {
         CardCommand::List(args) => list(args),
         CardCommand::Provision(args) => provision(args),
         CardCommand::Station(args) => station(args),
+        CardCommand::Virtual(args) => super::vcard::run(args),
     }
 }
 

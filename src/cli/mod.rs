@@ -4,3 +4,4 @@
 pub mod bench;
 pub mod card;
 pub mod orders;
+pub mod vcard;

@@ -181,8 +181,9 @@ impl<T: Transport> PivClient<T> {
         }
     }
 
-    /// Reads the PIN (`reference` 80) or PUK (81) state with an empty
-    /// VERIFY, which spends no try (SP 800-73-4 Part 2 §3.2.1).
+    /// Reads the state of the PIN (`reference` 80) with an empty VERIFY,
+    /// which spends no try (SP 800-73-4 Part 2 §3.2.1). VERIFY knows no PUK
+    /// reference: a card answers 81 with 6A 88.
     pub fn retry_state(&mut self, reference: u8) -> Result<RetryState, PivError> {
         let command = Command::new(ins::VERIFY, 0x00, reference, Vec::new());
         let response = self.exchange("read the retry counter", &command)?;
@@ -220,7 +221,11 @@ impl<T: Transport> PivClient<T> {
         } else {
             "PIN"
         };
-        if self.retry_state(reference)? == RetryState::Blocked {
+        // Only the PIN's counter can be read without spending a try: VERIFY
+        // takes no PUK reference (SP 800-73-4 Part 2 §3.2.1; a card answers
+        // 6A 88). A blocked PUK is refused by the card itself with 69 83,
+        // before any try is spent.
+        if reference == key_reference::PIN && self.retry_state(reference)? == RetryState::Blocked {
             return Err(PivError::Blocked { what });
         }
         let mut data = zeroize::Zeroizing::new(pin_block(old.expose().as_bytes())?.to_vec());

@@ -1,0 +1,122 @@
+//! `certmint card virtual`: parsing and reporting; the card and the vpcd
+//! protocol are in the library (`certmint::vcard`).
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use zeroize::Zeroizing;
+
+use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
+use certmint::vcard::vpcd::{self, EjectPolicy, Fault, VpcdOptions};
+use certmint::vcard::CardConfig;
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  \
+certmint card virtual\n  \
+certmint card virtual --port 35964 --cards 5 --eject-idle-ms 2000\n  \
+certmint card virtual --mgmt-algorithm aes192 --remove-on-ins db --remove-on-count 1\n\n\
+Connects to the vsmartcard-vpcd reader driver of a running pcscd (Debian package vsmartcard-vpcd,\n\
+reader.conf CHANNELID 0x8C7B = port 35963; each vpcd reader line gives two slots, ports N and N+1).\n\
+Connecting is inserting the card; the card is a factory-fresh PIV card (SP 800-73-4) with a new\n\
+CHUID, CCC and discovery object. With --cards N and --eject-idle-ms, a card that was used and then\n\
+left idle is removed and, after --insert-pause-ms, a fresh card is inserted, until N cards were\n\
+presented. --remove-on-ins pulls the card when that command arrives, before it is answered.\n\
+Each card's life is logged to standard error: insertion, removal, power, and every command's\n\
+header, data length and status word; never command data.\n\n\
+The PIN, PUK and management key options are the virtual card's FACTORY SETTINGS for rehearsal,\n\
+not secrets: a real card's secrets never go on a command line.")]
+pub struct VirtualArgs {
+    /// Host of the pcscd whose vpcd reader takes the card.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// vpcd port: the reader's CHANNELID plus the slot index (0 or 1).
+    #[arg(long, default_value_t = vpcd::DEFAULT_PORT)]
+    port: u16,
+    /// How many cards to present, one after another (more than one needs --eject-idle-ms).
+    #[arg(long, default_value_t = 1)]
+    cards: u32,
+    /// Remove a card once it has answered a command and then heard none for this many milliseconds.
+    #[arg(long)]
+    eject_idle_ms: Option<u64>,
+    /// Pause between removing a card and inserting the next, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    insert_pause_ms: u64,
+    /// Management key algorithm: 3des, aes128, aes192 or aes256.
+    #[arg(long, default_value = "3des", value_parser = parse_mgmt_algorithm)]
+    mgmt_algorithm: MgmtAlgorithm,
+    /// Management key in hex (factory setting; default 0102030405060708 repeated to the key length).
+    #[arg(long)]
+    mgmt_key: Option<String>,
+    /// PIN (factory setting, 6 to 8 digits).
+    #[arg(long, default_value = "123456")]
+    pin: String,
+    /// PUK (factory setting, 6 to 8 characters).
+    #[arg(long, default_value = "12345678")]
+    puk: String,
+    /// PIN tries before the PIN blocks (1 to 15).
+    #[arg(long, default_value_t = 3)]
+    pin_tries: u8,
+    /// PUK tries before the PUK blocks (1 to 15).
+    #[arg(long, default_value_t = 3)]
+    puk_tries: u8,
+    /// Fault injection: remove the card when a command with this INS (hex, e.g. db) arrives, before answering.
+    #[arg(long, value_parser = parse_ins)]
+    remove_on_ins: Option<u8>,
+    /// Which arrival of --remove-on-ins pulls the card (1 = the first; every APDU of a chain counts).
+    #[arg(long, default_value_t = 1, requires = "remove_on_ins")]
+    remove_on_count: u32,
+}
+
+fn parse_mgmt_algorithm(name: &str) -> Result<MgmtAlgorithm, String> {
+    MgmtAlgorithm::from_name(name)
+        .ok_or_else(|| format!("{name:?} (use 3des, aes128, aes192 or aes256)"))
+}
+
+fn parse_ins(text: &str) -> Result<u8, String> {
+    let digits = text.trim_start_matches("0x").trim_start_matches("0X");
+    u8::from_str_radix(digits, 16).map_err(|_| format!("{text:?} is not one hexadecimal octet"))
+}
+
+/// Runs the virtual card until its cards were presented (or forever with
+/// no eject policy: stop it with Ctrl-C, which removes the card).
+pub fn run(args: VirtualArgs) -> Result<()> {
+    if args.cards > 1 && args.eject_idle_ms.is_none() {
+        bail!(
+            "--cards {} needs --eject-idle-ms: without an eject policy the first card never leaves",
+            args.cards
+        );
+    }
+    if args.remove_on_count == 0 {
+        bail!("--remove-on-count counts from 1");
+    }
+    let management_key = match &args.mgmt_key {
+        Some(hex) => ManagementKey::from_hex(args.mgmt_algorithm, hex).context("--mgmt-key")?,
+        None => ManagementKey::factory(args.mgmt_algorithm),
+    };
+    let options = VpcdOptions {
+        host: args.host,
+        port: args.port,
+        card: CardConfig {
+            management_key,
+            pin: Zeroizing::new(args.pin),
+            puk: Zeroizing::new(args.puk),
+            pin_tries: args.pin_tries,
+            puk_tries: args.puk_tries,
+        },
+        cards: args.cards,
+        eject: match args.eject_idle_ms {
+            Some(ms) => EjectPolicy::IdleAfterUse(Duration::from_millis(ms)),
+            None => EjectPolicy::Never,
+        },
+        insert_pause: Duration::from_millis(args.insert_pause_ms),
+        fault: args.remove_on_ins.map(|ins| Fault {
+            ins,
+            count: args.remove_on_count,
+        }),
+    };
+    // Validate the factory settings before touching the reader.
+    certmint::vcard::VirtualCard::new(&options.card)?;
+    vpcd::run(&options, &mut |event| eprintln!("vcard: {event}"))?;
+    Ok(())
+}
