@@ -22,6 +22,8 @@ Connecting is inserting the card; the card is a factory-fresh PIV card (SP 800-7
 CHUID, CCC and discovery object. With --cards N and --eject-idle-ms, a card that was used and then\n\
 left idle is removed and, after --insert-pause-ms, a fresh card is inserted, until N cards were\n\
 presented. --remove-on-ins pulls the card when that command arrives, before it is answered.\n\
+pcscd notices a removal when it next polls the slot (every 0.4 s): with a shorter\n\
+--insert-pause-ms the next card may pass for the same one.\n\
 Each card's life is logged to standard error: insertion, removal, power, and every command's\n\
 header, data length and status word; never command data.\n\n\
 The PIN, PUK and management key options are the virtual card's FACTORY SETTINGS for rehearsal,\n\
@@ -39,8 +41,8 @@ pub struct VirtualArgs {
     /// Remove a card once it has answered a command and then heard none for this many milliseconds.
     #[arg(long)]
     eject_idle_ms: Option<u64>,
-    /// Pause between removing a card and inserting the next, in milliseconds.
-    #[arg(long, default_value_t = 500)]
+    /// Pause between removing a card and inserting the next, in milliseconds (see below).
+    #[arg(long, default_value_t = 1000)]
     insert_pause_ms: u64,
     /// Management key algorithm: 3des, aes128, aes192 or aes256.
     #[arg(long, default_value = "3des", value_parser = parse_mgmt_algorithm)]

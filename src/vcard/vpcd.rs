@@ -74,7 +74,10 @@ pub struct VpcdOptions {
     pub cards: u32,
     /// When a card is taken out.
     pub eject: EjectPolicy,
-    /// Pause between taking a card out and inserting the next one.
+    /// Pause between taking a card out and inserting the next one. pcscd
+    /// sees a removal when it next polls the slot, every 0.4 s; a card
+    /// inserted before that poll passes for the one removed (no removal
+    /// event, no power-on), so the pause is longer than the poll interval.
     pub insert_pause: Duration,
     /// Optional fault injection.
     pub fault: Option<Fault>,
@@ -88,7 +91,7 @@ impl Default for VpcdOptions {
             card: CardConfig::default(),
             cards: 1,
             eject: EjectPolicy::Never,
-            insert_pause: Duration::from_millis(500),
+            insert_pause: Duration::from_secs(1),
             fault: None,
         }
     }
@@ -211,6 +214,7 @@ pub fn instruction_name(ins: u8) -> &'static str {
 }
 
 /// How one card's time in the reader ended.
+#[derive(Clone, Copy)]
 enum Ending {
     Removed(Removal),
     ReaderGone,
@@ -242,18 +246,25 @@ pub fn run(options: &VpcdOptions, on_event: &mut dyn FnMut(&CardEvent)) -> Resul
             fault_seen: &mut fault_seen,
             buffer: Vec::new(),
         };
-        match session.serve(on_event)? {
-            Ending::Removed(why) => {
-                on_event(&CardEvent::Removed { card: number, why });
+        let ending = session.serve(on_event)?;
+        // Logged before the connection closes, so the log never lags what
+        // the reader sees.
+        on_event(&match ending {
+            Ending::Removed(why) => CardEvent::Removed { card: number, why },
+            Ending::ReaderGone => CardEvent::ReaderGone { card: number },
+        });
+        // Close the connection now: that is the removal. Held through the
+        // pause, vpcd would wait for an answer until the next insertion
+        // and pcscd would never see the slot empty.
+        drop(session);
+        match ending {
+            Ending::Removed(_) => {
                 number += 1;
                 if number <= options.cards {
                     card = VirtualCard::new(&options.card)?;
                 }
             }
-            Ending::ReaderGone => {
-                on_event(&CardEvent::ReaderGone { card: number });
-                card.reset();
-            }
+            Ending::ReaderGone => card.reset(),
         }
         if number <= options.cards {
             std::thread::sleep(options.insert_pause);
