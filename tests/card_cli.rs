@@ -9,6 +9,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use certmint::journal::{Journal, OrderId, SqliteJournal};
 use common::pcsc::{require_program, PcscStack, OPENSC_PKCS11};
 use common::Run;
@@ -26,22 +28,47 @@ fn tools() {
     common::pcsc::require_file(OPENSC_PKCS11, "opensc-pkcs11");
 }
 
+/// How long one certmint run may take before the test fails instead of
+/// hanging (a station waits for cards forever).
+const RUN_LIMIT: Duration = Duration::from_secs(180);
+
 /// certmint in the stack's folder, reaching its pcscd, with a journal and
 /// the card secrets in the environment (never in arguments).
 fn certmint(stack: &PcscStack, args: &[&str], extra: &[(&str, &str)]) -> Run {
     let journal = stack.path("journal.sqlite").display().to_string();
-    Run::from(
-        std::process::Command::new(env!("CARGO_BIN_EXE_certmint"))
-            .args(args)
-            .envs(stack.env())
-            .env("CERTMINT_JOURNAL", journal)
-            .env("CERTMINT_OPERATOR", "card-operator")
-            .env("CARD_KEY", CARD_KEY)
-            .envs(extra.iter().copied())
-            .current_dir(stack.path(""))
-            .output()
-            .expect("run certmint"),
-    )
+    let (out, err) = (stack.path("run.stdout"), stack.path("run.stderr"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_certmint"))
+        .args(args)
+        .envs(stack.env())
+        .env("CERTMINT_JOURNAL", journal)
+        .env("CERTMINT_OPERATOR", "card-operator")
+        .env("CARD_KEY", CARD_KEY)
+        .envs(extra.iter().copied())
+        .current_dir(stack.path(""))
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("run certmint");
+    let deadline = Instant::now() + RUN_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "certmint {args:?} still ran after {RUN_LIMIT:?}:\n{}",
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: std::fs::read_to_string(&out).unwrap(),
+        stderr: std::fs::read_to_string(&err).unwrap(),
+    }
 }
 
 fn said(run: &Run) -> String {
@@ -524,7 +551,7 @@ fn a_station_serves_two_readers_in_parallel() {
                 "--eject-idle-ms",
                 "600",
                 "--insert-pause-ms",
-                "200",
+                "1500",
             ]),
         );
     }
@@ -587,7 +614,7 @@ fn a_card_pulled_mid_write_is_reported_and_its_device_goes_to_the_next_card() {
             "--eject-idle-ms",
             "600",
             "--insert-pause-ms",
-            "200",
+            "1500",
             "--remove-on-ins",
             "db",
             "--remove-on-count",

@@ -52,6 +52,11 @@ impl Transport for PcscTransport<'_> {
             .transaction
             .transmit(apdu, &mut buffer)
             .map_err(reader_error)?;
+        // A reader that lost the card mid-exchange may report success with
+        // no bytes at all (vsmartcard's vpcd does): no status word means no card.
+        if response.len() < 2 {
+            return Err(PivError::CardRemoved);
+        }
         Ok(response.to_vec())
     }
 }
@@ -153,50 +158,98 @@ impl Readers {
         result
     }
 
-    /// Waits until a card is present in `reader` (returns at once if one is).
-    /// `None` waits forever. Returns whether a card is present.
-    pub fn wait_for_card(&self, reader: &str, timeout: Option<Duration>) -> Result<bool, PivError> {
-        self.wait_for(reader, timeout, true)
-    }
-
-    /// Waits until the card in `reader` is removed (returns at once if none is).
-    pub fn wait_for_removal(
-        &self,
-        reader: &str,
-        timeout: Option<Duration>,
-    ) -> Result<bool, PivError> {
-        self.wait_for(reader, timeout, false)
-    }
-
-    fn wait_for(
-        &self,
-        reader: &str,
-        timeout: Option<Duration>,
-        present: bool,
-    ) -> Result<bool, PivError> {
-        let mut states = [ReaderState::new(c_name(reader), State::UNAWARE)];
-        loop {
-            let outcome = match timeout {
-                Some(t) => self.context.get_status_change(t, &mut states),
-                None => self.context.get_status_change(None, &mut states),
-            };
-            match outcome {
-                Ok(()) => {}
-                Err(pcsc::Error::Timeout) => {
-                    return Ok(states[0].event_state().contains(State::PRESENT) == present)
-                }
-                Err(e) => return Err(reader_error(e)),
-            }
-            let event = states[0].event_state();
-            if event.intersects(State::UNKNOWN | State::IGNORE) {
-                return Err(PivError::Reader(format!("reader {reader:?} is gone")));
-            }
-            if event.contains(State::PRESENT) == present && !event.contains(State::MUTE) {
-                return Ok(true);
-            }
-            states[0].sync_current_state();
+    /// Starts watching `reader` for cards coming and going.
+    pub fn watch(&self, reader: &str) -> ReaderWatch {
+        ReaderWatch {
+            reader: reader.to_owned(),
+            state: ReaderState::new(c_name(reader), State::UNAWARE),
+            card_events: None,
         }
     }
+
+    /// Waits until a card is present (returns at once if one is). `None`
+    /// waits forever. Returns whether a card is present.
+    pub fn wait_for_card(
+        &self,
+        watch: &mut ReaderWatch,
+        timeout: Option<Duration>,
+    ) -> Result<bool, PivError> {
+        loop {
+            let state = watch.state.event_state();
+            if state.contains(State::PRESENT) && !state.contains(State::MUTE) {
+                watch.card_events = Some(watch.state.event_count());
+                return Ok(true);
+            }
+            if !self.next_change(watch, timeout)? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Waits until the card seen by the last [`Readers::wait_for_card`] has
+    /// left: the reader is empty, or holds another card (pcsc-lite counts
+    /// card events, so a swap between two looks is not missed).
+    pub fn wait_for_removal(
+        &self,
+        watch: &mut ReaderWatch,
+        timeout: Option<Duration>,
+    ) -> Result<bool, PivError> {
+        loop {
+            let state = watch.state.event_state();
+            let swapped = watch
+                .card_events
+                .is_some_and(|events| events != watch.state.event_count());
+            if !state.contains(State::PRESENT) || swapped {
+                watch.card_events = None;
+                return Ok(true);
+            }
+            if !self.next_change(watch, timeout)? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Waits for the reader's state to differ from the one last seen;
+    /// returns false on timeout.
+    fn next_change(
+        &self,
+        watch: &mut ReaderWatch,
+        timeout: Option<Duration>,
+    ) -> Result<bool, PivError> {
+        watch.state.sync_current_state();
+        let outcome = match timeout {
+            Some(t) => self
+                .context
+                .get_status_change(t, std::slice::from_mut(&mut watch.state)),
+            None => self
+                .context
+                .get_status_change(None, std::slice::from_mut(&mut watch.state)),
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(pcsc::Error::Timeout) => return Ok(false),
+            Err(e) => return Err(reader_error(e)),
+        }
+        if watch
+            .state
+            .event_state()
+            .intersects(State::UNKNOWN | State::IGNORE)
+        {
+            return Err(PivError::Reader(format!(
+                "reader {:?} is gone",
+                watch.reader
+            )));
+        }
+        Ok(true)
+    }
+}
+
+/// One reader's state as last seen, kept across waits.
+pub struct ReaderWatch {
+    reader: String,
+    state: ReaderState,
+    /// The reader's card-event count when the current card was seen.
+    card_events: Option<u32>,
 }
 
 fn c_name(name: &str) -> CString {

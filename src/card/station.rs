@@ -21,7 +21,7 @@ use std::time::Duration;
 use der::{Decode, Encode};
 
 use super::provision::{provision_card, CardCredentials, CardError, CardHooks, CardRequest, Step};
-use super::Readers;
+use super::{ReaderWatch, Readers};
 use crate::ids::{DeviceSerial, PrefixTable};
 use crate::issue::{CertificateAuthority, PreparedCertificate};
 use crate::journal::{Device, Journal, OrderId, StoredCertificate};
@@ -309,19 +309,14 @@ impl Worker<'_, '_> {
         }
     }
 
-    /// Waits for a card, or a removal, waking up to look at the stop flag.
-    /// Returns false when the station is stopping.
-    fn wait(&self, for_card: bool) -> Result<bool, StationError> {
+    /// Waits for the card to be taken out, waking up to look at the stop
+    /// flag. Returns false when the station is stopping.
+    fn wait_for_removal(&self, watch: &mut ReaderWatch) -> Result<bool, StationError> {
         loop {
             if self.stopping() {
                 return Ok(false);
             }
-            let outcome = if for_card {
-                self.pcsc.wait_for_card(self.reader, Some(WAKE_UP))
-            } else {
-                self.pcsc.wait_for_removal(self.reader, Some(WAKE_UP))
-            };
-            match outcome {
+            match self.pcsc.wait_for_removal(watch, Some(WAKE_UP)) {
                 Ok(true) => return Ok(true),
                 Ok(false) => {}
                 Err(_) if self.stopping() => return Ok(false),
@@ -330,12 +325,8 @@ impl Worker<'_, '_> {
         }
     }
 
-    fn claim(&self) -> Result<Claim, StationError> {
-        let mut queue = lock(self.queue);
-        if let Some(device) = queue.retry.pop_front() {
-            queue.in_flight.insert(device.id);
-            return Ok(Claim::Device(device));
-        }
+    /// Pages the next pending devices in from the journal when the queue ran dry.
+    fn refill(&self, queue: &mut Queue) -> Result<(), StationError> {
         if queue.page.is_empty() && !queue.exhausted {
             let page = lock(self.journal)
                 .pending_devices(self.station.order, queue.after, 64)
@@ -346,6 +337,23 @@ impl Worker<'_, '_> {
             }
             queue.page.extend(page);
         }
+        Ok(())
+    }
+
+    /// Whether the order is done: nothing queued and nothing on a card.
+    fn order_done(&self) -> Result<bool, StationError> {
+        let mut queue = lock(self.queue);
+        self.refill(&mut queue)?;
+        Ok(queue.retry.is_empty() && queue.page.is_empty() && queue.in_flight.is_empty())
+    }
+
+    fn claim(&self) -> Result<Claim, StationError> {
+        let mut queue = lock(self.queue);
+        if let Some(device) = queue.retry.pop_front() {
+            queue.in_flight.insert(device.id);
+            return Ok(Claim::Device(device));
+        }
+        self.refill(&mut queue)?;
         match queue.page.pop_front() {
             Some(device) => {
                 queue.in_flight.insert(device.id);
@@ -365,8 +373,22 @@ impl Worker<'_, '_> {
     }
 
     fn serve(&self, produced: &AtomicU64) -> Result<(), StationError> {
+        let mut watch = self.pcsc.watch(self.reader);
         loop {
-            // Take the device first: a reader never holds a card when the order is done.
+            // A card first, then a device: a device never waits in an empty
+            // reader while another reader could take it.
+            self.event(StationEvent::WaitingForCard);
+            loop {
+                if self.stopping() || self.order_done()? {
+                    return Ok(());
+                }
+                match self.pcsc.wait_for_card(&mut watch, Some(WAKE_UP)) {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(_) if self.stopping() => return Ok(()),
+                    Err(e) => return Err(self.reader_error(e)),
+                }
+            }
             let device = loop {
                 if self.stopping() {
                     return Ok(());
@@ -374,14 +396,10 @@ impl Worker<'_, '_> {
                 match self.claim()? {
                     Claim::Device(device) => break device,
                     Claim::Finished => return Ok(()),
+                    // Another reader's device may come back to the queue.
                     Claim::Wait => std::thread::sleep(WAKE_UP),
                 }
             };
-            self.event(StationEvent::WaitingForCard);
-            if !self.wait(true)? {
-                self.release(device, false);
-                return Ok(());
-            }
             match self.produce(&device) {
                 Ok(serial) => {
                     produced.fetch_add(1, Ordering::SeqCst);
@@ -412,7 +430,7 @@ impl Worker<'_, '_> {
                 }
             }
             self.event(StationEvent::RemoveCard);
-            if !self.wait(false)? {
+            if !self.wait_for_removal(&mut watch)? {
                 return Ok(());
             }
         }
