@@ -659,3 +659,64 @@ fn a_card_pulled_mid_write_is_reported_and_its_device_goes_to_the_next_card() {
         ("void", "FU20000001")
     );
 }
+
+#[test]
+fn card_provision_with_the_card_pulled_mid_write_names_the_lost_certificate_and_can_run_again() {
+    let mut stack = stack_with_ca();
+    let card = stack.start_card(
+        0,
+        &card_args(&[
+            "--pin",
+            "24681357",
+            "--cards",
+            "2",
+            "--eject-idle-ms",
+            "600",
+            "--insert-pause-ms",
+            "1500",
+            "--remove-on-ins",
+            "db",
+        ]),
+    );
+    let reader = stack.reader(0);
+    let run = certmint(
+        &stack,
+        &provision_args(&reader, &["--out", "seal.pem"]),
+        &[("CARD_PIN", "24681357")],
+    );
+    assert_eq!(run.code, 1, "{}", said(&run));
+    assert!(
+        run.stderr
+            .contains("writing the certificate: the card was removed from the reader"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("may have been signed but is not on a proved card"),
+        "{}",
+        run.stderr
+    );
+    assert!(!stack.path("seal.pem").exists(), "nothing written");
+    // The next card takes the same request.
+    stack.wait_for_log(card, "card 2: power on", std::time::Duration::from_secs(20));
+    let run = certmint(
+        &stack,
+        &provision_args(&reader, &["--out", "seal.pem"]),
+        &[("CARD_PIN", "24681357")],
+    )
+    .ok();
+    assert!(
+        run.stdout
+            .contains("test signature made by the card verifies"),
+        "{}",
+        run.stdout
+    );
+    let read = piv_tool(&stack, 0, &["-a", "read-certificate", "-s", "9c"]).ok();
+    assert_eq!(
+        read.stdout.trim(),
+        std::fs::read_to_string(stack.path("seal.pem"))
+            .unwrap()
+            .trim()
+    );
+}

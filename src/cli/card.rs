@@ -263,6 +263,8 @@ fn choose_reader(readers: &Readers, named: Option<String>) -> Result<String> {
 struct ProvisionHooks {
     replace: bool,
     replaced: Option<String>,
+    /// The serial the CA was asked to sign, once asked.
+    signing: Option<String>,
 }
 
 impl CardHooks for ProvisionHooks {
@@ -280,7 +282,8 @@ impl CardHooks for ProvisionHooks {
         Ok(())
     }
 
-    fn before_signing(&mut self, _prepared: &PreparedCertificate) -> Result<(), CardError> {
+    fn before_signing(&mut self, prepared: &PreparedCertificate) -> Result<(), CardError> {
+        self.signing = Some(certmint::pem::hex(prepared.serial()));
         Ok(())
     }
 }
@@ -338,6 +341,7 @@ fn provision(args: ProvisionArgs) -> Result<()> {
     let mut hooks = ProvisionHooks {
         replace: args.replace,
         replaced: None,
+        signing: None,
     };
     let provisioned = readers
         .with_card(&reader, |client| {
@@ -352,7 +356,20 @@ fn provision(args: ProvisionArgs) -> Result<()> {
         .map_err(|error| CardError::Card {
             step: certmint::card::provision::Step::Select,
             error,
-        })??;
+        })
+        .and_then(|outcome| outcome);
+    let provisioned = match (provisioned, &hooks.signing) {
+        (Ok(card), _) => card,
+        // Signed but not proved on the card: say which certificate must be
+        // treated as void (it never reached a customer), then run again.
+        (Err(e), Some(serial)) => {
+            return Err(anyhow::Error::from(e).context(format!(
+                "certificate {serial} may have been signed but is not on a proved card: record it as void \
+                 (never delivered) and run again with a card"
+            )))
+        }
+        (Err(e), None) => return Err(e.into()),
+    };
     if let Some(out) = &args.out {
         ca::write_new_file(out, provisioned.certificate_pem.as_bytes(), 0o644)?;
     }

@@ -89,7 +89,7 @@ pub struct ImportArgs {
     /// An additional application (Ek Başvuru) to this earlier order.
     #[arg(long)]
     additional_to: Option<i64>,
-    /// Where device keys are made: soft (PKCS#12 files) or hsm (the manufacturer's token).
+    /// Where device keys are made: soft (PKCS#12 files), hsm (the manufacturer's token) or card (PIV cards at `card station`).
     #[arg(long, default_value = "soft")]
     target: Target,
     /// Device key type: p256, p384 or rsa2048.
@@ -493,7 +493,8 @@ fn produce(args: ProduceArgs) -> Result<()> {
             args.order
         ),
         (Target::Card, _) => bail!(
-            "order {} is for the card target: produce it at a card station (not built yet)",
+            "order {} is for the card target: produce it with `certmint card station --order {}`",
+            args.order,
             args.order
         ),
     };
