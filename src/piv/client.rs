@@ -439,3 +439,55 @@ fn malformed(operation: &'static str, detail: impl ToString) -> PivError {
         detail: detail.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_status_words_become_typed_outcomes() {
+        let outcome = |sw: u16| secret_outcome("PIN", "VERIFY PIN", StatusWord(sw));
+        assert!(outcome(0x9000).is_ok());
+        assert!(matches!(
+            outcome(0x63C2),
+            Err(PivError::WrongSecret {
+                what: "PIN",
+                tries_left: 2
+            })
+        ));
+        assert!(matches!(
+            outcome(0x63C0),
+            Err(PivError::Blocked { what: "PIN" })
+        ));
+        assert!(matches!(
+            outcome(0x6983),
+            Err(PivError::Blocked { what: "PIN" })
+        ));
+        assert!(matches!(
+            outcome(0x6A80),
+            Err(PivError::Status {
+                status: StatusWord::INCORRECT_DATA,
+                ..
+            })
+        ));
+        let message = outcome(0x63C1).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "wrong PIN: 1 tries left; certmint does not try again"
+        );
+    }
+
+    #[test]
+    fn dynamic_authentication_templates_are_read_and_refused_when_malformed() {
+        let data = tlv::encode(&[0x7C], &tlv::encode(&[0x82], &[1, 2, 3]));
+        assert_eq!(dynamic_field("sign", &data, 0x82).unwrap(), [1, 2, 3]);
+        assert!(matches!(
+            dynamic_field("sign", &data, 0x80),
+            Err(PivError::Malformed { .. })
+        ));
+        assert!(matches!(
+            dynamic_field("sign", &[0x7C, 0x05, 0x82], 0x82),
+            Err(PivError::Malformed { .. })
+        ));
+    }
+}
