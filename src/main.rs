@@ -680,28 +680,17 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
     if uri.object.is_some() || uri.id.is_some() {
         bail!("name only the token in --token: the label is {{VKN}}SIGN0 and the CKA_ID comes from the key");
     }
-    if let Some(out) = &args.out {
-        if out.exists() {
-            bail!(
-                "{} already exists; certmint never overwrites a certificate",
-                out.display()
-            );
-        }
-    }
-    let config = CaConfig::load(&args.ca.join(ca::CONFIG_FILE))?;
-    let profile = Profile::from_config(ProfileName::MaliMuhur, &config)?;
-    let id_mode = if args.test_mode {
-        IdMode::Test
-    } else {
-        IdMode::Production
-    };
-    let input = SubjectInput {
-        vkn: args.vkn.clone(),
-        tckn: args.tckn.clone(),
-        unvan: Some(args.unvan.clone()),
-        ..Default::default()
-    };
-    let subject = Subject::from_input(&profile, &input, id_mode)?;
+    let (profile, subject, id_mode) = cli::mali_muhur_subject(
+        &args.ca,
+        SubjectInput {
+            vkn: args.vkn.clone(),
+            tckn: args.tckn.clone(),
+            unvan: Some(args.unvan.clone()),
+            ..Default::default()
+        },
+        args.test_mode,
+        args.out.as_ref(),
+    )?;
     let id = match &subject {
         Subject::MaliMuhur { id, .. } => id.as_str().to_owned(),
         _ => bail!("provisioning makes Mali Mühür certificates only"),

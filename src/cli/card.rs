@@ -2,8 +2,7 @@
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -14,14 +13,13 @@ use certmint::card::provision::{
 };
 use certmint::card::station::{Station, StationEvent};
 use certmint::card::Readers;
-use certmint::ids::IdMode;
 use certmint::issue::PreparedCertificate;
 use certmint::journal::{Journal, OrderId, SqliteJournal};
 use certmint::keyref::Unlock;
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
 use certmint::piv::{Algorithm, Slot};
 use certmint::pkcs11::pin::PinSource;
-use certmint::profile::{CaConfig, Profile, ProfileName, Subject, SubjectInput};
+use certmint::profile::{Profile, ProfileName, SubjectInput};
 use certmint::signer::KeyType;
 
 use super::orders::{calendar, JournalArgs, Stopped};
@@ -290,30 +288,16 @@ impl CardHooks for ProvisionHooks {
 
 fn provision(args: ProvisionArgs) -> Result<()> {
     // Everything is checked before the card is touched.
-    if let Some(out) = &args.out {
-        if out.exists() {
-            bail!(
-                "{} already exists; certmint never overwrites a certificate",
-                out.display()
-            );
-        }
-    }
-    let config = CaConfig::load(&args.ca.join(ca::CONFIG_FILE))?;
-    let profile = Profile::from_config(ProfileName::MaliMuhur, &config)?;
-    let id_mode = if args.test_mode {
-        IdMode::Test
-    } else {
-        IdMode::Production
-    };
-    let subject = Subject::from_input(
-        &profile,
-        &SubjectInput {
+    let (profile, subject, id_mode) = super::mali_muhur_subject(
+        &args.ca,
+        SubjectInput {
             vkn: args.vkn.clone(),
             tckn: args.tckn.clone(),
             unvan: Some(args.unvan.clone()),
             ..Default::default()
         },
-        id_mode,
+        args.test_mode,
+        args.out.as_ref(),
     )?;
     let algorithm = Algorithm::for_key_type(args.key_type)
         .with_context(|| format!("{} keys cannot be generated on PIV cards", args.key_type))?;
@@ -426,17 +410,7 @@ fn station(args: StationArgs) -> Result<()> {
     )?;
     let profile = Profile::from_config(ProfileName::OkcDevice, &directory.config)?;
     let calendar = calendar(&None)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("\nStopping after the cards in flight… (Ctrl-C again to leave at once)");
-        })
-        .context("cannot install the Ctrl-C handler")?;
-    }
+    let stop = super::stop_on_ctrl_c("cards")?;
 
     // The live view: one line per reader on a terminal, one log line per
     // event otherwise (logs, CI).

@@ -5,3 +5,57 @@ pub mod bench;
 pub mod card;
 pub mod orders;
 pub mod vcard;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use certmint::ca;
+use certmint::ids::IdMode;
+use certmint::profile::{CaConfig, Profile, ProfileName, Subject, SubjectInput};
+
+/// A flag set by Ctrl-C: the work stops after what is in flight (`what`).
+/// A second Ctrl-C is the operator insisting: leave at once (the journal
+/// stays consistent).
+pub fn stop_on_ctrl_c(what: &'static str) -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nStopping after the {what} in flight… (Ctrl-C again to leave at once)");
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+/// The Mali Mühür profile of the CA in `ca_dir` and the subject it
+/// certifies, checked before any token or card is touched; refuses an
+/// `out` file that exists already.
+pub fn mali_muhur_subject(
+    ca_dir: &Path,
+    input: SubjectInput,
+    test_mode: bool,
+    out: Option<&PathBuf>,
+) -> Result<(Profile, Subject, IdMode)> {
+    if let Some(out) = out {
+        if out.exists() {
+            bail!(
+                "{} already exists; certmint never overwrites a certificate",
+                out.display()
+            );
+        }
+    }
+    let config = CaConfig::load(&ca_dir.join(ca::CONFIG_FILE))?;
+    let profile = Profile::from_config(ProfileName::MaliMuhur, &config)?;
+    let id_mode = if test_mode {
+        IdMode::Test
+    } else {
+        IdMode::Production
+    };
+    let subject = Subject::from_input(&profile, &input, id_mode)?;
+    Ok((profile, subject, id_mode))
+}

@@ -3,8 +3,7 @@
 
 use std::io::BufReader;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -508,18 +507,7 @@ fn produce(args: ProduceArgs) -> Result<()> {
     )?;
     let profile = Profile::from_config(ProfileName::OkcDevice, &directory.config)?;
     let calendar = calendar(&args.closed_days)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // A second Ctrl-C is the operator insisting: leave at once (the journal stays consistent).
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("\nStopping after the devices in flight… (Ctrl-C again to leave at once)");
-        })
-        .context("cannot install the Ctrl-C handler")?;
-    }
+    let stop = super::stop_on_ctrl_c("devices")?;
     let remaining = order.devices.saturating_sub(order.verified);
     let bar = indicatif::ProgressBar::new(remaining);
     bar.set_style(
