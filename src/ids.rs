@@ -353,6 +353,14 @@ impl DeviceSerial {
         Ok(Self(value.to_owned()))
     }
 
+    /// The journal name of the `index`-th Mali Mühür seal of the taxpayer
+    /// `id`: `{ID}SIGN{index}`, the label Kamu SM gives the seal's key. A
+    /// seal takes a device's place in the journal (one row per carrier to
+    /// produce); it has no prefix table.
+    pub fn seal_label(id: &TaxpayerId, index: u32) -> Self {
+        Self(format!("{}SIGN{index}", id.as_str()))
+    }
+
     /// The letter prefix (manufacturer / brand code).
     pub fn prefix(&self) -> &str {
         let letters = self.0.bytes().take_while(u8::is_ascii_uppercase).count();

@@ -720,3 +720,124 @@ fn card_provision_with_the_card_pulled_mid_write_names_the_lost_certificate_and_
             .trim()
     );
 }
+
+#[test]
+fn a_mali_muhur_order_of_two_seals_is_produced_at_the_station() {
+    let mut stack = stack_with_ca();
+    let import = |stack: &PcscStack, seals: &str| {
+        certmint(
+            stack,
+            &[
+                "order",
+                "import",
+                "--kind",
+                "mali-muhur",
+                "--vkn",
+                VKN,
+                "--unvan",
+                UNVAN,
+                "--target",
+                "card",
+                "--seals",
+                seals,
+            ],
+            &[],
+        )
+    };
+    // A seal is a card or an HSM key, never a software file.
+    let soft = certmint(
+        &stack,
+        &[
+            "order",
+            "import",
+            "--kind",
+            "mali-muhur",
+            "--vkn",
+            VKN,
+            "--unvan",
+            UNVAN,
+            "--target",
+            "soft",
+        ],
+        &[],
+    );
+    assert_ne!(soft.code, 0);
+    assert!(
+        soft.stderr.contains("--target card or --target hsm"),
+        "{}",
+        soft.stderr
+    );
+    import(&stack, "2").ok();
+    // Unpaid: the station refuses.
+    stack.start_card(
+        0,
+        &card_args(&[
+            "--pin",
+            "24681357",
+            "--cards",
+            "2",
+            "--eject-idle-ms",
+            "600",
+            "--insert-pause-ms",
+            "1500",
+        ]),
+    );
+    let unpaid = station(&stack, "1");
+    assert_ne!(unpaid.code, 0);
+    assert!(unpaid.stderr.contains("is not paid"), "{}", unpaid.stderr);
+    certmint(&stack, &["order", "pay", "--order", "1"], &[]).ok();
+    let run = station(&stack, "1").ok();
+    assert!(
+        run.stdout.contains("2 card(s) produced now"),
+        "{}",
+        said(&run)
+    );
+    for label in ["4540536920SIGN0", "4540536920SIGN1"] {
+        let cert = format!("deliveries/order-1/certs/{label}.pem");
+        let verify = stack
+            .run(
+                "openssl",
+                &[
+                    "verify",
+                    "-CAfile",
+                    "ca/root.pem",
+                    "-untrusted",
+                    "ca/issuing.pem",
+                    &cert,
+                ],
+            )
+            .ok();
+        assert!(verify.stdout.contains(": OK"), "{}", verify.stdout);
+        let subject = stack
+            .run(
+                "openssl",
+                &[
+                    "x509",
+                    "-in",
+                    &cert,
+                    "-noout",
+                    "-subject",
+                    "-nameopt",
+                    "RFC2253,-esc_msb",
+                ],
+            )
+            .ok()
+            .stdout;
+        assert!(
+            subject.contains("serialNumber=4540536920")
+                && subject.contains("CN=ÖRNEK BİLİŞİM A.Ş."),
+            "{subject}"
+        );
+    }
+    // The company's next order numbers its seals on.
+    import(&stack, "1").ok();
+    let journal = journal(&stack);
+    assert_eq!(
+        journal.device_order("4540536920SIGN2").unwrap(),
+        Some(OrderId(2))
+    );
+    assert_eq!(
+        journal.order(OrderId(1)).unwrap().state.to_string(),
+        "delivered"
+    );
+}

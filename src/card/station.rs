@@ -22,9 +22,9 @@ use der::{Decode, Encode};
 
 use super::provision::{provision_card, CardCredentials, CardError, CardHooks, CardRequest, Step};
 use super::{ReaderWatch, Readers};
-use crate::ids::{DeviceSerial, PrefixTable};
+use crate::ids::{DeviceSerial, IdMode, PrefixTable};
 use crate::issue::{CertificateAuthority, PreparedCertificate};
-use crate::journal::{Device, Journal, OrderId, StoredCertificate};
+use crate::journal::{Device, Journal, OrderId, OrderKind, StoredCertificate};
 use crate::okc::{
     delivery_folder, store_certificate_files, CertificateFacts, KeyTarget, ProduceError,
     Production, ProductionReport,
@@ -33,7 +33,7 @@ use crate::pem::hex;
 use crate::piv::client::PivError;
 use crate::piv::{Algorithm, Slot};
 use crate::pkcs11::token::lock;
-use crate::profile::{Profile, Subject};
+use crate::profile::{Profile, Subject, SubjectInput};
 use crate::signer::KeyType;
 
 /// How long a wait lasts before the worker looks at the stop flag again.
@@ -117,8 +117,10 @@ pub struct Station<'a> {
     pub order: OrderId,
     /// The issuing CA.
     pub ca: &'a CertificateAuthority,
-    /// The device profile.
+    /// The order's profile: okc-device, or mali-muhur for a seal order.
     pub profile: &'a Profile,
+    /// Whether GİB's test identifiers are accepted (the CA's lints must agree).
+    pub id_mode: IdMode,
     /// The CA chain for the delivery.
     pub chain: Vec<Vec<u8>>,
     /// Where the delivery folder goes.
@@ -179,6 +181,14 @@ struct Queue {
     in_flight: HashSet<i64>,
 }
 
+/// Who the certificates of the order certify.
+enum Certified {
+    /// ÖKC: each device by its serial, with the manufacturer's name.
+    Devices { manufacturer: String },
+    /// Mali Mühür: every seal of the order certifies the company.
+    Company(Subject),
+}
+
 enum Claim {
     Device(Device),
     /// Nothing to take now, but another reader's device may come back.
@@ -216,6 +226,33 @@ impl Station<'_> {
             order: self.order,
             reason: format!("{key_type} keys cannot be generated on PIV cards"),
         })?;
+        let certified = match order.kind {
+            OrderKind::Okc => Certified::Devices {
+                manufacturer: order.manufacturer.clone(),
+            },
+            OrderKind::MaliMuhur => {
+                let id = order.manufacturer_vkn.clone();
+                let (vkn, tckn) = if id.len() == 11 {
+                    (None, Some(id))
+                } else {
+                    (Some(id), None)
+                };
+                let input = SubjectInput {
+                    vkn,
+                    tckn,
+                    unvan: Some(order.manufacturer.clone()),
+                    ..Default::default()
+                };
+                Certified::Company(
+                    Subject::from_input(self.profile, &input, self.id_mode).map_err(|e| {
+                        ProduceError::Order {
+                            order: self.order,
+                            reason: e.to_string(),
+                        }
+                    })?,
+                )
+            }
+        };
         let folder = delivery_folder(&self.out, self.order);
         std::fs::create_dir_all(folder.join("certs")).map_err(|e| ProduceError::Io {
             path: folder.display().to_string(),
@@ -234,7 +271,7 @@ impl Station<'_> {
         std::thread::scope(|scope| {
             for reader in &self.readers {
                 let (queue, produced, failure, halt) = (&queue, &produced, &failure, &halt);
-                let manufacturer = order.manufacturer.clone();
+                let certified = &certified;
                 scope.spawn(move || {
                     // One PC/SC context per worker: pcsc-lite serialises the
                     // calls made on one context, and a worker waits long.
@@ -257,7 +294,7 @@ impl Station<'_> {
                         halt,
                         pcsc: &pcsc,
                         algorithm,
-                        manufacturer,
+                        certified,
                     };
                     match worker.serve(produced) {
                         Ok(()) => {}
@@ -290,7 +327,7 @@ struct Worker<'a, 's> {
     halt: &'a AtomicBool,
     pcsc: &'a Readers,
     algorithm: Algorithm,
-    manufacturer: String,
+    certified: &'a Certified,
 }
 
 impl Worker<'_, '_> {
@@ -439,18 +476,21 @@ impl Worker<'_, '_> {
     /// Provisions the card in the reader for `device` and records it.
     fn produce(&self, device: &Device) -> Result<String, Outcome> {
         let fatal = |e: ProduceError| Outcome::Fatal(StationError::Produce(e));
-        let serial = DeviceSerial::parse(&device.serial, &PrefixTable::any()).map_err(|e| {
-            fatal(ProduceError::Order {
-                order: self.station.order,
-                reason: e.to_string(),
-            })
-        })?;
+        let subject = match self.certified {
+            Certified::Devices { manufacturer } => Subject::OkcDevice {
+                serial: DeviceSerial::parse(&device.serial, &PrefixTable::any()).map_err(|e| {
+                    fatal(ProduceError::Order {
+                        order: self.station.order,
+                        reason: e.to_string(),
+                    })
+                })?,
+                manufacturer: Some(manufacturer.clone()),
+            },
+            Certified::Company(subject) => subject.clone(),
+        };
         let request = CardRequest {
             profile: self.station.profile.clone(),
-            subject: Subject::OkcDevice {
-                serial,
-                manufacturer: Some(self.manufacturer.clone()),
-            },
+            subject,
             algorithm: self.algorithm,
             slot: self.station.slot,
             not_before: crate::issue::validity::now().map_err(|error| {

@@ -13,8 +13,9 @@ use certmint::card::provision::{
 };
 use certmint::card::station::{Station, StationEvent};
 use certmint::card::Readers;
+use certmint::ids::IdMode;
 use certmint::issue::PreparedCertificate;
-use certmint::journal::{Journal, OrderId, SqliteJournal};
+use certmint::journal::{Journal, OrderId, OrderKind, SqliteJournal};
 use certmint::keyref::Unlock;
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
 use certmint::piv::{Algorithm, Slot};
@@ -197,6 +198,9 @@ pub struct StationArgs {
     /// Environment variable holding the CA token's PIN.
     #[arg(long)]
     ca_pin_env: Option<String>,
+    /// Accept GİB's test identifiers. Never in production.
+    #[arg(long)]
+    test_mode: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -408,7 +412,17 @@ fn station(args: StationArgs) -> Result<()> {
             sessions: Some(names.len()),
         },
     )?;
-    let profile = Profile::from_config(ProfileName::OkcDevice, &directory.config)?;
+    let profile_name = match order.kind {
+        OrderKind::Okc => ProfileName::OkcDevice,
+        OrderKind::MaliMuhur => ProfileName::MaliMuhur,
+    };
+    let profile = Profile::from_config(profile_name, &directory.config)?;
+    let id_mode = if args.test_mode {
+        IdMode::Test
+    } else {
+        IdMode::Production
+    };
+    let ca = directory.ca.with_id_mode(id_mode);
     let calendar = calendar(&None)?;
     let stop = super::stop_on_ctrl_c("cards")?;
 
@@ -453,12 +467,10 @@ fn station(args: StationArgs) -> Result<()> {
     };
     let station = Station {
         order: OrderId(args.order),
-        ca: &directory.ca,
+        ca: &ca,
         profile: &profile,
-        chain: vec![
-            directory.ca.certificate_der().to_vec(),
-            directory.root_der.clone(),
-        ],
+        id_mode,
+        chain: vec![ca.certificate_der().to_vec(), directory.root_der.clone()],
         out: args.out.clone(),
         readers: names,
         slot: args.slot,

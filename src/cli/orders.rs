@@ -10,13 +10,13 @@ use clap::{Args, Subcommand};
 
 use certmint::ca::CaDirectory;
 use certmint::calendar::BusinessCalendar;
-use certmint::ids::{IdMode, PrefixTable, Vkn};
+use certmint::ids::{DeviceSerial, IdMode, PrefixTable, TaxpayerId, Vkn};
 use certmint::journal::{
-    Application, Journal, NewOrder, OrderId, OrderKind, SqliteJournal, Target,
+    Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, SqliteJournal, Target,
 };
 use certmint::keyref::Unlock;
 use certmint::okc::{purge, KeyTarget, Production};
-use certmint::order::serial_list::SerialListReader;
+use certmint::order::serial_list::{ListedSerial, SerialListReader};
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
 use certmint::profile::{Profile, ProfileName};
 use certmint::signer::KeyType;
@@ -51,7 +51,7 @@ impl JournalArgs {
 
 #[derive(Subcommand)]
 pub enum OrderCommand {
-    /// Import an ÖKC order with the manufacturer's serial list.
+    /// Import an order: ÖKC with the manufacturer's serial list, or Mali Mühür seals.
     Import(ImportArgs),
     /// Record that an order is paid (who and when): production may start.
     Pay(PayArgs),
@@ -64,7 +64,10 @@ pub enum OrderCommand {
 #[derive(Args)]
 #[command(
     after_help = "Examples:\n  certmint order import --manufacturer 'Örnek Yazarkasa A.Ş.' --manufacturer-vkn 4540536920 \\\n      --prefixes FU,JI --serials fu-list.txt\n  \
-certmint order import ... --additional-to 3 --serials more.csv --accept-good-lines\n\n\
+certmint order import ... --additional-to 3 --serials more.csv --accept-good-lines\n  \
+certmint order import --kind mali-muhur --vkn 4540536920 --unvan 'Örnek Bilişim A.Ş.' --target card --seals 2\n\n\
+A Mali Mühür order names the company and how many seals it gets; each seal is one card or one\n\
+key in the company's HSM, journalled as {VKN}SIGN{n} (numbered on from earlier orders).\n\
 The list: one serial per line, or CSV/TSV with a serial column (serial, seri_no, sicil_no, …);\n\
 UTF-8 with or without BOM, LF or CRLF, blank lines and # comments allowed. Every bad line,\n\
 duplicate and serial of an earlier order is reported with its line number; the order is\n\
@@ -73,27 +76,42 @@ refused as a whole unless --accept-good-lines."
 pub struct ImportArgs {
     #[command(flatten)]
     journal: JournalArgs,
-    /// The manufacturer's name (goes into the certificates as organizationName).
+    /// What the order produces: okc (device certificates) or mali-muhur (company seals).
+    #[arg(long, default_value = "okc")]
+    kind: OrderKind,
+    /// ÖKC: the manufacturer's name (goes into the certificates as organizationName).
     #[arg(long)]
-    manufacturer: String,
-    /// The manufacturer's VKN.
+    manufacturer: Option<String>,
+    /// ÖKC: the manufacturer's VKN.
     #[arg(long)]
-    manufacturer_vkn: String,
-    /// The manufacturer's approved serial prefixes, comma-separated (e.g. FU,JI).
-    #[arg(long, value_delimiter = ',', required = true)]
+    manufacturer_vkn: Option<String>,
+    /// ÖKC: the manufacturer's approved serial prefixes, comma-separated (e.g. FU,JI).
+    #[arg(long, value_delimiter = ',')]
     prefixes: Vec<String>,
-    /// The serial list file.
+    /// ÖKC: the serial list file.
     #[arg(long)]
-    serials: PathBuf,
+    serials: Option<PathBuf>,
+    /// Mali Mühür: the company's VKN.
+    #[arg(long)]
+    vkn: Option<String>,
+    /// Mali Mühür: a sole proprietor's TCKN (instead of --vkn).
+    #[arg(long)]
+    tckn: Option<String>,
+    /// Mali Mühür: the trade name (unvan).
+    #[arg(long)]
+    unvan: Option<String>,
+    /// Mali Mühür: how many seals (cards or HSM keys).
+    #[arg(long, default_value_t = 1)]
+    seals: u32,
     /// An additional application (Ek Başvuru) to this earlier order.
     #[arg(long)]
     additional_to: Option<i64>,
     /// Where device keys are made: soft (PKCS#12 files), hsm (the manufacturer's token) or card (PIV cards at `card station`).
     #[arg(long, default_value = "soft")]
     target: Target,
-    /// Device key type: p256, p384 or rsa2048.
-    #[arg(long, default_value = "p256")]
-    key_type: KeyType,
+    /// Key type: p256, p384 or rsa2048 (default p256 for ÖKC, p384 for Mali Mühür).
+    #[arg(long)]
+    key_type: Option<KeyType>,
     /// Import the good lines even when some lines are bad.
     #[arg(long)]
     accept_good_lines: bool,
@@ -345,22 +363,40 @@ fn print_order(o: &certmint::journal::OrderSummary) {
 }
 
 fn import(args: ImportArgs) -> Result<()> {
+    match args.kind {
+        OrderKind::Okc => import_okc(args),
+        OrderKind::MaliMuhur => import_seals(args),
+    }
+}
+
+fn import_okc(args: ImportArgs) -> Result<()> {
     let mode = if args.test_mode {
         IdMode::Test
     } else {
         IdMode::Production
     };
-    let vkn = Vkn::parse(&args.manufacturer_vkn, mode)?;
+    let (Some(manufacturer), Some(manufacturer_vkn), Some(serials)) =
+        (&args.manufacturer, &args.manufacturer_vkn, &args.serials)
+    else {
+        bail!("an ÖKC order needs --manufacturer, --manufacturer-vkn, --prefixes and --serials");
+    };
+    if args.prefixes.is_empty() {
+        bail!("an ÖKC order needs the manufacturer's approved --prefixes");
+    }
+    if args.vkn.is_some() || args.tckn.is_some() || args.unvan.is_some() {
+        bail!("--vkn, --tckn and --unvan are for Mali Mühür orders (--kind mali-muhur)");
+    }
+    let vkn = Vkn::parse(manufacturer_vkn, mode)?;
     let prefixes = PrefixTable::new(&args.prefixes)?;
-    if args.manufacturer.trim().is_empty() {
+    if manufacturer.trim().is_empty() {
         bail!("--manufacturer is empty");
     }
-    let file = std::fs::File::open(&args.serials)
-        .with_context(|| format!("cannot read {}", args.serials.display()))?;
+    let file = std::fs::File::open(serials)
+        .with_context(|| format!("cannot read {}", serials.display()))?;
     let mut reader = SerialListReader::new(BufReader::new(file), prefixes);
     let order = NewOrder {
         kind: OrderKind::Okc,
-        manufacturer: args.manufacturer.trim().to_owned(),
+        manufacturer: manufacturer.trim().to_owned(),
         manufacturer_vkn: vkn.as_str().to_owned(),
         prefixes: args.prefixes.clone(),
         application: match args.additional_to {
@@ -370,12 +406,81 @@ fn import(args: ImportArgs) -> Result<()> {
             None => Application::Initial,
         },
         target: args.target,
-        key_type: args.key_type.to_string(),
-        source: args.serials.display().to_string(),
+        key_type: args.key_type.unwrap_or(KeyType::EcP256).to_string(),
+        source: serials.display().to_string(),
         operator: args.journal.operator(),
     };
     let mut journal = args.journal.open()?;
     let report = journal.import_order(&order, &mut reader, args.accept_good_lines)?;
+    report_import(&args, report)
+}
+
+/// A Mali Mühür order: the company, and one journal row per seal, named
+/// `{ID}SIGN{n}` with `n` counted on from the company's earlier seals.
+fn import_seals(args: ImportArgs) -> Result<()> {
+    let mode = if args.test_mode {
+        IdMode::Test
+    } else {
+        IdMode::Production
+    };
+    if args.manufacturer.is_some()
+        || args.manufacturer_vkn.is_some()
+        || args.serials.is_some()
+        || !args.prefixes.is_empty()
+        || args.additional_to.is_some()
+    {
+        bail!("a Mali Mühür order takes --vkn or --tckn, --unvan and --seals (no manufacturer, prefixes, serial list or --additional-to)");
+    }
+    let id = match (&args.vkn, &args.tckn) {
+        (Some(vkn), None) => TaxpayerId::Vkn(Vkn::parse(vkn, mode)?),
+        (None, Some(tckn)) => TaxpayerId::Tckn(tckn.parse()?),
+        _ => bail!(
+            "a Mali Mühür order names the company with --vkn (or a sole proprietor with --tckn)"
+        ),
+    };
+    let unvan = args.unvan.as_deref().map(str::trim).unwrap_or_default();
+    if unvan.is_empty() {
+        bail!("a Mali Mühür order needs the company's --unvan");
+    }
+    if args.target == Target::Soft {
+        bail!("Mali Mühür seals are produced on a card or in the company's HSM: --target card or --target hsm");
+    }
+    if args.seals == 0 {
+        bail!("--seals counts from 1");
+    }
+    let key_type = args.key_type.unwrap_or(KeyType::EcP384);
+    let mut journal = args.journal.open()?;
+    let mut labels = Vec::new();
+    let mut index = 0;
+    while labels.len() < args.seals as usize {
+        let label = DeviceSerial::seal_label(&id, index);
+        if journal.device_order(label.as_str())?.is_none() {
+            labels.push(label);
+        }
+        index += 1;
+    }
+    let order = NewOrder {
+        kind: OrderKind::MaliMuhur,
+        manufacturer: unvan.to_owned(),
+        manufacturer_vkn: id.as_str().to_owned(),
+        prefixes: Vec::new(),
+        application: Application::Initial,
+        target: args.target,
+        key_type: key_type.to_string(),
+        source: "operator".into(),
+        operator: args.journal.operator(),
+    };
+    let mut seals = labels.into_iter().enumerate().map(|(i, serial)| {
+        Ok(ListedSerial {
+            line: i + 1,
+            serial,
+        })
+    });
+    let report = journal.import_order(&order, &mut seals, false)?;
+    report_import(&args, report)
+}
+
+fn report_import(args: &ImportArgs, report: ImportReport) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

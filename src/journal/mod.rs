@@ -357,6 +357,9 @@ pub trait Journal: Send {
         serial: &str,
     ) -> Result<Option<DeviceState>, JournalError>;
 
+    /// The order holding the device with this serial, in any order.
+    fn device_order(&self, serial: &str) -> Result<Option<OrderId>, JournalError>;
+
     /// A device's certificate intents that never became certificates (a crash
     /// between intent and store): (certificate serial, device).
     fn dangling_intents(&self, order: OrderId) -> Result<Vec<(String, Device)>, JournalError>;

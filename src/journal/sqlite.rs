@@ -503,6 +503,17 @@ impl Journal for SqliteJournal {
             .transpose()
     }
 
+    fn device_order(&self, serial: &str) -> Result<Option<OrderId>, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT order_id FROM devices WHERE serial = ?1",
+                [serial],
+                |r| r.get(0).map(OrderId),
+            )
+            .optional()
+            .map_err(|e| self.db(e))
+    }
+
     fn dangling_intents(&self, order: OrderId) -> Result<Vec<(String, Device)>, JournalError> {
         let mut stmt = self
             .conn

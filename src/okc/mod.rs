@@ -351,7 +351,8 @@ impl Production<'_> {
             order: self.order,
             reason,
         };
-        if order.kind != crate::journal::OrderKind::Okc {
+        // The card station produces seal orders too; soft and HSM batches are ÖKC only.
+        if order.kind != crate::journal::OrderKind::Okc && !matches!(self.target, KeyTarget::Card) {
             return Err(refuse("is not an ÖKC order".into()));
         }
         if order.state == OrderState::Received {
