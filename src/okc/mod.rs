@@ -663,8 +663,10 @@ impl Production<'_> {
                 scope.spawn(move || loop {
                     let next = lock(receive_devices).recv();
                     let Ok(devices) = next else { break };
-                    if lock(failure).is_some() {
-                        continue; // drain: the feeder stops soon
+                    if lock(failure).is_some() || self.stop.load(Ordering::SeqCst) {
+                        // Drain without work: the feeder stops soon. A queued
+                        // chunk has no intents yet, so skipping it is safe.
+                        continue;
                     }
                     match self.sign_chunk(journal, order, key_type, chain, devices) {
                         Ok(signed) => {
