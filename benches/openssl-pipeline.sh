@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 openssl_devices=${1:-300}
 certmint_devices=${2:-10000}
 cargo build --release --quiet
-certmint="$PWD/target/release/certmint"
+certmint="$(realpath "${CARGO_TARGET_DIR:-target}")/release/certmint"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"

@@ -7,11 +7,15 @@
 //! - the pipeline efficiency: issuance rate ÷ the rate that signing plus
 //!   verifying alone would allow (1 / (1/sign + 1/verify)), same worker count.
 //!
+//! The three are measured the same way: on the same threads, warmed up
+//! alike, taking turns of 200 ms until each has had its time, so that the
+//! noise of a shared machine falls on all three and not on one of them.
+//!
 //! The intent here is an in-memory record (the bytes that would go to the
 //! journal); `--batch` measures a whole order with the durable journal.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -81,47 +85,129 @@ fn rate(operations: u64, elapsed: Duration) -> Rate {
     }
 }
 
-/// Runs `op` on `workers` threads for `duration`; returns the count and, when
-/// `latencies`, every operation's duration.
-fn run_for(
+/// How long each turn of a measurement lasts: the operations measured
+/// together take turns (sign, verify, issue, sign, …), so that a change in
+/// the machine's load — other processes, frequency, the disk — falls on all
+/// of them alike, and their ratios compare like with like.
+const TURN: Duration = Duration::from_millis(200);
+
+/// An operation measured, with what it did over all its turns.
+struct Measured<'a> {
+    op: &'a (dyn Fn() -> Result<(), String> + Sync),
+    /// Whether each operation's duration is kept (for percentiles).
+    latencies: bool,
+    operations: AtomicU64,
+    elapsed: Mutex<Duration>,
+    times: Mutex<Vec<Duration>>,
+}
+
+impl<'a> Measured<'a> {
+    fn new(op: &'a (dyn Fn() -> Result<(), String> + Sync), latencies: bool) -> Self {
+        Self {
+            op,
+            latencies,
+            operations: AtomicU64::new(0),
+            elapsed: Mutex::new(Duration::ZERO),
+            times: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn rate(&self) -> Rate {
+        rate(
+            self.operations.load(Ordering::SeqCst),
+            *self.elapsed.lock().unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+}
+
+/// Runs every operation in `measured` on the same `workers` threads for
+/// `duration` each, in turns of about [`TURN`]. The threads are started
+/// once, and each runs every operation once before any clock starts, so
+/// that per-thread set-up (a new thread's first use of the DRBG seeds it,
+/// for one) is measured for none of them. An operation still running when
+/// its turn ends is not counted, for any of them.
+fn run_interleaved(
     workers: usize,
     duration: Duration,
-    latencies: bool,
-    op: &(dyn Fn() -> Result<(), String> + Sync),
-) -> Result<(u64, Duration, Vec<Duration>), String> {
+    measured: &[Measured<'_>],
+) -> Result<(), String> {
+    const FINISHED: usize = usize::MAX;
+    let turns = (duration.as_secs_f64() / TURN.as_secs_f64())
+        .ceil()
+        .max(1.0) as u32;
+    let turn_length = duration / turns;
+    let barrier = Barrier::new(workers + 1);
+    let current = AtomicUsize::new(FINISHED);
     let stop = AtomicBool::new(false);
-    let count = AtomicU64::new(0);
-    let start = Instant::now();
-    let results: Vec<Result<Vec<Duration>, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut times = Vec::new();
-                    while !stop.load(Ordering::Relaxed) {
-                        let t = Instant::now();
-                        op()?;
-                        if latencies {
-                            times.push(t.elapsed());
+    let failure: Mutex<Option<String>> = Mutex::new(None);
+    let fail = |e: String| {
+        failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(e);
+    };
+    let failed = || failure.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                let mut times = vec![Vec::new(); measured.len()];
+                let mut ok = measured
+                    .iter()
+                    .try_for_each(|m| (m.op)())
+                    .map_err(fail)
+                    .is_ok();
+                loop {
+                    barrier.wait(); // the turn starts
+                    let index = current.load(Ordering::SeqCst);
+                    let Some(m) = measured.get(index) else { break };
+                    let mut done = 0;
+                    while ok {
+                        let started = Instant::now();
+                        if let Err(e) = (m.op)() {
+                            fail(e);
+                            ok = false;
+                        } else if !stop.load(Ordering::SeqCst) {
+                            done += 1;
+                            if m.latencies {
+                                times[index].push(started.elapsed());
+                            }
+                            continue;
                         }
-                        count.fetch_add(1, Ordering::Relaxed);
+                        break;
                     }
-                    Ok(times)
-                })
-            })
-            .collect();
-        std::thread::sleep(duration);
-        stop.store(true, Ordering::Relaxed);
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("a worker panicked".into())))
-            .collect()
+                    m.operations.fetch_add(done, Ordering::SeqCst);
+                    barrier.wait(); // the turn has ended
+                }
+                for (m, times) in measured.iter().zip(times) {
+                    m.times
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend(times);
+                }
+            });
+        }
+        'turns: for _ in 0..turns {
+            for (index, m) in measured.iter().enumerate() {
+                stop.store(false, Ordering::SeqCst);
+                current.store(index, Ordering::SeqCst);
+                barrier.wait();
+                let start = Instant::now();
+                std::thread::sleep(turn_length);
+                stop.store(true, Ordering::SeqCst);
+                *m.elapsed.lock().unwrap_or_else(|p| p.into_inner()) += start.elapsed();
+                barrier.wait();
+                if failed() {
+                    break 'turns;
+                }
+            }
+        }
+        current.store(FINISHED, Ordering::SeqCst);
+        barrier.wait();
     });
-    let elapsed = start.elapsed();
-    let mut all = Vec::new();
-    for r in results {
-        all.extend(r?);
+    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    Ok((count.load(Ordering::Relaxed), elapsed, all))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -181,23 +267,26 @@ pub fn bench(
             .verify(&message, &signature)
             .map_err(|e| e.to_string())
     };
-    let intent_bytes = AtomicU64::new(0);
     let issue = || -> Result<(), String> {
         let prepared = ca
             .prepare(&profile, &subject, &device_spki, now)
             .map_err(|e: IssueError| e.to_string())?;
         // The intent: the bytes that would be made durable before signing.
-        intent_bytes.fetch_add(prepared.tbs_der().len() as u64, Ordering::Relaxed);
+        let intent = prepared.tbs_der().to_vec();
+        std::hint::black_box(&intent);
         ca.sign(prepared).map(|_| ()).map_err(|e| e.to_string())
     };
 
     let measure = |workers: usize| -> Result<PipelineRun, String> {
-        let (n, t, _) = run_for(workers, duration, false, &sign)?;
-        let raw_sign = rate(n, t);
-        let (n, t, _) = run_for(workers, duration, false, &verify)?;
-        let raw_verify = rate(n, t);
-        let (n, t, mut times) = run_for(workers, duration, true, &issue)?;
-        let issuance = rate(n, t);
+        let measured = [
+            Measured::new(&sign, false),
+            Measured::new(&verify, false),
+            Measured::new(&issue, true),
+        ];
+        run_interleaved(workers, duration, &measured)?;
+        let [sign, verify, issue] = &measured;
+        let (raw_sign, raw_verify, issuance) = (sign.rate(), verify.rate(), issue.rate());
+        let mut times = std::mem::take(&mut *issue.times.lock().unwrap_or_else(|p| p.into_inner()));
         times.sort();
         let bound = 1.0 / (1.0 / raw_sign.per_second + 1.0 / raw_verify.per_second);
         Ok(PipelineRun {

@@ -15,6 +15,7 @@ use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_QT_CPS, ID_QT_UNOT
 use const_oid::{AssociatedOid, ObjectIdentifier};
 use der::asn1::Ia5String;
 use der::{Decode, Encode, Tag, Tagged};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::certificate::Version;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
@@ -81,6 +82,54 @@ impl Findings {
     }
 }
 
+/// What the checks read of a decoded TBS certificate, from whichever
+/// decoder read it.
+struct Fields<'a> {
+    version: Version,
+    serial: &'a [u8],
+    signature: &'a AlgorithmIdentifierOwned,
+    issuer: &'a RdnSequence,
+    not_before: Time,
+    not_after: Time,
+    subject: &'a RdnSequence,
+    spki: &'a SubjectPublicKeyInfoOwned,
+    /// Whether either unique identifier is present.
+    unique_ids: bool,
+    extensions: &'a [Extension],
+}
+
+impl<'a> Fields<'a> {
+    fn of_x509(tbs: &'a x509_cert::TbsCertificate) -> Self {
+        Self {
+            version: tbs.version(),
+            serial: tbs.serial_number().as_bytes(),
+            signature: tbs.signature(),
+            issuer: tbs.issuer().as_ref(),
+            not_before: tbs.validity().not_before,
+            not_after: tbs.validity().not_after,
+            subject: tbs.subject().as_ref(),
+            spki: tbs.subject_public_key_info(),
+            unique_ids: tbs.issuer_unique_id().is_some() || tbs.subject_unique_id().is_some(),
+            extensions: tbs.extensions().map_or(&[], |e| e.as_slice()),
+        }
+    }
+
+    fn of_own(tbs: &'a TbsCertificate) -> Self {
+        Self {
+            version: tbs.version,
+            serial: tbs.serial_number.as_bytes(),
+            signature: &tbs.signature,
+            issuer: &tbs.issuer,
+            not_before: tbs.validity.not_before,
+            not_after: tbs.validity.not_after,
+            subject: &tbs.subject,
+            spki: &tbs.subject_public_key_info,
+            unique_ids: tbs.issuer_unique_id.is_some() || tbs.subject_unique_id.is_some(),
+            extensions: tbs.extensions.as_deref().unwrap_or(&[]),
+        }
+    }
+}
+
 /// Checks `tbs_der` against RFC 5280 and `profile`, for certificates issued
 /// by `issuer`. `id_mode` says whether GİB test identifiers are acceptable.
 pub fn lint(
@@ -90,25 +139,38 @@ pub fn lint(
     tbs_der: &[u8],
 ) -> Result<(), LintReport> {
     let mut f = Findings::default();
-    // The der crate decodes strict DER only, so a non-canonical encoding
-    // fails here too.
-    let tbs = match TbsCertificate::from_der(tbs_der) {
-        Ok(tbs) => tbs,
-        Err(e) => {
-            f.add("der.structure", format!("not a DER TBSCertificate: {e}"));
-            return Err(LintReport(f.0));
+    // x509-cert decodes the TBS (a second parser's opinion of it) and the
+    // checks read what it decoded. Only when it refuses is certmint's own
+    // TbsCertificate decoded, so that every other finding is still
+    // reported. The der crate decodes strict DER only, so a non-canonical
+    // encoding fails both. Decoding is most of a lint's cost: once, not
+    // twice, for every certificate that passes.
+    let x509 = x509_cert::TbsCertificate::from_der(tbs_der);
+    let own: TbsCertificate;
+    let tbs = match &x509 {
+        Ok(tbs) => Fields::of_x509(tbs),
+        Err(refusal) => {
+            own = match TbsCertificate::from_der(tbs_der) {
+                Ok(tbs) => tbs,
+                Err(e) => {
+                    f.add("der.structure", format!("not a DER TBSCertificate: {e}"));
+                    return Err(LintReport(f.0));
+                }
+            };
+            f.add(
+                "der.x509_cert",
+                format!("x509-cert refuses the TBS: {refusal}"),
+            );
+            Fields::of_own(&own)
         }
     };
-    if let Err(e) = x509_cert::TbsCertificate::from_der(tbs_der) {
-        f.add("der.x509_cert", format!("x509-cert refuses the TBS: {e}"));
-    }
 
     f.check(tbs.version == Version::V3, "rfc5280.version", || {
         format!("version is {:?}, must be v3", tbs.version)
     });
-    lint_serial(&mut f, tbs.serial_number.as_bytes());
+    lint_serial(&mut f, tbs.serial);
     f.check(
-        tbs.signature == issuer.signature_algorithm.algorithm_identifier(),
+        *tbs.signature == issuer.signature_algorithm.algorithm_identifier(),
         "rfc5280.signature_algorithm",
         || {
             format!(
@@ -117,8 +179,10 @@ pub fn lint(
             )
         },
     );
+    // Both names are DER-decoded (or built in canonical order), so they are
+    // equal exactly when their encodings are.
     f.check(
-        !tbs.issuer.is_empty() && tbs.issuer.to_der().ok() == issuer.name.to_der().ok(),
+        !tbs.issuer.is_empty() && *tbs.issuer == issuer.name,
         "rfc5280.issuer",
         || {
             format!(
@@ -127,19 +191,13 @@ pub fn lint(
             )
         },
     );
-    f.check(
-        tbs.issuer_unique_id.is_none() && tbs.subject_unique_id.is_none(),
-        "rfc5280.unique_ids",
-        || "CAs must not generate unique identifiers".into(),
-    );
+    f.check(!tbs.unique_ids, "rfc5280.unique_ids", || {
+        "CAs must not generate unique identifiers".into()
+    });
     lint_validity(&mut f, profile, issuer, &tbs);
-    lint_subject(&mut f, profile, id_mode, &tbs.subject);
+    lint_subject(&mut f, profile, id_mode, tbs.subject);
 
-    let key_type = match tbs
-        .subject_public_key_info
-        .to_der()
-        .map(|d| KeyType::of_public_key(&d))
-    {
+    let key_type = match tbs.spki.to_der().map(|d| KeyType::of_public_key(&d)) {
         Ok(Ok(key_type)) => Some(key_type),
         Ok(Err(e)) => {
             f.add("profile.key", e.to_string());
@@ -186,18 +244,10 @@ fn lint_serial(f: &mut Findings, bytes: &[u8]) {
     });
 }
 
-fn lint_validity(
-    f: &mut Findings,
-    profile: &Profile,
-    issuer: &IssuerIdentity,
-    tbs: &TbsCertificate,
-) {
-    let not_before = tbs.validity.not_before.to_date_time();
-    let not_after = tbs.validity.not_after.to_date_time();
-    for (which, time) in [
-        ("notBefore", tbs.validity.not_before),
-        ("notAfter", tbs.validity.not_after),
-    ] {
+fn lint_validity(f: &mut Findings, profile: &Profile, issuer: &IssuerIdentity, tbs: &Fields<'_>) {
+    let not_before = tbs.not_before.to_date_time();
+    let not_after = tbs.not_after.to_date_time();
+    for (which, time) in [("notBefore", tbs.not_before), ("notAfter", tbs.not_after)] {
         let utc_required = time.to_date_time().year() < 2050;
         let is_utc = matches!(time, Time::UtcTime(_));
         f.check(utc_required == is_utc, "rfc5280.validity.encoding", || {
@@ -384,10 +434,10 @@ fn lint_extensions(
     f: &mut Findings,
     profile: &Profile,
     issuer: &IssuerIdentity,
-    tbs: &TbsCertificate,
+    tbs: &Fields<'_>,
     key_type: Option<KeyType>,
 ) {
-    let extensions = tbs.extensions.as_deref().unwrap_or(&[]);
+    let extensions = tbs.extensions;
     let mut seen = BTreeSet::new();
     for ext in extensions {
         f.check(
@@ -489,7 +539,7 @@ fn lint_extensions(
                     ext,
                 ) {
                     f.check(
-                        ski.0.as_bytes() == key_identifier(&tbs.subject_public_key_info).as_slice(),
+                        ski.0.as_bytes() == key_identifier(tbs.spki).as_slice(),
                         "rfc5280.subject_key_identifier",
                         || "subjectKeyIdentifier is not the SHA-1 of the subject public key".into(),
                     );

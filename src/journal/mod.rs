@@ -287,6 +287,10 @@ pub struct IssuedRecord {
     pub not_before: String,
     /// notAfter, RFC 3339.
     pub not_after: String,
+    /// The certificate (not in manifests: the delivery checks the
+    /// certificate files against it).
+    #[serde(skip)]
+    pub der: Vec<u8>,
 }
 
 /// A certificate's status in the journal.
@@ -315,6 +319,29 @@ pub struct StoredCertificate<'a> {
     pub not_after: &'a str,
     /// The PKCS#12 password (soft target), kept until the purge.
     pub p12_password: Option<&'a str>,
+}
+
+/// A device's intent: the certificate serial and the linted TBS the CA is
+/// about to sign.
+#[derive(Debug, Clone)]
+pub struct Intent<'a> {
+    /// The device.
+    pub device: &'a Device,
+    /// The certificate serial, hex.
+    pub serial_hex: &'a str,
+    /// The linted TBS certificate, DER.
+    pub tbs: &'a [u8],
+    /// Where the key came from (for the audit record).
+    pub key_note: &'a str,
+}
+
+/// A device whose certificate was signed, verified and stored.
+#[derive(Debug, Clone)]
+pub struct VerifiedDevice<'a> {
+    /// The device.
+    pub device: &'a Device,
+    /// What gets recorded.
+    pub certificate: StoredCertificate<'a>,
 }
 
 /// The journal boundary.
@@ -381,14 +408,41 @@ pub trait Journal: Send {
         operator: &str,
     ) -> Result<(), JournalError>;
 
-    /// The intent: serial and linted TBS, durable before the CA signs.
-    /// `key_note` says where the key came from (for the audit record).
+    /// The intents of several devices, in one transaction: when this returns,
+    /// every one is durable (one commit, one fsync for the lot), so the CA may
+    /// sign them all; when it fails, none is recorded.
+    fn record_intents(
+        &mut self,
+        intents: &[Intent<'_>],
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// The intent of one device: serial and linted TBS, durable before the CA
+    /// signs. `key_note` says where the key came from (for the audit record).
     fn record_intent(
         &mut self,
         device: &Device,
         serial_hex: &str,
         tbs: &[u8],
         key_note: &str,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        self.record_intents(
+            &[Intent {
+                device,
+                serial_hex,
+                tbs,
+                key_note,
+            }],
+            operator,
+        )
+    }
+
+    /// Several devices' certificates signed, verified and stored, in one
+    /// transaction (one fsync for the lot); when it fails, none is recorded.
+    fn record_verified_devices(
+        &mut self,
+        verified: &[VerifiedDevice<'_>],
         operator: &str,
     ) -> Result<(), JournalError>;
 
@@ -398,7 +452,15 @@ pub trait Journal: Send {
         device: &Device,
         certificate: &StoredCertificate<'_>,
         operator: &str,
-    ) -> Result<(), JournalError>;
+    ) -> Result<(), JournalError> {
+        self.record_verified_devices(
+            &[VerifiedDevice {
+                device,
+                certificate: certificate.clone(),
+            }],
+            operator,
+        )
+    }
 
     /// producing → produced, when every device is verified; returns whether it moved.
     fn finish_production(&mut self, order: OrderId, operator: &str) -> Result<bool, JournalError>;

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
 
 use super::{
-    Application, CertificateRecord, Device, DeviceState, ImportProblem, ImportReport, IssuedRecord,
-    Journal, JournalError, NewOrder, OrderId, OrderKind, OrderState, OrderSummary,
-    StoredCertificate, Target, MAX_REPORTED_PROBLEMS,
+    Application, CertificateRecord, Device, DeviceState, ImportProblem, ImportReport, Intent,
+    IssuedRecord, Journal, JournalError, NewOrder, OrderId, OrderKind, OrderState, OrderSummary,
+    Target, VerifiedDevice, MAX_REPORTED_PROBLEMS,
 };
 use crate::audit::{self, AuditRecord, AuditReport, GENESIS};
 use crate::order::serial_list::{ListProblem, ListedSerial};
@@ -59,7 +59,11 @@ CREATE TABLE IF NOT EXISTS certificates (
     void_reason TEXT,
     CHECK ((status = 'issued') = (der IS NOT NULL))
 );
--- At most one certificate per device that is not void.
+-- At most one certificate per device that is not void. Also the index of a
+-- device's certificates: queries by device repeat `status <> 'void'` even
+-- where their own status test implies it, because SQLite uses a partial
+-- index only when the query states its condition; without it every lookup
+-- scans all certificates (O(n²) for an order's delivery or recovery).
 CREATE UNIQUE INDEX IF NOT EXISTS one_active_certificate_per_device ON certificates(device_id) WHERE status <> 'void';
 CREATE TABLE IF NOT EXISTS deliveries (
     order_id    INTEGER PRIMARY KEY REFERENCES orders(id),
@@ -84,6 +88,23 @@ CREATE TABLE IF NOT EXISTS audit_head (
     hash BLOB NOT NULL
 );
 "#;
+
+/// An order's issued certificates, a page in device order.
+const ISSUED_PAGE: &str =
+    "SELECT d.id, d.serial, c.serial_hex, c.sha256, c.not_before, c.not_after, c.der FROM devices d
+     JOIN certificates c ON c.device_id = d.id AND c.status <> 'void' AND c.status = 'issued'
+     WHERE d.order_id = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3";
+
+/// An order's intents that never became certificates.
+const DANGLING_INTENTS: &str =
+    "SELECT c.serial_hex, d.id, d.order_id, d.serial, d.state, d.key_id FROM certificates c
+     JOIN devices d ON c.device_id = d.id
+     WHERE d.order_id = ?1 AND c.status <> 'void' AND c.status = 'intent' ORDER BY d.id";
+
+/// The order and line of a serial already in the journal, and whether it was certified.
+const EARLIER_DEVICE: &str = "SELECT d.order_id, d.line_no,
+            EXISTS (SELECT 1 FROM certificates c WHERE c.device_id = d.id AND c.status <> 'void' AND c.status = 'issued')
+     FROM devices d WHERE d.serial = ?1";
 
 /// An order state change: allowed from `from`, audited as `event`.
 struct Transition<'a> {
@@ -124,6 +145,54 @@ fn database_error(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError + Cop
     }
 }
 
+/// The audit chain's head while records are appended in one transaction:
+/// read once, advanced per record, written back once. Records appended in
+/// one transaction (a batch of devices) chain exactly as if each had been
+/// appended in its own.
+struct AuditChain {
+    seq: i64,
+    hash: Vec<u8>,
+}
+
+impl AuditChain {
+    fn read(tx: &Transaction<'_>) -> rusqlite::Result<Self> {
+        let (seq, hash) = tx
+            .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, GENESIS.to_vec()));
+        Ok(Self { seq, hash })
+    }
+
+    fn append(
+        &mut self,
+        tx: &Transaction<'_>,
+        at: &str,
+        operator: &str,
+        event: &str,
+        subject: &str,
+        details: &str,
+    ) -> rusqlite::Result<()> {
+        let seq = self.seq + 1;
+        let hash = audit::record_hash(&self.hash, seq, at, operator, event, subject, details);
+        tx.prepare_cached(
+            "INSERT INTO audit (seq, at, operator, event, subject, details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![seq, at, operator, event, subject, details, self.hash, hash.as_slice()])?;
+        self.seq = seq;
+        self.hash = hash.to_vec();
+        Ok(())
+    }
+
+    fn write(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        tx.prepare_cached(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT(id) DO UPDATE SET seq = ?1, hash = ?2",
+        )?
+        .execute(params![self.seq, self.hash])?;
+        Ok(())
+    }
+}
+
 fn append_audit(
     tx: &Transaction<'_>,
     operator: &str,
@@ -131,24 +200,9 @@ fn append_audit(
     subject: &str,
     details: &str,
 ) -> rusqlite::Result<()> {
-    let (last, prev): (i64, Vec<u8>) = tx
-        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?
-        .unwrap_or((0, GENESIS.to_vec()));
-    let seq = last + 1;
-    let at = now_rfc3339();
-    let hash = audit::record_hash(&prev, seq, &at, operator, event, subject, details);
-    tx.execute(
-        "INSERT INTO audit (seq, at, operator, event, subject, details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![seq, at, operator, event, subject, details, prev, hash.as_slice()],
-    )?;
-    tx.execute(
-        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT(id) DO UPDATE SET seq = ?1, hash = ?2",
-        params![seq, hash.as_slice()],
-    )?;
-    Ok(())
+    let mut chain = AuditChain::read(tx)?;
+    chain.append(tx, &now_rfc3339(), operator, event, subject, details)?;
+    chain.write(tx)
 }
 
 fn parse<T: std::str::FromStr<Err = String>>(value: String) -> rusqlite::Result<T> {
@@ -333,13 +387,7 @@ impl Journal for SqliteJournal {
             let mut insert = tx
                 .prepare("INSERT INTO devices (order_id, serial, line_no, state) VALUES (?1, ?2, ?3, 'planned')")
                 .map_err(db)?;
-            let mut existing = tx
-                .prepare(
-                    "SELECT d.order_id, d.line_no,
-                            EXISTS (SELECT 1 FROM certificates c WHERE c.device_id = d.id AND c.status = 'issued')
-                     FROM devices d WHERE d.serial = ?1",
-                )
-                .map_err(db)?;
+            let mut existing = tx.prepare(EARLIER_DEVICE).map_err(db)?;
             for item in serials {
                 match item {
                     Err(problem) => note(problem.line, problem.to_string()),
@@ -517,10 +565,7 @@ impl Journal for SqliteJournal {
     fn dangling_intents(&self, order: OrderId) -> Result<Vec<(String, Device)>, JournalError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT c.serial_hex, d.id, d.order_id, d.serial, d.state, d.key_id FROM certificates c JOIN devices d ON c.device_id = d.id
-                 WHERE d.order_id = ?1 AND c.status = 'intent' ORDER BY d.id",
-            )
+            .prepare(DANGLING_INTENTS)
             .map_err(|e| self.db(e))?;
         let rows = stmt
             .query_map([order.0], |r| {
@@ -590,77 +635,103 @@ impl Journal for SqliteJournal {
         tx.commit().map_err(db)
     }
 
-    fn record_intent(
+    fn record_intents(
         &mut self,
-        device: &Device,
-        serial_hex: &str,
-        tbs: &[u8],
-        key_note: &str,
+        intents: &[Intent<'_>],
         operator: &str,
     ) -> Result<(), JournalError> {
         let db = database_error(&self.path);
         let tx = self.conn.transaction().map_err(db)?;
-        tx.execute(
-            "INSERT INTO certificates (device_id, serial_hex, status, tbs, recorded_at) VALUES (?1, ?2, 'intent', ?3, ?4)",
-            params![device.id, serial_hex, tbs, now_rfc3339()],
-        )
-        .map_err(db)?;
-        tx.execute(
-            "UPDATE devices SET state = 'intent-recorded' WHERE id = ?1",
-            [device.id],
-        )
-        .map_err(db)?;
-        append_audit(
-            &tx,
-            operator,
-            "device.intent",
-            &format!("device {}", device.serial),
-            &format!("{key_note}; certificate {serial_hex} linted"),
-        )
-        .map_err(db)?;
+        let mut chain = AuditChain::read(&tx).map_err(db)?;
+        let now = now_rfc3339();
+        for intent in intents {
+            tx.prepare_cached(
+                "INSERT INTO certificates (device_id, serial_hex, status, tbs, recorded_at) VALUES (?1, ?2, 'intent', ?3, ?4)",
+            )
+            .and_then(|mut insert| {
+                insert.execute(params![intent.device.id, intent.serial_hex, intent.tbs, now])
+            })
+            .map_err(db)?;
+            tx.prepare_cached("UPDATE devices SET state = 'intent-recorded' WHERE id = ?1")
+                .and_then(|mut update| update.execute([intent.device.id]))
+                .map_err(db)?;
+            chain
+                .append(
+                    &tx,
+                    &now,
+                    operator,
+                    "device.intent",
+                    &format!("device {}", intent.device.serial),
+                    &format!(
+                        "{}; certificate {} linted",
+                        intent.key_note, intent.serial_hex
+                    ),
+                )
+                .map_err(db)?;
+        }
+        chain.write(&tx).map_err(db)?;
         tx.commit().map_err(db)
     }
 
-    fn record_verified(
+    fn record_verified_devices(
         &mut self,
-        device: &Device,
-        c: &StoredCertificate<'_>,
+        verified: &[VerifiedDevice<'_>],
         operator: &str,
     ) -> Result<(), JournalError> {
         let db = database_error(&self.path);
         let tx = self.conn.transaction().map_err(db)?;
-        let changed = tx
-            .execute(
-                "UPDATE certificates SET status = 'issued', der = ?1, sha256 = ?2, not_before = ?3, not_after = ?4
-                 WHERE serial_hex = ?5 AND status = 'intent' AND device_id = ?6",
-                params![c.der, c.sha256, c.not_before, c.not_after, c.serial_hex, device.id],
+        let mut chain = AuditChain::read(&tx).map_err(db)?;
+        let now = now_rfc3339();
+        for VerifiedDevice {
+            device,
+            certificate: c,
+        } in verified
+        {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE certificates SET status = 'issued', der = ?1, sha256 = ?2, not_before = ?3, not_after = ?4
+                     WHERE serial_hex = ?5 AND status = 'intent' AND device_id = ?6",
+                )
+                .and_then(|mut update| {
+                    update.execute(params![
+                        c.der,
+                        c.sha256,
+                        c.not_before,
+                        c.not_after,
+                        c.serial_hex,
+                        device.id
+                    ])
+                })
+                .map_err(db)?;
+            if changed != 1 {
+                return Err(JournalError::Database {
+                    path: self.path.display().to_string(),
+                    reason: format!(
+                        "certificate {} of device {} has no recorded intent",
+                        c.serial_hex, device.serial
+                    ),
+                });
+            }
+            tx.prepare_cached(
+                "UPDATE devices SET state = 'verified', p12_password = ?1 WHERE id = ?2",
             )
+            .and_then(|mut update| update.execute(params![c.p12_password, device.id]))
             .map_err(db)?;
-        if changed != 1 {
-            return Err(JournalError::Database {
-                path: self.path.display().to_string(),
-                reason: format!(
-                    "certificate {} of device {} has no recorded intent",
-                    c.serial_hex, device.serial
-                ),
-            });
+            chain
+                .append(
+                    &tx,
+                    &now,
+                    operator,
+                    "device.certificate-issued",
+                    &format!("device {}", device.serial),
+                    &format!(
+                        "certificate {} signed, verified, stored; SHA-256 {}",
+                        c.serial_hex, c.sha256
+                    ),
+                )
+                .map_err(db)?;
         }
-        tx.execute(
-            "UPDATE devices SET state = 'verified', p12_password = ?1 WHERE id = ?2",
-            params![c.p12_password, device.id],
-        )
-        .map_err(db)?;
-        append_audit(
-            &tx,
-            operator,
-            "device.certificate-issued",
-            &format!("device {}", device.serial),
-            &format!(
-                "certificate {} signed, verified, stored; SHA-256 {}",
-                c.serial_hex, c.sha256
-            ),
-        )
-        .map_err(db)?;
+        chain.write(&tx).map_err(db)?;
         tx.commit().map_err(db)
     }
 
@@ -698,11 +769,7 @@ impl Journal for SqliteJournal {
     ) -> Result<Vec<(i64, IssuedRecord)>, JournalError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT d.id, d.serial, c.serial_hex, c.sha256, c.not_before, c.not_after FROM devices d
-                 JOIN certificates c ON c.device_id = d.id AND c.status = 'issued'
-                 WHERE d.order_id = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
-            )
+            .prepare_cached(ISSUED_PAGE)
             .map_err(|e| self.db(e))?;
         let rows = stmt
             .query_map(params![order.0, after, limit as i64], |r| {
@@ -714,6 +781,7 @@ impl Journal for SqliteJournal {
                         sha256: r.get(3)?,
                         not_before: r.get(4)?,
                         not_after: r.get(5)?,
+                        der: r.get(6)?,
                     },
                 ))
             })
@@ -959,5 +1027,34 @@ impl SqliteJournal {
             })
             .map_err(|e| self.db(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each lookup of a device's certificate goes through an index: a scan
+    /// of the certificates per device makes delivery and recovery O(n²).
+    #[test]
+    fn certificate_lookups_by_device_use_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = SqliteJournal::open(&dir.path().join("j.sqlite")).unwrap();
+        for query in [ISSUED_PAGE, DANGLING_INTENTS, EARLIER_DEVICE] {
+            let mut explain = journal
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+                .unwrap();
+            let parameters = rusqlite::params_from_iter(vec![1; explain.parameter_count()]);
+            let plan: Vec<String> = explain
+                .query_map(parameters, |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                !plan.iter().any(|step| step.starts_with("SCAN c")),
+                "{query}\n{plan:#?}"
+            );
+        }
     }
 }

@@ -9,6 +9,13 @@
 //!   ─► write certificate (and PKCS#12) ─► (hsm: import certificate) ─► journal: verified
 //! ```
 //!
+//! Workers take devices a chunk at a time and record the chunk's intents in
+//! one transaction; a storer thread writes what they signed and records the
+//! chunk verified in another. The steps are the same, and in the same order,
+//! for every device: only their fsyncs are shared. Certificate files are not
+//! synced one by one: the journal's DER is their durable copy, and the
+//! delivery checks and rewrites them, then syncs the file system.
+//!
 //! A restart voids intents that never became certificates (whatever was
 //! signed was neither stored nor delivered), removes token objects the
 //! journal does not know, and carries on; devices already verified are
@@ -26,13 +33,14 @@ use std::sync::{Arc, Mutex};
 
 use der::Encode;
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use crate::calendar::BusinessCalendar;
 use crate::ids::{DeviceSerial, PrefixTable};
-use crate::issue::{CertificateAuthority, IssueError};
+use crate::issue::{CertificateAuthority, IssueError, PreparedCertificate};
 use crate::journal::{
-    Device, DeviceState, Journal, JournalError, OrderId, OrderState, OrderSummary,
-    StoredCertificate,
+    Device, DeviceState, Intent, Journal, JournalError, OrderId, OrderState, OrderSummary,
+    StoredCertificate, VerifiedDevice,
 };
 use crate::pem::{self, hex, hex_colons};
 use crate::pkcs11::keys::{
@@ -127,23 +135,83 @@ impl CertificateFacts {
     }
 }
 
-/// Writes a device's certificate into the delivery folder, PEM and DER.
+/// Writes a device's certificate into the delivery folder, PEM and DER,
+/// without fsync: the journal holds the same DER, and the delivery checks
+/// every certificate file against it, rewrites any that a crash lost or
+/// tore, and syncs the file system before it records the upload.
 pub(crate) fn store_certificate_files(
     folder: &Path,
     device_serial: &str,
     certificate_der: &[u8],
 ) -> Result<(), ProduceError> {
     let certs = folder.join("certs");
-    write_atomically(
+    write_unsynced(
         &certs.join(format!("{device_serial}.pem")),
         pem::certificate(certificate_der).as_bytes(),
         0o644,
     )?;
-    write_atomically(
+    write_unsynced(
         &certs.join(format!("{device_serial}.der")),
         certificate_der,
         0o644,
     )
+}
+
+/// Checks a device's certificate files against the journal's DER and
+/// rewrites any that is missing or different (a crash can lose or tear
+/// them: they are written without fsync).
+fn restore_certificate_files(
+    certs: &Path,
+    device_serial: &str,
+    certificate_der: &[u8],
+) -> Result<(), ProduceError> {
+    let pem = pem::certificate(certificate_der);
+    for (path, bytes) in [
+        (certs.join(format!("{device_serial}.pem")), pem.as_bytes()),
+        (certs.join(format!("{device_serial}.der")), certificate_der),
+    ] {
+        if std::fs::read(&path).ok().as_deref() != Some(bytes) {
+            write_unsynced(&path, bytes, 0o644)?;
+        }
+    }
+    Ok(())
+}
+
+/// Devices a worker takes at a time. Their intents are recorded in one
+/// transaction and their certificates in another: two journal fsyncs per
+/// chunk instead of two per device. A crash leaves at most the chunks in
+/// flight as intents, which the next run voids.
+const CHUNK: usize = 32;
+
+/// A device whose key exists and whose TBS certificate is linted: ready for
+/// its intent.
+struct PreparedDevice {
+    device: Device,
+    /// The soft target's key, in memory until it is packed in the PKCS#12.
+    software_key: Option<SoftwareSigner>,
+    spki_der: Vec<u8>,
+    /// The token key's CKA_ID (hsm target).
+    key_id: Option<Vec<u8>>,
+    certificate: PreparedCertificate,
+    serial_hex: String,
+}
+
+/// A device whose certificate is signed and checked (and, soft target,
+/// packed in its PKCS#12): ready to store.
+struct SignedDevice {
+    device: Device,
+    serial_hex: String,
+    certificate_der: Vec<u8>,
+    facts: CertificateFacts,
+    /// The token key's CKA_ID (hsm target).
+    key_id: Option<Vec<u8>>,
+    /// The soft target's PKCS#12 file and its password.
+    pkcs12: Option<(Vec<u8>, Zeroizing<String>)>,
+}
+
+/// Keeps the first failure of a run; every thread stops at its next step.
+fn keep_first_failure(failure: &Mutex<Option<ProduceError>>, error: ProduceError) {
+    lock(failure).get_or_insert(error);
 }
 
 /// One production run of one order.
@@ -227,6 +295,53 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Prod
         .and_then(|()| file.sync_all())
         .map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// Writes `bytes` to `path` (created or truncated), leaving durability to a
+/// later sync.
+fn write_unsynced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ProduceError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .and_then(|mut file| file.write_all(bytes))
+        .map_err(io(path))
+}
+
+/// Writes `bytes` to `path` (created or truncated) and fsyncs it. Its name
+/// in the folder is durable only after [`sync_folder`].
+fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ProduceError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io(path))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io(path))
+}
+
+/// Makes the names of the files created in `folder` durable (fsync of the
+/// folder): one call for a whole chunk of files.
+fn sync_folder(folder: &Path) -> Result<(), ProduceError> {
+    std::fs::File::open(folder)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io(folder))
+}
+
+/// Makes everything written to the file system holding `path` durable
+/// (syncfs(2)): one call for an order's thousands of certificate files
+/// instead of an fsync each.
+fn sync_file_system(path: &Path) -> Result<(), ProduceError> {
+    std::fs::File::open(path)
+        .and_then(|dir| nix::unistd::syncfs(&dir).map_err(std::io::Error::from))
+        .map_err(io(path))
 }
 
 /// A file written under a temporary name and renamed into place only when
@@ -518,57 +633,77 @@ impl Production<'_> {
         for dir in &folders {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
+        // Parsed once for every PKCS#12 of the run.
+        let chain = pkcs12::CaChain::parse(&self.chain).map_err(|reason| ProduceError::Order {
+            order: self.order,
+            reason: format!("CA chain: {reason}"),
+        })?;
         let produced = AtomicU64::new(0);
         let failure: Mutex<Option<ProduceError>> = Mutex::new(None);
-        let halt = AtomicBool::new(false);
         let workers = self.workers.max(1);
-        let (send, receive) = sync_channel::<Device>(workers * 4);
-        let receive = Mutex::new(receive);
+        // Feeder → workers (chunks of devices) → storer (chunks signed).
+        // Both queues are bounded: memory stays flat however large the order.
+        let (send_devices, receive_devices) = sync_channel::<Vec<Device>>(workers * 2);
+        let receive_devices = Mutex::new(receive_devices);
+        let (send_signed, receive_signed) = sync_channel::<Vec<SignedDevice>>(workers * 2);
         std::thread::scope(|scope| {
+            // The storer: files and token imports, then the verified records.
+            // Its waits on fsync overlap the workers' signing.
+            scope.spawn(|| {
+                for signed in receive_signed {
+                    if let Err(e) = self.store_chunk(journal, &signed) {
+                        keep_first_failure(&failure, e);
+                        break; // the workers' next send fails: they stop
+                    }
+                    produced.fetch_add(signed.len() as u64, Ordering::SeqCst);
+                }
+            });
             for _ in 0..workers {
-                scope.spawn(|| {
-                    loop {
-                        let next = lock(&receive).recv();
-                        let Ok(device) = next else { break };
-                        if halt.load(Ordering::SeqCst) {
-                            continue; // drain: the feeder stops soon
-                        }
-                        match self.produce_device(journal, order, key_type, &device) {
-                            Ok(()) => {
-                                produced.fetch_add(1, Ordering::SeqCst);
-                                (self.on_device)();
+                let send_signed = send_signed.clone();
+                let (receive_devices, chain, failure) = (&receive_devices, &chain, &failure);
+                scope.spawn(move || loop {
+                    let next = lock(receive_devices).recv();
+                    let Ok(devices) = next else { break };
+                    if lock(failure).is_some() || self.stop.load(Ordering::SeqCst) {
+                        // Drain without work: the feeder stops soon. A queued
+                        // chunk has no intents yet, so skipping it is safe.
+                        continue;
+                    }
+                    match self.sign_chunk(journal, order, key_type, chain, devices) {
+                        Ok(signed) => {
+                            if send_signed.send(signed).is_err() {
+                                break;
                             }
-                            Err(e) => {
-                                halt.store(true, Ordering::SeqCst);
-                                lock(&failure).get_or_insert(e);
-                            }
                         }
+                        Err(e) => keep_first_failure(failure, e),
                     }
                 });
             }
-            // The feeder pages through the journal: memory stays flat however
-            // large the order.
+            drop(send_signed);
+            // The feeder pages through the journal.
             let mut after = 0;
             'feed: loop {
                 let page = match lock(journal).pending_devices(self.order, after, 256) {
                     Ok(page) => page,
                     Err(e) => {
-                        lock(&failure).get_or_insert(e.into());
+                        keep_first_failure(&failure, e.into());
                         break;
                     }
                 };
                 let Some(last) = page.last() else { break };
                 after = last.id;
-                for device in page {
-                    if halt.load(Ordering::SeqCst) || self.stop.load(Ordering::SeqCst) {
+                let mut devices = page.into_iter().peekable();
+                while devices.peek().is_some() {
+                    if lock(&failure).is_some() || self.stop.load(Ordering::SeqCst) {
                         break 'feed;
                     }
-                    if send.send(device).is_err() {
+                    let chunk: Vec<Device> = devices.by_ref().take(CHUNK).collect();
+                    if send_devices.send(chunk).is_err() {
                         break 'feed;
                     }
                 }
             }
-            drop(send);
+            drop(send_devices);
         });
         report.produced_now = produced.load(Ordering::SeqCst);
         if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
@@ -578,13 +713,52 @@ impl Production<'_> {
         Ok(())
     }
 
-    fn produce_device(
+    /// A chunk of devices up to their signed certificates: keys and linted
+    /// TBS for all, their intents in one durable transaction, then signing.
+    /// Nothing is signed before every intent of the chunk is durable.
+    fn sign_chunk(
         &self,
         journal: &Mutex<dyn Journal>,
         order: &OrderSummary,
         key_type: KeyType,
-        device: &Device,
-    ) -> Result<(), ProduceError> {
+        chain: &pkcs12::CaChain,
+        devices: Vec<Device>,
+    ) -> Result<Vec<SignedDevice>, ProduceError> {
+        let prepared = devices
+            .into_iter()
+            .map(|device| self.prepare_device(journal, order, key_type, device))
+            .collect::<Result<Vec<_>, _>>()?;
+        let key_note = match &self.target {
+            KeyTarget::Soft => "software key generated in memory",
+            KeyTarget::Hsm(_) => "key in the token",
+            KeyTarget::Card => "key on a PIV card",
+        };
+        let intents: Vec<Intent<'_>> = prepared
+            .iter()
+            .map(|p| Intent {
+                device: &p.device,
+                serial_hex: &p.serial_hex,
+                tbs: p.certificate.tbs_der(),
+                key_note,
+            })
+            .collect();
+        lock(journal).record_intents(&intents, &self.operator)?;
+        drop(intents);
+        prepared
+            .into_iter()
+            .map(|p| self.sign_device(p, chain))
+            .collect()
+    }
+
+    /// A device's key (in memory, or in the token and recorded before use)
+    /// and its linted TBS certificate.
+    fn prepare_device(
+        &self,
+        journal: &Mutex<dyn Journal>,
+        order: &OrderSummary,
+        key_type: KeyType,
+        device: Device,
+    ) -> Result<PreparedDevice, ProduceError> {
         let issue_err = |error: IssueError| ProduceError::Issue {
             device: device.serial.clone(),
             error,
@@ -609,7 +783,6 @@ impl Production<'_> {
             manufacturer: Some(order.manufacturer.clone()),
         };
 
-        // The key: in memory (soft), or in the token (recorded before use).
         let (software_key, spki_der, key_id) = match &self.target {
             KeyTarget::Soft => {
                 let key = SoftwareSigner::generate(key_type).map_err(key_err)?;
@@ -638,7 +811,7 @@ impl Production<'_> {
                         // tokens that scan all objects (SoftHSM2): O(n²) per order.
                         let pair = generate_key_pair(token, key_type, &device.serial, true)
                             .map_err(token_err)?;
-                        lock(journal).record_key(device, &hex(&pair.id), &self.operator)?;
+                        lock(journal).record_key(&device, &hex(&pair.id), &self.operator)?;
                         (pair.spki_der, pair.id)
                     }
                 };
@@ -653,7 +826,7 @@ impl Production<'_> {
             }
         };
 
-        let prepared = self
+        let certificate = self
             .ca
             .prepare(
                 self.profile,
@@ -662,25 +835,47 @@ impl Production<'_> {
                 crate::issue::validity::now().map_err(issue_err)?,
             )
             .map_err(issue_err)?;
-        let serial_hex = hex(prepared.serial());
-        lock(journal).record_intent(
+        let serial_hex = hex(certificate.serial());
+        Ok(PreparedDevice {
             device,
-            &serial_hex,
-            prepared.tbs_der(),
-            match &self.target {
-                KeyTarget::Soft => "software key generated in memory",
-                KeyTarget::Hsm(_) => "key in the token",
-                KeyTarget::Card => "key on a PIV card",
-            },
-            &self.operator,
-        )?;
-        let certificate = self.ca.sign(prepared).map_err(issue_err)?;
+            software_key,
+            spki_der,
+            key_id,
+            certificate,
+            serial_hex,
+        })
+    }
+
+    /// Signs a device's certificate (its intent is durable), checks that it
+    /// certifies the device's key, and (soft target) packs the PKCS#12.
+    fn sign_device(
+        &self,
+        prepared: PreparedDevice,
+        chain: &pkcs12::CaChain,
+    ) -> Result<SignedDevice, ProduceError> {
+        let PreparedDevice {
+            device,
+            software_key,
+            spki_der,
+            key_id,
+            certificate,
+            serial_hex,
+        } = prepared;
+        let issue_err = |error: IssueError| ProduceError::Issue {
+            device: device.serial.clone(),
+            error,
+        };
+        let key_err = |error: SignerError| ProduceError::Key {
+            device: device.serial.clone(),
+            error,
+        };
+        let certificate = self.ca.sign(certificate).map_err(issue_err)?;
 
         // Verify what was signed certifies this device's key.
         let parsed = <x509_cert::Certificate as der::Decode>::from_der(certificate.der())
             .map_err(|e| issue_err(IssueError::Encoding(e.to_string())))?;
-        let tbs = parsed.tbs_certificate();
-        let certified = tbs
+        let certified = parsed
+            .tbs_certificate()
             .subject_public_key_info()
             .to_der()
             .map_err(|e| issue_err(IssueError::Encoding(e.to_string())))?;
@@ -691,21 +886,23 @@ impl Production<'_> {
         }
         let facts = CertificateFacts::of(&parsed, certificate.der());
 
-        // Store.
-        let folder = delivery_folder(&self.out, self.order);
-        store_certificate_files(&folder, &device.serial, certificate.der())?;
-        let password = match (&self.target, software_key) {
-            (KeyTarget::Soft, Some(key)) => {
+        let pkcs12 = match software_key {
+            Some(key) => {
                 let password =
                     pkcs12::random_password().map_err(|e| issue_err(IssueError::Entropy(e)))?;
                 let pkcs8 = key.to_pkcs8_der().map_err(key_err)?;
-                let key_id = crate::pkcs11::keys::key_id(&spki_der).map_err(token_err)?;
+                let key_id = crate::pkcs11::keys::key_id(&spki_der).map_err(|error| {
+                    ProduceError::Token {
+                        device: device.serial.clone(),
+                        error,
+                    }
+                })?;
                 let p12 = pkcs12::build(
                     &device.serial,
                     &pkcs8,
                     &key_id,
                     certificate.der(),
-                    &self.chain,
+                    chain,
                     &password,
                 )
                 .map_err(|e| {
@@ -714,36 +911,93 @@ impl Production<'_> {
                         reason: e,
                     })
                 })?;
-                let p12_dir = folder.join("p12");
-                write_atomically(&p12_dir.join(format!("{}.p12", device.serial)), &p12, 0o600)?;
-                Some(password)
+                Some((p12, password))
             }
-            (KeyTarget::Hsm(token), _) => {
-                let id = key_id.unwrap_or_default();
-                token
-                    .one_writer_at_a_time(|| {
-                        token.with_session(|s| {
-                            import_certificate(s, &device.serial, &id, certificate.der())
-                        })
-                    })
-                    .map_err(token_err)?;
-                None
-            }
-            (KeyTarget::Soft, None) | (KeyTarget::Card, _) => None,
+            None => None,
         };
-
-        lock(journal).record_verified(
+        Ok(SignedDevice {
             device,
-            &StoredCertificate {
-                serial_hex: &serial_hex,
-                der: certificate.der(),
-                sha256: &facts.sha256,
-                not_before: &facts.not_before,
-                not_after: &facts.not_after,
-                p12_password: password.as_deref().map(String::as_str),
-            },
-            &self.operator,
-        )?;
+            serial_hex,
+            certificate_der: certificate.der().to_vec(),
+            facts,
+            key_id,
+            pkcs12,
+        })
+    }
+
+    /// Stores a chunk of signed devices, then records them verified in one
+    /// transaction. What must be durable before that record is:
+    ///
+    /// - soft: the PKCS#12, the only copy of the device key: each file is
+    ///   fsynced, and its name with one fsync of the `p12` folder per chunk;
+    /// - hsm: the certificate object, imported into the token.
+    ///
+    /// The certificate files are written without fsync: the journal's
+    /// verified record holds the same DER, and the delivery checks every
+    /// certificate file against it, rewrites any that a crash lost, and syncs
+    /// the file system before recording the upload.
+    fn store_chunk(
+        &self,
+        journal: &Mutex<dyn Journal>,
+        signed: &[SignedDevice],
+    ) -> Result<(), ProduceError> {
+        let folder = delivery_folder(&self.out, self.order);
+        let p12_dir = folder.join("p12");
+        for device in signed {
+            store_certificate_files(&folder, &device.device.serial, &device.certificate_der)?;
+            match (&self.target, &device.pkcs12) {
+                (KeyTarget::Soft, Some((p12, _))) => {
+                    // Written in place, not renamed: until this device is recorded
+                    // verified, a crash leaves it to be produced again, and the new
+                    // file replaces whatever this one became.
+                    write_synced(
+                        &p12_dir.join(format!("{}.p12", device.device.serial)),
+                        p12,
+                        0o600,
+                    )?;
+                }
+                (KeyTarget::Hsm(token), _) => {
+                    let id = device.key_id.clone().unwrap_or_default();
+                    token
+                        .one_writer_at_a_time(|| {
+                            token.with_session(|s| {
+                                import_certificate(
+                                    s,
+                                    &device.device.serial,
+                                    &id,
+                                    &device.certificate_der,
+                                )
+                            })
+                        })
+                        .map_err(|error| ProduceError::Token {
+                            device: device.device.serial.clone(),
+                            error,
+                        })?;
+                }
+                (KeyTarget::Soft, None) | (KeyTarget::Card, _) => {}
+            }
+        }
+        if matches!(self.target, KeyTarget::Soft) {
+            sync_folder(&p12_dir)?;
+        }
+        let verified: Vec<VerifiedDevice<'_>> = signed
+            .iter()
+            .map(|d| VerifiedDevice {
+                device: &d.device,
+                certificate: StoredCertificate {
+                    serial_hex: &d.serial_hex,
+                    der: &d.certificate_der,
+                    sha256: &d.facts.sha256,
+                    not_before: &d.facts.not_before,
+                    not_after: &d.facts.not_after,
+                    p12_password: d.pkcs12.as_ref().map(|(_, password)| password.as_str()),
+                },
+            })
+            .collect();
+        lock(journal).record_verified_devices(&verified, &self.operator)?;
+        for _ in signed {
+            (self.on_device)();
+        }
         Ok(())
     }
 
@@ -760,6 +1014,8 @@ impl Production<'_> {
         write_atomically(&folder.join("chain.pem"), chain_pem.as_bytes(), 0o644)?;
 
         // Streamed page by page from the journal: memory stays flat however large the order.
+        let certs = folder.join("certs");
+        std::fs::create_dir_all(&certs).map_err(io(&certs))?;
         let csv_path = folder.join("manifest.csv");
         let json_path = folder.join("manifest.json");
         let mut csv = AtomicFile::create(&csv_path, 0o644)?;
@@ -773,6 +1029,7 @@ impl Production<'_> {
             let Some((last, _)) = page.last() else { break };
             after = *last;
             for (_, record) in page {
+                restore_certificate_files(&certs, &record.device_serial, &record.der)?;
                 let line = format!(
                     "{},{},{},{},{}\n",
                     record.device_serial,
@@ -816,6 +1073,9 @@ impl Production<'_> {
             passwords.commit()?;
             report.passwords = Some(path.display().to_string());
         }
+        // The certificate files (written without fsync) and the rest of the
+        // folder are durable before the upload is recorded.
+        sync_file_system(&folder)?;
         let uploaded = time::OffsetDateTime::now_utc();
         let uploaded_at = uploaded
             .format(&time::format_description::well_known::Rfc3339)

@@ -27,20 +27,35 @@ pub fn random_password() -> Result<Zeroizing<String>, String> {
     ))
 }
 
+/// The CA chain as PKCS#12 certificate entries, parsed once per production
+/// run instead of once per device.
+#[derive(Clone)]
+pub struct CaChain(Vec<Certificate>);
+
+impl CaChain {
+    /// Parses the chain's certificates (DER), issuing CA first.
+    pub fn parse(chain_der: &[Vec<u8>]) -> Result<Self, String> {
+        chain_der
+            .iter()
+            .map(|der| Certificate::from_der(der).map_err(|e| format!("{e:?}")))
+            .collect::<Result<_, _>>()
+            .map(CaChain)
+    }
+}
+
 /// Builds the PKCS#12 file: the PKCS#8 key, its certificate and the CA chain.
 pub fn build(
     alias: &str,
     key_pkcs8_der: &[u8],
     key_id: &[u8],
     certificate_der: &[u8],
-    chain_der: &[Vec<u8>],
+    chain: &CaChain,
     password: &str,
 ) -> Result<Vec<u8>, String> {
     let key = PrivateKey::from_der(key_pkcs8_der).map_err(|e| format!("{e:?}"))?;
-    let mut certs = vec![Certificate::from_der(certificate_der).map_err(|e| format!("{e:?}"))?];
-    for der in chain_der {
-        certs.push(Certificate::from_der(der).map_err(|e| format!("{e:?}"))?);
-    }
+    let mut certs = Vec::with_capacity(1 + chain.0.len());
+    certs.push(Certificate::from_der(certificate_der).map_err(|e| format!("{e:?}"))?);
+    certs.extend(chain.0.iter().cloned());
     let mut store = KeyStore::new();
     store.add_entry(
         alias,
