@@ -71,7 +71,7 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(cli::orders::AuditCommand),
-    /// PIV smart cards through PC/SC: readers, one-card provisioning, the card station.
+    /// PIV smart cards through PC/SC: readers, one-card provisioning, the card station, a virtual card.
     #[command(subcommand)]
     Card(cli::card::CardCommand),
     /// Measure a CA key and the issuance pipeline around it (raw rates, efficiency, latency).
