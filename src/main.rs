@@ -144,15 +144,8 @@ struct HsmProvisionArgs {
     /// The customer's token: a pkcs11: URI with token= or serial=.
     #[arg(long)]
     token: String,
-    /// The company's VKN.
-    #[arg(long)]
-    vkn: Option<String>,
-    /// A sole proprietor's TCKN (instead of --vkn).
-    #[arg(long)]
-    tckn: Option<String>,
-    /// The trade name (unvan).
-    #[arg(long)]
-    unvan: String,
+    #[command(flatten)]
+    seal: cli::SealSubjectArgs,
     /// rsa2048 or p384 (the Mali Mühür key types).
     #[arg(long, default_value = "p384")]
     key_type: KeyType,
@@ -168,9 +161,6 @@ struct HsmProvisionArgs {
     /// Environment variable holding the CA token's PIN (when the CA key is a pkcs11: URI without pin-source).
     #[arg(long)]
     ca_pin_env: Option<String>,
-    /// Accept GİB's test identifiers. Never in production.
-    #[arg(long)]
-    test_mode: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -680,17 +670,8 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
     if uri.object.is_some() || uri.id.is_some() {
         bail!("name only the token in --token: the label is {{VKN}}SIGN0 and the CKA_ID comes from the key");
     }
-    let (profile, subject, id_mode) = cli::mali_muhur_subject(
-        &args.ca,
-        SubjectInput {
-            vkn: args.vkn.clone(),
-            tckn: args.tckn.clone(),
-            unvan: Some(args.unvan.clone()),
-            ..Default::default()
-        },
-        args.test_mode,
-        args.out.as_ref(),
-    )?;
+    let (profile, subject, id_mode) =
+        cli::mali_muhur_subject(&args.ca, &args.seal, args.out.as_ref())?;
     let id = match &subject {
         Subject::MaliMuhur { id, .. } => id.as_str().to_owned(),
         _ => bail!("provisioning makes Mali Mühür certificates only"),

@@ -174,16 +174,14 @@ impl Readers {
         watch: &mut ReaderWatch,
         timeout: Option<Duration>,
     ) -> Result<bool, PivError> {
-        loop {
+        let present = self.wait_until(watch, timeout, |watch| {
             let state = watch.state.event_state();
-            if state.contains(State::PRESENT) && !state.contains(State::MUTE) {
-                watch.card_events = Some(watch.state.event_count());
-                return Ok(true);
-            }
-            if !self.next_change(watch, timeout)? {
-                return Ok(false);
-            }
+            state.contains(State::PRESENT) && !state.contains(State::MUTE)
+        })?;
+        if present {
+            watch.card_events = Some(watch.state.event_count());
         }
+        Ok(present)
     }
 
     /// Waits until the card seen by the last [`Readers::wait_for_card`] has
@@ -194,19 +192,32 @@ impl Readers {
         watch: &mut ReaderWatch,
         timeout: Option<Duration>,
     ) -> Result<bool, PivError> {
-        loop {
-            let state = watch.state.event_state();
+        let gone = self.wait_until(watch, timeout, |watch| {
             let swapped = watch
                 .card_events
                 .is_some_and(|events| events != watch.state.event_count());
-            if !state.contains(State::PRESENT) || swapped {
-                watch.card_events = None;
-                return Ok(true);
-            }
+            !watch.state.event_state().contains(State::PRESENT) || swapped
+        })?;
+        if gone {
+            watch.card_events = None;
+        }
+        Ok(gone)
+    }
+
+    /// Waits, change by change, until `reached` holds for the reader's
+    /// state; returns false on timeout.
+    fn wait_until(
+        &self,
+        watch: &mut ReaderWatch,
+        timeout: Option<Duration>,
+        reached: impl Fn(&ReaderWatch) -> bool,
+    ) -> Result<bool, PivError> {
+        while !reached(watch) {
             if !self.next_change(watch, timeout)? {
                 return Ok(false);
             }
         }
+        Ok(true)
     }
 
     /// Waits for the reader's state to differ from the one last seen;

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use der::{DateTime, Decode, Encode};
+use der::DateTime;
 use serde::Serialize;
 
 use crate::issue::{CertificateAuthority, IssueError, IssuedCertificate, PreparedCertificate};
@@ -304,7 +304,9 @@ pub fn provision_card<T: Transport>(
         "key generated on the card in slot {} ({key_type}); the certificate certifies it",
         request.slot
     )];
-    check_certifies(&certificate, &spki)?;
+    certificate
+        .certifying(&spki)
+        .map_err(|e| CardError::Check(format!("the card's key: {e}")))?;
 
     hooks.step(Step::WriteCertificate);
     client
@@ -362,23 +364,6 @@ pub fn provision_card<T: Transport>(
         pin_letter,
         checks,
     })
-}
-
-/// The certificate must certify the key the card generated.
-fn check_certifies(certificate: &IssuedCertificate, spki: &[u8]) -> Result<(), CardError> {
-    let parsed = x509_cert::Certificate::from_der(certificate.der())
-        .map_err(|e| CardError::Check(format!("the issued certificate does not decode: {e}")))?;
-    let certified = parsed
-        .tbs_certificate()
-        .subject_public_key_info()
-        .to_der()
-        .map_err(|e| CardError::Check(e.to_string()))?;
-    if certified != spki {
-        return Err(CardError::Check(
-            "the certificate does not certify the card's key".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// The message of the test signature: names the certificate, so a

@@ -20,7 +20,7 @@ use certmint::keyref::Unlock;
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
 use certmint::piv::{Algorithm, Slot};
 use certmint::pkcs11::pin::PinSource;
-use certmint::profile::{Profile, ProfileName, SubjectInput};
+use certmint::profile::{Profile, ProfileName};
 use certmint::signer::KeyType;
 
 use super::orders::{calendar, JournalArgs, Stopped};
@@ -129,15 +129,8 @@ pub struct ProvisionArgs {
     /// The reader (default: the only reader with a card in it).
     #[arg(long)]
     reader: Option<String>,
-    /// The company's VKN.
-    #[arg(long)]
-    vkn: Option<String>,
-    /// A sole proprietor's TCKN (instead of --vkn).
-    #[arg(long)]
-    tckn: Option<String>,
-    /// The trade name (unvan).
-    #[arg(long)]
-    unvan: String,
+    #[command(flatten)]
+    seal: super::SealSubjectArgs,
     /// p384 or rsa2048 (the Mali Mühür key types on PIV cards).
     #[arg(long, default_value = "p384")]
     key_type: KeyType,
@@ -161,9 +154,6 @@ pub struct ProvisionArgs {
     /// Environment variable holding the CA token's PIN (when the CA key is a pkcs11: URI).
     #[arg(long)]
     ca_pin_env: Option<String>,
-    /// Accept GİB's test identifiers. Never in production.
-    #[arg(long)]
-    test_mode: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -292,17 +282,8 @@ impl CardHooks for ProvisionHooks {
 
 fn provision(args: ProvisionArgs) -> Result<()> {
     // Everything is checked before the card is touched.
-    let (profile, subject, id_mode) = super::mali_muhur_subject(
-        &args.ca,
-        SubjectInput {
-            vkn: args.vkn.clone(),
-            tckn: args.tckn.clone(),
-            unvan: Some(args.unvan.clone()),
-            ..Default::default()
-        },
-        args.test_mode,
-        args.out.as_ref(),
-    )?;
+    let (profile, subject, id_mode) =
+        super::mali_muhur_subject(&args.ca, &args.seal, args.out.as_ref())?;
     let algorithm = Algorithm::for_key_type(args.key_type)
         .with_context(|| format!("{} keys cannot be generated on PIV cards", args.key_type))?;
     let credentials = args.secrets.credentials(args.puk_env.as_deref())?;

@@ -32,13 +32,30 @@ pub fn stop_on_ctrl_c(what: &'static str) -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// The company a Mali Mühür seal certifies, as `hsm provision` and
+/// `card provision` take it.
+#[derive(clap::Args)]
+pub struct SealSubjectArgs {
+    /// The company's VKN.
+    #[arg(long)]
+    vkn: Option<String>,
+    /// A sole proprietor's TCKN (instead of --vkn).
+    #[arg(long)]
+    tckn: Option<String>,
+    /// The trade name (unvan).
+    #[arg(long)]
+    unvan: String,
+    /// Accept GİB's test identifiers. Never in production.
+    #[arg(long)]
+    test_mode: bool,
+}
+
 /// The Mali Mühür profile of the CA in `ca_dir` and the subject it
 /// certifies, checked before any token or card is touched; refuses an
 /// `out` file that exists already.
 pub fn mali_muhur_subject(
     ca_dir: &Path,
-    input: SubjectInput,
-    test_mode: bool,
+    seal: &SealSubjectArgs,
     out: Option<&PathBuf>,
 ) -> Result<(Profile, Subject, IdMode)> {
     if let Some(out) = out {
@@ -51,10 +68,16 @@ pub fn mali_muhur_subject(
     }
     let config = CaConfig::load(&ca_dir.join(ca::CONFIG_FILE))?;
     let profile = Profile::from_config(ProfileName::MaliMuhur, &config)?;
-    let id_mode = if test_mode {
+    let id_mode = if seal.test_mode {
         IdMode::Test
     } else {
         IdMode::Production
+    };
+    let input = SubjectInput {
+        vkn: seal.vkn.clone(),
+        tckn: seal.tckn.clone(),
+        unvan: Some(seal.unvan.clone()),
+        ..Default::default()
     };
     let subject = Subject::from_input(&profile, &input, id_mode)?;
     Ok((profile, subject, id_mode))

@@ -113,6 +113,25 @@ impl IssuedCertificate {
     pub fn serial_hex(&self) -> String {
         crate::pem::hex(&self.serial)
     }
+
+    /// Decodes the certificate and checks that it certifies `spki_der`, the
+    /// key it was issued for (generated in memory, a token or a card);
+    /// returns the decoded certificate for further use.
+    pub fn certifying(&self, spki_der: &[u8]) -> Result<x509_cert::Certificate, IssueError> {
+        let encoding = |e: der::Error| IssueError::Encoding(e.to_string());
+        let parsed = x509_cert::Certificate::from_der(&self.der).map_err(encoding)?;
+        let certified = parsed
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(encoding)?;
+        if certified != spki_der {
+            return Err(IssueError::SignatureCheck(
+                "the certificate does not certify the key it was issued for".into(),
+            ));
+        }
+        Ok(parsed)
+    }
 }
 
 /// The outer Certificate structure around the TBS bytes, which are kept as

@@ -31,7 +31,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 
-use der::Encode;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -872,18 +871,7 @@ impl Production<'_> {
         let certificate = self.ca.sign(certificate).map_err(issue_err)?;
 
         // Verify what was signed certifies this device's key.
-        let parsed = <x509_cert::Certificate as der::Decode>::from_der(certificate.der())
-            .map_err(|e| issue_err(IssueError::Encoding(e.to_string())))?;
-        let certified = parsed
-            .tbs_certificate()
-            .subject_public_key_info()
-            .to_der()
-            .map_err(|e| issue_err(IssueError::Encoding(e.to_string())))?;
-        if certified != spki_der {
-            return Err(issue_err(IssueError::SignatureCheck(
-                "the certificate does not certify the device key".into(),
-            )));
-        }
+        let parsed = certificate.certifying(&spki_der).map_err(issue_err)?;
         let facts = CertificateFacts::of(&parsed, certificate.der());
 
         let pkcs12 = match software_key {
