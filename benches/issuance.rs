@@ -1,8 +1,13 @@
 //! Criterion benches of each stage of one issuance, with the raw signature
 //! and verification of the same key as the baseline in the same run:
 //!
-//! - `tbs/build+encode`: the TBS of an ÖKC device certificate, DER-encoded;
-//! - `tbs/lint`: every lint on those bytes;
+//! - `tbs/encode`: the TBS of an ÖKC device certificate, DER-encoded from
+//!   its profile's template;
+//! - `tbs/lint`: every lint rule on those bytes; `tbs/lint-known-extensions`
+//!   the same with the extensions known conformant from an earlier
+//!   certificate (what the CA does after a template's first certificate);
+//!   `tbs/lint+x509-cert` adds x509-cert's decoding (the first certificate);
+//! - `tbs/prepare`: both, with a fresh serial (`CertificateAuthority::prepare`);
 //! - `sign/{p256,p384,rsa2048}`: the software CA key alone (aws-lc-rs);
 //! - `verify/{p256,…}`: verification with the CA's parsed public key;
 //! - `issue/{p256,…}`: the whole `CertificateAuthority::issue` call;
@@ -16,12 +21,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use certmint::ids::{DeviceSerial, IdMode, PrefixTable};
-use certmint::issue::lint::lint;
+use certmint::issue::lint::{lint, lint_rules, Conformant};
 use certmint::issue::{tbs, CertificateAuthority};
 use certmint::profile::{CaConfig, Profile, ProfileName, Subject, SubjectInput};
 use certmint::signer::{KeyType, Signer, SoftwareSigner, VerifyingKey};
 use criterion::{criterion_group, criterion_main, Criterion};
-use der::Encode;
+use der::Decode;
 
 struct Setup {
     ca: CertificateAuthority,
@@ -73,34 +78,38 @@ fn setup(ca_key: KeyType) -> (Setup, Arc<SoftwareSigner>) {
 fn stages(c: &mut Criterion) {
     let (s, _) = setup(KeyType::EcP256);
     let serial = der::asn1::Int::new(&[0x40; 16]).unwrap();
-    c.bench_function("tbs/build+encode", |b| {
+    let template = tbs::TbsTemplate::new(&s.profile, KeyType::EcP256, s.ca.identity()).unwrap();
+    let spki = spki::SubjectPublicKeyInfoRef::from_der(&s.device_key).unwrap();
+    c.bench_function("tbs/encode", |b| {
         b.iter(|| {
-            let tbs = tbs::build(
-                &s.profile,
-                &s.subject,
-                &s.device_key,
-                KeyType::EcP256,
-                s.ca.identity(),
-                serial.clone(),
-                s.now,
-            )
-            .unwrap();
-            black_box(tbs.to_der().unwrap())
+            template
+                .encode(&s.subject, &spki, black_box(&s.device_key), &serial, s.now)
+                .unwrap()
         })
     });
-    let tbs_der = tbs::build(
-        &s.profile,
-        &s.subject,
-        &s.device_key,
-        KeyType::EcP256,
-        s.ca.identity(),
-        serial,
-        s.now,
-    )
-    .unwrap()
-    .to_der()
-    .unwrap();
-    c.bench_function("tbs/lint", |b| {
+    let tbs_der = template
+        .encode(&s.subject, &spki, &s.device_key, &serial, s.now)
+        .unwrap();
+    let nothing = Conformant::nothing();
+    let known = Conformant::remember(&s.profile, &tbs_der).unwrap();
+    for (name, known) in [
+        ("tbs/lint", &nothing),
+        ("tbs/lint-known-extensions", &known),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                lint_rules(
+                    &s.profile,
+                    s.ca.identity(),
+                    IdMode::Production,
+                    black_box(&tbs_der),
+                    known,
+                )
+                .unwrap()
+            })
+        });
+    }
+    c.bench_function("tbs/lint+x509-cert", |b| {
         b.iter(|| {
             lint(
                 &s.profile,
@@ -109,6 +118,12 @@ fn stages(c: &mut Criterion) {
                 black_box(&tbs_der),
             )
             .unwrap()
+        })
+    });
+    c.bench_function("tbs/prepare", |b| {
+        b.iter(|| {
+            s.ca.prepare(&s.profile, &s.subject, black_box(&s.device_key), s.now)
+                .unwrap()
         })
     });
 

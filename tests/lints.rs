@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use certmint::ids::IdMode;
+use certmint::issue::lint::{lint_rules, Conformant};
 use certmint::issue::tbs::{self, TbsCertificate};
 use certmint::issue::validity;
 use certmint::issue::{CertificateAuthority, EntropySource, IssueError, LintReport};
@@ -142,7 +143,10 @@ impl Fixture {
         .unwrap()
     }
 
-    /// Lints `tbs`, expects refusal by `lint`, and checks no signature was made.
+    /// Lints `tbs`, expects refusal by `lint`, and checks no signature was
+    /// made. Also checks that the CA's shortcut for the certificates after a
+    /// template's first (extensions byte-identical to a conforming
+    /// certificate's are not decoded again) reaches the same verdict.
     fn refused(&self, tbs: &TbsCertificate, lint: &str) -> LintReport {
         match self.ca.prepare_tbs(&self.profile, tbs) {
             Err(IssueError::Lint(report)) => {
@@ -152,6 +156,32 @@ impl Fixture {
                     0,
                     "no signature may be made"
                 );
+                let der = tbs.to_der().unwrap();
+                let good = self.good_tbs().to_der().unwrap();
+                let known = Conformant::remember(&self.profile, &good).unwrap();
+                let rules = |known: &Conformant| {
+                    lint_rules(
+                        &self.profile,
+                        self.ca.identity(),
+                        IdMode::Production,
+                        &der,
+                        known,
+                    )
+                };
+                let every_extension_decoded = rules(&Conformant::nothing());
+                assert_eq!(
+                    rules(&known),
+                    every_extension_decoded,
+                    "known-conformant extensions changed the verdict"
+                );
+                let mut without_second_decoding = report.clone();
+                without_second_decoding
+                    .0
+                    .retain(|f| f.lint != "der.x509_cert");
+                match every_extension_decoded {
+                    Err(rules_report) => assert_eq!(rules_report, without_second_decoding),
+                    Ok(()) => assert!(without_second_decoding.0.is_empty(), "{report}"),
+                }
                 report
             }
             Err(other) => panic!("expected lint {lint}, got error {other}"),
@@ -224,6 +254,35 @@ fn a_conforming_tbs_passes_and_is_signed_byte_for_byte() {
         let parsed = x509_cert::Certificate::from_der(der).unwrap();
         assert_eq!(parsed.tbs_certificate().to_der().unwrap(), tbs_der);
     }
+}
+
+#[test]
+fn extensions_known_conformant_apply_only_to_their_profile_and_key_type() {
+    // An ÖKC device's extensions are not a Mali Mühür seal's: knowing the
+    // first conformant must not let them through under the second profile.
+    let okc = fixture(ProfileName::OkcDevice);
+    let seal = fixture(ProfileName::MaliMuhur);
+    let okc_der = okc.good_tbs().to_der().unwrap();
+    let known = Conformant::remember(&okc.profile, &okc_der).unwrap();
+    let report = lint_rules(
+        &seal.profile,
+        okc.ca.identity(),
+        IdMode::Production,
+        &okc_der,
+        &known,
+    )
+    .unwrap_err();
+    assert!(report.has("profile.key_usage"), "{report}");
+    assert_eq!(
+        Err(report),
+        lint_rules(
+            &seal.profile,
+            okc.ca.identity(),
+            IdMode::Production,
+            &okc_der,
+            &Conformant::nothing()
+        )
+    );
 }
 
 #[test]

@@ -7,15 +7,14 @@
 //! finding names its lint, so an operator (and a test) can tell which rule
 //! refused the certificate.
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use const_oid::db::rfc4519;
 use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_QT_CPS, ID_QT_UNOTICE};
 use const_oid::{AssociatedOid, ObjectIdentifier};
-use der::asn1::Ia5String;
-use der::{Decode, Encode, Tag, Tagged};
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use der::asn1::{AnyRef, BitStringRef, Ia5String, IntRef, OctetStringRef};
+use der::{Decode, Encode, Length, Reader, Sequence, SliceReader, Tag, Tagged, Writer};
+use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 use x509_cert::certificate::Version;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
@@ -23,12 +22,11 @@ use x509_cert::ext::pkix::{
     AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
     CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
 };
-use x509_cert::ext::Extension;
 use x509_cert::name::RdnSequence;
 use x509_cert::time::Time;
 
-use super::tbs::{key_identifier, BmpUserNotice, IssuerIdentity, TbsCertificate};
-use super::validity;
+use super::tbs::{key_identifier_of_bits, BmpUserNotice, IssuerIdentity};
+use super::validity::{self, Validity};
 use crate::ids::{DeviceSerial, IdMode, Tckn, Vkn};
 use crate::profile::{Profile, ProfileName, StringType, UB_NAME};
 use crate::signer::KeyType;
@@ -82,127 +80,258 @@ impl Findings {
     }
 }
 
-/// What the checks read of a decoded TBS certificate, from whichever
-/// decoder read it.
-struct Fields<'a> {
+/// A zero-copy view of a TBS certificate's DER: the ASN.1 of
+/// [`TbsCertificate`], every field borrowed from the bytes, so that reading
+/// a certificate allocates almost nothing. The der crate decodes strict DER
+/// only, so a non-canonical encoding is refused here.
+///
+/// The fields compared byte for byte (signature algorithm, issuer) or
+/// decoded on their own later (subject, key, each extension) are read as
+/// whole TLVs first.
+#[derive(Sequence)]
+struct TbsView<'a> {
+    #[asn1(context_specific = "0", default = "Default::default")]
     version: Version,
-    serial: &'a [u8],
-    signature: &'a AlgorithmIdentifierOwned,
-    issuer: &'a RdnSequence,
-    not_before: Time,
-    not_after: Time,
-    subject: &'a RdnSequence,
-    spki: &'a SubjectPublicKeyInfoOwned,
-    /// Whether either unique identifier is present.
-    unique_ids: bool,
-    extensions: &'a [Extension],
+    serial_number: IntRef<'a>,
+    signature: Tlv<'a>,
+    issuer: Tlv<'a>,
+    validity: Validity,
+    subject: Tlv<'a>,
+    subject_public_key_info: Tlv<'a>,
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
+    issuer_unique_id: Option<BitStringRef<'a>>,
+    #[asn1(context_specific = "2", tag_mode = "IMPLICIT", optional = "true")]
+    subject_unique_id: Option<BitStringRef<'a>>,
+    /// Each extension is read as a whole first: one whose bytes are known
+    /// conformant (see [`Conformant`]) is not decoded further.
+    #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
+    extensions: Option<Vec<Tlv<'a>>>,
 }
 
-impl<'a> Fields<'a> {
-    fn of_x509(tbs: &'a x509_cert::TbsCertificate) -> Self {
-        Self {
-            version: tbs.version(),
-            serial: tbs.serial_number().as_bytes(),
-            signature: tbs.signature(),
-            issuer: tbs.issuer().as_ref(),
-            not_before: tbs.validity().not_before,
-            not_after: tbs.validity().not_after,
-            subject: tbs.subject().as_ref(),
-            spki: tbs.subject_public_key_info(),
-            unique_ids: tbs.issuer_unique_id().is_some() || tbs.subject_unique_id().is_some(),
-            extensions: tbs.extensions().map_or(&[], |e| e.as_slice()),
-        }
+/// One whole TLV, header included, as it is in the DER: its header is
+/// checked, its contents are not decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tlv<'a>(&'a [u8]);
+
+impl<'a> Decode<'a> for Tlv<'a> {
+    type Error = der::Error;
+
+    fn decode<R: Reader<'a>>(reader: &mut R) -> der::Result<Self> {
+        reader.tlv_bytes().map(Tlv)
+    }
+}
+
+impl Encode for Tlv<'_> {
+    fn encoded_len(&self) -> der::Result<Length> {
+        Length::try_from(self.0.len())
     }
 
-    fn of_own(tbs: &'a TbsCertificate) -> Self {
-        Self {
-            version: tbs.version,
-            serial: tbs.serial_number.as_bytes(),
-            signature: &tbs.signature,
-            issuer: &tbs.issuer,
-            not_before: tbs.validity.not_before,
-            not_after: tbs.validity.not_after,
-            subject: &tbs.subject,
-            spki: &tbs.subject_public_key_info,
-            unique_ids: tbs.issuer_unique_id.is_some() || tbs.subject_unique_id.is_some(),
-            extensions: tbs.extensions.as_deref().unwrap_or(&[]),
-        }
+    fn encode(&self, writer: &mut impl Writer) -> der::Result<()> {
+        writer.write(self.0)
     }
+}
+
+/// RFC 5280 `Extension`, borrowed.
+#[derive(Sequence)]
+struct ExtensionView<'a> {
+    extn_id: ObjectIdentifier,
+    #[asn1(default = "Default::default")]
+    critical: bool,
+    extn_value: &'a OctetStringRef,
+}
+
+/// RFC 5280 `AttributeTypeAndValue`, borrowed.
+#[derive(Sequence)]
+struct AttributeView<'a> {
+    oid: ObjectIdentifier,
+    value: AnyRef<'a>,
+}
+
+/// Extension encodings found conformant in a TBS certificate that passed
+/// every lint, for the next certificates of the same CA, profile and subject
+/// key type: their extensions are the same bytes but for the subject key
+/// identifier, and a rule's verdict on the same bytes, under the same
+/// profile, issuer and key type, is the same. So [`lint_rules`] compares an
+/// extension with these bytes and decodes and checks it only when it differs.
+/// The subject key identifier, which depends on each key, is never
+/// remembered.
+#[derive(Debug, Clone, Default)]
+pub struct Conformant {
+    /// The profile and key type they were found conformant for.
+    scope: Option<(ProfileName, KeyType)>,
+    /// Each extension's identifier and its whole encoding.
+    extensions: Vec<(ObjectIdentifier, Vec<u8>)>,
+}
+
+impl Conformant {
+    /// Nothing known: every extension is decoded and checked.
+    pub fn nothing() -> Self {
+        Self::default()
+    }
+
+    /// Remembers the extensions of `tbs_der`, which must just have passed
+    /// [`lint`] under `profile` (the caller's promise; nothing is checked
+    /// here but the structure).
+    pub fn remember(profile: &Profile, tbs_der: &[u8]) -> Result<Self, der::Error> {
+        let tbs = TbsView::from_der(tbs_der)?;
+        let key_type = KeyType::of_public_key(tbs.subject_public_key_info.0)
+            .map_err(|_| der::Error::from(der::ErrorKind::Failed))?;
+        let mut extensions = Vec::new();
+        for Tlv(bytes) in tbs.extensions.unwrap_or_default() {
+            let ext = ExtensionView::from_der(bytes)?;
+            if ext.extn_id != SubjectKeyIdentifier::OID {
+                extensions.push((ext.extn_id, bytes.to_vec()));
+            }
+        }
+        Ok(Self {
+            scope: Some((profile.name, key_type)),
+            extensions,
+        })
+    }
+
+    /// The identifier of `extension` when its bytes are known conformant
+    /// for `profile` and `key_type`.
+    fn known(
+        &self,
+        profile: ProfileName,
+        key_type: Option<KeyType>,
+        extension: Tlv<'_>,
+    ) -> Option<ObjectIdentifier> {
+        if self.scope != key_type.map(|k| (profile, k)) {
+            return None;
+        }
+        self.extensions
+            .iter()
+            .find(|(_, bytes)| bytes.as_slice() == extension.0)
+            .map(|(oid, _)| *oid)
+    }
+}
+
+/// A name's RDNs, each with its attributes, in order.
+type NameView<'a> = Vec<Vec<AttributeView<'a>>>;
+
+fn decode_name(name: Tlv<'_>) -> der::Result<NameView<'_>> {
+    let name = AnyRef::from_der(name.0)?;
+    name.tag().assert_eq(Tag::Sequence)?;
+    let mut rdns = SliceReader::new(name.value())?;
+    let mut view = Vec::new();
+    while !rdns.is_finished() {
+        let rdn: AnyRef<'_> = rdns.decode()?;
+        rdn.tag().assert_eq(Tag::Set)?;
+        let mut attributes = SliceReader::new(rdn.value())?;
+        let mut rdn_view = Vec::with_capacity(1);
+        while !attributes.is_finished() {
+            rdn_view.push(attributes.decode()?);
+        }
+        view.push(rdn_view);
+    }
+    Ok(view)
+}
+
+/// A name for a message.
+fn display_name(name: &[u8]) -> String {
+    RdnSequence::from_der(name)
+        .map_or_else(|e| format!("(undecodable name: {e})"), |n| n.to_string())
 }
 
 /// Checks `tbs_der` against RFC 5280 and `profile`, for certificates issued
 /// by `issuer`. `id_mode` says whether GİB test identifiers are acceptable.
+///
+/// Besides every rule, x509-cert decodes the TBS too: a second declaration
+/// of the ASN.1 whose refusal is a finding of its own (`der.x509_cert`).
+/// [`lint_rules`] is this without that second decoding.
 pub fn lint(
     profile: &Profile,
     issuer: &IssuerIdentity,
     id_mode: IdMode,
     tbs_der: &[u8],
 ) -> Result<(), LintReport> {
+    let rules = lint_rules(profile, issuer, id_mode, tbs_der, &Conformant::nothing());
+    let second = x509_cert::TbsCertificate::from_der(tbs_der).err();
+    let mut findings = match rules {
+        Ok(()) => Vec::new(),
+        Err(LintReport(findings)) => findings,
+    };
+    if let Some(refusal) = second {
+        if !findings.iter().any(|f| f.lint == "der.structure") {
+            findings.push(LintFinding {
+                lint: "der.x509_cert",
+                message: format!("x509-cert refuses the TBS: {refusal}"),
+            });
+        }
+    }
+    if findings.is_empty() {
+        Ok(())
+    } else {
+        Err(LintReport(findings))
+    }
+}
+
+/// Checks `tbs_der` against every rule of RFC 5280 and `profile`, reading it
+/// through a zero-copy view; extensions byte-identical to `known` ones are
+/// not decoded again. (The CA runs [`lint`] on the first certificate of each
+/// template and this, with that certificate's extensions as `known`, on the
+/// ones after: they differ from the first only in values that the rules
+/// check, never in the structure the second decoding could disagree on.)
+pub fn lint_rules(
+    profile: &Profile,
+    issuer: &IssuerIdentity,
+    id_mode: IdMode,
+    tbs_der: &[u8],
+    known: &Conformant,
+) -> Result<(), LintReport> {
     let mut f = Findings::default();
-    // x509-cert decodes the TBS (a second parser's opinion of it) and the
-    // checks read what it decoded. Only when it refuses is certmint's own
-    // TbsCertificate decoded, so that every other finding is still
-    // reported. The der crate decodes strict DER only, so a non-canonical
-    // encoding fails both. Decoding is most of a lint's cost: once, not
-    // twice, for every certificate that passes.
-    let x509 = x509_cert::TbsCertificate::from_der(tbs_der);
-    let own: TbsCertificate;
-    let tbs = match &x509 {
-        Ok(tbs) => Fields::of_x509(tbs),
-        Err(refusal) => {
-            own = match TbsCertificate::from_der(tbs_der) {
-                Ok(tbs) => tbs,
-                Err(e) => {
-                    f.add("der.structure", format!("not a DER TBSCertificate: {e}"));
-                    return Err(LintReport(f.0));
-                }
-            };
-            f.add(
-                "der.x509_cert",
-                format!("x509-cert refuses the TBS: {refusal}"),
-            );
-            Fields::of_own(&own)
+    let decoded = TbsView::from_der(tbs_der).and_then(|tbs| {
+        let subject = decode_name(tbs.subject)?;
+        let spki = SubjectPublicKeyInfoRef::from_der(tbs.subject_public_key_info.0)?;
+        Ok((tbs, subject, spki))
+    });
+    let (tbs, subject, spki) = match decoded {
+        Ok(decoded) => decoded,
+        Err(e) => {
+            f.add("der.structure", format!("not a DER TBSCertificate: {e}"));
+            return Err(LintReport(f.0));
         }
     };
 
     f.check(tbs.version == Version::V3, "rfc5280.version", || {
         format!("version is {:?}, must be v3", tbs.version)
     });
-    lint_serial(&mut f, tbs.serial);
+    lint_serial(&mut f, tbs.serial_number.as_bytes());
     f.check(
-        *tbs.signature == issuer.signature_algorithm.algorithm_identifier(),
+        tbs.signature.0 == issuer.algorithm_der,
         "rfc5280.signature_algorithm",
         || {
             format!(
                 "TBS signature algorithm {} is not the issuer's {}",
-                tbs.signature.oid, issuer.signature_algorithm
+                AlgorithmIdentifierRef::from_der(tbs.signature.0)
+                    .map_or_else(|e| format!("(undecodable: {e})"), |a| a.oid.to_string()),
+                issuer.signature_algorithm
             )
         },
     );
-    // Both names are DER-decoded (or built in canonical order), so they are
-    // equal exactly when their encodings are.
+    // The issuer field must be the CA's subject, byte for byte.
     f.check(
-        !tbs.issuer.is_empty() && *tbs.issuer == issuer.name,
+        tbs.issuer.0 == issuer.name_der && !issuer.name.is_empty(),
         "rfc5280.issuer",
         || {
             format!(
                 "issuer {} is not the CA's subject {}",
-                tbs.issuer, issuer.name
+                display_name(tbs.issuer.0),
+                issuer.name
             )
         },
     );
-    f.check(!tbs.unique_ids, "rfc5280.unique_ids", || {
-        "CAs must not generate unique identifiers".into()
-    });
-    lint_validity(&mut f, profile, issuer, &tbs);
-    lint_subject(&mut f, profile, id_mode, tbs.subject);
+    f.check(
+        tbs.issuer_unique_id.is_none() && tbs.subject_unique_id.is_none(),
+        "rfc5280.unique_ids",
+        || "CAs must not generate unique identifiers".into(),
+    );
+    lint_validity(&mut f, profile, issuer, &tbs.validity);
+    lint_subject(&mut f, profile, id_mode, &subject);
 
-    let key_type = match tbs.spki.to_der().map(|d| KeyType::of_public_key(&d)) {
-        Ok(Ok(key_type)) => Some(key_type),
-        Ok(Err(e)) => {
-            f.add("profile.key", e.to_string());
-            None
-        }
+    let key_type = match KeyType::of_spki(&spki) {
+        Ok(key_type) => Some(key_type),
         Err(e) => {
             f.add("profile.key", e.to_string());
             None
@@ -217,7 +346,22 @@ pub fn lint(
             )
         });
     }
-    lint_extensions(&mut f, profile, issuer, &tbs, key_type);
+    let mut extensions = Vec::new();
+    for &tlv in tbs.extensions.as_deref().unwrap_or(&[]) {
+        if let Some(oid) = known.known(profile.name, key_type, tlv) {
+            extensions.push((oid, None));
+            continue;
+        }
+        match ExtensionView::from_der(tlv.0) {
+            Ok(ext) => extensions.push((ext.extn_id, Some(ext))),
+            Err(e) => {
+                f.add("der.structure", format!("not a DER Extension: {e}"));
+                return Err(LintReport(f.0));
+            }
+        }
+    }
+    let spki_bits = spki.subject_public_key.raw_bytes();
+    lint_extensions(&mut f, profile, issuer, &extensions, spki_bits, key_type);
 
     if f.0.is_empty() {
         Ok(())
@@ -244,10 +388,18 @@ fn lint_serial(f: &mut Findings, bytes: &[u8]) {
     });
 }
 
-fn lint_validity(f: &mut Findings, profile: &Profile, issuer: &IssuerIdentity, tbs: &Fields<'_>) {
-    let not_before = tbs.not_before.to_date_time();
-    let not_after = tbs.not_after.to_date_time();
-    for (which, time) in [("notBefore", tbs.not_before), ("notAfter", tbs.not_after)] {
+fn lint_validity(
+    f: &mut Findings,
+    profile: &Profile,
+    issuer: &IssuerIdentity,
+    validity: &Validity,
+) {
+    let not_before = validity.not_before.to_date_time();
+    let not_after = validity.not_after.to_date_time();
+    for (which, time) in [
+        ("notBefore", validity.not_before),
+        ("notAfter", validity.not_after),
+    ] {
         let utc_required = time.to_date_time().year() < 2050;
         let is_utc = matches!(time, Time::UtcTime(_));
         f.check(utc_required == is_utc, "rfc5280.validity.encoding", || {
@@ -295,9 +447,9 @@ fn string_type_of(tag: Tag) -> Option<StringType> {
     }
 }
 
-fn lint_subject(f: &mut Findings, profile: &Profile, id_mode: IdMode, subject: &RdnSequence) {
+fn lint_subject(f: &mut Findings, profile: &Profile, id_mode: IdMode, subject: &NameView<'_>) {
     let mut attributes = Vec::new();
-    for rdn in subject.iter() {
+    for rdn in subject {
         f.check(rdn.len() == 1, "profile.subject.rdn", || {
             format!(
                 "an RDN holds {} attributes; certmint names hold one per RDN",
@@ -399,7 +551,7 @@ fn lint_subject(f: &mut Findings, profile: &Profile, id_mode: IdMode, subject: &
 fn decode_extension<'a, T: Decode<'a>>(
     f: &mut Findings,
     lint: &'static str,
-    ext: &'a Extension,
+    ext: &ExtensionView<'a>,
 ) -> Option<T> {
     match T::from_der(ext.extn_value.as_bytes()) {
         Ok(value) => Some(value),
@@ -413,7 +565,7 @@ fn decode_extension<'a, T: Decode<'a>>(
     }
 }
 
-fn criticality(f: &mut Findings, lint: &'static str, ext: &Extension, critical: bool) {
+fn criticality(f: &mut Findings, lint: &'static str, ext: &ExtensionView<'_>, critical: bool) {
     f.check(ext.critical == critical, lint, || {
         format!(
             "extension {} must be {}",
@@ -430,21 +582,25 @@ fn uri_of(name: &GeneralName) -> Option<&str> {
     }
 }
 
+/// Checks the extensions: each identifier, with its decoded extension unless
+/// its bytes are known conformant.
 fn lint_extensions(
     f: &mut Findings,
     profile: &Profile,
     issuer: &IssuerIdentity,
-    tbs: &Fields<'_>,
+    extensions: &[(ObjectIdentifier, Option<ExtensionView<'_>>)],
+    spki_bits: &[u8],
     key_type: Option<KeyType>,
 ) {
-    let extensions = tbs.extensions;
-    let mut seen = BTreeSet::new();
-    for ext in extensions {
-        f.check(
-            seen.insert(ext.extn_id),
-            "rfc5280.extensions.unique",
-            || format!("extension {} appears more than once", ext.extn_id),
-        );
+    let mut seen = Vec::with_capacity(extensions.len());
+    for (oid, _) in extensions {
+        let first = !seen.contains(oid);
+        f.check(first, "rfc5280.extensions.unique", || {
+            format!("extension {oid} appears more than once")
+        });
+        if first {
+            seen.push(*oid);
+        }
     }
     let mut expected = vec![
         BasicConstraints::OID,
@@ -479,7 +635,7 @@ fn lint_extensions(
         );
     }
 
-    for ext in extensions {
+    for ext in extensions.iter().filter_map(|(_, ext)| ext.as_ref()) {
         match ext.extn_id {
             BasicConstraints::OID => {
                 criticality(f, "profile.basic_constraints", ext, true);
@@ -539,7 +695,7 @@ fn lint_extensions(
                     ext,
                 ) {
                     f.check(
-                        ski.0.as_bytes() == key_identifier(tbs.spki).as_slice(),
+                        ski.0.as_bytes() == key_identifier_of_bits(spki_bits).as_slice(),
                         "rfc5280.subject_key_identifier",
                         || "subjectKeyIdentifier is not the SHA-1 of the subject public key".into(),
                     );

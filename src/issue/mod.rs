@@ -11,9 +11,8 @@ pub mod serial;
 pub mod tbs;
 pub mod validity;
 
-use der::asn1::{AnyRef, BitStringRef};
-use der::{DateTime, Decode, Encode, Sequence};
-use spki::AlgorithmIdentifierOwned;
+use der::{DateTime, Decode, Encode};
+use spki::SubjectPublicKeyInfoRef;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier};
 use x509_cert::name::RdnSequence;
 
@@ -22,7 +21,9 @@ use crate::profile::{Profile, ProfileName, Subject};
 use crate::signer::{KeyType, Signer, SignerError, VerifyingKey};
 pub use lint::{LintFinding, LintReport};
 pub use serial::{EntropySource, OsEntropy};
-pub use tbs::{IssuerIdentity, TbsCertificate};
+pub use tbs::{IssuerIdentity, TbsCertificate, TbsTemplate};
+
+use std::sync::OnceLock;
 
 /// Why a certificate was not issued.
 #[derive(Debug, thiserror::Error)]
@@ -134,13 +135,16 @@ impl IssuedCertificate {
     }
 }
 
-/// The outer Certificate structure around the TBS bytes, which are kept as
-/// they were linted (an `AnyRef` re-emits its TLV unchanged).
-#[derive(Sequence)]
-struct CertificateEncoding<'a> {
-    tbs_certificate: AnyRef<'a>,
-    signature_algorithm: AlgorithmIdentifierOwned,
-    signature: BitStringRef<'a>,
+/// How many templates a CA keeps (profiles × subject key types in use).
+const TEMPLATE_SLOTS: usize = 16;
+
+/// A TBS template, and once a certificate made from it has passed every
+/// lint (x509-cert's decoding included), what of it is known conformant
+/// (see [`lint::lint_rules`]).
+#[derive(Debug)]
+struct Template {
+    tbs: TbsTemplate,
+    conformant: OnceLock<lint::Conformant>,
 }
 
 /// A CA key with its certificate: issues certificates by profile.
@@ -152,6 +156,11 @@ pub struct CertificateAuthority {
     verifying_key: VerifyingKey,
     entropy: Box<dyn EntropySource>,
     id_mode: IdMode,
+    /// One template per profile and subject key type issued so far, in
+    /// slots filled once and then only read: workers on several cores share
+    /// them, and a lock or a reference count would move between their
+    /// caches on every certificate.
+    templates: [OnceLock<Template>; TEMPLATE_SLOTS],
 }
 
 impl CertificateAuthority {
@@ -189,12 +198,12 @@ impl CertificateAuthority {
                 )))
             }
         };
-        let identity = IssuerIdentity {
-            name: RdnSequence::from(tbs.subject().clone()),
-            key_identifier: Some(key_identifier),
-            not_after: Some(tbs.validity().not_after.to_date_time()),
-            signature_algorithm: signer.algorithm(),
-        };
+        let identity = IssuerIdentity::new(
+            RdnSequence::from(tbs.subject().clone()),
+            Some(key_identifier),
+            Some(tbs.validity().not_after.to_date_time()),
+            signer.algorithm(),
+        )?;
         let verifying_key = VerifyingKey::new(signer.public_key_der(), signer.algorithm())?;
         Ok(Self {
             signer,
@@ -203,6 +212,7 @@ impl CertificateAuthority {
             verifying_key,
             entropy: Box::new(OsEntropy),
             id_mode: IdMode::Production,
+            templates: Default::default(),
         })
     }
 
@@ -213,12 +223,12 @@ impl CertificateAuthority {
         subject: &Subject,
         not_before: DateTime,
     ) -> Result<Self, IssueError> {
-        let identity = IssuerIdentity {
-            name: tbs::encode_name(&subject.attributes())?,
-            key_identifier: None,
-            not_after: None,
-            signature_algorithm: signer.algorithm(),
-        };
+        let identity = IssuerIdentity::new(
+            tbs::encode_name(&subject.attributes())?,
+            None,
+            None,
+            signer.algorithm(),
+        )?;
         let root = Self {
             verifying_key: VerifyingKey::new(signer.public_key_der(), signer.algorithm())?,
             signer,
@@ -226,6 +236,7 @@ impl CertificateAuthority {
             identity,
             entropy: Box::new(OsEntropy),
             id_mode: IdMode::Production,
+            templates: Default::default(),
         };
         let own_key = root.signer.public_key_der().to_vec();
         let certificate = root.issue(profile, subject, &own_key, not_before)?;
@@ -262,7 +273,9 @@ impl CertificateAuthority {
         public_key_der: &[u8],
         not_before: DateTime,
     ) -> Result<PreparedCertificate, IssueError> {
-        let key_type = KeyType::of_public_key(public_key_der)?;
+        let spki = SubjectPublicKeyInfoRef::from_der(public_key_der)
+            .map_err(|e| SignerError::UnsupportedKey(format!("not a SubjectPublicKeyInfo: {e}")))?;
+        let key_type = KeyType::of_spki(&spki)?;
         if !profile.key_types.contains(&key_type) {
             return Err(IssueError::KeyNotAccepted {
                 key_type,
@@ -270,17 +283,59 @@ impl CertificateAuthority {
                 accepted: profile.key_types_text(),
             });
         }
-        let serial = serial::new_serial(self.entropy.as_ref())?;
-        let tbs = tbs::build(
-            profile,
-            subject,
-            public_key_der,
-            key_type,
-            &self.identity,
-            serial,
-            not_before,
-        )?;
-        self.prepare_tbs(profile, &tbs)
+        self.with_template(profile, key_type, |template| {
+            let serial = serial::new_serial(self.entropy.as_ref())?;
+            let tbs_der =
+                template
+                    .tbs
+                    .encode(subject, &spki, public_key_der, &serial, not_before)?;
+            match template.conformant.get() {
+                Some(known) => {
+                    lint::lint_rules(profile, &self.identity, self.id_mode, &tbs_der, known)
+                }
+                None => lint::lint(profile, &self.identity, self.id_mode, &tbs_der).inspect(|()| {
+                    if let Ok(known) = lint::Conformant::remember(profile, &tbs_der) {
+                        let _ = template.conformant.set(known);
+                    }
+                }),
+            }
+            .map_err(IssueError::Lint)?;
+            Ok(PreparedCertificate {
+                tbs_der,
+                serial: serial.as_bytes().to_vec(),
+                profile: profile.name,
+            })
+        })
+    }
+
+    /// Runs `op` with the template for `profile` and `key_type`, made on
+    /// first use (and made afresh each time once every slot is taken).
+    fn with_template<T>(
+        &self,
+        profile: &Profile,
+        key_type: KeyType,
+        op: impl FnOnce(&Template) -> Result<T, IssueError>,
+    ) -> Result<T, IssueError> {
+        let make = || -> Result<Template, IssueError> {
+            Ok(Template {
+                tbs: TbsTemplate::new(profile, key_type, &self.identity)?,
+                conformant: OnceLock::new(),
+            })
+        };
+        for slot in &self.templates {
+            let template = match slot.get() {
+                Some(template) => template,
+                // Another worker may fill this slot first, with another template.
+                None => {
+                    let made = make()?;
+                    slot.get_or_init(|| made)
+                }
+            };
+            if template.tbs.is_for(profile, key_type) {
+                return op(template);
+            }
+        }
+        op(&make()?)
     }
 
     /// Encodes and lints a TBS certificate built elsewhere.
@@ -302,19 +357,12 @@ impl CertificateAuthority {
 
     /// Signs a prepared certificate, verifies the signature and assembles it.
     pub fn sign(&self, prepared: PreparedCertificate) -> Result<IssuedCertificate, IssueError> {
-        let algorithm = self.identity.signature_algorithm;
         let signature = self.signer.sign(&prepared.tbs_der)?;
         self.verifying_key
             .verify(&prepared.tbs_der, &signature)
             .map_err(|e| IssueError::SignatureCheck(e.to_string()))?;
-        let encoding_err = |e: der::Error| IssueError::Encoding(e.to_string());
-        let der = CertificateEncoding {
-            tbs_certificate: AnyRef::from_der(&prepared.tbs_der).map_err(encoding_err)?,
-            signature_algorithm: algorithm.algorithm_identifier(),
-            signature: BitStringRef::from_bytes(&signature).map_err(encoding_err)?,
-        }
-        .to_der()
-        .map_err(encoding_err)?;
+        let der =
+            tbs::certificate_der(&prepared.tbs_der, &self.identity.algorithm_der, &signature)?;
         Ok(IssuedCertificate {
             der,
             serial: prepared.serial,

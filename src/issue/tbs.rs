@@ -2,17 +2,21 @@
 //! own, built from a profile, a subject, a public key and the issuer.
 //!
 //! x509-cert keeps its TBS fields private, so certmint declares the same
-//! ASN.1 structure here from x509-cert's public field types. The DER of this
-//! struct is what the linter reads and what the CA key signs, byte for byte.
+//! ASN.1 structure here from x509-cert's public field types.
+//!
+//! Certificates are encoded through a [`TbsTemplate`]: what one CA's
+//! certificates of one profile and key type share (the signature algorithm,
+//! the issuer, every extension but the subject key identifier) is built from
+//! the typed structures below and DER-encoded once; each certificate then
+//! encodes only its serial, validity, subject, key and key identifier, and
+//! the parts are joined. The joined DER is what the linter reads and what the
+//! CA key signs, byte for byte.
 
 use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_QT_CPS, ID_QT_UNOTICE};
 use const_oid::AssociatedOid;
-use der::asn1::{
-    Any, BitString, BmpString, Ia5String, Int, OctetString, PrintableString, Utf8StringRef,
-};
-use der::{DateTime, Decode, Encode, Sequence};
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
-use x509_cert::attr::AttributeTypeAndValue;
+use der::asn1::{Any, BitString, BmpString, Ia5String, Int, OctetString, PrintableStringRef};
+use der::{DateTime, Decode, Encode, Header, Length, Sequence, Tag, TagNumber};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use x509_cert::certificate::Version;
 use x509_cert::ext::pkix::certpolicy::{PolicyInformation, PolicyQualifierInfo};
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
@@ -22,7 +26,7 @@ use x509_cert::ext::pkix::{
     CertificatePolicies, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
 };
 use x509_cert::ext::{Extension, Extensions};
-use x509_cert::name::{RdnSequence, RelativeDistinguishedName};
+use x509_cert::name::RdnSequence;
 
 use super::validity::{self, Validity};
 use super::IssueError;
@@ -64,6 +68,10 @@ pub struct TbsCertificate {
 pub struct IssuerIdentity {
     /// The issuer's subject name, as encoded in its certificate.
     pub name: RdnSequence,
+    /// The DER of `name`: what the issuer field of its certificates holds.
+    pub name_der: Vec<u8>,
+    /// The DER of `signature_algorithm`'s AlgorithmIdentifier.
+    pub algorithm_der: Vec<u8>,
     /// The issuer's subjectKeyIdentifier; `None` for a self-signed root,
     /// whose certificate then carries no authorityKeyIdentifier.
     pub key_identifier: Option<Vec<u8>>,
@@ -71,6 +79,28 @@ pub struct IssuerIdentity {
     pub not_after: Option<DateTime>,
     /// The algorithm the issuer's key signs with.
     pub signature_algorithm: SignatureAlgorithm,
+}
+
+impl IssuerIdentity {
+    /// An issuer's identity; `name_der` is encoded from `name` here.
+    pub fn new(
+        name: RdnSequence,
+        key_identifier: Option<Vec<u8>>,
+        not_after: Option<DateTime>,
+        signature_algorithm: SignatureAlgorithm,
+    ) -> Result<Self, IssueError> {
+        Ok(Self {
+            name_der: name.to_der().map_err(encoding)?,
+            algorithm_der: signature_algorithm
+                .algorithm_identifier()
+                .to_der()
+                .map_err(encoding)?,
+            name,
+            key_identifier,
+            not_after,
+            signature_algorithm,
+        })
+    }
 }
 
 /// UserNotice with only an explicitText, as a BMPString (the Kamu SM form;
@@ -88,39 +118,78 @@ fn encoding<E: std::fmt::Display>(e: E) -> IssueError {
 /// The key identifier of a public key: SHA-1 of the subjectPublicKey bits
 /// (RFC 5280 §4.2.1.2 method 1, as Kamu SM's certificates use).
 pub fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
-    let digest = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
-        spki.subject_public_key.raw_bytes(),
-    );
+    key_identifier_of_bits(spki.subject_public_key.raw_bytes())
+}
+
+/// The key identifier of the subjectPublicKey bits `bits`.
+pub fn key_identifier_of_bits(bits: &[u8]) -> Vec<u8> {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, bits);
     digest.as_ref().to_vec()
+}
+
+/// Appends the header of a `tag` TLV of `length` content octets.
+fn put_header(out: &mut Vec<u8>, tag: Tag, length: usize) -> Result<(), IssueError> {
+    Header::new(tag, Length::try_from(length).map_err(encoding)?)
+        .encode_to_vec(out)
+        .map_err(encoding)?;
+    Ok(())
+}
+
+/// The size of a whole `tag` TLV of `length` content octets.
+fn tlv_len(tag: Tag, length: usize) -> Result<usize, IssueError> {
+    let header = Header::new(tag, Length::try_from(length).map_err(encoding)?)
+        .encoded_len()
+        .map_err(encoding)?;
+    Ok(usize::try_from(header).map_err(encoding)? + length)
+}
+
+/// The DER of a name holding `attributes`, one per RDN, in order: for each,
+/// SET { SEQUENCE { type, value } }.
+pub fn encode_name_der(attributes: &[SubjectAttribute]) -> Result<Vec<u8>, IssueError> {
+    let value_tag = |attribute: &SubjectAttribute| match attribute.string_type {
+        StringType::Printable => PrintableStringRef::new(&attribute.value)
+            .map(|_| Tag::PrintableString)
+            .map_err(|_| {
+                IssueError::Encoding(format!(
+                    "{:?} cannot be a PrintableString (letters, digits and ' ()+,-./:=? only)",
+                    attribute.value
+                ))
+            }),
+        StringType::Utf8 => Ok(Tag::Utf8String),
+    };
+    let type_and_value_len = |attribute: &SubjectAttribute, tag| -> Result<usize, IssueError> {
+        Ok(
+            tlv_len(Tag::ObjectIdentifier, attribute.oid.as_bytes().len())?
+                + tlv_len(tag, attribute.value.len())?,
+        )
+    };
+    let mut content = 0;
+    for attribute in attributes {
+        let atv = type_and_value_len(attribute, value_tag(attribute)?)?;
+        content += tlv_len(Tag::Set, tlv_len(Tag::Sequence, atv)?)?;
+    }
+    let mut out = Vec::with_capacity(tlv_len(Tag::Sequence, content)?);
+    put_header(&mut out, Tag::Sequence, content)?;
+    for attribute in attributes {
+        let tag = value_tag(attribute)?;
+        let atv = type_and_value_len(attribute, tag)?;
+        put_header(&mut out, Tag::Set, tlv_len(Tag::Sequence, atv)?)?;
+        put_header(&mut out, Tag::Sequence, atv)?;
+        put_header(
+            &mut out,
+            Tag::ObjectIdentifier,
+            attribute.oid.as_bytes().len(),
+        )?;
+        out.extend_from_slice(attribute.oid.as_bytes());
+        put_header(&mut out, tag, attribute.value.len())?;
+        out.extend_from_slice(attribute.value.as_bytes());
+    }
+    Ok(out)
 }
 
 /// Encodes a subject's attributes, one per RDN, in order.
 pub fn encode_name(attributes: &[SubjectAttribute]) -> Result<RdnSequence, IssueError> {
-    let mut name = RdnSequence::default();
-    for attribute in attributes {
-        let value = match attribute.string_type {
-            StringType::Printable => {
-                Any::encode_from(&PrintableString::new(&attribute.value).map_err(|_| {
-                    IssueError::Encoding(format!(
-                        "{:?} cannot be a PrintableString (letters, digits and ' ()+,-./:=? only)",
-                        attribute.value
-                    ))
-                })?)
-            }
-            StringType::Utf8 => {
-                Any::encode_from(&Utf8StringRef::new(&attribute.value).map_err(encoding)?)
-            }
-        }
-        .map_err(encoding)?;
-        let rdn = RelativeDistinguishedName::try_from(vec![AttributeTypeAndValue {
-            oid: attribute.oid,
-            value,
-        }])
-        .map_err(encoding)?;
-        name.push(rdn);
-    }
-    Ok(name)
+    RdnSequence::from_der(&encode_name_der(attributes)?).map_err(encoding)
 }
 
 fn extension<T: Encode + AssociatedOid>(
@@ -132,6 +201,13 @@ fn extension<T: Encode + AssociatedOid>(
         critical,
         extn_value: OctetString::new(value.to_der().map_err(encoding)?).map_err(encoding)?,
     })
+}
+
+fn subject_key_identifier(key_id: &[u8]) -> Result<Extension, IssueError> {
+    extension(
+        &SubjectKeyIdentifier(OctetString::new(key_id).map_err(encoding)?),
+        false,
+    )
 }
 
 fn uri(url: &str) -> Result<GeneralName, IssueError> {
@@ -172,6 +248,16 @@ pub fn extensions(
     spki: &SubjectPublicKeyInfoOwned,
     issuer: &IssuerIdentity,
 ) -> Result<Extensions, IssueError> {
+    extensions_with_key_id(profile, key_type, &key_identifier(spki), issuer)
+}
+
+/// The extensions `profile` prescribes, with `key_id` as the subject key identifier.
+fn extensions_with_key_id(
+    profile: &Profile,
+    key_type: KeyType,
+    key_id: &[u8],
+    issuer: &IssuerIdentity,
+) -> Result<Extensions, IssueError> {
     let mut extensions = vec![
         extension(
             &BasicConstraints {
@@ -191,10 +277,7 @@ pub fn extensions(
     if let Some(policy) = &profile.policy {
         extensions.push(extension(&policies(policy)?, false)?);
     }
-    extensions.push(extension(
-        &SubjectKeyIdentifier(OctetString::new(key_identifier(spki)).map_err(encoding)?),
-        false,
-    )?);
+    extensions.push(subject_key_identifier(key_id)?);
     if let Some(issuer_key_id) = &issuer.key_identifier {
         extensions.push(extension(
             &AuthorityKeyIdentifier {
@@ -234,7 +317,160 @@ pub fn extensions(
     Ok(extensions)
 }
 
-/// Builds the TBS certificate for `subject`'s key `spki_der` under `profile`.
+/// What the certificates of one CA, profile and subject key type share,
+/// DER-encoded once (see the module documentation).
+#[derive(Debug)]
+pub struct TbsTemplate {
+    profile: Profile,
+    key_type: KeyType,
+    /// `[0] EXPLICIT INTEGER 2`: v3.
+    version: Vec<u8>,
+    signature: Vec<u8>,
+    issuer: Vec<u8>,
+    /// The extensions before and after the subject key identifier, encoded.
+    extensions_before_key_id: Vec<u8>,
+    extensions_after_key_id: Vec<u8>,
+    /// The subject key identifier extension, whose last 20 octets (the
+    /// SHA-1 identifier) are each certificate's.
+    key_id_extension: Vec<u8>,
+}
+
+/// The octets of a key identifier (SHA-1).
+const KEY_ID_LEN: usize = 20;
+
+impl TbsTemplate {
+    /// Encodes what certificates of `profile` for `key_type` keys issued by
+    /// `issuer` share.
+    pub fn new(
+        profile: &Profile,
+        key_type: KeyType,
+        issuer: &IssuerIdentity,
+    ) -> Result<Self, IssueError> {
+        // The real identifier is put in per certificate, in place of this one.
+        let placeholder = [0x5a_u8; KEY_ID_LEN];
+        let mut before = Vec::new();
+        let mut after = Vec::new();
+        let mut key_id_extension = Vec::new();
+        for ext in extensions_with_key_id(profile, key_type, &placeholder, issuer)? {
+            if ext.extn_id == SubjectKeyIdentifier::OID {
+                ext.encode_to_vec(&mut key_id_extension).map_err(encoding)?;
+            } else if !key_id_extension.is_empty() {
+                ext.encode_to_vec(&mut after).map_err(encoding)?;
+            } else {
+                ext.encode_to_vec(&mut before).map_err(encoding)?;
+            }
+        }
+        if !key_id_extension.ends_with(&placeholder) {
+            return Err(IssueError::Encoding(
+                "the subject key identifier extension does not end with the identifier".into(),
+            ));
+        }
+        Ok(Self {
+            key_id_extension,
+            profile: profile.clone(),
+            key_type,
+            version: {
+                let version = Version::V3.to_der().map_err(encoding)?;
+                let mut field = Vec::new();
+                let tag = Tag::ContextSpecific {
+                    constructed: true,
+                    number: TagNumber(0),
+                };
+                put_header(&mut field, tag, version.len())?;
+                field.extend_from_slice(&version);
+                field
+            },
+            signature: issuer.algorithm_der.clone(),
+            issuer: issuer.name_der.clone(),
+            extensions_before_key_id: before,
+            extensions_after_key_id: after,
+        })
+    }
+
+    /// Whether this template is the one for `profile` and `key_type`.
+    pub fn is_for(&self, profile: &Profile, key_type: KeyType) -> bool {
+        self.key_type == key_type && self.profile == *profile
+    }
+
+    /// The DER of the TBS certificate for `subject`'s key `spki_der`. The key
+    /// must already be known to be acceptable (see `CertificateAuthority::prepare`).
+    ///
+    /// `spki` is `spki_der` decoded. Decoding is strict DER, so the key's
+    /// bytes are what encoding the decoded key would give: they are copied
+    /// as they are.
+    pub fn encode(
+        &self,
+        subject: &Subject,
+        spki: &SubjectPublicKeyInfoRef<'_>,
+        spki_der: &[u8],
+        serial_number: &Int,
+        not_before: DateTime,
+    ) -> Result<Vec<u8>, IssueError> {
+        let mut key_id_extension = self.key_id_extension.clone();
+        let at = key_id_extension.len() - KEY_ID_LEN;
+        key_id_extension[at..]
+            .copy_from_slice(&key_identifier_of_bits(spki.subject_public_key.raw_bytes()));
+        let serial = serial_number.to_der().map_err(encoding)?;
+        let validity = validity::validity(not_before, self.profile.validity_years)?
+            .to_der()
+            .map_err(encoding)?;
+        let subject = encode_name_der(&subject.attributes())?;
+
+        let extensions_len = self.extensions_before_key_id.len()
+            + key_id_extension.len()
+            + self.extensions_after_key_id.len();
+        let extensions_tag = Tag::ContextSpecific {
+            constructed: true,
+            number: TagNumber(3),
+        };
+        let explicit_len = tlv_len(Tag::Sequence, extensions_len)?;
+        let fields: [&[u8]; 7] = [
+            &self.version,
+            &serial,
+            &self.signature,
+            &self.issuer,
+            &validity,
+            &subject,
+            spki_der,
+        ];
+        let content =
+            fields.iter().map(|f| f.len()).sum::<usize>() + tlv_len(extensions_tag, explicit_len)?;
+        let mut out = Vec::with_capacity(tlv_len(Tag::Sequence, content)?);
+        put_header(&mut out, Tag::Sequence, content)?;
+        for field in fields {
+            out.extend_from_slice(field);
+        }
+        put_header(&mut out, extensions_tag, explicit_len)?;
+        put_header(&mut out, Tag::Sequence, extensions_len)?;
+        out.extend_from_slice(&self.extensions_before_key_id);
+        out.extend_from_slice(&key_id_extension);
+        out.extend_from_slice(&self.extensions_after_key_id);
+        Ok(out)
+    }
+}
+
+/// The DER of a certificate: its TBS bytes as they are, the signature
+/// algorithm (`algorithm_der`, encoded) and the signature.
+pub fn certificate_der(
+    tbs_der: &[u8],
+    algorithm_der: &[u8],
+    signature: &[u8],
+) -> Result<Vec<u8>, IssueError> {
+    // BIT STRING: an octet of unused bits (none), then the signature.
+    let bit_string_len = tlv_len(Tag::BitString, 1 + signature.len())?;
+    let content = tbs_der.len() + algorithm_der.len() + bit_string_len;
+    let mut out = Vec::with_capacity(tlv_len(Tag::Sequence, content)?);
+    put_header(&mut out, Tag::Sequence, content)?;
+    out.extend_from_slice(tbs_der);
+    out.extend_from_slice(algorithm_der);
+    put_header(&mut out, Tag::BitString, 1 + signature.len())?;
+    out.push(0);
+    out.extend_from_slice(signature);
+    Ok(out)
+}
+
+/// Builds the TBS certificate for `subject`'s key `spki_der` under `profile`,
+/// through a one-off [`TbsTemplate`] (for tools and tests that change fields).
 /// The key must already be known to be acceptable (see `CertificateAuthority::prepare`).
 pub fn build(
     profile: &Profile,
@@ -245,17 +481,120 @@ pub fn build(
     serial_number: Int,
     not_before: DateTime,
 ) -> Result<TbsCertificate, IssueError> {
-    let spki = SubjectPublicKeyInfoOwned::from_der(spki_der).map_err(encoding)?;
-    Ok(TbsCertificate {
-        version: Version::V3,
-        serial_number,
-        signature: issuer.signature_algorithm.algorithm_identifier(),
-        issuer: issuer.name.clone(),
-        validity: validity::validity(not_before, profile.validity_years)?,
-        subject: encode_name(&subject.attributes())?,
-        extensions: Some(extensions(profile, key_type, &spki, issuer)?),
-        subject_public_key_info: spki,
-        issuer_unique_id: None,
-        subject_unique_id: None,
-    })
+    let spki = SubjectPublicKeyInfoRef::from_der(spki_der).map_err(encoding)?;
+    let der = TbsTemplate::new(profile, key_type, issuer)?.encode(
+        subject,
+        &spki,
+        spki_der,
+        &serial_number,
+        not_before,
+    )?;
+    TbsCertificate::from_der(&der).map_err(encoding)
+}
+
+#[cfg(test)]
+mod tests {
+    use der::asn1::{PrintableString, Utf8StringRef};
+    use x509_cert::attr::AttributeTypeAndValue;
+    use x509_cert::name::RelativeDistinguishedName;
+
+    use super::*;
+    use crate::ids::IdMode;
+    use crate::profile::{CaConfig, ProfileName, SubjectInput};
+    use crate::signer::{Signer, SoftwareSigner};
+
+    /// The name built from x509-cert's typed structures, as der encodes them.
+    fn typed_name(attributes: &[SubjectAttribute]) -> RdnSequence {
+        let mut name = RdnSequence::default();
+        for attribute in attributes {
+            let value = match attribute.string_type {
+                StringType::Printable => {
+                    Any::encode_from(&PrintableString::new(&attribute.value).unwrap())
+                }
+                StringType::Utf8 => {
+                    Any::encode_from(&Utf8StringRef::new(&attribute.value).unwrap())
+                }
+            }
+            .unwrap();
+            name.push(
+                RelativeDistinguishedName::try_from(vec![AttributeTypeAndValue {
+                    oid: attribute.oid,
+                    value,
+                }])
+                .unwrap(),
+            );
+        }
+        name
+    }
+
+    #[test]
+    fn a_template_encodes_byte_for_byte_what_der_encodes_from_the_typed_structure() {
+        let config = CaConfig::kamu_sm_defaults();
+        let now = crate::issue::validity::now().unwrap();
+        let issuer_name = typed_name(&[SubjectAttribute {
+            oid: const_oid::db::rfc4519::CN,
+            value: "Test Issuing CA".into(),
+            string_type: StringType::Utf8,
+        }]);
+        let issuer = IssuerIdentity::new(
+            issuer_name,
+            Some(vec![0x11; 20]),
+            None,
+            SignatureAlgorithm::EcdsaP384Sha384,
+        )
+        .unwrap();
+        let cases = [
+            (ProfileName::OkcDevice, KeyType::EcP256),
+            (ProfileName::OkcDevice, KeyType::Rsa(2048)),
+            (ProfileName::MaliMuhur, KeyType::EcP384),
+            (ProfileName::MaliMuhur, KeyType::Rsa(2048)),
+            (ProfileName::IssuingCa, KeyType::EcP384),
+        ];
+        for (profile_name, key_type) in cases {
+            let profile = Profile::from_config(profile_name, &config).unwrap();
+            let input = match profile_name {
+                ProfileName::OkcDevice => SubjectInput {
+                    device_serial: Some("FU00022547".into()),
+                    manufacturer: Some("Örnek Yazarkasa A.Ş.".into()),
+                    ..Default::default()
+                },
+                ProfileName::MaliMuhur => SubjectInput {
+                    vkn: Some("4540536920".into()),
+                    unvan: Some("ÖRNEK BİLİŞİM ANONİM ŞİRKETİ".into()),
+                    ..Default::default()
+                },
+                _ => SubjectInput {
+                    common_name: Some("Test Issuing CA 2".into()),
+                    ..Default::default()
+                },
+            };
+            let subject = Subject::from_input(&profile, &input, IdMode::Production).unwrap();
+            let key = SoftwareSigner::generate(key_type).unwrap();
+            let spki_der = key.public_key_der();
+            let spki = SubjectPublicKeyInfoOwned::from_der(spki_der).unwrap();
+            let serial = Int::new(&[0x4f; 16]).unwrap();
+
+            let typed = TbsCertificate {
+                version: Version::V3,
+                serial_number: serial.clone(),
+                signature: issuer.signature_algorithm.algorithm_identifier(),
+                issuer: issuer.name.clone(),
+                validity: validity::validity(now, profile.validity_years).unwrap(),
+                subject: typed_name(&subject.attributes()),
+                extensions: Some(extensions(&profile, key_type, &spki, &issuer).unwrap()),
+                subject_public_key_info: spki,
+                issuer_unique_id: None,
+                subject_unique_id: None,
+            }
+            .to_der()
+            .unwrap();
+            let template = TbsTemplate::new(&profile, key_type, &issuer).unwrap();
+            let spki_ref = SubjectPublicKeyInfoRef::from_der(spki_der).unwrap();
+            let joined = template
+                .encode(&subject, &spki_ref, spki_der, &serial, now)
+                .unwrap();
+            assert_eq!(joined, typed, "{profile_name} with a {key_type} key");
+            assert!(x509_cert::TbsCertificate::from_der(&joined).is_ok());
+        }
+    }
 }

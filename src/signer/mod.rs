@@ -176,9 +176,14 @@ impl KeyType {
     /// reported (so that a lint can name a too-small key); EC keys must be on
     /// P-256 or P-384. This is DER parsing only; no cryptography is involved.
     pub fn of_public_key(spki_der: &[u8]) -> Result<Self, SignerError> {
-        let unsupported = |m: String| SignerError::UnsupportedKey(m);
         let spki = SubjectPublicKeyInfoRef::from_der(spki_der)
-            .map_err(|e| unsupported(format!("not a SubjectPublicKeyInfo: {e}")))?;
+            .map_err(|e| SignerError::UnsupportedKey(format!("not a SubjectPublicKeyInfo: {e}")))?;
+        Self::of_spki(&spki)
+    }
+
+    /// The type of a decoded SubjectPublicKeyInfo (see [`KeyType::of_public_key`]).
+    pub fn of_spki(spki: &SubjectPublicKeyInfoRef<'_>) -> Result<Self, SignerError> {
+        let unsupported = |m: String| SignerError::UnsupportedKey(m);
         let key_bits = spki
             .subject_public_key
             .as_bytes()
