@@ -81,7 +81,7 @@ impl Findings {
 }
 
 /// A zero-copy view of a TBS certificate's DER: the ASN.1 of
-/// [`TbsCertificate`], every field borrowed from the bytes, so that reading
+/// [`TbsCertificate`](super::tbs::TbsCertificate), every field borrowed from the bytes, so that reading
 /// a certificate allocates almost nothing. The der crate decodes strict DER
 /// only, so a non-canonical encoding is refused here.
 ///
