@@ -106,22 +106,24 @@ fn rate(operations: u64, elapsed: Duration) -> Rate {
 const TURN: Duration = Duration::from_millis(200);
 
 /// One call of a measured operation: it completes some operations (a chunk
-/// of certificates, or one signature), pushes the latency of each into the
-/// vector when it measures latency, and says how many it completed.
-type Operation<'a> = &'a (dyn Fn(&mut Vec<Duration>) -> Result<u64, String> + Sync);
+/// of certificates, or one signature) and pushes the instant each completed.
+type Operation<'a> = &'a (dyn Fn(&mut Vec<Instant>) -> Result<(), String> + Sync);
 
 /// An operation measured, with what it did over all its turns.
 struct Measured<'a> {
     op: Operation<'a>,
+    /// Whether each operation's latency (from the start of its call) is kept.
+    latencies: bool,
     operations: AtomicU64,
     elapsed: Mutex<Duration>,
     times: Mutex<Vec<Duration>>,
 }
 
 impl<'a> Measured<'a> {
-    fn new(op: Operation<'a>) -> Self {
+    fn new(op: Operation<'a>, latencies: bool) -> Self {
         Self {
             op,
+            latencies,
             operations: AtomicU64::new(0),
             elapsed: Mutex::new(Duration::ZERO),
             times: Mutex::new(Vec::new()),
@@ -140,8 +142,9 @@ impl<'a> Measured<'a> {
 /// `duration` each, in turns of about [`TURN`]. The threads are started
 /// once, and each runs every operation once before any clock starts, so
 /// that per-thread set-up (a new thread's first use of the DRBG seeds it,
-/// for one) is measured for none of them. An operation still running when
-/// its turn ends is not counted, for any of them.
+/// for one) is measured for none of them. What completes after its turn
+/// ended is not counted, for any of them; what completed before is, even
+/// within a call (a chunk) that ran past the end.
 fn run_interleaved(
     workers: usize,
     duration: Duration,
@@ -155,6 +158,8 @@ fn run_interleaved(
     let barrier = Barrier::new(workers + 1);
     let current = AtomicUsize::new(FINISHED);
     let stop = AtomicBool::new(false);
+    // When the current turn ended; read once `stop` is seen.
+    let turn_end: Mutex<Option<Instant>> = Mutex::new(None);
     let failure: Mutex<Option<String>> = Mutex::new(None);
     let fail = |e: String| {
         failure
@@ -169,30 +174,39 @@ fn run_interleaved(
                 let mut times = vec![Vec::new(); measured.len()];
                 let mut ok = measured
                     .iter()
-                    .try_for_each(|m| (m.op)(&mut Vec::new()).map(|_| ()))
+                    .try_for_each(|m| (m.op)(&mut Vec::new()))
                     .map_err(fail)
                     .is_ok();
-                let mut latencies = Vec::new();
+                let mut completions = Vec::new();
                 loop {
                     barrier.wait(); // the turn starts
                     let index = current.load(Ordering::SeqCst);
                     let Some(m) = measured.get(index) else { break };
                     let mut done = 0;
                     while ok {
-                        latencies.clear();
-                        match (m.op)(&mut latencies) {
-                            Err(e) => {
-                                fail(e);
-                                ok = false;
-                            }
-                            Ok(count) if !stop.load(Ordering::SeqCst) => {
-                                done += count;
-                                times[index].extend_from_slice(&latencies);
-                                continue;
-                            }
-                            Ok(_) => {}
+                        completions.clear();
+                        let call_started = Instant::now();
+                        if let Err(e) = (m.op)(&mut completions) {
+                            fail(e);
+                            ok = false;
+                            break;
                         }
-                        break;
+                        let end = if stop.load(Ordering::SeqCst) {
+                            *turn_end.lock().unwrap_or_else(|p| p.into_inner())
+                        } else {
+                            None
+                        };
+                        for &completed in &completions {
+                            if end.is_none_or(|end| completed <= end) {
+                                done += 1;
+                                if m.latencies {
+                                    times[index].push(completed - call_started);
+                                }
+                            }
+                        }
+                        if end.is_some() {
+                            break;
+                        }
                     }
                     m.operations.fetch_add(done, Ordering::SeqCst);
                     barrier.wait(); // the turn has ended
@@ -212,8 +226,10 @@ fn run_interleaved(
                 barrier.wait();
                 let start = Instant::now();
                 std::thread::sleep(turn_length);
+                let end = Instant::now();
+                *turn_end.lock().unwrap_or_else(|p| p.into_inner()) = Some(end);
                 stop.store(true, Ordering::SeqCst);
-                *m.elapsed.lock().unwrap_or_else(|p| p.into_inner()) += start.elapsed();
+                *m.elapsed.lock().unwrap_or_else(|p| p.into_inner()) += end - start;
                 barrier.wait();
                 if failed() {
                     break 'turns;
@@ -280,22 +296,27 @@ pub fn bench(
     let message = vec![0x5a_u8; 600];
     let signature = signer.sign(&message).map_err(|e| e.to_string())?;
 
-    let sign = |_: &mut Vec<Duration>| signer.sign(&message).map(|_| 1).map_err(|e| e.to_string());
-    let verify = |_: &mut Vec<Duration>| {
+    let sign = |done: &mut Vec<Instant>| {
+        signer.sign(&message).map_err(|e| e.to_string())?;
+        done.push(Instant::now());
+        Ok(())
+    };
+    let verify = |done: &mut Vec<Instant>| {
         verifying
             .verify(&message, &signature)
-            .map(|()| 1)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        done.push(Instant::now());
+        Ok(())
     };
-    let sign_then_verify = |_: &mut Vec<Duration>| {
+    let sign_then_verify = |done: &mut Vec<Instant>| {
         let signature = signer.sign(&message).map_err(|e| e.to_string())?;
         verifying
             .verify(&message, &signature)
-            .map(|()| 1)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        done.push(Instant::now());
+        Ok(())
     };
-    let issue = |latencies: &mut Vec<Duration>| -> Result<u64, String> {
-        let started = Instant::now();
+    let issue = |done: &mut Vec<Instant>| -> Result<(), String> {
         let prepared = (0..crate::okc::CHUNK)
             .map(|_| ca.prepare(&profile, &subject, &device_spki, now))
             .collect::<Result<Vec<_>, IssueError>>()
@@ -306,17 +327,17 @@ pub fn bench(
         for prepared in prepared {
             let certificate = ca.sign(prepared).map_err(|e| e.to_string())?;
             std::hint::black_box(certificate.der());
-            latencies.push(started.elapsed());
+            done.push(Instant::now());
         }
-        Ok(crate::okc::CHUNK as u64)
+        Ok(())
     };
 
     let measure = |workers: usize| -> Result<PipelineRun, String> {
         let measured = [
-            Measured::new(&sign),
-            Measured::new(&verify),
-            Measured::new(&sign_then_verify),
-            Measured::new(&issue),
+            Measured::new(&sign, false),
+            Measured::new(&verify, false),
+            Measured::new(&sign_then_verify, false),
+            Measured::new(&issue, true),
         ];
         run_interleaved(workers, duration, &measured)?;
         let [sign, verify, sign_then_verify, issue] = &measured;

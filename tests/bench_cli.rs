@@ -43,12 +43,7 @@ fn bench_reports_raw_rates_pipeline_efficiency_and_latency() {
         assert!((number(&r["efficiency_vs_separate_rates"]) - issued / bound).abs() < 1e-9);
         let sign_then_verify = number(&r["sign_then_verify"]["per_second"]);
         assert!((number(&r["efficiency"]) - issued / sign_then_verify).abs() < 1e-9);
-        // Issued in chunks: every completed call issued a whole chunk.
-        assert_eq!(
-            number(&r["issuance"]["operations"]) as u64 % certmint::okc::CHUNK as u64,
-            0,
-            "{r}"
-        );
+
     }
     assert_eq!(json["pipeline"]["parallel"]["workers"], 2);
     assert_eq!(json["batch"]["devices"], 40);
