@@ -43,7 +43,6 @@ fn bench_reports_raw_rates_pipeline_efficiency_and_latency() {
         assert!((number(&r["efficiency_vs_separate_rates"]) - issued / bound).abs() < 1e-9);
         let sign_then_verify = number(&r["sign_then_verify"]["per_second"]);
         assert!((number(&r["efficiency"]) - issued / sign_then_verify).abs() < 1e-9);
-
     }
     assert_eq!(json["pipeline"]["parallel"]["workers"], 2);
     assert_eq!(json["batch"]["devices"], 40);
