@@ -651,7 +651,7 @@ impl CardHooks for StationHooks<'_, '_, '_> {
                 "the card already carries certificate {serial} of device {} (order {}), valid in the journal",
                 record.device_serial, record.order
             ))),
-            None if issuer == self.worker.station.ca.identity().name_der => Err(refuse(format!(
+            None if issuer == self.worker.station.ca.identity().name_der() => Err(refuse(format!(
                 "the card carries certificate {serial} of this CA that the journal does not know"
             ))),
             None => Err(refuse(format!(

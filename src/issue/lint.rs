@@ -299,26 +299,26 @@ pub fn lint_rules(
     });
     lint_serial(&mut f, tbs.serial_number.as_bytes());
     f.check(
-        tbs.signature.0 == issuer.algorithm_der,
+        tbs.signature.0 == issuer.algorithm_der(),
         "rfc5280.signature_algorithm",
         || {
             format!(
                 "TBS signature algorithm {} is not the issuer's {}",
                 AlgorithmIdentifierRef::from_der(tbs.signature.0)
                     .map_or_else(|e| format!("(undecodable: {e})"), |a| a.oid.to_string()),
-                issuer.signature_algorithm
+                issuer.signature_algorithm()
             )
         },
     );
     // The issuer field must be the CA's subject, byte for byte.
     f.check(
-        tbs.issuer.0 == issuer.name_der && !issuer.name.is_empty(),
+        tbs.issuer.0 == issuer.name_der() && !issuer.name().is_empty(),
         "rfc5280.issuer",
         || {
             format!(
                 "issuer {} is not the CA's subject {}",
                 display_name(tbs.issuer.0),
-                issuer.name
+                issuer.name()
             )
         },
     );
@@ -426,7 +426,7 @@ fn lint_validity(
                 .unwrap_or_else(|| "out of range".into())
         )
     });
-    if let Some(issuer_not_after) = issuer.not_after {
+    if let Some(issuer_not_after) = issuer.not_after() {
         f.check(
             not_after <= issuer_not_after,
             "rfc5280.validity.within_issuer",
@@ -710,7 +710,7 @@ fn lint_extensions(
                 ) {
                     f.check(
                         aki.key_identifier.as_ref().map(|k| k.as_bytes())
-                            == issuer.key_identifier.as_deref(),
+                            == issuer.key_identifier(),
                         "rfc5280.authority_key_identifier",
                         || {
                             "authorityKeyIdentifier is not the issuing CA's subjectKeyIdentifier"

@@ -362,7 +362,7 @@ impl CertificateAuthority {
             .verify(&prepared.tbs_der, &signature)
             .map_err(|e| IssueError::SignatureCheck(e.to_string()))?;
         let der =
-            tbs::certificate_der(&prepared.tbs_der, &self.identity.algorithm_der, &signature)?;
+            tbs::certificate_der(&prepared.tbs_der, self.identity.algorithm_der(), &signature)?;
         Ok(IssuedCertificate {
             der,
             serial: prepared.serial,

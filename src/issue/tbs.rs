@@ -65,24 +65,22 @@ pub struct TbsCertificate {
 /// What the TBS needs to know about its issuer. Derived once from the CA
 /// certificate (or, for a root, from its own subject), not per certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The fields are read through methods: the two encodings are made once from
+/// the name and the algorithm, and must stay theirs.
 pub struct IssuerIdentity {
-    /// The issuer's subject name, as encoded in its certificate.
-    pub name: RdnSequence,
-    /// The DER of `name`: what the issuer field of its certificates holds.
-    pub name_der: Vec<u8>,
-    /// The DER of `signature_algorithm`'s AlgorithmIdentifier.
-    pub algorithm_der: Vec<u8>,
-    /// The issuer's subjectKeyIdentifier; `None` for a self-signed root,
-    /// whose certificate then carries no authorityKeyIdentifier.
-    pub key_identifier: Option<Vec<u8>>,
-    /// The issuer certificate's notAfter; `None` for a self-signed root.
-    pub not_after: Option<DateTime>,
-    /// The algorithm the issuer's key signs with.
-    pub signature_algorithm: SignatureAlgorithm,
+    name: RdnSequence,
+    name_der: Vec<u8>,
+    algorithm_der: Vec<u8>,
+    key_identifier: Option<Vec<u8>>,
+    not_after: Option<DateTime>,
+    signature_algorithm: SignatureAlgorithm,
 }
 
 impl IssuerIdentity {
-    /// An issuer's identity; `name_der` is encoded from `name` here.
+    /// An issuer's identity. `key_identifier` and `not_after` are `None` for
+    /// a self-signed root (whose certificate then carries no
+    /// authorityKeyIdentifier).
     pub fn new(
         name: RdnSequence,
         key_identifier: Option<Vec<u8>>,
@@ -100,6 +98,37 @@ impl IssuerIdentity {
             not_after,
             signature_algorithm,
         })
+    }
+
+    /// The issuer's subject name, as encoded in its certificate.
+    pub fn name(&self) -> &RdnSequence {
+        &self.name
+    }
+
+    /// The DER of [`IssuerIdentity::name`]: what the issuer field of its
+    /// certificates holds.
+    pub fn name_der(&self) -> &[u8] {
+        &self.name_der
+    }
+
+    /// The DER of the signature algorithm's AlgorithmIdentifier.
+    pub fn algorithm_der(&self) -> &[u8] {
+        &self.algorithm_der
+    }
+
+    /// The issuer's subjectKeyIdentifier; `None` for a self-signed root.
+    pub fn key_identifier(&self) -> Option<&[u8]> {
+        self.key_identifier.as_deref()
+    }
+
+    /// The issuer certificate's notAfter; `None` for a self-signed root.
+    pub fn not_after(&self) -> Option<DateTime> {
+        self.not_after
+    }
+
+    /// The algorithm the issuer's key signs with.
+    pub fn signature_algorithm(&self) -> SignatureAlgorithm {
+        self.signature_algorithm
     }
 }
 
@@ -157,33 +186,23 @@ pub fn encode_name_der(attributes: &[SubjectAttribute]) -> Result<Vec<u8>, Issue
             }),
         StringType::Utf8 => Ok(Tag::Utf8String),
     };
-    let type_and_value_len = |attribute: &SubjectAttribute, tag| -> Result<usize, IssueError> {
-        Ok(
-            tlv_len(Tag::ObjectIdentifier, attribute.oid.as_bytes().len())?
-                + tlv_len(tag, attribute.value.len())?,
-        )
-    };
-    let mut content = 0;
-    for attribute in attributes {
-        let atv = type_and_value_len(attribute, value_tag(attribute)?)?;
-        content += tlv_len(Tag::Set, tlv_len(Tag::Sequence, atv)?)?;
-    }
-    let mut out = Vec::with_capacity(tlv_len(Tag::Sequence, content)?);
-    put_header(&mut out, Tag::Sequence, content)?;
+    let mut rdns = Vec::with_capacity(attributes.len() * 32);
     for attribute in attributes {
         let tag = value_tag(attribute)?;
-        let atv = type_and_value_len(attribute, tag)?;
-        put_header(&mut out, Tag::Set, tlv_len(Tag::Sequence, atv)?)?;
-        put_header(&mut out, Tag::Sequence, atv)?;
-        put_header(
-            &mut out,
-            Tag::ObjectIdentifier,
-            attribute.oid.as_bytes().len(),
-        )?;
-        out.extend_from_slice(attribute.oid.as_bytes());
-        put_header(&mut out, tag, attribute.value.len())?;
-        out.extend_from_slice(attribute.value.as_bytes());
+        let oid = attribute.oid.as_bytes();
+        let value = attribute.value.as_bytes();
+        let type_and_value =
+            tlv_len(Tag::ObjectIdentifier, oid.len())? + tlv_len(tag, value.len())?;
+        put_header(&mut rdns, Tag::Set, tlv_len(Tag::Sequence, type_and_value)?)?;
+        put_header(&mut rdns, Tag::Sequence, type_and_value)?;
+        put_header(&mut rdns, Tag::ObjectIdentifier, oid.len())?;
+        rdns.extend_from_slice(oid);
+        put_header(&mut rdns, tag, value.len())?;
+        rdns.extend_from_slice(value);
     }
+    let mut out = Vec::with_capacity(tlv_len(Tag::Sequence, rdns.len())?);
+    put_header(&mut out, Tag::Sequence, rdns.len())?;
+    out.extend_from_slice(&rdns);
     Ok(out)
 }
 
@@ -278,10 +297,10 @@ fn extensions_with_key_id(
         extensions.push(extension(&policies(policy)?, false)?);
     }
     extensions.push(subject_key_identifier(key_id)?);
-    if let Some(issuer_key_id) = &issuer.key_identifier {
+    if let Some(issuer_key_id) = issuer.key_identifier() {
         extensions.push(extension(
             &AuthorityKeyIdentifier {
-                key_identifier: Some(OctetString::new(issuer_key_id.clone()).map_err(encoding)?),
+                key_identifier: Some(OctetString::new(issuer_key_id).map_err(encoding)?),
                 authority_cert_issuer: None,
                 authority_cert_serial_number: None,
             },
@@ -323,8 +342,6 @@ fn extensions_with_key_id(
 pub struct TbsTemplate {
     profile: Profile,
     key_type: KeyType,
-    /// `[0] EXPLICIT INTEGER 2`: v3.
-    version: Vec<u8>,
     signature: Vec<u8>,
     issuer: Vec<u8>,
     /// The extensions before and after the subject key identifier, encoded.
@@ -334,6 +351,10 @@ pub struct TbsTemplate {
     /// SHA-1 identifier) are each certificate's.
     key_id_extension: Vec<u8>,
 }
+
+/// The version field of every certificate certmint issues: `[0] EXPLICIT
+/// INTEGER 2`, v3 (the template test compares it with der's encoding).
+const VERSION_3: [u8; 5] = [0xa0, 0x03, 0x02, 0x01, 0x02];
 
 /// The octets of a key identifier (SHA-1).
 const KEY_ID_LEN: usize = 20;
@@ -369,19 +390,8 @@ impl TbsTemplate {
             key_id_extension,
             profile: profile.clone(),
             key_type,
-            version: {
-                let version = Version::V3.to_der().map_err(encoding)?;
-                let mut field = Vec::new();
-                let tag = Tag::ContextSpecific {
-                    constructed: true,
-                    number: TagNumber(0),
-                };
-                put_header(&mut field, tag, version.len())?;
-                field.extend_from_slice(&version);
-                field
-            },
-            signature: issuer.algorithm_der.clone(),
-            issuer: issuer.name_der.clone(),
+            signature: issuer.algorithm_der().to_vec(),
+            issuer: issuer.name_der().to_vec(),
             extensions_before_key_id: before,
             extensions_after_key_id: after,
         })
@@ -425,7 +435,7 @@ impl TbsTemplate {
         };
         let explicit_len = tlv_len(Tag::Sequence, extensions_len)?;
         let fields: [&[u8]; 7] = [
-            &self.version,
+            &VERSION_3,
             &serial,
             &self.signature,
             &self.issuer,
@@ -577,8 +587,8 @@ mod tests {
             let typed = TbsCertificate {
                 version: Version::V3,
                 serial_number: serial.clone(),
-                signature: issuer.signature_algorithm.algorithm_identifier(),
-                issuer: issuer.name.clone(),
+                signature: issuer.signature_algorithm().algorithm_identifier(),
+                issuer: issuer.name().clone(),
                 validity: validity::validity(now, profile.validity_years).unwrap(),
                 subject: typed_name(&subject.attributes()),
                 extensions: Some(extensions(&profile, key_type, &spki, &issuer).unwrap()),
