@@ -15,7 +15,7 @@
 use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_QT_CPS, ID_QT_UNOTICE};
 use const_oid::AssociatedOid;
 use der::asn1::{Any, BitString, BmpString, Ia5String, Int, OctetString, PrintableStringRef};
-use der::{DateTime, Decode, Encode, Header, Length, Sequence, Tag, TagNumber};
+use der::{DateTime, Decode, Encode, Sequence, Tag, TagNumber};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use x509_cert::certificate::Version;
 use x509_cert::ext::pkix::certpolicy::{PolicyInformation, PolicyQualifierInfo};
@@ -156,20 +156,41 @@ pub fn key_identifier_of_bits(bits: &[u8]) -> Vec<u8> {
     digest.as_ref().to_vec()
 }
 
-/// Appends the header of a `tag` TLV of `length` content octets.
+/// Appends the header of a `tag` TLV of `length` content octets: the tag's
+/// one identifier octet (every tag certmint writes has a number below 31),
+/// then the DER length — short form below 128, else 0x80 + the count of
+/// big-endian octets that follow, no leading zero. Written here rather than
+/// through der's generic `Header` encoder because it runs ~20 times per
+/// certificate on the hot path; the template test checks its output byte
+/// for byte against der's encoding of the whole certificate.
 fn put_header(out: &mut Vec<u8>, tag: Tag, length: usize) -> Result<(), IssueError> {
-    Header::new(tag, Length::try_from(length).map_err(encoding)?)
-        .encode_to_vec(out)
-        .map_err(encoding)?;
+    let number = tag.number().value();
+    if number >= 31 {
+        return Err(encoding(format!(
+            "tag {tag} needs the long identifier form"
+        )));
+    }
+    out.push(tag.class() as u8 | (u8::from(tag.is_constructed()) << 5) | number as u8);
+    if length < 0x80 {
+        out.push(length as u8);
+    } else {
+        let octets = length.to_be_bytes();
+        let skip = octets.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (octets.len() - skip) as u8);
+        out.extend_from_slice(&octets[skip..]);
+    }
     Ok(())
 }
 
-/// The size of a whole `tag` TLV of `length` content octets.
-fn tlv_len(tag: Tag, length: usize) -> Result<usize, IssueError> {
-    let header = Header::new(tag, Length::try_from(length).map_err(encoding)?)
-        .encoded_len()
-        .map_err(encoding)?;
-    Ok(usize::try_from(header).map_err(encoding)? + length)
+/// The size of a whole TLV of `length` content octets (one identifier
+/// octet, as [`put_header`] writes).
+fn tlv_len(length: usize) -> usize {
+    let length_octets = if length < 0x80 {
+        1
+    } else {
+        1 + (usize::BITS - length.leading_zeros()).div_ceil(8) as usize
+    };
+    1 + length_octets + length
 }
 
 /// The DER of a name holding `attributes`, one per RDN, in order: for each,
@@ -191,16 +212,15 @@ pub fn encode_name_der(attributes: &[SubjectAttribute]) -> Result<Vec<u8>, Issue
         let tag = value_tag(attribute)?;
         let oid = attribute.oid.as_bytes();
         let value = attribute.value.as_bytes();
-        let type_and_value =
-            tlv_len(Tag::ObjectIdentifier, oid.len())? + tlv_len(tag, value.len())?;
-        put_header(&mut rdns, Tag::Set, tlv_len(Tag::Sequence, type_and_value)?)?;
+        let type_and_value = tlv_len(oid.len()) + tlv_len(value.len());
+        put_header(&mut rdns, Tag::Set, tlv_len(type_and_value))?;
         put_header(&mut rdns, Tag::Sequence, type_and_value)?;
         put_header(&mut rdns, Tag::ObjectIdentifier, oid.len())?;
         rdns.extend_from_slice(oid);
         put_header(&mut rdns, tag, value.len())?;
         rdns.extend_from_slice(value);
     }
-    let mut out = Vec::with_capacity(tlv_len(Tag::Sequence, rdns.len())?);
+    let mut out = Vec::with_capacity(tlv_len(rdns.len()));
     put_header(&mut out, Tag::Sequence, rdns.len())?;
     out.extend_from_slice(&rdns);
     Ok(out)
@@ -433,7 +453,7 @@ impl TbsTemplate {
             constructed: true,
             number: TagNumber(3),
         };
-        let explicit_len = tlv_len(Tag::Sequence, extensions_len)?;
+        let explicit_len = tlv_len(extensions_len);
         let fields: [&[u8]; 7] = [
             &VERSION_3,
             &serial,
@@ -443,9 +463,8 @@ impl TbsTemplate {
             &subject,
             spki_der,
         ];
-        let content =
-            fields.iter().map(|f| f.len()).sum::<usize>() + tlv_len(extensions_tag, explicit_len)?;
-        let mut out = Vec::with_capacity(tlv_len(Tag::Sequence, content)?);
+        let content = fields.iter().map(|f| f.len()).sum::<usize>() + tlv_len(explicit_len);
+        let mut out = Vec::with_capacity(tlv_len(content));
         put_header(&mut out, Tag::Sequence, content)?;
         for field in fields {
             out.extend_from_slice(field);
@@ -467,9 +486,9 @@ pub fn certificate_der(
     signature: &[u8],
 ) -> Result<Vec<u8>, IssueError> {
     // BIT STRING: an octet of unused bits (none), then the signature.
-    let bit_string_len = tlv_len(Tag::BitString, 1 + signature.len())?;
+    let bit_string_len = tlv_len(1 + signature.len());
     let content = tbs_der.len() + algorithm_der.len() + bit_string_len;
-    let mut out = Vec::with_capacity(tlv_len(Tag::Sequence, content)?);
+    let mut out = Vec::with_capacity(tlv_len(content));
     put_header(&mut out, Tag::Sequence, content)?;
     out.extend_from_slice(tbs_der);
     out.extend_from_slice(algorithm_der);
@@ -510,6 +529,36 @@ mod tests {
 
     use super::*;
     use crate::ids::IdMode;
+
+    #[test]
+    fn headers_are_written_as_der_writes_them() {
+        let tags = [
+            Tag::Sequence,
+            Tag::Set,
+            Tag::BitString,
+            Tag::Utf8String,
+            Tag::ContextSpecific {
+                constructed: true,
+                number: TagNumber(3),
+            },
+        ];
+        for tag in tags {
+            for length in [0, 1, 127, 128, 255, 256, 65_535, 65_536, 16_777_216] {
+                let mut ours = Vec::new();
+                put_header(&mut ours, tag, length).unwrap();
+                let theirs = der::Header::new(tag, der::Length::try_from(length).unwrap())
+                    .to_der()
+                    .unwrap();
+                assert_eq!(ours, theirs, "{tag} {length}");
+                assert_eq!(tlv_len(length), theirs.len() + length, "{length}");
+            }
+        }
+        let high = Tag::ContextSpecific {
+            constructed: false,
+            number: TagNumber(31),
+        };
+        assert!(put_header(&mut Vec::new(), high, 1).is_err());
+    }
     use crate::profile::{CaConfig, ProfileName, SubjectInput};
     use crate::signer::{Signer, SoftwareSigner};
 
