@@ -225,7 +225,7 @@ fn name(attributes: &[(ObjectIdentifier, &str, StringType)]) -> RdnSequence {
         .iter()
         .map(|(oid, value, string_type)| SubjectAttribute {
             oid: *oid,
-            value: value.to_string(),
+            value,
             string_type: *string_type,
         })
         .collect();

@@ -207,23 +207,34 @@ impl Conformant {
     }
 }
 
-/// A name's RDNs, each with its attributes, in order.
-type NameView<'a> = Vec<Vec<AttributeView<'a>>>;
+/// A name's attributes in order, and the size of every RDN that does not
+/// hold exactly one (certmint names hold one per RDN). Flat, so that reading
+/// a name allocates once.
+struct NameView<'a> {
+    attributes: Vec<AttributeView<'a>>,
+    irregular_rdns: Vec<usize>,
+}
 
 fn decode_name(name: Tlv<'_>) -> der::Result<NameView<'_>> {
     let name = AnyRef::from_der(name.0)?;
     name.tag().assert_eq(Tag::Sequence)?;
     let mut rdns = SliceReader::new(name.value())?;
-    let mut view = Vec::new();
+    let mut view = NameView {
+        attributes: Vec::with_capacity(4),
+        irregular_rdns: Vec::new(),
+    };
     while !rdns.is_finished() {
         let rdn: AnyRef<'_> = rdns.decode()?;
         rdn.tag().assert_eq(Tag::Set)?;
         let mut attributes = SliceReader::new(rdn.value())?;
-        let mut rdn_view = Vec::with_capacity(1);
+        let before = view.attributes.len();
         while !attributes.is_finished() {
-            rdn_view.push(attributes.decode()?);
+            view.attributes.push(attributes.decode()?);
         }
-        view.push(rdn_view);
+        let size = view.attributes.len() - before;
+        if size != 1 {
+            view.irregular_rdns.push(size);
+        }
     }
     Ok(view)
 }
@@ -346,8 +357,9 @@ pub fn lint_rules(
             )
         });
     }
-    let mut extensions = Vec::new();
-    for &tlv in tbs.extensions.as_deref().unwrap_or(&[]) {
+    let tlvs = tbs.extensions.as_deref().unwrap_or(&[]);
+    let mut extensions = Vec::with_capacity(tlvs.len());
+    for &tlv in tlvs {
         if let Some(oid) = known.known(profile.name, key_type, tlv) {
             extensions.push((oid, None));
             continue;
@@ -448,23 +460,20 @@ fn string_type_of(tag: Tag) -> Option<StringType> {
 }
 
 fn lint_subject(f: &mut Findings, profile: &Profile, id_mode: IdMode, subject: &NameView<'_>) {
-    let mut attributes = Vec::new();
-    for rdn in subject {
-        f.check(rdn.len() == 1, "profile.subject.rdn", || {
-            format!(
-                "an RDN holds {} attributes; certmint names hold one per RDN",
-                rdn.len()
-            )
-        });
-        attributes.extend(rdn.iter());
+    for size in &subject.irregular_rdns {
+        f.add(
+            "profile.subject.rdn",
+            format!("an RDN holds {size} attributes; certmint names hold one per RDN"),
+        );
     }
-    let mut values: Vec<(ObjectIdentifier, String)> = Vec::new();
+    let attributes = &subject.attributes;
+    let mut values: Vec<(ObjectIdentifier, std::borrow::Cow<'_, str>)> =
+        Vec::with_capacity(profile.subject_rules.len());
     let mut next = attributes.iter().peekable();
     for rule in &profile.subject_rules {
         match next.peek() {
             Some(attr) if attr.oid == rule.oid => {
-                let attr = next.next().copied();
-                let Some(attr) = attr else { break };
+                let Some(attr) = next.next() else { break };
                 let tag = attr.value.tag();
                 f.check(
                     string_type_of(tag) == Some(rule.string_type),
@@ -476,7 +485,7 @@ fn lint_subject(f: &mut Findings, profile: &Profile, id_mode: IdMode, subject: &
                         )
                     },
                 );
-                let value = String::from_utf8_lossy(attr.value.value()).into_owned();
+                let value = String::from_utf8_lossy(attr.value.value());
                 f.check(!value.trim().is_empty(), "profile.subject.value", || {
                     format!("{} is empty", attr.oid)
                 });
@@ -513,7 +522,7 @@ fn lint_subject(f: &mut Findings, profile: &Profile, id_mode: IdMode, subject: &
         values
             .iter()
             .find(|(o, _)| *o == oid)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     };
     match profile.name {
         ProfileName::MaliMuhur => {

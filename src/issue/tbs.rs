@@ -197,7 +197,7 @@ fn tlv_len(length: usize) -> usize {
 /// SET { SEQUENCE { type, value } }.
 pub fn encode_name_der(attributes: &[SubjectAttribute]) -> Result<Vec<u8>, IssueError> {
     let value_tag = |attribute: &SubjectAttribute| match attribute.string_type {
-        StringType::Printable => PrintableStringRef::new(&attribute.value)
+        StringType::Printable => PrintableStringRef::new(attribute.value)
             .map(|_| Tag::PrintableString)
             .map_err(|_| {
                 IssueError::Encoding(format!(
@@ -441,9 +441,7 @@ impl TbsTemplate {
         key_id_extension[at..]
             .copy_from_slice(&key_identifier_of_bits(spki.subject_public_key.raw_bytes()));
         let serial = serial_number.to_der().map_err(encoding)?;
-        let validity = validity::validity(not_before, self.profile.validity_years)?
-            .to_der()
-            .map_err(encoding)?;
+        let validity = validity::validity_der(not_before, self.profile.validity_years)?;
         let subject = encode_name_der(&subject.attributes())?;
 
         let extensions_len = self.extensions_before_key_id.len()
@@ -592,7 +590,7 @@ mod tests {
         let now = crate::issue::validity::now().unwrap();
         let issuer_name = typed_name(&[SubjectAttribute {
             oid: const_oid::db::rfc4519::CN,
-            value: "Test Issuing CA".into(),
+            value: "Test Issuing CA",
             string_type: StringType::Utf8,
         }]);
         let issuer = IssuerIdentity::new(

@@ -69,6 +69,44 @@ pub fn validity(start: DateTime, years: u32) -> Result<Validity, IssueError> {
     })
 }
 
+/// The DER of [`validity`]`(start, years)`, written directly: the same
+/// octets (the unit test compares them across the UTCTime/GeneralizedTime
+/// boundary), without der's calendar conversions, on the hot path of every
+/// certificate.
+pub fn validity_der(start: DateTime, years: u32) -> Result<Vec<u8>, IssueError> {
+    let end = not_after(start, years)?;
+    let mut out = Vec::with_capacity(2 + 2 * 17);
+    out.extend_from_slice(&[0x30, 0]);
+    put_time(&mut out, start)?;
+    put_time(&mut out, end)?;
+    // At most two 17-octet times: the short length form always fits.
+    out[1] = (out.len() - 2) as u8;
+    Ok(out)
+}
+
+/// Appends `at` as RFC 5280 §4.1.2.5 encodes it: UTCTime YYMMDDHHMMSSZ for
+/// 1950–2049, GeneralizedTime YYYYMMDDHHMMSSZ from 2050.
+fn put_time(out: &mut Vec<u8>, at: DateTime) -> Result<(), IssueError> {
+    let year = at.year();
+    if year < 1950 {
+        return Err(IssueError::Validity(format!(
+            "{at} is before 1950, which RFC 5280 validity cannot encode"
+        )));
+    }
+    let (tag, length) = if year < 2050 { (0x17, 13) } else { (0x18, 15) };
+    out.extend_from_slice(&[tag, length]);
+    let mut two_digits = |value: u8| out.extend_from_slice(&[b'0' + value / 10, b'0' + value % 10]);
+    if year >= 2050 {
+        two_digits((year / 100) as u8);
+    }
+    two_digits((year % 100) as u8);
+    for value in [at.month(), at.day(), at.hour(), at.minutes(), at.seconds()] {
+        two_digits(value);
+    }
+    out.push(b'Z');
+    Ok(())
+}
+
 /// Now, to the second.
 pub fn now() -> Result<DateTime, IssueError> {
     DateTime::from_system_time(std::time::SystemTime::now())
@@ -78,6 +116,30 @@ pub fn now() -> Result<DateTime, IssueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use der::Encode;
+
+    #[test]
+    fn validity_der_is_what_der_encodes() {
+        for start in [
+            "1970-01-01T00:00:00Z",
+            "2026-11-22T05:07:09Z",
+            "2028-02-29T23:59:59Z",
+            "2046-12-31T12:00:00Z",
+            "2047-03-01T00:00:01Z",
+            "2049-12-31T23:59:59Z",
+            "2050-01-01T00:00:00Z",
+            "2099-06-15T08:30:00Z",
+        ] {
+            for years in [1, 3, 5, 10] {
+                let start = dt(start);
+                assert_eq!(
+                    validity_der(start, years).unwrap(),
+                    validity(start, years).unwrap().to_der().unwrap(),
+                    "{start} + {years} years"
+                );
+            }
+        }
+    }
 
     fn dt(s: &str) -> DateTime {
         s.parse().unwrap()

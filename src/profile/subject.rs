@@ -19,13 +19,14 @@ pub enum StringType {
     Utf8,
 }
 
-/// One attribute of a subject name, before encoding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubjectAttribute {
+/// One attribute of a subject name, before encoding, its value borrowed
+/// from the subject (no allocation per certificate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubjectAttribute<'a> {
     /// The attribute type.
     pub oid: ObjectIdentifier,
     /// The value.
-    pub value: String,
+    pub value: &'a str,
     /// The string type it is encoded as.
     pub string_type: StringType,
 }
@@ -276,10 +277,10 @@ impl Subject {
     }
 
     /// The subject name's attributes in the order the profiles prescribe.
-    pub fn attributes(&self) -> Vec<SubjectAttribute> {
-        let attr = |oid, value: &str, string_type| SubjectAttribute {
+    pub fn attributes(&self) -> Vec<SubjectAttribute<'_>> {
+        let attr = |oid, value, string_type| SubjectAttribute {
             oid,
-            value: value.to_owned(),
+            value,
             string_type,
         };
         match self {
@@ -404,9 +405,8 @@ mod tests {
             device_serial: Some("FU00022547".into()),
             ..Default::default()
         };
-        let attrs = Subject::from_input(&p, &input, IdMode::Production)
-            .unwrap()
-            .attributes();
+        let subject = Subject::from_input(&p, &input, IdMode::Production).unwrap();
+        let attrs = subject.attributes();
         assert_eq!(attrs.len(), 2);
         assert_eq!(attrs[0].value, attrs[1].value);
     }
