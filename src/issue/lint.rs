@@ -102,10 +102,25 @@ struct TbsView<'a> {
     issuer_unique_id: Option<BitStringRef<'a>>,
     #[asn1(context_specific = "2", tag_mode = "IMPLICIT", optional = "true")]
     subject_unique_id: Option<BitStringRef<'a>>,
-    /// Each extension is read as a whole first: one whose bytes are known
-    /// conformant (see [`Conformant`]) is not decoded further.
+    /// The extensions' SEQUENCE, whole; [`extension_tlvs`] splits it into
+    /// one TLV per extension, and one whose bytes are known conformant (see
+    /// [`Conformant`]) is not decoded further.
     #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
-    extensions: Option<Vec<Tlv<'a>>>,
+    extensions: Option<AnyRef<'a>>,
+}
+
+/// Each extension of a TBS, as a whole TLV, in order.
+fn extension_tlvs(extensions: Option<AnyRef<'_>>) -> der::Result<Vec<Tlv<'_>>> {
+    let Some(sequence) = extensions else {
+        return Ok(Vec::new());
+    };
+    sequence.tag().assert_eq(Tag::Sequence)?;
+    let mut reader = SliceReader::new(sequence.value())?;
+    let mut tlvs = Vec::with_capacity(16);
+    while !reader.is_finished() {
+        tlvs.push(reader.decode()?);
+    }
+    Ok(tlvs)
 }
 
 /// One whole TLV, header included, as it is in the DER: its header is
@@ -177,7 +192,7 @@ impl Conformant {
         let key_type = KeyType::of_public_key(tbs.subject_public_key_info.0)
             .map_err(|_| der::Error::from(der::ErrorKind::Failed))?;
         let mut extensions = Vec::new();
-        for Tlv(bytes) in tbs.extensions.unwrap_or_default() {
+        for Tlv(bytes) in extension_tlvs(tbs.extensions)? {
             let ext = ExtensionView::from_der(bytes)?;
             if ext.extn_id != SubjectKeyIdentifier::OID {
                 extensions.push((ext.extn_id, bytes.to_vec()));
@@ -295,9 +310,10 @@ pub fn lint_rules(
     let decoded = TbsView::from_der(tbs_der).and_then(|tbs| {
         let subject = decode_name(tbs.subject)?;
         let spki = SubjectPublicKeyInfoRef::from_der(tbs.subject_public_key_info.0)?;
-        Ok((tbs, subject, spki))
+        let extensions = extension_tlvs(tbs.extensions)?;
+        Ok((tbs, subject, spki, extensions))
     });
-    let (tbs, subject, spki) = match decoded {
+    let (tbs, subject, spki, tlvs) = match decoded {
         Ok(decoded) => decoded,
         Err(e) => {
             f.add("der.structure", format!("not a DER TBSCertificate: {e}"));
@@ -357,9 +373,8 @@ pub fn lint_rules(
             )
         });
     }
-    let tlvs = tbs.extensions.as_deref().unwrap_or(&[]);
     let mut extensions = Vec::with_capacity(tlvs.len());
-    for &tlv in tlvs {
+    for tlv in tlvs {
         if let Some(oid) = known.known(profile.name, key_type, tlv) {
             extensions.push((oid, None));
             continue;
