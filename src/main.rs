@@ -134,9 +134,14 @@ struct HsmProbeArgs {
 }
 
 #[derive(Args)]
-#[command(after_help = format!("Example:\n  certmint hsm provision --ca ./ca --token 'pkcs11:token=musteri?pin-source=file:musteri.pin' \\\n      --vkn 4540536920 --unvan 'Örnek Bilişim A.Ş.' --key-type p384 --out 4540536920SIGN0.pem\n\n\
+#[command(after_help = format!("Examples:\n  certmint hsm provision --ca ./ca --token 'pkcs11:token=musteri?pin-source=file:musteri.pin' \\\n      --vkn 4540536920 --unvan 'Örnek Bilişim A.Ş.' --key-type p384 --out 4540536920SIGN0.pem\n  \
+certmint hsm provision --ca ./ca --order 7 --token 'pkcs11:token=musteri?pin-source=file:musteri.pin'\n\n\
 Writes a key pair labelled {{VKN}}SIGN0 (CKA_ID = SHA-1 of the public key) and the certificate beside it,\n\
-then reads everything back: attributes, public key match, a test signature.\n{URI_HELP}"))]
+then reads everything back: attributes, public key match, a test signature.\n\
+With --order, provisions every seal of a paid Mali Mühür order for the hsm target: the company,\n\
+the key type and the labels ({{VKN}}SIGN0, SIGN1, …) come from the order; each seal is journalled\n\
+(intent before signing), a re-run resumes and issues nothing twice, and the delivery goes to\n\
+DELIVERIES/order-N.\n{URI_HELP}"))]
 struct HsmProvisionArgs {
     /// The CA directory made by `certmint ca init` (its key may itself be a pkcs11: URI).
     #[arg(long)]
@@ -144,11 +149,19 @@ struct HsmProvisionArgs {
     /// The customer's token: a pkcs11: URI with token= or serial=.
     #[arg(long)]
     token: String,
+    /// Provision the seals of this journalled Mali Mühür order (target hsm).
+    #[arg(long)]
+    order: Option<i64>,
+    #[command(flatten)]
+    journal: cli::orders::JournalArgs,
+    /// With --order: the delivery root (the order's folder is DELIVERIES/order-N).
+    #[arg(long, default_value = "deliveries")]
+    deliveries: PathBuf,
     #[command(flatten)]
     seal: cli::SealSubjectArgs,
-    /// rsa2048 or p384 (the Mali Mühür key types).
-    #[arg(long, default_value = "p384")]
-    key_type: KeyType,
+    /// rsa2048 or p384 (the Mali Mühür key types; default p384). With --order, the order's.
+    #[arg(long)]
+    key_type: Option<KeyType>,
     /// Replace objects that already carry the label.
     #[arg(long)]
     replace: bool,
@@ -670,15 +683,36 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
     if uri.object.is_some() || uri.id.is_some() {
         bail!("name only the token in --token: the label is {{VKN}}SIGN0 and the CKA_ID comes from the key");
     }
+    if let Some(order) = args.order {
+        if args.seal.names_a_company()
+            || args.key_type.is_some()
+            || args.replace
+            || args.out.is_some()
+        {
+            bail!("with --order the company, the key type and the labels come from the order: leave out --vkn, --tckn, --unvan, --key-type, --replace and --out");
+        }
+        return cli::orders::provision_seals(cli::orders::SealOrder {
+            journal: &args.journal,
+            order,
+            ca: &args.ca,
+            token: uri,
+            deliveries: &args.deliveries,
+            pin_env: args.pin_env.as_deref(),
+            ca_pin_env: args.ca_pin_env.as_deref(),
+            id_mode: args.seal.id_mode(),
+            json: args.json,
+        });
+    }
+    let key_type = args.key_type.unwrap_or(KeyType::EcP384);
     let (profile, subject, id_mode) =
         cli::mali_muhur_subject(&args.ca, &args.seal, args.out.as_ref())?;
     let id = match &subject {
         Subject::MaliMuhur { id, .. } => id.as_str().to_owned(),
         _ => bail!("provisioning makes Mali Mühür certificates only"),
     };
-    if !profile.key_types.contains(&args.key_type) {
+    if !profile.key_types.contains(&key_type) {
         return Err(IssueError::KeyNotAccepted {
-            key_type: args.key_type,
+            key_type,
             profile: profile.name,
             accepted: profile.key_types_text(),
         }
@@ -695,7 +729,7 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
     let request = ProvisionRequest {
         profile,
         subject,
-        key_type: args.key_type,
+        key_type,
         label: format!("{id}SIGN0"),
         replace: args.replace,
         not_before: now()?,

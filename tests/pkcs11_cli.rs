@@ -613,3 +613,185 @@ fn a_pin_in_the_uri_is_refused() {
     );
     assert!(!run.stderr.contains("1234"));
 }
+
+// --- Mali Mühür orders for the hsm target: `hsm provision --order N`.
+
+/// Runs certmint with the token configuration and the workspace's journal.
+fn run_journalled(ws: &Workspace, hsm: &Hsm, args: &[&str]) -> common::Run {
+    let conf = hsm.conf();
+    let journal = ws.path("journal.sqlite").display().to_string();
+    ws.certmint_env(
+        args,
+        &[
+            ("SOFTHSM2_CONF", conf.as_str()),
+            ("CERTMINT_JOURNAL", journal.as_str()),
+            ("CERTMINT_OPERATOR", "on-site engineer"),
+        ],
+    )
+}
+
+fn import_seal_order(ws: &Workspace, hsm: &Hsm, seals: &str) {
+    run_journalled(
+        ws,
+        hsm,
+        &[
+            "order",
+            "import",
+            "--kind",
+            "mali-muhur",
+            "--vkn",
+            "4540536920",
+            "--unvan",
+            UNVAN,
+            "--target",
+            "hsm",
+            "--seals",
+            seals,
+        ],
+    )
+    .ok();
+}
+
+#[test]
+fn a_paid_mali_muhur_order_is_provisioned_in_the_company_hsm_once() {
+    let (ws, hsm) = setup(&["musteri"]);
+    ws.certmint(&["ca", "init", "--dir", "ca"]).ok();
+    import_seal_order(&ws, &hsm, "2");
+    let token = hsm.uri("musteri", None);
+    let provision_order = |extra: &[&str]| {
+        let mut args = vec![
+            "hsm",
+            "provision",
+            "--ca",
+            "ca",
+            "--order",
+            "1",
+            "--token",
+            &token,
+        ];
+        args.extend_from_slice(extra);
+        run_journalled(&ws, &hsm, &args)
+    };
+
+    // Unpaid: refused before the token is touched.
+    let unpaid = provision_order(&[]);
+    assert_eq!(unpaid.code, 1, "{}", unpaid.stderr);
+    assert!(unpaid.stderr.contains("is not paid"), "{}", unpaid.stderr);
+    assert_eq!(hsm.objects("musteri"), vec![]);
+    run_journalled(&ws, &hsm, &["order", "pay", "--order", "1"]).ok();
+
+    // The company and the key type come from the order, not the command line.
+    let mixed = provision_order(&["--vkn", "4540536920"]);
+    assert_ne!(mixed.code, 0);
+    assert!(
+        mixed.stderr.contains("come from the order"),
+        "{}",
+        mixed.stderr
+    );
+    // `okc produce` is for ÖKC orders and says which command to use.
+    let wrong = run_journalled(
+        &ws,
+        &hsm,
+        &[
+            "okc", "produce", "--order", "1", "--ca", "ca", "--token", &token,
+        ],
+    );
+    assert_ne!(wrong.code, 0);
+    assert!(
+        wrong.stderr.contains("certmint hsm provision --order 1"),
+        "{}",
+        wrong.stderr
+    );
+    assert_eq!(hsm.objects("musteri"), vec![]);
+
+    let done = provision_order(&["--json"]).ok();
+    let report: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
+    assert_eq!(report["produced_now"], 2, "{report}");
+    assert_eq!(report["devices"], 2, "{report}");
+
+    // Exactly one key pair and one certificate per seal, labelled {VKN}SIGN0 and SIGN1.
+    let mut expected = Vec::new();
+    for label in ["4540536920SIGN0", "4540536920SIGN1"] {
+        for kind in [
+            "Certificate Object",
+            "Private Key Object",
+            "Public Key Object",
+        ] {
+            expected.push((kind.to_owned(), label.to_owned()));
+        }
+    }
+    expected.sort();
+    assert_eq!(hsm.objects("musteri"), expected);
+
+    for label in ["4540536920SIGN0", "4540536920SIGN1"] {
+        let delivered = format!("deliveries/order-1/certs/{label}.pem");
+        assert_eq!(ws.verify_chain(&delivered).code, 0, "{label}");
+        let text = ws.openssl_text(&delivered);
+        assert!(text.contains("4540536920"), "{text}");
+        assert!(text.contains("Digital Signature"), "{text}");
+        // The certificate in the token is the one delivered.
+        let from_token = format!("{label}-token.der");
+        hsm.pkcs11_tool(
+            "musteri",
+            &[
+                "--read-object",
+                "--type",
+                "cert",
+                "--label",
+                label,
+                "--output-file",
+                &from_token,
+            ],
+        )
+        .ok();
+        assert_eq!(
+            ws.read(&from_token),
+            ws.read(&format!("deliveries/order-1/certs/{label}.der")),
+            "{label}"
+        );
+    }
+
+    // A re-run provisions nothing and touches nothing.
+    let again = provision_order(&["--json"]).ok();
+    let report: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(report["produced_now"], 0, "{report}");
+    assert_eq!(hsm.objects("musteri"), expected);
+    let status = run_journalled(&ws, &hsm, &["order", "status", "--order", "1"]).ok();
+    assert!(status.stdout.contains("delivered"), "{}", status.stdout);
+}
+
+#[test]
+fn an_order_never_takes_over_a_seal_provisioned_outside_it() {
+    let (ws, hsm) = setup(&["musteri"]);
+    ws.certmint(&["ca", "init", "--dir", "ca"]).ok();
+    // A seal made by hand (not journalled) holds the label the order will want.
+    provision(&ws, &hsm, "p384", &[]).ok();
+    let before = hsm.objects("musteri");
+    assert_eq!(before.len(), 3);
+    import_seal_order(&ws, &hsm, "1");
+    run_journalled(&ws, &hsm, &["order", "pay", "--order", "1"]).ok();
+    let token = hsm.uri("musteri", None);
+    let refused = run_journalled(
+        &ws,
+        &hsm,
+        &[
+            "hsm",
+            "provision",
+            "--ca",
+            "ca",
+            "--order",
+            "1",
+            "--token",
+            &token,
+        ],
+    );
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("already holds objects labelled \"4540536920SIGN0\""),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(hsm.objects("musteri"), before, "nothing removed or added");
+}

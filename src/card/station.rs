@@ -22,18 +22,18 @@ use der::{Decode, Encode};
 
 use super::provision::{provision_card, CardCredentials, CardError, CardHooks, CardRequest, Step};
 use super::{ReaderWatch, Readers};
-use crate::ids::{DeviceSerial, IdMode, PrefixTable};
+use crate::ids::IdMode;
 use crate::issue::{CertificateAuthority, PreparedCertificate};
-use crate::journal::{Device, Journal, OrderId, OrderKind, StoredCertificate};
+use crate::journal::{Device, Journal, OrderId, StoredCertificate};
 use crate::okc::{
-    delivery_folder, store_certificate_files, CertificateFacts, KeyTarget, ProduceError,
+    delivery_folder, store_certificate_files, CertificateFacts, Certified, KeyTarget, ProduceError,
     Production, ProductionReport,
 };
 use crate::pem::hex;
 use crate::piv::client::PivError;
 use crate::piv::{Algorithm, Slot};
 use crate::pkcs11::token::lock;
-use crate::profile::{Profile, Subject, SubjectInput};
+use crate::profile::Profile;
 use crate::signer::KeyType;
 
 /// How long a wait lasts before the worker looks at the stop flag again.
@@ -181,14 +181,6 @@ struct Queue {
     in_flight: HashSet<i64>,
 }
 
-/// Who the certificates of the order certify.
-enum Certified {
-    /// ÖKC: each device by its serial, with the manufacturer's name.
-    Devices { manufacturer: String },
-    /// Mali Mühür: every seal of the order certifies the company.
-    Company(Subject),
-}
-
 enum Claim {
     Device(Device),
     /// Nothing to take now, but another reader's device may come back.
@@ -226,33 +218,7 @@ impl Station<'_> {
             order: self.order,
             reason: format!("{key_type} keys cannot be generated on PIV cards"),
         })?;
-        let certified = match order.kind {
-            OrderKind::Okc => Certified::Devices {
-                manufacturer: order.manufacturer.clone(),
-            },
-            OrderKind::MaliMuhur => {
-                let id = order.manufacturer_vkn.clone();
-                let (vkn, tckn) = if id.len() == 11 {
-                    (None, Some(id))
-                } else {
-                    (Some(id), None)
-                };
-                let input = SubjectInput {
-                    vkn,
-                    tckn,
-                    unvan: Some(order.manufacturer.clone()),
-                    ..Default::default()
-                };
-                Certified::Company(
-                    Subject::from_input(self.profile, &input, self.id_mode).map_err(|e| {
-                        ProduceError::Order {
-                            order: self.order,
-                            reason: e.to_string(),
-                        }
-                    })?,
-                )
-            }
-        };
+        let certified = Certified::of(&order, self.profile, self.id_mode)?;
         let folder = delivery_folder(&self.out, self.order);
         std::fs::create_dir_all(folder.join("certs")).map_err(|e| ProduceError::Io {
             path: folder.display().to_string(),
@@ -476,18 +442,10 @@ impl Worker<'_, '_> {
     /// Provisions the card in the reader for `device` and records it.
     fn produce(&self, device: &Device) -> Result<String, Outcome> {
         let fatal = |e: ProduceError| Outcome::Fatal(StationError::Produce(e));
-        let subject = match self.certified {
-            Certified::Devices { manufacturer } => Subject::OkcDevice {
-                serial: DeviceSerial::parse(&device.serial, &PrefixTable::any()).map_err(|e| {
-                    fatal(ProduceError::Order {
-                        order: self.station.order,
-                        reason: e.to_string(),
-                    })
-                })?,
-                manufacturer: Some(manufacturer.clone()),
-            },
-            Certified::Company(subject) => subject.clone(),
-        };
+        let subject = self
+            .certified
+            .subject(self.station.order, &device.serial)
+            .map_err(fatal)?;
         let request = CardRequest {
             profile: self.station.profile.clone(),
             subject,

@@ -44,10 +44,26 @@ pub struct SealSubjectArgs {
     tckn: Option<String>,
     /// The trade name (unvan).
     #[arg(long)]
-    unvan: String,
+    unvan: Option<String>,
     /// Accept GİB's test identifiers. Never in production.
     #[arg(long)]
     test_mode: bool,
+}
+
+impl SealSubjectArgs {
+    /// Whether the company was named on the command line.
+    pub fn names_a_company(&self) -> bool {
+        self.vkn.is_some() || self.tckn.is_some() || self.unvan.is_some()
+    }
+
+    /// The identifier mode `--test-mode` asks for.
+    pub fn id_mode(&self) -> IdMode {
+        if self.test_mode {
+            IdMode::Test
+        } else {
+            IdMode::Production
+        }
+    }
 }
 
 /// The Mali Mühür profile of the CA in `ca_dir` and the subject it
@@ -76,7 +92,11 @@ pub fn mali_muhur_subject(
     let input = SubjectInput {
         vkn: seal.vkn.clone(),
         tckn: seal.tckn.clone(),
-        unvan: Some(seal.unvan.clone()),
+        unvan: Some(
+            seal.unvan
+                .clone()
+                .context("name the company's trade name with --unvan")?,
+        ),
         ..Default::default()
     };
     let subject = Subject::from_input(&profile, &input, id_mode)?;

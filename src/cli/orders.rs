@@ -12,10 +12,11 @@ use certmint::ca::CaDirectory;
 use certmint::calendar::BusinessCalendar;
 use certmint::ids::{DeviceSerial, IdMode, PrefixTable, TaxpayerId, Vkn};
 use certmint::journal::{
-    Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, SqliteJournal, Target,
+    Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, OrderState, SqliteJournal,
+    Target,
 };
 use certmint::keyref::Unlock;
-use certmint::okc::{purge, KeyTarget, Production};
+use certmint::okc::{purge, KeyTarget, Production, ProductionReport};
 use certmint::order::serial_list::{ListedSerial, SerialListReader};
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
 use certmint::profile::{Profile, ProfileName};
@@ -643,13 +644,18 @@ fn produce(args: ProduceArgs) -> Result<()> {
     let journal: Mutex<SqliteJournal> = Mutex::new(journal);
     let result = production.run(&journal);
     bar.finish_and_clear();
-    let report = result?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    report_production(&result?, args.json, "certified")
+}
+
+/// Prints what a production run did; `Stopped` (exit 130) when Ctrl-C
+/// stopped it before the end.
+fn report_production(report: &ProductionReport, json: bool, done: &str) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
         println!(
-            "Order {}: {} certified now, {} before, {} in all.",
-            args.order, report.produced_now, report.already_done, report.devices
+            "Order {}: {} {done} now, {} before, {} in all.",
+            report.order, report.produced_now, report.already_done, report.devices
         );
         if report.voided_intents > 0 || report.removed_token_objects > 0 {
             println!(
@@ -673,6 +679,110 @@ fn produce(args: ProduceArgs) -> Result<()> {
         return Err(Stopped.into());
     }
     Ok(())
+}
+
+/// A Mali Mühür order to provision in the company's HSM (`hsm provision
+/// --order`).
+pub struct SealOrder<'a> {
+    pub journal: &'a JournalArgs,
+    pub order: i64,
+    pub ca: &'a std::path::Path,
+    pub token: Pkcs11Uri,
+    pub deliveries: &'a std::path::Path,
+    pub pin_env: Option<&'a str>,
+    pub ca_pin_env: Option<&'a str>,
+    pub id_mode: IdMode,
+    pub json: bool,
+}
+
+/// Provisions every seal of a paid Mali Mühür order (hsm target) in the
+/// company's token, through the same journalled production as ÖKC
+/// batches: intent before signing, recovery of an interrupted run, delivery.
+pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
+    let journal = seal.journal.open()?;
+    let order = journal.order(OrderId(seal.order))?;
+    // Checked before any token is touched.
+    if order.kind != OrderKind::MaliMuhur {
+        bail!(
+            "order {} is an ÖKC order: produce it with `certmint okc produce --order {}`",
+            seal.order,
+            seal.order
+        );
+    }
+    if order.target != Target::Hsm {
+        bail!(
+            "order {} is for the {} target: produce it with `certmint card station --order {}`",
+            seal.order,
+            order.target,
+            seal.order
+        );
+    }
+    if order.state == OrderState::Received {
+        bail!(
+            "order {} is not paid: production refuses an unpaid order (record the payment with `certmint order pay`)",
+            seal.order
+        );
+    }
+    let directory = CaDirectory::open(
+        seal.ca,
+        None,
+        &Unlock {
+            pin_env: seal.ca_pin_env.map(str::to_owned),
+            sessions: Some(1),
+        },
+    )?;
+    let profile = Profile::from_config(ProfileName::MaliMuhur, &directory.config)?;
+    let ca = directory.ca.with_id_mode(seal.id_mode);
+    let pins = PinSource::choose(seal.token.pin_source.clone(), seal.pin_env);
+    let token = Token::open(&seal.token, &pins, Some(1))?;
+    if order.state == OrderState::Paid {
+        refuse_labels_in_use(&journal, &token, OrderId(seal.order))?;
+    }
+    let calendar = calendar(&None)?;
+    let stop = super::stop_on_ctrl_c("seal")?;
+    let production = Production {
+        order: OrderId(seal.order),
+        ca: &ca,
+        profile: &profile,
+        chain: vec![ca.certificate_der().to_vec(), directory.root_der.clone()],
+        out: seal.deliveries.to_path_buf(),
+        workers: 1,
+        target: KeyTarget::Hsm(token),
+        operator: seal.journal.operator(),
+        stop,
+        on_device: &|| {},
+        calendar: &calendar,
+    };
+    let journal: Mutex<SqliteJournal> = Mutex::new(journal);
+    let report = production.run(&journal)?;
+    report_production(&report, seal.json, "seal(s) provisioned")
+}
+
+/// Before an order's first run: its seal labels must be free on the
+/// company's token. (Once production has started, objects carrying a
+/// planned seal's label are what an interrupted run left, and recovery
+/// removes them; before it, they would be a seal provisioned outside the
+/// order, which must not be touched.)
+fn refuse_labels_in_use(journal: &SqliteJournal, token: &Token, order: OrderId) -> Result<()> {
+    let mut after = 0;
+    loop {
+        let page = journal.pending_devices(order, after, 256)?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = last.id;
+        for device in &page {
+            let taken = token
+                .with_session(|s| certmint::pkcs11::keys::objects_labelled(s, &device.serial))?;
+            if !taken.is_empty() {
+                return Err(certmint::pkcs11::Pkcs11Error::LabelExists {
+                    token: token.label().to_owned(),
+                    label: device.serial.clone(),
+                }
+                .into());
+            }
+        }
+    }
 }
 
 pub fn audit(command: AuditCommand) -> Result<()> {

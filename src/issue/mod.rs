@@ -255,6 +255,11 @@ impl CertificateAuthority {
         self
     }
 
+    /// Whether GİB's test identifiers are accepted in subjects.
+    pub fn id_mode(&self) -> IdMode {
+        self.id_mode
+    }
+
     /// The CA certificate's DER.
     pub fn certificate_der(&self) -> &[u8] {
         &self.certificate_der

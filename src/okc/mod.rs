@@ -35,11 +35,11 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::calendar::BusinessCalendar;
-use crate::ids::{DeviceSerial, PrefixTable};
+use crate::ids::{DeviceSerial, IdMode, PrefixTable};
 use crate::issue::{CertificateAuthority, IssueError, PreparedCertificate};
 use crate::journal::{
-    Device, DeviceState, Intent, Journal, JournalError, OrderId, OrderState, OrderSummary,
-    StoredCertificate, VerifiedDevice,
+    Device, DeviceState, Intent, Journal, JournalError, OrderId, OrderKind, OrderState,
+    OrderSummary, StoredCertificate, VerifiedDevice,
 };
 use crate::pem::{self, hex, hex_colons};
 use crate::pkcs11::keys::{
@@ -47,7 +47,7 @@ use crate::pkcs11::keys::{
 };
 use crate::pkcs11::token::lock;
 use crate::pkcs11::{Pkcs11Error, Token};
-use crate::profile::{Profile, Subject};
+use crate::profile::{Profile, ProfileName, Subject, SubjectInput};
 use crate::signer::{KeyType, Signer, SignerError, SoftwareSigner};
 
 /// Business days after upload until soft key material is purged.
@@ -394,6 +394,69 @@ pub fn password_manifest(out: &Path, order: OrderId) -> PathBuf {
     out.join(format!("order-{order}.passwords.csv"))
 }
 
+/// Who an order's certificates certify.
+pub(crate) enum Certified {
+    /// ÖKC: each device by its serial, with the manufacturer's name.
+    Devices { manufacturer: String },
+    /// Mali Mühür: every seal of the order certifies the company.
+    Company(Subject),
+}
+
+impl Certified {
+    /// What `order` certifies; a company's identifier is checked under
+    /// `profile` and `id_mode` (GİB test identifiers only in test mode).
+    pub(crate) fn of(
+        order: &OrderSummary,
+        profile: &Profile,
+        id_mode: IdMode,
+    ) -> Result<Self, ProduceError> {
+        match order.kind {
+            OrderKind::Okc => Ok(Certified::Devices {
+                manufacturer: order.manufacturer.clone(),
+            }),
+            OrderKind::MaliMuhur => {
+                // The order holds a VKN (10 digits) or a TCKN (11).
+                let id = order.manufacturer_vkn.clone();
+                let (vkn, tckn) = if id.len() == 11 {
+                    (None, Some(id))
+                } else {
+                    (Some(id), None)
+                };
+                let input = SubjectInput {
+                    vkn,
+                    tckn,
+                    unvan: Some(order.manufacturer.clone()),
+                    ..Default::default()
+                };
+                Subject::from_input(profile, &input, id_mode)
+                    .map(Certified::Company)
+                    .map_err(|e| ProduceError::Order {
+                        order: order.id,
+                        reason: e.to_string(),
+                    })
+            }
+        }
+    }
+
+    /// The subject of the certificate for `device` (an ÖKC serial, or a
+    /// seal's label).
+    pub(crate) fn subject(&self, order: OrderId, device: &str) -> Result<Subject, ProduceError> {
+        match self {
+            Certified::Devices { manufacturer } => Ok(Subject::OkcDevice {
+                // Validated at import against the manufacturer's prefixes.
+                serial: DeviceSerial::parse(device, &PrefixTable::any()).map_err(|e| {
+                    ProduceError::Order {
+                        order,
+                        reason: e.to_string(),
+                    }
+                })?,
+                manufacturer: Some(manufacturer.clone()),
+            }),
+            Certified::Company(subject) => Ok(subject.clone()),
+        }
+    }
+}
+
 impl Production<'_> {
     /// Produces (or resumes) the order, then delivers it.
     pub fn run(&self, journal: &Mutex<dyn Journal>) -> Result<ProductionReport, ProduceError> {
@@ -466,9 +529,29 @@ impl Production<'_> {
             order: self.order,
             reason,
         };
-        // The card station produces seal orders too; soft and HSM batches are ÖKC only.
-        if order.kind != crate::journal::OrderKind::Okc && !matches!(self.target, KeyTarget::Card) {
-            return Err(refuse("is not an ÖKC order".into()));
+        // Each kind is certified under its own profile: ÖKC devices with
+        // `okc produce` (or the card station), Mali Mühür seals with
+        // `hsm provision --order` (or the card station).
+        match (order.kind, self.profile.name) {
+            (OrderKind::Okc, ProfileName::OkcDevice)
+            | (OrderKind::MaliMuhur, ProfileName::MaliMuhur) => {}
+            (OrderKind::MaliMuhur, _) => {
+                return Err(refuse(format!(
+                    "is a Mali Mühür order: produce it with `certmint hsm provision --order {} --token …` (hsm target) or `certmint card station --order {}` (card target)",
+                    self.order, self.order
+                )))
+            }
+            (OrderKind::Okc, _) => {
+                return Err(refuse(format!(
+                    "is an ÖKC order: produce it with `certmint okc produce --order {}`",
+                    self.order
+                )))
+            }
+        }
+        if order.kind == OrderKind::MaliMuhur && matches!(self.target, KeyTarget::Soft) {
+            return Err(refuse(
+                "is a Mali Mühür order: its seals live on a card or in the company's HSM, never in a file".into(),
+            ));
         }
         if order.state == OrderState::Received {
             return Err(refuse("is not paid: production refuses an unpaid order (record the payment with `certmint order pay`)".into()));
@@ -624,6 +707,7 @@ impl Production<'_> {
         report: &mut ProductionReport,
     ) -> Result<(), ProduceError> {
         let key_type = self.key_type(order)?;
+        let certified = &Certified::of(order, self.profile, self.ca.id_mode())?;
         // The delivery folders, made once, not per device.
         let folder = delivery_folder(&self.out, self.order);
         let mut folders = vec![folder.join("certs")];
@@ -669,7 +753,7 @@ impl Production<'_> {
                         // chunk has no intents yet, so skipping it is safe.
                         continue;
                     }
-                    match self.sign_chunk(journal, order, key_type, chain, devices) {
+                    match self.sign_chunk(journal, certified, key_type, chain, devices) {
                         Ok(signed) => {
                             if send_signed.send(signed).is_err() {
                                 break;
@@ -719,14 +803,14 @@ impl Production<'_> {
     fn sign_chunk(
         &self,
         journal: &Mutex<dyn Journal>,
-        order: &OrderSummary,
+        certified: &Certified,
         key_type: KeyType,
         chain: &pkcs12::CaChain,
         devices: Vec<Device>,
     ) -> Result<Vec<SignedDevice>, ProduceError> {
         let prepared = devices
             .into_iter()
-            .map(|device| self.prepare_device(journal, order, key_type, device))
+            .map(|device| self.prepare_device(journal, certified, key_type, device))
             .collect::<Result<Vec<_>, _>>()?;
         let key_note = match &self.target {
             KeyTarget::Soft => "software key generated in memory",
@@ -755,7 +839,7 @@ impl Production<'_> {
     fn prepare_device(
         &self,
         journal: &Mutex<dyn Journal>,
-        order: &OrderSummary,
+        certified: &Certified,
         key_type: KeyType,
         device: Device,
     ) -> Result<PreparedDevice, ProduceError> {
@@ -771,17 +855,7 @@ impl Production<'_> {
             device: device.serial.clone(),
             error,
         };
-        // Validated at import against the manufacturer's prefixes.
-        let serial = DeviceSerial::parse(&device.serial, &PrefixTable::any()).map_err(|e| {
-            ProduceError::Order {
-                order: self.order,
-                reason: e.to_string(),
-            }
-        })?;
-        let subject = Subject::OkcDevice {
-            serial,
-            manufacturer: Some(order.manufacturer.clone()),
-        };
+        let subject = certified.subject(self.order, &device.serial)?;
 
         let (software_key, spki_der, key_id) = match &self.target {
             KeyTarget::Soft => {
