@@ -652,26 +652,30 @@ fn import_seal_order(ws: &Workspace, hsm: &Hsm, seals: &str) {
     .ok();
 }
 
+/// `hsm provision --order 1` into the `musteri` token.
+fn provision_order(ws: &Workspace, hsm: &Hsm, extra: &[&str]) -> common::Run {
+    let token = hsm.uri("musteri", None);
+    let mut args = vec![
+        "hsm",
+        "provision",
+        "--ca",
+        "ca",
+        "--order",
+        "1",
+        "--token",
+        &token,
+    ];
+    args.extend_from_slice(extra);
+    run_journalled(ws, hsm, &args)
+}
+
 #[test]
 fn a_paid_mali_muhur_order_is_provisioned_in_the_company_hsm_once() {
     let (ws, hsm) = setup(&["musteri"]);
     ws.certmint(&["ca", "init", "--dir", "ca"]).ok();
     import_seal_order(&ws, &hsm, "2");
     let token = hsm.uri("musteri", None);
-    let provision_order = |extra: &[&str]| {
-        let mut args = vec![
-            "hsm",
-            "provision",
-            "--ca",
-            "ca",
-            "--order",
-            "1",
-            "--token",
-            &token,
-        ];
-        args.extend_from_slice(extra);
-        run_journalled(&ws, &hsm, &args)
-    };
+    let provision_order = |extra: &[&str]| provision_order(&ws, &hsm, extra);
 
     // Unpaid: refused before the token is touched.
     let unpaid = provision_order(&[]);
@@ -770,21 +774,7 @@ fn an_order_never_takes_over_a_seal_provisioned_outside_it() {
     assert_eq!(before.len(), 3);
     import_seal_order(&ws, &hsm, "1");
     run_journalled(&ws, &hsm, &["order", "pay", "--order", "1"]).ok();
-    let token = hsm.uri("musteri", None);
-    let refused = run_journalled(
-        &ws,
-        &hsm,
-        &[
-            "hsm",
-            "provision",
-            "--ca",
-            "ca",
-            "--order",
-            "1",
-            "--token",
-            &token,
-        ],
-    );
+    let refused = provision_order(&ws, &hsm, &[]);
     assert_eq!(refused.code, 5, "{}", refused.stderr);
     assert!(
         refused
