@@ -765,6 +765,43 @@ fn a_paid_mali_muhur_order_is_provisioned_in_the_company_hsm_once() {
 }
 
 #[test]
+fn the_companys_own_unlabelled_objects_are_never_touched() {
+    let (ws, hsm) = setup(&["musteri"]);
+    ws.certmint(&["ca", "init", "--dir", "ca"]).ok();
+    // An object of the company's own, without a label (as some software makes them).
+    ws.write("company-data.bin", b"not certmint's");
+    hsm.pkcs11_tool(
+        "musteri",
+        &[
+            "--write-object",
+            "company-data.bin",
+            "--type",
+            "data",
+            "--private",
+        ],
+    )
+    .ok();
+    let data_objects = || {
+        hsm.pkcs11_tool("musteri", &["--list-objects", "--type", "data"])
+            .stdout
+            .matches("Data object")
+            .count()
+    };
+    assert_eq!(data_objects(), 1);
+    import_seal_order(&ws, &hsm, "1");
+    run_journalled(&ws, &hsm, &["order", "pay", "--order", "1"]).ok();
+    provision_order(&ws, &hsm, &[]).ok();
+    // A re-run changes nothing either.
+    provision_order(&ws, &hsm, &[]).ok();
+    assert_eq!(data_objects(), 1, "the company's object is still there");
+    assert_eq!(
+        hsm.objects("musteri").len(),
+        3,
+        "one seal: key pair and certificate"
+    );
+}
+
+#[test]
 fn an_order_never_takes_over_a_seal_provisioned_outside_it() {
     let (ws, hsm) = setup(&["musteri"]);
     ws.certmint(&["ca", "init", "--dir", "ca"]).ok();

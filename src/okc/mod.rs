@@ -624,6 +624,8 @@ impl Production<'_> {
     /// labelled with the serial of a device still `planned` in this order
     /// (a crash right after C_GenerateKeyPair). The journal is asked per label
     /// (an indexed lookup), so memory stays flat and the token is scanned once.
+    /// In a company's token (Mali Mühür seals) unlabelled objects are left
+    /// alone: they may be the company's own.
     fn clean_token(
         &self,
         journal: &Mutex<dyn Journal>,
@@ -638,6 +640,7 @@ impl Production<'_> {
         token
             .one_writer_at_a_time(|| {
                 token.with_session(|s| {
+                    let company_token = self.profile.name == ProfileName::MaliMuhur;
                     let (mut debris, mut orphans) = (0, 0);
                     // Every object: a half-written one may lack CKA_LABEL
                     // entirely, which no search template matches.
@@ -655,6 +658,11 @@ impl Production<'_> {
                             Err(other) => return Err(other),
                         };
                         let remove = match &label {
+                            // An ÖKC manufacturer's token is given over to
+                            // the order; a company's HSM holds the company's
+                            // own objects too, and one without a label is not
+                            // ours to judge: it is never touched.
+                            None if company_token => false,
                             None => {
                                 debris += 1;
                                 true
