@@ -188,24 +188,12 @@ fn provisioning_end_to_end_with_a_software_ca() {
             "{key_type}"
         );
         // The certificate on the token is the one issued, and OpenSSL accepts it.
-        hsm.pkcs11_tool(
-            "musteri",
-            &[
-                "--read-object",
-                "--type",
-                "cert",
-                "--label",
-                &label,
-                "--output-file",
-                "from-token.der",
-            ],
-        )
-        .ok();
+        let from_token = hsm.certificate(&ws, "musteri", &label, "from-token.der");
         ws.openssl(&[
             "x509", "-in", "cert.pem", "-outform", "DER", "-out", "cert.der",
         ])
         .ok();
-        assert_eq!(ws.read("from-token.der"), ws.read("cert.der"), "{key_type}");
+        assert_eq!(from_token, ws.read("cert.der"), "{key_type}");
         assert_eq!(ws.verify_chain("cert.pem").code, 0, "{key_type}");
         // CKA_ID is the certificate's subject key identifier.
         let id = json["id"].as_str().unwrap().to_owned();
@@ -734,22 +722,9 @@ fn a_paid_mali_muhur_order_is_provisioned_in_the_company_hsm_once() {
         assert!(text.contains("4540536920"), "{text}");
         assert!(text.contains("Digital Signature"), "{text}");
         // The certificate in the token is the one delivered.
-        let from_token = format!("{label}-token.der");
-        hsm.pkcs11_tool(
-            "musteri",
-            &[
-                "--read-object",
-                "--type",
-                "cert",
-                "--label",
-                label,
-                "--output-file",
-                &from_token,
-            ],
-        )
-        .ok();
+        let from_token = hsm.certificate(&ws, "musteri", label, &format!("{label}-token.der"));
         assert_eq!(
-            ws.read(&from_token),
+            from_token,
             ws.read(&format!("deliveries/order-1/certs/{label}.der")),
             "{label}"
         );

@@ -16,7 +16,7 @@ use certmint::journal::{
     Target,
 };
 use certmint::keyref::Unlock;
-use certmint::okc::{purge, KeyTarget, Production, ProductionReport};
+use certmint::okc::{check_producible, purge, KeyTarget, Production, ProductionReport};
 use certmint::order::serial_list::{ListedSerial, SerialListReader};
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
 use certmint::profile::{Profile, ProfileName};
@@ -579,6 +579,8 @@ pub fn okc(command: OkcCommand) -> Result<()> {
 fn produce(args: ProduceArgs) -> Result<()> {
     let journal = args.journal.open()?;
     let order = journal.order(OrderId(args.order))?;
+    // Checked before any token is touched.
+    check_producible(&order, ProfileName::OkcDevice, order.target)?;
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -702,27 +704,7 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
     let journal = seal.journal.open()?;
     let order = journal.order(OrderId(seal.order))?;
     // Checked before any token is touched.
-    if order.kind != OrderKind::MaliMuhur {
-        bail!(
-            "order {} is an ÖKC order: produce it with `certmint okc produce --order {}`",
-            seal.order,
-            seal.order
-        );
-    }
-    if order.target != Target::Hsm {
-        bail!(
-            "order {} is for the {} target: produce it with `certmint card station --order {}`",
-            seal.order,
-            order.target,
-            seal.order
-        );
-    }
-    if order.state == OrderState::Received {
-        bail!(
-            "order {} is not paid: production refuses an unpaid order (record the payment with `certmint order pay`)",
-            seal.order
-        );
-    }
+    check_producible(&order, ProfileName::MaliMuhur, Target::Hsm)?;
     let directory = CaDirectory::open(
         seal.ca,
         None,

@@ -367,9 +367,9 @@ pub struct TbsTemplate {
     /// The extensions before and after the subject key identifier, encoded.
     extensions_before_key_id: Vec<u8>,
     extensions_after_key_id: Vec<u8>,
-    /// The subject key identifier extension, whose last 20 octets (the
-    /// SHA-1 identifier) are each certificate's.
-    key_id_extension: Vec<u8>,
+    /// The subject key identifier extension up to its last 20 octets: each
+    /// certificate's SHA-1 identifier follows.
+    key_id_extension_head: Vec<u8>,
 }
 
 /// The version field of every certificate certmint issues: `[0] EXPLICIT
@@ -401,13 +401,13 @@ impl TbsTemplate {
                 ext.encode_to_vec(&mut before).map_err(encoding)?;
             }
         }
-        if !key_id_extension.ends_with(&placeholder) {
+        let Some(key_id_extension_head) = key_id_extension.strip_suffix(&placeholder) else {
             return Err(IssueError::Encoding(
                 "the subject key identifier extension does not end with the identifier".into(),
             ));
-        }
+        };
         Ok(Self {
-            key_id_extension,
+            key_id_extension_head: key_id_extension_head.to_vec(),
             profile: profile.clone(),
             key_type,
             signature: issuer.algorithm_der().to_vec(),
@@ -436,16 +436,14 @@ impl TbsTemplate {
         serial_number: &Int,
         not_before: DateTime,
     ) -> Result<Vec<u8>, IssueError> {
-        let mut key_id_extension = self.key_id_extension.clone();
-        let at = key_id_extension.len() - KEY_ID_LEN;
-        key_id_extension[at..]
-            .copy_from_slice(&key_identifier_of_bits(spki.subject_public_key.raw_bytes()));
+        let key_id = key_identifier_of_bits(spki.subject_public_key.raw_bytes());
         let serial = serial_number.to_der().map_err(encoding)?;
         let validity = validity::validity_der(not_before, self.profile.validity_years)?;
         let subject = encode_name_der(&subject.attributes())?;
 
         let extensions_len = self.extensions_before_key_id.len()
-            + key_id_extension.len()
+            + self.key_id_extension_head.len()
+            + key_id.len()
             + self.extensions_after_key_id.len();
         let extensions_tag = Tag::ContextSpecific {
             constructed: true,
@@ -470,7 +468,8 @@ impl TbsTemplate {
         put_header(&mut out, extensions_tag, explicit_len)?;
         put_header(&mut out, Tag::Sequence, extensions_len)?;
         out.extend_from_slice(&self.extensions_before_key_id);
-        out.extend_from_slice(&key_id_extension);
+        out.extend_from_slice(&self.key_id_extension_head);
+        out.extend_from_slice(&key_id);
         out.extend_from_slice(&self.extensions_after_key_id);
         Ok(out)
     }
@@ -527,6 +526,8 @@ mod tests {
 
     use super::*;
     use crate::ids::IdMode;
+    use crate::profile::{CaConfig, ProfileName, SubjectInput};
+    use crate::signer::{Signer, SoftwareSigner};
 
     #[test]
     fn headers_are_written_as_der_writes_them() {
@@ -557,8 +558,6 @@ mod tests {
         };
         assert!(put_header(&mut Vec::new(), high, 1).is_err());
     }
-    use crate::profile::{CaConfig, ProfileName, SubjectInput};
-    use crate::signer::{Signer, SoftwareSigner};
 
     /// The name built from x509-cert's typed structures, as der encodes them.
     fn typed_name(attributes: &[SubjectAttribute]) -> RdnSequence {

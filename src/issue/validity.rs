@@ -77,22 +77,18 @@ pub fn validity_der(start: DateTime, years: u32) -> Result<Vec<u8>, IssueError> 
     let end = not_after(start, years)?;
     let mut out = Vec::with_capacity(2 + 2 * 17);
     out.extend_from_slice(&[0x30, 0]);
-    put_time(&mut out, start)?;
-    put_time(&mut out, end)?;
+    put_time(&mut out, start);
+    put_time(&mut out, end);
     // At most two 17-octet times: the short length form always fits.
     out[1] = (out.len() - 2) as u8;
     Ok(out)
 }
 
-/// Appends `at` as RFC 5280 §4.1.2.5 encodes it: UTCTime YYMMDDHHMMSSZ for
-/// 1950–2049, GeneralizedTime YYYYMMDDHHMMSSZ from 2050.
-fn put_time(out: &mut Vec<u8>, at: DateTime) -> Result<(), IssueError> {
+/// Appends `at` as RFC 5280 §4.1.2.5 encodes it: UTCTime YYMMDDHHMMSSZ
+/// through 2049, GeneralizedTime YYYYMMDDHHMMSSZ from 2050. (A `DateTime`
+/// lies in 1970–9999, so the UTCTime years 1950–1969 never arise.)
+fn put_time(out: &mut Vec<u8>, at: DateTime) {
     let year = at.year();
-    if year < 1950 {
-        return Err(IssueError::Validity(format!(
-            "{at} is before 1950, which RFC 5280 validity cannot encode"
-        )));
-    }
     let (tag, length) = if year < 2050 { (0x17, 13) } else { (0x18, 15) };
     out.extend_from_slice(&[tag, length]);
     let mut two_digits = |value: u8| out.extend_from_slice(&[b'0' + value / 10, b'0' + value % 10]);
@@ -104,7 +100,6 @@ fn put_time(out: &mut Vec<u8>, at: DateTime) -> Result<(), IssueError> {
         two_digits(value);
     }
     out.push(b'Z');
-    Ok(())
 }
 
 /// Now, to the second.

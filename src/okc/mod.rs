@@ -39,7 +39,7 @@ use crate::ids::{DeviceSerial, IdMode, PrefixTable};
 use crate::issue::{CertificateAuthority, IssueError, PreparedCertificate};
 use crate::journal::{
     Device, DeviceState, Intent, Journal, JournalError, OrderId, OrderKind, OrderState,
-    OrderSummary, StoredCertificate, VerifiedDevice,
+    OrderSummary, StoredCertificate, Target, VerifiedDevice,
 };
 use crate::pem::{self, hex, hex_colons};
 use crate::pkcs11::keys::{
@@ -394,6 +394,63 @@ pub fn password_manifest(out: &Path, order: OrderId) -> PathBuf {
     out.join(format!("order-{order}.passwords.csv"))
 }
 
+/// Refuses an order that cannot be produced under `profile` with its keys
+/// on `target`: a kind certified under another profile (each names the
+/// command that produces it), an unpaid order, another target. Callers check
+/// this before any token or card is touched; [`Production`] checks it again.
+pub fn check_producible(
+    order: &OrderSummary,
+    profile: ProfileName,
+    target: Target,
+) -> Result<(), ProduceError> {
+    let refuse = |reason: String| ProduceError::Order {
+        order: order.id,
+        reason,
+    };
+    // Each kind is certified under its own profile: ÖKC devices with
+    // `okc produce` (or the card station), Mali Mühür seals with
+    // `hsm provision --order` (or the card station).
+    match (order.kind, profile) {
+        (OrderKind::Okc, ProfileName::OkcDevice)
+        | (OrderKind::MaliMuhur, ProfileName::MaliMuhur) => {}
+        (OrderKind::MaliMuhur, _) => {
+            return Err(refuse(format!(
+                "is a Mali Mühür order: produce it with `certmint hsm provision --order {} --token …` (hsm target) or `certmint card station --order {}` (card target)",
+                order.id, order.id
+            )))
+        }
+        (OrderKind::Okc, _) => {
+            return Err(refuse(format!(
+                "is an ÖKC order: produce it with `certmint okc produce --order {}`",
+                order.id
+            )))
+        }
+    }
+    if order.kind == OrderKind::MaliMuhur && target == Target::Soft {
+        return Err(refuse(
+            "is a Mali Mühür order: its seals live on a card or in the company's HSM, never in a file".into(),
+        ));
+    }
+    if order.state == OrderState::Received {
+        return Err(refuse("is not paid: production refuses an unpaid order (record the payment with `certmint order pay`)".into()));
+    }
+    if order.target != target {
+        let hint = if order.target == Target::Card {
+            format!(
+                "; produce it with `certmint card station --order {}`",
+                order.id
+            )
+        } else {
+            String::new()
+        };
+        return Err(refuse(format!(
+            "was ordered for the {} target, not {target}{hint}",
+            order.target
+        )));
+    }
+    Ok(())
+}
+
 /// Who an order's certificates certify.
 pub(crate) enum Certified {
     /// ÖKC: each device by its serial, with the manufacturer's name.
@@ -525,49 +582,12 @@ impl Production<'_> {
     }
 
     fn check_order(&self, order: &OrderSummary) -> Result<(), ProduceError> {
-        let refuse = |reason: String| ProduceError::Order {
-            order: self.order,
-            reason,
+        let target = match self.target {
+            KeyTarget::Soft => Target::Soft,
+            KeyTarget::Hsm(_) => Target::Hsm,
+            KeyTarget::Card => Target::Card,
         };
-        // Each kind is certified under its own profile: ÖKC devices with
-        // `okc produce` (or the card station), Mali Mühür seals with
-        // `hsm provision --order` (or the card station).
-        match (order.kind, self.profile.name) {
-            (OrderKind::Okc, ProfileName::OkcDevice)
-            | (OrderKind::MaliMuhur, ProfileName::MaliMuhur) => {}
-            (OrderKind::MaliMuhur, _) => {
-                return Err(refuse(format!(
-                    "is a Mali Mühür order: produce it with `certmint hsm provision --order {} --token …` (hsm target) or `certmint card station --order {}` (card target)",
-                    self.order, self.order
-                )))
-            }
-            (OrderKind::Okc, _) => {
-                return Err(refuse(format!(
-                    "is an ÖKC order: produce it with `certmint okc produce --order {}`",
-                    self.order
-                )))
-            }
-        }
-        if order.kind == OrderKind::MaliMuhur && matches!(self.target, KeyTarget::Soft) {
-            return Err(refuse(
-                "is a Mali Mühür order: its seals live on a card or in the company's HSM, never in a file".into(),
-            ));
-        }
-        if order.state == OrderState::Received {
-            return Err(refuse("is not paid: production refuses an unpaid order (record the payment with `certmint order pay`)".into()));
-        }
-        let expected = match self.target {
-            KeyTarget::Soft => crate::journal::Target::Soft,
-            KeyTarget::Hsm(_) => crate::journal::Target::Hsm,
-            KeyTarget::Card => crate::journal::Target::Card,
-        };
-        if order.target != expected {
-            return Err(refuse(format!(
-                "was ordered for the {} target, not {}",
-                order.target, expected
-            )));
-        }
-        Ok(())
+        check_producible(order, self.profile.name, target)
     }
 
     fn key_type(&self, order: &OrderSummary) -> Result<KeyType, ProduceError> {

@@ -289,6 +289,25 @@ impl Hsm {
         )
     }
 
+    /// The DER of the certificate object labelled `label` on `token`, as
+    /// pkcs11-tool reads it (through the workspace file `out`).
+    pub fn certificate(&self, ws: &Workspace, token: &str, label: &str, out: &str) -> Vec<u8> {
+        self.pkcs11_tool(
+            token,
+            &[
+                "--read-object",
+                "--type",
+                "cert",
+                "--label",
+                label,
+                "--output-file",
+                out,
+            ],
+        )
+        .ok();
+        ws.read(out)
+    }
+
     /// The objects pkcs11-tool lists on `token`, as (kind, label) pairs, sorted.
     pub fn objects(&self, token: &str) -> Vec<(String, String)> {
         let listing = self.pkcs11_tool(token, &["--list-objects"]).stdout;
