@@ -608,8 +608,21 @@ fn the_audit_chain_names_a_changed_a_deleted_and_a_reordered_record() {
     assert!(cut.stderr.contains("cut off the end"), "{}", cut.stderr);
 }
 
+/// The seed of a crash test: `CERTMINT_CRASH_SEED` replays a printed one;
+/// otherwise the clock picks a new one each run.
+fn crash_seed() -> u64 {
+    match std::env::var("CERTMINT_CRASH_SEED") {
+        Ok(seed) => seed.parse().expect("CERTMINT_CRASH_SEED is a number"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    }
+}
+
 /// Kills `okc produce` with SIGKILL after random delays, `kills` times, then
-/// lets it finish. The seed is printed so a failure can be replayed.
+/// lets it finish. The seed is printed so a failure can be replayed (the
+/// kill points also depend on the machine's speed, so a replay is close, not exact).
 fn produce_with_crashes(
     ws: &Workspace,
     order: &str,
@@ -675,10 +688,7 @@ fn sigkill_at_random_points_then_resume_soft_target() {
     serial_list(&ws, "list.txt", "FU", 400, 8);
     import(&ws, "list.txt", &[]).ok();
     run(&ws, &["order", "pay", "--order", "1"]).ok();
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let seed = crash_seed();
     produce_with_crashes(&ws, "1", &[], 6, seed, &[]);
 
     assert_one_certificate_per_device(&ws, 1, 400);
@@ -704,10 +714,7 @@ fn sigkill_at_random_points_then_resume_softhsm_target() {
     run(&ws, &["order", "pay", "--order", "1"]).ok();
     let uri = hsm.uri("uretici", None);
     let conf = hsm.conf();
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let seed = crash_seed();
     produce_with_crashes(
         &ws,
         "1",

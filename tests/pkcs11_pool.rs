@@ -25,7 +25,7 @@ fn tokens() -> &'static Tokens {
         let dir = tempfile::tempdir().unwrap();
         let hsm = dir.path().join("hsm");
         let script = format!("{}/softhsm/new-token.sh", env!("CARGO_MANIFEST_DIR"));
-        for label in ["pool", "secrets"] {
+        for label in ["pool", "secrets", "busy"] {
             let out = Command::new("bash")
                 .args([script.as_str(), hsm.to_str().unwrap(), label])
                 .output()
@@ -132,5 +132,62 @@ fn a_generated_private_key_value_never_comes_out() {
                 "{label}: private key material came out"
             ),
         }
+    }
+}
+
+/// SoftHSM2's file store re-reads its directory on every object access, and a
+/// re-read racing a creation in another thread drops the new object
+/// (C_GenerateKeyPair then fails with CKR_GENERAL_ERROR, or a half-stored
+/// object stays behind). A resumed order reads keys back while the other
+/// worker generates, so reads must never overlap a creation on the token.
+#[test]
+fn keys_generated_while_another_worker_reads_the_token_are_all_kept() {
+    let token_uri = uri("busy", None);
+    let pins = PinSource::choose(token_uri.pin_source.clone(), None);
+    let token = Token::open(&token_uri, &pins, Some(2)).unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let first = generate_key_pair(&token, KeyType::EcP256, "busy-0", false);
+    let reader = {
+        let (token, done) = (token.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0u32;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                // What a resumed order does for a device whose key exists.
+                token
+                    .with_session(|s| {
+                        for o in s.find_objects(&[Attribute::Label(b"busy-0".to_vec())])? {
+                            s.get_attributes(o, &[AttributeType::Id])?;
+                        }
+                        Ok(())
+                    })
+                    .unwrap();
+                reads += 1;
+                // A worker does other work between token calls; a tight loop
+                // would only measure how fairly SoftHSM2's own mutexes hand over.
+                std::thread::sleep(std::time::Duration::from_micros(500));
+            }
+            reads
+        })
+    };
+    let generated: Vec<_> = std::iter::once(first)
+        .chain(
+            (1..100)
+                .map(|i| generate_key_pair(&token, KeyType::EcP256, &format!("busy-{i}"), false)),
+        )
+        .collect();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let reads = reader.join().unwrap();
+    assert!(reads > 0, "the reader ran");
+    for (i, pair) in generated.into_iter().enumerate() {
+        let pair = pair.unwrap_or_else(|e| panic!("key busy-{i}: {e}"));
+        let stored = token
+            .with_session(|s| {
+                s.find_objects(&[
+                    Attribute::Label(format!("busy-{i}").into_bytes()),
+                    Attribute::Id(pair.id.clone()),
+                ])
+            })
+            .unwrap();
+        assert_eq!(stored.len(), 2, "busy-{i}: a public and a private key");
     }
 }

@@ -658,53 +658,51 @@ impl Production<'_> {
             error,
         };
         token
-            .one_writer_at_a_time(|| {
-                token.with_session(|s| {
-                    let company_token = self.profile.name == ProfileName::MaliMuhur;
-                    let (mut debris, mut orphans) = (0, 0);
-                    // Every object: a half-written one may lack CKA_LABEL
-                    // entirely, which no search template matches.
-                    for o in s.find_objects(&[])? {
-                        let label = match s.get_attributes(o, &[AttributeType::Label]) {
-                            Ok(attrs) => attrs.into_iter().find_map(|a| match a {
-                                Attribute::Label(l) if !l.is_empty() => Some(l),
-                                _ => None,
-                            }),
-                            // A label that cannot even be read marks a half-written object.
-                            Err(CkError::Pkcs11(
-                                RvError::AttributeValueInvalid | RvError::AttributeTypeInvalid,
-                                _,
-                            )) => None,
-                            Err(other) => return Err(other),
-                        };
-                        let remove = match &label {
-                            // An ÖKC manufacturer's token is given over to
-                            // the order; a company's HSM holds the company's
-                            // own objects too, and one without a label is not
-                            // ours to judge: it is never touched.
-                            None if company_token => false,
-                            None => {
-                                debris += 1;
-                                true
-                            }
-                            Some(label) => {
-                                let serial = String::from_utf8_lossy(label);
-                                match lock(journal).device_state(self.order, &serial) {
-                                    Ok(Some(DeviceState::Planned)) => {
-                                        orphans += 1;
-                                        true
-                                    }
-                                    Ok(_) => false,
-                                    Err(e) => return Ok(Err(e)),
-                                }
-                            }
-                        };
-                        if remove {
-                            s.destroy_object(o)?;
+            .with_session_changing_objects(|s| {
+                let company_token = self.profile.name == ProfileName::MaliMuhur;
+                let (mut debris, mut orphans) = (0, 0);
+                // Every object: a half-written one may lack CKA_LABEL
+                // entirely, which no search template matches.
+                for o in s.find_objects(&[])? {
+                    let label = match s.get_attributes(o, &[AttributeType::Label]) {
+                        Ok(attrs) => attrs.into_iter().find_map(|a| match a {
+                            Attribute::Label(l) if !l.is_empty() => Some(l),
+                            _ => None,
+                        }),
+                        // A label that cannot even be read marks a half-written object.
+                        Err(CkError::Pkcs11(
+                            RvError::AttributeValueInvalid | RvError::AttributeTypeInvalid,
+                            _,
+                        )) => None,
+                        Err(other) => return Err(other),
+                    };
+                    let remove = match &label {
+                        // An ÖKC manufacturer's token is given over to
+                        // the order; a company's HSM holds the company's
+                        // own objects too, and one without a label is not
+                        // ours to judge: it is never touched.
+                        None if company_token => false,
+                        None => {
+                            debris += 1;
+                            true
                         }
+                        Some(label) => {
+                            let serial = String::from_utf8_lossy(label);
+                            match lock(journal).device_state(self.order, &serial) {
+                                Ok(Some(DeviceState::Planned)) => {
+                                    orphans += 1;
+                                    true
+                                }
+                                Ok(_) => false,
+                                Err(e) => return Ok(Err(e)),
+                            }
+                        }
+                    };
+                    if remove {
+                        s.destroy_object(o)?;
                     }
-                    Ok(Ok((debris, orphans)))
-                })
+                }
+                Ok(Ok((debris, orphans)))
             })
             .map_err(token_err)?
             .map_err(ProduceError::from)
@@ -1050,15 +1048,13 @@ impl Production<'_> {
                 (KeyTarget::Hsm(token), _) => {
                     let id = device.key_id.clone().unwrap_or_default();
                     token
-                        .one_writer_at_a_time(|| {
-                            token.with_session(|s| {
-                                import_certificate(
-                                    s,
-                                    &device.device.serial,
-                                    &id,
-                                    &device.certificate_der,
-                                )
-                            })
+                        .with_session_changing_objects(|s| {
+                            import_certificate(
+                                s,
+                                &device.device.serial,
+                                &id,
+                                &device.certificate_der,
+                            )
                         })
                         .map_err(|error| ProduceError::Token {
                             device: device.device.serial.clone(),

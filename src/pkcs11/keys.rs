@@ -95,14 +95,12 @@ pub fn objects_labelled(session: &Session, label: &str) -> Result<Vec<ObjectHand
 /// Destroys every object matching `template` (one writer at a time) and
 /// returns how many there were.
 pub fn destroy_objects(token: &Token, template: &[Attribute]) -> Result<u64, Pkcs11Error> {
-    token.one_writer_at_a_time(|| {
-        token.with_session(|s| {
-            let objects = s.find_objects(template)?;
-            for &o in &objects {
-                s.destroy_object(o)?;
-            }
-            Ok(objects.len() as u64)
-        })
+    token.with_session_changing_objects(|s| {
+        let objects = s.find_objects(template)?;
+        for &o in &objects {
+            s.destroy_object(o)?;
+        }
+        Ok(objects.len() as u64)
     })
 }
 
@@ -200,9 +198,7 @@ pub fn generate_key_pair(
             mechanism: mechanism_type.to_string(),
         });
     }
-    token.one_writer_at_a_time(|| {
-        generate_in_session(token, key_type, label, allow_existing_label, &mechanism)
-    })
+    generate_in_session(token, key_type, label, allow_existing_label, &mechanism)
 }
 
 fn generate_in_session(
@@ -212,7 +208,7 @@ fn generate_in_session(
     allow_existing_label: bool,
     mechanism: &Mechanism<'_>,
 ) -> Result<GeneratedKeyPair, Pkcs11Error> {
-    token.with_session(|session| {
+    token.with_session_changing_objects(|session| {
         if !allow_existing_label && !objects_labelled(session, label)?.is_empty() {
             return Ok(Err(Pkcs11Error::LabelExists {
                 token: token.label().to_owned(),

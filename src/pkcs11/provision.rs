@@ -123,7 +123,7 @@ pub fn provision(
 
     let pair = generate_key_pair(token, request.key_type, &temporary, false)?;
     let remove_new = |extra: Option<ObjectHandle>| {
-        let _ = token.with_session(|s| {
+        let _ = token.with_session_changing_objects(|s| {
             for o in [Some(pair.private), Some(pair.public), extra]
                 .into_iter()
                 .flatten()
@@ -146,8 +146,9 @@ pub fn provision(
             return Err(ProvisionError::Issue(e));
         }
     };
-    let imported =
-        token.with_session(|s| import_certificate(s, &temporary, &pair.id, certificate.der()));
+    let imported = token.with_session_changing_objects(|s| {
+        import_certificate(s, &temporary, &pair.id, certificate.der())
+    });
     let cert_object = match imported {
         Ok(o) => o,
         Err(e) => {
@@ -165,7 +166,7 @@ pub fn provision(
     };
 
     // Proved: replace the old objects if asked, then give the new ones their name.
-    let replaced = token.with_session(|s| {
+    let replaced = token.with_session_changing_objects(|s| {
         let old = objects_labelled(s, &request.label)?;
         for &o in &old {
             s.destroy_object(o)?;

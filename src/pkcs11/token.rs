@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -153,10 +153,14 @@ pub struct Token {
     pool: Mutex<PoolState>,
     session_freed: Condvar,
     max_sessions: usize,
-    /// Held while objects are created on the token: SoftHSM2 2.6 answers
-    /// CKR_GENERAL_ERROR when two sessions create token objects at once, and
-    /// object creation is serial inside most HSMs anyway. Signing is not held.
-    object_writes: Mutex<()>,
+    /// Shared by every call on the token, exclusive while objects are created
+    /// or destroyed. SoftHSM2 2.6's file store re-reads the token directory on
+    /// every object access without a lock around it: a re-read that overlaps a
+    /// creation in another thread drops the new object (C_GenerateKeyPair or
+    /// C_CreateObject then fail with CKR_GENERAL_ERROR, or a reader's handle
+    /// turns CKR_OBJECT_HANDLE_INVALID). Creation is serial inside most HSMs
+    /// anyway; calls that only read or sign still run side by side.
+    objects: RwLock<()>,
 }
 
 impl std::fmt::Debug for Token {
@@ -255,7 +259,7 @@ impl Token {
                 open: 1,
             }),
             session_freed: Condvar::new(),
-            object_writes: Mutex::new(()),
+            objects: RwLock::new(()),
         });
         registry.insert(key, Registered::Open(Arc::downgrade(&token)));
         Ok(token)
@@ -281,11 +285,14 @@ impl Token {
         self.max_sessions
     }
 
-    /// Runs `work` (which creates or destroys token objects) while no other
-    /// worker of this process does so on the same token.
-    pub fn one_writer_at_a_time<T>(&self, work: impl FnOnce() -> T) -> T {
-        let _writing = lock(&self.object_writes);
-        work()
+    /// Like [`Token::with_session`], for `op`s that create or destroy token
+    /// objects: no other call of this process runs on the token meanwhile.
+    pub fn with_session_changing_objects<T>(
+        &self,
+        op: impl FnMut(&Session) -> Result<T, CkError>,
+    ) -> Result<T, Pkcs11Error> {
+        let _alone = self.objects.write().unwrap_or_else(|p| p.into_inner());
+        self.run_healing(op)
     }
 
     /// How many times this process has called C_Login on the token.
@@ -350,8 +357,18 @@ impl Token {
     }
 
     /// Runs `op` on a pooled session, healing once per kind of fault: a dead
-    /// session is replaced, a lost login restored. A gone token stops.
+    /// session is replaced, a lost login restored. A gone token stops. `op`
+    /// must not create or destroy objects (see
+    /// [`Token::with_session_changing_objects`]) nor call back into the token.
     pub fn with_session<T>(
+        &self,
+        op: impl FnMut(&Session) -> Result<T, CkError>,
+    ) -> Result<T, Pkcs11Error> {
+        let _shared = self.objects.read().unwrap_or_else(|p| p.into_inner());
+        self.run_healing(op)
+    }
+
+    fn run_healing<T>(
         &self,
         mut op: impl FnMut(&Session) -> Result<T, CkError>,
     ) -> Result<T, Pkcs11Error> {
