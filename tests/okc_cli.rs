@@ -634,24 +634,24 @@ fn produce_with_crashes(
     eprintln!("crash test seed {seed}");
     let mut x = seed;
     let journal = ws.path("journal.sqlite").display().to_string();
+    let mut args = vec![
+        "okc",
+        "produce",
+        "--order",
+        order,
+        "--ca",
+        "ca",
+        "--out",
+        "out",
+        "--workers",
+        "2",
+    ];
+    args.extend_from_slice(extra);
     for _ in 0..kills {
         x = x
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let delay = Duration::from_millis(40 + (x >> 33) % 400);
-        let mut args = vec![
-            "okc",
-            "produce",
-            "--order",
-            order,
-            "--ca",
-            "ca",
-            "--out",
-            "out",
-            "--workers",
-            "2",
-        ];
-        args.extend_from_slice(extra);
         let mut child = Command::new(env!("CARGO_BIN_EXE_certmint"))
             .args(&args)
             .env("CERTMINT_JOURNAL", &journal)
@@ -666,19 +666,6 @@ fn produce_with_crashes(
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
     }
-    let mut args = vec![
-        "okc",
-        "produce",
-        "--order",
-        order,
-        "--ca",
-        "ca",
-        "--out",
-        "out",
-        "--workers",
-        "2",
-    ];
-    args.extend_from_slice(extra);
     run_with(ws, &args, env).ok();
 }
 
