@@ -70,7 +70,8 @@ fn import(ws: &Workspace, list: &str, extra: &[&str]) -> Run {
     run(ws, &args)
 }
 
-fn produce(ws: &Workspace, order: &str, extra: &[&str]) -> Run {
+/// `okc produce --order ORDER --ca ca --out out --workers 2`, then `extra`.
+fn produce_args<'a>(order: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "okc",
         "produce",
@@ -84,7 +85,11 @@ fn produce(ws: &Workspace, order: &str, extra: &[&str]) -> Run {
         "2",
     ];
     args.extend_from_slice(extra);
-    run(ws, &args)
+    args
+}
+
+fn produce(ws: &Workspace, order: &str, extra: &[&str]) -> Run {
+    run(ws, &produce_args(order, extra))
 }
 
 fn journal(ws: &Workspace) -> SqliteJournal {
@@ -634,19 +639,7 @@ fn produce_with_crashes(
     eprintln!("crash test seed {seed}");
     let mut x = seed;
     let journal = ws.path("journal.sqlite").display().to_string();
-    let mut args = vec![
-        "okc",
-        "produce",
-        "--order",
-        order,
-        "--ca",
-        "ca",
-        "--out",
-        "out",
-        "--workers",
-        "2",
-    ];
-    args.extend_from_slice(extra);
+    let args = produce_args(order, extra);
     for _ in 0..kills {
         x = x
             .wrapping_mul(6364136223846793005)

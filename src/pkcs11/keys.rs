@@ -92,7 +92,7 @@ pub fn objects_labelled(session: &Session, label: &str) -> Result<Vec<ObjectHand
     session.find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
 }
 
-/// Destroys every object matching `template` (one writer at a time) and
+/// Destroys every object matching `template` (alone on the token) and
 /// returns how many there were.
 pub fn destroy_objects(token: &Token, template: &[Attribute]) -> Result<u64, Pkcs11Error> {
     token.with_session_changing_objects(|s| {
@@ -188,11 +188,7 @@ pub fn generate_key_pair(
     allow_existing_label: bool,
 ) -> Result<GeneratedKeyPair, Pkcs11Error> {
     let (mechanism, mechanism_type) = generation_mechanism(key_type);
-    let supported = token
-        .context()
-        .get_mechanism_list(token.slot())
-        .map_err(|e| Pkcs11Error::call(token.label(), &e))?;
-    if !supported.contains(&mechanism_type) {
+    if !token.mechanisms()?.contains(&mechanism_type) {
         return Err(Pkcs11Error::UnsupportedMechanism {
             token: token.label().to_owned(),
             mechanism: mechanism_type.to_string(),

@@ -111,10 +111,7 @@ impl Pkcs11Signer {
                 token: label.clone(),
                 reason: e.to_string(),
             })?;
-        let mechanisms = token
-            .context()
-            .get_mechanism_list(token.slot())
-            .map_err(|e| Pkcs11Error::call(&label, &e))?;
+        let mechanisms = token.mechanisms()?;
         let has = |m: MechanismType| mechanisms.contains(&m);
         let plan = match key_type {
             KeyType::EcP256 if has(MechanismType::ECDSA_SHA256) => SignPlan::EcdsaCombined,

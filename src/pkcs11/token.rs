@@ -17,6 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::MechanismType;
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::{Limit, Slot, TokenInfo};
 
@@ -161,6 +162,9 @@ pub struct Token {
     /// turns CKR_OBJECT_HANDLE_INVALID). Creation is serial inside most HSMs
     /// anyway; calls that only read or sign still run side by side.
     objects: RwLock<()>,
+    /// The mechanisms the token offers, asked for once (a key is generated
+    /// per device, and the list does not change while the token is open).
+    mechanisms: OnceLock<Vec<MechanismType>>,
 }
 
 impl std::fmt::Debug for Token {
@@ -260,6 +264,7 @@ impl Token {
             }),
             session_freed: Condvar::new(),
             objects: RwLock::new(()),
+            mechanisms: OnceLock::new(),
         });
         registry.insert(key, Registered::Open(Arc::downgrade(&token)));
         Ok(token)
@@ -278,6 +283,18 @@ impl Token {
     /// The slot.
     pub fn slot(&self) -> Slot {
         self.slot
+    }
+
+    /// The mechanisms the token offers (C_GetMechanismList, once).
+    pub fn mechanisms(&self) -> Result<&[MechanismType], Pkcs11Error> {
+        if let Some(list) = self.mechanisms.get() {
+            return Ok(list);
+        }
+        let list = self
+            .ctx
+            .get_mechanism_list(self.slot)
+            .map_err(|e| Pkcs11Error::call(&self.label, &e))?;
+        Ok(self.mechanisms.get_or_init(|| list))
     }
 
     /// How many sessions the pool may hold.
