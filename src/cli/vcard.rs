@@ -14,14 +14,19 @@ use certmint::vcard::CardConfig;
 #[derive(Args)]
 #[command(after_help = "Examples:\n  \
 certmint card virtual\n  \
+certmint card virtual --port 35964 --cards 5 --eject-on-reset\n  \
 certmint card virtual --port 35964 --cards 5 --eject-idle-ms 2000\n  \
-certmint card virtual --mgmt-algorithm aes192 --remove-on-ins db --remove-on-count 1\n\n\
+certmint card virtual --mgmt-algorithm aes192 --remove-on-ins db --remove-on-count 1\n  \
+certmint card virtual --remove-on-ins db --lose-contact\n\n\
 Connects to the vsmartcard-vpcd reader driver of a running pcscd (Debian package vsmartcard-vpcd,\n\
 reader.conf CHANNELID 0x8C7B = port 35963; each vpcd reader line gives two slots, ports N and N+1).\n\
 Connecting is inserting the card; the card is a factory-fresh PIV card (SP 800-73-4) with a new\n\
-CHUID, CCC and discovery object. With --cards N and --eject-idle-ms, a card that was used and then\n\
-left idle is removed and, after --insert-pause-ms, a fresh card is inserted, until N cards were\n\
-presented. --remove-on-ins pulls the card when that command arrives, before it is answered.\n\
+CHUID, CCC and discovery object. With --cards N, a card that was used is removed once the reader\n\
+resets it (--eject-on-reset: how certmint's station and card provision end their work with a card)\n\
+or once it was left idle (--eject-idle-ms), and after --insert-pause-ms a fresh card is inserted,\n\
+until N cards were presented. --remove-on-ins pulls the card when that command arrives, before it\n\
+is answered; with --lose-contact the card answers it and then loses contact, as with a bad contact\n\
+(the reader's next exchange fails outright instead of finding the card gone).\n\
 pcscd notices a removal when it next polls the slot (every 0.4 s): with a shorter\n\
 --insert-pause-ms the next card may pass for the same one.\n\
 Each card's life is logged to standard error: insertion, removal, power, and every command's\n\
@@ -35,12 +40,15 @@ pub struct VirtualArgs {
     /// vpcd port: the reader's CHANNELID plus the slot index (0 or 1).
     #[arg(long, default_value_t = vpcd::DEFAULT_PORT)]
     port: u16,
-    /// How many cards to present, one after another (more than one needs --eject-idle-ms).
+    /// How many cards to present, one after another (more than one needs --eject-on-reset or --eject-idle-ms).
     #[arg(long, default_value_t = 1)]
     cards: u32,
     /// Remove a card once it has answered a command and then heard none for this many milliseconds.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "eject_on_reset")]
     eject_idle_ms: Option<u64>,
+    /// Remove a card once the reader resets it (or powers it off) after it has answered a command.
+    #[arg(long)]
+    eject_on_reset: bool,
     /// Pause between removing a card and inserting the next, in milliseconds (see below).
     #[arg(long, default_value_t = 1000)]
     insert_pause_ms: u64,
@@ -68,6 +76,9 @@ pub struct VirtualArgs {
     /// Which arrival of --remove-on-ins pulls the card (1 = the first; every APDU of a chain counts).
     #[arg(long, default_value_t = 1, requires = "remove_on_ins")]
     remove_on_count: u32,
+    /// With --remove-on-ins: the card answers that command, then loses contact (the reader's next exchange fails).
+    #[arg(long, requires = "remove_on_ins")]
+    lose_contact: bool,
 }
 
 fn parse_mgmt_algorithm(name: &str) -> Result<MgmtAlgorithm, String> {
@@ -83,9 +94,14 @@ fn parse_ins(text: &str) -> Result<u8, String> {
 /// Runs the virtual card until its cards were presented (or forever with
 /// no eject policy: stop it with Ctrl-C, which removes the card).
 pub fn run(args: VirtualArgs) -> Result<()> {
-    if args.cards > 1 && args.eject_idle_ms.is_none() {
+    let eject = match (args.eject_idle_ms, args.eject_on_reset) {
+        (Some(ms), _) => EjectPolicy::IdleAfterUse(Duration::from_millis(ms)),
+        (None, true) => EjectPolicy::ResetAfterUse,
+        (None, false) => EjectPolicy::Never,
+    };
+    if args.cards > 1 && eject == EjectPolicy::Never {
         bail!(
-            "--cards {} needs --eject-idle-ms: without an eject policy the first card never leaves",
+            "--cards {} needs --eject-on-reset or --eject-idle-ms: without an eject policy the first card never leaves",
             args.cards
         );
     }
@@ -107,14 +123,12 @@ pub fn run(args: VirtualArgs) -> Result<()> {
             puk_tries: args.puk_tries,
         },
         cards: args.cards,
-        eject: match args.eject_idle_ms {
-            Some(ms) => EjectPolicy::IdleAfterUse(Duration::from_millis(ms)),
-            None => EjectPolicy::Never,
-        },
+        eject,
         insert_pause: Duration::from_millis(args.insert_pause_ms),
         fault: args.remove_on_ins.map(|ins| Fault {
             ins,
             count: args.remove_on_count,
+            contact_lost: args.lose_contact,
         }),
     };
     // Validate the factory settings before touching the reader.

@@ -28,8 +28,9 @@ pub trait Transport {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PivError {
-    /// The card left the reader (or was reset) during the operation.
-    #[error("the card was removed from the reader")]
+    /// The card left the reader (or was reset, or lost contact) during the
+    /// operation.
+    #[error("the card was removed from the reader (or lost contact with it)")]
     CardRemoved,
     /// The reader or the PC/SC service failed.
     #[error("reader: {0}")]

@@ -11,8 +11,9 @@
 //! second), so an ATR request says nothing about use.
 //!
 //! [`run`] presents one card after another: with an [`EjectPolicy`] the
-//! card "is removed" once it has been used and then left idle, and after a
-//! pause a fresh, blank card "is inserted", until the count is reached. A
+//! card "is removed" once it has been used and then reset by the reader, or
+//! left idle, and after a pause a fresh, blank card "is inserted", until the
+//! count is reached. A
 //! [`Fault`] removes the card when a chosen command arrives, before it is
 //! answered, to rehearse a card pulled in the middle of a write.
 
@@ -47,7 +48,21 @@ pub enum EjectPolicy {
     /// station wrote (or failed to write), so the rehearsal does not
     /// depend on the station's protocol.
     IdleAfterUse(Duration),
+    /// Once the reader has reset the card (or powered it off) after it
+    /// answered a command — what a program does when it is through with a
+    /// card (certmint's station and `card provision` end each card's
+    /// transaction with a reset) — and then fallen quiet for
+    /// [`QUIET_AFTER_RESET`], so that the reset itself completes. Unlike
+    /// idleness, this does not depend on how long the program takes between
+    /// two commands: a slow journal write in the middle of a card's
+    /// provisioning does not pull the card.
+    ResetAfterUse,
 }
+
+/// How long the reader must stay silent after a reset that follows use
+/// before [`EjectPolicy::ResetAfterUse`] takes the card out. The driver asks
+/// for the ATR right after a reset; pcscd's presence polls come every 0.4 s.
+pub const QUIET_AFTER_RESET: Duration = Duration::from_millis(50);
 
 /// Fault injection: remove the card when the `count`-th command APDU with
 /// instruction `ins` arrives, before answering it. Every APDU counts, each
@@ -59,6 +74,11 @@ pub struct Fault {
     pub ins: u8,
     /// Which arrival of it pulls the card (1 = the first).
     pub count: u32,
+    /// Whether the card loses contact instead of being removed: it answers
+    /// the command, then its connection is reset (not closed), so the
+    /// driver's next exchange fails outright — pcsc-lite answers
+    /// SCARD_E_NOT_TRANSACTED — where a removal gives an empty answer.
+    pub contact_lost: bool,
 }
 
 /// How the virtual card reaches the driver and behaves.
@@ -104,6 +124,8 @@ pub enum Removal {
     Idle(Duration),
     /// The fault injection fired on this command.
     Fault(Fault),
+    /// The eject policy: reset by the reader after use.
+    Reset,
 }
 
 /// What happens to the cards, for the operator's log. Events carry command
@@ -182,6 +204,16 @@ impl fmt::Display for CardEvent {
                 Removal::Idle(idle) => {
                     write!(f, "card {card}: removed after {} ms idle", idle.as_millis())
                 }
+                Removal::Reset => {
+                    write!(f, "card {card}: removed after the reader reset it")
+                }
+                Removal::Fault(fault) if fault.contact_lost => write!(
+                    f,
+                    "card {card}: lost contact by fault injection after answering {} ({:02X}) #{}",
+                    instruction_name(fault.ins),
+                    fault.ins,
+                    fault.count
+                ),
                 Removal::Fault(fault) => write!(
                     f,
                     "card {card}: removed by fault injection at {} ({:02X}) #{}, before answering",
@@ -323,14 +355,24 @@ struct CardSession<'a> {
 impl CardSession<'_> {
     fn serve(&mut self, on_event: &mut dyn FnMut(&CardEvent)) -> Result<Ending, VcardError> {
         let mut last_command: Option<Instant> = None;
+        // Since when the reader, having reset the card after use, has been
+        // quiet (for EjectPolicy::ResetAfterUse).
+        let mut quiet_since_reset: Option<Instant> = None;
         loop {
             // How long the card may still wait for a message before the
             // eject policy takes it out.
-            let patience = match (self.eject, last_command) {
-                (EjectPolicy::IdleAfterUse(idle), Some(at)) => {
+            let patience = match (self.eject, last_command, quiet_since_reset) {
+                (EjectPolicy::IdleAfterUse(idle), Some(at), _) => {
                     let left = idle.saturating_sub(at.elapsed());
                     if left.is_zero() {
                         return Ok(Ending::Removed(Removal::Idle(idle)));
+                    }
+                    Some(left)
+                }
+                (EjectPolicy::ResetAfterUse, _, Some(since)) => {
+                    let left = QUIET_AFTER_RESET.saturating_sub(since.elapsed());
+                    if left.is_zero() {
+                        return Ok(Ending::Removed(Removal::Reset));
                     }
                     Some(left)
                 }
@@ -342,15 +384,28 @@ impl CardSession<'_> {
             match message.as_slice() {
                 // A timeout: loop to check the eject policy.
                 [] => continue,
-                [code] => self.control(*code, on_event)?,
+                [code] => {
+                    self.control(*code, on_event)?;
+                    let reset = matches!(*code, control::RESET | control::POWER_OFF);
+                    if quiet_since_reset.is_some() || (reset && last_command.is_some()) {
+                        quiet_since_reset = Some(Instant::now());
+                    }
+                }
                 apdu => {
-                    if let Some(fault) = self.fault_fires(apdu) {
+                    let fault = self.fault_fires(apdu);
+                    if let Some(fault) = fault.filter(|f| !f.contact_lost) {
                         return Ok(Ending::Removed(Removal::Fault(fault)));
                     }
                     let response = self.card.process(apdu);
                     self.send(&response)?;
                     last_command = Some(Instant::now());
+                    // Used again: the card stays until the next reset.
+                    quiet_since_reset = None;
                     on_event(&command_event(self.number, apdu, &response));
+                    if let Some(fault) = fault {
+                        self.reset_on_close()?;
+                        return Ok(Ending::Removed(Removal::Fault(fault)));
+                    }
                 }
             }
         }
@@ -375,6 +430,18 @@ impl CardSession<'_> {
             what,
         });
         Ok(())
+    }
+
+    /// Makes closing the connection reset it (a zero linger time: TCP RST
+    /// instead of FIN), as a card that loses contact breaks the exchange.
+    fn reset_on_close(&self) -> Result<(), VcardError> {
+        use nix::sys::socket::{setsockopt, sockopt::Linger};
+        let linger = nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        setsockopt(&self.stream, Linger, &linger)
+            .map_err(|e| io_error("reset the connection to vpcd", e.into()))
     }
 
     /// The fault, taken so it fires once, when `apdu` is the one it waits for.
@@ -579,10 +646,97 @@ mod tests {
     }
 
     #[test]
+    fn cards_leave_when_reset_after_use_however_long_the_reader_pauses() {
+        let (listener, card) = start(VpcdOptions {
+            cards: 2,
+            eject: EjectPolicy::ResetAfterUse,
+            insert_pause: Duration::from_millis(10),
+            ..VpcdOptions::default()
+        });
+        for _ in 1..=2 {
+            let (mut reader, _) = listener.accept().unwrap();
+            reader
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            send(&mut reader, &[control::POWER_ON]);
+            // A reset before any command is the reader's own: the card stays.
+            send(&mut reader, &[control::RESET]);
+            send(&mut reader, &[control::GET_ATR]);
+            assert_eq!(receive(&mut reader), Some(atr()));
+            std::thread::sleep(QUIET_AFTER_RESET * 3);
+            send(&mut reader, &SELECT_PIV);
+            assert!(receive(&mut reader).is_some());
+            // A long pause between two commands (a slow journal write at the
+            // station) does not pull the card.
+            std::thread::sleep(Duration::from_millis(400));
+            send(&mut reader, &SELECT_PIV);
+            assert!(receive(&mut reader).is_some(), "still in after a pause");
+            // The program is through: it resets the card, the driver asks
+            // for the ATR, and the card leaves once the reader is quiet.
+            send(&mut reader, &[control::RESET]);
+            send(&mut reader, &[control::GET_ATR]);
+            assert_eq!(receive(&mut reader), Some(atr()));
+            assert_eq!(receive(&mut reader), None);
+        }
+        let events = card.join().unwrap().unwrap();
+        for expected in [
+            CardEvent::Removed {
+                card: 1,
+                why: Removal::Reset,
+            },
+            CardEvent::Removed {
+                card: 2,
+                why: Removal::Reset,
+            },
+        ] {
+            assert!(events.contains(&expected), "{expected} in {events:?}");
+        }
+        assert_eq!(
+            CardEvent::Removed {
+                card: 1,
+                why: Removal::Reset
+            }
+            .to_string(),
+            "card 1: removed after the reader reset it"
+        );
+    }
+
+    #[test]
+    fn a_lost_contact_answers_the_command_then_resets_the_connection() {
+        let fault = Fault {
+            ins: 0xA4,
+            count: 1,
+            contact_lost: true,
+        };
+        let (listener, card) = start(VpcdOptions {
+            fault: Some(fault),
+            ..VpcdOptions::default()
+        });
+        let (mut reader, _) = listener.accept().unwrap();
+        reader
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        send(&mut reader, &[control::POWER_ON]);
+        send(&mut reader, &SELECT_PIV);
+        let response = receive(&mut reader).unwrap();
+        assert_eq!(&response[response.len() - 2..], &[0x90, 0x00]);
+        // Not an orderly close (a read of 0 octets): the connection is reset.
+        let events = card.join().unwrap().unwrap();
+        let mut rest = [0u8; 16];
+        let error = reader.read(&mut rest).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ConnectionReset);
+        assert_eq!(
+            events.last().map(ToString::to_string).as_deref(),
+            Some("card 1: lost contact by fault injection after answering SELECT (A4) #1")
+        );
+    }
+
+    #[test]
     fn a_fault_removes_the_card_before_it_answers() {
         let fault = Fault {
             ins: 0xCB,
             count: 2,
+            contact_lost: false,
         };
         let (listener, card) = start(VpcdOptions {
             fault: Some(fault),

@@ -70,6 +70,8 @@ pub fn require_program(program: &str, package: &str) {
 pub struct PcscStack {
     pub dir: tempfile::TempDir,
     pcscd: Child,
+    /// pcscd's own log (its stdout and stderr).
+    pcscd_log: PathBuf,
     socket: PathBuf,
     /// The port of slot 0; slot 1 listens on `port + 1`.
     pub port: u16,
@@ -85,10 +87,11 @@ impl PcscStack {
         for attempt in 0.. {
             let port = free_port_pair();
             match Self::try_start(&dir, port) {
-                Ok((pcscd, socket)) => {
+                Ok((pcscd, socket, pcscd_log)) => {
                     return PcscStack {
                         dir,
                         pcscd,
+                        pcscd_log,
                         socket,
                         port,
                         cards: Vec::new(),
@@ -107,7 +110,7 @@ impl PcscStack {
         unreachable!("the loop returns or panics")
     }
 
-    fn try_start(dir: &tempfile::TempDir, port: u16) -> Result<(Child, PathBuf), String> {
+    fn try_start(dir: &tempfile::TempDir, port: u16) -> Result<(Child, PathBuf, PathBuf), String> {
         let conf = dir.path().join(format!("reader.conf.d-{port}"));
         std::fs::create_dir_all(&conf).unwrap();
         std::fs::write(
@@ -147,7 +150,7 @@ impl PcscStack {
                 .iter()
                 .all(|p| text.contains(&format!("Waiting for virtual ICC on port {p}")));
             if text.contains("daemon ready") && listening {
-                return Ok((pcscd, socket));
+                return Ok((pcscd, socket, log_path));
             }
             let failed = text.contains("Could not initialize")
                 || text.contains("Error initializing")
@@ -260,6 +263,17 @@ impl Drop for PcscStack {
         }
         let _ = self.pcscd.kill();
         let _ = self.pcscd.wait();
+        // A failed test shows what the reader and the cards saw, since the
+        // folder holding their logs goes with the stack.
+        if std::thread::panicking() {
+            eprintln!(
+                "---- pcscd log ----\n{}",
+                std::fs::read_to_string(&self.pcscd_log).unwrap_or_default()
+            );
+            for index in 0..self.cards.len() {
+                eprintln!("---- card {index} log ----\n{}", self.card_log(index));
+            }
+        }
     }
 }
 
