@@ -71,6 +71,41 @@ pub struct PipelineRun {
     pub efficiency_vs_separate_rates: f64,
 }
 
+/// How much faster N workers (sessions) go than one: each rate of the
+/// parallel run ÷ the same rate of the single run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scaling {
+    /// Workers of the parallel run.
+    pub workers: usize,
+    /// Raw signatures per second.
+    pub raw_sign: f64,
+    /// Raw verifications per second.
+    pub raw_verify: f64,
+    /// Signatures made and then verified per second.
+    pub sign_then_verify: f64,
+    /// Certificates issued per second.
+    pub issuance: f64,
+}
+
+impl Scaling {
+    fn of(single: &PipelineRun, parallel: &PipelineRun) -> Self {
+        let ratio = |p: &Rate, s: &Rate| {
+            if s.per_second > 0.0 {
+                p.per_second / s.per_second
+            } else {
+                0.0
+            }
+        };
+        Self {
+            workers: parallel.workers,
+            raw_sign: ratio(&parallel.raw_sign, &single.raw_sign),
+            raw_verify: ratio(&parallel.raw_verify, &single.raw_verify),
+            sign_then_verify: ratio(&parallel.sign_then_verify, &single.sign_then_verify),
+            issuance: ratio(&parallel.issuance, &single.issuance),
+        }
+    }
+}
+
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
@@ -84,6 +119,10 @@ pub struct BenchReport {
     pub single: PipelineRun,
     /// N workers.
     pub parallel: PipelineRun,
+    /// N workers ÷ 1 worker. For a token key, whether more sessions help:
+    /// the raw signing ratio is the token's own limit, the issuance ratio
+    /// what the production line gains (verification runs on the host).
+    pub scaling: Scaling,
 }
 
 fn rate(operations: u64, elapsed: Duration) -> Rate {
@@ -370,6 +409,7 @@ pub fn bench(
         key: key.to_owned(),
         key_type: key_type.to_string(),
         algorithm: signer.algorithm().to_string(),
+        scaling: Scaling::of(&single, &parallel),
         single,
         parallel,
     })
@@ -413,6 +453,15 @@ impl BenchReport {
                 run.efficiency_vs_separate_rates,
             );
         }
+        let scaling = &self.scaling;
+        out += &format!(
+            "\n{} workers ÷ 1: sign ×{:.2}   verify ×{:.2}   sign→verify ×{:.2}   issued ×{:.2}\n",
+            scaling.workers,
+            scaling.raw_sign,
+            scaling.raw_verify,
+            scaling.sign_then_verify,
+            scaling.issuance,
+        );
         out += &format!(
             "\nefficiency = issued/s ÷ sign→verify/s (signing, then verifying that signature, nothing else);\n\
              vs separate rates = issued/s ÷ 1/(1/sign/s + 1/verify/s). Certificates are issued in chunks of {}\n\

@@ -45,6 +45,18 @@ fn bench_reports_raw_rates_pipeline_efficiency_and_latency() {
         assert!((number(&r["efficiency"]) - issued / sign_then_verify).abs() < 1e-9);
     }
     assert_eq!(json["pipeline"]["parallel"]["workers"], 2);
+    let pipeline = &json["pipeline"];
+    let scaling = &pipeline["scaling"];
+    assert_eq!(scaling["workers"], 2);
+    // Each ratio is the parallel run's rate ÷ the single run's.
+    for rate in ["raw_sign", "raw_verify", "sign_then_verify", "issuance"] {
+        let expected = number(&pipeline["parallel"][rate]["per_second"])
+            / number(&pipeline["single"][rate]["per_second"]);
+        assert!(
+            (number(&scaling[rate]) - expected).abs() < 1e-9 * expected.max(1.0),
+            "{rate}: {scaling}"
+        );
+    }
     assert_eq!(json["batch"]["devices"], 40);
     assert!(number(&json["batch"]["peak_rss_kib"]) > 0.0);
 }
@@ -73,4 +85,9 @@ fn bench_measures_a_key_in_a_token() {
         out.stdout
     );
     assert!(out.stdout.contains("efficiency"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("2 workers ÷ 1: sign ×"),
+        "{}",
+        out.stdout
+    );
 }
