@@ -96,6 +96,22 @@ fn card_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// `card virtual` arguments for `cards` station cards with the test PIN,
+/// each leaving when the station resets it, then `extra`.
+fn station_cards<'a>(cards: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = card_args(&[
+        "--pin",
+        "24681357",
+        "--cards",
+        cards,
+        "--eject-on-reset",
+        "--insert-pause-ms",
+        "1500",
+    ]);
+    args.extend_from_slice(extra);
+    args
+}
+
 fn provision_args<'a>(reader: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "card",
@@ -548,18 +564,7 @@ fn a_station_serves_two_readers_in_parallel() {
     ];
     let order = card_order(&stack, &serials);
     for slot in [0, 1] {
-        stack.start_card(
-            slot,
-            &card_args(&[
-                "--pin",
-                "24681357",
-                "--cards",
-                "3",
-                "--eject-on-reset",
-                "--insert-pause-ms",
-                "1500",
-            ]),
-        );
+        stack.start_card(slot, &station_cards("3", &[]));
     }
     let run = station(&stack, &order).ok();
     assert!(
@@ -623,21 +628,9 @@ fn a_card_that_loses_contact_mid_write_is_handled_as_pulled() {
 fn card_lost_mid_write_goes_to_the_next_card(fault: &[&str]) {
     let mut stack = stack_with_ca();
     let order = card_order(&stack, &["FU20000001", "FU20000002"]);
-    let mut args = vec![
-        "--pin",
-        "24681357",
-        "--cards",
-        "3",
-        "--eject-on-reset",
-        "--insert-pause-ms",
-        "1500",
-        "--remove-on-ins",
-        "db",
-        "--remove-on-count",
-        "1",
-    ];
-    args.extend_from_slice(fault);
-    let card = stack.start_card(0, &card_args(&args));
+    let mut extra = vec!["--remove-on-ins", "db", "--remove-on-count", "1"];
+    extra.extend_from_slice(fault);
+    let card = stack.start_card(0, &station_cards("3", &extra));
     let run = station(&stack, &order).ok();
     let removal = if fault.contains(&"--lose-contact") {
         "card 1: lost contact by fault injection after answering PUT DATA (DB) #1"
@@ -799,18 +792,7 @@ fn a_mali_muhur_order_of_two_seals_is_produced_at_the_station() {
     );
     import(&stack, "2").ok();
     // Unpaid: the station refuses.
-    stack.start_card(
-        0,
-        &card_args(&[
-            "--pin",
-            "24681357",
-            "--cards",
-            "2",
-            "--eject-on-reset",
-            "--insert-pause-ms",
-            "1500",
-        ]),
-    );
+    stack.start_card(0, &station_cards("2", &[]));
     let unpaid = station(&stack, "1");
     assert_ne!(unpaid.code, 0);
     assert!(unpaid.stderr.contains("is not paid"), "{}", unpaid.stderr);

@@ -583,13 +583,32 @@ mod tests {
         0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x00,
     ];
 
+    /// The driver's side of a card insertion: the card's connection, with
+    /// reads that give up after 5 s rather than hang a failing test.
+    fn insertion(listener: &TcpListener) -> TcpStream {
+        let (reader, _) = listener.accept().unwrap();
+        reader
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        reader
+    }
+
+    /// One card with `fault`, inserted and powered on.
+    fn powered_on_with(fault: Fault) -> (TcpStream, Running) {
+        let (listener, card) = start(VpcdOptions {
+            fault: Some(fault),
+            ..VpcdOptions::default()
+        });
+        let mut reader = insertion(&listener);
+        send(&mut reader, &[control::POWER_ON]);
+        (reader, card)
+    }
+
+    /// The card's thread: its events, once every card was presented.
+    type Running = std::thread::JoinHandle<Result<Vec<CardEvent>, VcardError>>;
+
     /// Runs the card against a local listener standing in for vpcd.
-    fn start(
-        options: VpcdOptions,
-    ) -> (
-        TcpListener,
-        std::thread::JoinHandle<Result<Vec<CardEvent>, VcardError>>,
-    ) {
+    fn start(options: VpcdOptions) -> (TcpListener, Running) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let options = VpcdOptions {
             port: listener.local_addr().unwrap().port(),
@@ -611,10 +630,7 @@ mod tests {
             ..VpcdOptions::default()
         });
         for _ in 1..=2 {
-            let (mut reader, _) = listener.accept().unwrap();
-            reader
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
+            let mut reader = insertion(&listener);
             // ATR requests (presence polls) do not count as use: the card
             // stays while only they arrive.
             for _ in 0..3 {
@@ -654,10 +670,7 @@ mod tests {
             ..VpcdOptions::default()
         });
         for _ in 1..=2 {
-            let (mut reader, _) = listener.accept().unwrap();
-            reader
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
+            let mut reader = insertion(&listener);
             send(&mut reader, &[control::POWER_ON]);
             // A reset before any command is the reader's own: the card stays.
             send(&mut reader, &[control::RESET]);
@@ -708,15 +721,7 @@ mod tests {
             count: 1,
             contact_lost: true,
         };
-        let (listener, card) = start(VpcdOptions {
-            fault: Some(fault),
-            ..VpcdOptions::default()
-        });
-        let (mut reader, _) = listener.accept().unwrap();
-        reader
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        send(&mut reader, &[control::POWER_ON]);
+        let (mut reader, card) = powered_on_with(fault);
         send(&mut reader, &SELECT_PIV);
         let response = receive(&mut reader).unwrap();
         assert_eq!(&response[response.len() - 2..], &[0x90, 0x00]);
@@ -738,15 +743,7 @@ mod tests {
             count: 2,
             contact_lost: false,
         };
-        let (listener, card) = start(VpcdOptions {
-            fault: Some(fault),
-            ..VpcdOptions::default()
-        });
-        let (mut reader, _) = listener.accept().unwrap();
-        reader
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        send(&mut reader, &[control::POWER_ON]);
+        let (mut reader, card) = powered_on_with(fault);
         send(&mut reader, &SELECT_PIV);
         assert!(receive(&mut reader).is_some());
         let get_discovery = [0x00, 0xCB, 0x3F, 0xFF, 0x03, 0x5C, 0x01, 0x7E, 0x00];
