@@ -612,20 +612,24 @@ fn a_station_serves_two_readers_in_parallel() {
 
 #[test]
 fn a_card_pulled_mid_write_is_reported_and_its_device_goes_to_the_next_card() {
-    card_lost_mid_write_goes_to_the_next_card(&[]);
+    let log = card_lost_mid_write_goes_to_the_next_card(&[]);
+    assert_eq!(log.matches("card 1 of 3: inserted").count(), 1, "{log}");
 }
 
 /// A card whose contact breaks mid-exchange (pcsc-lite answers
 /// SCARD_E_NOT_TRANSACTED, not "removed") is a lost card like a pulled one,
-/// not a reader failure that stops the station.
+/// not a reader failure that stops the station; re-seated, the same card
+/// takes the device.
 #[test]
 fn a_card_that_loses_contact_mid_write_is_handled_as_pulled() {
-    card_lost_mid_write_goes_to_the_next_card(&["--lose-contact"]);
+    let log = card_lost_mid_write_goes_to_the_next_card(&["--lose-contact"]);
+    assert_eq!(log.matches("card 1 of 3: inserted").count(), 2, "{log}");
 }
 
 /// Three cards in turn; the first PUT DATA takes the first card away, in
-/// the way `fault` (extra `card virtual` arguments) says.
-fn card_lost_mid_write_goes_to_the_next_card(fault: &[&str]) {
+/// the way `fault` (extra `card virtual` arguments) says. Returns the
+/// virtual card's log.
+fn card_lost_mid_write_goes_to_the_next_card(fault: &[&str]) -> String {
     let mut stack = stack_with_ca();
     let order = card_order(&stack, &["FU20000001", "FU20000002"]);
     let mut extra = vec!["--remove-on-ins", "db", "--remove-on-count", "1"];
@@ -643,8 +647,9 @@ fn card_lost_mid_write_goes_to_the_next_card(fault: &[&str]) {
         stack.card_log(card)
     );
     assert!(
-        run.stderr
-            .contains("FU20000001: card pulled while writing the certificate; certificate"),
+        run.stderr.contains(
+            "FU20000001: card pulled (or lost contact) while writing the certificate; certificate"
+        ),
         "{}",
         run.stderr
     );
@@ -678,6 +683,7 @@ fn card_lost_mid_write_goes_to_the_next_card(fault: &[&str]) {
         (record.status.as_str(), record.device_serial.as_str()),
         ("void", "FU20000001")
     );
+    stack.card_log(card)
 }
 
 #[test]

@@ -93,7 +93,8 @@ impl fmt::Display for StationEvent {
                 step,
                 voided,
             } => {
-                write!(f, "{device}: card pulled while {step}")?;
+                // PC/SC cannot tell a pull from a lost contact mid-exchange.
+                write!(f, "{device}: card pulled (or lost contact) while {step}")?;
                 if let Some(serial) = voided {
                     write!(f, "; certificate {serial} voided")?;
                 }

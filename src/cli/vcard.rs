@@ -26,7 +26,8 @@ resets it (--eject-on-reset: how certmint's station and card provision end their
 or once it was left idle (--eject-idle-ms), and after --insert-pause-ms a fresh card is inserted,\n\
 until N cards were presented. --remove-on-ins pulls the card when that command arrives, before it\n\
 is answered; with --lose-contact the card answers it and then loses contact, as with a bad contact\n\
-(the reader's next exchange fails outright instead of finding the card gone).\n\
+(the reader's next exchange fails outright instead of finding the card gone), and the same card\n\
+comes back after --insert-pause-ms, as when it is re-seated.\n\
 pcscd notices a removal when it next polls the slot (every 0.4 s): with a shorter\n\
 --insert-pause-ms the next card may pass for the same one.\n\
 Each card's life is logged to standard error: insertion, removal, power, and every command's\n\
@@ -76,7 +77,7 @@ pub struct VirtualArgs {
     /// Which arrival of --remove-on-ins pulls the card (1 = the first; every APDU of a chain counts).
     #[arg(long, default_value_t = 1, requires = "remove_on_ins")]
     remove_on_count: u32,
-    /// With --remove-on-ins: the card answers that command, then loses contact (the reader's next exchange fails).
+    /// With --remove-on-ins: the card answers that command, then loses contact (the reader's next exchange fails); the same card comes back after the pause.
     #[arg(long, requires = "remove_on_ins")]
     lose_contact: bool,
 }

@@ -77,7 +77,9 @@ pub struct Fault {
     /// Whether the card loses contact instead of being removed: it answers
     /// the command, then its connection is reset (not closed), so the
     /// driver's next exchange fails outright — pcsc-lite answers
-    /// SCARD_E_NOT_TRANSACTED — where a removal gives an empty answer.
+    /// SCARD_E_NOT_TRANSACTED — where a removal gives an empty answer. The
+    /// same card, with what it stored so far, comes back after the insert
+    /// pause, as when the operator re-seats it.
     pub contact_lost: bool,
 }
 
@@ -290,13 +292,18 @@ pub fn run(options: &VpcdOptions, on_event: &mut dyn FnMut(&CardEvent)) -> Resul
         // and pcscd would never see the slot empty.
         drop(session);
         match ending {
+            // The card that lost contact is still the operator's card: it
+            // comes back, as it is, when re-seated after the pause.
+            Ending::Removed(Removal::Fault(Fault {
+                contact_lost: true, ..
+            }))
+            | Ending::ReaderGone => card.reset(),
             Ending::Removed(_) => {
                 number += 1;
                 if number <= options.cards {
                     card = VirtualCard::new(&options.card)?;
                 }
             }
-            Ending::ReaderGone => card.reset(),
         }
         if number <= options.cards {
             std::thread::sleep(options.insert_pause);
@@ -715,24 +722,65 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_contact_answers_the_command_then_resets_the_connection() {
+    fn a_card_that_lost_contact_answered_then_comes_back_as_it_was() {
         let fault = Fault {
             ins: 0xA4,
-            count: 1,
+            count: 2,
             contact_lost: true,
         };
-        let (mut reader, card) = powered_on_with(fault);
+        let (listener, card) = start(VpcdOptions {
+            fault: Some(fault),
+            eject: EjectPolicy::ResetAfterUse,
+            insert_pause: Duration::from_millis(10),
+            ..VpcdOptions::default()
+        });
+        let get_chuid = [
+            0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x02, 0x00,
+        ];
+        let mut reader = insertion(&listener);
+        send(&mut reader, &[control::POWER_ON]);
+        send(&mut reader, &SELECT_PIV);
+        assert!(receive(&mut reader).is_some());
+        send(&mut reader, &get_chuid);
+        let chuid = receive(&mut reader).unwrap();
+        assert_eq!(&chuid[chuid.len() - 2..], &[0x90, 0x00]);
+        // The second SELECT is answered, then the contact breaks: not an
+        // orderly close (a read of 0 octets) but a reset connection.
         send(&mut reader, &SELECT_PIV);
         let response = receive(&mut reader).unwrap();
         assert_eq!(&response[response.len() - 2..], &[0x90, 0x00]);
-        // Not an orderly close (a read of 0 octets): the connection is reset.
-        let events = card.join().unwrap().unwrap();
         let mut rest = [0u8; 16];
         let error = reader.read(&mut rest).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::ConnectionReset);
+        // Re-seated, it is the same card (same CHUID), not the next one.
+        let mut reader = insertion(&listener);
+        send(&mut reader, &[control::POWER_ON]);
+        send(&mut reader, &SELECT_PIV);
+        assert!(receive(&mut reader).is_some());
+        send(&mut reader, &get_chuid);
+        assert_eq!(receive(&mut reader), Some(chuid));
+        send(&mut reader, &[control::RESET]);
+        assert_eq!(receive(&mut reader), None, "reset after use: it leaves");
+        let events: Vec<String> = card
+            .join()
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            events.contains(
+                &"card 1: lost contact by fault injection after answering SELECT (A4) #2".into()
+            ),
+            "{events:?}"
+        );
         assert_eq!(
-            events.last().map(ToString::to_string).as_deref(),
-            Some("card 1: lost contact by fault injection after answering SELECT (A4) #1")
+            events
+                .iter()
+                .filter(|e| *e == "card 1 of 1: inserted")
+                .count(),
+            2,
+            "{events:?}"
         );
     }
 
