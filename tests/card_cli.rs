@@ -612,7 +612,7 @@ fn a_station_serves_two_readers_in_parallel() {
 
 #[test]
 fn a_card_pulled_mid_write_is_reported_and_its_device_goes_to_the_next_card() {
-    let log = card_lost_mid_write_goes_to_the_next_card(&[]);
+    let log = card_lost_mid_write_goes_to_the_next_card(false);
     assert_eq!(log.matches("card 1 of 3: inserted").count(), 1, "{log}");
 }
 
@@ -622,25 +622,25 @@ fn a_card_pulled_mid_write_is_reported_and_its_device_goes_to_the_next_card() {
 /// takes the device.
 #[test]
 fn a_card_that_loses_contact_mid_write_is_handled_as_pulled() {
-    let log = card_lost_mid_write_goes_to_the_next_card(&["--lose-contact"]);
+    let log = card_lost_mid_write_goes_to_the_next_card(true);
     assert_eq!(log.matches("card 1 of 3: inserted").count(), 2, "{log}");
 }
 
-/// Three cards in turn; the first PUT DATA takes the first card away, in
-/// the way `fault` (extra `card virtual` arguments) says. Returns the
-/// virtual card's log.
-fn card_lost_mid_write_goes_to_the_next_card(fault: &[&str]) -> String {
+/// Three cards in turn; the first PUT DATA pulls the first card, or (with
+/// `lose_contact`) breaks its contact once answered. Returns the virtual
+/// card's log.
+fn card_lost_mid_write_goes_to_the_next_card(lose_contact: bool) -> String {
     let mut stack = stack_with_ca();
     let order = card_order(&stack, &["FU20000001", "FU20000002"]);
-    let mut extra = vec!["--remove-on-ins", "db", "--remove-on-count", "1"];
-    extra.extend_from_slice(fault);
-    let card = stack.start_card(0, &station_cards("3", &extra));
-    let run = station(&stack, &order).ok();
-    let removal = if fault.contains(&"--lose-contact") {
+    let mut fault = vec!["--remove-on-ins", "db", "--remove-on-count", "1"];
+    let removal = if lose_contact {
+        fault.push("--lose-contact");
         "card 1: lost contact by fault injection after answering PUT DATA (DB) #1"
     } else {
         "card 1: removed by fault injection at PUT DATA (DB) #1"
     };
+    let card = stack.start_card(0, &station_cards("3", &fault));
+    let run = station(&stack, &order).ok();
     assert!(
         stack.card_log(card).contains(removal),
         "{}",

@@ -40,6 +40,18 @@ pub fn reader_error(error: pcsc::Error) -> PivError {
     }
 }
 
+/// A failed exchange with the card, in words an operator can act on.
+/// SCARD_E_NOT_TRANSACTED is pcsc-lite's answer when the reader driver could
+/// not carry the exchange: the card went away or lost contact in the middle
+/// of it (vpcd gives it when the card's connection breaks). Either way this
+/// card's state is unknown, as with a pull, and another card may well work.
+fn transmit_error(error: pcsc::Error) -> PivError {
+    match error {
+        pcsc::Error::NotTransacted => PivError::CardRemoved,
+        other => reader_error(other),
+    }
+}
+
 /// A [`Transport`] over one PC/SC transaction.
 pub struct PcscTransport<'tx> {
     transaction: pcsc::Transaction<'tx>,
@@ -48,18 +60,10 @@ pub struct PcscTransport<'tx> {
 impl Transport for PcscTransport<'_> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, PivError> {
         let mut buffer = [0u8; MAX_RESPONSE];
-        let response =
-            self.transaction
-                .transmit(apdu, &mut buffer)
-                .map_err(|error| match error {
-                    // pcsc-lite's answer when the reader driver could not carry
-                    // the exchange: the card went away or lost contact in the
-                    // middle of it (vpcd gives it when the card's connection
-                    // breaks). Either way this card's state is unknown, as with
-                    // a pull, and another card may well work.
-                    pcsc::Error::NotTransacted => PivError::CardRemoved,
-                    other => reader_error(other),
-                })?;
+        let response = self
+            .transaction
+            .transmit(apdu, &mut buffer)
+            .map_err(transmit_error)?;
         // A reader that lost the card mid-exchange may report success with
         // no bytes at all (vsmartcard's vpcd does): no status word means no card.
         if response.len() < 2 {

@@ -13,9 +13,10 @@
 //! [`run`] presents one card after another: with an [`EjectPolicy`] the
 //! card "is removed" once it has been used and then reset by the reader, or
 //! left idle, and after a pause a fresh, blank card "is inserted", until the
-//! count is reached. A
-//! [`Fault`] removes the card when a chosen command arrives, before it is
-//! answered, to rehearse a card pulled in the middle of a write.
+//! count is reached. A [`Fault`] removes the card when a chosen command
+//! arrives, before it is answered, to rehearse a card pulled in the middle
+//! of a write; or it answers the command and then loses contact, and the
+//! same card comes back after the pause, as a re-seated card does.
 
 use std::fmt;
 use std::io::{ErrorKind, Read, Write};
@@ -65,7 +66,8 @@ pub enum EjectPolicy {
 pub const QUIET_AFTER_RESET: Duration = Duration::from_millis(50);
 
 /// Fault injection: remove the card when the `count`-th command APDU with
-/// instruction `ins` arrives, before answering it. Every APDU counts, each
+/// instruction `ins` arrives, before answering it (or, with `contact_lost`,
+/// just after answering it). Every APDU counts, each
 /// link of a command chain included, over the whole run (all cards); the
 /// fault fires once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -600,17 +602,6 @@ mod tests {
         reader
     }
 
-    /// One card with `fault`, inserted and powered on.
-    fn powered_on_with(fault: Fault) -> (TcpStream, Running) {
-        let (listener, card) = start(VpcdOptions {
-            fault: Some(fault),
-            ..VpcdOptions::default()
-        });
-        let mut reader = insertion(&listener);
-        send(&mut reader, &[control::POWER_ON]);
-        (reader, card)
-    }
-
     /// The card's thread: its events, once every card was presented.
     type Running = std::thread::JoinHandle<Result<Vec<CardEvent>, VcardError>>;
 
@@ -791,7 +782,12 @@ mod tests {
             count: 2,
             contact_lost: false,
         };
-        let (mut reader, card) = powered_on_with(fault);
+        let (listener, card) = start(VpcdOptions {
+            fault: Some(fault),
+            ..VpcdOptions::default()
+        });
+        let mut reader = insertion(&listener);
+        send(&mut reader, &[control::POWER_ON]);
         send(&mut reader, &SELECT_PIV);
         assert!(receive(&mut reader).is_some());
         let get_discovery = [0x00, 0xCB, 0x3F, 0xFF, 0x03, 0x5C, 0x01, 0x7E, 0x00];
