@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::pkcs11::{PinSource, Pkcs11Error, Pkcs11Signer, Pkcs11Uri, UriError};
+use crate::pkcs11::{PinSource, Pkcs11Error, Pkcs11Signer, Pkcs11Uri, SessionProcesses, UriError};
 use crate::signer::{Signer, SignerError, SoftwareSigner};
 
 /// Why a key reference was refused or its key could not be opened.
@@ -44,6 +44,12 @@ pub struct Unlock {
     pub pin_env: Option<String>,
     /// The session pool size (default: the number of cores).
     pub sessions: Option<usize>,
+    /// The program that runs one PKCS#11 session in a process of its own:
+    /// the `certmint` binary (its hidden `pkcs11-session` command). With it,
+    /// more than one session means as many processes, which share no lock
+    /// of the module (see [`crate::pkcs11::session_process`]); without it,
+    /// the sessions are threads of this process.
+    pub session_program: Option<PathBuf>,
 }
 
 impl KeyRef {
@@ -71,7 +77,15 @@ impl KeyRef {
             KeyRef::File(path) => Ok(Box::new(SoftwareSigner::load(path)?)),
             KeyRef::Pkcs11(uri) => {
                 let pins = PinSource::choose(uri.pin_source.clone(), unlock.pin_env.as_deref());
-                Ok(Box::new(Pkcs11Signer::open(uri, &pins, unlock.sessions)?))
+                let sessions = unlock
+                    .sessions
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+                match &unlock.session_program {
+                    Some(program) if sessions > 1 => Ok(Box::new(SessionProcesses::open(
+                        program, uri, &pins, sessions,
+                    )?)),
+                    _ => Ok(Box::new(Pkcs11Signer::open(uri, &pins, Some(sessions))?)),
+                }
             }
         }
     }

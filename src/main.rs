@@ -18,7 +18,7 @@ use certmint::ca::{self, CaDirectory, CaError, CaKey, InitOptions};
 use certmint::ids::IdMode;
 use certmint::inspect;
 use certmint::issue::IssueError;
-use certmint::keyref::{KeyRefError, Unlock};
+use certmint::keyref::KeyRefError;
 use certmint::pem::der_from_pem_or_der;
 use certmint::pkcs11::provision::{ProvisionError, ProvisionRequest};
 use certmint::pkcs11::{PinSource, Pkcs11Error, Pkcs11Uri, Token};
@@ -76,6 +76,10 @@ enum Command {
     Card(cli::card::CardCommand),
     /// Measure a CA key and the issuance pipeline around it (raw rates, efficiency, latency).
     Bench(cli::bench::BenchArgs),
+    /// Internal: one PKCS#11 session of a CA key, driven over stdin/stdout by
+    /// the certmint process that started it.
+    #[command(name = "pkcs11-session", hide = true)]
+    Pkcs11Session,
 }
 
 #[derive(Subcommand)]
@@ -433,6 +437,11 @@ fn main() -> ExitCode {
         Command::Audit(command) => cli::orders::audit(command),
         Command::Card(command) => cli::card::card(command),
         Command::Bench(args) => cli::bench::bench(args),
+        Command::Pkcs11Session => certmint::pkcs11::session_process::serve(
+            std::io::stdin().lock(),
+            std::io::stdout().lock(),
+        )
+        .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -464,10 +473,7 @@ fn ca_init(args: CaInitArgs) -> Result<()> {
     let options = InitOptions {
         root_key: key(&args.root_key),
         issuing_key: key(&args.issuing_key),
-        unlock: Unlock {
-            pin_env: args.pin_env.clone(),
-            sessions: Some(1),
-        },
+        unlock: cli::unlock(args.pin_env.clone(), 1),
         root_subject: subject(&args.root_cn),
         issuing_subject: subject(&args.issuing_cn),
         config,
@@ -558,10 +564,7 @@ fn issue(args: IssueArgs) -> Result<()> {
         .into());
     }
 
-    let unlock = Unlock {
-        pin_env: args.pin_env.clone(),
-        sessions: Some(1),
-    };
+    let unlock = cli::unlock(args.pin_env.clone(), 1);
     let directory =
         CaDirectory::open(&args.ca, args.ca_key.as_deref(), &unlock).map_err(|e| match e {
             CaError::KeyRef(KeyRefError::Signer(s)) => anyhow::Error::from(s).context("CA key"),
@@ -718,10 +721,7 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
         }
         .into());
     }
-    let unlock = Unlock {
-        pin_env: args.ca_pin_env.clone(),
-        sessions: Some(1),
-    };
+    let unlock = cli::unlock(args.ca_pin_env.clone(), 1);
     let directory = CaDirectory::open(&args.ca, None, &unlock)?;
     let ca = directory.ca.with_id_mode(id_mode);
     let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());

@@ -797,3 +797,148 @@ fn a_1000_device_softhsm_order_leaves_one_key_pair_and_certificate_per_device() 
     assert_eq!(hsm.objects("uretici").len(), 3000);
     audit_intact(&ws);
 }
+
+/// A CA whose issuing key (P-256) was made in the `ca` token, and an order of
+/// `devices` soft devices, paid. Returns the token and its environment.
+fn order_for_a_ca_in_an_hsm(ws: &Workspace, devices: usize) -> (Hsm, String) {
+    let hsm = Hsm::new(ws, &["ca"], "ALL");
+    let conf = hsm.conf();
+    let env = [("SOFTHSM2_CONF", conf.as_str())];
+    let key = hsm.uri("ca", Some("issuing-2026"));
+    run_with(
+        ws,
+        &["hsm", "keygen", "--key", &key, "--key-type", "p256"],
+        &env,
+    )
+    .ok();
+    run_with(
+        ws,
+        &["ca", "init", "--dir", "ca", "--issuing-key", &key],
+        &env,
+    )
+    .ok();
+    serial_list(ws, "list.txt", "FU", devices, 21);
+    import(ws, "list.txt", &[]).ok();
+    run(ws, &["order", "pay", "--order", "1"]).ok();
+    (hsm, conf)
+}
+
+/// The pids of the `certmint pkcs11-session` processes whose parent is `parent`.
+fn session_processes_of(parent: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let (Ok(stat), Ok(cmdline)) = (
+            std::fs::read_to_string(format!("/proc/{pid}/stat")),
+            std::fs::read(format!("/proc/{pid}/cmdline")),
+        ) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": the ppid follows the closing parenthesis.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("pkcs11-session") {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn a_ca_key_in_an_hsm_signs_a_batch_in_one_session_process_per_worker() {
+    let ws = Workspace::new();
+    let (_hsm, conf) = order_for_a_ca_in_an_hsm(&ws, 300);
+    let env = [("SOFTHSM2_CONF", conf.as_str())];
+    let journal = ws.path("journal.sqlite").display().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_certmint"))
+        .args(produce_args("1", &["--json"]))
+        .env("CERTMINT_JOURNAL", &journal)
+        .env("CERTMINT_OPERATOR", "test-operator")
+        .envs(env)
+        .current_dir(ws.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both workers' sessions are processes of their own while the batch runs.
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    while seen.len() < 2 && started.elapsed() < Duration::from_secs(30) {
+        seen = session_processes_of(child.id());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = Run::from(child.wait_with_output().unwrap()).ok();
+    assert_eq!(seen.len(), 2, "two session processes: {seen:?}");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["produced_now"], 300);
+    assert_one_certificate_per_device(&ws, 1, 300);
+    assert_openssl_verifies_all(&ws, 1, 300);
+    // Once the run is over, none of them is left behind.
+    for pid in &seen {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "session process {pid} outlived the run"
+        );
+    }
+    audit_intact(&ws);
+}
+
+#[test]
+fn a_session_process_killed_mid_batch_stops_the_run_resumably() {
+    let ws = Workspace::new();
+    let devices = 3000;
+    let (_hsm, conf) = order_for_a_ca_in_an_hsm(&ws, devices);
+    let env = [("SOFTHSM2_CONF", conf.as_str())];
+    let journal = ws.path("journal.sqlite").display().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_certmint"))
+        .args(produce_args("1", &[]))
+        .env("CERTMINT_JOURNAL", &journal)
+        .env("CERTMINT_OPERATOR", "test-operator")
+        .envs(env)
+        .current_dir(ws.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let sessions = loop {
+        let sessions = session_processes_of(child.id());
+        if sessions.len() == 2 || started.elapsed() > Duration::from_secs(30) {
+            break sessions;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(sessions.len(), 2, "two session processes: {sessions:?}");
+    // Some certificates are signed first; then one session's process dies.
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-KILL", &sessions[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = Run::from(child.wait_with_output().unwrap());
+    assert_ne!(out.code, 0, "the run stops: {}", out.stdout);
+    assert!(
+        out.stderr.contains("session process") && out.stderr.contains("can be resumed"),
+        "{}",
+        out.stderr
+    );
+
+    // The same command again finishes the order (the kill came before its
+    // end): one certificate per device.
+    let again = run_with(&ws, &produce_args("1", &["--json"]), &env).ok();
+    let json: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    let produced_now = json["produced_now"].as_u64().unwrap();
+    assert!(
+        produced_now > 0 && produced_now <= devices as u64,
+        "{}",
+        again.stdout
+    );
+    assert_one_certificate_per_device(&ws, 1, devices);
+    assert_openssl_verifies_all(&ws, 1, devices);
+    audit_intact(&ws);
+}

@@ -16,7 +16,6 @@ use certmint::card::Readers;
 use certmint::ids::IdMode;
 use certmint::issue::PreparedCertificate;
 use certmint::journal::{Journal, OrderId, OrderKind, SqliteJournal};
-use certmint::keyref::Unlock;
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
 use certmint::piv::{Algorithm, Slot};
 use certmint::pkcs11::pin::PinSource;
@@ -288,14 +287,7 @@ fn provision(args: ProvisionArgs) -> Result<()> {
         .with_context(|| format!("{} keys cannot be generated on PIV cards", args.key_type))?;
     let credentials = args.secrets.credentials(args.puk_env.as_deref())?;
     credentials.check_factory_defaults(args.pin_letter.is_some())?;
-    let directory = CaDirectory::open(
-        &args.ca,
-        None,
-        &Unlock {
-            pin_env: args.ca_pin_env.clone(),
-            sessions: Some(1),
-        },
-    )?;
+    let directory = CaDirectory::open(&args.ca, None, &super::unlock(args.ca_pin_env.clone(), 1))?;
     let ca = directory.ca.with_id_mode(id_mode);
     let readers = Readers::establish()?;
     let reader = choose_reader(&readers, args.reader.clone())?;
@@ -388,10 +380,7 @@ fn station(args: StationArgs) -> Result<()> {
     let directory = CaDirectory::open(
         &args.ca,
         None,
-        &Unlock {
-            pin_env: args.ca_pin_env.clone(),
-            sessions: Some(names.len()),
-        },
+        &super::unlock(args.ca_pin_env.clone(), names.len()),
     )?;
     let profile_name = match order.kind {
         OrderKind::Okc => ProfileName::OkcDevice,

@@ -102,3 +102,14 @@ pub fn mali_muhur_subject(
     let subject = Subject::from_input(&profile, &input, id_mode)?;
     Ok((profile, subject, id_mode))
 }
+
+/// How to unlock a CA key: its PIN from `pin_env` when its URI has no
+/// `pin-source`, and `sessions` token sessions, each (when more than one) in
+/// a process of its own running this program.
+pub fn unlock(pin_env: Option<String>, sessions: usize) -> certmint::keyref::Unlock {
+    certmint::keyref::Unlock {
+        pin_env,
+        sessions: Some(sessions),
+        session_program: std::env::current_exe().ok(),
+    }
+}

@@ -15,7 +15,6 @@ use certmint::journal::{
     Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, OrderState, SqliteJournal,
     Target,
 };
-use certmint::keyref::Unlock;
 use certmint::okc::{check_producible, purge, KeyTarget, Production, ProductionReport};
 use certmint::order::serial_list::{ListedSerial, SerialListReader};
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
@@ -608,10 +607,7 @@ fn produce(args: ProduceArgs) -> Result<()> {
     let directory = CaDirectory::open(
         &args.ca,
         None,
-        &Unlock {
-            pin_env: args.ca_pin_env.clone(),
-            sessions: Some(workers),
-        },
+        &super::unlock(args.ca_pin_env.clone(), workers),
     )?;
     let profile = Profile::from_config(ProfileName::OkcDevice, &directory.config)?;
     let calendar = calendar(&args.closed_days)?;
@@ -708,10 +704,7 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
     let directory = CaDirectory::open(
         seal.ca,
         None,
-        &Unlock {
-            pin_env: seal.ca_pin_env.map(str::to_owned),
-            sessions: Some(1),
-        },
+        &super::unlock(seal.ca_pin_env.map(str::to_owned), 1),
     )?;
     let profile = Profile::from_config(ProfileName::MaliMuhur, &directory.config)?;
     let ca = directory.ca.with_id_mode(seal.id_mode);

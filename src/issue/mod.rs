@@ -363,11 +363,47 @@ impl CertificateAuthority {
     /// Signs a prepared certificate, verifies the signature and assembles it.
     pub fn sign(&self, prepared: PreparedCertificate) -> Result<IssuedCertificate, IssueError> {
         let signature = self.signer.sign(&prepared.tbs_der)?;
+        self.assemble(prepared, &signature)
+    }
+
+    /// Signs prepared certificates together (one round trip to a key that
+    /// is reached through one: see [`Signer::sign_all`]), then verifies and
+    /// assembles each, in order. The outer error is the key's: nothing was
+    /// signed; an inner one is that certificate's check.
+    #[allow(clippy::type_complexity)]
+    pub fn sign_all(
+        &self,
+        prepared: Vec<PreparedCertificate>,
+    ) -> Result<Vec<Result<IssuedCertificate, IssueError>>, IssueError> {
+        let messages: Vec<&[u8]> = prepared.iter().map(|p| p.tbs_der.as_slice()).collect();
+        let signatures = self.signer.sign_all(&messages)?;
+        if signatures.len() != prepared.len() {
+            return Err(SignerError::SigningFailed(format!(
+                "{} signatures for {} certificates",
+                signatures.len(),
+                prepared.len()
+            ))
+            .into());
+        }
+        drop(messages);
+        Ok(prepared
+            .into_iter()
+            .zip(signatures)
+            .map(|(prepared, signature)| self.assemble(prepared, &signature))
+            .collect())
+    }
+
+    /// Verifies `signature` over a prepared certificate and assembles the two.
+    fn assemble(
+        &self,
+        prepared: PreparedCertificate,
+        signature: &[u8],
+    ) -> Result<IssuedCertificate, IssueError> {
         self.verifying_key
-            .verify(&prepared.tbs_der, &signature)
+            .verify(&prepared.tbs_der, signature)
             .map_err(|e| IssueError::SignatureCheck(e.to_string()))?;
         let der =
-            tbs::certificate_der(&prepared.tbs_der, self.identity.algorithm_der(), &signature)?;
+            tbs::certificate_der(&prepared.tbs_der, self.identity.algorithm_der(), signature)?;
         Ok(IssuedCertificate {
             der,
             serial: prepared.serial,

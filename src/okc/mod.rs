@@ -36,7 +36,7 @@ use zeroize::Zeroizing;
 
 use crate::calendar::BusinessCalendar;
 use crate::ids::{DeviceSerial, IdMode, PrefixTable};
-use crate::issue::{CertificateAuthority, IssueError, PreparedCertificate};
+use crate::issue::{CertificateAuthority, IssueError, IssuedCertificate, PreparedCertificate};
 use crate::journal::{
     Device, DeviceState, Intent, Journal, JournalError, OrderId, OrderKind, OrderState,
     OrderSummary, StoredCertificate, Target, VerifiedDevice,
@@ -186,13 +186,18 @@ pub const CHUNK: usize = 32;
 /// A device whose key exists and whose TBS certificate is linted: ready for
 /// its intent.
 struct PreparedDevice {
+    keyed: KeyedDevice,
+    certificate: PreparedCertificate,
+}
+
+/// A device and its key, and the serial number its certificate carries.
+struct KeyedDevice {
     device: Device,
     /// The soft target's key, in memory until it is packed in the PKCS#12.
     software_key: Option<SoftwareSigner>,
     spki_der: Vec<u8>,
     /// The token key's CKA_ID (hsm target).
     key_id: Option<Vec<u8>>,
-    certificate: PreparedCertificate,
     serial_hex: String,
 }
 
@@ -846,17 +851,29 @@ impl Production<'_> {
         let intents: Vec<Intent<'_>> = prepared
             .iter()
             .map(|p| Intent {
-                device: &p.device,
-                serial_hex: &p.serial_hex,
+                device: &p.keyed.device,
+                serial_hex: &p.keyed.serial_hex,
                 tbs: p.certificate.tbs_der(),
                 key_note,
             })
             .collect();
         lock(journal).record_intents(&intents, &self.operator)?;
         drop(intents);
-        prepared
+        let (devices, certificates): (Vec<_>, Vec<_>) = prepared
             .into_iter()
-            .map(|p| self.sign_device(p, chain))
+            .map(|p| (p.keyed, p.certificate))
+            .unzip();
+        let signed = self.ca.sign_all(certificates).map_err(|error| {
+            // The key signed none of them: the chunk stops at its first device.
+            ProduceError::Issue {
+                device: devices[0].device.serial.clone(),
+                error,
+            }
+        })?;
+        devices
+            .into_iter()
+            .zip(signed)
+            .map(|(device, certificate)| self.finish_device(device, certificate, chain))
             .collect()
     }
 
@@ -937,30 +954,32 @@ impl Production<'_> {
             .map_err(issue_err)?;
         let serial_hex = hex(certificate.serial());
         Ok(PreparedDevice {
-            device,
-            software_key,
-            spki_der,
-            key_id,
+            keyed: KeyedDevice {
+                device,
+                software_key,
+                spki_der,
+                key_id,
+                serial_hex,
+            },
             certificate,
-            serial_hex,
         })
     }
 
-    /// Signs a device's certificate (its intent is durable), checks that it
-    /// certifies the device's key, and (soft target) packs the PKCS#12.
-    fn sign_device(
+    /// Checks that a device's signed certificate certifies the device's key,
+    /// and (soft target) packs the PKCS#12.
+    fn finish_device(
         &self,
-        prepared: PreparedDevice,
+        keyed: KeyedDevice,
+        certificate: Result<IssuedCertificate, IssueError>,
         chain: &pkcs12::CaChain,
     ) -> Result<SignedDevice, ProduceError> {
-        let PreparedDevice {
+        let KeyedDevice {
             device,
             software_key,
             spki_der,
             key_id,
-            certificate,
             serial_hex,
-        } = prepared;
+        } = keyed;
         let issue_err = |error: IssueError| ProduceError::Issue {
             device: device.serial.clone(),
             error,
@@ -969,7 +988,7 @@ impl Production<'_> {
             device: device.serial.clone(),
             error,
         };
-        let certificate = self.ca.sign(certificate).map_err(issue_err)?;
+        let certificate = certificate.map_err(issue_err)?;
 
         // Verify what was signed certifies this device's key.
         let parsed = certificate.certifying(&spki_der).map_err(issue_err)?;

@@ -13,11 +13,13 @@ pub mod keys;
 pub mod pin;
 pub mod probe;
 pub mod provision;
+pub mod session_process;
 pub mod signer;
 pub mod token;
 pub mod uri;
 
 pub use pin::{Pin, PinError, PinSource};
+pub use session_process::SessionProcesses;
 pub use signer::Pkcs11Signer;
 pub use token::Token;
 pub use uri::{Pkcs11Uri, UriError};
@@ -144,6 +146,15 @@ pub enum Pkcs11Error {
         /// The token label.
         token: String,
         /// What is wrong.
+        reason: String,
+    },
+    /// A session process (see [`session_process`]) could not be started or
+    /// stopped answering.
+    #[error("{uri}: {reason}")]
+    SessionProcess {
+        /// The key's URI.
+        uri: String,
+        /// What happened.
         reason: String,
     },
     /// Provisioning proved something wrong after writing; see the message.

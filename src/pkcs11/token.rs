@@ -21,7 +21,7 @@ use cryptoki::mechanism::MechanismType;
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::{Limit, Slot, TokenInfo};
 
-use super::pin::{Pin, PinSource};
+use super::pin::{Pin, PinError, PinSource};
 use super::uri::Pkcs11Uri;
 use super::{ckr_name, recovery, Pkcs11Error, Recovery};
 
@@ -218,6 +218,24 @@ impl Token {
         pin_source: &PinSource,
         sessions: Option<usize>,
     ) -> Result<Arc<Token>, Pkcs11Error> {
+        Self::open_reading(uri, |what| pin_source.read(what), sessions)
+    }
+
+    /// [`Token::open`] with a PIN already read (by a parent process: see
+    /// [`super::session_process`]).
+    pub fn open_with_pin(
+        uri: &Pkcs11Uri,
+        pin: Pin,
+        sessions: Option<usize>,
+    ) -> Result<Arc<Token>, Pkcs11Error> {
+        Self::open_reading(uri, |_| Ok(pin), sessions)
+    }
+
+    fn open_reading(
+        uri: &Pkcs11Uri,
+        read_pin: impl FnOnce(&str) -> Result<Pin, PinError>,
+        sessions: Option<usize>,
+    ) -> Result<Arc<Token>, Pkcs11Error> {
         let found = find_token(uri)?;
         let label = found.label();
         let key = (uri.module_path.clone(), found.slot.id());
@@ -231,7 +249,7 @@ impl Token {
             Some(Registered::LoginRefused(ckr)) => return Err(wrong_pin(&label, ckr.clone())),
             None => {}
         }
-        let pin = pin_source.read(&format!("token {label:?}"))?;
+        let pin = read_pin(&format!("token {label:?}"))?;
         let session = found
             .ctx
             .open_rw_session(found.slot)

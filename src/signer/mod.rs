@@ -59,6 +59,13 @@ pub trait Signer: fmt::Debug + Send + Sync {
     /// goes into a certificate's BIT STRING: DER `Ecdsa-Sig-Value` for ECDSA,
     /// the raw PKCS#1 v1.5 block for RSA.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
+
+    /// Signs each of `messages`, in order, as [`Signer::sign`] does; a key
+    /// reached through a round trip (a session process) makes one for all.
+    /// Stops at the first failure.
+    fn sign_all(&self, messages: &[&[u8]]) -> Result<Vec<Vec<u8>>, SignerError> {
+        messages.iter().map(|message| self.sign(message)).collect()
+    }
 }
 
 /// RFC 8017 `RSAPublicKey`: read to learn a key's size, written to build an
