@@ -823,6 +823,20 @@ fn order_for_a_ca_in_an_hsm(ws: &Workspace, devices: usize) -> (Hsm, String) {
     (hsm, conf)
 }
 
+/// `okc produce` of order 1 started, its output piped.
+fn spawn_produce(ws: &Workspace, extra: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_certmint"))
+        .args(produce_args("1", extra))
+        .env("CERTMINT_JOURNAL", ws.path("journal.sqlite"))
+        .env("CERTMINT_OPERATOR", "test-operator")
+        .envs(env.iter().copied())
+        .current_dir(ws.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// The pids of the `certmint pkcs11-session` processes whose parent is `parent`.
 fn session_processes_of(parent: u32) -> Vec<u32> {
     let mut pids = Vec::new();
@@ -853,17 +867,7 @@ fn a_ca_key_in_an_hsm_signs_a_batch_in_one_session_process_per_worker() {
     let ws = Workspace::new();
     let (_hsm, conf) = order_for_a_ca_in_an_hsm(&ws, 300);
     let env = [("SOFTHSM2_CONF", conf.as_str())];
-    let journal = ws.path("journal.sqlite").display().to_string();
-    let child = Command::new(env!("CARGO_BIN_EXE_certmint"))
-        .args(produce_args("1", &["--json"]))
-        .env("CERTMINT_JOURNAL", &journal)
-        .env("CERTMINT_OPERATOR", "test-operator")
-        .envs(env)
-        .current_dir(ws.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_produce(&ws, &["--json"], &env);
     // Both workers' sessions are processes of their own while the batch runs.
     let started = std::time::Instant::now();
     let mut seen = Vec::new();
@@ -893,17 +897,7 @@ fn a_session_process_killed_mid_batch_stops_the_run_resumably() {
     let devices = 3000;
     let (_hsm, conf) = order_for_a_ca_in_an_hsm(&ws, devices);
     let env = [("SOFTHSM2_CONF", conf.as_str())];
-    let journal = ws.path("journal.sqlite").display().to_string();
-    let child = Command::new(env!("CARGO_BIN_EXE_certmint"))
-        .args(produce_args("1", &[]))
-        .env("CERTMINT_JOURNAL", &journal)
-        .env("CERTMINT_OPERATOR", "test-operator")
-        .envs(env)
-        .current_dir(ws.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_produce(&ws, &[], &env);
     let started = std::time::Instant::now();
     let sessions = loop {
         let sessions = session_processes_of(child.id());

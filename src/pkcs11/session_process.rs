@@ -251,6 +251,15 @@ pub fn serve(input: impl Read, output: impl Write) -> io::Result<()> {
     Ok(())
 }
 
+/// The token a URI names, for the PIN prompt and errors.
+fn token_name(uri: &Pkcs11Uri) -> String {
+    match (&uri.token, &uri.serial) {
+        (Some(label), _) => format!("token {label:?}"),
+        (None, Some(serial)) => format!("token serial {serial:?}"),
+        (None, None) => format!("token {uri}"),
+    }
+}
+
 /// One child and its pipes.
 struct SessionProcess {
     child: Child,
@@ -381,11 +390,7 @@ impl SessionProcesses {
         sessions: usize,
     ) -> Result<Self, Pkcs11Error> {
         let uri = uri.clone().require_object()?;
-        let what = match (&uri.token, &uri.serial) {
-            (Some(label), _) => format!("token {label:?}"),
-            (None, Some(serial)) => format!("token serial {serial:?}"),
-            (None, None) => format!("token {uri}"),
-        };
+        let what = token_name(&uri);
         let pin = pin_source.read(&what)?;
         Self::open_with_pin(program, &uri, &pin, sessions)
     }
@@ -398,11 +403,7 @@ impl SessionProcesses {
         sessions: usize,
     ) -> Result<Self, Pkcs11Error> {
         let uri = uri.clone().require_object()?;
-        let what = match (&uri.token, &uri.serial) {
-            (Some(label), _) => format!("token {label:?}"),
-            (None, Some(serial)) => format!("token serial {serial:?}"),
-            (None, None) => format!("token {uri}"),
-        };
+        let what = token_name(&uri);
         let start = || {
             SessionProcess::start(program).map_err(|e| Pkcs11Error::SessionProcess {
                 uri: uri.to_string(),
@@ -438,17 +439,6 @@ impl SessionProcesses {
             }),
             returned: Condvar::new(),
         })
-    }
-
-    /// How many session processes are alive.
-    pub fn alive(&self) -> usize {
-        self.lock().alive
-    }
-
-    /// The process ids of the idle session processes (for tests that pull
-    /// the plug on one).
-    pub fn idle_process_ids(&self) -> Vec<u32> {
-        self.lock().idle.iter().map(|p| p.child.id()).collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pool> {
