@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use certmint::journal::{Journal, OrderId, SqliteJournal};
-use common::{Hsm, Run, Workspace};
+use common::{Hsm, Run, Workspace, SPY_MODULE};
 
 const MANUFACTURER: &str = "Örnek Yazarkasa A.Ş.";
 
@@ -935,4 +935,66 @@ fn a_session_process_killed_mid_batch_stops_the_run_resumably() {
     assert_one_certificate_per_device(&ws, 1, devices);
     assert_openssl_verifies_all(&ws, 1, devices);
     audit_intact(&ws);
+}
+
+#[test]
+fn a_wrong_ca_pin_with_two_workers_is_tried_once_and_nothing_is_produced() {
+    let ws = Workspace::new();
+    let hsm = Hsm::new(&ws, &["ca"], "ALL");
+    let conf = hsm.conf();
+    let module = common::softhsm_module();
+    let spy_log = ws.path("spy.log").display().to_string();
+    let env = [
+        ("SOFTHSM2_CONF", conf.as_str()),
+        ("PKCS11SPY", module.as_str()),
+        ("PKCS11SPY_OUTPUT", spy_log.as_str()),
+    ];
+    // The CA key is reached through OpenSC's pkcs11-spy, which logs every call.
+    ws.write("ca.pin", hsm.pin().as_bytes());
+    let key = format!(
+        "pkcs11:token=ca;object=issuing-2026?module-path={SPY_MODULE}&pin-source=file:{}",
+        ws.path("ca.pin").display()
+    );
+    run_with(
+        &ws,
+        &["hsm", "keygen", "--key", &key, "--key-type", "p256"],
+        &env,
+    )
+    .ok();
+    run_with(
+        &ws,
+        &["ca", "init", "--dir", "ca", "--issuing-key", &key],
+        &env,
+    )
+    .ok();
+    serial_list(&ws, "list.txt", "FU", 40, 22);
+    import(&ws, "list.txt", &[]).ok();
+    run(&ws, &["order", "pay", "--order", "1"]).ok();
+
+    // The PIN file now holds a wrong PIN; two workers would mean two session
+    // processes, but the first one's C_Login is the only try.
+    ws.write("ca.pin", b"00000000\n");
+    std::fs::remove_file(&spy_log).unwrap();
+    let refused = run_with(&ws, &produce_args("1", &[]), &env);
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("wrong PIN for token \"ca\"")
+            && refused.stderr.contains("stopped after this one attempt"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("00000000"),
+        "the PIN never appears"
+    );
+    let log = String::from_utf8_lossy(&ws.read("spy.log")).into_owned();
+    assert_eq!(
+        log.matches("C_Login").count(),
+        1,
+        "exactly one C_Login:\n{log}"
+    );
+    let counts = journal(&ws)
+        .active_certificates_per_device(OrderId(1))
+        .unwrap();
+    assert!(counts.iter().all(|(_, n)| *n == 0), "{counts:?}");
 }
