@@ -22,6 +22,13 @@
 //! its own, so that Ctrl-C stops the parent's work gracefully instead of
 //! killing the signers under it.
 //!
+//! A worker hands its child a whole chunk of TBS certificates in one frame
+//! ([`Signer::sign_all`]) and gets the signatures back in one, so the pipes
+//! cost a round trip per chunk, not per signature. With one worker there is
+//! no child: the key signs in certmint's own process (see
+//! [`crate::keyref::KeyRef::open`]), since a lone child would only add the
+//! hand-offs between two processes.
+//!
 //! Frames on both pipes: a 4-byte little-endian length, then a kind byte and
 //! the payload. Buffers that held the PIN are wiped.
 
