@@ -108,12 +108,12 @@ impl ProfileConfig {
         }
     }
 
-    /// Root CA: 25 years [assumption].
+    /// Root CA: 25 years \[assumption\].
     pub fn root_ca_defaults() -> Self {
         Self::empty(25, &["rsa2048", "rsa3072", "rsa4096", "p256", "p384"])
     }
 
-    /// Issuing CA: 12 years [assumption], long enough for the subscriber
+    /// Issuing CA: 12 years \[assumption\], long enough for the subscriber
     /// certificates it signs near the end of its issuing period.
     pub fn issuing_ca_defaults() -> Self {
         Self::empty(12, &["rsa2048", "rsa3072", "rsa4096", "p256", "p384"])
