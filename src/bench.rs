@@ -156,8 +156,6 @@ struct Measured<'a> {
     operations: AtomicU64,
     /// The time each worker spent on it, summed over workers and turns.
     worker_time: Mutex<Duration>,
-    /// How many workers ran it.
-    workers: AtomicUsize,
     times: Mutex<Vec<Duration>>,
 }
 
@@ -168,18 +166,16 @@ impl<'a> Measured<'a> {
             latencies,
             operations: AtomicU64::new(0),
             worker_time: Mutex::new(Duration::ZERO),
-            workers: AtomicUsize::new(1),
             times: Mutex::new(Vec::new()),
         }
     }
 
-    /// Operations over the time a worker spent on them (the mean over
-    /// workers).
-    fn rate(&self) -> Rate {
-        let workers = self.workers.load(Ordering::SeqCst).max(1) as u32;
+    /// Operations over the time a worker spent on them (the mean over the
+    /// `workers` that ran it).
+    fn rate(&self, workers: usize) -> Rate {
         rate(
             self.operations.load(Ordering::SeqCst),
-            *self.worker_time.lock().unwrap_or_else(|p| p.into_inner()) / workers,
+            *self.worker_time.lock().unwrap_or_else(|p| p.into_inner()) / workers.max(1) as u32,
         )
     }
 }
@@ -249,7 +245,6 @@ fn run_interleaved(
                         }
                     }
                     m.operations.fetch_add(done, Ordering::SeqCst);
-                    m.workers.store(workers, Ordering::SeqCst);
                     *m.worker_time.lock().unwrap_or_else(|p| p.into_inner()) +=
                         last_completed - turn_started;
                     barrier.wait(); // the turn has ended
@@ -405,37 +400,35 @@ fn measure(
         Ok(())
     };
 
-    {
-        let measured = [
-            Measured::new(&sign, false),
-            Measured::new(&verify, false),
-            Measured::new(&sign_then_verify, false),
-            Measured::new(&issue, true),
-        ];
-        run_interleaved(workers, duration, &measured)?;
-        let [sign, verify, sign_then_verify, issue] = &measured;
-        let (raw_sign, raw_verify, sign_then_verify, issuance) = (
-            sign.rate(),
-            verify.rate(),
-            sign_then_verify.rate(),
-            issue.rate(),
-        );
-        let mut times = std::mem::take(&mut *issue.times.lock().unwrap_or_else(|p| p.into_inner()));
-        times.sort();
-        let separate = 1.0 / (1.0 / raw_sign.per_second + 1.0 / raw_verify.per_second);
-        Ok(PipelineRun {
-            workers,
-            efficiency: issuance.per_second / sign_then_verify.per_second,
-            efficiency_vs_separate_rates: issuance.per_second / separate,
-            separate_sign_verify_bound: separate,
-            p50_us: percentile(&times, 0.50),
-            p99_us: percentile(&times, 0.99),
-            raw_sign,
-            raw_verify,
-            sign_then_verify,
-            issuance,
-        })
-    }
+    let measured = [
+        Measured::new(&sign, false),
+        Measured::new(&verify, false),
+        Measured::new(&sign_then_verify, false),
+        Measured::new(&issue, true),
+    ];
+    run_interleaved(workers, duration, &measured)?;
+    let [sign, verify, sign_then_verify, issue] = &measured;
+    let (raw_sign, raw_verify, sign_then_verify, issuance) = (
+        sign.rate(workers),
+        verify.rate(workers),
+        sign_then_verify.rate(workers),
+        issue.rate(workers),
+    );
+    let mut times = std::mem::take(&mut *issue.times.lock().unwrap_or_else(|p| p.into_inner()));
+    times.sort();
+    let separate = 1.0 / (1.0 / raw_sign.per_second + 1.0 / raw_verify.per_second);
+    Ok(PipelineRun {
+        workers,
+        efficiency: issuance.per_second / sign_then_verify.per_second,
+        efficiency_vs_separate_rates: issuance.per_second / separate,
+        separate_sign_verify_bound: separate,
+        p50_us: percentile(&times, 0.50),
+        p99_us: percentile(&times, 0.99),
+        raw_sign,
+        raw_verify,
+        sign_then_verify,
+        issuance,
+    })
 }
 
 /// An `Arc<dyn Signer>` as a `Box<dyn Signer>` for the CA, sharing the key.

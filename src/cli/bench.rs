@@ -147,14 +147,15 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let (single, parallel, name): (Arc<dyn Signer>, Arc<dyn Signer>, String) = match &args.key {
         Some(reference) => match KeyRef::parse(reference, std::path::Path::new("."))? {
             KeyRef::Pkcs11(uri) if workers > 1 => {
-                let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
+                let unlock = super::unlock(args.pin_env.clone(), workers);
+                let program = unlock.session_program.context("locating certmint itself")?;
+                let pins = PinSource::choose(uri.pin_source.clone(), unlock.pin_env.as_deref());
                 let pin = pins.read(&format!("token {uri}"))?;
                 // One PIN read, tried once: in this process first.
                 let single = Pkcs11Signer::on_token(
                     Token::open_with_pin(&uri, pin.clone(), Some(1))?,
                     uri.clone(),
                 )?;
-                let program = std::env::current_exe().context("locating certmint itself")?;
                 let parallel = SessionProcesses::open_with_pin(&program, &uri, &pin, workers)?;
                 (Arc::new(single), Arc::new(parallel), reference.clone())
             }

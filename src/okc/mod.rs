@@ -863,13 +863,17 @@ impl Production<'_> {
             .into_iter()
             .map(|p| (p.keyed, p.certificate))
             .unzip();
-        let signed = self.ca.sign_all(certificates).map_err(|error| {
-            // The key signed none of them: the chunk stops at its first device.
-            ProduceError::Issue {
-                device: devices[0].device.serial.clone(),
+        let Some(first) = devices.first() else {
+            return Ok(Vec::new());
+        };
+        // The key signed none of them: the chunk stops at its first device.
+        let signed = self
+            .ca
+            .sign_all(certificates)
+            .map_err(|error| ProduceError::Issue {
+                device: first.device.serial.clone(),
                 error,
-            }
-        })?;
+            })?;
         devices
             .into_iter()
             .zip(signed)

@@ -210,14 +210,14 @@ fn protocol(what: impl Into<String>) -> io::Error {
 pub fn serve(input: impl Read, output: impl Write) -> io::Result<()> {
     let mut input = BufReader::new(input);
     let mut output = io::BufWriter::new(output);
-    let expect = |frame: Option<(u8, Zeroizing<Vec<u8>>)>, kind: u8| match frame {
+    let expect_frame = |frame: Option<(u8, Zeroizing<Vec<u8>>)>, kind: u8| match frame {
         Some((k, payload)) if k == kind => Ok(payload),
         Some((k, _)) => Err(protocol(format!("frame kind {k}, expected {kind}"))),
         None => Err(protocol("the parent closed the pipe")),
     };
-    let key: KeyToOpen = serde_json::from_slice(&expect(read_frame(&mut input)?, OPEN)?)
+    let key: KeyToOpen = serde_json::from_slice(&expect_frame(read_frame(&mut input)?, OPEN)?)
         .map_err(|e| protocol(e.to_string()))?;
-    let pin = expect(read_frame(&mut input)?, PIN)?;
+    let pin = expect_frame(read_frame(&mut input)?, PIN)?;
     let opened = Pkcs11Uri::parse(&key.uri)
         .map_err(Pkcs11Error::from)
         .and_then(|mut uri| {
@@ -340,17 +340,11 @@ impl SessionProcess {
     fn sign_all(&mut self, messages: &[&[u8]]) -> io::Result<Result<Vec<Vec<u8>>, String>> {
         self.send(SIGN_ALL, &put_list(messages.iter().copied()))?;
         match self.receive()? {
-            (SIGNATURES, signatures) => {
-                let signatures = read_list(&signatures)?;
-                if signatures.len() != messages.len() {
-                    return Err(protocol(format!(
-                        "{} signatures for {} messages",
-                        signatures.len(),
-                        messages.len()
-                    )));
-                }
-                Ok(Ok(signatures.into_iter().map(<[u8]>::to_vec).collect()))
-            }
+            // One per message sent; CertificateAuthority::sign_all checks the count, for any signer.
+            (SIGNATURES, signatures) => Ok(Ok(read_list(&signatures)?
+                .into_iter()
+                .map(<[u8]>::to_vec)
+                .collect())),
             (FAILED, reason) => Ok(Err(String::from_utf8_lossy(&reason).into_owned())),
             (kind, _) => Err(protocol(format!("unexpected frame kind {kind}"))),
         }
@@ -397,8 +391,7 @@ impl SessionProcesses {
         sessions: usize,
     ) -> Result<Self, Pkcs11Error> {
         let uri = uri.clone().require_object()?;
-        let what = token_name(&uri);
-        let pin = pin_source.read(&what)?;
+        let pin = pin_source.read(&token_name(&uri))?;
         Self::open_with_pin(program, &uri, &pin, sessions)
     }
 
