@@ -348,7 +348,8 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             PivError::WrongSecret { .. }
             | PivError::Blocked { .. }
             | PivError::ManagementKeyRefused
-            | PivError::NoPivApplication => Some(5),
+            | PivError::NoPivApplication
+            | PivError::CardUnusable(_) => Some(5),
             _ => None,
         };
     }

@@ -858,3 +858,90 @@ fn a_mali_muhur_order_of_two_seals_is_produced_at_the_station() {
         "delivered"
     );
 }
+
+/// A mute card: pcscd sees a card in the reader but cannot power it up
+/// (the virtual card answers the reset with an ATR no reader takes, as a
+/// damaged chip does). The station says so, and the device goes to the next
+/// card; nothing was recorded for the mute card.
+#[test]
+fn a_mute_card_at_the_station_is_refused_and_its_device_goes_to_the_next_card() {
+    let mut stack = stack_with_ca();
+    let order = card_order(&stack, &["FU30000001", "FU30000002"]);
+    let card = stack.start_card_until(
+        0,
+        &station_cards("3", &["--mute-cards", "1"]),
+        "card 1 of 3: inserted",
+    );
+    let run = station(&stack, &order).ok();
+    assert!(
+        stack.card_log(card).contains("card 1: mute card removed"),
+        "{}",
+        stack.card_log(card)
+    );
+    let refused = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("card refused"))
+        .unwrap_or_else(|| panic!("no card refused:\n{}", run.stderr));
+    assert!(
+        refused.contains("the card does not answer the reader")
+            && refused.ends_with("the device goes to the next card"),
+        "{refused}"
+    );
+    assert!(
+        run.stdout.contains("2 card(s) produced now"),
+        "{}",
+        said(&run)
+    );
+    let journal = journal(&stack);
+    let active = journal.active_certificates_per_device(OrderId(1)).unwrap();
+    assert_eq!(
+        active,
+        vec![("FU30000001".into(), 1), ("FU30000002".into(), 1)]
+    );
+    assert_eq!(
+        journal.order(OrderId(1)).unwrap().state.to_string(),
+        "delivered"
+    );
+    assert!(journal.verify_audit().unwrap().is_intact());
+}
+
+/// `card provision` with a mute card in the reader stops with a message the
+/// operator can act on, exit code 5, and no certificate issued.
+#[test]
+fn card_provision_with_a_mute_card_says_the_card_does_not_answer() {
+    let mut stack = stack_with_ca();
+    let card = stack.start_card_until(
+        0,
+        &card_args(&["--mute-cards", "1"]),
+        "card 1 of 1: inserted",
+    );
+    // pcscd notices the card at its next poll (every 0.4 s).
+    let reader = stack.reader(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !certmint(&stack, &["card", "list"], &[])
+        .stdout
+        .contains(&format!("{reader}: card"))
+    {
+        assert!(Instant::now() < deadline, "pcscd never saw the mute card");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let run = certmint(
+        &stack,
+        &provision_args(&reader, &[]),
+        &[("CARD_PIN", "24681357")],
+    );
+    assert_eq!(run.code, 5, "{}", said(&run));
+    assert_eq!(
+        run.stderr.trim(),
+        "error: selecting the PIV application: the card does not answer the reader: it cannot be \
+         powered up or does not answer the reset (a damaged chip or contacts, or the card is the \
+         wrong way round); try another card"
+    );
+    // The card got no command: nothing was generated, issued or written.
+    assert!(
+        !stack.card_log(card).contains(" -> "),
+        "{}",
+        stack.card_log(card)
+    );
+}

@@ -36,6 +36,15 @@ pub fn reader_error(error: pcsc::Error) -> PivError {
             "another program holds the card exclusively; close it and retry".into(),
         ),
         pcsc::Error::Cancelled => PivError::Reader("cancelled".into()),
+        // The reader sees a card it cannot power up, or that does not answer
+        // the reset, or whose protocol it cannot speak: this card's fault.
+        pcsc::Error::UnpoweredCard | pcsc::Error::UnresponsiveCard => PivError::CardUnusable(
+            "it cannot be powered up or does not answer the reset (a damaged chip or \
+                 contacts, or the card is the wrong way round)",
+        ),
+        pcsc::Error::UnsupportedCard | pcsc::Error::CardUnsupported => {
+            PivError::CardUnusable("the reader cannot speak its protocol")
+        }
         other => PivError::Reader(other.to_string()),
     }
 }
@@ -180,7 +189,10 @@ impl Readers {
     }
 
     /// Waits until a card is present (returns at once if one is). `None`
-    /// waits forever. Returns whether a card is present.
+    /// waits forever. Returns whether a card is present. A mute card (one
+    /// pcscd could not power up) counts: connecting to it says what is
+    /// wrong with it ([`PivError::CardUnusable`]), where ignoring it would
+    /// leave the operator waiting with a card in the reader.
     pub fn wait_for_card(
         &self,
         watch: &mut ReaderWatch,
@@ -188,7 +200,7 @@ impl Readers {
     ) -> Result<bool, PivError> {
         let present = self.wait_until(watch, timeout, |watch| {
             let state = watch.state.event_state();
-            state.contains(State::PRESENT) && !state.contains(State::MUTE)
+            state.contains(State::PRESENT)
         })?;
         if present {
             watch.card_events = Some(watch.state.event_count());

@@ -72,13 +72,13 @@ impl fmt::Display for Step {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CardError {
-    /// The card failed or left at `step`.
+    /// The card failed or left at `step`. (The message carries the error;
+    /// it is not also a `source`, which `{:#}` would print a second time.)
     #[error("{step}: {error}")]
     Card {
         /// Where it happened.
         step: Step,
         /// What happened.
-        #[source]
         error: PivError,
     },
     /// The CA refused or failed.
@@ -87,7 +87,6 @@ pub enum CardError {
         /// Where it happened.
         step: Step,
         /// What happened.
-        #[source]
         error: IssueError,
     },
     /// Refused before the card was changed.

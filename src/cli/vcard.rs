@@ -17,7 +17,8 @@ certmint card virtual\n  \
 certmint card virtual --port 35964 --cards 5 --eject-on-reset\n  \
 certmint card virtual --port 35964 --cards 5 --eject-idle-ms 2000\n  \
 certmint card virtual --mgmt-algorithm aes192 --remove-on-ins db --remove-on-count 1\n  \
-certmint card virtual --remove-on-ins db --lose-contact\n\n\
+certmint card virtual --remove-on-ins db --lose-contact\n  \
+certmint card virtual --cards 3 --mute-cards 1 --eject-on-reset\n\n\
 Connects to the vsmartcard-vpcd reader driver of a running pcscd (Debian package vsmartcard-vpcd,\n\
 reader.conf CHANNELID 0x8C7B = port 35963; each vpcd reader line gives two slots, ports N and N+1).\n\
 Connecting is inserting the card; the card is a factory-fresh PIV card (SP 800-73-4) with a new\n\
@@ -27,7 +28,8 @@ or once it was left idle (--eject-idle-ms), and after --insert-pause-ms a fresh 
 until N cards were presented. --remove-on-ins pulls the card when that command arrives, before it\n\
 is answered; with --lose-contact the card answers it and then loses contact, as with a bad contact\n\
 (the reader's next exchange fails outright instead of finding the card gone), and the same card\n\
-comes back after --insert-pause-ms, as when it is re-seated.\n\
+comes back after --insert-pause-ms, as when it is re-seated. A mute card (--mute-cards) answers\n\
+the reader with an ATR no reader takes, so pcscd sees a card it cannot power up.\n\
 pcscd notices a removal when it next polls the slot (every 0.4 s): with a shorter\n\
 --insert-pause-ms the next card may pass for the same one.\n\
 Each card's life is logged to standard error: insertion, removal, power, and every command's\n\
@@ -80,6 +82,9 @@ pub struct VirtualArgs {
     /// With --remove-on-ins: the card answers that command, then loses contact (the reader's next exchange fails); the same card comes back after the pause.
     #[arg(long, requires = "remove_on_ins")]
     lose_contact: bool,
+    /// The first N cards are mute: present, but they cannot be powered up (a dead chip); each is taken out after 2 s.
+    #[arg(long, default_value_t = 0)]
+    mute_cards: u32,
 }
 
 fn parse_mgmt_algorithm(name: &str) -> Result<MgmtAlgorithm, String> {
@@ -113,6 +118,13 @@ pub fn run(args: VirtualArgs) -> Result<()> {
         Some(hex) => ManagementKey::from_hex(args.mgmt_algorithm, hex).context("--mgmt-key")?,
         None => ManagementKey::factory(args.mgmt_algorithm),
     };
+    if args.mute_cards > args.cards {
+        bail!(
+            "--mute-cards {} is more than the {} cards presented (--cards)",
+            args.mute_cards,
+            args.cards
+        );
+    }
     let options = VpcdOptions {
         host: args.host,
         port: args.port,
@@ -131,6 +143,7 @@ pub fn run(args: VirtualArgs) -> Result<()> {
             count: args.remove_on_count,
             contact_lost: args.lose_contact,
         }),
+        mute_cards: args.mute_cards,
     };
     // Validate the factory settings before touching the reader.
     certmint::vcard::VirtualCard::new(&options.card)?;

@@ -35,6 +35,12 @@ pub enum PivError {
     /// The reader or the PC/SC service failed.
     #[error("reader: {0}")]
     Reader(String),
+    /// The card is in the reader but the reader cannot talk to it: it does
+    /// not answer the reset (a dead chip, dirty contacts, inserted the
+    /// wrong way round) or speaks no protocol the reader knows. Another
+    /// card may well work.
+    #[error("the card does not answer the reader: {0}; try another card")]
+    CardUnusable(&'static str),
     /// The card does not answer to the PIV application identifier.
     #[error("the card has no PIV application")]
     NoPivApplication,

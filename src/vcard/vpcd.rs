@@ -16,7 +16,10 @@
 //! count is reached. A [`Fault`] removes the card when a chosen command
 //! arrives, before it is answered, to rehearse a card pulled in the middle
 //! of a write; or it answers the command and then loses contact, and the
-//! same card comes back after the pause, as a re-seated card does.
+//! same card comes back after the pause, as a re-seated card does. A mute
+//! card (a dead chip, a card put in upside down) is present but cannot be
+//! powered up: it is taken out after [`MUTE_CARD_STAYS`], as an operator
+//! told that it does not answer would.
 
 use std::fmt;
 use std::io::{ErrorKind, Read, Write};
@@ -105,7 +108,18 @@ pub struct VpcdOptions {
     pub insert_pause: Duration,
     /// Optional fault injection.
     pub fault: Option<Fault>,
+    /// How many of the cards, the first ones, are mute.
+    pub mute_cards: u32,
 }
+
+/// How long a mute card stays in the reader before it is taken out.
+pub const MUTE_CARD_STAYS: Duration = Duration::from_secs(2);
+
+/// What a mute card answers when the driver asks for its ATR: 34 octets,
+/// one more than ISO/IEC 7816-3 allows, which no reader can take. vpcd sees
+/// a card (any answer to the ATR request is one) that it cannot power up,
+/// as a reader does with a chip that answers garbage to the reset.
+const MUTE_ATR: [u8; 34] = [0x3B; 34];
 
 impl Default for VpcdOptions {
     fn default() -> Self {
@@ -117,6 +131,7 @@ impl Default for VpcdOptions {
             eject: EjectPolicy::Never,
             insert_pause: Duration::from_secs(1),
             fault: None,
+            mute_cards: 0,
         }
     }
 }
@@ -130,6 +145,8 @@ pub enum Removal {
     Fault(Fault),
     /// The eject policy: reset by the reader after use.
     Reset,
+    /// A mute card, taken out after [`MUTE_CARD_STAYS`].
+    Mute,
 }
 
 /// What happens to the cards, for the operator's log. Events carry command
@@ -211,6 +228,11 @@ impl fmt::Display for CardEvent {
                 Removal::Reset => {
                     write!(f, "card {card}: removed after the reader reset it")
                 }
+                Removal::Mute => write!(
+                    f,
+                    "card {card}: mute card removed after {} ms",
+                    MUTE_CARD_STAYS.as_millis()
+                ),
                 Removal::Fault(fault) if fault.contact_lost => write!(
                     f,
                     "card {card}: lost contact by fault injection after answering {} ({:02X}) #{}",
@@ -280,6 +302,7 @@ pub fn run(options: &VpcdOptions, on_event: &mut dyn FnMut(&CardEvent)) -> Resul
             eject: options.eject,
             fault: &mut fault,
             fault_seen: &mut fault_seen,
+            mute: number <= options.mute_cards,
             buffer: Vec::new(),
         };
         let ending = session.serve(on_event)?;
@@ -357,6 +380,9 @@ struct CardSession<'a> {
     eject: EjectPolicy,
     fault: &'a mut Option<Fault>,
     fault_seen: &'a mut u32,
+    /// Whether this card is mute: it answers the ATR request with an ATR
+    /// no reader takes, and nothing else.
+    mute: bool,
     /// Octets received and not yet a whole message.
     buffer: Vec<u8>,
 }
@@ -367,10 +393,18 @@ impl CardSession<'_> {
         // Since when the reader, having reset the card after use, has been
         // quiet (for EjectPolicy::ResetAfterUse).
         let mut quiet_since_reset: Option<Instant> = None;
+        let inserted = Instant::now();
         loop {
             // How long the card may still wait for a message before the
             // eject policy takes it out.
             let patience = match (self.eject, last_command, quiet_since_reset) {
+                _ if self.mute => {
+                    let left = MUTE_CARD_STAYS.saturating_sub(inserted.elapsed());
+                    if left.is_zero() {
+                        return Ok(Ending::Removed(Removal::Mute));
+                    }
+                    Some(left)
+                }
                 (EjectPolicy::IdleAfterUse(idle), Some(at), _) => {
                     let left = idle.saturating_sub(at.elapsed());
                     if left.is_zero() {
@@ -400,6 +434,9 @@ impl CardSession<'_> {
                         quiet_since_reset = Some(Instant::now());
                     }
                 }
+                // The driver cannot power a mute card up, so it sends no
+                // command; should one come, a mute card does not answer it.
+                _ if self.mute => continue,
                 apdu => {
                     let fault = self.fault_fires(apdu);
                     if let Some(fault) = fault.filter(|f| !f.contact_lost) {
@@ -426,7 +463,9 @@ impl CardSession<'_> {
         on_event: &mut dyn FnMut(&CardEvent),
     ) -> Result<(), VcardError> {
         let what = match code {
+            control::GET_ATR if self.mute => return self.send(&MUTE_ATR),
             control::GET_ATR => return self.send(&atr()),
+            _ if self.mute => return Ok(()),
             control::POWER_OFF => "power off",
             control::POWER_ON => "power on",
             control::RESET => "reset",

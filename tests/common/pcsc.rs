@@ -181,6 +181,12 @@ impl PcscStack {
     /// returns its index for [`PcscStack::card_log`]. Waits until pcscd has
     /// seen the card.
     pub fn start_card(&mut self, slot: u16, extra: &[&str]) -> usize {
+        self.start_card_until(slot, extra, "card 1: power on")
+    }
+
+    /// Starts `certmint card virtual` as [`PcscStack::start_card`] does, and
+    /// waits until it has logged `ready` (a mute card is never powered on).
+    pub fn start_card_until(&mut self, slot: u16, extra: &[&str], ready: &str) -> usize {
         let index = self.cards.len();
         let log = File::create(self.card_log_path(index)).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_certmint"))
@@ -191,7 +197,7 @@ impl PcscStack {
             .spawn()
             .expect("start certmint card virtual");
         self.cards.push(child);
-        self.wait_for_log(index, "card 1: power on", Duration::from_secs(20));
+        self.wait_for_log(index, ready, Duration::from_secs(20));
         index
     }
 
