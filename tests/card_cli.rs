@@ -551,6 +551,24 @@ fn journal(stack: &PcscStack) -> SqliteJournal {
     SqliteJournal::open(&stack.path("journal.sqlite")).unwrap()
 }
 
+/// Checks that the station `run` produced a card for each of `serials` (order
+/// 1), that each device has exactly one valid certificate, and that the
+/// audit chain is intact; returns the journal for more checks.
+fn produced_one_certificate_each(stack: &PcscStack, run: &Run, serials: &[&str]) -> SqliteJournal {
+    assert!(
+        run.stdout
+            .contains(&format!("{} card(s) produced now", serials.len())),
+        "{}",
+        said(run)
+    );
+    let journal = journal(stack);
+    let active = journal.active_certificates_per_device(OrderId(1)).unwrap();
+    let expected: Vec<(String, _)> = serials.iter().map(|s| (s.to_string(), 1)).collect();
+    assert_eq!(active, expected);
+    assert!(journal.verify_audit().unwrap().is_intact());
+    journal
+}
+
 #[test]
 fn a_station_serves_two_readers_in_parallel() {
     let mut stack = stack_with_ca();
@@ -659,18 +677,7 @@ fn card_lost_mid_write_goes_to_the_next_card(lose_contact: bool) -> String {
         "{}",
         run.stderr
     );
-    assert!(
-        run.stdout.contains("2 card(s) produced now"),
-        "{}",
-        said(&run)
-    );
-    let journal = journal(&stack);
-    let active = journal.active_certificates_per_device(OrderId(1)).unwrap();
-    assert_eq!(
-        active,
-        vec![("FU20000001".into(), 1), ("FU20000002".into(), 1)]
-    );
-    assert!(journal.verify_audit().unwrap().is_intact());
+    let journal = produced_one_certificate_each(&stack, &run, &["FU20000001", "FU20000002"]);
     // The voided certificate is on record as void, for the same device.
     let voided = run
         .stderr
@@ -888,22 +895,11 @@ fn a_mute_card_at_the_station_is_refused_and_its_device_goes_to_the_next_card() 
             && refused.ends_with("the device goes to the next card"),
         "{refused}"
     );
-    assert!(
-        run.stdout.contains("2 card(s) produced now"),
-        "{}",
-        said(&run)
-    );
-    let journal = journal(&stack);
-    let active = journal.active_certificates_per_device(OrderId(1)).unwrap();
-    assert_eq!(
-        active,
-        vec![("FU30000001".into(), 1), ("FU30000002".into(), 1)]
-    );
+    let journal = produced_one_certificate_each(&stack, &run, &["FU30000001", "FU30000002"]);
     assert_eq!(
         journal.order(OrderId(1)).unwrap().state.to_string(),
         "delivered"
     );
-    assert!(journal.verify_audit().unwrap().is_intact());
 }
 
 /// `card provision` with a mute card in the reader stops with a message the
