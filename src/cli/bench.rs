@@ -150,7 +150,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 let unlock = super::unlock(args.pin_env.clone(), workers);
                 let program = unlock.session_program.context("locating certmint itself")?;
                 let pins = PinSource::choose(uri.pin_source.clone(), unlock.pin_env.as_deref());
-                let pin = pins.read(&format!("token {uri}"))?;
+                let pin = pins.read(&uri.token_name())?;
                 // One PIN read, tried once: in this process first.
                 let single = Pkcs11Signer::on_token(
                     Token::open_with_pin(&uri, pin.clone(), Some(1))?,

@@ -223,8 +223,10 @@ pub fn serve(input: impl Read, output: impl Write) -> io::Result<()> {
         .and_then(|mut uri| {
             uri.module_path = key.module_path;
             let pin = std::str::from_utf8(&pin)
-                .map_err(|_| PinError::Empty(format!("token {uri} (the PIN sent is not UTF-8)")))
-                .and_then(|text| Pin::new(text.to_owned(), &format!("token {uri}")))?;
+                .map_err(|_| {
+                    PinError::Empty(format!("{} (the PIN sent is not UTF-8)", uri.token_name()))
+                })
+                .and_then(|text| Pin::new(text.to_owned(), &uri.token_name()))?;
             let token = Token::open_with_pin(&uri, pin, Some(1))?;
             Pkcs11Signer::on_token(token, uri)
         });
@@ -242,11 +244,7 @@ pub fn serve(input: impl Read, output: impl Write) -> io::Result<()> {
             (SIGN_ALL, messages) => messages,
             (kind, _) => return Err(protocol(format!("frame kind {kind}, expected {SIGN_ALL}"))),
         };
-        let signed = read_list(&messages)?
-            .into_iter()
-            .map(|message| signer.sign(message))
-            .collect::<Result<Vec<_>, _>>();
-        match signed {
+        match signer.sign_all(&read_list(&messages)?) {
             Ok(signatures) => write_frame(
                 &mut output,
                 SIGNATURES,
@@ -256,15 +254,6 @@ pub fn serve(input: impl Read, output: impl Write) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The token a URI names, for the PIN prompt and errors.
-fn token_name(uri: &Pkcs11Uri) -> String {
-    match (&uri.token, &uri.serial) {
-        (Some(label), _) => format!("token {label:?}"),
-        (None, Some(serial)) => format!("token serial {serial:?}"),
-        (None, None) => format!("token {uri}"),
-    }
 }
 
 /// One child and its pipes.
@@ -391,7 +380,7 @@ impl SessionProcesses {
         sessions: usize,
     ) -> Result<Self, Pkcs11Error> {
         let uri = uri.clone().require_object()?;
-        let pin = pin_source.read(&token_name(&uri))?;
+        let pin = pin_source.read(&uri.token_name())?;
         Self::open_with_pin(program, &uri, &pin, sessions)
     }
 
@@ -403,7 +392,7 @@ impl SessionProcesses {
         sessions: usize,
     ) -> Result<Self, Pkcs11Error> {
         let uri = uri.clone().require_object()?;
-        let what = token_name(&uri);
+        let what = uri.token_name();
         let start = || {
             SessionProcess::start(program).map_err(|e| Pkcs11Error::SessionProcess {
                 uri: uri.to_string(),

@@ -131,6 +131,16 @@ fn text(value: &str) -> Result<String, UriError> {
 }
 
 impl Pkcs11Uri {
+    /// The token this URI names, for a PIN prompt and errors, before the
+    /// token itself is found: `token "label"` or `token serial "…"`.
+    pub fn token_name(&self) -> String {
+        match (&self.token, &self.serial) {
+            (Some(label), _) => format!("token {label:?}"),
+            (None, Some(serial)) => format!("token serial {serial:?}"),
+            (None, None) => format!("token {self}"),
+        }
+    }
+
     /// Parses a URI. `token=` or `serial=` is required; the object is
     /// optional here (see [`Pkcs11Uri::require_object`]).
     pub fn parse(uri: &str) -> Result<Self, UriError> {
