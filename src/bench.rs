@@ -21,7 +21,9 @@
 //! chunk of [`crate::okc::CHUNK`] certificates, records their intents (here
 //! in memory: the bytes that would go to the journal), then signs, verifies
 //! and assembles each. A certificate's latency runs from the start of its
-//! chunk to its DER. `--batch` measures a whole order with the durable
+//! chunk to its DER. N workers run on the threads production gives them:
+//! one each, or two per session process of a token key, one whose chunk is
+//! signed while the other verifies. `--batch` measures a whole order with the durable
 //! journal.
 //!
 //! All of them are measured the same way: on the same threads, warmed up
@@ -53,8 +55,11 @@ pub struct Rate {
 /// The pipeline measured with a number of workers.
 #[derive(Debug, Clone, Serialize)]
 pub struct PipelineRun {
-    /// Parallel workers.
+    /// Parallel workers: signing sessions, for a token key.
     pub workers: usize,
+    /// The threads that ran them: one per worker, or two per session
+    /// process (see [`crate::signer::pipeline_threads`]).
+    pub threads: usize,
     /// Raw signatures per second with this many workers.
     pub raw_sign: Rate,
     /// Raw verifications per second with this many workers.
@@ -478,13 +483,15 @@ fn measure(
         Measured::new(&sign_then_verify, false),
         Measured::new(&issue, true),
     ];
-    run_interleaved(workers, duration, &measured)?;
+    // As ÖKC production runs them: two threads per session process.
+    let threads = crate::signer::pipeline_threads(workers, signer.as_ref());
+    run_interleaved(threads, duration, &measured)?;
     let [sign, verify, sign_verify, issue] = &measured;
     let (raw_sign, raw_verify, sign_then_verify, issuance) = (
-        sign.rate(workers),
-        verify.rate(workers),
-        sign_verify.rate(workers),
-        issue.rate(workers),
+        sign.rate(threads),
+        verify.rate(threads),
+        sign_verify.rate(threads),
+        issue.rate(threads),
     );
     let mut times = std::mem::take(&mut *issue.times.lock().unwrap_or_else(|p| p.into_inner()));
     times.sort();
@@ -494,10 +501,10 @@ fn measure(
     // of the host falls on a turn or two and moves a ratio of totals more
     // than it moves the median.
     let per_round = RoundRates {
-        raw_sign: sign.round_rates(workers),
-        raw_verify: verify.round_rates(workers),
-        sign_then_verify: sign_verify.round_rates(workers),
-        issuance: issue.round_rates(workers),
+        raw_sign: sign.round_rates(threads),
+        raw_verify: verify.round_rates(threads),
+        sign_then_verify: sign_verify.round_rates(threads),
+        issuance: issue.round_rates(threads),
     };
     let efficiency = median(
         per_round
@@ -517,6 +524,7 @@ fn measure(
     );
     Ok(PipelineRun {
         workers,
+        threads,
         efficiency,
         efficiency_vs_separate_rates,
         separate_sign_verify_bound: bound(raw_sign.per_second, raw_verify.per_second),
@@ -547,6 +555,9 @@ impl Signer for SharedSigner {
     fn sign_all(&self, messages: &[&[u8]]) -> Result<Vec<Vec<u8>>, crate::signer::SignerError> {
         self.0.sign_all(messages)
     }
+    fn callers_to_keep_busy(&self) -> usize {
+        self.0.callers_to_keep_busy()
+    }
 }
 
 impl BenchReport {
@@ -556,11 +567,12 @@ impl BenchReport {
             "Key: {} ({}, {})\n\n",
             self.key, self.key_type, self.algorithm
         );
-        out += "workers   sign/s   verify/s   sign→verify/s   issued/s   p50 µs   p99 µs   efficiency   vs separate rates\n";
+        out += "workers   threads   sign/s   verify/s   sign→verify/s   issued/s   p50 µs   p99 µs   efficiency   vs separate rates\n";
         for run in [&self.single, &self.parallel] {
             out += &format!(
-                "{:>7}   {:>6.0}   {:>8.0}   {:>13.0}   {:>8.0}   {:>6.0}   {:>6.0}   {:>10.3}   {:>17.3}\n",
+                "{:>7}   {:>7}   {:>6.0}   {:>8.0}   {:>13.0}   {:>8.0}   {:>6.0}   {:>6.0}   {:>10.3}   {:>17.3}\n",
                 run.workers,
+                run.threads,
                 run.raw_sign.per_second,
                 run.raw_verify.per_second,
                 run.sign_then_verify.per_second,
@@ -587,7 +599,8 @@ impl BenchReport {
              host moves less. Everything goes by chunks of {}, as ÖKC production does: the pipeline\n\
              prepares and lints a chunk, records its intents, signs it, then verifies and assembles each\n\
              certificate; latency runs from the start of a certificate's chunk to its DER. A token key with\n\
-             more than one session signs in one process per session.\n",
+             more than one session signs in one process per session, called by two threads: one's chunk is\n\
+             signed while the other verifies its last chunk and prepares the next.\n",
             self.single.per_round.issuance.len(),
             TURN.as_millis(),
             crate::okc::CHUNK

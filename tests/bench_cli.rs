@@ -89,6 +89,9 @@ fn bench_reports_raw_rates_pipeline_efficiency_and_latency() {
         );
     }
     assert_eq!(json["pipeline"]["parallel"]["workers"], 2);
+    // A software key signs on its caller's thread: one thread per worker.
+    assert_eq!(json["pipeline"]["single"]["threads"], 1);
+    assert_eq!(json["pipeline"]["parallel"]["threads"], 2);
     let pipeline = &json["pipeline"];
     let scaling = &pipeline["scaling"];
     assert_eq!(scaling["workers"], 2);
@@ -129,6 +132,18 @@ fn bench_measures_a_key_in_a_token() {
         out.stdout
     );
     assert!(out.stdout.contains("efficiency"), "{}", out.stdout);
+    // Workers and threads, the first two columns: one worker signs in this
+    // process; two sign in a session process each, each called by two
+    // threads so that one chunk is signed while another is verified.
+    let rows: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("workers   threads"))
+        .skip(1)
+        .take(2)
+        .map(|line| line.split_whitespace().take(2).collect())
+        .collect();
+    assert_eq!(rows, [["1", "1"], ["2", "4"]], "{}", out.stdout);
     assert!(
         out.stdout.contains("2 workers ÷ 1: sign ×"),
         "{}",

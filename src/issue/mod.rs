@@ -255,6 +255,11 @@ impl CertificateAuthority {
         self
     }
 
+    /// The CA key.
+    pub fn signer(&self) -> &dyn Signer {
+        self.signer.as_ref()
+    }
+
     /// Whether GİB's test identifiers are accepted in subjects.
     pub fn id_mode(&self) -> IdMode {
         self.id_mode

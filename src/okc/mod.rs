@@ -10,7 +10,9 @@
 //! ```
 //!
 //! Workers take devices a chunk at a time and record the chunk's intents in
-//! one transaction; a storer thread writes what they signed and records the
+//! one transaction (two worker threads per session process when the CA key
+//! signs in them, so that one chunk is signed while another is verified); a
+//! storer thread writes what they signed and records the
 //! chunk verified in another. The steps are the same, and in the same order,
 //! for every device: only their fsyncs are shared. Certificate files are not
 //! synced one by one: the journal's DER is their durable copy, and the
@@ -231,7 +233,9 @@ pub struct Production<'a> {
     pub chain: Vec<Vec<u8>>,
     /// Where delivery folders go: `out/order-N/`.
     pub out: PathBuf,
-    /// Parallel workers.
+    /// Parallel workers: one signing session each. A CA key that signs in
+    /// session processes gets two threads per session (see
+    /// [`crate::signer::pipeline_threads`]).
     pub workers: usize,
     /// Key target.
     pub target: KeyTarget,
@@ -755,12 +759,13 @@ impl Production<'_> {
         })?;
         let produced = AtomicU64::new(0);
         let failure: Mutex<Option<ProduceError>> = Mutex::new(None);
-        let workers = self.workers.max(1);
+        // Two threads per session process, when the CA key signs in them.
+        let threads = crate::signer::pipeline_threads(self.workers, self.ca.signer());
         // Feeder → workers (chunks of devices) → storer (chunks signed).
         // Both queues are bounded: memory stays flat however large the order.
-        let (send_devices, receive_devices) = sync_channel::<Vec<Device>>(workers * 2);
+        let (send_devices, receive_devices) = sync_channel::<Vec<Device>>(threads * 2);
         let receive_devices = Mutex::new(receive_devices);
-        let (send_signed, receive_signed) = sync_channel::<Vec<SignedDevice>>(workers * 2);
+        let (send_signed, receive_signed) = sync_channel::<Vec<SignedDevice>>(threads * 2);
         std::thread::scope(|scope| {
             // The storer: files and token imports, then the verified records.
             // Its waits on fsync overlap the workers' signing.
@@ -773,7 +778,7 @@ impl Production<'_> {
                     produced.fetch_add(signed.len() as u64, Ordering::SeqCst);
                 }
             });
-            for _ in 0..workers {
+            for _ in 0..threads {
                 let send_signed = send_signed.clone();
                 let (receive_devices, chain, failure) = (&receive_devices, &chain, &failure);
                 scope.spawn(move || loop {

@@ -66,6 +66,23 @@ pub trait Signer: fmt::Debug + Send + Sync {
     fn sign_all(&self, messages: &[&[u8]]) -> Result<Vec<Vec<u8>>, SignerError> {
         messages.iter().map(|message| self.sign(message)).collect()
     }
+
+    /// How many threads calling [`Signer::sign_all`] at once keep this key
+    /// signing without a pause. A key that signs on its caller's thread
+    /// needs no more than its callers (1); a key that signs elsewhere (a
+    /// session process) sits idle while its caller verifies and prepares,
+    /// unless a second caller's chunk is waiting.
+    fn callers_to_keep_busy(&self) -> usize {
+        1
+    }
+}
+
+/// How many threads a pipeline of `workers` workers runs on `signer`: one
+/// per worker, or as many as the key needs to be kept busy, if more (two
+/// per session process: one whose chunk is being signed while the other
+/// verifies the last chunk's signatures and prepares the next).
+pub fn pipeline_threads(workers: usize, signer: &dyn Signer) -> usize {
+    workers.max(signer.callers_to_keep_busy()).max(1)
 }
 
 /// RFC 8017 `RSAPublicKey`: read to learn a key's size, written to build an
@@ -412,6 +429,41 @@ pub fn verify_signature(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key signing elsewhere that needs `callers` threads to stay busy.
+    #[derive(Debug)]
+    struct Remote {
+        key: SoftwareSigner,
+        callers: usize,
+    }
+
+    impl Signer for Remote {
+        fn algorithm(&self) -> SignatureAlgorithm {
+            self.key.algorithm()
+        }
+        fn public_key_der(&self) -> &[u8] {
+            self.key.public_key_der()
+        }
+        fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+            self.key.sign(message)
+        }
+        fn callers_to_keep_busy(&self) -> usize {
+            self.callers
+        }
+    }
+
+    #[test]
+    fn a_pipeline_runs_a_thread_per_worker_or_as_many_as_its_key_needs() {
+        let software = SoftwareSigner::generate(KeyType::EcP256).unwrap();
+        assert_eq!(pipeline_threads(3, &software), 3);
+        assert_eq!(pipeline_threads(0, &software), 1);
+        let remote = Remote {
+            key: software,
+            callers: 4,
+        };
+        assert_eq!(pipeline_threads(2, &remote), 4);
+        assert_eq!(pipeline_threads(6, &remote), 6);
+    }
 
     #[test]
     fn key_type_names_round_trip() {
