@@ -380,6 +380,40 @@ pub fn bench(
     })
 }
 
+/// A chunk of distinct messages, about a TBS certificate's size.
+/// Production never verifies the same signature twice, and verifying one
+/// signature over and over is faster than verifying distinct ones (by 8–14%
+/// for P-256 here): the variable-time parts of ECDSA verification (the
+/// modular inverse, the wNAF multiplication) take the same branches each
+/// time, and the branch predictor learns them. So the baseline verifies,
+/// and signs, a chunk of distinct ones.
+fn distinct_messages() -> Vec<Vec<u8>> {
+    (0..crate::okc::CHUNK)
+        .map(|index| {
+            let mut message = vec![0x5a_u8; 600];
+            message[..8].copy_from_slice(&(index as u64).to_be_bytes());
+            message
+        })
+        .collect()
+}
+
+/// The raw signature rate of `signer` alone, on the calling thread, for
+/// `duration`: chunks of distinct messages, signed as the baseline of
+/// [`bench`] signs them, after one chunk to warm up. A quick preflight of a
+/// key, and the figure `benches/signing-vs-openssl.sh` sets against
+/// `openssl speed` in slices as short as its own.
+pub fn raw_sign_rate(signer: &dyn Signer, duration: Duration) -> Result<Rate, String> {
+    let messages = distinct_messages();
+    let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    signer.sign_all(&messages).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut signed = 0;
+    while started.elapsed() < duration {
+        signed += signer.sign_all(&messages).map_err(|e| e.to_string())?.len() as u64;
+    }
+    Ok(rate(signed, started.elapsed()))
+}
+
 /// The raw rates and the pipeline of `signer` with `workers` workers.
 fn measure(
     signer: Arc<dyn Signer>,
@@ -418,20 +452,7 @@ fn measure(
     };
     let verifying = VerifyingKey::new(signer.public_key_der(), signer.algorithm())
         .map_err(|e| e.to_string())?;
-    // A chunk of distinct messages, about a TBS certificate's size, and
-    // their signatures. Production never verifies the same signature twice,
-    // and verifying one signature over and over is faster than verifying
-    // distinct ones (by 8–14% for P-256 here): the variable-time parts of
-    // ECDSA verification (the modular inverse, the wNAF multiplication)
-    // take the same branches each time, and the branch predictor learns
-    // them. So the baseline verifies, and signs, a chunk of distinct ones.
-    let messages: Vec<Vec<u8>> = (0..crate::okc::CHUNK)
-        .map(|index| {
-            let mut message = vec![0x5a_u8; 600];
-            message[..8].copy_from_slice(&(index as u64).to_be_bytes());
-            message
-        })
-        .collect();
+    let messages = distinct_messages();
     // Signing goes by chunks, as in production, so that a key reached
     // through a round trip (a session process) pays for it once per chunk.
     let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();

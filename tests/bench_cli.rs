@@ -150,3 +150,32 @@ fn bench_measures_a_key_in_a_token() {
         out.stdout
     );
 }
+
+#[test]
+fn bench_sign_only_reports_the_raw_signature_rate_alone() {
+    let ws = Workspace::new();
+    let out = ws
+        .certmint(&[
+            "bench",
+            "--key-type",
+            "rsa2048",
+            "--sign-only",
+            "--seconds",
+            "0.2",
+            "--json",
+        ])
+        .ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["key"], "generated rsa2048");
+    let rate = &json["raw_sign"];
+    // Whole chunks of 32 distinct messages, for at least the time asked.
+    let signed = number(&rate["operations"]);
+    assert!(signed >= 32.0 && signed % 32.0 == 0.0, "{rate}");
+    assert!(number(&rate["seconds"]) >= 0.2, "{rate}");
+    let per_second = signed / number(&rate["seconds"]);
+    assert!((number(&rate["per_second"]) - per_second).abs() < 1e-6 * per_second);
+    // It measures one thread: workers are refused, not ignored.
+    let refused = ws.certmint(&["bench", "--sign-only", "--workers", "2"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--workers"), "{}", refused.stderr);
+}

@@ -24,12 +24,14 @@ use certmint::signer::{KeyType, Signer, SoftwareSigner};
 #[derive(Args)]
 #[command(
     after_help = "Examples:\n  certmint bench --key-type p256\n  certmint bench --key ca/issuing-key.pem --workers 2 --json\n  \
-certmint bench --key 'pkcs11:token=musteri;object=bench?pin-source=file:pin' --seconds 5\n  certmint bench --batch 10000\n\n\
+certmint bench --key 'pkcs11:token=musteri;object=bench?pin-source=file:pin' --seconds 5\n  certmint bench --batch 10000\n  \
+certmint bench --key-type rsa2048 --sign-only --seconds 1\n\n\
 Efficiency = issued/s ÷ sign→verify/s (signing, then verifying those signatures, nothing else);\n\
 it is also given against 1 / (1/sign/s + 1/verify/s) of the separate rates. All are measured in the\n\
 same run with the same number of workers, by chunks of 32 as ÖKC production does. A pkcs11: key\n\
-measured with more than one worker signs in one process per session (as `orders produce` does).\n\
---batch produces a K-device soft ÖKC order into a temporary journal."
+measured with more than one worker signs in one process per session, each called by two threads\n\
+(as `okc produce` does). --batch produces a K-device soft ÖKC order into a temporary journal.\n\
+--sign-only measures the key's raw signature rate alone, on one thread, and nothing else."
 )]
 pub struct BenchArgs {
     /// The CA key to measure: a key file or a pkcs11: URI.
@@ -50,6 +52,9 @@ pub struct BenchArgs {
     /// Also produce a K-device soft ÖKC order and report devices/s and peak memory.
     #[arg(long)]
     batch: Option<usize>,
+    /// Measure only the key's raw signature rate, on one thread, for --seconds.
+    #[arg(long, conflicts_with_all = ["workers", "batch"])]
+    sign_only: bool,
     /// JSON.
     #[arg(long)]
     json: bool,
@@ -139,7 +144,43 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
     result
 }
 
+/// `--sign-only`: the key's raw signature rate, opened for one worker.
+fn sign_only(args: &BenchArgs) -> Result<()> {
+    let (signer, name): (Box<dyn Signer>, String) = match &args.key {
+        Some(reference) => (
+            KeyRef::parse(reference, std::path::Path::new("."))?
+                .open(&super::unlock(args.pin_env.clone(), 1))?,
+            reference.clone(),
+        ),
+        None => (
+            Box::new(SoftwareSigner::generate(args.key_type)?),
+            format!("generated {}", args.key_type),
+        ),
+    };
+    let duration = Duration::from_secs_f64(args.seconds.max(0.1));
+    let rate = certmint::bench::raw_sign_rate(signer.as_ref(), duration)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "key": name, "raw_sign": rate }))?
+        );
+    } else {
+        println!(
+            "Key: {name}\nsign/s: {:.0} (1 thread, {} signatures in {:.2} s, chunks of {})",
+            rate.per_second,
+            rate.operations,
+            rate.seconds,
+            certmint::okc::CHUNK
+        );
+    }
+    Ok(())
+}
+
 pub fn bench(args: BenchArgs) -> Result<()> {
+    if args.sign_only {
+        return sign_only(&args);
+    }
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
