@@ -29,10 +29,11 @@
 //! one's chunk, the other verifies the signatures of its last chunk and
 //! prepares its next, which is waiting when the process is done. With one
 //! caller per process, the process waited while its caller verified, and
-//! the caller while the process signed: a pool of two SoftHSM2 P-256
-//! sessions issued 0.69–0.83 of what its separate sign and verify rates
-//! allow, against 0.90–1.03 with two callers each (`certmint bench`; see
-//! the README's Performance section). With one worker there is
+//! the caller while the process signed: in three alternating pairs of
+//! `certmint bench` runs, a pool of two SoftHSM2 P-256 sessions issued
+//! 0.84–0.88 of what its separate sign and verify rates allow with one
+//! caller each, 0.90–1.03 with two (see the README's Performance section).
+//! With one worker there is
 //! no child: the key signs in certmint's own process (see
 //! [`crate::keyref::KeyRef::open`]), since a lone child would only add the
 //! hand-offs between two processes.
