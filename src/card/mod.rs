@@ -292,3 +292,44 @@ fn c_name(name: &str) -> CString {
     // NUL cannot name a reader, so it maps to a name no reader has.
     CString::new(name).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The station goes on to the next card for a card that cannot be used
+    /// and stops for a reader or service that is gone. pcsc-lite with vpcd
+    /// only ever answers SCARD_W_UNPOWERED_CARD for a mute card (rehearsed
+    /// end to end in tests/card_cli.rs); the others a real reader
+    /// gives are checked here.
+    #[test]
+    fn a_card_the_reader_cannot_use_is_that_cards_fault_and_not_the_readers() {
+        for error in [
+            pcsc::Error::UnpoweredCard,
+            pcsc::Error::UnresponsiveCard,
+            pcsc::Error::UnsupportedCard,
+            pcsc::Error::CardUnsupported,
+        ] {
+            assert!(
+                matches!(reader_error(error), PivError::CardUnusable(_)),
+                "{error:?}"
+            );
+        }
+        for error in [pcsc::Error::RemovedCard, pcsc::Error::ResetCard] {
+            assert!(
+                matches!(reader_error(error), PivError::CardRemoved),
+                "{error:?}"
+            );
+        }
+        for error in [
+            pcsc::Error::NoService,
+            pcsc::Error::NoReadersAvailable,
+            pcsc::Error::ReaderUnavailable,
+        ] {
+            assert!(
+                matches!(reader_error(error), PivError::Reader(_)),
+                "{error:?}"
+            );
+        }
+    }
+}

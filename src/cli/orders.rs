@@ -183,7 +183,8 @@ pub struct ProduceArgs {
     /// The delivery root: the order's folder is OUT/order-N, soft passwords OUT/order-N.passwords.csv.
     #[arg(long, default_value = "deliveries")]
     out: PathBuf,
-    /// Parallel workers (default: the number of cores).
+    /// Parallel workers (default: the number of cores). With a pkcs11: CA key, one session
+    /// process each, called by two threads.
     #[arg(long)]
     workers: Option<usize>,
     /// For hsm orders: the manufacturer's token (pkcs11: URI).
