@@ -206,21 +206,21 @@ impl<'a> Measured<'a> {
         rounds[round].1 += time;
     }
 
-    /// Operations over the time a worker spent on them (the mean over the
-    /// `workers` that ran it), over all rounds.
-    fn rate(&self, workers: usize) -> Rate {
+    /// Operations over the time a thread spent on them (the mean over the
+    /// `threads` that ran it), over all rounds.
+    fn rate(&self, threads: usize) -> Rate {
         let rounds = self.rounds.lock().unwrap_or_else(|p| p.into_inner());
         let operations = rounds.iter().map(|r| r.0).sum();
         let time: Duration = rounds.iter().map(|r| r.1).sum();
-        rate(operations, time / workers.max(1) as u32)
+        rate(operations, time / threads.max(1) as u32)
     }
 
     /// The rate in each round, per second.
-    fn round_rates(&self, workers: usize) -> Vec<f64> {
+    fn round_rates(&self, threads: usize) -> Vec<f64> {
         let rounds = self.rounds.lock().unwrap_or_else(|p| p.into_inner());
         rounds
             .iter()
-            .map(|&(operations, time)| rate(operations, time / workers.max(1) as u32).per_second)
+            .map(|&(operations, time)| rate(operations, time / threads.max(1) as u32).per_second)
             .collect()
     }
 }
@@ -437,7 +437,7 @@ fn measure(
     let now = crate::issue::validity::now().map_err(|e| e.to_string())?;
     // A throwaway self-signed CA certificate for the key under test.
     let ca = CertificateAuthority::create_root(
-        Box::new(SharedSigner(signer.clone())),
+        Box::new(signer.clone()),
         &root_profile,
         &ca_subject,
         now,
@@ -464,8 +464,8 @@ fn measure(
         done.extend(messages.iter().map(|_| now));
         Ok(())
     };
-    let verify = |done: &mut Vec<Instant>| {
-        for (message, signature) in messages.iter().zip(&signatures) {
+    let verify_each = |signatures: &[Vec<u8>], done: &mut Vec<Instant>| {
+        for (message, signature) in messages.iter().zip(signatures) {
             verifying
                 .verify(message, signature)
                 .map_err(|e| e.to_string())?;
@@ -473,15 +473,12 @@ fn measure(
         }
         Ok(())
     };
+    let verify = |done: &mut Vec<Instant>| verify_each(&signatures, done);
     let sign_then_verify = |done: &mut Vec<Instant>| {
-        let signatures = signer.sign_all(&messages).map_err(|e| e.to_string())?;
-        for (message, signature) in messages.iter().zip(&signatures) {
-            verifying
-                .verify(message, signature)
-                .map_err(|e| e.to_string())?;
-            done.push(Instant::now());
-        }
-        Ok(())
+        verify_each(
+            &signer.sign_all(&messages).map_err(|e| e.to_string())?,
+            done,
+        )
     };
     let issue = |done: &mut Vec<Instant>| -> Result<(), String> {
         let prepared = (0..crate::okc::CHUNK)
@@ -557,28 +554,6 @@ fn measure(
         sign_then_verify,
         issuance,
     })
-}
-
-/// An `Arc<dyn Signer>` as a `Box<dyn Signer>` for the CA, sharing the key.
-#[derive(Debug)]
-struct SharedSigner(Arc<dyn Signer>);
-
-impl Signer for SharedSigner {
-    fn algorithm(&self) -> crate::signer::SignatureAlgorithm {
-        self.0.algorithm()
-    }
-    fn public_key_der(&self) -> &[u8] {
-        self.0.public_key_der()
-    }
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, crate::signer::SignerError> {
-        self.0.sign(message)
-    }
-    fn sign_all(&self, messages: &[&[u8]]) -> Result<Vec<Vec<u8>>, crate::signer::SignerError> {
-        self.0.sign_all(messages)
-    }
-    fn callers_to_keep_busy(&self) -> usize {
-        self.0.callers_to_keep_busy()
-    }
 }
 
 impl BenchReport {

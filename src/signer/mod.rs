@@ -77,6 +77,27 @@ pub trait Signer: fmt::Debug + Send + Sync {
     }
 }
 
+/// A shared key signs as the key itself: every method forwards, so that a
+/// key shared between a CA and its caller (the bench) keeps what it says of
+/// itself, such as [`Signer::callers_to_keep_busy`].
+impl<S: Signer + ?Sized> Signer for std::sync::Arc<S> {
+    fn algorithm(&self) -> SignatureAlgorithm {
+        (**self).algorithm()
+    }
+    fn public_key_der(&self) -> &[u8] {
+        (**self).public_key_der()
+    }
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        (**self).sign(message)
+    }
+    fn sign_all(&self, messages: &[&[u8]]) -> Result<Vec<Vec<u8>>, SignerError> {
+        (**self).sign_all(messages)
+    }
+    fn callers_to_keep_busy(&self) -> usize {
+        (**self).callers_to_keep_busy()
+    }
+}
+
 /// How many threads a pipeline of `workers` workers runs on `signer`: one
 /// per worker, or as many as the key needs to be kept busy, if more (two
 /// per session process: one whose chunk is being signed while the other
@@ -463,6 +484,8 @@ mod tests {
         };
         assert_eq!(pipeline_threads(2, &remote), 4);
         assert_eq!(pipeline_threads(6, &remote), 6);
+        // Shared, the key still says what it needs.
+        assert_eq!(pipeline_threads(2, &std::sync::Arc::new(remote)), 4);
     }
 
     #[test]
