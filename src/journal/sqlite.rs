@@ -1220,4 +1220,97 @@ mod tests {
             );
         }
     }
+
+    /// A journal with one soft order in `state`, two devices with passwords,
+    /// and a trigger that makes the statement `fail_on` fail.
+    fn journal_failing_on(state: &str, fail_on: &str) -> (tempfile::TempDir, SqliteJournal) {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = SqliteJournal::open(&dir.path().join("j.sqlite")).unwrap();
+        journal
+            .conn
+            .execute_batch(&format!(
+                "INSERT INTO orders (id, kind, manufacturer, manufacturer_vkn, prefixes, target, key_type, state, source, created_at)
+                 VALUES (1, 'okc', 'M', '4540536920', 'FU', 'soft', 'p256', '{state}', 'list', '2026-01-01T00:00:00Z');
+                 INSERT INTO devices (order_id, serial, line_no, state, p12_password) VALUES
+                   (1, 'FU10000001', 1, 'verified', 'secret-one'), (1, 'FU10000002', 2, 'verified', 'secret-two');
+                 INSERT INTO deliveries (order_id, folder, uploaded_at) SELECT 1, '/d/order-1', '2026-01-02T00:00:00Z' WHERE '{state}' = 'delivered';
+                 CREATE TRIGGER injected_failure {fail_on} BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+            ))
+            .unwrap();
+        (dir, journal)
+    }
+
+    fn state_and_rows(journal: &SqliteJournal) -> (String, i64, i64, i64) {
+        journal
+            .conn
+            .query_row(
+                "SELECT (SELECT state FROM orders WHERE id = 1),
+                        (SELECT COUNT(*) FROM deliveries WHERE purged_at IS NULL),
+                        (SELECT COUNT(*) FROM devices WHERE p12_password IS NOT NULL AND state = 'verified'),
+                        (SELECT COUNT(*) FROM audit)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap()
+    }
+
+    fn delivery() -> DeliveryRecord<'static> {
+        DeliveryRecord {
+            folder: "/d/order-1",
+            passwords: Some("/d/order-1.passwords.csv"),
+            uploaded_at: "2026-01-02T00:00:00Z",
+            purge_due: Some("2026-01-16"),
+        }
+    }
+
+    /// The delivered state, the delivery row and the devices' state are one
+    /// transaction: when a later statement fails, the order is still
+    /// produced (the next run delivers it), with no row and no audit record.
+    #[test]
+    fn a_delivery_is_recorded_whole_or_not_at_all() {
+        for fail_on in [
+            "AFTER INSERT ON deliveries",
+            "AFTER INSERT ON delivery_files",
+            "AFTER UPDATE ON devices",
+        ] {
+            let (_dir, mut journal) = journal_failing_on("produced", fail_on);
+            let failed = journal.record_delivery(OrderId(1), &delivery(), "op");
+            assert!(failed.is_err(), "{fail_on}");
+            assert_eq!(
+                state_and_rows(&journal),
+                ("produced".into(), 0, 2, 0),
+                "{fail_on}"
+            );
+        }
+        let (_dir, mut journal) = journal_failing_on("produced", "AFTER DELETE ON orders");
+        journal.record_delivery(OrderId(1), &delivery(), "op").unwrap();
+        assert_eq!(
+            journal.unpurged_soft_deliveries().unwrap(),
+            vec![SoftDelivery {
+                order: OrderId(1),
+                folder: "/d/order-1".into(),
+                passwords: Some("/d/order-1.passwords.csv".into()),
+                uploaded_at: "2026-01-02T00:00:00Z".into(),
+                purge_started: false,
+            }]
+        );
+    }
+
+    /// The purged state, `purged_at` and the erasure of the passwords are one
+    /// transaction: when erasing fails, the order is still delivered with its
+    /// passwords, so the next purge run finds it and finishes.
+    #[test]
+    fn a_purge_is_recorded_whole_or_not_at_all() {
+        for fail_on in [
+            "AFTER UPDATE ON deliveries",
+            "AFTER UPDATE OF p12_password ON devices",
+        ] {
+            let (_dir, mut journal) = journal_failing_on("delivered", fail_on);
+            let failed = journal.record_purge(OrderId(1), "2026-02-01T00:00:00Z", "2 deleted", "op");
+            assert!(failed.is_err(), "{fail_on}");
+            let (state, unpurged, passwords, _) = state_and_rows(&journal);
+            assert_eq!((state.as_str(), unpurged, passwords), ("delivered", 1, 2), "{fail_on}");
+            assert_eq!(journal.unpurged_soft_deliveries().unwrap().len(), 1);
+        }
+    }
 }
