@@ -66,7 +66,16 @@ fn soft_order(ws: &Workspace, order: i64, prefix: &str, devices: usize) -> Vec<S
     run(
         ws,
         &[
-            "okc", "produce", "--order", &id, "--ca", "ca", "--out", "out", "--workers", "2",
+            "okc",
+            "produce",
+            "--order",
+            &id,
+            "--ca",
+            "ca",
+            "--out",
+            "out",
+            "--workers",
+            "2",
         ],
     )
     .ok();
@@ -74,9 +83,12 @@ fn soft_order(ws: &Workspace, order: i64, prefix: &str, devices: usize) -> Vec<S
 }
 
 fn status(ws: &Workspace, order: i64) -> serde_json::Value {
-    let out = run(ws, &["order", "status", "--order", &order.to_string(), "--json"])
-        .ok()
-        .stdout;
+    let out = run(
+        ws,
+        &["order", "status", "--order", &order.to_string(), "--json"],
+    )
+    .ok()
+    .stdout;
     serde_json::from_str(&out).unwrap()
 }
 
@@ -122,7 +134,10 @@ fn tamper(ws: &Workspace, sql: &str) {
 }
 
 fn stored_passwords(ws: &Workspace, order: i64) -> usize {
-    journal(ws).passwords(OrderId(order), 0, 1000).unwrap().len()
+    journal(ws)
+        .passwords(OrderId(order), 0, 1000)
+        .unwrap()
+        .len()
 }
 
 /// The last audit record's details for `event`.
@@ -150,7 +165,11 @@ fn purge_from_another_directory_destroys_the_recorded_delivery_and_nothing_else(
     let decoy = elsewhere.path().join("out/order-1/p12");
     std::fs::create_dir_all(&decoy).unwrap();
     for serial in &serials {
-        std::fs::write(decoy.join(format!("{serial}.p12")), b"another journal's key").unwrap();
+        std::fs::write(
+            decoy.join(format!("{serial}.p12")),
+            b"another journal's key",
+        )
+        .unwrap();
     }
     let decoy_passwords = elsewhere.path().join("out/order-1.passwords.csv");
     std::fs::write(&decoy_passwords, b"another journal's passwords").unwrap();
@@ -221,7 +240,12 @@ fn an_order_whose_delivery_is_not_where_recorded_is_refused_and_the_others_purge
         assert!(stored_passwords(&ws, order) > 0);
         assert!(ws.exists(&format!("out/order-{order}.passwords.csv")));
     }
-    assert_eq!(std::fs::read_dir(ws.path("moved-order-1/p12")).unwrap().count(), 2);
+    assert_eq!(
+        std::fs::read_dir(ws.path("moved-order-1/p12"))
+            .unwrap()
+            .count(),
+        2
+    );
     assert_eq!(p12_files(&ws, 2), 1);
     assert_eq!(status(&ws, 3)["state"], "purged");
     assert_eq!(p12_files(&ws, 3), 0);
@@ -247,7 +271,8 @@ fn a_relative_folder_of_an_older_journal_is_resolved_against_the_journals_folder
     let run = purge_in(&ws, other.path(), &now, &[]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(
-        run.stdout.contains("purged: 3 file(s) overwritten and deleted"),
+        run.stdout
+            .contains("purged: 3 file(s) overwritten and deleted"),
         "{}",
         run.stdout
     );
@@ -282,13 +307,15 @@ fn a_symbolic_link_in_the_pkcs12_folder_is_removed_not_followed() {
     )
     .ok();
     assert!(
-        dry.stdout.contains("evil.p12: would remove the link, not followed"),
+        dry.stdout
+            .contains("evil.p12: would remove the link, not followed"),
         "{}",
         dry.stdout
     );
     let done = purge(&ws, &now).ok();
     assert!(
-        done.stdout.contains("evil.p12: removed the link, not followed"),
+        done.stdout
+            .contains("evil.p12: removed the link, not followed"),
         "{}",
         done.stdout
     );
@@ -320,19 +347,40 @@ fn a_linked_folder_or_key_file_refuses_the_order_and_zeroes_nothing() {
     let before: Vec<Vec<u8>> = ["outside.p12"]
         .iter()
         .map(|f| ws.read(f))
-        .chain(std::fs::read_dir(ws.path("outside-p12")).unwrap().map(|e| std::fs::read(e.unwrap().path()).unwrap()))
-        .chain(std::fs::read_dir(ws.path("outside-order-3/p12")).unwrap().map(|e| std::fs::read(e.unwrap().path()).unwrap()))
+        .chain(
+            std::fs::read_dir(ws.path("outside-p12"))
+                .unwrap()
+                .map(|e| std::fs::read(e.unwrap().path()).unwrap()),
+        )
+        .chain(
+            std::fs::read_dir(ws.path("outside-order-3/p12"))
+                .unwrap()
+                .map(|e| std::fs::read(e.unwrap().path()).unwrap()),
+        )
         .collect();
 
     let run = purge(&ws, &now);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(run.stdout.matches("NOT PURGED").count(), 3, "{}", run.stdout);
+    assert_eq!(
+        run.stdout.matches("NOT PURGED").count(),
+        3,
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("not followed"), "{}", run.stdout);
     let after: Vec<Vec<u8>> = ["outside.p12"]
         .iter()
         .map(|f| ws.read(f))
-        .chain(std::fs::read_dir(ws.path("outside-p12")).unwrap().map(|e| std::fs::read(e.unwrap().path()).unwrap()))
-        .chain(std::fs::read_dir(ws.path("outside-order-3/p12")).unwrap().map(|e| std::fs::read(e.unwrap().path()).unwrap()))
+        .chain(
+            std::fs::read_dir(ws.path("outside-p12"))
+                .unwrap()
+                .map(|e| std::fs::read(e.unwrap().path()).unwrap()),
+        )
+        .chain(
+            std::fs::read_dir(ws.path("outside-order-3/p12"))
+                .unwrap()
+                .map(|e| std::fs::read(e.unwrap().path()).unwrap()),
+        )
         .collect();
     assert_eq!(before, after);
     assert!(after.iter().all(|bytes| bytes.iter().any(|b| *b != 0)));
@@ -384,7 +432,9 @@ fn an_order_without_a_deadline_is_reported_and_the_others_purged() {
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("Order 1:")
-            && run.stdout.contains("NOT PURGED: cannot compute the purge deadline"),
+            && run
+                .stdout
+                .contains("NOT PURGED: cannot compute the purge deadline"),
         "{}",
         run.stdout
     );
@@ -414,7 +464,16 @@ fn delivery_refuses_missing_pkcs12_files_and_says_what_to_do() {
     std::fs::remove_file(ws.path(&vanished)).unwrap();
 
     let produce = [
-        "okc", "produce", "--order", "1", "--ca", "ca", "--out", "out", "--workers", "2",
+        "okc",
+        "produce",
+        "--order",
+        "1",
+        "--ca",
+        "ca",
+        "--out",
+        "out",
+        "--workers",
+        "2",
     ];
     let refused = run(&ws, &produce);
     assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
@@ -483,14 +542,20 @@ fn the_journal_is_private_and_keeps_no_password_after_a_purge() {
         for name in JOURNAL_FILES {
             let bytes = std::fs::read(ws.path(name)).unwrap_or_default();
             for password in &passwords {
-                if bytes.windows(password.len()).any(|w| w == password.as_bytes()) {
+                if bytes
+                    .windows(password.len())
+                    .any(|w| w == password.as_bytes())
+                {
                     found.push(format!("{name}: {password}"));
                 }
             }
         }
         found
     };
-    assert!(!found(&ws).is_empty(), "the scan finds passwords before the purge");
+    assert!(
+        !found(&ws).is_empty(),
+        "the scan finds passwords before the purge"
+    );
 
     // Another connection, open (and having read) from here on. The scans
     // above and below read the files outside SQLite, which drops this
@@ -506,7 +571,6 @@ fn the_journal_is_private_and_keeps_no_password_after_a_purge() {
     }
     run(&ws, &["order", "list"]).ok();
     assert_eq!(assert_private(&ws), 3);
-
 
     let now = when_due(&ws, &[1]);
     purge(&ws, &now).ok();
@@ -534,7 +598,8 @@ fn an_interrupted_purge_is_finished_by_the_next_run() {
     }
     let done = purge(&ws, &now).ok();
     assert!(
-        done.stdout.contains("purged: 2 file(s) overwritten and deleted"),
+        done.stdout
+            .contains("purged: 2 file(s) overwritten and deleted"),
         "{}",
         done.stdout
     );

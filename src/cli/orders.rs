@@ -544,8 +544,9 @@ pub fn okc(command: OkcCommand) -> Result<()> {
 const TEST_NOW: &str = "CERTMINT_TEST_NOW";
 
 fn parse_time(text: &str, what: &str) -> Result<time::OffsetDateTime> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .with_context(|| format!("{what} {text:?} is not an RFC 3339 time such as 2026-12-15T09:00:00Z"))
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).with_context(
+        || format!("{what} {text:?} is not an RFC 3339 time such as 2026-12-15T09:00:00Z"),
+    )
 }
 
 fn purge_clock(args: &PurgeArgs) -> Result<time::OffsetDateTime> {
@@ -598,7 +599,11 @@ fn purge_command(args: PurgeArgs) -> Result<()> {
                 d.order, d.uploaded_at
             );
             for link in &d.links_removed {
-                let verb = if args.dry_run { "would remove" } else { "removed" };
+                let verb = if args.dry_run {
+                    "would remove"
+                } else {
+                    "removed"
+                };
                 println!("  symbolic link {link}: {verb} the link, not followed");
             }
             for file in &d.left_in_place {

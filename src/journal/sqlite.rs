@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
 
 use super::{
-    Application, CertificateRecord, DeliveryRecord, Device, DeviceState, ImportProblem, ImportReport, Intent,
-    IssuedRecord, Journal, JournalError, NewOrder, OrderId, OrderKind, OrderState, OrderSummary,
-    SoftDelivery, Target, VerifiedDevice, MAX_REPORTED_PROBLEMS,
+    Application, CertificateRecord, DeliveryRecord, Device, DeviceState, ImportProblem,
+    ImportReport, Intent, IssuedRecord, Journal, JournalError, NewOrder, OrderId, OrderKind,
+    OrderState, OrderSummary, SoftDelivery, Target, VerifiedDevice, MAX_REPORTED_PROBLEMS,
 };
 use crate::audit::{self, AuditRecord, AuditReport, GENESIS};
 use crate::order::serial_list::{ListProblem, ListedSerial};
@@ -1283,7 +1283,9 @@ mod tests {
             );
         }
         let (_dir, mut journal) = journal_failing_on("produced", "AFTER DELETE ON orders");
-        journal.record_delivery(OrderId(1), &delivery(), "op").unwrap();
+        journal
+            .record_delivery(OrderId(1), &delivery(), "op")
+            .unwrap();
         assert_eq!(
             journal.unpurged_soft_deliveries().unwrap(),
             vec![SoftDelivery {
@@ -1306,10 +1308,15 @@ mod tests {
             "AFTER UPDATE OF p12_password ON devices",
         ] {
             let (_dir, mut journal) = journal_failing_on("delivered", fail_on);
-            let failed = journal.record_purge(OrderId(1), "2026-02-01T00:00:00Z", "2 deleted", "op");
+            let failed =
+                journal.record_purge(OrderId(1), "2026-02-01T00:00:00Z", "2 deleted", "op");
             assert!(failed.is_err(), "{fail_on}");
             let (state, unpurged, passwords, _) = state_and_rows(&journal);
-            assert_eq!((state.as_str(), unpurged, passwords), ("delivered", 1, 2), "{fail_on}");
+            assert_eq!(
+                (state.as_str(), unpurged, passwords),
+                ("delivered", 1, 2),
+                "{fail_on}"
+            );
             assert_eq!(journal.unpurged_soft_deliveries().unwrap().len(), 1);
         }
     }

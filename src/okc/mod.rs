@@ -40,8 +40,8 @@ use crate::calendar::BusinessCalendar;
 use crate::ids::{DeviceSerial, IdMode, PrefixTable};
 use crate::issue::{CertificateAuthority, IssueError, IssuedCertificate, PreparedCertificate};
 use crate::journal::{
-    DeliveryRecord, Device, DeviceState, Intent, Journal, JournalError, OrderId, OrderKind, OrderState,
-    OrderSummary, StoredCertificate, Target, VerifiedDevice,
+    DeliveryRecord, Device, DeviceState, Intent, Journal, JournalError, OrderId, OrderKind,
+    OrderState, OrderSummary, StoredCertificate, Target, VerifiedDevice,
 };
 use crate::pem::{self, hex, hex_colons};
 use crate::pkcs11::keys::{
@@ -1252,7 +1252,12 @@ impl Production<'_> {
         if missing.is_empty() {
             return Ok(());
         }
-        let mut names = missing.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
+        let mut names = missing
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
         if missing.len() > 10 {
             names.push_str(&format!(" and {} more", missing.len() - 10));
         }

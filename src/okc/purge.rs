@@ -218,8 +218,8 @@ fn plan(
         ));
     }
     if let Some(out) = out {
-        let root = std::fs::canonicalize(out)
-            .map_err(|e| format!("--out {}: {e}", out.display()))?;
+        let root =
+            std::fs::canonicalize(out).map_err(|e| format!("--out {}: {e}", out.display()))?;
         if !folder.starts_with(&root) {
             return Err(format!(
                 "the journal records the delivery in {}, which is not in --out {}",
@@ -483,9 +483,8 @@ fn purge_one(
             .record_purge_started(delivery.order, operator)
             .map_err(|e| e.to_string())?;
     }
-    let destroyed = execute(&plan).map_err(|e| {
-        format!("{e}; the purge began and the next run finishes it")
-    })?;
+    let destroyed =
+        execute(&plan).map_err(|e| format!("{e}; the purge began and the next run finishes it"))?;
     let purged_at = OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
