@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 
 use super::PURGE_AFTER_BUSINESS_DAYS;
 use crate::calendar::{BusinessCalendar, TURKEY_UTC_OFFSET};
-use crate::journal::{Journal, JournalError, OrderId, SoftDelivery};
+use crate::journal::{Journal, JournalError, SoftDelivery};
 use crate::pkcs11::token::lock;
 
 /// How many file names a refusal lists before it only counts.
@@ -47,14 +47,6 @@ pub enum PurgeError {
     /// A journal problem.
     #[error(transparent)]
     Journal(#[from] JournalError),
-    /// A deadline could not be computed (e.g. past the holiday table's end).
-    #[error("order {order}: {reason}")]
-    Deadline {
-        /// The order.
-        order: OrderId,
-        /// Why.
-        reason: String,
-    },
     /// A file could not be deleted.
     #[error("{path}: {reason}")]
     Io {
