@@ -327,13 +327,21 @@ fn a_symbolic_link_in_the_pkcs12_folder_is_removed_not_followed() {
 
 /// A `p12` folder, an order folder, or a listed PKCS#12 file replaced by a
 /// symbolic link refuses that order: nothing the link points to is zeroed.
+/// So does a listed PKCS#12 file with a second name (a hard link) outside.
 #[test]
 fn a_linked_folder_or_key_file_refuses_the_order_and_zeroes_nothing() {
     let ws = Workspace::with_ca(&[]);
     soft_order(&ws, 1, "FU", 1);
     let second = soft_order(&ws, 2, "JI", 1);
     soft_order(&ws, 3, "FU", 1);
-    let now = when_due(&ws, &[1, 2, 3]);
+    let fourth = soft_order(&ws, 4, "JI", 1);
+    let now = when_due(&ws, &[1, 2, 3, 4]);
+    // Order 4: its key file has a second name outside the delivery.
+    std::fs::hard_link(
+        ws.path(&format!("out/order-4/p12/{}.p12", fourth[0])),
+        ws.path("outside-hard-link.p12"),
+    )
+    .unwrap();
     // Order 1: its p12 folder moved out and linked back.
     std::fs::rename(ws.path("out/order-1/p12"), ws.path("outside-p12")).unwrap();
     std::os::unix::fs::symlink(ws.path("outside-p12"), ws.path("out/order-1/p12")).unwrap();
@@ -344,7 +352,7 @@ fn a_linked_folder_or_key_file_refuses_the_order_and_zeroes_nothing() {
     // Order 3: the whole order folder moved out and linked back.
     std::fs::rename(ws.path("out/order-3"), ws.path("outside-order-3")).unwrap();
     std::os::unix::fs::symlink(ws.path("outside-order-3"), ws.path("out/order-3")).unwrap();
-    let before: Vec<Vec<u8>> = ["outside.p12"]
+    let before: Vec<Vec<u8>> = ["outside.p12", "outside-hard-link.p12"]
         .iter()
         .map(|f| ws.read(f))
         .chain(
@@ -363,12 +371,17 @@ fn a_linked_folder_or_key_file_refuses_the_order_and_zeroes_nothing() {
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(
         run.stdout.matches("NOT PURGED").count(),
-        3,
+        4,
         "{}",
         run.stdout
     );
     assert!(run.stdout.contains("not followed"), "{}", run.stdout);
-    let after: Vec<Vec<u8>> = ["outside.p12"]
+    assert!(
+        run.stdout.contains("has 2 names (hard links)"),
+        "{}",
+        run.stdout
+    );
+    let after: Vec<Vec<u8>> = ["outside.p12", "outside-hard-link.p12"]
         .iter()
         .map(|f| ws.read(f))
         .chain(
@@ -384,7 +397,7 @@ fn a_linked_folder_or_key_file_refuses_the_order_and_zeroes_nothing() {
         .collect();
     assert_eq!(before, after);
     assert!(after.iter().all(|bytes| bytes.iter().any(|b| *b != 0)));
-    for order in [1, 2, 3] {
+    for order in [1, 2, 3, 4] {
         assert_eq!(status(&ws, order)["state"], "delivered");
         assert!(ws.exists(&format!("out/order-{order}.passwords.csv")));
     }
