@@ -627,3 +627,69 @@ fn an_interrupted_purge_is_finished_by_the_next_run() {
     let again = purge(&ws, &now).ok();
     assert!(again.stdout.contains("No soft delivery awaits purging."));
 }
+
+/// Another process in the middle of a read during the purge delays the
+/// truncation of the journal's log (the purge waits for the reader) but
+/// does not defeat it: once the reader is done, no password is left in the
+/// journal's files.
+#[test]
+fn a_reader_during_the_purge_delays_the_erasure_but_does_not_defeat_it() {
+    let ws = Workspace::with_ca(&[]);
+    soft_order(&ws, 1, "FU", 3);
+    let manifest = String::from_utf8(ws.read("out/order-1.passwords.csv")).unwrap();
+    let passwords: Vec<String> = manifest
+        .lines()
+        .skip(1)
+        .map(|line| line.rsplit(',').next().unwrap().to_owned())
+        .collect();
+    let now = when_due(&ws, &[1]);
+
+    let reader = rusqlite::Connection::open(ws.path("journal.sqlite")).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let stored: i64 = reader
+        .query_row(
+            "SELECT COUNT(*) FROM devices WHERE p12_password IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 3);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_certmint"))
+        .args(["okc", "purge"])
+        .current_dir(ws.dir.path())
+        .env("CERTMINT_JOURNAL", ws.path("journal.sqlite"))
+        .env("CERTMINT_OPERATOR", "test-operator")
+        .env("CERTMINT_TEST_NOW", &now)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the purge waits for the reader"
+    );
+    reader.execute_batch("COMMIT").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the purge did not finish within 20 s of the reader's end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let done = Run::from(child.wait_with_output().unwrap()).ok();
+    assert!(done.stdout.contains("purged: 4 file(s)"), "{}", done.stdout);
+    for name in JOURNAL_FILES {
+        let bytes = std::fs::read(ws.path(name)).unwrap_or_default();
+        for password in &passwords {
+            assert!(
+                !bytes
+                    .windows(password.len())
+                    .any(|w| w == password.as_bytes()),
+                "{name} still holds a password"
+            );
+        }
+    }
+    drop(reader);
+}
