@@ -1176,8 +1176,8 @@ impl Production<'_> {
 
         let mut passwords_path = None;
         if soft {
-            let root = folder.parent().unwrap_or(&folder);
-            let path = password_manifest(root, self.order);
+            let root = std::fs::canonicalize(&self.out).map_err(io(&self.out))?;
+            let path = password_manifest(&root, self.order);
             let mut passwords = AtomicFile::create(&path, 0o600)?;
             passwords.write(b"device_serial,p12_file,password\n")?;
             let mut after = 0;
