@@ -2,7 +2,7 @@
 //! parsing and reporting only; the work is in the library.
 
 use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
@@ -206,18 +206,21 @@ pub struct ProduceArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  certmint okc purge --out ./deliveries --dry-run\n  certmint okc purge --out ./deliveries --now 2026-12-15T09:00:00Z\n\n\
-Overwrites each PKCS#12 file and password manifest with zeros, syncs, unlinks, and records\n\
-the purge. Idempotent; safe to run from a timer."
+    after_help = "Examples:\n  certmint okc purge\n  certmint okc purge --dry-run --now 2026-12-15T09:00:00Z\n\n\
+Works on the delivery folders and password manifests the journal recorded (absolute paths), from\n\
+any directory. Before deleting, checks that each order's key files are where the journal says;\n\
+an order whose files are not is reported and left alone, the others are purged, and the run exits 1.\n\
+Symbolic links are never followed. Overwrites each PKCS#12 file and password manifest with zeros,\n\
+syncs, unlinks, and records the purge at the real time. Idempotent; safe to run from a timer."
 )]
 pub struct PurgeArgs {
     #[command(flatten)]
     journal: JournalArgs,
-    /// The delivery root.
-    #[arg(long, default_value = "deliveries")]
-    out: PathBuf,
-    /// Judge deadlines at this time (RFC 3339) instead of now.
+    /// Optional cross-check: refuse deliveries the journal records outside this delivery root.
     #[arg(long)]
+    out: Option<PathBuf>,
+    /// With --dry-run: judge deadlines at this time (RFC 3339) instead of now.
+    #[arg(long, requires = "dry_run")]
     now: Option<String>,
     /// Show what is due; delete nothing.
     #[arg(long)]
@@ -530,50 +533,92 @@ pub(crate) fn calendar(closed_days: &Option<PathBuf>) -> Result<BusinessCalendar
 pub fn okc(command: OkcCommand) -> Result<()> {
     match command {
         OkcCommand::Produce(args) => produce(args),
-        OkcCommand::Purge(args) => {
-            let calendar = calendar(&args.closed_days)?;
-            let now = match &args.now {
-                Some(text) => time::OffsetDateTime::parse(
-                    text,
-                    &time::format_description::well_known::Rfc3339,
-                )
-                .with_context(|| {
-                    format!("--now {text:?} is not an RFC 3339 time such as 2026-12-15T09:00:00Z")
-                })?,
-                None => time::OffsetDateTime::now_utc(),
+        OkcCommand::Purge(args) => purge_command(args),
+    }
+}
+
+/// Test hook: in debug builds only, `CERTMINT_TEST_NOW` (RFC 3339) stands in
+/// for the clock that judges purge deadlines, so tests can purge without
+/// waiting ten business days. A release build refuses it rather than
+/// ignoring it, so nobody believes a simulated purge happened.
+const TEST_NOW: &str = "CERTMINT_TEST_NOW";
+
+fn parse_time(text: &str, what: &str) -> Result<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).with_context(
+        || format!("{what} {text:?} is not an RFC 3339 time such as 2026-12-15T09:00:00Z"),
+    )
+}
+
+fn purge_clock(args: &PurgeArgs) -> Result<time::OffsetDateTime> {
+    if let Some(text) = &args.now {
+        return parse_time(text, "--now");
+    }
+    match std::env::var(TEST_NOW) {
+        Ok(text) if cfg!(debug_assertions) => parse_time(&text, TEST_NOW),
+        Ok(_) => bail!("{TEST_NOW} is a test hook of debug builds; a release build purges on the real clock (unset it)"),
+        Err(_) => Ok(time::OffsetDateTime::now_utc()),
+    }
+}
+
+fn purge_command(args: PurgeArgs) -> Result<()> {
+    let calendar = calendar(&args.closed_days)?;
+    let now = purge_clock(&args)?;
+    let journal_dir = std::fs::canonicalize(&args.journal.journal)
+        .with_context(|| format!("journal {}", args.journal.journal.display()))?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let journal: Mutex<SqliteJournal> = Mutex::new(args.journal.open()?);
+    let report = purge::purge(
+        &journal,
+        &calendar,
+        &journal_dir,
+        args.out.as_deref(),
+        now,
+        args.dry_run,
+        &args.journal.operator(),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        if report.deliveries.is_empty() {
+            println!("No soft delivery awaits purging.");
+        }
+        for d in &report.deliveries {
+            let due = d.due.as_deref().unwrap_or("(unknown)");
+            let what = match (&d.refused, d.is_due, args.dry_run) {
+                (Some(reason), _, _) => format!("NOT PURGED: {reason}"),
+                (None, true, true) => format!("due: would delete {} file(s)", d.files),
+                (None, true, false) => {
+                    format!("purged: {} file(s) overwritten and deleted", d.files)
+                }
+                (None, false, _) => "not due yet".into(),
             };
-            let journal: Mutex<SqliteJournal> = Mutex::new(args.journal.open()?);
-            let report = purge::purge(
-                &journal,
-                &calendar,
-                &args.out,
-                now,
-                args.dry_run,
-                &args.journal.operator(),
-            )?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                if report.deliveries.is_empty() {
-                    println!("No soft delivery awaits purging.");
-                }
-                for d in &report.deliveries {
-                    let what = match (d.is_due, args.dry_run) {
-                        (true, true) => format!("due: would delete {} file(s)", d.files),
-                        (true, false) => {
-                            format!("purged: {} file(s) overwritten and deleted", d.files)
-                        }
-                        (false, _) => "not due yet".into(),
-                    };
-                    println!(
-                        "Order {}: uploaded {}, deadline end of {} — {what}",
-                        d.order, d.uploaded_at, d.due
-                    );
-                }
+            println!(
+                "Order {}: uploaded {}, deadline end of {due} — {what}",
+                d.order, d.uploaded_at
+            );
+            for link in &d.links_removed {
+                let verb = if args.dry_run {
+                    "would remove"
+                } else {
+                    "removed"
+                };
+                println!("  symbolic link {link}: {verb} the link, not followed");
             }
-            Ok(())
+            for file in &d.left_in_place {
+                println!("  {file}: not listed by the journal, left in place");
+            }
+        }
+        for problem in &report.problems {
+            println!("{problem}");
         }
     }
+    let failures = report.failures();
+    if failures > 0 {
+        bail!("{failures} problem(s) in this purge run: see the report above; the other orders were handled");
+    }
+    Ok(())
 }
 
 fn produce(args: ProduceArgs) -> Result<()> {

@@ -344,6 +344,36 @@ pub struct VerifiedDevice<'a> {
     pub certificate: StoredCertificate<'a>,
 }
 
+/// What a delivery recorded: where its files are and when it was uploaded.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryRecord<'a> {
+    /// The delivery folder, an absolute path without symbolic links.
+    pub folder: &'a str,
+    /// The password manifest (soft target), an absolute path.
+    pub passwords: Option<&'a str>,
+    /// When it was uploaded (RFC 3339).
+    pub uploaded_at: &'a str,
+    /// The purge deadline (soft target): the end of this Turkish business day.
+    pub purge_due: Option<&'a str>,
+}
+
+/// A delivered soft order that awaits its purge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoftDelivery {
+    /// The order.
+    pub order: OrderId,
+    /// The delivery folder as recorded (relative in journals written before
+    /// folders were recorded absolute).
+    pub folder: String,
+    /// The password manifest as recorded; `None` when the journal predates
+    /// its recording (it is then next to the folder).
+    pub passwords: Option<String>,
+    /// When it was uploaded (RFC 3339).
+    pub uploaded_at: String,
+    /// Whether a purge has begun (and was interrupted).
+    pub purge_started: bool,
+}
+
 /// The journal boundary.
 pub trait Journal: Send {
     /// Imports an order and its serial list in one transaction. Bad lines,
@@ -481,26 +511,41 @@ pub trait Journal: Send {
         limit: usize,
     ) -> Result<Vec<(i64, String, String)>, JournalError>;
 
-    /// produced → delivered, with the delivery folder, upload time and purge deadline.
+    /// produced → delivered, with the delivery, in one transaction with the
+    /// devices' state: a crash leaves the order produced (delivered again
+    /// by the next run) or delivered with its files recorded, never between.
     fn record_delivery(
         &mut self,
         order: OrderId,
-        folder: &str,
-        uploaded_at: &str,
-        purge_due: Option<&str>,
+        delivery: &DeliveryRecord<'_>,
         operator: &str,
     ) -> Result<(), JournalError>;
 
-    /// delivered → purged: key material deleted; stored passwords erased.
+    /// Device serials of an order that have a PKCS#12 file (a password is
+    /// stored), in device order: the files a soft delivery must hold.
+    fn pkcs12_serials(&self, order: OrderId) -> Result<Vec<String>, JournalError>;
+
+    /// Notes that the purge of a delivered order has begun: from now on a
+    /// key file found missing was destroyed by an earlier, interrupted run.
+    fn record_purge_started(&mut self, order: OrderId, operator: &str) -> Result<(), JournalError>;
+
+    /// delivered → purged: key material deleted; stored passwords erased, in
+    /// one transaction. `details` (for the audit record) names what was destroyed.
     fn record_purge(
         &mut self,
         order: OrderId,
         purged_at: &str,
+        details: &str,
         operator: &str,
     ) -> Result<(), JournalError>;
 
-    /// Delivered soft orders not purged yet: (order, folder, uploaded_at).
-    fn unpurged_soft_deliveries(&self) -> Result<Vec<(OrderId, String, String)>, JournalError>;
+    /// Makes erased secrets unreadable in the journal's files: the write-ahead
+    /// log is checkpointed and truncated. Fails when another connection's read
+    /// keeps the log in use; the next call tries again.
+    fn erase_freed_secrets(&mut self) -> Result<(), JournalError>;
+
+    /// Delivered soft orders not purged yet, in order.
+    fn unpurged_soft_deliveries(&self) -> Result<Vec<SoftDelivery>, JournalError>;
 
     /// Appends an audit record (used for events outside the methods above).
     fn audit(

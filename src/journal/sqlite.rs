@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
 
 use super::{
-    Application, CertificateRecord, Device, DeviceState, ImportProblem, ImportReport, Intent,
-    IssuedRecord, Journal, JournalError, NewOrder, OrderId, OrderKind, OrderState, OrderSummary,
-    Target, VerifiedDevice, MAX_REPORTED_PROBLEMS,
+    Application, CertificateRecord, DeliveryRecord, Device, DeviceState, ImportProblem,
+    ImportReport, Intent, IssuedRecord, Journal, JournalError, NewOrder, OrderId, OrderKind,
+    OrderState, OrderSummary, SoftDelivery, Target, VerifiedDevice, MAX_REPORTED_PROBLEMS,
 };
 use crate::audit::{self, AuditRecord, AuditReport, GENESIS};
 use crate::order::serial_list::{ListProblem, ListedSerial};
@@ -88,6 +88,58 @@ CREATE TABLE IF NOT EXISTS audit_head (
     hash BLOB NOT NULL
 );
 "#;
+
+/// Where a soft delivery's password manifest is, and whether its purge has
+/// begun (an interrupted purge is finished by the next run, which must know
+/// that missing key files were destroyed, not lost).
+const DELIVERY_FILES_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS delivery_files (
+    order_id         INTEGER PRIMARY KEY REFERENCES orders(id),
+    passwords        TEXT,
+    purge_started_at TEXT
+);
+"#;
+
+/// The journal's files are private: they hold PKCS#12 passwords until the purge.
+const JOURNAL_MODE: u32 = 0o600;
+
+/// `journal.sqlite` → `journal.sqlite-wal`, `journal.sqlite-shm`.
+fn companion(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Makes the journal and its companions private (mode 0600), creating the
+/// journal with that mode when it does not exist yet, whatever the umask:
+/// SQLite gives the `-wal` and `-shm` files the mode of the database.
+fn make_private(path: &Path) -> Result<(), JournalError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let failed = |file: &Path, e: std::io::Error| JournalError::Settings {
+        path: file.display().to_string(),
+        reason: format!("cannot make the journal private (mode 0600): {e}"),
+    };
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(JOURNAL_MODE)
+        .open(path)
+        .map_err(|e| failed(path, e))?;
+    for file in [
+        path.to_path_buf(),
+        companion(path, "-wal"),
+        companion(path, "-shm"),
+    ] {
+        match std::fs::metadata(&file) {
+            Ok(meta) if meta.permissions().mode() & 0o777 == JOURNAL_MODE => {}
+            Ok(_) => std::fs::set_permissions(&file, std::fs::Permissions::from_mode(JOURNAL_MODE))
+                .map_err(|e| failed(&file, e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(failed(&file, e)),
+        }
+    }
+    Ok(())
+}
 
 /// An order's issued certificates, a page in device order.
 const ISSUED_PAGE: &str =
@@ -228,6 +280,7 @@ impl SqliteJournal {
             path: path.display().to_string(),
             reason: e.to_string(),
         };
+        make_private(path)?;
         let conn = Connection::open(path).map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(db)?;
@@ -262,6 +315,10 @@ impl SqliteJournal {
             return Err(settings("foreign keys cannot be enforced".into()));
         }
         conn.execute_batch(SCHEMA).map_err(db)?;
+        conn.execute_batch(DELIVERY_FILES_SCHEMA).map_err(db)?;
+        // The -wal and -shm files exist now; an older journal's may have been
+        // created readable by others.
+        make_private(path)?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),
@@ -287,6 +344,21 @@ impl SqliteJournal {
         change: Transition<'_>,
         operator: &str,
     ) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction().map_err(db)?;
+        Self::change_order_state(&tx, &self.path, order, change, operator)?;
+        tx.commit().map_err(db)
+    }
+
+    /// An order state change inside `tx`, for callers that write the rows
+    /// that go with it in the same transaction.
+    fn change_order_state(
+        tx: &Transaction<'_>,
+        path: &Path,
+        order: OrderId,
+        change: Transition<'_>,
+        operator: &str,
+    ) -> Result<(), JournalError> {
         let Transition {
             from,
             to,
@@ -294,9 +366,8 @@ impl SqliteJournal {
             details,
             refused,
         } = change;
-        let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
-        let state = Self::order_state(&tx, order)
+        let db = database_error(path);
+        let state = Self::order_state(tx, order)
             .map_err(db)?
             .ok_or(JournalError::NoOrder(order))?;
         if !from.contains(&state) {
@@ -311,8 +382,7 @@ impl SqliteJournal {
             params![to.as_str(), order.0],
         )
         .map_err(db)?;
-        append_audit(&tx, operator, event, &format!("order {order}"), details).map_err(db)?;
-        tx.commit().map_err(db)
+        append_audit(tx, operator, event, &format!("order {order}"), details).map_err(db)
     }
 }
 
@@ -812,16 +882,20 @@ impl Journal for SqliteJournal {
     fn record_delivery(
         &mut self,
         order: OrderId,
-        folder: &str,
-        uploaded_at: &str,
-        purge_due: Option<&str>,
+        delivery: &DeliveryRecord<'_>,
         operator: &str,
     ) -> Result<(), JournalError> {
         let details = format!(
-            "folder {folder}, uploaded {uploaded_at}, purge due {}",
-            purge_due.unwrap_or("never (not soft)")
+            "folder {}, uploaded {}, purge due {}",
+            delivery.folder,
+            delivery.uploaded_at,
+            delivery.purge_due.unwrap_or("never (not soft)")
         );
-        self.set_order_state(
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction().map_err(db)?;
+        Self::change_order_state(
+            &tx,
+            &self.path,
             order,
             Transition {
                 from: &[OrderState::Produced],
@@ -832,59 +906,148 @@ impl Journal for SqliteJournal {
             },
             operator,
         )?;
-        self.conn
-            .execute(
-                "INSERT INTO deliveries (order_id, folder, uploaded_at, purge_due) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(order_id) DO UPDATE SET folder = ?2, uploaded_at = ?3, purge_due = ?4",
-                params![order.0, folder, uploaded_at, purge_due],
+        tx.execute(
+            "INSERT INTO deliveries (order_id, folder, uploaded_at, purge_due) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(order_id) DO UPDATE SET folder = ?2, uploaded_at = ?3, purge_due = ?4",
+            params![order.0, delivery.folder, delivery.uploaded_at, delivery.purge_due],
+        )
+        .and_then(|_| {
+            tx.execute(
+                "INSERT INTO delivery_files (order_id, passwords) VALUES (?1, ?2)
+                 ON CONFLICT(order_id) DO UPDATE SET passwords = ?2, purge_started_at = NULL",
+                params![order.0, delivery.passwords],
             )
-            .and_then(|_| self.conn.execute("UPDATE devices SET state = 'delivered' WHERE order_id = ?1", [order.0]))
+        })
+        .and_then(|_| {
+            tx.execute(
+                "UPDATE devices SET state = 'delivered' WHERE order_id = ?1",
+                [order.0],
+            )
+        })
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn pkcs12_serials(&self, order: OrderId) -> Result<Vec<String>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT serial FROM devices WHERE order_id = ?1 AND p12_password IS NOT NULL ORDER BY id",
+            )
             .map_err(|e| self.db(e))?;
-        Ok(())
+        let rows = stmt
+            .query_map([order.0], |r| r.get(0))
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+
+    fn record_purge_started(&mut self, order: OrderId, operator: &str) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction().map_err(db)?;
+        let state = Self::order_state(&tx, order)
+            .map_err(db)?
+            .ok_or(JournalError::NoOrder(order))?;
+        if state != OrderState::Delivered {
+            return Err(JournalError::WrongState {
+                order,
+                state,
+                refused: "only a delivered order can be purged".into(),
+            });
+        }
+        tx.execute(
+            "INSERT INTO delivery_files (order_id, purge_started_at) VALUES (?1, ?2)
+             ON CONFLICT(order_id) DO UPDATE SET purge_started_at = COALESCE(purge_started_at, ?2)",
+            params![order.0, now_rfc3339()],
+        )
+        .map_err(db)?;
+        append_audit(
+            &tx,
+            operator,
+            "order.purge-started",
+            &format!("order {order}"),
+            "key material is being overwritten and deleted",
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
     }
 
     fn record_purge(
         &mut self,
         order: OrderId,
         purged_at: &str,
+        details: &str,
         operator: &str,
     ) -> Result<(), JournalError> {
-        self.set_order_state(
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction().map_err(db)?;
+        Self::change_order_state(
+            &tx,
+            &self.path,
             order,
             Transition {
                 from: &[OrderState::Delivered],
                 to: OrderState::Purged,
                 event: "order.purged",
-                details: "PKCS#12 files and passwords deleted",
+                details,
                 refused: "only a delivered order can be purged",
             },
             operator,
         )?;
-        self.conn
-            .execute(
-                "UPDATE deliveries SET purged_at = ?1 WHERE order_id = ?2",
-                params![purged_at, order.0],
+        tx.execute(
+            "UPDATE deliveries SET purged_at = ?1 WHERE order_id = ?2",
+            params![purged_at, order.0],
+        )
+        .and_then(|_| {
+            tx.execute(
+                "UPDATE devices SET p12_password = NULL WHERE order_id = ?1",
+                [order.0],
             )
-            .and_then(|_| {
-                self.conn.execute(
-                    "UPDATE devices SET p12_password = NULL WHERE order_id = ?1",
-                    [order.0],
-                )
+        })
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn erase_freed_secrets(&mut self) -> Result<(), JournalError> {
+        // secure_delete has zeroed the erased passwords in the pages written
+        // since; older page images stay in the write-ahead log until it is
+        // copied back and truncated, which needs no other connection reading.
+        let (busy, _log, _copied): (i64, i64, i64) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .map_err(|e| self.db(e))?;
+        if busy != 0 {
+            return Err(JournalError::Database {
+                path: self.path.display().to_string(),
+                reason: "another process is reading the journal, so its write-ahead log could not be truncated: \
+                         erased passwords may remain in it until `certmint okc purge` runs again"
+                    .into(),
+            });
+        }
         Ok(())
     }
 
-    fn unpurged_soft_deliveries(&self) -> Result<Vec<(OrderId, String, String)>, JournalError> {
+    fn unpurged_soft_deliveries(&self) -> Result<Vec<SoftDelivery>, JournalError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT o.id, d.folder, d.uploaded_at FROM orders o JOIN deliveries d ON d.order_id = o.id
+                "SELECT o.id, d.folder, f.passwords, d.uploaded_at, f.purge_started_at IS NOT NULL
+                 FROM orders o JOIN deliveries d ON d.order_id = o.id
+                 LEFT JOIN delivery_files f ON f.order_id = o.id
                  WHERE o.target = 'soft' AND o.state = 'delivered' ORDER BY o.id",
             )
             .map_err(|e| self.db(e))?;
         let rows = stmt
-            .query_map([], |r| Ok((OrderId(r.get(0)?), r.get(1)?, r.get(2)?)))
+            .query_map([], |r| {
+                Ok(SoftDelivery {
+                    order: OrderId(r.get(0)?),
+                    folder: r.get(1)?,
+                    passwords: r.get(2)?,
+                    uploaded_at: r.get(3)?,
+                    purge_started: r.get(4)?,
+                })
+            })
             .map_err(|e| self.db(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
     }
@@ -1055,6 +1218,106 @@ mod tests {
                 !plan.iter().any(|step| step.starts_with("SCAN c")),
                 "{query}\n{plan:#?}"
             );
+        }
+    }
+
+    /// A journal with one soft order in `state`, two devices with passwords,
+    /// and a trigger that makes the statement `fail_on` fail.
+    fn journal_failing_on(state: &str, fail_on: &str) -> (tempfile::TempDir, SqliteJournal) {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = SqliteJournal::open(&dir.path().join("j.sqlite")).unwrap();
+        journal
+            .conn
+            .execute_batch(&format!(
+                "INSERT INTO orders (id, kind, manufacturer, manufacturer_vkn, prefixes, target, key_type, state, source, created_at)
+                 VALUES (1, 'okc', 'M', '4540536920', 'FU', 'soft', 'p256', '{state}', 'list', '2026-01-01T00:00:00Z');
+                 INSERT INTO devices (order_id, serial, line_no, state, p12_password) VALUES
+                   (1, 'FU10000001', 1, 'verified', 'secret-one'), (1, 'FU10000002', 2, 'verified', 'secret-two');
+                 INSERT INTO deliveries (order_id, folder, uploaded_at) SELECT 1, '/d/order-1', '2026-01-02T00:00:00Z' WHERE '{state}' = 'delivered';
+                 CREATE TRIGGER injected_failure {fail_on} BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+            ))
+            .unwrap();
+        (dir, journal)
+    }
+
+    fn state_and_rows(journal: &SqliteJournal) -> (String, i64, i64, i64) {
+        journal
+            .conn
+            .query_row(
+                "SELECT (SELECT state FROM orders WHERE id = 1),
+                        (SELECT COUNT(*) FROM deliveries WHERE purged_at IS NULL),
+                        (SELECT COUNT(*) FROM devices WHERE p12_password IS NOT NULL AND state = 'verified'),
+                        (SELECT COUNT(*) FROM audit)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap()
+    }
+
+    fn delivery() -> DeliveryRecord<'static> {
+        DeliveryRecord {
+            folder: "/d/order-1",
+            passwords: Some("/d/order-1.passwords.csv"),
+            uploaded_at: "2026-01-02T00:00:00Z",
+            purge_due: Some("2026-01-16"),
+        }
+    }
+
+    /// The delivered state, the delivery row and the devices' state are one
+    /// transaction: when a later statement fails, the order is still
+    /// produced (the next run delivers it), with no row and no audit record.
+    #[test]
+    fn a_delivery_is_recorded_whole_or_not_at_all() {
+        for fail_on in [
+            "AFTER INSERT ON deliveries",
+            "AFTER INSERT ON delivery_files",
+            "AFTER UPDATE ON devices",
+        ] {
+            let (_dir, mut journal) = journal_failing_on("produced", fail_on);
+            let failed = journal.record_delivery(OrderId(1), &delivery(), "op");
+            assert!(failed.is_err(), "{fail_on}");
+            assert_eq!(
+                state_and_rows(&journal),
+                ("produced".into(), 0, 2, 0),
+                "{fail_on}"
+            );
+        }
+        let (_dir, mut journal) = journal_failing_on("produced", "AFTER DELETE ON orders");
+        journal
+            .record_delivery(OrderId(1), &delivery(), "op")
+            .unwrap();
+        assert_eq!(
+            journal.unpurged_soft_deliveries().unwrap(),
+            vec![SoftDelivery {
+                order: OrderId(1),
+                folder: "/d/order-1".into(),
+                passwords: Some("/d/order-1.passwords.csv".into()),
+                uploaded_at: "2026-01-02T00:00:00Z".into(),
+                purge_started: false,
+            }]
+        );
+    }
+
+    /// The purged state, `purged_at` and the erasure of the passwords are one
+    /// transaction: when erasing fails, the order is still delivered with its
+    /// passwords, so the next purge run finds it and finishes.
+    #[test]
+    fn a_purge_is_recorded_whole_or_not_at_all() {
+        for fail_on in [
+            "AFTER UPDATE ON deliveries",
+            "AFTER UPDATE OF p12_password ON devices",
+        ] {
+            let (_dir, mut journal) = journal_failing_on("delivered", fail_on);
+            let failed =
+                journal.record_purge(OrderId(1), "2026-02-01T00:00:00Z", "2 deleted", "op");
+            assert!(failed.is_err(), "{fail_on}");
+            let (state, unpurged, passwords, _) = state_and_rows(&journal);
+            assert_eq!(
+                (state.as_str(), unpurged, passwords),
+                ("delivered", 1, 2),
+                "{fail_on}"
+            );
+            assert_eq!(journal.unpurged_soft_deliveries().unwrap().len(), 1);
         }
     }
 }

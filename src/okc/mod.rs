@@ -40,8 +40,8 @@ use crate::calendar::BusinessCalendar;
 use crate::ids::{DeviceSerial, IdMode, PrefixTable};
 use crate::issue::{CertificateAuthority, IssueError, IssuedCertificate, PreparedCertificate};
 use crate::journal::{
-    Device, DeviceState, Intent, Journal, JournalError, OrderId, OrderKind, OrderState,
-    OrderSummary, StoredCertificate, Target, VerifiedDevice,
+    DeliveryRecord, Device, DeviceState, Intent, Journal, JournalError, OrderId, OrderKind,
+    OrderState, OrderSummary, StoredCertificate, Target, VerifiedDevice,
 };
 use crate::pem::{self, hex, hex_colons};
 use crate::pkcs11::keys::{
@@ -1125,6 +1125,13 @@ impl Production<'_> {
     ) -> Result<(), ProduceError> {
         let folder = delivery_folder(&self.out, self.order);
         std::fs::create_dir_all(&folder).map_err(io(&folder))?;
+        // Recorded absolute and without symbolic links: the purge finds the
+        // delivery from any working directory, and only there.
+        let folder = std::fs::canonicalize(&folder).map_err(io(&folder))?;
+        let soft = matches!(self.target, KeyTarget::Soft);
+        if soft {
+            self.check_pkcs12_files(journal, &folder)?;
+        }
         let chain_pem: String = self.chain.iter().map(|der| pem::certificate(der)).collect();
         write_atomically(&folder.join("chain.pem"), chain_pem.as_bytes(), 0o644)?;
 
@@ -1167,9 +1174,10 @@ impl Production<'_> {
         csv.commit()?;
         json.commit()?;
 
-        let soft = matches!(self.target, KeyTarget::Soft);
+        let mut passwords_path = None;
         if soft {
-            let path = password_manifest(&self.out, self.order);
+            let root = std::fs::canonicalize(&self.out).map_err(io(&self.out))?;
+            let path = password_manifest(&root, self.order);
             let mut passwords = AtomicFile::create(&path, 0o600)?;
             passwords.write(b"device_serial,p12_file,password\n")?;
             let mut after = 0;
@@ -1187,6 +1195,7 @@ impl Production<'_> {
             }
             passwords.commit()?;
             report.passwords = Some(path.display().to_string());
+            passwords_path = Some(path.display().to_string());
         }
         // The certificate files (written without fsync) and the rest of the
         // folder are durable before the upload is recorded.
@@ -1207,15 +1216,62 @@ impl Production<'_> {
         } else {
             None
         };
+        let folder_text = folder.display().to_string();
         lock(journal).record_delivery(
             self.order,
-            &folder.display().to_string(),
-            &uploaded_at,
-            purge_due.as_deref(),
+            &DeliveryRecord {
+                folder: &folder_text,
+                passwords: passwords_path.as_deref(),
+                uploaded_at: &uploaded_at,
+                purge_due: purge_due.as_deref(),
+            },
             &self.operator,
         )?;
         report.delivery = Some(folder.display().to_string());
         report.purge_due = purge_due;
         Ok(())
+    }
+
+    /// Refuses a soft delivery whose PKCS#12 files are not all in the
+    /// folder as regular files: the password manifest would list keys the
+    /// manufacturer never gets, and the journal would call it delivered.
+    fn check_pkcs12_files(
+        &self,
+        journal: &Mutex<dyn Journal>,
+        folder: &Path,
+    ) -> Result<(), ProduceError> {
+        let p12_dir = folder.join("p12");
+        let missing: Vec<String> = lock(journal)
+            .pkcs12_serials(self.order)?
+            .into_iter()
+            .map(|serial| format!("{serial}.p12"))
+            .filter(|name| {
+                !std::fs::symlink_metadata(p12_dir.join(name)).is_ok_and(|meta| meta.is_file())
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut names = missing
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if missing.len() > 10 {
+            names.push_str(&format!(" and {} more", missing.len() - 10));
+        }
+        Err(ProduceError::Order {
+            order: self.order,
+            reason: format!(
+                "not delivered: {} PKCS#12 file(s) are missing from {} or are not regular files ({names}). \
+                 Their private keys exist nowhere else. Restore the files from a backup into that folder \
+                 and run `certmint okc produce --order {}` again to deliver; if they are lost, the \
+                 certificates of these devices must be revoked and the devices certified in a new order",
+                missing.len(),
+                p12_dir.display(),
+                self.order
+            ),
+        })
     }
 }

@@ -2,26 +2,43 @@
 //! 10 Turkish business days have passed since the upload (day 1 is the first
 //! business day after it; the purge is due at the end of day 10).
 //!
+//! The purge works on what the journal recorded at delivery: the delivery
+//! folder and the password manifest as absolute paths, and the device
+//! serials that have a PKCS#12 file. Before anything is deleted it checks
+//! that the key material is where the journal says; an order whose files are
+//! not is reported and left alone, and the other orders are purged. Symbolic
+//! links are never followed: a link in the delivery is removed (the link,
+//! never its target) and reported; a linked folder refuses the order.
+//!
 //! Deletion overwrites each PKCS#12 file and the password manifest with
 //! zeros, syncs, then unlinks; the journal erases the stored passwords
-//! (SQLite `secure_delete`) and records the purge. Overwriting in place
-//! cannot reach copies a copy-on-write file system or an SSD's wear
-//! levelling keeps: put deliveries on an encrypted volume as well.
+//! (SQLite `secure_delete`), records the purge with what was destroyed, and
+//! truncates its write-ahead log so no erased password stays in its files.
+//! Overwriting in place cannot reach copies a copy-on-write file system or
+//! an SSD's wear levelling keeps: put deliveries on an encrypted volume as
+//! well.
 //!
-//! Idempotent: an interrupted purge is finished by the next run; a purged
-//! order is never listed again. Safe to run from a timer.
+//! Idempotent: an interrupted purge is finished by the next run (the journal
+//! notes that the purge began, so files already destroyed are not mistaken
+//! for lost ones); a purged order is never listed again. Safe to run from a
+//! timer.
 
+use std::collections::BTreeSet;
 use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{password_manifest, PURGE_AFTER_BUSINESS_DAYS};
+use super::PURGE_AFTER_BUSINESS_DAYS;
 use crate::calendar::{BusinessCalendar, TURKEY_UTC_OFFSET};
-use crate::journal::{Journal, JournalError, OrderId};
+use crate::journal::{Journal, JournalError, SoftDelivery};
 use crate::pkcs11::token::lock;
+
+/// How many file names a refusal lists before it only counts.
+const NAMES_SHOWN: usize = 5;
 
 /// Why a purge failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,14 +47,6 @@ pub enum PurgeError {
     /// A journal problem.
     #[error(transparent)]
     Journal(#[from] JournalError),
-    /// A deadline could not be computed (e.g. past the holiday table's end).
-    #[error("order {order}: {reason}")]
-    Deadline {
-        /// The order.
-        order: OrderId,
-        /// Why.
-        reason: String,
-    },
     /// A file could not be deleted.
     #[error("{path}: {reason}")]
     Io {
@@ -55,50 +64,269 @@ pub struct PurgeItem {
     pub order: i64,
     /// When it was uploaded.
     pub uploaded_at: String,
-    /// Its deadline: the end of this Turkish business day.
-    pub due: String,
+    /// Its deadline: the end of this Turkish business day (`None` when it
+    /// cannot be computed; `refused` says why).
+    pub due: Option<String>,
     /// Whether it is due now.
     pub is_due: bool,
-    /// Files deleted (or that would be, in a dry run).
+    /// Key files (PKCS#12 files and the password manifest) deleted, or that
+    /// would be in a dry run.
     pub files: u64,
+    /// Whether the purge was recorded in the journal by this run.
+    pub purged: bool,
+    /// Symbolic links found in the delivery: removed (in a dry run: would
+    /// be), never followed.
+    pub links_removed: Vec<String>,
+    /// Files in the PKCS#12 folder the journal does not list: left in place.
+    pub left_in_place: Vec<String>,
+    /// Why this order was not purged (or not fully); `None` when all is well.
+    pub refused: Option<String>,
 }
 
 /// What a purge did.
 #[derive(Debug, Clone, Serialize)]
 pub struct PurgeReport {
-    /// The time the purge judged against.
+    /// The time the purge judged deadlines against.
     pub now: String,
     /// Whether nothing was deleted on purpose.
     pub dry_run: bool,
     /// Every unpurged soft delivery.
     pub deliveries: Vec<PurgeItem>,
+    /// Problems not tied to one order (the journal's log could not be truncated).
+    pub problems: Vec<String>,
 }
 
-fn key_material(folder: &Path, out: &Path, order: OrderId) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(folder.join("p12"))
-        .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.sort();
-    let passwords = password_manifest(out, order);
-    if passwords.exists() {
-        files.push(passwords);
+impl PurgeReport {
+    /// Orders refused plus other problems: the run failed when this is not zero.
+    pub fn failures(&self) -> usize {
+        self.deliveries
+            .iter()
+            .filter(|d| d.refused.is_some())
+            .count()
+            + self.problems.len()
     }
-    files
 }
 
-/// Overwrites a file with zeros, syncs it, and unlinks it.
+/// What deleting an order's key material will do, checked before any of it.
+#[derive(Debug, Default)]
+struct Plan {
+    p12_dir: PathBuf,
+    /// PKCS#12 files to overwrite and delete.
+    shred: Vec<PathBuf>,
+    /// The password manifest, when still there.
+    passwords: Option<PathBuf>,
+    /// Symbolic links to remove.
+    links: Vec<PathBuf>,
+    /// Files not listed by the journal.
+    foreign: Vec<PathBuf>,
+}
+
+/// `names` as "a, b, c and N more".
+fn some_names(names: &[String]) -> String {
+    let mut text = names
+        .iter()
+        .take(NAMES_SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > NAMES_SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - NAMES_SHOWN));
+    }
+    text
+}
+
+/// The recorded folder as an absolute path. A relative one (journals written
+/// before folders were recorded absolute) is resolved against the journal's
+/// folder, the same way every time, whatever the working directory.
+fn resolve(recorded: &str, journal_dir: &Path) -> PathBuf {
+    let path = Path::new(recorded);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        journal_dir.join(path)
+    }
+}
+
+/// Whether `path` is a regular file with one name: overwriting it changes no
+/// file outside the delivery.
+fn check_regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "{} is a symbolic link, not the key file the journal recorded; not followed",
+            path.display()
+        ));
+    }
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    if meta.nlink() != 1 {
+        return Err(format!(
+            "{} has {} names (hard links): overwriting it would change a file outside the delivery",
+            path.display(),
+            meta.nlink()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that the delivery's key material is where the journal says, and
+/// lists what to delete. Nothing is changed.
+fn plan(
+    delivery: &SoftDelivery,
+    expected: &[String],
+    journal_dir: &Path,
+    out: Option<&Path>,
+) -> Result<Plan, String> {
+    let folder = resolve(&delivery.folder, journal_dir);
+    let legacy = Path::new(&delivery.folder).is_relative();
+    let not_found = |what: &Path, e: std::io::Error| {
+        let mut reason = format!(
+            "delivery folder {} (recorded as {:?}): {e}",
+            what.display(),
+            delivery.folder
+        );
+        if legacy {
+            reason.push_str(
+                "; the journal records this folder relative to the directory `okc produce` ran in, \
+                 and purge looks for it next to the journal: put the journal in that directory \
+                 (or the delivery root next to the journal) and run the purge again",
+            );
+        }
+        reason
+    };
+    let meta = std::fs::symlink_metadata(&folder).map_err(|e| not_found(&folder, e))?;
+    if meta.file_type().is_symlink() || !meta.is_dir() {
+        return Err(format!(
+            "delivery folder {} is not a folder (a symbolic link is not followed)",
+            folder.display()
+        ));
+    }
+    let real = std::fs::canonicalize(&folder).map_err(|e| not_found(&folder, e))?;
+    if real != folder {
+        return Err(format!(
+            "delivery folder {} leads to {} through a symbolic link; not followed",
+            folder.display(),
+            real.display()
+        ));
+    }
+    if let Some(out) = out {
+        let root =
+            std::fs::canonicalize(out).map_err(|e| format!("--out {}: {e}", out.display()))?;
+        if !folder.starts_with(&root) {
+            return Err(format!(
+                "the journal records the delivery in {}, which is not in --out {}",
+                folder.display(),
+                root.display()
+            ));
+        }
+    }
+
+    let mut plan = Plan {
+        p12_dir: folder.join("p12"),
+        ..Plan::default()
+    };
+    let mut present = BTreeSet::new();
+    match std::fs::symlink_metadata(&plan.p12_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: {e}", plan.p12_dir.display())),
+        Ok(meta) if meta.file_type().is_symlink() || !meta.is_dir() => {
+            return Err(format!(
+                "{} is not a folder (a symbolic link is not followed)",
+                plan.p12_dir.display()
+            ))
+        }
+        Ok(_) => {
+            let entries = std::fs::read_dir(&plan.p12_dir)
+                .map_err(|e| format!("{}: {e}", plan.p12_dir.display()))?;
+            let expected: BTreeSet<String> = expected.iter().map(|s| format!("{s}.p12")).collect();
+            for entry in entries {
+                let entry = entry.map_err(|e| format!("{}: {e}", plan.p12_dir.display()))?;
+                let path = entry.path();
+                let meta = std::fs::symlink_metadata(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if meta.file_type().is_symlink() {
+                    if expected.contains(&name) {
+                        return Err(format!(
+                            "{} is a symbolic link, not the key file the journal recorded; not followed",
+                            path.display()
+                        ));
+                    }
+                    plan.links.push(path);
+                } else if expected.contains(&name) {
+                    check_regular(&path, &meta)?;
+                    present.insert(name);
+                    plan.shred.push(path);
+                } else {
+                    plan.foreign.push(path);
+                }
+            }
+            plan.shred.sort();
+            plan.links.sort();
+            plan.foreign.sort();
+        }
+    }
+    if !delivery.purge_started {
+        let missing: Vec<String> = expected
+            .iter()
+            .map(|s| format!("{s}.p12"))
+            .filter(|name| !present.contains(name))
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "{} of the {} PKCS#12 files the journal lists are not in {} ({}); nothing deleted. \
+                 Find where the delivery went (the journal may name the wrong folder) before purging it",
+                missing.len(),
+                expected.len(),
+                plan.p12_dir.display(),
+                some_names(&missing)
+            ));
+        }
+    }
+
+    let passwords = match &delivery.passwords {
+        Some(recorded) => resolve(recorded, journal_dir),
+        None => folder
+            .parent()
+            .unwrap_or(&folder)
+            .join(format!("order-{}.passwords.csv", delivery.order)),
+    };
+    match std::fs::symlink_metadata(&passwords) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && delivery.purge_started => {}
+        Err(e) => {
+            return Err(format!(
+                "password manifest {}: {e}; nothing deleted",
+                passwords.display()
+            ))
+        }
+        Ok(meta) => {
+            check_regular(&passwords, &meta)?;
+            plan.passwords = Some(passwords);
+        }
+    }
+    Ok(plan)
+}
+
+/// Overwrites a regular file with zeros, syncs it, and unlinks it. A
+/// symbolic link is refused (`O_NOFOLLOW`), and so is anything that is not a
+/// regular file with a single name when opened.
 pub fn shred(path: &Path) -> Result<(), PurgeError> {
     let failed = |e: std::io::Error| PurgeError::Io {
         path: path.display().to_string(),
         reason: e.to_string(),
     };
-    let len = std::fs::metadata(path).map_err(failed)?.len();
     let mut file = std::fs::OpenOptions::new()
         .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
         .open(path)
         .map_err(failed)?;
+    let meta = file.metadata().map_err(failed)?;
+    check_regular(path, &meta).map_err(|reason| PurgeError::Io {
+        path: path.display().to_string(),
+        reason,
+    })?;
     let zeros = vec![0u8; 64 * 1024];
-    let mut left = len;
+    let mut left = meta.len();
     while left > 0 {
         let n = left.min(zeros.len() as u64) as usize;
         file.write_all(&zeros[..n]).map_err(failed)?;
@@ -109,55 +337,83 @@ pub fn shred(path: &Path) -> Result<(), PurgeError> {
     std::fs::remove_file(path).map_err(failed)
 }
 
-/// Purges every soft delivery due at `now`. `out` is the delivery root the
-/// password manifests sit in.
+/// Deletes what `plan` lists; returns the number of key files destroyed.
+fn execute(plan: &Plan) -> Result<u64, PurgeError> {
+    for link in &plan.links {
+        // Removing a link removes only its name, never what it points to.
+        std::fs::remove_file(link).map_err(|e| PurgeError::Io {
+            path: link.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    let mut destroyed = 0;
+    for file in plan.shred.iter().chain(&plan.passwords) {
+        shred(file)?;
+        destroyed += 1;
+    }
+    if let Some(parent) = plan.passwords.as_ref().and_then(|p| p.parent()) {
+        let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
+    }
+    // Empty unless files the journal does not list are left in it.
+    let _ = std::fs::remove_dir(&plan.p12_dir);
+    Ok(destroyed)
+}
+
+fn shown(paths: &[PathBuf]) -> Vec<String> {
+    paths.iter().map(|p| p.display().to_string()).collect()
+}
+
+/// Purges every soft delivery due at `now`, judged on the Turkish business
+/// calendar. The purge is recorded at the real time of the run, whatever
+/// `now` says. `journal_dir` resolves folders recorded relative (older
+/// journals); with `out`, deliveries recorded outside it are refused.
+/// An order that cannot be purged is reported in its item and the others
+/// go on; [`PurgeReport::failures`] counts them.
 pub fn purge(
     journal: &Mutex<dyn Journal>,
     calendar: &BusinessCalendar,
-    out: &Path,
+    journal_dir: &Path,
+    out: Option<&Path>,
     now: OffsetDateTime,
     dry_run: bool,
     operator: &str,
 ) -> Result<PurgeReport, PurgeError> {
     let deliveries = lock(journal).unpurged_soft_deliveries()?;
     let mut items = Vec::new();
-    for (order, folder, uploaded_at) in deliveries {
-        let deadline = |reason: String| PurgeError::Deadline { order, reason };
-        let uploaded =
-            OffsetDateTime::parse(&uploaded_at, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| deadline(format!("upload time {uploaded_at:?}: {e}")))?;
-        let upload_day = calendar
-            .upload_day(uploaded)
-            .map_err(|e| deadline(e.to_string()))?;
-        let due = calendar
-            .purge_deadline(upload_day, PURGE_AFTER_BUSINESS_DAYS)
-            .map_err(|e| deadline(e.to_string()))?;
-        let is_due = calendar
-            .is_purge_due(
-                upload_day,
-                PURGE_AFTER_BUSINESS_DAYS,
-                now,
-                TURKEY_UTC_OFFSET,
-            )
-            .map_err(|e| deadline(e.to_string()))?;
-        let files = key_material(Path::new(&folder), out, order);
-        if is_due && !dry_run {
-            for file in &files {
-                shred(file)?;
-            }
-            let _ = std::fs::remove_dir(Path::new(&folder).join("p12"));
-            let at = now
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
-            lock(journal).record_purge(order, &at, operator)?;
+    for delivery in deliveries {
+        let mut item = PurgeItem {
+            order: delivery.order.0,
+            uploaded_at: delivery.uploaded_at.clone(),
+            due: None,
+            is_due: false,
+            files: 0,
+            purged: false,
+            links_removed: Vec::new(),
+            left_in_place: Vec::new(),
+            refused: None,
+        };
+        if let Err(reason) = purge_one(
+            journal,
+            calendar,
+            &delivery,
+            journal_dir,
+            out,
+            now,
+            dry_run,
+            operator,
+            &mut item,
+        ) {
+            item.refused = Some(reason);
         }
-        items.push(PurgeItem {
-            order: order.0,
-            uploaded_at,
-            due: due.to_string(),
-            is_due,
-            files: files.len() as u64,
-        });
+        items.push(item);
+    }
+    let mut problems = Vec::new();
+    if !dry_run {
+        // Every real run, not only one that purged: a truncation another
+        // reader prevented is finished by the next run.
+        if let Err(e) = lock(journal).erase_freed_secrets() {
+            problems.push(e.to_string());
+        }
     }
     Ok(PurgeReport {
         now: now
@@ -165,5 +421,91 @@ pub fn purge(
             .unwrap_or_default(),
         dry_run,
         deliveries: items,
+        problems,
     })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn purge_one(
+    journal: &Mutex<dyn Journal>,
+    calendar: &BusinessCalendar,
+    delivery: &SoftDelivery,
+    journal_dir: &Path,
+    out: Option<&Path>,
+    now: OffsetDateTime,
+    dry_run: bool,
+    operator: &str,
+    item: &mut PurgeItem,
+) -> Result<(), String> {
+    let uploaded = OffsetDateTime::parse(
+        &delivery.uploaded_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|e| format!("upload time {:?}: {e}", delivery.uploaded_at))?;
+    let deadline = |e: crate::calendar::CalendarError| {
+        format!("cannot compute the purge deadline: {e}; extend the calendar (--closed-days) or the holiday table")
+    };
+    let upload_day = calendar.upload_day(uploaded).map_err(deadline)?;
+    let due = calendar
+        .purge_deadline(upload_day, PURGE_AFTER_BUSINESS_DAYS)
+        .map_err(deadline)?;
+    item.due = Some(due.to_string());
+    item.is_due = calendar
+        .is_purge_due(
+            upload_day,
+            PURGE_AFTER_BUSINESS_DAYS,
+            now,
+            TURKEY_UTC_OFFSET,
+        )
+        .map_err(deadline)?;
+
+    let expected = lock(journal)
+        .pkcs12_serials(delivery.order)
+        .map_err(|e| e.to_string())?;
+    let plan = plan(delivery, &expected, journal_dir, out)?;
+    item.files = plan.shred.len() as u64 + u64::from(plan.passwords.is_some());
+    item.links_removed = shown(&plan.links);
+    item.left_in_place = shown(&plan.foreign);
+    if !item.is_due || dry_run {
+        return Ok(());
+    }
+
+    if !delivery.purge_started {
+        lock(journal)
+            .record_purge_started(delivery.order, operator)
+            .map_err(|e| e.to_string())?;
+    }
+    let destroyed =
+        execute(&plan).map_err(|e| format!("{e}; the purge began and the next run finishes it"))?;
+    let purged_at = OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut details = format!(
+        "{} PKCS#12 file(s) of {} and {} password manifest(s) overwritten and deleted by this run; stored passwords erased",
+        plan.shred.len(),
+        expected.len(),
+        u64::from(plan.passwords.is_some()),
+    );
+    if delivery.purge_started {
+        details.push_str("; an earlier, interrupted run deleted the rest");
+    }
+    if !plan.links.is_empty() {
+        details.push_str(&format!(
+            "; {} symbolic link(s) removed, not followed",
+            plan.links.len()
+        ));
+    }
+    if !plan.foreign.is_empty() {
+        details.push_str(&format!(
+            "; {} file(s) not listed by the journal left in {}",
+            plan.foreign.len(),
+            plan.p12_dir.display()
+        ));
+    }
+    lock(journal)
+        .record_purge(delivery.order, &purged_at, &details, operator)
+        .map_err(|e| e.to_string())?;
+    item.files = destroyed;
+    item.purged = true;
+    Ok(())
 }
