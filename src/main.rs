@@ -425,6 +425,12 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
 }
 
 fn main() -> ExitCode {
+    // Before any argument, PIN or password is read: a core of this process
+    // would hold them (see certmint::hardening).
+    if let Err(err) = certmint::hardening::forbid_core_dumps() {
+        eprintln!("error: {err}");
+        return ExitCode::from(1);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ca(CaCommand::Init(args)) => ca_init(args),
