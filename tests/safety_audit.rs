@@ -1,0 +1,253 @@
+//! Secrets in processes and the audit log's resistance to someone who can
+//! write the journal database, through the real `certmint` binary:
+//! a PIN given in an environment variable never reaches a child's
+//! environment, certmint processes cannot dump core, and `audit verify`
+//! reports every kind of tampering with the log (truncation, deleted rows,
+//! dropped tables, a rewritten and recomputed chain, certificates without
+//! their audit record) as broken with exit code 6.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Hsm, Run, Workspace};
+
+/// certmint with this workspace's journal, an operator name and `extra` variables.
+fn run_with(ws: &Workspace, args: &[&str], extra: &[(&str, &str)]) -> Run {
+    let journal = ws.path("journal.sqlite").display().to_string();
+    let mut env = vec![
+        ("CERTMINT_JOURNAL", journal.as_str()),
+        ("CERTMINT_OPERATOR", "test-operator"),
+    ];
+    env.extend_from_slice(extra);
+    ws.certmint_env(args, &env)
+}
+
+fn run(ws: &Workspace, args: &[&str]) -> Run {
+    run_with(ws, args, &[])
+}
+
+/// An order of `devices` ÖKC devices (serials FU1000000, FU1000001, …), imported and paid.
+fn paid_order(ws: &Workspace, devices: usize) {
+    let list: String = (0..devices)
+        .map(|i| format!("FU{:08}\n", 10_000_000 + i))
+        .collect();
+    ws.write("list.txt", list.as_bytes());
+    let list = ws.path("list.txt").display().to_string();
+    run(
+        ws,
+        &[
+            "order",
+            "import",
+            "--manufacturer",
+            "Örnek Yazarkasa A.Ş.",
+            "--manufacturer-vkn",
+            "4540536920",
+            "--prefixes",
+            "FU",
+            "--serials",
+            &list,
+        ],
+    )
+    .ok();
+    run(ws, &["order", "pay", "--order", "1"]).ok();
+}
+
+/// The pids of the `certmint pkcs11-session` processes whose parent is `parent`.
+fn session_processes_of(parent: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let (Ok(stat), Ok(cmdline)) = (
+            std::fs::read_to_string(format!("/proc/{pid}/stat")),
+            std::fs::read(format!("/proc/{pid}/cmdline")),
+        ) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": the ppid follows the closing parenthesis.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("pkcs11-session") {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The soft and hard core file size limits of process `pid`, as /proc shows them.
+fn core_limits(pid: u32) -> Option<(String, String)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))?;
+    let mut fields = line["Max core file size".len()..].split_whitespace();
+    Some((fields.next()?.to_owned(), fields.next()?.to_owned()))
+}
+
+/// The real user id of process `pid` ("self" for this one).
+fn real_uid(pid: &str) -> u32 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
+        .unwrap()
+}
+
+/// A CA PIN given through `--ca-pin-env` reaches the `pkcs11-session`
+/// children over their pipe only: the variable that holds it is not in
+/// their environment (nor is its value under any other name), while the
+/// rest of the environment (SOFTHSM2_CONF, which the module needs) is. The
+/// children also run with a core size limit of 0.
+#[test]
+fn session_children_never_inherit_the_variable_holding_the_ca_pin() {
+    let ws = Workspace::new();
+    let hsm = Hsm::new(&ws, &["ca"], "ALL");
+    let (conf, pin) = (hsm.conf(), hsm.pin());
+    let env = [
+        ("SOFTHSM2_CONF", conf.as_str()),
+        ("CERTMINT_TEST_CA_PIN", pin.as_str()),
+    ];
+    // No pin-source in the URI: the PIN comes from the variable only.
+    let key = format!(
+        "pkcs11:token=ca;object=issuing-2026?module-path={}",
+        common::softhsm_module()
+    );
+    let pin_env = ["--pin-env", "CERTMINT_TEST_CA_PIN"];
+    let mut keygen = vec!["hsm", "keygen", "--key", &key, "--key-type", "p256"];
+    keygen.extend_from_slice(&pin_env);
+    run_with(&ws, &keygen, &env).ok();
+    let mut init = vec!["ca", "init", "--dir", "ca", "--issuing-key", &key];
+    init.extend_from_slice(&pin_env);
+    run_with(&ws, &init, &env).ok();
+    paid_order(&ws, 300);
+
+    let child = Command::new(env!("CARGO_BIN_EXE_certmint"))
+        .args([
+            "okc",
+            "produce",
+            "--order",
+            "1",
+            "--ca",
+            "ca",
+            "--out",
+            "out",
+            "--workers",
+            "2",
+            "--ca-pin-env",
+            "CERTMINT_TEST_CA_PIN",
+        ])
+        .env("CERTMINT_JOURNAL", ws.path("journal.sqlite"))
+        .env("CERTMINT_OPERATOR", "test-operator")
+        .envs(env)
+        .current_dir(ws.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut seen: Vec<(u32, Vec<u8>, Option<(String, String)>)> = Vec::new();
+    while seen.len() < 2 && started.elapsed() < Duration::from_secs(30) {
+        for pid in session_processes_of(child.id()) {
+            if seen.iter().any(|(p, _, _)| *p == pid) {
+                continue;
+            }
+            if let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) {
+                seen.push((pid, environ, core_limits(pid)));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Run::from(child.wait_with_output().unwrap()).ok();
+    assert_eq!(seen.len(), 2, "two session processes seen");
+    for (pid, environ, limits) in &seen {
+        let variables: Vec<String> = environ
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        assert!(
+            variables.iter().any(|v| v.starts_with("SOFTHSM2_CONF=")),
+            "session {pid}: the environment was read: {variables:?}"
+        );
+        assert!(
+            !variables
+                .iter()
+                .any(|v| v.starts_with("CERTMINT_TEST_CA_PIN=") || v.ends_with(&format!("={pin}"))),
+            "session {pid} inherited the CA PIN: {variables:?}"
+        );
+        assert_eq!(
+            limits.as_ref().map(|(s, h)| (s.as_str(), h.as_str())),
+            Some(("0", "0")),
+            "session {pid}: core size limit"
+        );
+    }
+}
+
+/// Every certmint process (here the blocking `pkcs11-session` command, as a
+/// session child runs it) makes itself non-dumpable and sets its core size
+/// limit to 0 as it starts, even when started with an unlimited one. The
+/// observable of "non-dumpable": the kernel gives the /proc files of a
+/// non-dumpable process to root, so the process runs as a user other than
+/// root (`nobody`, through setpriv, when the tests run as root).
+#[test]
+fn a_certmint_process_cannot_dump_core() {
+    let mut command = Command::new("prlimit");
+    command.arg("--core=unlimited:unlimited").arg("--");
+    if real_uid("self") == 0 {
+        command.args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+        ]);
+    }
+    let mut child = command
+        .arg(env!("CARGO_BIN_EXE_certmint"))
+        .arg("pkcs11-session")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // prlimit and setpriv exec what they run: the pid becomes certmint's.
+    let started = Instant::now();
+    let observed = loop {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let owner = std::fs::metadata(format!("/proc/{pid}/status")).map(|m| m.uid());
+        let observed = (owner, core_limits(pid));
+        let is_certmint = String::from_utf8_lossy(&cmdline).contains("pkcs11-session");
+        if is_certmint
+            && matches!(&observed, (Ok(0), Some((soft, hard))) if soft == "0" && hard == "0")
+            || started.elapsed() > Duration::from_secs(3)
+        {
+            break (is_certmint, real_uid(&pid.to_string()), observed);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // Closing its stdin ends the session command.
+    drop(child.stdin.take());
+    let _ = child.kill();
+    let _ = child.wait();
+    let (is_certmint, uid, (owner, limits)) = observed;
+    assert!(is_certmint, "certmint pkcs11-session was started");
+    assert_ne!(uid, 0, "certmint runs as a user other than root");
+    assert_eq!(
+        owner.unwrap(),
+        0,
+        "/proc/{pid}/status belongs to root: the process is not dumpable"
+    );
+    assert_eq!(
+        limits,
+        Some(("0".to_owned(), "0".to_owned())),
+        "core size limit (soft, hard)"
+    );
+}
