@@ -251,3 +251,286 @@ fn a_certmint_process_cannot_dump_core() {
         "core size limit (soft, hard)"
     );
 }
+
+/// SHA-256 of an audit record exactly as `src/audit.rs` computes it: what
+/// someone who can write the database can compute too.
+fn record_hash(prev: &[u8], seq: i64, fields: [&str; 5]) -> Vec<u8> {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(b"certmint-audit-v1");
+    ctx.update(prev);
+    ctx.update(&seq.to_be_bytes());
+    for field in fields {
+        ctx.update(&(field.len() as u64).to_be_bytes());
+        ctx.update(field.as_bytes());
+    }
+    ctx.finish().as_ref().to_vec()
+}
+
+/// Renumbers the audit records 1, 2, 3, … and recomputes every hash and
+/// the head: the chain is whole again, as far as the database can tell.
+fn rechain(conn: &rusqlite::Connection) {
+    type Row = (String, String, String, String, String);
+    let rows: Vec<Row> = conn
+        .prepare("SELECT at, operator, event, subject, details FROM audit ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    conn.execute_batch("DELETE FROM audit; DELETE FROM audit_head;")
+        .unwrap();
+    let mut prev = vec![0u8; 32];
+    let mut seq = 0i64;
+    for (at, operator, event, subject, details) in &rows {
+        seq += 1;
+        let hash = record_hash(&prev, seq, [at, operator, event, subject, details]);
+        conn.execute(
+            "INSERT INTO audit (seq, at, operator, event, subject, details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            rusqlite::params![seq, at, operator, event, subject, details, prev, hash],
+        )
+        .unwrap();
+        prev = hash;
+    }
+    if seq > 0 {
+        conn.execute(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)",
+            rusqlite::params![seq, prev],
+        )
+        .unwrap();
+    }
+}
+
+/// A produced order of 3 soft devices whose audit log verifies; returns the
+/// journal's bytes, to restore before each tampering.
+fn produced_journal(ws: &Workspace) -> Vec<u8> {
+    paid_order(ws, 3);
+    run(
+        ws,
+        &[
+            "okc",
+            "produce",
+            "--order",
+            "1",
+            "--ca",
+            "ca",
+            "--out",
+            "out",
+            "--workers",
+            "1",
+        ],
+    )
+    .ok();
+    let intact = run(ws, &["audit", "verify"]);
+    assert_eq!(intact.code, 0, "{}", intact.stderr);
+    ws.read("journal.sqlite")
+}
+
+/// `audit verify` after `tamper` ran on a fresh copy of `original`.
+fn verify_after(
+    ws: &Workspace,
+    original: &[u8],
+    tamper: impl FnOnce(&rusqlite::Connection),
+) -> Run {
+    ws.write("journal.sqlite", original);
+    let conn = rusqlite::Connection::open(ws.path("journal.sqlite")).unwrap();
+    tamper(&conn);
+    drop(conn);
+    run(ws, &["audit", "verify"])
+}
+
+fn assert_broken(what: &str, out: &Run, says: &str) {
+    assert_eq!(
+        out.code, 6,
+        "{what}: exit code\n{}{}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stderr.contains(says),
+        "{what}: expected {says:?} in\n{}",
+        out.stderr
+    );
+}
+
+/// Someone who can write the journal database, but not use the audit key
+/// beside it, cannot make `audit verify` pass over a log they changed:
+/// cutting off the last records together with the head, deleting the head,
+/// deleting every record, dropping both audit tables, or rewriting a
+/// record and recomputing the whole chain is reported broken (exit 6),
+/// against the signed checkpoints. An untouched journal verifies intact
+/// (exit 0) and fully anchored.
+#[test]
+fn tampering_by_a_database_writer_is_caught_by_the_signed_checkpoints() {
+    let ws = Workspace::with_ca(&[]);
+    let original = produced_journal(&ws);
+    let intact = verify_after(&ws, &original, |_| {});
+    assert_eq!(intact.code, 0, "{}", intact.stderr);
+    assert!(
+        intact.stdout.contains("Audit chain intact")
+            && intact
+                .stdout
+                .contains("0 record(s) after it not yet anchored"),
+        "{}",
+        intact.stdout
+    );
+
+    let cut = verify_after(&ws, &original, |conn| {
+        conn.execute_batch(
+            "DELETE FROM audit WHERE seq > (SELECT MAX(seq) - 3 FROM audit);
+             UPDATE audit_head SET seq = (SELECT MAX(seq) FROM audit),
+                                   hash = (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1);",
+        )
+        .unwrap();
+    });
+    assert_broken(
+        "last rows and head cut",
+        &cut,
+        "but the log has no such record",
+    );
+
+    let no_head = verify_after(&ws, &original, |conn| {
+        conn.execute_batch("DELETE FROM audit_head;").unwrap();
+    });
+    assert_broken("head row deleted", &no_head, "head record is missing");
+
+    let emptied = verify_after(&ws, &original, |conn| {
+        conn.execute_batch("DELETE FROM audit; DELETE FROM audit_head;")
+            .unwrap();
+    });
+    assert_broken(
+        "every row deleted",
+        &emptied,
+        "but the log has no such record",
+    );
+
+    let dropped = verify_after(&ws, &original, |conn| {
+        conn.execute_batch("DROP TABLE audit; DROP TABLE audit_head;")
+            .unwrap();
+    });
+    assert_broken(
+        "both tables dropped",
+        &dropped,
+        "but the log has no such record",
+    );
+
+    let rewritten = verify_after(&ws, &original, |conn| {
+        conn.execute_batch("UPDATE audit SET operator = 'mallory' WHERE seq = 2;")
+            .unwrap();
+        rechain(conn);
+    });
+    assert_broken(
+        "a record rewritten, chain recomputed",
+        &rewritten,
+        "the log up to here was rewritten",
+    );
+}
+
+/// The log is compared with what it describes: a certificate whose audit
+/// record was deleted (the chain renumbered and recomputed, so it is whole
+/// in itself), or a certificate row deleted behind the log's back, is
+/// reported broken (exit 6) and named.
+#[test]
+fn certificates_and_their_audit_records_must_match() {
+    let ws = Workspace::with_ca(&[]);
+    let original = produced_journal(&ws);
+    let serial = |conn: &rusqlite::Connection| -> String {
+        conn.query_row(
+            "SELECT serial_hex FROM certificates ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+
+    let mut victim = String::new();
+    let record_deleted = verify_after(&ws, &original, |conn| {
+        victim = serial(conn);
+        conn.execute(
+            "DELETE FROM audit WHERE event = 'device.certificate-issued' AND details LIKE ?1",
+            [format!("certificate {victim} %")],
+        )
+        .unwrap();
+        rechain(conn);
+    });
+    assert_broken(
+        "a certificate's audit record deleted",
+        &record_deleted,
+        &format!("certificate {victim} is issued but has no audit record of its issue"),
+    );
+
+    let row_deleted = verify_after(&ws, &original, |conn| {
+        victim = serial(conn);
+        conn.execute("DELETE FROM certificates WHERE serial_hex = ?1", [&victim])
+            .unwrap();
+    });
+    assert_broken(
+        "a certificate row deleted",
+        &row_deleted,
+        &format!("records the issue of certificate {victim}, which the journal no longer has"),
+    );
+}
+
+/// What `audit verify` says about the checkpoints themselves: records after
+/// the last checkpoint (a run stopped before it signed one) are "not yet
+/// anchored", not broken; a journal with neither checkpoint file nor audit
+/// key (written before checkpoints existed) verifies with a plain note; a
+/// deleted checkpoint file beside an existing audit key, or a checkpoint
+/// line changed without the key, is broken.
+#[test]
+fn what_verify_says_about_the_checkpoints() {
+    let ws = Workspace::with_ca(&[]);
+    let original = produced_journal(&ws);
+    let checkpoints = ws.path("journal.sqlite.checkpoints");
+    let key = ws.path("journal.sqlite.audit-key");
+    let lines = String::from_utf8(ws.read("journal.sqlite.checkpoints")).unwrap();
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().mode() & 0o777,
+        0o600,
+        "the audit key is readable by its owner only"
+    );
+
+    // The last checkpoint never written: the produce run's records are unanchored.
+    let mut earlier: Vec<&str> = lines.lines().collect();
+    earlier.pop();
+    std::fs::write(&checkpoints, earlier.join("\n") + "\n").unwrap();
+    let unanchored = verify_after(&ws, &original, |_| {});
+    assert_eq!(unanchored.code, 0, "{}", unanchored.stderr);
+    assert!(
+        unanchored
+            .stdout
+            .contains("record(s) after it not yet anchored")
+            && !unanchored.stdout.contains(" 0 record(s) after it"),
+        "{}",
+        unanchored.stdout
+    );
+
+    // A forged line: the record number changed, the signature kept.
+    let forged = lines.replacen(" 1 ", " 2 ", 1);
+    std::fs::write(&checkpoints, &forged).unwrap();
+    let out = verify_after(&ws, &original, |_| {});
+    assert_broken(
+        "a checkpoint line changed",
+        &out,
+        "its signature is not the audit key's",
+    );
+
+    // The checkpoint file deleted, the key still there.
+    std::fs::remove_file(&checkpoints).unwrap();
+    let out = verify_after(&ws, &original, |_| {});
+    assert_broken(
+        "the checkpoint file deleted",
+        &out,
+        "the checkpoint file is missing",
+    );
+
+    // Neither file: a journal from before checkpoints.
+    std::fs::remove_file(&key).unwrap();
+    let legacy = verify_after(&ws, &original, |_| {});
+    assert_eq!(legacy.code, 0, "{}", legacy.stderr);
+    assert!(
+        legacy.stdout.contains("no checkpoint file yet"),
+        "{}",
+        legacy.stdout
+    );
+}
