@@ -177,7 +177,7 @@ pub fn verify(
 pub fn checkpointed_seqs(lines: &[CheckpointLine]) -> impl Iterator<Item = i64> + '_ {
     lines.iter().filter_map(|l| match l {
         CheckpointLine::Signed(c) => Some(c.seq),
-        CheckpointLine::Bad { .. } => None,
+        CheckpointLine::Unfinished { .. } | CheckpointLine::Bad { .. } => None,
     })
 }
 
@@ -210,6 +210,9 @@ pub fn check_checkpoints(
     };
     for line in lines {
         match line {
+            CheckpointLine::Unfinished { line } => report.notes.push(format!(
+                "the checkpoint file's last line ({line}) is unfinished (a crash while it was written); it is ignored"
+            )),
             CheckpointLine::Bad { line, reason } => report.problems.push(AuditProblem {
                 seq: 0,
                 problem: format!("checkpoint file line {line}: {reason}"),

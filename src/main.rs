@@ -35,7 +35,8 @@ Exit codes:
   4  refused by a lint before signing
   5  token or card refused: wrong or blocked PIN, management key refused, token gone,
      label or slot taken, mechanism missing, factory secrets without the override
-  6  the audit chain is broken
+  6  the audit log is broken: its hash chain, its signed checkpoints, or the orders and
+     certificates it describes do not match
 130  stopped by Ctrl-C after the devices in flight (run again to resume)";
 
 #[derive(Parser)]

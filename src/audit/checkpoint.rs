@@ -209,6 +209,13 @@ pub fn append(
 pub enum CheckpointLine {
     /// A checkpoint the audit key signed.
     Signed(Checkpoint),
+    /// The last line, without its newline and not a valid checkpoint: a
+    /// crash (power loss) while it was written. Cutting it off entirely
+    /// would only leave its records "not yet anchored", so it is not a break.
+    Unfinished {
+        /// 1-based line number.
+        line: usize,
+    },
     /// A line that is not one (forged, changed or damaged).
     Bad {
         /// 1-based line number.
@@ -230,11 +237,18 @@ pub fn read(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(&path)(e)),
     };
+    let complete = text.ends_with(b"\n");
     let text = String::from_utf8_lossy(&text);
+    let count = text.lines().count();
     Ok(Some(
         text.lines()
             .enumerate()
-            .map(|(i, line)| parse_line(i + 1, line, key))
+            .map(|(i, line)| match parse_line(i + 1, line, key) {
+                CheckpointLine::Bad { line, .. } if !complete && line == count => {
+                    CheckpointLine::Unfinished { line }
+                }
+                parsed => parsed,
+            })
             .collect(),
     ))
 }
@@ -312,6 +326,12 @@ mod tests {
         assert!(matches!(
             read(&journal, Some(&key)).unwrap().unwrap().as_slice(),
             [CheckpointLine::Bad { line: 1, .. }]
+        ));
+        // A last line cut short by a crash is unfinished, not forged.
+        std::fs::write(checkpoints_path(&journal), &text[..text.len() - 9]).unwrap();
+        assert!(matches!(
+            read(&journal, Some(&key)).unwrap().unwrap().as_slice(),
+            [CheckpointLine::Unfinished { line: 1 }]
         ));
     }
 }
