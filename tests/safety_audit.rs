@@ -153,7 +153,9 @@ fn session_children_never_inherit_the_variable_holding_the_ca_pin() {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    let mut seen: Vec<(u32, Vec<u8>, Option<(String, String)>)> = Vec::new();
+    // (pid, its environment, its core size limits) of each session process.
+    type Seen = (u32, Vec<u8>, Option<(String, String)>);
+    let mut seen: Vec<Seen> = Vec::new();
     while seen.len() < 2 && started.elapsed() < Duration::from_secs(30) {
         for pid in session_processes_of(child.id()) {
             if seen.iter().any(|(p, _, _)| *p == pid) {
