@@ -536,3 +536,57 @@ fn what_verify_says_about_the_checkpoints() {
         legacy.stdout
     );
 }
+
+/// A long production run anchors its records as it goes, not only at its
+/// end, and not per device: 600 devices (about 1,200 records) give a
+/// checkpoint after the first 1,000 records and one at the end of the run,
+/// and the whole log verifies fully anchored.
+#[test]
+fn a_production_run_signs_checkpoints_as_it_goes_not_per_device() {
+    let ws = Workspace::with_ca(&[]);
+    paid_order(&ws, 600);
+    let before = String::from_utf8(ws.read("journal.sqlite.checkpoints"))
+        .unwrap()
+        .lines()
+        .count();
+    run(
+        &ws,
+        &[
+            "okc",
+            "produce",
+            "--order",
+            "1",
+            "--ca",
+            "ca",
+            "--out",
+            "out",
+            "--workers",
+            "2",
+        ],
+    )
+    .ok();
+    let lines = String::from_utf8(ws.read("journal.sqlite.checkpoints")).unwrap();
+    let during_run: Vec<u64> = lines
+        .lines()
+        .skip(before)
+        .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        during_run.len(),
+        2,
+        "checkpoints of the run: {during_run:?}"
+    );
+    assert!(
+        during_run[0] >= 1000 + 2 && during_run[0] < during_run[1],
+        "{during_run:?}"
+    );
+    let verified = run(&ws, &["audit", "verify"]).ok();
+    assert!(
+        verified.stdout.contains(&format!(
+            "up to record {}; 0 record(s) after it not yet anchored",
+            during_run[1]
+        )),
+        "{}",
+        verified.stdout
+    );
+}

@@ -186,6 +186,18 @@ mod tests {
         );
     }
 
+    /// A variable the operator did not name is still left out of a child's
+    /// environment when it holds the PIN. (Read-only: any variable of this
+    /// process stands in for one holding a PIN.)
+    #[test]
+    fn a_variable_holding_the_pin_is_secret_whatever_its_name() {
+        let Some((name, value)) = std::env::vars().find(|(_, v)| !v.is_empty()) else {
+            return;
+        };
+        let pin = Pin::new(value, "t").unwrap();
+        assert!(secret_variables(Some(&pin)).contains(&OsString::from(&name)));
+    }
+
     #[test]
     fn choice_order() {
         assert_eq!(
