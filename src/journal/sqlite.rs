@@ -385,7 +385,11 @@ impl SqliteJournal {
         .map_err(db)?;
         append_audit(&tx, operator, event, &format!("order {order}"), details).map_err(db)?;
         tx.commit().map_err(db)?;
-        self.audit_committed()
+        // Only marked, never a periodic checkpoint here: callers (payment,
+        // delivery, purge) still have rows to write after this commit, and a
+        // failed checkpoint must not leave those half done.
+        self.appended = true;
+        Ok(())
     }
 }
 
