@@ -4,9 +4,17 @@
 //!
 //! The journal stores the records and a head (last sequence number and hash)
 //! in the same transaction as the state change they describe; the head
-//! catches records cut off the end.
+//! catches records cut off the end. Neither stops someone who can write the
+//! database from rewriting the whole chain: [`checkpoint`]s, signed with a
+//! key outside the database and kept outside it, do (see docs/audit.md).
+
+pub mod checkpoint;
+
+use std::collections::HashMap;
 
 use serde::Serialize;
+
+use checkpoint::CheckpointLine;
 
 /// The `prev_hash` of the first record.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -60,7 +68,8 @@ pub fn record_hash(
 /// One break in the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditProblem {
-    /// The record where it shows.
+    /// The record where it shows; 0 for a problem of the log as a whole (a
+    /// certificate or order without its record, a bad checkpoint line).
     pub seq: i64,
     /// What is wrong.
     pub problem: String,
@@ -75,6 +84,15 @@ pub struct AuditReport {
     pub head: String,
     /// Every break found; empty when the chain is whole.
     pub problems: Vec<AuditProblem>,
+    /// Signed checkpoints read from the checkpoint file.
+    pub checkpoints: u64,
+    /// The last record a signed checkpoint covers (0: none).
+    pub anchored_up_to: i64,
+    /// Records after the last checkpoint: checked against each other only,
+    /// not yet against anything outside the database.
+    pub not_yet_anchored: u64,
+    /// What the operator should know that is not a break.
+    pub notes: Vec<String>,
 }
 
 impl AuditReport {
@@ -148,7 +166,87 @@ pub fn verify(
         records: count,
         head: crate::pem::hex(&prev),
         problems,
+        checkpoints: 0,
+        anchored_up_to: 0,
+        not_yet_anchored: count,
+        notes: Vec::new(),
     }
+}
+
+/// The sequence numbers whose stored hashes [`check_checkpoints`] needs.
+pub fn checkpointed_seqs(lines: &[CheckpointLine]) -> impl Iterator<Item = i64> + '_ {
+    lines.iter().filter_map(|l| match l {
+        CheckpointLine::Signed(c) => Some(c.seq),
+        CheckpointLine::Unfinished { .. } | CheckpointLine::Bad { .. } => None,
+    })
+}
+
+/// Checks a verified chain (`report`) against the signed checkpoints:
+/// every checkpoint must name a record of the chain with the hash it
+/// signed. `lines` is `None` when there is no checkpoint file;
+/// `has_key` says whether the journal has an audit key (so checkpoints
+/// were being signed); `hashes` holds the stored hash of each record a
+/// checkpoint names.
+pub fn check_checkpoints(
+    report: &mut AuditReport,
+    lines: Option<&[CheckpointLine]>,
+    has_key: bool,
+    hashes: &HashMap<i64, Vec<u8>>,
+) {
+    let last_seq = report.records as i64;
+    let Some(lines) = lines else {
+        if has_key {
+            report.problems.push(AuditProblem {
+                seq: 0,
+                problem: "the checkpoint file is missing, but the journal has an audit key: its signed checkpoints were deleted".into(),
+            });
+        } else if report.records > 0 {
+            report.notes.push(format!(
+                "no checkpoint file yet (the journal was written before signed checkpoints): its {} record(s) are checked against each other only; the next command that records something anchors them",
+                report.records
+            ));
+        }
+        return;
+    };
+    for line in lines {
+        match line {
+            CheckpointLine::Unfinished { line } => report.notes.push(format!(
+                "the checkpoint file's last line ({line}) is unfinished (a crash while it was written); it is ignored"
+            )),
+            CheckpointLine::Bad { line, reason } => report.problems.push(AuditProblem {
+                seq: 0,
+                problem: format!("checkpoint file line {line}: {reason}"),
+            }),
+            CheckpointLine::Signed(checkpoint) => {
+                report.checkpoints += 1;
+                report.anchored_up_to = report.anchored_up_to.max(checkpoint.seq);
+                match hashes.get(&checkpoint.seq) {
+                    None => report.problems.push(AuditProblem {
+                        seq: checkpoint.seq,
+                        problem: format!(
+                            "the checkpoint signed at {} names record {} but the log has no such record: records were deleted or cut off the end",
+                            checkpoint.at, checkpoint.seq
+                        ),
+                    }),
+                    Some(hash) if *hash != checkpoint.head => report.problems.push(AuditProblem {
+                        seq: checkpoint.seq,
+                        problem: format!(
+                            "does not match the checkpoint signed at {}: the log up to here was rewritten",
+                            checkpoint.at
+                        ),
+                    }),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    if report.checkpoints == 0 && report.records > 0 {
+        report.problems.push(AuditProblem {
+            seq: 0,
+            problem: "the checkpoint file holds no signed checkpoint, but the log has records: it was emptied".into(),
+        });
+    }
+    report.not_yet_anchored = last_seq.saturating_sub(report.anchored_up_to).max(0) as u64;
 }
 
 #[cfg(test)]

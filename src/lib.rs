@@ -23,6 +23,7 @@ pub mod bench;
 pub mod ca;
 pub mod calendar;
 pub mod card;
+pub mod hardening;
 pub mod ids;
 pub mod inspect;
 pub mod issue;

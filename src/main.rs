@@ -35,7 +35,8 @@ Exit codes:
   4  refused by a lint before signing
   5  token or card refused: wrong or blocked PIN, management key refused, token gone,
      label or slot taken, mechanism missing, factory secrets without the override
-  6  the audit chain is broken
+  6  the audit log is broken: its hash chain, its signed checkpoints, or the orders and
+     certificates it describes do not match
 130  stopped by Ctrl-C after the devices in flight (run again to resume)";
 
 #[derive(Parser)]
@@ -425,6 +426,12 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
 }
 
 fn main() -> ExitCode {
+    // Before any argument, PIN or password is read: a core of this process
+    // would hold them (see certmint::hardening).
+    if let Err(err) = certmint::hardening::forbid_core_dumps() {
+        eprintln!("error: {err}");
+        return ExitCode::from(1);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ca(CaCommand::Init(args)) => ca_init(args),

@@ -67,6 +67,7 @@ impl CardSecretArgs {
                     .with_context(|| path.display().to_string())?
             }
             (None, Some(var)) => {
+                certmint::pkcs11::pin::mark_secret_variable(var);
                 let text = zeroize::Zeroizing::new(std::env::var(var).with_context(|| {
                     format!("environment variable {var} (named by --mgmt-key-env) is not set")
                 })?);

@@ -235,7 +235,8 @@ pub struct PurgeArgs {
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Check the audit log's hash chain; names any changed, deleted or reordered record.
+    /// Check the audit log: its hash chain, the signed checkpoints beside the journal, and
+    /// that every order and certificate in the journal has its audit record and the reverse.
     Verify(AuditVerifyArgs),
 }
 
@@ -818,9 +819,22 @@ pub fn audit(command: AuditCommand) -> Result<()> {
                     "Audit chain intact: {} records, head {}.",
                     report.records, report.head
                 );
+                if report.checkpoints > 0 {
+                    println!(
+                        "Anchored by {} signed checkpoint(s) up to record {}; {} record(s) after it not yet anchored.",
+                        report.checkpoints, report.anchored_up_to, report.not_yet_anchored
+                    );
+                }
+                for note in &report.notes {
+                    println!("Note: {note}.");
+                }
             } else {
                 for p in &report.problems {
-                    eprintln!("  record {}: {}", p.seq, p.problem);
+                    if p.seq == 0 {
+                        eprintln!("  journal: {}", p.problem);
+                    } else {
+                        eprintln!("  record {}: {}", p.seq, p.problem);
+                    }
                 }
             }
             if !report.is_intact() {

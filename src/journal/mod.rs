@@ -54,6 +54,9 @@ pub enum JournalError {
     /// The parent of an additional application is not usable.
     #[error("additional application: {0}")]
     BadParent(String),
+    /// A signed checkpoint of the audit chain could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::audit::checkpoint::CheckpointError),
 }
 
 /// An order number.

@@ -16,7 +16,8 @@ use super::{
     ImportReport, Intent, IssuedRecord, Journal, JournalError, NewOrder, OrderId, OrderKind,
     OrderState, OrderSummary, SoftDelivery, Target, VerifiedDevice, MAX_REPORTED_PROBLEMS,
 };
-use crate::audit::{self, AuditRecord, AuditReport, GENESIS};
+use crate::audit::checkpoint::{self, AuditKey, Checkpoint, CHECKPOINT_EVERY};
+use crate::audit::{self, AuditProblem, AuditRecord, AuditReport, GENESIS};
 use crate::order::serial_list::{ListProblem, ListedSerial};
 
 const SCHEMA: &str = r#"
@@ -171,6 +172,25 @@ struct Transition<'a> {
 pub struct SqliteJournal {
     conn: Connection,
     path: PathBuf,
+    /// Whether this process appended audit records (so a checkpoint is due
+    /// when it is done with the journal).
+    appended: bool,
+    /// The last record this process signed a checkpoint for, or the head
+    /// when it opened the journal: the periodic checkpoint counts from here.
+    checkpointed_seq: i64,
+    /// The audit key, once loaded.
+    audit_key: Option<AuditKey>,
+}
+
+/// Signs a checkpoint for the records this process appended: an error here
+/// cannot be reported, and leaves those records "not yet anchored", which
+/// `audit verify` says.
+impl Drop for SqliteJournal {
+    fn drop(&mut self) {
+        if self.appended {
+            let _ = self.checkpoint();
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteJournal {
@@ -319,10 +339,62 @@ impl SqliteJournal {
         // The -wal and -shm files exist now; an older journal's may have been
         // created readable by others.
         make_private(path)?;
+        let checkpointed_seq = Self::head(&conn).map_err(db)?.map_or(0, |(seq, _)| seq);
         Ok(Self {
             conn,
             path: path.to_path_buf(),
+            appended: false,
+            checkpointed_seq,
+            audit_key: None,
         })
+    }
+
+    fn head(conn: &Connection) -> rusqlite::Result<Option<(i64, Vec<u8>)>> {
+        conn.query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+    }
+
+    /// Signs a checkpoint of the audit chain's committed head with the
+    /// journal's audit key (made on first use) and appends it to the
+    /// checkpoint file beside the journal. Returns the record it covers,
+    /// `None` when the log is empty.
+    pub fn checkpoint(&mut self) -> Result<Option<i64>, JournalError> {
+        let Some((seq, head)) = Self::head(&self.conn).map_err(|e| self.db(e))? else {
+            return Ok(None);
+        };
+        let key = match self.audit_key.take() {
+            Some(key) => key,
+            None => AuditKey::load_or_create(&self.path)?,
+        };
+        let written = checkpoint::append(
+            &self.path,
+            &key,
+            &Checkpoint {
+                seq,
+                head,
+                at: now_rfc3339(),
+            },
+        );
+        self.audit_key = Some(key);
+        written?;
+        self.checkpointed_seq = seq;
+        self.appended = false;
+        Ok(Some(seq))
+    }
+
+    /// After a commit that appended audit records: a checkpoint every
+    /// [`CHECKPOINT_EVERY`] records, the rest when the journal is dropped.
+    fn audit_committed(&mut self) -> Result<(), JournalError> {
+        self.appended = true;
+        let seq = Self::head(&self.conn)
+            .map_err(|e| self.db(e))?
+            .map_or(0, |(seq, _)| seq);
+        if seq - self.checkpointed_seq >= CHECKPOINT_EVERY {
+            self.checkpoint()?;
+        }
+        Ok(())
     }
 
     fn db(&self, e: rusqlite::Error) -> JournalError {
@@ -347,7 +419,11 @@ impl SqliteJournal {
         let db = database_error(&self.path);
         let tx = self.conn.transaction().map_err(db)?;
         Self::change_order_state(&tx, &self.path, order, change, operator)?;
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        // Only marked, never a periodic checkpoint here: a failed checkpoint
+        // must not turn a committed state change into a reported failure.
+        self.appended = true;
+        Ok(())
     }
 
     /// An order state change inside `tx`, for callers that write the rows
@@ -520,6 +596,7 @@ impl Journal for SqliteJournal {
         )
         .map_err(db)?;
         tx.commit().map_err(db)?;
+        self.audit_committed()?;
         Ok(ImportReport {
             order: Some(OrderId(order_id)),
             accepted,
@@ -570,7 +647,8 @@ impl Journal for SqliteJournal {
                 let tx = self.conn.transaction().map_err(db)?;
                 append_audit(&tx, operator, "order.production-resumed", &format!("order {order}"), "")
                     .and_then(|()| tx.commit())
-                    .map_err(db)
+                    .map_err(db)?;
+                self.audit_committed()
             }
             _ => self.set_order_state(
             order,
@@ -678,7 +756,8 @@ impl Journal for SqliteJournal {
             reason,
         )
         .map_err(db)?;
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        self.audit_committed()
     }
 
     fn record_key(
@@ -702,7 +781,8 @@ impl Journal for SqliteJournal {
             &format!("CKA_ID {key_id_hex}"),
         )
         .map_err(db)?;
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        self.audit_committed()
     }
 
     fn record_intents(
@@ -740,7 +820,8 @@ impl Journal for SqliteJournal {
                 .map_err(db)?;
         }
         chain.write(&tx).map_err(db)?;
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        self.audit_committed()
     }
 
     fn record_verified_devices(
@@ -802,7 +883,8 @@ impl Journal for SqliteJournal {
                 .map_err(db)?;
         }
         chain.write(&tx).map_err(db)?;
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        self.audit_committed()
     }
 
     fn finish_production(&mut self, order: OrderId, operator: &str) -> Result<bool, JournalError> {
@@ -925,7 +1007,9 @@ impl Journal for SqliteJournal {
             )
         })
         .map_err(db)?;
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        self.appended = true;
+        Ok(())
     }
 
     fn pkcs12_serials(&self, order: OrderId) -> Result<Vec<String>, JournalError> {
@@ -968,7 +1052,9 @@ impl Journal for SqliteJournal {
             "key material is being overwritten and deleted",
         )
         .map_err(db)?;
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        self.appended = true;
+        Ok(())
     }
 
     fn record_purge(
@@ -1004,7 +1090,9 @@ impl Journal for SqliteJournal {
             )
         })
         .map_err(db)?;
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        self.appended = true;
+        Ok(())
     }
 
     fn erase_freed_secrets(&mut self) -> Result<(), JournalError> {
@@ -1062,17 +1150,18 @@ impl Journal for SqliteJournal {
         let db = database_error(&self.path);
         let tx = self.conn.transaction().map_err(db)?;
         append_audit(&tx, operator, event, subject, details).map_err(db)?;
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        self.audit_committed()
     }
 
     fn verify_audit(&self) -> Result<AuditReport, JournalError> {
-        let head: Option<(i64, Vec<u8>)> = self
-            .conn
-            .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()
-            .map_err(|e| self.db(e))?;
+        let key = AuditKey::load(&self.path)?;
+        let lines = checkpoint::read(&self.path, key.as_ref())?;
+        let wanted: std::collections::HashSet<i64> = lines
+            .as_deref()
+            .map(|l| audit::checkpointed_seqs(l).collect())
+            .unwrap_or_default();
+        let head = Self::head(&self.conn).map_err(|e| self.db(e))?;
         let mut stmt = self
             .conn
             .prepare("SELECT seq, at, operator, event, subject, details, prev_hash, hash FROM audit ORDER BY seq")
@@ -1092,18 +1181,38 @@ impl Journal for SqliteJournal {
             })
             .map_err(|e| self.db(e))?;
         let mut error = None;
-        let records = rows.map_while(|r| match r {
-            Ok(record) => Some(record),
-            Err(e) => {
-                error = Some(e);
-                None
-            }
-        });
-        let report = audit::verify(records, head);
-        match error {
-            Some(e) => Err(self.db(e)),
-            None => Ok(report),
+        let mut hashes = std::collections::HashMap::new();
+        let mut described = Described::default();
+        let records = rows
+            .map_while(|r| match r {
+                Ok(record) => Some(record),
+                Err(e) => {
+                    error = Some(e);
+                    None
+                }
+            })
+            .inspect(|record| {
+                if wanted.contains(&record.seq) {
+                    hashes.insert(record.seq, record.hash.clone());
+                }
+                described.note(record);
+            });
+        let mut report = audit::verify(records, head.clone());
+        if let Some(e) = error {
+            return Err(self.db(e));
         }
+        if head.is_none() && report.records > 0 {
+            report.problems.push(AuditProblem {
+                seq: report.records as i64,
+                problem: "the journal's head record is missing: the log's end cannot be checked"
+                    .into(),
+            });
+        }
+        audit::check_checkpoints(&mut report, lines.as_deref(), key.is_some(), &hashes);
+        described
+            .check(&self.conn, &mut report.problems)
+            .map_err(|e| self.db(e))?;
+        Ok(report)
     }
 
     fn certificate_by_serial(
@@ -1142,6 +1251,161 @@ impl Journal for SqliteJournal {
             .query_map([order.0], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
             .map_err(|e| self.db(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+}
+
+/// What the audit records say exists: orders received, certificate
+/// intents, issued certificates (with their SHA-256) and voided intents,
+/// each with the record that says so. Checked against the tables, so that
+/// a row deleted or added behind the log's back, or a log emptied where
+/// certificates exist, is a break.
+#[derive(Default)]
+struct Described {
+    orders: std::collections::HashMap<i64, (i64, bool)>,
+    intents: std::collections::HashMap<String, (i64, bool)>,
+    issued: std::collections::HashMap<String, (i64, String, bool)>,
+    voided: std::collections::HashMap<String, (i64, bool)>,
+}
+
+impl Described {
+    fn note(&mut self, record: &AuditRecord) {
+        let seq = record.seq;
+        match record.event.as_str() {
+            "order.received" => {
+                if let Some(order) = record
+                    .subject
+                    .strip_prefix("order ")
+                    .and_then(|o| o.parse().ok())
+                {
+                    self.orders.insert(order, (seq, false));
+                }
+            }
+            "device.intent" => {
+                if let Some(serial) = record
+                    .details
+                    .rsplit_once("; certificate ")
+                    .and_then(|(_, rest)| rest.strip_suffix(" linted"))
+                {
+                    self.intents.insert(serial.to_owned(), (seq, false));
+                }
+            }
+            "device.certificate-issued" => {
+                let serial = record
+                    .details
+                    .strip_prefix("certificate ")
+                    .and_then(|rest| rest.split_once(' '))
+                    .map(|(serial, _)| serial);
+                let sha256 = record.details.rsplit_once("SHA-256 ").map(|(_, h)| h);
+                if let (Some(serial), Some(sha256)) = (serial, sha256) {
+                    self.issued
+                        .insert(serial.to_owned(), (seq, sha256.to_owned(), false));
+                }
+            }
+            "certificate.voided" => {
+                if let Some(serial) = record.subject.strip_prefix("certificate ") {
+                    self.voided.insert(serial.to_owned(), (seq, false));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn check(
+        mut self,
+        conn: &Connection,
+        problems: &mut Vec<AuditProblem>,
+    ) -> rusqlite::Result<()> {
+        let mut journal = |problem: String| problems.push(AuditProblem { seq: 0, problem });
+        let mut orders = conn.prepare("SELECT id FROM orders ORDER BY id")?;
+        for order in orders.query_map([], |r| r.get::<_, i64>(0))? {
+            let order = order?;
+            match self.orders.get_mut(&order) {
+                Some((_, seen)) => *seen = true,
+                None => journal(format!(
+                    "order {order} has no audit record of its receipt (added, or its record deleted)"
+                )),
+            }
+        }
+        let mut certificates =
+            conn.prepare("SELECT serial_hex, status, sha256, der FROM certificates ORDER BY id")?;
+        let mut rows = certificates.query([])?;
+        while let Some(row) = rows.next()? {
+            let serial: String = row.get(0)?;
+            let status: String = row.get(1)?;
+            match self.intents.get_mut(&serial) {
+                Some((_, seen)) => *seen = true,
+                None => journal(format!(
+                    "certificate {serial} has no audit record of its intent (added, or its record deleted)"
+                )),
+            }
+            match status.as_str() {
+                "issued" => {
+                    let sha256: Option<String> = row.get(2)?;
+                    let der: Option<Vec<u8>> = row.get(3)?;
+                    let actual = der.map(|der| {
+                        crate::pem::hex(
+                            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref(),
+                        )
+                    });
+                    match self.issued.get_mut(&serial) {
+                        None => journal(format!(
+                            "certificate {serial} is issued but has no audit record of its issue (added, or its record deleted)"
+                        )),
+                        Some((seq, recorded, seen)) => {
+                            *seen = true;
+                            // Written with or without colons between the bytes.
+                            let plain = |h: &str| h.replace(':', "").to_ascii_uppercase();
+                            let recorded_plain = plain(recorded);
+                            let matches = |h: &Option<String>| {
+                                h.as_deref().is_some_and(|h| plain(h) == recorded_plain)
+                            };
+                            if !matches(&sha256) || !matches(&actual) {
+                                journal(format!(
+                                    "certificate {serial} is not the certificate audit record {seq} says was issued (SHA-256 {recorded})"
+                                ));
+                            }
+                        }
+                    }
+                }
+                "void" => match self.voided.get_mut(&serial) {
+                    Some((_, seen)) => *seen = true,
+                    None => journal(format!(
+                        "certificate {serial} is void but has no audit record of its voiding"
+                    )),
+                },
+                _ => {}
+            }
+        }
+        let mut missing = |kind: &str, what: &str, seq: i64| {
+            problems.push(AuditProblem {
+                seq,
+                problem: format!(
+                    "records the {kind} of {what}, which the journal no longer has (deleted)"
+                ),
+            })
+        };
+        for (order, (seq, seen)) in &self.orders {
+            if !seen {
+                missing("receipt", &format!("order {order}"), *seq);
+            }
+        }
+        for (serial, (seq, seen)) in &self.intents {
+            if !seen {
+                missing("intent", &format!("certificate {serial}"), *seq);
+            }
+        }
+        for (serial, (seq, _, seen)) in &self.issued {
+            if !seen {
+                missing("issue", &format!("certificate {serial}"), *seq);
+            }
+        }
+        for (serial, (seq, seen)) in &self.voided {
+            if !seen {
+                missing("voiding", &format!("certificate {serial}"), *seq);
+            }
+        }
+        problems.sort_by_key(|p| p.seq);
+        Ok(())
     }
 }
 

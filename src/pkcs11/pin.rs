@@ -3,8 +3,11 @@
 //! interactive prompt on the terminal — never argv. A [`Pin`] never shows
 //! itself in `Debug` output or messages.
 
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -73,7 +76,12 @@ pub enum PinSource {
 
 impl PinSource {
     /// The URI's `pin-source` if it has one, else `--pin-env`, else the prompt.
+    /// A variable named by `pin_env` is marked secret even when the URI's
+    /// file wins: the operator said it holds a PIN.
     pub fn choose(uri_source: Option<PathBuf>, pin_env: Option<&str>) -> Self {
+        if let Some(var) = pin_env {
+            mark_secret_variable(var);
+        }
         match (uri_source, pin_env) {
             (Some(path), _) => PinSource::File(path),
             (None, Some(var)) => PinSource::Env(var.to_owned()),
@@ -92,6 +100,7 @@ impl PinSource {
                 Pin::new(text.trim_end_matches(['\n', '\r']).to_owned(), what)
             }
             PinSource::Env(var) => {
+                mark_secret_variable(var);
                 let value = std::env::var(var).map_err(|_| PinError::EnvMissing(var.clone()))?;
                 Pin::new(value, what)
             }
@@ -102,6 +111,45 @@ impl PinSource {
             }
         }
     }
+}
+
+/// The names of the environment variables the operator named as holding a
+/// secret (`--pin-env`, `--ca-pin-env`, a card's management key or PUK).
+/// Kept for the whole process so that every child certmint starts leaves
+/// them out of its environment: a child's environment is readable in
+/// `/proc/<pid>/environ` and copied into its core files, and it is
+/// inherited again by anything the child starts (a PKCS#11 module's helpers).
+static SECRET_VARIABLES: Mutex<BTreeSet<OsString>> = Mutex::new(BTreeSet::new());
+
+/// Records that the environment variable `name` holds a secret, so that no
+/// child process inherits it (see [`secret_variables`]).
+pub fn mark_secret_variable(name: &str) {
+    // A poisoned set is still a set of names: a thread that panicked while
+    // inserting left it whole or without that one name.
+    let mut names = SECRET_VARIABLES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    names.insert(OsString::from(name));
+}
+
+/// The variables to leave out of a child's environment: every one marked
+/// with [`mark_secret_variable`], and every one whose value is `secret`
+/// (which catches a PIN the operator also keeps in a variable certmint was
+/// not told about).
+pub fn secret_variables(secret: Option<&Pin>) -> Vec<OsString> {
+    let mut names = SECRET_VARIABLES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    if let Some(pin) = secret {
+        let value = std::ffi::OsStr::new(pin.expose());
+        names.extend(
+            std::env::vars_os()
+                .filter(|(_, v)| v.as_os_str() == value)
+                .map(|(k, _)| k),
+        );
+    }
+    names.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -138,6 +186,18 @@ mod tests {
         );
     }
 
+    /// A variable the operator did not name is still left out of a child's
+    /// environment when it holds the PIN. (Read-only: any variable of this
+    /// process stands in for one holding a PIN.)
+    #[test]
+    fn a_variable_holding_the_pin_is_secret_whatever_its_name() {
+        let Some((name, value)) = std::env::vars().find(|(_, v)| !v.is_empty()) else {
+            return;
+        };
+        let pin = Pin::new(value, "t").unwrap();
+        assert!(secret_variables(Some(&pin)).contains(&OsString::from(&name)));
+    }
+
     #[test]
     fn choice_order() {
         assert_eq!(
@@ -149,6 +209,7 @@ mod tests {
             PinSource::Env("V".into())
         );
         assert_eq!(PinSource::choose(None, None), PinSource::Prompt);
+        assert!(secret_variables(None).contains(&OsString::from("V")));
         assert!(matches!(
             PinSource::Env("CERTMINT_NO_SUCH_VAR".into()).read("t"),
             Err(PinError::EnvMissing(_))

@@ -50,6 +50,7 @@ use std::sync::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::pin::secret_variables;
 use super::{Pin, PinError, PinSource, Pkcs11Error, Pkcs11Signer, Pkcs11Uri, Token};
 use crate::signer::{SignatureAlgorithm, Signer, SignerError};
 
@@ -273,8 +274,14 @@ struct SessionProcess {
 }
 
 impl SessionProcess {
-    fn start(program: &Path) -> io::Result<Self> {
-        let mut child = Command::new(program)
+    /// Starts a child; `hidden` are the environment variables it must not
+    /// inherit (the PIN reaches it over the pipe, see [`secret_variables`]).
+    fn start(program: &Path, hidden: &[std::ffi::OsString]) -> io::Result<Self> {
+        let mut command = Command::new(program);
+        for name in hidden {
+            command.env_remove(name);
+        }
+        let mut child = command
             .arg(COMMAND)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -404,8 +411,9 @@ impl SessionProcesses {
     ) -> Result<Self, Pkcs11Error> {
         let uri = uri.clone().require_object()?;
         let what = uri.token_name();
+        let hidden = secret_variables(Some(pin));
         let start = || {
-            SessionProcess::start(program).map_err(|e| Pkcs11Error::SessionProcess {
+            SessionProcess::start(program, &hidden).map_err(|e| Pkcs11Error::SessionProcess {
                 uri: uri.to_string(),
                 reason: format!("cannot start {} {COMMAND}: {e}", program.display()),
             })
