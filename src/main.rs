@@ -419,7 +419,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         return Some(3);
     }
     match cause.downcast_ref::<SignerError>() {
-        Some(SignerError::UnsupportedKey(_)) => Some(3),
+        Some(SignerError::UnsupportedKey(_) | SignerError::InvalidKey(_)) => Some(3),
         _ => None,
     }
 }

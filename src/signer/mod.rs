@@ -44,6 +44,11 @@ pub enum SignerError {
     /// A key could not be generated.
     #[error("key generation failed: {0}")]
     KeyGeneration(String),
+    /// A public key of a supported type that no certificate may carry: an
+    /// EC point off its curve, an RSA modulus or exponent that breaks
+    /// [`KeyType::of_spki`]'s rules.
+    #[error("invalid public key: {0}")]
+    InvalidKey(String),
 }
 
 /// A key that signs certificates. Implementations hold the private key
@@ -217,16 +222,23 @@ impl KeyType {
         }
     }
 
-    /// Reads the type of a DER SubjectPublicKeyInfo. RSA keys of any size are
-    /// reported (so that a lint can name a too-small key); EC keys must be on
-    /// P-256 or P-384. This is DER parsing only; no cryptography is involved.
+    /// Reads the type of a DER SubjectPublicKeyInfo and checks that the key
+    /// is one a certificate may carry. RSA keys of any size from 512 bits are
+    /// reported (so that a lint can name a too-small key), but the modulus
+    /// must be odd with no prime factor below [`SMALL_PRIME_BOUND`] and the
+    /// exponent odd in `65537..2^256` (CA/Browser Forum BR 6.1.6); EC keys
+    /// must be uncompressed points on P-256 or P-384, on the curve and not
+    /// the point at infinity (checked by aws-lc).
     pub fn of_public_key(spki_der: &[u8]) -> Result<Self, SignerError> {
         let spki = SubjectPublicKeyInfoRef::from_der(spki_der)
             .map_err(|e| SignerError::UnsupportedKey(format!("not a SubjectPublicKeyInfo: {e}")))?;
         Self::of_spki(&spki)
     }
 
-    /// The type of a decoded SubjectPublicKeyInfo (see [`KeyType::of_public_key`]).
+    /// The type of a decoded SubjectPublicKeyInfo, checked as
+    /// [`KeyType::of_public_key`] says. Every subject key reaches a TBS
+    /// certificate through here ([`crate::issue::CertificateAuthority::prepare`]),
+    /// as do keys read from requests, tokens and cards.
     pub fn of_spki(spki: &SubjectPublicKeyInfoRef<'_>) -> Result<Self, SignerError> {
         let unsupported = |m: String| SignerError::UnsupportedKey(m);
         let key_bits = spki
@@ -245,6 +257,7 @@ impl KeyType {
                 if key.public_exponent.as_bytes().is_empty() || bits < 512 {
                     return Err(unsupported("malformed RSA public key".into()));
                 }
+                check_rsa_key(modulus, key.public_exponent.as_bytes())?;
                 Ok(KeyType::Rsa(bits))
             }
             rfc5912::ID_EC_PUBLIC_KEY => {
@@ -267,6 +280,7 @@ impl KeyType {
                         "{key_type} key is not an uncompressed point"
                     )));
                 }
+                check_ec_point(key_type, key_bits)?;
                 Ok(key_type)
             }
             other => Err(unsupported(format!(
@@ -274,6 +288,80 @@ impl KeyType {
             ))),
         }
     }
+}
+
+/// RSA moduli are refused when divisible by a prime below this bound: the
+/// same trial division as Boulder's goodkey and zlint (primes < 752).
+pub const SMALL_PRIME_BOUND: u32 = 752;
+
+/// The smallest RSA public exponent accepted (2^16 + 1, the CA/Browser Forum
+/// floor); the exponent must also be odd and below 2^256.
+pub const MIN_RSA_EXPONENT: u32 = 65537;
+
+/// Checks an RSA modulus and exponent (big-endian, no leading zeros).
+fn check_rsa_key(modulus: &[u8], exponent: &[u8]) -> Result<(), SignerError> {
+    let invalid = |m: String| Err(SignerError::InvalidKey(m));
+    if modulus.last().is_none_or(|low| low & 1 == 0) {
+        return invalid("the RSA modulus is even".into());
+    }
+    if exponent.last().is_none_or(|low| low & 1 == 0) {
+        return invalid("the RSA public exponent is even".into());
+    }
+    if exponent.len() > 32 {
+        return invalid("the RSA public exponent is 2^256 or more".into());
+    }
+    if exponent.len() <= 4 {
+        let e = exponent.iter().fold(0u32, |e, b| (e << 8) | u32::from(*b));
+        if e < MIN_RSA_EXPONENT {
+            return invalid(format!(
+                "the RSA public exponent {e} is below {MIN_RSA_EXPONENT}"
+            ));
+        }
+    }
+    if let Some(p) = small_primes().find(|&p| remainder(modulus, p) == 0) {
+        return invalid(format!("the RSA modulus is divisible by {p}"));
+    }
+    Ok(())
+}
+
+/// The primes below [`SMALL_PRIME_BOUND`], by trial division (a few
+/// hundred steps: cheaper than keeping a table in step with the bound).
+fn small_primes() -> impl Iterator<Item = u32> {
+    (2..SMALL_PRIME_BOUND).filter(|&n| (2..n).take_while(|d| d * d <= n).all(|d| n % d != 0))
+}
+
+/// `number` (big-endian) modulo `divisor`, 32 bits at a time.
+fn remainder(number: &[u8], divisor: u32) -> u32 {
+    let divisor = u64::from(divisor);
+    let head = number.len() % 4;
+    let mut rest = 0u64;
+    let (first, chunks) = number.split_at(head);
+    if !first.is_empty() {
+        rest = first.iter().fold(0u64, |r, b| (r << 8) | u64::from(*b)) % divisor;
+    }
+    for chunk in chunks.chunks_exact(4) {
+        let word = chunk.iter().fold(0u64, |w, b| (w << 8) | u64::from(*b));
+        rest = ((rest << 32) | word) % divisor;
+    }
+    // The remainder is below `divisor`, a u32.
+    rest as u32
+}
+
+/// Checks that an uncompressed EC point lies on its curve and is not the
+/// point at infinity: aws-lc's key parser runs `EC_KEY_check_key`.
+fn check_ec_point(key_type: KeyType, point: &[u8]) -> Result<(), SignerError> {
+    let algorithm: &'static dyn VerificationAlgorithm = match key_type {
+        KeyType::EcP256 => &lc::ECDSA_P256_SHA256_ASN1,
+        KeyType::EcP384 => &lc::ECDSA_P384_SHA384_ASN1,
+        KeyType::Rsa(_) => return Ok(()),
+    };
+    ParsedPublicKey::new(algorithm, point)
+        .map(|_| ())
+        .map_err(|_| {
+            SignerError::InvalidKey(format!(
+                "the {key_type} point is not on the curve (or is the point at infinity)"
+            ))
+        })
 }
 
 impl KeyType {

@@ -1,0 +1,323 @@
+//! What a CA must never certify, and hostile input: invalid subject public
+//! keys are refused before anything is signed, every input file and count
+//! has a cap, and untrusted values are quoted and bounded in messages.
+
+mod common;
+
+use common::{Run, Workspace};
+use der::asn1::UintRef;
+use der::{Decode, Encode, Reader};
+
+// ---------------------------------------------------------------------------
+// Subject public keys
+// ---------------------------------------------------------------------------
+
+/// Runs `certmint issue --ca ca --out out.pem` with `args`; expects exit
+/// `code`, one error line containing `message`, nothing on stdout and no
+/// file written.
+fn refused(ws: &Workspace, args: &[&str], code: i32, message: &str) -> Run {
+    let before = ws.listing();
+    let mut all = vec!["issue", "--ca", "ca", "--out", "out.pem"];
+    all.extend_from_slice(args);
+    let run = ws.certmint(&all);
+    assert_eq!(run.code, code, "stderr: {}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one error line, got:\n{}", run.stderr);
+    assert!(
+        lines[0].contains(message),
+        "expected {message:?} in {:?}",
+        lines[0]
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert_eq!(ws.listing(), before, "nothing may be written");
+    assert!(!ws.exists("out.pem"));
+    run
+}
+
+/// The arguments of an ÖKC device certificate for the public key in `file`
+/// (the okc-device profile accepts p256, p384 and rsa2048).
+fn okc_args(flag: &'static str, file: &'static str) -> Vec<&'static str> {
+    vec![
+        "--profile",
+        "okc-device",
+        flag,
+        file,
+        "--device-serial",
+        "FU00022547",
+    ]
+}
+
+/// A DER TLV with a short or long-form length.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// An RSA SubjectPublicKeyInfo with modulus `n` and exponent `e`
+/// (big-endian), built by hand so that certmint's checks are not involved.
+fn rsa_spki(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let mut key = UintRef::new(n).unwrap().to_der().unwrap();
+    key.extend(UintRef::new(e).unwrap().to_der().unwrap());
+    let key = tlv(0x30, &key);
+    let mut bits = vec![0u8];
+    bits.extend(key);
+    // AlgorithmIdentifier { rsaEncryption, NULL }
+    let algorithm = [
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    let mut body = algorithm.to_vec();
+    body.extend(tlv(0x03, &bits));
+    tlv(0x30, &body)
+}
+
+/// An EC SubjectPublicKeyInfo on the curve of `template` (an openssl SPKI
+/// DER) with the uncompressed point `04 || x || y`.
+fn ec_spki_like(template: &[u8], x: &[u8], y: &[u8]) -> Vec<u8> {
+    let point_len = 1 + x.len() + y.len();
+    let mut der = template.to_vec();
+    let at = der.len() - point_len;
+    assert_eq!(der[at], 0x04, "uncompressed point at the end");
+    der[at + 1..at + 1 + x.len()].copy_from_slice(x);
+    der[at + 1 + x.len()..].copy_from_slice(y);
+    der
+}
+
+/// The modulus and exponent of an RSA SubjectPublicKeyInfo.
+fn rsa_parts(spki_der: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let spki = spki::SubjectPublicKeyInfoRef::from_der(spki_der).unwrap();
+    let mut reader = der::SliceReader::new(spki.subject_public_key.raw_bytes()).unwrap();
+    reader
+        .sequence(|r| {
+            let n = UintRef::decode(r)?.as_bytes().to_vec();
+            let e = UintRef::decode(r)?.as_bytes().to_vec();
+            Ok::<_, der::Error>((n, e))
+        })
+        .unwrap()
+}
+
+/// `n - (n mod p)` made odd (minus another `p` when even): a modulus of the
+/// same size divisible by `p`.
+fn divisible_by(n: &[u8], p: u32) -> Vec<u8> {
+    let rem = n.iter().fold(0u32, |r, b| (r * 256 + u32::from(*b)) % p);
+    let mut out = subtract(n, rem);
+    if out.last().unwrap() & 1 == 0 {
+        out = subtract(&out, p);
+    }
+    out
+}
+
+fn subtract(n: &[u8], value: u32) -> Vec<u8> {
+    let mut out = n.to_vec();
+    let mut borrow = i64::from(value);
+    for byte in out.iter_mut().rev() {
+        let v = i64::from(*byte) - (borrow & 0xff);
+        borrow >>= 8;
+        if v < 0 {
+            *byte = (v + 256) as u8;
+            borrow += 1;
+        } else {
+            *byte = v as u8;
+        }
+        if borrow == 0 {
+            break;
+        }
+    }
+    out
+}
+
+fn der_of(ws: &Workspace, pem: &str) -> Vec<u8> {
+    let out = format!("{pem}.der");
+    ws.openssl(&[
+        "pkey", "-pubin", "-in", pem, "-outform", "DER", "-out", &out,
+    ])
+    .ok();
+    ws.read(&out)
+}
+
+/// Every kind of broken key the issue tracker reported, given to `issue
+/// --public-key` as DER (and one as PEM): each is refused with exit 3 and
+/// a message naming what is wrong, and no certificate file is written.
+#[test]
+fn invalid_public_keys_are_refused_before_anything_is_signed() {
+    let ws = Workspace::with_ca(&[]);
+    ws.openssl_key("p256", "p256");
+    ws.openssl_key("p384", "p384");
+    ws.openssl_key("rsa", "rsa2048");
+    let p256 = der_of(&ws, "p256.pub");
+    let p384 = der_of(&ws, "p384.pub");
+    let (n, e) = rsa_parts(&der_of(&ws, "rsa.pub"));
+    assert_eq!(e, [1, 0, 1]);
+
+    // An off-curve point: the real X with Y + 1 (mod nothing: still 32 bytes).
+    let p256_point = &p256[p256.len() - 64..];
+    let mut y = p256_point[32..].to_vec();
+    *y.last_mut().unwrap() ^= 1;
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "p256-off-curve",
+            ec_spki_like(&p256, &p256_point[..32], &y),
+            "the p256 point is not on the curve",
+        ),
+        (
+            "p256-zero",
+            ec_spki_like(&p256, &[0; 32], &[0; 32]),
+            "the p256 point is not on the curve",
+        ),
+        (
+            "p384-zero",
+            ec_spki_like(&p384, &[0; 48], &[0; 48]),
+            "the p384 point is not on the curve",
+        ),
+    ];
+    let p384_point = &p384[p384.len() - 96..];
+    let mut y = p384_point[48..].to_vec();
+    *y.last_mut().unwrap() ^= 1;
+    cases.push((
+        "p384-off-curve",
+        ec_spki_like(&p384, &p384_point[..48], &y),
+        "the p384 point is not on the curve",
+    ));
+    let mut even = n.clone();
+    *even.last_mut().unwrap() &= 0xfe;
+    cases.extend([
+        (
+            "rsa-e1",
+            rsa_spki(&n, &[1]),
+            "the RSA public exponent 1 is below 65537",
+        ),
+        (
+            "rsa-e2",
+            rsa_spki(&n, &[2]),
+            "the RSA public exponent is even",
+        ),
+        (
+            "rsa-e65536",
+            rsa_spki(&n, &[1, 0, 0]),
+            "the RSA public exponent is even",
+        ),
+        (
+            "rsa-e3",
+            rsa_spki(&n, &[3]),
+            "the RSA public exponent 3 is below 65537",
+        ),
+        ("rsa-even", rsa_spki(&even, &e), "the RSA modulus is even"),
+        (
+            "rsa-by-3",
+            rsa_spki(&divisible_by(&n, 3), &e),
+            "the RSA modulus is divisible by 3",
+        ),
+        (
+            "rsa-by-751",
+            rsa_spki(&divisible_by(&n, 751), &e),
+            "the RSA modulus is divisible by",
+        ),
+    ]);
+    for (name, der, message) in &cases {
+        let file: &'static str = Box::leak(format!("{name}.der").into_boxed_str());
+        ws.write(file, der);
+        let run = refused(&ws, &okc_args("--public-key", file), 3, message);
+        assert!(run.stderr.contains("invalid public key"), "{}", run.stderr);
+    }
+    // The same key as PEM.
+    let pem = der::pem::encode_string("PUBLIC KEY", der::pem::LineEnding::LF, &cases[1].1).unwrap();
+    ws.write("p256-zero.pem", pem.as_bytes());
+    refused(
+        &ws,
+        &okc_args("--public-key", "p256-zero.pem"),
+        3,
+        "the p256 point is not on the curve",
+    );
+}
+
+/// An RSA key of a size the profile does not allow (2040 bits) is refused.
+#[test]
+fn an_rsa_key_of_a_size_the_profile_does_not_allow() {
+    let ws = Workspace::with_ca(&[]);
+    ws.openssl_key("odd", "rsa2040");
+    refused(
+        &ws,
+        &okc_args("--public-key", "odd.pub"),
+        3,
+        "rsa2040 key is not accepted by profile okc-device",
+    );
+}
+
+/// A request whose key is off the curve is refused for its key, checked
+/// before its signature (which cannot verify under such a key).
+#[test]
+fn a_csr_with_an_off_curve_key_is_refused_for_its_key() {
+    let ws = Workspace::with_ca(&[]);
+    ws.openssl_key("dev", "p256");
+    ws.openssl(&[
+        "req",
+        "-in",
+        "dev.csr",
+        "-outform",
+        "DER",
+        "-out",
+        "dev.csr.der",
+    ])
+    .ok();
+    let spki = der_of(&ws, "dev.pub");
+    let mut csr = ws.read("dev.csr.der");
+    let at = csr
+        .windows(spki.len())
+        .position(|w| w == spki.as_slice())
+        .expect("the SPKI inside the request");
+    let last = at + spki.len() - 1;
+    csr[last] ^= 1; // the point's last Y byte: off the curve
+    ws.write("bad.csr", &csr);
+    refused(
+        &ws,
+        &okc_args("--csr", "bad.csr"),
+        3,
+        "invalid public key: the p256 point is not on the curve",
+    );
+}
+
+/// Keys made by OpenSSL (P-256, P-384, RSA-2048) are still certified, and
+/// an RSA-3072 key passes the same checks in the library.
+#[test]
+fn good_openssl_keys_still_pass() {
+    let ws = Workspace::with_ca(&[]);
+    for (i, kind) in ["p256", "p384", "rsa2048"].iter().enumerate() {
+        ws.openssl_key(kind, kind);
+        let key = format!("{kind}.pub");
+        let out = format!("{kind}.pem");
+        let serial = format!("FU0002254{i}");
+        ws.certmint(&[
+            "issue",
+            "--ca",
+            "ca",
+            "--profile",
+            "okc-device",
+            "--public-key",
+            &key,
+            "--device-serial",
+            &serial,
+            "--out",
+            &out,
+        ])
+        .ok();
+        assert_eq!(ws.verify_chain(&out).code, 0);
+    }
+    ws.openssl_key("rsa3072", "rsa3072");
+    let der = der_of(&ws, "rsa3072.pub");
+    assert_eq!(
+        certmint::signer::KeyType::of_public_key(&der).unwrap(),
+        certmint::signer::KeyType::Rsa(3072)
+    );
+}
