@@ -319,6 +319,12 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if cause.downcast_ref::<cli::orders::ImportRefused>().is_some() {
         return Some(3);
     }
+    if let Some(e) = cause.downcast_ref::<certmint::input::InputError>() {
+        return match e {
+            certmint::input::InputError::TooLarge { .. } => Some(3),
+            _ => None,
+        };
+    }
     if cause.downcast_ref::<cli::orders::AuditBroken>().is_some() {
         return Some(6);
     }
@@ -366,6 +372,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             CaError::Issue(i) => classify(i),
             CaError::KeyRef(k) => classify(k),
             CaError::Signer(s) => classify(s),
+            CaError::Input(i) => classify(i),
             _ => None,
         };
     }
@@ -400,6 +407,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             | Pkcs11Error::LabelExists { .. }
             | Pkcs11Error::UnsupportedMechanism { .. } => Some(5),
             Pkcs11Error::Uri(_) => Some(2),
+            Pkcs11Error::Pin(certmint::pkcs11::PinError::TooLong { .. }) => Some(3),
             _ => None,
         };
     }
@@ -410,6 +418,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             | ProfileError::Id(_)
             | ProfileError::BadName { .. }
             | ProfileError::SubjectFile { .. } => Some(3),
+            ProfileError::Input(i) => classify(i),
             _ => None,
         };
     }
@@ -504,7 +513,7 @@ fn ca_init(args: CaInitArgs) -> Result<()> {
 }
 
 fn read_input(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    Ok(certmint::input::read_file(path)?)
 }
 
 fn issue(args: IssueArgs) -> Result<()> {

@@ -321,3 +321,196 @@ fn good_openssl_keys_still_pass() {
         certmint::signer::KeyType::Rsa(3072)
     );
 }
+
+// ---------------------------------------------------------------------------
+// Caps on input files and counts
+// ---------------------------------------------------------------------------
+
+/// The address-space limit a capped run gets: far above what certmint
+/// needs, far below what reading `/dev/zero` whole takes.
+const MEMORY_LIMIT: &str = "--as=1073741824";
+
+/// Runs certmint in `ws` under [`MEMORY_LIMIT`] with a 20-second deadline;
+/// a run past the deadline is killed and the test fails.
+fn bounded(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut child = std::process::Command::new("prlimit")
+        .arg(MEMORY_LIMIT)
+        .arg(env!("CARGO_BIN_EXE_certmint"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(ws.path(""))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run prlimit (util-linux)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("certmint {args:?} still running after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Run::from(child.wait_with_output().unwrap())
+}
+
+fn assert_refused(run: &Run, code: i32, message: &str) {
+    assert_eq!(run.code, code, "stderr: {}", run.stderr);
+    assert!(
+        run.stderr.contains(message),
+        "{message:?} in {}",
+        run.stderr
+    );
+    assert!(run.stderr.len() < 1024, "a short error: {}", run.stderr);
+}
+
+/// A request, a public key, a subject file, a CA configuration and a
+/// certificate to inspect given as `/dev/zero` end at once with exit 3 and
+/// "larger than 1048576 bytes", in bounded memory; no certificate is written.
+#[test]
+fn dev_zero_as_any_input_file_ends_at_its_cap() {
+    let ws = Workspace::with_ca(&[]);
+    ws.openssl_key("dev", "p256");
+    let too_large = "larger than 1048576 bytes";
+    let issue = |extra: &[&str]| {
+        let mut args = vec![
+            "issue",
+            "--ca",
+            "ca",
+            "--profile",
+            "okc-device",
+            "--device-serial",
+            "FU00022547",
+            "--out",
+            "out.pem",
+        ];
+        args.extend_from_slice(extra);
+        let run = bounded(&ws, &args, &[]);
+        assert!(!ws.exists("out.pem"));
+        run
+    };
+    assert_refused(&issue(&["--csr", "/dev/zero"]), 3, too_large);
+    assert_refused(&issue(&["--public-key", "/dev/zero"]), 3, too_large);
+    assert_refused(
+        &issue(&["--public-key", "dev.pub", "--subject", "/dev/zero"]),
+        3,
+        too_large,
+    );
+    assert_refused(&bounded(&ws, &["inspect", "/dev/zero"], &[]), 3, too_large);
+    let config = ws.path("ca/certmint-ca.toml");
+    std::fs::remove_file(&config).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &config).unwrap();
+    assert_refused(&issue(&["--public-key", "dev.pub"]), 3, too_large);
+}
+
+/// Counts beyond their maximum are usage errors (exit 2): 4294967295
+/// seals, 100000 workers, a billion-device bench batch, an endless or
+/// non-finite bench measurement.
+#[test]
+fn counts_beyond_their_maximum_are_usage_errors() {
+    let ws = Workspace::new();
+    for (args, message) in [
+        (
+            vec![
+                "order",
+                "import",
+                "--kind",
+                "mali-muhur",
+                "--vkn",
+                "4540536920",
+                "--unvan",
+                "ÖRNEK A.Ş.",
+                "--target",
+                "card",
+                "--seals",
+                "4294967295",
+            ],
+            "--seals",
+        ),
+        (
+            vec![
+                "okc",
+                "produce",
+                "--order",
+                "1",
+                "--ca",
+                "ca",
+                "--workers",
+                "100000",
+            ],
+            "--workers",
+        ),
+        (vec!["bench", "--workers", "100000"], "--workers"),
+        (vec!["bench", "--batch", "1000000000"], "--batch"),
+        (vec!["bench", "--seconds", "inf"], "--seconds"),
+        (vec!["bench", "--seconds", "1e9"], "--seconds"),
+        (vec!["bench", "--seconds", "NaN"], "--seconds"),
+    ] {
+        let run = bounded(&ws, &args, &[]);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(message), "{args:?}: {}", run.stderr);
+    }
+}
+
+/// An over-long PIN file (and `/dev/zero` as the PIN file) is refused with
+/// exit 3 before `C_Login`: pkcs11-spy records no login, so no retry of the
+/// token was spent; the right PIN file still logs in through the same spy.
+#[test]
+fn an_over_long_pin_file_never_reaches_c_login() {
+    let ws = Workspace::new();
+    let hsm = common::Hsm::new(&ws, &["ca"], "ALL");
+    let mut long = hsm.pin().into_bytes();
+    long.extend(std::iter::repeat_n(b'9', 300));
+    ws.write("long.pin", &long);
+    let conf = hsm.conf();
+    let module = common::softhsm_module();
+    for (pin_file, log, key) in [
+        ("long.pin", "long.log", "k1"),
+        ("/dev/zero", "zero.log", "k2"),
+    ] {
+        let log_path = ws.path(log).display().to_string();
+        let uri = format!(
+            "pkcs11:token=ca;object={key}?module-path={}&pin-source=file:{pin_file}",
+            common::SPY_MODULE
+        );
+        let env = [
+            ("SOFTHSM2_CONF", conf.as_str()),
+            ("PKCS11SPY", module.as_str()),
+            ("PKCS11SPY_OUTPUT", log_path.as_str()),
+        ];
+        let run = bounded(
+            &ws,
+            &["hsm", "keygen", "--key", &uri, "--key-type", "p256"],
+            &env,
+        );
+        assert_refused(
+            &run,
+            3,
+            "longer than 255 bytes, the longest it takes; not tried",
+        );
+        let calls = std::fs::read_to_string(ws.path(log)).unwrap_or_default();
+        assert!(!calls.contains("C_Login"), "{pin_file}: C_Login was called");
+    }
+    // The same spy sees the login of the right PIN.
+    let log_path = ws.path("right.log").display().to_string();
+    let uri = format!(
+        "pkcs11:token=ca;object=k3?module-path={}&pin-source=file:{}",
+        common::SPY_MODULE,
+        hsm.pin_file()
+    );
+    let env = [
+        ("SOFTHSM2_CONF", conf.as_str()),
+        ("PKCS11SPY", module.as_str()),
+        ("PKCS11SPY_OUTPUT", log_path.as_str()),
+    ];
+    bounded(
+        &ws,
+        &["hsm", "keygen", "--key", &uri, "--key-type", "p256"],
+        &env,
+    )
+    .ok();
+    assert!(std::fs::read_to_string(ws.path("right.log"))
+        .unwrap()
+        .contains("C_Login"));
+}

@@ -64,6 +64,9 @@ pub enum ProfileError {
     /// An identifier is invalid.
     #[error(transparent)]
     Id(#[from] IdError),
+    /// A subject or configuration file is over its cap.
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
     /// A name value is unusable.
     #[error("{field} {value:?}: {reason}")]
     BadName {

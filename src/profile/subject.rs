@@ -124,7 +124,10 @@ impl SubjectInput {
             path: path.display().to_string(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+        let text = crate::input::read_text_file(path).map_err(|e| match e {
+            crate::input::InputError::Unreadable { reason, .. } => file_error(reason),
+            too_large => ProfileError::Input(too_large),
+        })?;
         toml::from_str(&text).map_err(|e| file_error(e.message().to_owned()))
     }
 

@@ -1,0 +1,107 @@
+//! Bounds on what comes from outside: every file certmint reads whole is
+//! read through [`read_capped`], so that a request, a key, a PIN file or a
+//! configuration given as `/dev/zero` (or a multi-gigabyte file) ends in an
+//! error after at most its cap plus one byte, and every count an operator
+//! gives has a maximum. docs/limits.md lists them all.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The most certmint reads of one input file: a CSR, a public key, a
+/// certificate to inspect, a subject TOML, a CA configuration, a chain or
+/// CA certificate, a closed-days list, a key file (1 MiB, far above any of
+/// them: an RSA-4096 certificate chain is a few KiB).
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The most seals one Mali Mühür order may ask for (`order import --seals`).
+pub const MAX_SEALS: u32 = 10_000;
+
+/// The most parallel workers (`okc produce --workers`, `bench --workers`).
+pub const MAX_WORKERS: u64 = 256;
+
+/// The most devices a bench batch makes (`bench --batch`).
+pub const MAX_BENCH_BATCH: u64 = 1_000_000;
+
+/// The longest one bench measurement runs (`bench --seconds`), in seconds.
+pub const MAX_BENCH_SECONDS: f64 = 3600.0;
+
+/// Why an input file was not read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// The file could not be opened or read.
+    #[error("cannot read {path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The system's reason.
+        reason: String,
+    },
+    /// The file is larger than its cap; the rest was never read.
+    #[error("{path} is larger than {cap} bytes, the most certmint reads from such a file")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The cap, in bytes.
+        cap: u64,
+    },
+}
+
+/// Reads `path` whole if it holds at most `cap` bytes: at most `cap + 1`
+/// bytes are ever read, whatever the file is (a device, a pipe, a FIFO).
+pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, InputError> {
+    let unreadable = |e: std::io::Error| InputError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut bytes = Vec::new();
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > cap {
+        return Err(InputError::TooLarge {
+            path: path.to_path_buf(),
+            cap,
+        });
+    }
+    Ok(bytes)
+}
+
+/// [`read_capped`] with [`MAX_FILE_BYTES`].
+pub fn read_file(path: &Path) -> Result<Vec<u8>, InputError> {
+    read_capped(path, MAX_FILE_BYTES)
+}
+
+/// [`read_file`] for a text file, which must be UTF-8.
+pub fn read_text_file(path: &Path) -> Result<String, InputError> {
+    String::from_utf8(read_file(path)?).map_err(|_| InputError::Unreadable {
+        path: path.to_path_buf(),
+        reason: "not UTF-8 text".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_up_to_the_cap_and_refuses_one_byte_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"12345").unwrap();
+        assert_eq!(read_capped(&path, 5).unwrap(), b"12345");
+        assert!(matches!(
+            read_capped(&path, 4),
+            Err(InputError::TooLarge { cap: 4, .. })
+        ));
+    }
+
+    #[test]
+    fn an_endless_device_ends_at_the_cap() {
+        assert!(matches!(
+            read_file(Path::new("/dev/zero")),
+            Err(InputError::TooLarge { .. })
+        ));
+    }
+}
