@@ -30,7 +30,7 @@ pub const MAX_BENCH_SECONDS: f64 = 3600.0;
 #[non_exhaustive]
 pub enum InputError {
     /// The file could not be opened or read.
-    #[error("cannot read {path}: {reason}")]
+    #[error("cannot read {}: {reason}", crate::text::quoted(&.path.display().to_string()))]
     Unreadable {
         /// The file.
         path: PathBuf,
@@ -38,7 +38,7 @@ pub enum InputError {
         reason: String,
     },
     /// The file is larger than its cap; the rest was never read.
-    #[error("{path} is larger than {cap} bytes, the most certmint reads from such a file")]
+    #[error("{} is larger than {cap} bytes, the most certmint reads from such a file", crate::text::quoted(&.path.display().to_string()))]
     TooLarge {
         /// The file.
         path: PathBuf,

@@ -47,6 +47,25 @@ pub fn quoted(value: &str) -> String {
     out
 }
 
+/// `value` for a message where quotes would mislead (a system's reason
+/// that names a path): control and bidirectional formatting characters
+/// escaped, cut after four times [`SHOWN_CHARS`] characters.
+pub fn escaped(value: &str) -> String {
+    let mut out = String::new();
+    for (shown, c) in value.chars().enumerate() {
+        if shown == SHOWN_CHARS * 4 {
+            out.push_str(&format!("… ({} characters)", value.chars().count()));
+            break;
+        }
+        if is_forbidden(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// [`quoted`] for bytes that may not be UTF-8 (invalid sequences shown as U+FFFD).
 pub fn quoted_bytes(value: &[u8]) -> String {
     quoted(&String::from_utf8_lossy(value))

@@ -348,7 +348,8 @@ fn bounded(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
         if std::time::Instant::now() > deadline {
             child.kill().unwrap();
             child.wait().unwrap();
-            panic!("certmint {args:?} still running after 20 s");
+            let shown: Vec<String> = args.iter().map(|a| a.chars().take(40).collect()).collect();
+            panic!("certmint {shown:?} still running after 20 s");
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -513,4 +514,143 @@ fn an_over_long_pin_file_never_reaches_c_login() {
     assert!(std::fs::read_to_string(ws.path("right.log"))
         .unwrap()
         .contains("C_Login"));
+}
+
+// ---------------------------------------------------------------------------
+// Untrusted values in messages and subjects
+// ---------------------------------------------------------------------------
+
+/// Whether `text` holds a byte a terminal acts on (anything below 0x20 but
+/// the newline, or DEL).
+fn has_raw_control_bytes(text: &[u8]) -> bool {
+    text.iter().any(|&b| (b < 0x20 && b != b'\n') || b == 0x7f)
+}
+
+/// A 20 MB unvan (in a subject file) and a 120 KB one (on the command
+/// line, near the kernel's limit for one argument) end in one short error
+/// line (< 1 KB) with exit 3; the long value is shown cut with its length.
+#[test]
+fn a_huge_unvan_gets_a_short_error() {
+    let ws = Workspace::with_ca(&[]);
+    ws.openssl_key("seal", "p384");
+    let huge = format!(
+        "vkn = \"4540536920\"\nunvan = \"{}\"\n",
+        "A".repeat(20 << 20)
+    );
+    ws.write("huge.toml", huge.as_bytes());
+    let args = [
+        "issue",
+        "--ca",
+        "ca",
+        "--profile",
+        "mali-muhur",
+        "--public-key",
+        "seal.pub",
+        "--out",
+        "out.pem",
+    ];
+    let mut with_file = args.to_vec();
+    with_file.extend(["--subject", "huge.toml"]);
+    let run = bounded(&ws, &with_file, &[]);
+    assert_refused(&run, 3, "huge.toml");
+    let long = "B".repeat(120 * 1024);
+    let mut with_flag = args.to_vec();
+    with_flag.extend(["--vkn", "4540536920", "--unvan", &long]);
+    let run = bounded(&ws, &with_flag, &[]);
+    assert_refused(&run, 3, "(122880 characters)");
+    assert!(run.stderr.contains("unvan \"BBBB"), "{}", run.stderr);
+    assert!(!ws.exists("out.pem"));
+}
+
+/// ESC and NUL in a pkcs11: URI (raw, and percent-encoded in module-path
+/// and an attribute name) never reach the terminal raw: the messages show
+/// them escaped (`\u{1b}`, or percent-encoded as in the URI).
+#[test]
+fn control_bytes_in_a_pkcs11_uri_are_escaped_in_messages() {
+    let ws = Workspace::new();
+    for uri in [
+        "pkcs11:token=x?module-path=/no%1b[2J%00where",
+        "pkcs11:token=x?module-path=/no\u{1b}[2Jwhere",
+        "pkcs11:token=x;bad\u{1b}[2J=1",
+        "pkcs11:token=x;object=%1b%00",
+        "pkcs1\u{1b}[2J1:token=x",
+    ] {
+        let run = ws.certmint(&["hsm", "probe", "--token", uri]);
+        assert_ne!(run.code, 0, "{uri:?}");
+        assert!(
+            !has_raw_control_bytes(run.stderr.as_bytes()),
+            "{uri:?}: {:?}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("\\u{1b}") || run.stderr.contains("%1B"),
+            "{uri:?}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// A right-to-left override (U+202E) or another bidirectional formatting
+/// character in an unvan, a manufacturer or an order's unvan is refused
+/// with exit 3, and the message shows it escaped; nothing is written.
+#[test]
+fn bidi_and_control_characters_in_subject_data_are_refused() {
+    let ws = Workspace::with_ca(&[]);
+    ws.openssl_key("seal", "p384");
+    ws.openssl_key("dev", "p256");
+    for unvan in [
+        "ÖRNEK \u{202e}Ş.A KETİRİŞ",
+        "ÖRNEK\u{2066} A.Ş.",
+        "ÖRNEK\u{200f} A.Ş.",
+        "ÖRNEK\u{061c} A.Ş.",
+        "ÖRNEK\u{1b}[2J A.Ş.",
+    ] {
+        let run = refused(
+            &ws,
+            &[
+                "--profile",
+                "mali-muhur",
+                "--public-key",
+                "seal.pub",
+                "--vkn",
+                "4540536920",
+                "--unvan",
+                unvan,
+            ],
+            3,
+            "contains control or bidirectional formatting characters",
+        );
+        assert!(!run.stderr.contains(unvan), "escaped: {}", run.stderr);
+    }
+    refused(
+        &ws,
+        &[
+            "--profile",
+            "okc-device",
+            "--public-key",
+            "dev.pub",
+            "--device-serial",
+            "FU00022547",
+            "--manufacturer",
+            "Örnek \u{202e}Yazarkasa",
+        ],
+        3,
+        "manufacturer \"Örnek \\u{202e}Yazarkasa\": contains control or bidirectional",
+    );
+    let run = ws.certmint(&[
+        "order",
+        "import",
+        "--kind",
+        "mali-muhur",
+        "--vkn",
+        "4540536920",
+        "--unvan",
+        "ÖRNEK \u{202e}Ş.A",
+        "--target",
+        "card",
+        "--journal",
+        "journal.db",
+    ]);
+    assert_refused(&run, 3, "bidirectional formatting characters");
+    assert!(!ws.exists("journal.db"), "no order is journalled");
 }

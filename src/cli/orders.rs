@@ -389,6 +389,9 @@ fn import_okc(args: ImportArgs) -> Result<()> {
         bail!("--vkn, --tckn and --unvan are for Mali Mühür orders (--kind mali-muhur)");
     }
     let vkn = Vkn::parse(manufacturer_vkn, mode)?;
+    // Checked now, as the certificates will check it, so that no order is
+    // journalled that cannot be produced.
+    certmint::profile::plain_name("manufacturer", manufacturer)?;
     let prefixes = PrefixTable::new(&args.prefixes)?;
     if manufacturer.trim().is_empty() {
         bail!("--manufacturer is empty");
@@ -444,6 +447,7 @@ fn import_seals(args: ImportArgs) -> Result<()> {
     if unvan.is_empty() {
         bail!("a Mali Mühür order needs the company's --unvan");
     }
+    certmint::profile::TradeName::parse(unvan)?;
     if args.target == Target::Soft {
         bail!("Mali Mühür seals are produced on a card or in the company's HSM: --target card or --target hsm");
     }

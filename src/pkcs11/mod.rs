@@ -51,7 +51,7 @@ pub enum Pkcs11Error {
     #[error(transparent)]
     Pin(#[from] PinError),
     /// The module could not be loaded or initialised.
-    #[error("PKCS#11 module {path}: {reason}")]
+    #[error("PKCS#11 module {}: {}", crate::text::quoted(.path), crate::text::escaped(.reason))]
     Module {
         /// The module path.
         path: String,
@@ -59,7 +59,7 @@ pub enum Pkcs11Error {
         reason: String,
     },
     /// No token matches the URI.
-    #[error("no token matches {wanted}; tokens present: {present}")]
+    #[error("no token matches {wanted}; tokens present: {}", crate::text::escaped(.present))]
     TokenNotFound {
         /// The URI.
         wanted: String,

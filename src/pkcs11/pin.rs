@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 #[non_exhaustive]
 pub enum PinError {
     /// The PIN file could not be read.
-    #[error("cannot read the PIN file {path}: {reason}")]
+    #[error("cannot read the PIN file {}: {reason}", crate::text::quoted(&.path.display().to_string()))]
     File {
         /// The file.
         path: PathBuf,
