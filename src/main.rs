@@ -30,8 +30,9 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  failure (files, CA, keys)
-  2  usage error (bad or missing arguments)
-  3  invalid input (subject data, identifiers, request, public key)
+  2  usage error (bad or missing arguments, a count out of range)
+  3  invalid input (subject data, identifiers, request, public key, a file over its size cap,
+     a PIN longer than any token takes)
   4  refused by a lint before signing
   5  token or card refused: wrong or blocked PIN, management key refused, token gone,
      label or slot taken, mechanism missing, factory secrets without the override
