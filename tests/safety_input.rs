@@ -654,3 +654,60 @@ fn bidi_and_control_characters_in_subject_data_are_refused() {
     assert_refused(&run, 3, "bidirectional formatting characters");
     assert!(!ws.exists("journal.db"), "no order is journalled");
 }
+
+/// `CertificateAuthority::prepare`, the one place every subject key goes
+/// through on its way to a TBS certificate (requests, bare keys, keys made
+/// in tokens and on cards, orders), refuses an invalid key itself, whatever
+/// the caller checked before: an off-curve P-256 point and an RSA key with
+/// exponent 3 give `SignerError::InvalidKey` and nothing to sign.
+#[test]
+fn prepare_itself_refuses_invalid_keys() {
+    use certmint::issue::{validity, CertificateAuthority, IssueError};
+    use certmint::profile::{CaConfig, Profile, ProfileName, Subject, SubjectInput};
+    use certmint::signer::{KeyType, Signer, SignerError, SoftwareSigner};
+
+    let config = CaConfig::kamu_sm_defaults();
+    let now = validity::now().unwrap();
+    let root_profile = Profile::from_config(ProfileName::RootCa, &config).unwrap();
+    let root_subject = Subject::from_input(
+        &root_profile,
+        &SubjectInput {
+            common_name: Some("Test Root".into()),
+            ..Default::default()
+        },
+        certmint::ids::IdMode::Production,
+    )
+    .unwrap();
+    let ca = CertificateAuthority::create_root(
+        Box::new(SoftwareSigner::generate(KeyType::EcP256).unwrap()),
+        &root_profile,
+        &root_subject,
+        now,
+    )
+    .unwrap();
+    let profile = Profile::from_config(ProfileName::OkcDevice, &config).unwrap();
+    let subject = Subject::from_input(
+        &profile,
+        &SubjectInput {
+            device_serial: Some("FU00022547".into()),
+            ..Default::default()
+        },
+        certmint::ids::IdMode::Production,
+    )
+    .unwrap();
+
+    let good = SoftwareSigner::generate(KeyType::EcP256).unwrap();
+    let good = good.public_key_der();
+    assert!(ca.prepare(&profile, &subject, good, now).is_ok());
+    let mut off_curve = good.to_vec();
+    *off_curve.last_mut().unwrap() ^= 1;
+    let rsa = SoftwareSigner::generate(KeyType::Rsa(2048)).unwrap();
+    let (n, _) = rsa_parts(rsa.public_key_der());
+    for bad in [off_curve, rsa_spki(&n, &[3])] {
+        match ca.prepare(&profile, &subject, &bad, now) {
+            Err(IssueError::Signer(SignerError::InvalidKey(_))) => {}
+            Ok(_) => panic!("an invalid key was prepared for signing"),
+            Err(other) => panic!("expected an invalid key, got {other}"),
+        }
+    }
+}

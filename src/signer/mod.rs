@@ -576,6 +576,45 @@ mod tests {
         assert_eq!(grouped, primes);
     }
 
+    /// Keys read back from tokens and cards arrive as an EC point or an RSA
+    /// modulus and exponent; the SPKI built from them is checked like any
+    /// other, so an off-curve point or a bad RSA key from a token is refused.
+    #[test]
+    fn keys_read_back_from_tokens_and_cards_are_validated() {
+        let good = SoftwareSigner::generate(KeyType::EcP256).unwrap();
+        let PublicKeyParts::Ec { point, .. } = public_key_parts(good.public_key_der()).unwrap()
+        else {
+            panic!("an EC key")
+        };
+        assert!(spki_from_ec_point(rfc5912::SECP_256_R_1, &point).is_ok());
+        let mut off_curve = point.clone();
+        off_curve[64] ^= 1;
+        let mut zero = vec![0u8; 65];
+        zero[0] = 4;
+        for bad in [off_curve, zero] {
+            assert!(matches!(
+                spki_from_ec_point(rfc5912::SECP_256_R_1, &bad),
+                Err(SignerError::InvalidKey(_))
+            ));
+        }
+
+        let rsa = SoftwareSigner::generate(KeyType::Rsa(2048)).unwrap();
+        let PublicKeyParts::Rsa { modulus, exponent } =
+            public_key_parts(rsa.public_key_der()).unwrap()
+        else {
+            panic!("an RSA key")
+        };
+        assert!(spki_from_rsa_parts(&modulus, &exponent).is_ok());
+        let mut even = modulus.clone();
+        *even.last_mut().unwrap() &= 0xfe;
+        for (n, e) in [(&modulus, &[1u8][..]), (&modulus, &[3]), (&even, &exponent)] {
+            assert!(matches!(
+                spki_from_rsa_parts(n, e),
+                Err(SignerError::InvalidKey(_))
+            ));
+        }
+    }
+
     /// The remainder of a multi-word number, against u128 arithmetic.
     #[test]
     fn remainder_of_a_big_endian_number() {
