@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 /// them: an RSA-4096 certificate chain is a few KiB).
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
+/// The most certmint reads of an ÖKC serial list (`order import --serials`),
+/// which is streamed line by line: 64 MiB, room for millions of serials.
+pub const MAX_SERIAL_LIST_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The most seals one Mali Mühür order may ask for (`order import --seals`).
 pub const MAX_SEALS: u32 = 10_000;
 
@@ -81,6 +85,53 @@ pub fn read_text_file(path: &Path) -> Result<String, InputError> {
     })
 }
 
+/// A reader that fails with [`std::io::ErrorKind::InvalidData`] once its
+/// source gives more than `cap` bytes, for input that is streamed rather
+/// than read whole (an endless source ends in an error, not a hang).
+#[derive(Debug)]
+pub struct CappedReader<R> {
+    inner: R,
+    remaining: u64,
+    cap: u64,
+}
+
+impl<R: Read> CappedReader<R> {
+    /// Reads at most `cap` bytes of `inner`.
+    pub fn new(inner: R, cap: u64) -> Self {
+        Self {
+            inner,
+            remaining: cap,
+            cap,
+        }
+    }
+}
+
+impl<R: Read> Read for CappedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.remaining == 0 {
+            // One byte more means the source is over the cap.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "larger than {} bytes, the most certmint reads from such a file",
+                        self.cap
+                    ),
+                )),
+            };
+        }
+        let room = usize::try_from(self.remaining).map_or(buf.len(), |r| r.min(buf.len()));
+        let read = self.inner.read(&mut buf[..room])?;
+        self.remaining -= read as u64;
+        Ok(read)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +146,19 @@ mod tests {
             read_capped(&path, 4),
             Err(InputError::TooLarge { cap: 4, .. })
         ));
+    }
+
+    #[test]
+    fn a_capped_reader_passes_the_cap_and_fails_beyond() {
+        let mut out = Vec::new();
+        CappedReader::new(&b"12345"[..], 5)
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, b"12345");
+        let err = CappedReader::new(&b"123456"[..], 5)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
     }
 
     #[test]

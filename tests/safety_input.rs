@@ -711,3 +711,60 @@ fn prepare_itself_refuses_invalid_keys() {
         }
     }
 }
+
+/// An endless serial list (one line that never ends, streamed through a
+/// pipe) ends with exit 3 at the 64 MiB cap instead of being read forever,
+/// and no order is imported.
+#[test]
+fn an_endless_serial_list_ends_at_its_cap() {
+    use std::io::Write as _;
+    let ws = Workspace::new();
+    let mut child = std::process::Command::new("prlimit")
+        .arg(MEMORY_LIMIT)
+        .arg(env!("CARGO_BIN_EXE_certmint"))
+        .args([
+            "order",
+            "import",
+            "--kind",
+            "okc",
+            "--manufacturer",
+            "Örnek Yazarkasa A.Ş.",
+            "--manufacturer-vkn",
+            "4540536920",
+            "--prefixes",
+            "FU",
+            "--serials",
+            "/dev/stdin",
+            "--journal",
+            "journal.db",
+        ])
+        .current_dir(ws.path(""))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run prlimit (util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    // Writes until certmint closes the pipe (or is killed).
+    let writer = std::thread::spawn(move || {
+        let block = [b'A'; 64 * 1024];
+        while stdin.write_all(&block).is_ok() {}
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("an endless serial list was still being read after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let run = Run::from(child.wait_with_output().unwrap());
+    writer.join().unwrap();
+    assert_refused(&run, 3, "larger than 67108864 bytes");
+    assert!(
+        run.stderr.contains("nothing was imported"),
+        "{}",
+        run.stderr
+    );
+}

@@ -398,6 +398,7 @@ fn import_okc(args: ImportArgs) -> Result<()> {
     }
     let file = std::fs::File::open(serials)
         .with_context(|| format!("cannot read {}", serials.display()))?;
+    let file = certmint::input::CappedReader::new(file, certmint::input::MAX_SERIAL_LIST_BYTES);
     let mut reader = SerialListReader::new(BufReader::new(file), prefixes);
     let order = NewOrder {
         kind: OrderKind::Okc,
