@@ -457,7 +457,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!(
+                "error: {}",
+                certmint::text::terminal_safe(&format!("{err:#}"))
+            );
             ExitCode::from(exit_code(&err))
         }
     }

@@ -66,9 +66,24 @@ pub fn escaped(value: &str) -> String {
     out
 }
 
-/// [`quoted`] for bytes that may not be UTF-8 (invalid sequences shown as U+FFFD).
-pub fn quoted_bytes(value: &[u8]) -> String {
-    quoted(&String::from_utf8_lossy(value))
+/// A whole message made safe for a terminal: every control character but
+/// the newline, and every bidirectional formatting character, escaped as
+/// `\u{…}`; nothing cut. The last guard before an error reaches stderr,
+/// for values no error type quoted.
+pub fn terminal_safe(message: &str) -> String {
+    if !message.chars().any(|c| c != '\n' && is_forbidden(c)) {
+        return message.to_owned();
+    }
+    message
+        .chars()
+        .map(|c| {
+            if c != '\n' && is_forbidden(c) {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -86,6 +101,15 @@ mod tests {
         assert_eq!(quoted("a\u{1b}[2Jb\0"), "\"a\\u{1b}[2Jb\\u{0}\"");
         assert_eq!(quoted("x\u{202e}y"), "\"x\\u{202e}y\"");
         assert!(!quoted("\u{9b}\u{7f}").chars().any(is_forbidden));
+    }
+
+    #[test]
+    fn terminal_safe_keeps_newlines_and_escapes_the_rest() {
+        assert_eq!(terminal_safe("a\nb"), "a\nb");
+        assert_eq!(
+            terminal_safe("a\u{1b}[2J\tb\u{202e}"),
+            "a\\u{1b}[2J\\u{9}b\\u{202e}"
+        );
     }
 
     #[test]

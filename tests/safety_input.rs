@@ -768,3 +768,38 @@ fn an_endless_serial_list_ends_at_its_cap() {
         run.stderr
     );
 }
+
+/// Whatever an error line carries (here an output path with ESC and a
+/// right-to-left override, named in "already exists"), it reaches stderr
+/// with no raw control byte and no bidirectional override.
+#[test]
+fn every_error_line_is_terminal_safe() {
+    let ws = Workspace::with_ca(&[]);
+    ws.openssl_key("dev", "p256");
+    let out = "x\u{1b}[2J\u{202e}.pem";
+    ws.write(out, b"taken");
+    let run = ws.certmint(&[
+        "issue",
+        "--ca",
+        "ca",
+        "--profile",
+        "okc-device",
+        "--public-key",
+        "dev.pub",
+        "--device-serial",
+        "FU00022547",
+        "--out",
+        out,
+    ]);
+    assert_refused(&run, 1, "already exists");
+    assert!(
+        !has_raw_control_bytes(run.stderr.as_bytes()) && !run.stderr.contains('\u{202e}'),
+        "{:?}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("x\\u{1b}[2J\\u{202e}.pem"),
+        "{}",
+        run.stderr
+    );
+}
