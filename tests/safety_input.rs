@@ -149,7 +149,8 @@ fn der_of(ws: &Workspace, pem: &str) -> Vec<u8> {
 
 /// Every kind of broken key the issue tracker reported, given to `issue
 /// --public-key` as DER (and one as PEM): each is refused with exit 3 and
-/// a message naming what is wrong, and no certificate file is written.
+/// a message naming the file and what is wrong, and no certificate file is
+/// written.
 #[test]
 fn invalid_public_keys_are_refused_before_anything_is_signed() {
     let ws = Workspace::with_ca(&[]);
@@ -229,7 +230,8 @@ fn invalid_public_keys_are_refused_before_anything_is_signed() {
         let file: &'static str = Box::leak(format!("{name}.der").into_boxed_str());
         ws.write(file, der);
         let run = refused(&ws, &okc_args("--public-key", file), 3, message);
-        assert!(run.stderr.contains("invalid public key"), "{}", run.stderr);
+        let named = format!("{file}: invalid public key: ");
+        assert!(run.stderr.contains(&named), "{}", run.stderr);
     }
     // The same key as PEM.
     let pem = der::pem::encode_string("PUBLIC KEY", der::pem::LineEnding::LF, &cases[1].1).unwrap();
@@ -284,7 +286,7 @@ fn a_csr_with_an_off_curve_key_is_refused_for_its_key() {
         &ws,
         &okc_args("--csr", "bad.csr"),
         3,
-        "invalid public key: the p256 point is not on the curve",
+        "bad.csr: invalid public key: the p256 point is not on the curve",
     );
 }
 
