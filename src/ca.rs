@@ -65,6 +65,9 @@ pub enum CaError {
     /// A key problem.
     #[error(transparent)]
     Signer(#[from] SignerError),
+    /// An input file is unreadable or over its cap.
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
 }
 
 /// Where a CA key comes from at `ca init`.
@@ -267,7 +270,7 @@ pub struct CaDirectory {
 
 /// Reads a certificate file (PEM or DER) and returns its DER.
 pub fn read_certificate(path: &Path) -> Result<Vec<u8>, CaError> {
-    let bytes = std::fs::read(path).map_err(io_error(path))?;
+    let bytes = crate::input::read_file(path)?;
     let der =
         der_from_pem_or_der(&bytes, "CERTIFICATE").map_err(|reason| CaError::Certificate {
             path: path.to_path_buf(),

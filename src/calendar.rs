@@ -47,7 +47,7 @@ pub enum CalendarError {
         last: Date,
     },
     /// A line of an operator's closed-days file could not be read.
-    #[error("closed-days file, line {line}: {reason}: {text:?}")]
+    #[error("closed-days file, line {line}: {reason}: {}", crate::text::quoted(.text))]
     BadClosedDayLine {
         /// 1-based line number.
         line: usize,
@@ -57,7 +57,7 @@ pub enum CalendarError {
         reason: &'static str,
     },
     /// A row of a holiday table could not be read.
-    #[error("holiday table, line {line}: {reason}: {text:?}")]
+    #[error("holiday table, line {line}: {reason}: {}", crate::text::quoted(.text))]
     BadHolidayRow {
         /// 1-based line number (the header is line 1).
         line: usize,

@@ -13,7 +13,7 @@ use std::str::FromStr;
 #[non_exhaustive]
 pub enum IdError {
     /// Wrong number of characters.
-    #[error("{kind} {value:?} must have {expected} digits, it has {actual}")]
+    #[error("{kind} {} must have {expected} digits, it has {actual}", crate::text::quoted(.value))]
     WrongLength {
         /// Which identifier (VKN, TCKN, MERSİS).
         kind: &'static str,
@@ -25,7 +25,7 @@ pub enum IdError {
         actual: usize,
     },
     /// A character other than 0–9.
-    #[error("{kind} {value:?} must contain only the digits 0-9")]
+    #[error("{kind} {} must contain only the digits 0-9", crate::text::quoted(.value))]
     NotDigits {
         /// Which identifier.
         kind: &'static str,
@@ -33,7 +33,7 @@ pub enum IdError {
         value: String,
     },
     /// The check digit(s) do not match.
-    #[error("{kind} {value:?} has a wrong check digit")]
+    #[error("{kind} {} has a wrong check digit", crate::text::quoted(.value))]
     BadCheckDigit {
         /// Which identifier.
         kind: &'static str,
@@ -41,7 +41,7 @@ pub enum IdError {
         value: String,
     },
     /// A TCKN never starts with 0.
-    #[error("TCKN {value:?} must not start with 0")]
+    #[error("TCKN {} must not start with 0", crate::text::quoted(.value))]
     LeadingZero {
         /// The value as given.
         value: String,
@@ -50,7 +50,7 @@ pub enum IdError {
     #[error("VKN 9999999999 is GİB's test number; it is accepted only in test mode")]
     TestVknOutsideTestMode,
     /// A MERSİS number whose embedded VKN is not the applicant's.
-    #[error("MERSİS {value:?} contains VKN {embedded}, but the applicant's VKN is {expected}")]
+    #[error("MERSİS {} contains VKN {embedded}, but the applicant's VKN is {expected}", crate::text::quoted(.value))]
     MersisVknMismatch {
         /// The MERSİS number as given.
         value: String,
@@ -60,19 +60,19 @@ pub enum IdError {
         expected: String,
     },
     /// A MERSİS number with a structure other than `0` + VKN + 5 digits.
-    #[error("MERSİS {value:?} must start with 0 followed by a valid 10-digit VKN")]
+    #[error("MERSİS {} must start with 0 followed by a valid 10-digit VKN", crate::text::quoted(.value))]
     MersisStructure {
         /// The value as given.
         value: String,
     },
     /// A device serial not of the form 2–3 capital letters + 7–8 digits.
-    #[error("device serial {value:?} must be 2-3 capital letters followed by 7-8 digits (e.g. FU00022547)")]
+    #[error("device serial {} must be 2-3 capital letters followed by 7-8 digits (e.g. FU00022547)", crate::text::quoted(.value))]
     DeviceSerialFormat {
         /// The value as given.
         value: String,
     },
     /// A device serial whose prefix is not in the manufacturer's table.
-    #[error("device serial {value:?} has prefix {prefix:?}, which is not among the approved prefixes {allowed}")]
+    #[error("device serial {} has prefix {}, which is not among the approved prefixes {allowed}", crate::text::quoted(.value), crate::text::quoted(.prefix))]
     DeviceSerialPrefix {
         /// The value as given.
         value: String,
@@ -82,7 +82,7 @@ pub enum IdError {
         allowed: String,
     },
     /// A prefix table entry that is not 2–3 capital letters.
-    #[error("approved prefix {value:?} must be 2-3 capital letters A-Z")]
+    #[error("approved prefix {} must be 2-3 capital letters A-Z", crate::text::quoted(.value))]
     BadPrefix {
         /// The value as given.
         value: String,

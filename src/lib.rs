@@ -13,7 +13,8 @@
 //! (certificate profiles and CA configuration), [`issue`] (prepare, lint,
 //! sign), [`signer`] (the signer boundary), [`keyref`] (key references),
 //! [`request`] (CSR and public-key input), [`ca`] (CA directories),
-//! [`inspect`] (certificate summaries).
+//! [`inspect`] (certificate summaries), [`input`] (caps on what is read),
+//! [`text`] (outside values in messages).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -25,6 +26,7 @@ pub mod calendar;
 pub mod card;
 pub mod hardening;
 pub mod ids;
+pub mod input;
 pub mod inspect;
 pub mod issue;
 pub mod journal;
@@ -37,4 +39,5 @@ pub mod pkcs11;
 pub mod profile;
 pub mod request;
 pub mod signer;
+pub mod text;
 pub mod vcard;

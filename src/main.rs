@@ -30,8 +30,9 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  failure (files, CA, keys)
-  2  usage error (bad or missing arguments)
-  3  invalid input (subject data, identifiers, request, public key)
+  2  usage error (bad or missing arguments, a count out of range)
+  3  invalid input (subject data, identifiers, request, public key, a file over its size cap,
+     a PIN longer than any token takes)
   4  refused by a lint before signing
   5  token or card refused: wrong or blocked PIN, management key refused, token gone,
      label or slot taken, mechanism missing, factory secrets without the override
@@ -320,6 +321,12 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if cause.downcast_ref::<cli::orders::ImportRefused>().is_some() {
         return Some(3);
     }
+    if let Some(e) = cause.downcast_ref::<certmint::input::InputError>() {
+        return match e {
+            certmint::input::InputError::TooLarge { .. } => Some(3),
+            _ => None,
+        };
+    }
     if cause.downcast_ref::<cli::orders::AuditBroken>().is_some() {
         return Some(6);
     }
@@ -367,6 +374,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             CaError::Issue(i) => classify(i),
             CaError::KeyRef(k) => classify(k),
             CaError::Signer(s) => classify(s),
+            CaError::Input(i) => classify(i),
             _ => None,
         };
     }
@@ -401,6 +409,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             | Pkcs11Error::LabelExists { .. }
             | Pkcs11Error::UnsupportedMechanism { .. } => Some(5),
             Pkcs11Error::Uri(_) => Some(2),
+            Pkcs11Error::Pin(certmint::pkcs11::PinError::TooLong { .. }) => Some(3),
             _ => None,
         };
     }
@@ -411,6 +420,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             | ProfileError::Id(_)
             | ProfileError::BadName { .. }
             | ProfileError::SubjectFile { .. } => Some(3),
+            ProfileError::Input(i) => classify(i),
             _ => None,
         };
     }
@@ -420,7 +430,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         return Some(3);
     }
     match cause.downcast_ref::<SignerError>() {
-        Some(SignerError::UnsupportedKey(_)) => Some(3),
+        Some(SignerError::UnsupportedKey(_) | SignerError::InvalidKey(_)) => Some(3),
         _ => None,
     }
 }
@@ -454,7 +464,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!(
+                "error: {}",
+                certmint::text::terminal_safe(&format!("{err:#}"))
+            );
             ExitCode::from(exit_code(&err))
         }
     }
@@ -511,7 +524,7 @@ fn ca_init(args: CaInitArgs) -> Result<()> {
 }
 
 fn read_input(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    Ok(certmint::input::read_file(path)?)
 }
 
 fn issue(args: IssueArgs) -> Result<()> {

@@ -44,6 +44,15 @@ pub enum RequestError {
     /// The request's key is not one certmint can certify.
     #[error(transparent)]
     Key(#[from] SignerError),
+    /// The key (of a request or bare) is of a supported type but invalid:
+    /// checked before a request's signature, so the message names the key's fault.
+    #[error("{what}: {error}")]
+    InvalidKey {
+        /// The input's name.
+        what: String,
+        /// What is wrong with the key.
+        error: SignerError,
+    },
     /// Not a SubjectPublicKeyInfo.
     #[error(
         "{what} is not a public key (PEM \"PUBLIC KEY\" or DER SubjectPublicKeyInfo): {reason}"
@@ -73,7 +82,7 @@ pub fn public_key_from_csr(bytes: &[u8], what: &str) -> Result<Vec<u8>, RequestE
         .signature
         .as_bytes()
         .ok_or_else(|| not_a_request("signature BIT STRING has unused bits".into()))?;
-    let key_type = KeyType::of_public_key(&spki_der)?;
+    let key_type = checked_key_type(&spki_der, what)?;
     let algorithm = verification_algorithm(request.algorithm.oid, key_type).ok_or_else(|| {
         RequestError::UnsupportedSignature {
             what: what.to_owned(),
@@ -123,5 +132,19 @@ pub fn public_key_from_spki(bytes: &[u8], what: &str) -> Result<Vec<u8>, Request
     };
     let der = der_from_pem_or_der(bytes, "PUBLIC KEY").map_err(not_a_key)?;
     let spki = SubjectPublicKeyInfoOwned::from_der(&der).map_err(|e| not_a_key(e.to_string()))?;
-    spki.to_der().map_err(|e| not_a_key(e.to_string()))
+    let spki_der = spki.to_der().map_err(|e| not_a_key(e.to_string()))?;
+    checked_key_type(&spki_der, what)?;
+    Ok(spki_der)
+}
+
+/// The key's type, once [`KeyType::of_public_key`] has checked the key;
+/// an invalid key is reported with the input's name.
+fn checked_key_type(spki_der: &[u8], what: &str) -> Result<KeyType, RequestError> {
+    KeyType::of_public_key(spki_der).map_err(|error| match error {
+        SignerError::InvalidKey(_) => RequestError::InvalidKey {
+            what: what.to_owned(),
+            error,
+        },
+        other => RequestError::Key(other),
+    })
 }

@@ -40,17 +40,17 @@ pub struct BenchArgs {
     /// Measure a freshly generated software key of this type instead.
     #[arg(long, default_value = "p256")]
     key_type: KeyType,
-    /// Workers for the parallel run (default: the number of cores).
-    #[arg(long)]
+    /// Workers for the parallel run (default: the number of cores; at most 256).
+    #[arg(long, value_parser = super::workers_arg)]
     workers: Option<usize>,
-    /// Seconds per measurement.
-    #[arg(long, default_value_t = 3.0)]
+    /// Seconds per measurement (0.1 to 3600).
+    #[arg(long, default_value_t = 3.0, value_parser = seconds_arg)]
     seconds: f64,
     /// Environment variable holding the token PIN (pkcs11: keys without pin-source).
     #[arg(long)]
     pin_env: Option<String>,
-    /// Also produce a K-device soft ÖKC order and report devices/s and peak memory.
-    #[arg(long)]
+    /// Also produce a K-device soft ÖKC order and report devices/s and peak memory (K at most 1,000,000).
+    #[arg(long, value_parser = |t: &str| super::count_arg(t, certmint::input::MAX_BENCH_BATCH))]
     batch: Option<usize>,
     /// Measure only the key's raw signature rate, on one thread, for --seconds.
     #[arg(long, conflicts_with_all = ["workers", "batch"])]
@@ -58,6 +58,16 @@ pub struct BenchArgs {
     /// JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// Parses `--seconds`: a finite number from 0.1 to
+/// [`certmint::input::MAX_BENCH_SECONDS`] (a usage error beyond: exit 2).
+fn seconds_arg(text: &str) -> Result<f64, String> {
+    let max = certmint::input::MAX_BENCH_SECONDS;
+    match text.parse::<f64>() {
+        Ok(s) if (0.1..=max).contains(&s) => Ok(s),
+        _ => Err(format!("expected seconds from 0.1 to {max}")),
+    }
 }
 
 #[derive(Serialize)]
@@ -181,9 +191,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     if args.sign_only {
         return sign_only(&args);
     }
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers = args.workers.unwrap_or_else(super::default_workers);
     // The key as production opens it for one worker and for `workers`.
     let (single, parallel, name): (Arc<dyn Signer>, Arc<dyn Signer>, String) = match &args.key {
         Some(reference) => match KeyRef::parse(reference, std::path::Path::new("."))? {

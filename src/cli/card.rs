@@ -60,9 +60,9 @@ impl CardSecretArgs {
         let management_key = match (&self.mgmt_key_file, &self.mgmt_key_env) {
             (Some(path), None) => {
                 let text =
-                    zeroize::Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
-                        format!("cannot read the management key file {}", path.display())
-                    })?);
+                    zeroize::Zeroizing::new(certmint::input::read_text_file(path).with_context(
+                        || format!("cannot read the management key file {}", path.display()),
+                    )?);
                 ManagementKey::from_hex(self.mgmt_algorithm, text.trim())
                     .with_context(|| path.display().to_string())?
             }

@@ -16,6 +16,25 @@ use certmint::ca;
 use certmint::ids::IdMode;
 use certmint::profile::{CaConfig, Profile, ProfileName, Subject, SubjectInput};
 
+/// Parses a worker count: 1 to [`certmint::input::MAX_WORKERS`].
+pub fn workers_arg(text: &str) -> Result<usize, String> {
+    count_arg(text, certmint::input::MAX_WORKERS)
+}
+
+/// Parses a count from 1 to `max` (a usage error beyond: exit 2).
+pub fn count_arg(text: &str, max: u64) -> Result<usize, String> {
+    match text.parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => usize::try_from(n).map_err(|e| e.to_string()),
+        _ => Err(format!("expected a whole number from 1 to {max}")),
+    }
+}
+
+/// The default number of workers: the cores, within [`workers_arg`]'s range.
+pub fn default_workers() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(certmint::input::MAX_WORKERS as usize)
+}
+
 /// A flag set by Ctrl-C: the work stops after what is in flight (`what`).
 /// A second Ctrl-C is the operator insisting: leave at once (the journal
 /// stays consistent).

@@ -100,8 +100,9 @@ pub struct ImportArgs {
     /// Mali Mühür: the trade name (unvan).
     #[arg(long)]
     unvan: Option<String>,
-    /// Mali Mühür: how many seals (cards or HSM keys).
-    #[arg(long, default_value_t = 1)]
+    /// Mali Mühür: how many seals (cards or HSM keys; 1 to 10,000).
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(certmint::input::MAX_SEALS)))]
     seals: u32,
     /// An additional application (Ek Başvuru) to this earlier order.
     #[arg(long)]
@@ -185,7 +186,7 @@ pub struct ProduceArgs {
     out: PathBuf,
     /// Parallel workers (default: the number of cores). With a pkcs11: CA key, one session
     /// process each, called by two threads.
-    #[arg(long)]
+    #[arg(long, value_parser = super::workers_arg)]
     workers: Option<usize>,
     /// For hsm orders: the manufacturer's token (pkcs11: URI).
     #[arg(long)]
@@ -392,12 +393,16 @@ fn import_okc(args: ImportArgs) -> Result<()> {
         bail!("--vkn, --tckn and --unvan are for Mali Mühür orders (--kind mali-muhur)");
     }
     let vkn = Vkn::parse(manufacturer_vkn, mode)?;
+    // Checked now, as the certificates will check it, so that no order is
+    // journalled that cannot be produced.
+    certmint::profile::plain_name("manufacturer", manufacturer)?;
     let prefixes = PrefixTable::new(&args.prefixes)?;
     if manufacturer.trim().is_empty() {
         bail!("--manufacturer is empty");
     }
     let file = std::fs::File::open(serials)
         .with_context(|| format!("cannot read {}", serials.display()))?;
+    let file = certmint::input::CappedReader::new(file, certmint::input::MAX_SERIAL_LIST_BYTES);
     let mut reader = SerialListReader::new(BufReader::new(file), prefixes);
     let order = NewOrder {
         kind: OrderKind::Okc,
@@ -447,6 +452,7 @@ fn import_seals(args: ImportArgs) -> Result<()> {
     if unvan.is_empty() {
         bail!("a Mali Mühür order needs the company's --unvan");
     }
+    certmint::profile::TradeName::parse(unvan)?;
     if args.target == Target::Soft {
         bail!("Mali Mühür seals are produced on a card or in the company's HSM: --target card or --target hsm");
     }
@@ -521,8 +527,7 @@ pub(crate) fn calendar(closed_days: &Option<PathBuf>) -> Result<BusinessCalendar
     let calendar = BusinessCalendar::turkey();
     Ok(match closed_days {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+            let text = certmint::input::read_text_file(path)?;
             let days = BusinessCalendar::parse_closed_days_file(&text)
                 .with_context(|| path.display().to_string())?;
             calendar.with_extra_closed_days(days)?
@@ -627,9 +632,7 @@ fn produce(args: ProduceArgs) -> Result<()> {
     let order = journal.order(OrderId(args.order))?;
     // Checked before any token is touched.
     check_producible(&order, ProfileName::OkcDevice, order.target)?;
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers = args.workers.unwrap_or_else(super::default_workers);
     let target = match (order.target, &args.token) {
         (Target::Soft, None) => KeyTarget::Soft,
         (Target::Hsm, Some(uri)) => {

@@ -171,7 +171,7 @@ fn restore_certificate_files(
         (certs.join(format!("{device_serial}.pem")), pem.as_bytes()),
         (certs.join(format!("{device_serial}.der")), certificate_der),
     ] {
-        if std::fs::read(&path).ok().as_deref() != Some(bytes) {
+        if crate::input::read_file(&path).ok().as_deref() != Some(bytes) {
             write_unsynced(&path, bytes, 0o644)?;
         }
     }

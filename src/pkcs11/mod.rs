@@ -51,7 +51,7 @@ pub enum Pkcs11Error {
     #[error(transparent)]
     Pin(#[from] PinError),
     /// The module could not be loaded or initialised.
-    #[error("PKCS#11 module {path}: {reason}")]
+    #[error("PKCS#11 module {}: {}", crate::text::quoted(.path), crate::text::escaped(.reason))]
     Module {
         /// The module path.
         path: String,
@@ -59,7 +59,7 @@ pub enum Pkcs11Error {
         reason: String,
     },
     /// No token matches the URI.
-    #[error("no token matches {wanted}; tokens present: {present}")]
+    #[error("no token matches {wanted}; tokens present: {}", crate::text::escaped(.present))]
     TokenNotFound {
         /// The URI.
         wanted: String,
@@ -75,7 +75,7 @@ pub enum Pkcs11Error {
         count: usize,
     },
     /// The PIN was refused. No further login is attempted in this process.
-    #[error("wrong PIN for token {token:?} (C_Login: {ckr}); stopped after this one attempt so as not to use up the token's retry counter")]
+    #[error("wrong PIN for token {} (C_Login: {ckr}); stopped after this one attempt so as not to use up the token's retry counter", crate::text::quoted(.token))]
     WrongPin {
         /// The token label.
         token: String,
@@ -83,7 +83,7 @@ pub enum Pkcs11Error {
         ckr: String,
     },
     /// The PIN is locked.
-    #[error("the user PIN of token {token:?} is locked (C_Login: CKR_PIN_LOCKED)")]
+    #[error("the user PIN of token {} is locked (C_Login: CKR_PIN_LOCKED)", crate::text::quoted(.token))]
     PinLocked {
         /// The token label.
         token: String,
@@ -103,7 +103,7 @@ pub enum Pkcs11Error {
     #[error("private key {0} has no public key object with the same CKA_ID; certmint needs it to check signatures")]
     NoPublicKey(String),
     /// A label we would write is already taken.
-    #[error("token {token:?} already holds objects labelled {label:?}; nothing was written")]
+    #[error("token {} already holds objects labelled {}; nothing was written", crate::text::quoted(.token), crate::text::quoted(.label))]
     LabelExists {
         /// The token label.
         token: String,
@@ -111,7 +111,7 @@ pub enum Pkcs11Error {
         label: String,
     },
     /// The token lacks a mechanism the operation needs.
-    #[error("token {token:?} does not support {mechanism}; nothing was written")]
+    #[error("token {} does not support {mechanism}; nothing was written", crate::text::quoted(.token))]
     UnsupportedMechanism {
         /// The token label.
         token: String,
@@ -120,7 +120,8 @@ pub enum Pkcs11Error {
     },
     /// The token or device went away: stop cleanly, resume later.
     #[error(
-        "token {token:?} is gone ({function}: {ckr}); the work stopped cleanly and can be resumed"
+        "token {} is gone ({function}: {ckr}); the work stopped cleanly and can be resumed",
+        crate::text::quoted(.token)
     )]
     TokenGone {
         /// The token label.
@@ -131,7 +132,7 @@ pub enum Pkcs11Error {
         ckr: String,
     },
     /// Any other failed call.
-    #[error("token {token:?}: {function} failed: {ckr}")]
+    #[error("token {}: {function} failed: {ckr}", crate::text::quoted(.token))]
     Call {
         /// The token label.
         token: String,
@@ -141,7 +142,7 @@ pub enum Pkcs11Error {
         ckr: String,
     },
     /// A key the token holds is not one certmint can use.
-    #[error("token {token:?}: {reason}")]
+    #[error("token {}: {reason}", crate::text::quoted(.token))]
     BadKey {
         /// The token label.
         token: String,

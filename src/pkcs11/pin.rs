@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 #[non_exhaustive]
 pub enum PinError {
     /// The PIN file could not be read.
-    #[error("cannot read the PIN file {path}: {reason}")]
+    #[error("cannot read the PIN file {}: {reason}", crate::text::quoted(&.path.display().to_string()))]
     File {
         /// The file.
         path: PathBuf,
@@ -32,7 +32,21 @@ pub enum PinError {
     /// The PIN is empty.
     #[error("the PIN for {0} is empty")]
     Empty(String),
+    /// The PIN (or its file) is longer than any PIN the token takes; it was
+    /// never offered to the token, so no retry was spent.
+    #[error("the PIN for {what} is longer than {max} bytes, the longest it takes; not tried")]
+    TooLong {
+        /// The token.
+        what: String,
+        /// The longest PIN accepted, in bytes.
+        max: usize,
+    },
 }
+
+/// The longest PIN certmint offers to any token (PKCS#11's `ulMaxPinLen`
+/// of SoftHSM2 and most HSMs is at most 255; PIV PINs are 8). A longer
+/// one is refused before `C_Login`, where a wrong PIN spends a retry.
+pub const MAX_PIN_BYTES: usize = 255;
 
 /// A PIN or password, wiped from memory on drop and never printed.
 #[derive(Clone)]
@@ -45,10 +59,18 @@ impl fmt::Debug for Pin {
 }
 
 impl Pin {
-    /// Wraps a secret; refuses an empty one.
+    /// Wraps a secret; refuses an empty one and one longer than [`MAX_PIN_BYTES`].
     pub fn new(value: String, what: &str) -> Result<Self, PinError> {
         if value.is_empty() {
             return Err(PinError::Empty(what.to_owned()));
+        }
+        if value.len() > MAX_PIN_BYTES {
+            // Wiped like any PIN, though it cannot be one.
+            drop(zeroize::Zeroizing::new(value));
+            return Err(PinError::TooLong {
+                what: what.to_owned(),
+                max: MAX_PIN_BYTES,
+            });
         }
         Ok(Self(SecretString::from(value)))
     }
@@ -93,9 +115,24 @@ impl PinSource {
     pub fn read(&self, what: &str) -> Result<Pin, PinError> {
         match self {
             PinSource::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| PinError::File {
+                // Room for the PIN and a line ending; a longer file holds no PIN.
+                let cap = (MAX_PIN_BYTES + 2) as u64;
+                let bytes =
+                    zeroize::Zeroizing::new(crate::input::read_capped(path, cap).map_err(|e| {
+                        match e {
+                            crate::input::InputError::TooLarge { .. } => PinError::TooLong {
+                                what: what.to_owned(),
+                                max: MAX_PIN_BYTES,
+                            },
+                            crate::input::InputError::Unreadable { reason, .. } => PinError::File {
+                                path: path.clone(),
+                                reason,
+                            },
+                        }
+                    })?);
+                let text = std::str::from_utf8(&bytes).map_err(|_| PinError::File {
                     path: path.clone(),
-                    reason: e.kind().to_string(),
+                    reason: "not UTF-8 text".into(),
                 })?;
                 Pin::new(text.trim_end_matches(['\n', '\r']).to_owned(), what)
             }

@@ -249,7 +249,14 @@ impl Token {
             Some(Registered::LoginRefused(ckr)) => return Err(wrong_pin(&label, ckr.clone())),
             None => {}
         }
-        let pin = read_pin(&format!("token {label:?}"))?;
+        let what = format!("token {label:?}");
+        let pin = read_pin(&what)?;
+        // A PIN longer than the token takes is wrong for certain: refused
+        // here, it spends none of the token's tries.
+        let max_pin = found.info.max_pin_length();
+        if max_pin > 0 && pin.expose().len() > max_pin {
+            return Err(PinError::TooLong { what, max: max_pin }.into());
+        }
         let session = found
             .ctx
             .open_rw_session(found.slot)

@@ -18,22 +18,22 @@ pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 #[non_exhaustive]
 pub enum UriError {
     /// Not a `pkcs11:` URI.
-    #[error("{0:?} is not a pkcs11: URI")]
+    #[error("{} is not a pkcs11: URI", crate::text::quoted(.0))]
     NotPkcs11(String),
     /// A malformed `name=value` pair or percent escape.
-    #[error("pkcs11 URI: malformed {0:?}")]
+    #[error("pkcs11 URI: malformed {}", crate::text::quoted(.0))]
     Malformed(String),
     /// An attribute certmint does not know.
-    #[error("pkcs11 URI: unknown attribute {0:?}")]
+    #[error("pkcs11 URI: unknown attribute {}", crate::text::quoted(.0))]
     UnknownAttribute(String),
     /// An attribute given twice.
-    #[error("pkcs11 URI: attribute {0:?} given twice")]
+    #[error("pkcs11 URI: attribute {} given twice", crate::text::quoted(.0))]
     Duplicate(String),
     /// A PIN inside the URI.
     #[error("pkcs11 URI: pin-value is refused (a PIN must not appear in arguments); use pin-source=file:PATH, --pin-env VAR or the prompt")]
     PinInUri,
     /// A `pin-source` that is not a `file:` path.
-    #[error("pkcs11 URI: pin-source {0:?} must be file:/absolute/or/relative/path")]
+    #[error("pkcs11 URI: pin-source {} must be file:/absolute/or/relative/path", crate::text::quoted(.0))]
     BadPinSource(String),
     /// No token named.
     #[error("pkcs11 URI: name the token with token= or serial=")]
@@ -42,7 +42,7 @@ pub enum UriError {
     #[error("pkcs11 URI: name the key with object= (label) or id=")]
     NoObject,
     /// An object type other than private.
-    #[error("pkcs11 URI: type={0:?} cannot sign; use type=private or leave it out")]
+    #[error("pkcs11 URI: type={} cannot sign; use type=private or leave it out", crate::text::quoted(.0))]
     BadType(String),
 }
 

@@ -159,9 +159,12 @@ impl CaConfig {
 
     /// Reads a configuration file.
     pub fn load(path: &Path) -> Result<Self, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ProfileError::Config {
-            path: path.display().to_string(),
-            reason: e.to_string(),
+        let text = crate::input::read_text_file(path).map_err(|e| match e {
+            crate::input::InputError::Unreadable { reason, .. } => ProfileError::Config {
+                path: path.display().to_string(),
+                reason,
+            },
+            too_large => ProfileError::Input(too_large),
         })?;
         toml::from_str(&text).map_err(|e| ProfileError::Config {
             path: path.display().to_string(),

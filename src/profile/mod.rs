@@ -9,7 +9,9 @@ pub use config::{
     CaConfig, CaFiles, ProfileConfig, KAMU_SM_CPS_URI, KAMU_SM_USER_NOTICE, MALI_MUHUR_EKU_OID,
     MALI_MUHUR_ISSUER_CN, MALI_MUHUR_POLICY_OID,
 };
-pub use subject::{StringType, Subject, SubjectAttribute, SubjectInput, TradeName, UB_NAME};
+pub use subject::{
+    plain_name, StringType, Subject, SubjectAttribute, SubjectInput, TradeName, UB_NAME,
+};
 
 use std::fmt;
 use std::str::FromStr;
@@ -34,7 +36,7 @@ pub enum ProfileError {
         reason: String,
     },
     /// A configured value is invalid.
-    #[error("profile {profile}: {field} = {value:?} is invalid: {reason}")]
+    #[error("profile {profile}: {field} = {} is invalid: {reason}", crate::text::quoted(.value))]
     BadSetting {
         /// The profile section.
         profile: ProfileName,
@@ -64,8 +66,11 @@ pub enum ProfileError {
     /// An identifier is invalid.
     #[error(transparent)]
     Id(#[from] IdError),
+    /// A subject or configuration file is over its cap.
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
     /// A name value is unusable.
-    #[error("{field} {value:?}: {reason}")]
+    #[error("{field} {}: {reason}", crate::text::quoted(.value))]
     BadName {
         /// Which name field.
         field: &'static str,
@@ -83,7 +88,7 @@ pub enum ProfileError {
         reason: String,
     },
     /// An unknown profile name.
-    #[error("unknown profile {0:?} (use mali-muhur, okc-device, root-ca or issuing-ca)")]
+    #[error("unknown profile {} (use mali-muhur, okc-device, root-ca or issuing-ca)", crate::text::quoted(.0))]
     UnknownProfile(String),
 }
 

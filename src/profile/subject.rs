@@ -10,6 +10,12 @@ use crate::ids::{DeviceSerial, IdMode, TaxpayerId, Tckn, Vkn};
 /// RFC 5280's upper bound for commonName and organizationName, in characters.
 pub const UB_NAME: usize = 64;
 
+/// Why a name with control characters (which a terminal acts on) or
+/// bidirectional formatting characters (which make a name read as another,
+/// e.g. U+202E) is refused.
+const FORBIDDEN_CHARACTERS: &str =
+    "contains control or bidirectional formatting characters (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C)";
+
 /// How a name attribute value is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StringType {
@@ -44,8 +50,8 @@ impl TradeName {
             value: value.to_owned(),
             reason: reason.to_owned(),
         };
-        if value.chars().any(char::is_control) {
-            return Err(bad("contains control characters"));
+        if value.chars().any(crate::text::is_forbidden) {
+            return Err(bad(FORBIDDEN_CHARACTERS));
         }
         let upper: String = value
             .split_whitespace()
@@ -76,7 +82,10 @@ impl TradeName {
     }
 }
 
-fn plain_name(field: &'static str, value: &str) -> Result<String, ProfileError> {
+/// A name value other than an unvan (manufacturer, organizationName,
+/// commonName), trimmed: refused when empty, longer than [`UB_NAME`], or
+/// holding control or bidirectional formatting characters.
+pub fn plain_name(field: &'static str, value: &str) -> Result<String, ProfileError> {
     let bad = |reason: String| ProfileError::BadName {
         field,
         value: value.to_owned(),
@@ -86,8 +95,8 @@ fn plain_name(field: &'static str, value: &str) -> Result<String, ProfileError> 
     if trimmed.is_empty() {
         return Err(bad("is empty".into()));
     }
-    if trimmed.chars().any(char::is_control) {
-        return Err(bad("contains control characters".into()));
+    if trimmed.chars().any(crate::text::is_forbidden) {
+        return Err(bad(FORBIDDEN_CHARACTERS.into()));
     }
     if trimmed.chars().count() > UB_NAME {
         return Err(bad(format!("is longer than {UB_NAME} characters")));
@@ -124,7 +133,10 @@ impl SubjectInput {
             path: path.display().to_string(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+        let text = crate::input::read_text_file(path).map_err(|e| match e {
+            crate::input::InputError::Unreadable { reason, .. } => file_error(reason),
+            too_large => ProfileError::Input(too_large),
+        })?;
         toml::from_str(&text).map_err(|e| file_error(e.message().to_owned()))
     }
 

@@ -44,6 +44,11 @@ pub enum SignerError {
     /// A key could not be generated.
     #[error("key generation failed: {0}")]
     KeyGeneration(String),
+    /// A public key of a supported type that no certificate may carry: an
+    /// EC point off its curve, an RSA modulus or exponent that breaks
+    /// [`KeyType::of_spki`]'s rules.
+    #[error("invalid public key: {0}")]
+    InvalidKey(String),
 }
 
 /// A key that signs certificates. Implementations hold the private key
@@ -217,16 +222,23 @@ impl KeyType {
         }
     }
 
-    /// Reads the type of a DER SubjectPublicKeyInfo. RSA keys of any size are
-    /// reported (so that a lint can name a too-small key); EC keys must be on
-    /// P-256 or P-384. This is DER parsing only; no cryptography is involved.
+    /// Reads the type of a DER SubjectPublicKeyInfo and checks that the key
+    /// is one a certificate may carry. RSA keys of any size from 512 bits are
+    /// reported (so that a lint can name a too-small key), but the modulus
+    /// must be odd with no prime factor below [`SMALL_PRIME_BOUND`] and the
+    /// exponent odd in `65537..2^256` (CA/Browser Forum BR 6.1.6); EC keys
+    /// must be uncompressed points on P-256 or P-384, on the curve and not
+    /// the point at infinity (checked by aws-lc).
     pub fn of_public_key(spki_der: &[u8]) -> Result<Self, SignerError> {
         let spki = SubjectPublicKeyInfoRef::from_der(spki_der)
             .map_err(|e| SignerError::UnsupportedKey(format!("not a SubjectPublicKeyInfo: {e}")))?;
         Self::of_spki(&spki)
     }
 
-    /// The type of a decoded SubjectPublicKeyInfo (see [`KeyType::of_public_key`]).
+    /// The type of a decoded SubjectPublicKeyInfo, checked as
+    /// [`KeyType::of_public_key`] says. Every subject key reaches a TBS
+    /// certificate through here ([`crate::issue::CertificateAuthority::prepare`]),
+    /// as do keys read from requests, tokens and cards.
     pub fn of_spki(spki: &SubjectPublicKeyInfoRef<'_>) -> Result<Self, SignerError> {
         let unsupported = |m: String| SignerError::UnsupportedKey(m);
         let key_bits = spki
@@ -245,6 +257,7 @@ impl KeyType {
                 if key.public_exponent.as_bytes().is_empty() || bits < 512 {
                     return Err(unsupported("malformed RSA public key".into()));
                 }
+                check_rsa_key(modulus, key.public_exponent.as_bytes())?;
                 Ok(KeyType::Rsa(bits))
             }
             rfc5912::ID_EC_PUBLIC_KEY => {
@@ -267,6 +280,7 @@ impl KeyType {
                         "{key_type} key is not an uncompressed point"
                     )));
                 }
+                check_ec_point(key_type, key_bits)?;
                 Ok(key_type)
             }
             other => Err(unsupported(format!(
@@ -274,6 +288,100 @@ impl KeyType {
             ))),
         }
     }
+}
+
+/// RSA moduli are refused when divisible by a prime below this bound: the
+/// same trial division as Boulder's goodkey and zlint (primes < 752).
+pub const SMALL_PRIME_BOUND: u32 = 752;
+
+/// The smallest RSA public exponent accepted (2^16 + 1, the CA/Browser Forum
+/// floor); the exponent must also be odd and below 2^256.
+pub const MIN_RSA_EXPONENT: u32 = 65537;
+
+/// Checks an RSA modulus and exponent (big-endian, no leading zeros).
+fn check_rsa_key(modulus: &[u8], exponent: &[u8]) -> Result<(), SignerError> {
+    let invalid = |m: String| Err(SignerError::InvalidKey(m));
+    if modulus.last().is_none_or(|low| low & 1 == 0) {
+        return invalid("the RSA modulus is even".into());
+    }
+    if exponent.last().is_none_or(|low| low & 1 == 0) {
+        return invalid("the RSA public exponent is even".into());
+    }
+    if exponent.len() > 32 {
+        return invalid("the RSA public exponent is 2^256 or more".into());
+    }
+    if exponent.len() <= 4 {
+        let e = exponent.iter().fold(0u32, |e, b| (e << 8) | u32::from(*b));
+        if e < MIN_RSA_EXPONENT {
+            return invalid(format!(
+                "the RSA public exponent {e} is below {MIN_RSA_EXPONENT}"
+            ));
+        }
+    }
+    for (product, primes) in small_prime_groups() {
+        // One pass over the modulus per group: n mod p = (n mod product) mod p.
+        let rest = remainder(modulus, *product);
+        if let Some(p) = primes.iter().find(|&&p| rest % p == 0) {
+            return invalid(format!("the RSA modulus is divisible by {p}"));
+        }
+    }
+    Ok(())
+}
+
+/// The primes below [`SMALL_PRIME_BOUND`], found once by trial division
+/// (no table to keep in step with the bound).
+fn small_primes() -> impl Iterator<Item = u32> {
+    (2..SMALL_PRIME_BOUND).filter(|&n| (2..n).take_while(|d| d * d <= n).all(|d| n % d != 0))
+}
+
+/// The small primes in groups whose product fits in 32 bits, each with
+/// its product, made once: a 2048-bit modulus is divided some 40 times
+/// instead of 133.
+fn small_prime_groups() -> &'static [(u32, Vec<u32>)] {
+    static GROUPS: std::sync::OnceLock<Vec<(u32, Vec<u32>)>> = std::sync::OnceLock::new();
+    GROUPS.get_or_init(|| {
+        let mut groups: Vec<(u32, Vec<u32>)> = Vec::new();
+        for p in small_primes() {
+            match groups.last_mut() {
+                Some((product, primes)) if product.checked_mul(p).is_some() => {
+                    *product *= p;
+                    primes.push(p);
+                }
+                _ => groups.push((p, vec![p])),
+            }
+        }
+        groups
+    })
+}
+
+/// `number` (big-endian) modulo `divisor`, 32 bits at a time.
+fn remainder(number: &[u8], divisor: u32) -> u32 {
+    let divisor = u64::from(divisor);
+    let (head, words) = number.split_at(number.len() % 4);
+    let mut rest = head.iter().fold(0u64, |r, b| (r << 8) | u64::from(*b)) % divisor;
+    for word in words.chunks_exact(4) {
+        let word = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        rest = ((rest << 32) | u64::from(word)) % divisor;
+    }
+    // The remainder is below `divisor`, a u32.
+    rest as u32
+}
+
+/// Checks that an uncompressed EC point lies on its curve and is not the
+/// point at infinity: aws-lc's key parser runs `EC_KEY_check_key`.
+fn check_ec_point(key_type: KeyType, point: &[u8]) -> Result<(), SignerError> {
+    let algorithm: &'static dyn VerificationAlgorithm = match key_type {
+        KeyType::EcP256 => &lc::ECDSA_P256_SHA256_ASN1,
+        KeyType::EcP384 => &lc::ECDSA_P384_SHA384_ASN1,
+        KeyType::Rsa(_) => return Ok(()),
+    };
+    ParsedPublicKey::new(algorithm, point)
+        .map(|_| ())
+        .map_err(|_| {
+            SignerError::InvalidKey(format!(
+                "the {key_type} point is not on the curve (or is the point at infinity)"
+            ))
+        })
 }
 
 impl KeyType {
@@ -450,6 +558,76 @@ pub fn verify_signature(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The trial division covers the 133 primes below 752, 2 and 751 included.
+    #[test]
+    fn small_primes_are_the_primes_below_the_bound() {
+        let primes: Vec<u32> = small_primes().collect();
+        assert_eq!(primes.len(), 133);
+        assert_eq!(primes[..5], [2, 3, 5, 7, 11]);
+        assert_eq!(primes.last(), Some(&751));
+        let grouped: Vec<u32> = small_prime_groups()
+            .iter()
+            .flat_map(|(product, group)| {
+                assert_eq!(group.iter().product::<u32>(), *product);
+                group.clone()
+            })
+            .collect();
+        assert_eq!(grouped, primes);
+    }
+
+    /// Keys read back from tokens and cards arrive as an EC point or an RSA
+    /// modulus and exponent; the SPKI built from them is checked like any
+    /// other, so an off-curve point or a bad RSA key from a token is refused.
+    #[test]
+    fn keys_read_back_from_tokens_and_cards_are_validated() {
+        let good = SoftwareSigner::generate(KeyType::EcP256).unwrap();
+        let PublicKeyParts::Ec { point, .. } = public_key_parts(good.public_key_der()).unwrap()
+        else {
+            panic!("an EC key")
+        };
+        assert!(spki_from_ec_point(rfc5912::SECP_256_R_1, &point).is_ok());
+        let mut off_curve = point.clone();
+        off_curve[64] ^= 1;
+        let mut zero = vec![0u8; 65];
+        zero[0] = 4;
+        for bad in [off_curve, zero] {
+            assert!(matches!(
+                spki_from_ec_point(rfc5912::SECP_256_R_1, &bad),
+                Err(SignerError::InvalidKey(_))
+            ));
+        }
+
+        let rsa = SoftwareSigner::generate(KeyType::Rsa(2048)).unwrap();
+        let PublicKeyParts::Rsa { modulus, exponent } =
+            public_key_parts(rsa.public_key_der()).unwrap()
+        else {
+            panic!("an RSA key")
+        };
+        assert!(spki_from_rsa_parts(&modulus, &exponent).is_ok());
+        let mut even = modulus.clone();
+        *even.last_mut().unwrap() &= 0xfe;
+        for (n, e) in [(&modulus, &[1u8][..]), (&modulus, &[3]), (&even, &exponent)] {
+            assert!(matches!(
+                spki_from_rsa_parts(n, e),
+                Err(SignerError::InvalidKey(_))
+            ));
+        }
+    }
+
+    /// The remainder of a multi-word number, against u128 arithmetic.
+    #[test]
+    fn remainder_of_a_big_endian_number() {
+        let n: u128 = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
+        let bytes = n.to_be_bytes();
+        for p in [2u32, 3, 7, 251, 751] {
+            for skip in 0..16 {
+                let tail = &bytes[skip..];
+                let value = tail.iter().fold(0u128, |v, b| (v << 8) | u128::from(*b));
+                assert_eq!(u128::from(remainder(tail, p)), value % u128::from(p));
+            }
+        }
+    }
 
     /// A key signing elsewhere that needs `callers` threads to stay busy.
     #[derive(Debug)]

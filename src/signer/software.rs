@@ -79,11 +79,15 @@ impl SoftwareSigner {
     /// RSA / EC encodings).
     pub fn load(path: &Path) -> Result<Self, SignerError> {
         let what = path.display().to_string();
-        let bytes =
-            Zeroizing::new(std::fs::read(path).map_err(|e| SignerError::KeyUnreadable {
+        let bytes = Zeroizing::new(crate::input::read_file(path).map_err(|e| {
+            SignerError::KeyUnreadable {
                 what: what.clone(),
-                reason: e.to_string(),
-            })?);
+                reason: match e {
+                    crate::input::InputError::Unreadable { reason, .. } => reason,
+                    too_large => too_large.to_string(),
+                },
+            }
+        })?);
         Self::from_bytes(&bytes, &what)
     }
 

@@ -1,0 +1,123 @@
+//! Outside values in messages: quoted, with control and bidirectional
+//! formatting characters escaped, and truncated, so that an error line
+//! stays one short line of what was really given.
+
+/// How many characters of a value a message shows.
+pub const SHOWN_CHARS: usize = 80;
+
+/// Bidirectional formatting characters: embeddings and overrides
+/// (U+202A–U+202E), isolates (U+2066–U+2069), the implicit marks
+/// (U+200E, U+200F) and the Arabic letter mark (U+061C). Shown in text
+/// they reorder what surrounds them.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Whether `c` must never appear in subject data or raw in a message: a
+/// control character (C0, DEL, C1) or a bidirectional formatting character.
+pub fn is_forbidden(c: char) -> bool {
+    c.is_control() || is_bidi_control(c)
+}
+
+/// `value` for a message: in double quotes, control and bidirectional
+/// formatting characters escaped as `\u{…}` (and `"`/`\` escaped), cut
+/// after [`SHOWN_CHARS`] characters with `…` and the full length.
+pub fn quoted(value: &str) -> String {
+    let mut out = String::with_capacity(value.len().min(SHOWN_CHARS * 4) + 32);
+    out.push('"');
+    let mut shown = 0;
+    let mut chars = value.chars();
+    for c in chars.by_ref() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if is_forbidden(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+        shown += 1;
+        if shown == SHOWN_CHARS {
+            break;
+        }
+    }
+    out.push('"');
+    if chars.next().is_some() {
+        out.insert(out.len() - 1, '…');
+        out.push_str(&format!(" ({} characters)", value.chars().count()));
+    }
+    out
+}
+
+/// `value` for a message where quotes would mislead (a system's reason
+/// that names a path): control and bidirectional formatting characters
+/// escaped, cut after four times [`SHOWN_CHARS`] characters.
+pub fn escaped(value: &str) -> String {
+    let mut out = String::new();
+    for (shown, c) in value.chars().enumerate() {
+        if shown == SHOWN_CHARS * 4 {
+            out.push_str(&format!("… ({} characters)", value.chars().count()));
+            break;
+        }
+        if is_forbidden(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A whole message made safe for a terminal: every control character but
+/// the newline, and every bidirectional formatting character, escaped as
+/// `\u{…}`; nothing cut. The last guard before an error reaches stderr,
+/// for values no error type quoted.
+pub fn terminal_safe(message: &str) -> String {
+    if !message.chars().any(|c| c != '\n' && is_forbidden(c)) {
+        return message.to_owned();
+    }
+    message
+        .chars()
+        .map(|c| {
+            if c != '\n' && is_forbidden(c) {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_values_are_quoted_whole() {
+        assert_eq!(quoted("ÖRNEK A.Ş."), "\"ÖRNEK A.Ş.\"");
+        assert_eq!(quoted("a\"b\\"), "\"a\\\"b\\\\\"");
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped() {
+        assert_eq!(quoted("a\u{1b}[2Jb\0"), "\"a\\u{1b}[2Jb\\u{0}\"");
+        assert_eq!(quoted("x\u{202e}y"), "\"x\\u{202e}y\"");
+        assert!(!quoted("\u{9b}\u{7f}").chars().any(is_forbidden));
+    }
+
+    #[test]
+    fn terminal_safe_keeps_newlines_and_escapes_the_rest() {
+        assert_eq!(terminal_safe("a\nb"), "a\nb");
+        assert_eq!(
+            terminal_safe("a\u{1b}[2J\tb\u{202e}"),
+            "a\\u{1b}[2J\\u{9}b\\u{202e}"
+        );
+    }
+
+    #[test]
+    fn long_values_are_cut_with_their_length() {
+        let long = "A".repeat(20 * 1024 * 1024);
+        let shown = quoted(&long);
+        assert!(shown.len() < 120, "{shown}");
+        assert!(shown.ends_with("…\" (20971520 characters)"), "{shown}");
+        assert_eq!(quoted(&"B".repeat(SHOWN_CHARS)).len(), SHOWN_CHARS + 2);
+    }
+}
