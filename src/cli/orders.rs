@@ -199,6 +199,10 @@ pub struct ProduceArgs {
     /// Extra closed days (one YYYY-MM-DD per line) for the purge deadline.
     #[arg(long)]
     closed_days: Option<PathBuf>,
+    /// When another producer holds the order: wait up to SECONDS for it to finish
+    /// (default: refuse at once, naming it; exit 7).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    wait: u64,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -639,6 +643,7 @@ fn produce(args: ProduceArgs) -> Result<()> {
         stop: stop.clone(),
         on_device: &on_device,
         calendar: &calendar,
+        lease_wait: std::time::Duration::from_secs(args.wait),
     };
     let journal: Mutex<SqliteJournal> = Mutex::new(journal);
     let result = production.run(&journal);
@@ -692,6 +697,8 @@ pub struct SealOrder<'a> {
     pub ca_pin_env: Option<&'a str>,
     pub id_mode: IdMode,
     pub json: bool,
+    /// How long to wait for another producer of the order.
+    pub lease_wait: std::time::Duration,
 }
 
 /// Provisions every seal of a paid Mali Mühür order (hsm target) in the
@@ -728,6 +735,7 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
         stop,
         on_device: &|| {},
         calendar: &calendar,
+        lease_wait: seal.lease_wait,
     };
     let journal: Mutex<SqliteJournal> = Mutex::new(journal);
     let report = production.run(&journal)?;

@@ -9,11 +9,15 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
+use std::collections::HashMap;
+use std::time::Duration;
 
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::lease::now_ms;
 use super::{
     Application, CertificateRecord, Device, DeviceState, ImportProblem, ImportReport, Intent,
-    IssuedRecord, Journal, JournalError, NewOrder, OrderId, OrderKind, OrderState, OrderSummary,
+    IssuedRecord, Journal, JournalError, Lease, LeaseHolder, NewOrder, OrderId, OrderKind, OrderState, OrderSummary,
     Target, VerifiedDevice, MAX_REPORTED_PROBLEMS,
 };
 use crate::audit::{self, AuditRecord, AuditReport, GENESIS};
@@ -89,6 +93,32 @@ CREATE TABLE IF NOT EXISTS audit_head (
 );
 "#;
 
+/// One producer per order: the holder of each order's producer lease (see
+/// [`super::lease`]). Kept apart from [`SCHEMA`]; created right after it.
+const LEASE_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS producer_leases (
+    order_id      INTEGER PRIMARY KEY REFERENCES orders(id),
+    holder_id     TEXT NOT NULL,
+    host          TEXT NOT NULL,
+    boot_id       TEXT NOT NULL,
+    pid           INTEGER NOT NULL,
+    operator      TEXT NOT NULL,
+    acquired_at   TEXT NOT NULL,
+    renewed_at    TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+);
+"#;
+
+/// Write transactions take the write lock at their start (`BEGIN
+/// IMMEDIATE`): a busy journal is then waited for (up to [`BUSY_WAIT`]),
+/// where a read that turns into a write would fail at once when another
+/// process wrote in between.
+const IMMEDIATE: TransactionBehavior = TransactionBehavior::Immediate;
+
+/// How long a connection waits for another process's write transaction
+/// before it reports the journal busy.
+const BUSY_WAIT: Duration = Duration::from_secs(30);
+
 /// An order's issued certificates, a page in device order.
 const ISSUED_PAGE: &str =
     "SELECT d.id, d.serial, c.serial_hex, c.sha256, c.not_before, c.not_after, c.der FROM devices d
@@ -119,6 +149,9 @@ struct Transition<'a> {
 pub struct SqliteJournal {
     conn: Connection,
     path: PathBuf,
+    /// The producer leases taken through this connection: order → holder id.
+    /// Writes of an order's production check it is still theirs.
+    leases: HashMap<OrderId, String>,
 }
 
 impl std::fmt::Debug for SqliteJournal {
@@ -137,12 +170,44 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// Maps a database error to a journal error naming the file.
+/// Maps a database error to a journal error naming the file; a journal
+/// that stayed locked past the bounded wait is reported as busy, in words.
 fn database_error(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError + Copy + '_ {
-    move |e| JournalError::Database {
-        path: path.display().to_string(),
-        reason: e.to_string(),
+    move |e| match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => JournalError::Busy {
+            path: path.display().to_string(),
+            waited_secs: BUSY_WAIT.as_secs(),
+        },
+        _ => JournalError::Database {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        },
     }
+}
+
+fn lease_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lease> {
+    Ok(Lease {
+        holder: LeaseHolder {
+            holder_id: row.get("holder_id")?,
+            host: row.get("host")?,
+            boot_id: row.get("boot_id")?,
+            pid: row.get("pid")?,
+            operator: row.get("operator")?,
+        },
+        acquired_at: row.get("acquired_at")?,
+        renewed_at: row.get("renewed_at")?,
+        expires_at_ms: row.get("expires_at_ms")?,
+    })
+}
+
+fn read_lease(conn: &Connection, order: OrderId) -> rusqlite::Result<Option<Lease>> {
+    conn.prepare_cached("SELECT * FROM producer_leases WHERE order_id = ?1")?
+        .query_row([order.0], lease_from_row)
+        .optional()
+}
+
+fn expiry(ttl: Duration) -> i64 {
+    now_ms().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The audit chain's head while records are appended in one transaction:
@@ -224,13 +289,9 @@ fn device_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
 impl SqliteJournal {
     /// Opens (creating if needed) the journal at `path` and checks its settings.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
-        let db = |e: rusqlite::Error| JournalError::Database {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        };
+        let db = database_error(path);
         let conn = Connection::open(path).map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(db)?;
+        conn.busy_timeout(BUSY_WAIT).map_err(db)?;
         let journal_mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(db)?;
@@ -262,14 +323,37 @@ impl SqliteJournal {
             return Err(settings("foreign keys cannot be enforced".into()));
         }
         conn.execute_batch(SCHEMA).map_err(db)?;
+        conn.execute_batch(LEASE_SCHEMA).map_err(db)?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),
+            leases: HashMap::new(),
         })
     }
 
     fn db(&self, e: rusqlite::Error) -> JournalError {
         database_error(&self.path)(e)
+    }
+
+    /// Refuses a production write of `order` when this connection took the
+    /// order's lease and another holder has it now (it judged this one dead).
+    fn check_lease(
+        leases: &HashMap<OrderId, String>,
+        path: &Path,
+        tx: &Transaction<'_>,
+        order: OrderId,
+    ) -> Result<(), JournalError> {
+        let Some(mine) = leases.get(&order) else {
+            return Ok(());
+        };
+        let lease = read_lease(tx, order).map_err(database_error(path))?;
+        match lease {
+            Some(lease) if &lease.holder.holder_id == mine => Ok(()),
+            other => Err(JournalError::LeaseLost {
+                order,
+                by: other.map_or_else(|| "nobody".into(), |l| l.holder.to_string()),
+            }),
+        }
     }
 
     fn order_state(tx: &Connection, order: OrderId) -> Result<Option<OrderState>, rusqlite::Error> {
@@ -295,7 +379,7 @@ impl SqliteJournal {
             refused,
         } = change;
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
         let state = Self::order_state(&tx, order)
             .map_err(db)?
             .ok_or(JournalError::NoOrder(order))?;
@@ -324,7 +408,7 @@ impl Journal for SqliteJournal {
         accept_good_lines: bool,
     ) -> Result<ImportReport, JournalError> {
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
         let parent = match order.application {
             Application::Initial => None,
             Application::Additional { parent } => {
@@ -497,7 +581,7 @@ impl Journal for SqliteJournal {
         match state {
             OrderState::Producing => {
                 let db = database_error(&self.path);
-                let tx = self.conn.transaction().map_err(db)?;
+                let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
                 append_audit(&tx, operator, "order.production-resumed", &format!("order {order}"), "")
                     .and_then(|()| tx.commit())
                     .map_err(db)
@@ -582,7 +666,7 @@ impl Journal for SqliteJournal {
         reason: &str,
     ) -> Result<(), JournalError> {
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
         let device: i64 = tx
             .query_row(
                 "SELECT device_id FROM certificates WHERE serial_hex = ?1 AND status = 'intent'",
@@ -618,7 +702,8 @@ impl Journal for SqliteJournal {
         operator: &str,
     ) -> Result<(), JournalError> {
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        Self::check_lease(&self.leases, &self.path, &tx, device.order)?;
         tx.execute(
             "UPDATE devices SET state = 'key-generated', key_id = ?1 WHERE id = ?2",
             params![key_id_hex, device.id],
@@ -641,7 +726,12 @@ impl Journal for SqliteJournal {
         operator: &str,
     ) -> Result<(), JournalError> {
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let mut orders: Vec<OrderId> = intents.iter().map(|i| i.device.order).collect();
+        orders.dedup();
+        for order in orders {
+            Self::check_lease(&self.leases, &self.path, &tx, order)?;
+        }
         let mut chain = AuditChain::read(&tx).map_err(db)?;
         let now = now_rfc3339();
         for intent in intents {
@@ -679,7 +769,12 @@ impl Journal for SqliteJournal {
         operator: &str,
     ) -> Result<(), JournalError> {
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let mut orders: Vec<OrderId> = verified.iter().map(|v| v.device.order).collect();
+        orders.dedup();
+        for order in orders {
+            Self::check_lease(&self.leases, &self.path, &tx, order)?;
+        }
         let mut chain = AuditChain::read(&tx).map_err(db)?;
         let now = now_rfc3339();
         for VerifiedDevice {
@@ -897,7 +992,7 @@ impl Journal for SqliteJournal {
         details: &str,
     ) -> Result<(), JournalError> {
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
         append_audit(&tx, operator, event, subject, details).map_err(db)?;
         tx.commit().map_err(db)
     }
@@ -962,6 +1057,113 @@ impl Journal for SqliteJournal {
             )
             .optional()
             .map_err(|e| self.db(e))
+    }
+
+    fn acquire_lease(
+        &mut self,
+        order: OrderId,
+        holder: &LeaseHolder,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        if Self::order_state(&tx, order).map_err(db)?.is_none() {
+            return Err(JournalError::NoOrder(order));
+        }
+        let previous = read_lease(&tx, order).map_err(db)?;
+        let taken_over = match previous {
+            None => None,
+            Some(lease) if lease.holder.holder_id == holder.holder_id => None,
+            Some(lease) => {
+                let why = if lease.holder.is_gone_as_seen_from(holder) {
+                    "its process is gone"
+                } else if lease.expires_at_ms < now_ms() {
+                    "its lease expired unrenewed"
+                } else {
+                    return Err(JournalError::Held {
+                        order,
+                        lease: Box::new(lease),
+                    });
+                };
+                append_audit(
+                    &tx,
+                    &holder.operator,
+                    "order.lease-taken-over",
+                    &format!("order {order}"),
+                    &format!(
+                        "from {} (holder {}, since {}, last renewed {}): {why}; taken by {} (holder {})",
+                        lease.holder,
+                        lease.holder.holder_id,
+                        lease.acquired_at,
+                        lease.renewed_at,
+                        holder,
+                        holder.holder_id
+                    ),
+                )
+                .map_err(db)?;
+                Some(lease)
+            }
+        };
+        let now = now_rfc3339();
+        tx.execute(
+            "INSERT INTO producer_leases (order_id, holder_id, host, boot_id, pid, operator, acquired_at, renewed_at, expires_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)
+             ON CONFLICT(order_id) DO UPDATE SET holder_id = ?2, host = ?3, boot_id = ?4, pid = ?5,
+                 operator = ?6, acquired_at = ?7, renewed_at = ?7, expires_at_ms = ?8",
+            params![
+                order.0,
+                holder.holder_id,
+                holder.host,
+                holder.boot_id,
+                holder.pid,
+                holder.operator,
+                now,
+                expiry(ttl)
+            ],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.leases.insert(order, holder.holder_id.clone());
+        Ok(taken_over)
+    }
+
+    fn renew_lease(
+        &mut self,
+        order: OrderId,
+        holder: &LeaseHolder,
+        ttl: Duration,
+    ) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let changed = tx
+            .execute(
+                "UPDATE producer_leases SET renewed_at = ?1, expires_at_ms = ?2 WHERE order_id = ?3 AND holder_id = ?4",
+                params![now_rfc3339(), expiry(ttl), order.0, holder.holder_id],
+            )
+            .map_err(db)?;
+        if changed != 1 {
+            let by = read_lease(&tx, order)
+                .map_err(db)?
+                .map_or_else(|| "nobody".into(), |l| l.holder.to_string());
+            return Err(JournalError::LeaseLost { order, by });
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn release_lease(&mut self, order: OrderId, holder: &LeaseHolder) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        self.leases.remove(&order);
+        self.conn
+            .execute(
+                "DELETE FROM producer_leases WHERE order_id = ?1 AND holder_id = ?2",
+                params![order.0, holder.holder_id],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn lease(&self, order: OrderId) -> Result<Option<Lease>, JournalError> {
+        read_lease(&self.conn, order).map_err(|e| self.db(e))
     }
 
     fn active_certificates_per_device(
