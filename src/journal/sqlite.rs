@@ -1259,4 +1259,145 @@ mod tests {
             );
         }
     }
+    fn journal_with_an_order(dir: &Path) -> (SqliteJournal, Device) {
+        let mut journal = SqliteJournal::open(&dir.join("j.sqlite")).unwrap();
+        let order = NewOrder {
+            kind: OrderKind::Okc,
+            manufacturer: "M".into(),
+            manufacturer_vkn: "4540536920".into(),
+            prefixes: vec!["FU".into()],
+            application: Application::Initial,
+            target: Target::Soft,
+            key_type: "p256".into(),
+            source: "test".into(),
+            operator: "op".into(),
+        };
+        let serials = vec![Ok(ListedSerial {
+            line: 1,
+            serial: crate::ids::DeviceSerial::parse(
+                "FU12345678",
+                &crate::ids::PrefixTable::any(),
+            )
+            .unwrap(),
+        })];
+        let report = journal
+            .import_order(&order, &mut serials.into_iter(), false)
+            .unwrap();
+        let id = report.order.unwrap();
+        journal.mark_paid(id, "op").unwrap();
+        let device = journal.pending_devices(id, 0, 10).unwrap().remove(0);
+        (journal, device)
+    }
+
+    fn holder(name: &str, host: &str) -> LeaseHolder {
+        LeaseHolder {
+            holder_id: format!("{name}-id"),
+            host: host.into(),
+            boot_id: "boot".into(),
+            pid: 1,
+            operator: name.into(),
+        }
+    }
+
+    /// One producer per order: a live holder's lease is refused to another
+    /// (naming the holder), given back it can be taken, and an expired one
+    /// is taken over (audited). A producer whose lease was taken over is
+    /// refused its next production write.
+    #[test]
+    fn an_order_lease_has_one_holder_and_a_taken_over_holder_writes_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut first, device) = journal_with_an_order(dir.path());
+        let mut second = SqliteJournal::open(&dir.path().join("j.sqlite")).unwrap();
+        let order = device.order;
+        let (alice, bob) = (holder("alice", "station-1"), holder("bob", "station-2"));
+
+        assert_eq!(first.acquire_lease(order, &alice, Duration::from_secs(60)).unwrap(), None);
+        let refused = second
+            .acquire_lease(order, &bob, Duration::from_secs(60))
+            .unwrap_err();
+        let message = refused.to_string();
+        assert!(matches!(refused, JournalError::Held { .. }), "{message}");
+        assert!(message.contains("operator alice on host station-1 (pid 1)"), "{message}");
+        first.renew_lease(order, &alice, Duration::from_millis(1)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+
+        let taken = second
+            .acquire_lease(order, &bob, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(taken.map(|l| l.holder), Some(alice.clone()));
+        let lost = first
+            .record_intent(&device, "01", b"tbs", "test", "alice")
+            .unwrap_err();
+        assert!(matches!(lost, JournalError::LeaseLost { .. }), "{lost}");
+        assert!(matches!(
+            first.renew_lease(order, &alice, Duration::from_secs(60)),
+            Err(JournalError::LeaseLost { .. })
+        ));
+        second.record_intent(&device, "01", b"tbs", "test", "bob").unwrap();
+        // Giving back a lease one no longer holds leaves the holder's alone.
+        first.release_lease(order, &alice).unwrap();
+        assert_eq!(second.lease(order).unwrap().map(|l| l.holder), Some(bob.clone()));
+        second.release_lease(order, &bob).unwrap();
+        assert_eq!(second.lease(order).unwrap(), None);
+        let audit = second.verify_audit().unwrap();
+        assert!(audit.is_intact());
+        let events: i64 = second
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM audit WHERE event = 'order.lease-taken-over'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(events, 1);
+    }
+
+    /// A journal another process keeps locked past the bounded wait is
+    /// reported as busy, in words, never as SQLite's raw "database is locked".
+    #[test]
+    fn a_journal_locked_past_the_wait_is_reported_busy_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, device) = journal_with_an_order(dir.path());
+        journal.conn.busy_timeout(Duration::from_millis(100)).unwrap();
+        let other = Connection::open(dir.path().join("j.sqlite")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let error = journal
+            .record_intent(&device, "01", b"tbs", "test", "op")
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, JournalError::Busy { .. }), "{message}");
+        assert!(!message.contains("database is locked"), "{message}");
+        assert!(message.contains("is busy"), "{message}");
+        other.execute_batch("ROLLBACK").unwrap();
+        journal.record_intent(&device, "01", b"tbs", "test", "op").unwrap();
+    }
+
+    /// A write transaction waits for another writer instead of failing at
+    /// once: a transaction that read before another process committed
+    /// cannot upgrade to a write (SQLITE_BUSY_SNAPSHOT, which no busy
+    /// timeout retries), so writes take the lock first (BEGIN IMMEDIATE).
+    #[test]
+    fn a_write_waits_for_another_writer_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_journal, device) = journal_with_an_order(dir.path());
+        let path = dir.path().join("j.sqlite");
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let path = path.clone();
+                let device = device.clone();
+                std::thread::spawn(move || {
+                    let mut journal = SqliteJournal::open(&path).unwrap();
+                    for i in 0..50 {
+                        journal
+                            .audit("op", "test", &format!("writer {w}"), &format!("{i}"))
+                            .unwrap();
+                        journal.record_key(&device, &format!("{w}{i}"), "op").unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+    }
 }
