@@ -220,10 +220,11 @@ impl Station<'_> {
                         order: self.order,
                         reason: e.to_string(),
                     })?;
-            let algorithm = Algorithm::for_key_type(key_type).ok_or_else(|| ProduceError::Order {
-                order: self.order,
-                reason: format!("{key_type} keys cannot be generated on PIV cards"),
-            })?;
+            let algorithm =
+                Algorithm::for_key_type(key_type).ok_or_else(|| ProduceError::Order {
+                    order: self.order,
+                    reason: format!("{key_type} keys cannot be generated on PIV cards"),
+                })?;
             let certified = Certified::of(&order, self.profile, self.id_mode)?;
             let folder = delivery_folder(&self.out, self.order);
             std::fs::create_dir_all(folder.join("certs")).map_err(|e| ProduceError::Io {

@@ -121,7 +121,10 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
-        let dead = LeaseHolder { pid, ..here.clone() };
+        let dead = LeaseHolder {
+            pid,
+            ..here.clone()
+        };
         assert!(dead.is_gone_as_seen_from(&here));
         let rebooted = LeaseHolder {
             boot_id: "another-boot".into(),

@@ -12,13 +12,15 @@ use std::path::{Path, PathBuf};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
+};
 
 use super::lease::now_ms;
 use super::{
     Application, CertificateRecord, Device, DeviceState, ImportProblem, ImportReport, Intent,
-    IssuedRecord, Journal, JournalError, Lease, LeaseHolder, NewOrder, OrderId, OrderKind, OrderState, OrderSummary,
-    Target, VerifiedDevice, MAX_REPORTED_PROBLEMS,
+    IssuedRecord, Journal, JournalError, Lease, LeaseHolder, NewOrder, OrderId, OrderKind,
+    OrderState, OrderSummary, Target, VerifiedDevice, MAX_REPORTED_PROBLEMS,
 };
 use crate::audit::{self, AuditRecord, AuditReport, GENESIS};
 use crate::order::serial_list::{ListProblem, ListedSerial};
@@ -1274,11 +1276,8 @@ mod tests {
         };
         let serials = vec![Ok(ListedSerial {
             line: 1,
-            serial: crate::ids::DeviceSerial::parse(
-                "FU12345678",
-                &crate::ids::PrefixTable::any(),
-            )
-            .unwrap(),
+            serial: crate::ids::DeviceSerial::parse("FU12345678", &crate::ids::PrefixTable::any())
+                .unwrap(),
         })];
         let report = journal
             .import_order(&order, &mut serials.into_iter(), false)
@@ -1311,14 +1310,24 @@ mod tests {
         let order = device.order;
         let (alice, bob) = (holder("alice", "station-1"), holder("bob", "station-2"));
 
-        assert_eq!(first.acquire_lease(order, &alice, Duration::from_secs(60)).unwrap(), None);
+        assert_eq!(
+            first
+                .acquire_lease(order, &alice, Duration::from_secs(60))
+                .unwrap(),
+            None
+        );
         let refused = second
             .acquire_lease(order, &bob, Duration::from_secs(60))
             .unwrap_err();
         let message = refused.to_string();
         assert!(matches!(refused, JournalError::Held { .. }), "{message}");
-        assert!(message.contains("operator alice on host station-1 (pid 1)"), "{message}");
-        first.renew_lease(order, &alice, Duration::from_millis(1)).unwrap();
+        assert!(
+            message.contains("operator alice on host station-1 (pid 1)"),
+            "{message}"
+        );
+        first
+            .renew_lease(order, &alice, Duration::from_millis(1))
+            .unwrap();
         std::thread::sleep(Duration::from_millis(5));
 
         let taken = second
@@ -1333,10 +1342,15 @@ mod tests {
             first.renew_lease(order, &alice, Duration::from_secs(60)),
             Err(JournalError::LeaseLost { .. })
         ));
-        second.record_intent(&device, "01", b"tbs", "test", "bob").unwrap();
+        second
+            .record_intent(&device, "01", b"tbs", "test", "bob")
+            .unwrap();
         // Giving back a lease one no longer holds leaves the holder's alone.
         first.release_lease(order, &alice).unwrap();
-        assert_eq!(second.lease(order).unwrap().map(|l| l.holder), Some(bob.clone()));
+        assert_eq!(
+            second.lease(order).unwrap().map(|l| l.holder),
+            Some(bob.clone())
+        );
         second.release_lease(order, &bob).unwrap();
         assert_eq!(second.lease(order).unwrap(), None);
         let audit = second.verify_audit().unwrap();
@@ -1358,7 +1372,10 @@ mod tests {
     fn a_journal_locked_past_the_wait_is_reported_busy_in_words() {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, device) = journal_with_an_order(dir.path());
-        journal.conn.busy_timeout(Duration::from_millis(100)).unwrap();
+        journal
+            .conn
+            .busy_timeout(Duration::from_millis(100))
+            .unwrap();
         let other = Connection::open(dir.path().join("j.sqlite")).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         let error = journal
@@ -1369,7 +1386,9 @@ mod tests {
         assert!(!message.contains("database is locked"), "{message}");
         assert!(message.contains("is busy"), "{message}");
         other.execute_batch("ROLLBACK").unwrap();
-        journal.record_intent(&device, "01", b"tbs", "test", "op").unwrap();
+        journal
+            .record_intent(&device, "01", b"tbs", "test", "op")
+            .unwrap();
     }
 
     /// A write transaction waits for another writer instead of failing at
@@ -1391,7 +1410,9 @@ mod tests {
                         journal
                             .audit("op", "test", &format!("writer {w}"), &format!("{i}"))
                             .unwrap();
-                        journal.record_key(&device, &format!("{w}{i}"), "op").unwrap();
+                        journal
+                            .record_key(&device, &format!("{w}{i}"), "op")
+                            .unwrap();
                     }
                 })
             })
