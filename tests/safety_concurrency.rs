@@ -283,7 +283,7 @@ fn a_second_producer_of_a_soft_order_is_refused_at_once_naming_the_first() {
     );
     assert_eq!(second.code, 7, "{}", second.stderr);
     assert!(
-        second.stderr.contains(&format!("operator alice on host"))
+        second.stderr.contains("operator alice on host")
             && second.stderr.contains(&format!("(pid {first_pid})")),
         "{}",
         second.stderr

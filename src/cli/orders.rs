@@ -169,7 +169,8 @@ pub enum OkcCommand {
     after_help = "Examples:\n  certmint okc produce --order 3 --ca ./ca --out ./deliveries\n  \
 certmint okc produce --order 4 --ca ./ca --out ./deliveries --token 'pkcs11:token=URETICI?pin-source=file:pin'\n\n\
 Ctrl-C stops after the devices in flight (exit 130); running the same command again resumes\n\
-and never issues a second certificate for a device."
+and never issues a second certificate for a device. One producer per order: while another\n\
+producer holds the order, this one is refused at once naming it (exit 7), or waits with --wait."
 )]
 pub struct ProduceArgs {
     #[command(flatten)]

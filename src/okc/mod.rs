@@ -598,19 +598,17 @@ impl Production<'_> {
         let (done, renewals) = channel::<()>();
         let result = std::thread::scope(|scope| {
             let lease = &lease;
-            scope.spawn(move || loop {
-                match renewals.recv_timeout(LEASE_RENEW_EVERY) {
-                    Err(RecvTimeoutError::Timeout) => {
-                        let renewed =
-                            lock(journal).renew_lease(self.order, &lease.holder, LEASE_TTL);
-                        // A lost lease stops the work at its next journal
-                        // write (the journal refuses it); a busy journal is
-                        // tried again at the next tick, well within the TTL.
-                        if let Err(JournalError::LeaseLost { .. }) = renewed {
-                            break;
-                        }
+            // Renews until the work ends (the sender is dropped).
+            scope.spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = renewals.recv_timeout(LEASE_RENEW_EVERY)
+                {
+                    let renewed = lock(journal).renew_lease(self.order, &lease.holder, LEASE_TTL);
+                    // A lost lease stops the work at its next journal write
+                    // (the journal refuses it); a busy journal is tried
+                    // again at the next tick, well within the TTL.
+                    if let Err(JournalError::LeaseLost { .. }) = renewed {
+                        break;
                     }
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
                 }
             });
             let result = work(lease);
