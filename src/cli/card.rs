@@ -361,6 +361,9 @@ fn provision(args: ProvisionArgs) -> Result<()> {
 fn station(args: StationArgs) -> Result<()> {
     let journal: SqliteJournal = args.journal.open()?;
     let order = journal.order(OrderId(args.order))?;
+    if args.wait == 0 {
+        certmint::okc::check_not_held(&journal, order.id, &args.journal.operator())?;
+    }
     let credentials = args.secrets.credentials(None)?;
     credentials.check_factory_defaults(false)?;
     let readers = Readers::establish()?;

@@ -15,7 +15,9 @@ use certmint::journal::{
     Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, OrderState, SqliteJournal,
     Target,
 };
-use certmint::okc::{check_producible, purge, KeyTarget, Production, ProductionReport};
+use certmint::okc::{
+    check_not_held, check_producible, purge, KeyTarget, Production, ProductionReport,
+};
 use certmint::order::serial_list::{ListedSerial, SerialListReader};
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
 use certmint::profile::{Profile, ProfileName};
@@ -586,6 +588,9 @@ fn produce(args: ProduceArgs) -> Result<()> {
     let order = journal.order(OrderId(args.order))?;
     // Checked before any token is touched.
     check_producible(&order, ProfileName::OkcDevice, order.target)?;
+    if args.wait == 0 {
+        check_not_held(&journal, order.id, &args.journal.operator())?;
+    }
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -710,6 +715,9 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
     let order = journal.order(OrderId(seal.order))?;
     // Checked before any token is touched.
     check_producible(&order, ProfileName::MaliMuhur, Target::Hsm)?;
+    if seal.lease_wait.is_zero() {
+        check_not_held(&journal, order.id, &seal.journal.operator())?;
+    }
     let directory = CaDirectory::open(
         seal.ca,
         None,

@@ -94,6 +94,14 @@ impl LeaseHolder {
     }
 }
 
+impl Lease {
+    /// Whether its holder may still be working, as seen from `here`: not
+    /// known to be gone, and renewed within its time.
+    pub fn is_live_as_seen_from(&self, here: &LeaseHolder) -> bool {
+        !self.holder.is_gone_as_seen_from(here) && self.expires_at_ms >= now_ms()
+    }
+}
+
 impl fmt::Display for LeaseHolder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -1077,15 +1077,16 @@ impl Journal for SqliteJournal {
             None => None,
             Some(lease) if lease.holder.holder_id == holder.holder_id => None,
             Some(lease) => {
-                let why = if lease.holder.is_gone_as_seen_from(holder) {
-                    "its process is gone"
-                } else if lease.expires_at_ms < now_ms() {
-                    "its lease expired unrenewed"
-                } else {
+                if lease.is_live_as_seen_from(holder) {
                     return Err(JournalError::Held {
                         order,
                         lease: Box::new(lease),
                     });
+                }
+                let why = if lease.holder.is_gone_as_seen_from(holder) {
+                    "its process is gone"
+                } else {
+                    "its lease expired unrenewed"
                 };
                 append_audit(
                     &tx,

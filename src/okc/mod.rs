@@ -471,6 +471,27 @@ pub fn check_producible(
     Ok(())
 }
 
+/// Refuses at once an order that another live producer holds, naming it:
+/// callers check this before they open a token or unlock a key, so that a
+/// second producer asks for no PIN and touches nothing. (The lease itself is
+/// taken by [`Production::run`]; this only answers early.)
+pub fn check_not_held(
+    journal: &dyn Journal,
+    order: OrderId,
+    operator: &str,
+) -> Result<(), ProduceError> {
+    match journal.lease(order)? {
+        Some(lease) if lease.is_live_as_seen_from(&LeaseHolder::this_process(operator)) => {
+            Err(JournalError::Held {
+                order,
+                lease: Box::new(lease),
+            }
+            .into())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Who an order's certificates certify.
 pub(crate) enum Certified {
     /// ÖKC: each device by its serial, with the manufacturer's name.
