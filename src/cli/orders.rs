@@ -599,7 +599,8 @@ fn produce(args: ProduceArgs) -> Result<()> {
         (Target::Hsm, Some(uri)) => {
             let uri = Pkcs11Uri::parse(uri)?;
             let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
-            KeyTarget::Hsm(Token::open(&uri, &pins, Some(workers))?)
+            let token = Token::open(&uri, &pins, Some(workers));
+            KeyTarget::Hsm(token.or_else(|e| held_or(&journal, order.id, &args.journal, e))?)
         }
         (Target::Hsm, None) => bail!(
             "order {} is for the hsm target: give the manufacturer's token with --token",
@@ -655,6 +656,19 @@ fn produce(args: ProduceArgs) -> Result<()> {
     let result = production.run(&journal);
     bar.finish_and_clear();
     report_production(&result?, args.json, "certified")
+}
+
+/// A token that would not open while another producer holds the order
+/// (SoftHSM2 can refuse a token another process is writing): the holder is
+/// what the operator needs to know, so that is the error; otherwise `error`.
+fn held_or<T>(
+    journal: &SqliteJournal,
+    order: OrderId,
+    args: &JournalArgs,
+    error: certmint::pkcs11::Pkcs11Error,
+) -> Result<T> {
+    check_not_held(journal, order, &args.operator())?;
+    Err(error.into())
 }
 
 /// Prints what a production run did; `Stopped` (exit 130) when Ctrl-C
@@ -726,7 +740,8 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
     let profile = Profile::from_config(ProfileName::MaliMuhur, &directory.config)?;
     let ca = directory.ca.with_id_mode(seal.id_mode);
     let pins = PinSource::choose(seal.token.pin_source.clone(), seal.pin_env);
-    let token = Token::open(&seal.token, &pins, Some(1))?;
+    let token = Token::open(&seal.token, &pins, Some(1))
+        .or_else(|e| held_or(&journal, order.id, seal.journal, e))?;
     if order.state == OrderState::Paid {
         refuse_labels_in_use(&journal, &token, OrderId(seal.order))?;
     }

@@ -599,19 +599,19 @@ impl Production<'_> {
         let lease = HeldLease {
             holder: LeaseHolder::this_process(&self.operator),
         };
-        let deadline = Instant::now() + self.lease_wait;
+        // No deadline: a wait too long to represent is a wait without end.
+        let deadline = Instant::now().checked_add(self.lease_wait);
         loop {
             let attempt = lock(journal).acquire_lease(self.order, &lease.holder, LEASE_TTL);
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             match attempt {
                 Ok(_) => break,
                 Err(JournalError::Held { .. })
-                    if Instant::now() < deadline && !self.stop.load(Ordering::SeqCst) =>
+                    if !left.is_zero() && !self.stop.load(Ordering::SeqCst) =>
                 {
-                    std::thread::sleep(
-                        deadline
-                            .saturating_duration_since(Instant::now())
-                            .min(Duration::from_millis(250)),
-                    );
+                    std::thread::sleep(left.min(Duration::from_millis(250)));
                 }
                 Err(e) => return Err(ProduceError::from(e).into()),
             }
