@@ -411,3 +411,36 @@ fn concurrent_imports_of_overlapping_lists_refuse_the_loser_in_words() {
     }
     assert_eq!(journal(&ws).orders().unwrap().len(), 1);
 }
+
+/// A manufacturer token that will not open while another producer holds
+/// the order (SoftHSM2 can refuse a token another process is writing)
+/// reports the holder, exit 7, rather than the token's error.
+#[test]
+fn a_token_that_will_not_open_while_the_order_is_held_reports_the_holder() {
+    let (ws, _) = paid_order("hsm", 10);
+    let hsm = Hsm::new(&ws, &["uretici"], "ALL");
+    let conf = hsm.conf();
+    let env = [("SOFTHSM2_CONF", conf.as_str())];
+    let station = LeaseHolder {
+        host: "station-2".into(),
+        operator: "alice".into(),
+        ..LeaseHolder::this_process("alice")
+    };
+    journal(&ws)
+        .acquire_lease(OrderId(1), &station, Duration::from_secs(600))
+        .unwrap();
+    // --wait skips the early check, so the token is opened: it is absent.
+    let absent = hsm.uri("absent", None);
+    let refused = run(
+        &ws,
+        "bob",
+        &produce_args(&["--token", &absent, "--wait", "1"]),
+        &env,
+    );
+    assert_eq!(refused.code, 7, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("alice on host station-2"),
+        "{}",
+        refused.stderr
+    );
+}
