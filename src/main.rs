@@ -38,6 +38,8 @@ Exit codes:
      label or slot taken, mechanism missing, factory secrets without the override
   6  the audit log is broken: its hash chain, its signed checkpoints, or the orders and
      certificates it describes do not match
+  7  the order is being produced by another producer (named in the message); run again
+     once it has finished, or wait for it with --wait SECONDS
 130  stopped by Ctrl-C after the devices in flight (run again to resume)";
 
 #[derive(Parser)]
@@ -163,6 +165,10 @@ struct HsmProvisionArgs {
     /// With --order: the delivery root (the order's folder is DELIVERIES/order-N).
     #[arg(long, default_value = "deliveries")]
     deliveries: PathBuf,
+    /// With --order, when another producer holds the order: wait up to SECONDS for it
+    /// to finish (default: refuse at once, naming it; exit 7).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    wait: u64,
     #[command(flatten)]
     seal: cli::SealSubjectArgs,
     /// rsa2048 or p384 (the Mali Mühür key types; default p384). With --order, the order's.
@@ -333,6 +339,9 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if cause.downcast_ref::<cli::orders::Stopped>().is_some() {
         return Some(130);
     }
+    if let Some(certmint::journal::JournalError::Held { .. }) = cause.downcast_ref() {
+        return Some(7);
+    }
     if let Some(e) = cause.downcast_ref::<certmint::card::station::StationError>() {
         use certmint::card::station::StationError;
         return match e {
@@ -365,6 +374,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         return match e {
             certmint::okc::ProduceError::Issue { error, .. } => classify(error),
             certmint::okc::ProduceError::Token { error, .. } => classify(error),
+            certmint::okc::ProduceError::Journal(error) => classify(error),
             _ => None,
         };
     }
@@ -725,6 +735,7 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
             ca_pin_env: args.ca_pin_env.as_deref(),
             id_mode: args.seal.id_mode(),
             json: args.json,
+            lease_wait: std::time::Duration::from_secs(args.wait),
         });
     }
     let key_type = args.key_type.unwrap_or(KeyType::EcP384);

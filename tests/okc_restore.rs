@@ -70,6 +70,7 @@ fn delivery_rewrites_certificate_files_a_crash_lost_or_tore() {
             stop,
             on_device,
             calendar: &calendar,
+            lease_wait: std::time::Duration::ZERO,
         }
         .run(&journal)
         .unwrap()

@@ -140,6 +140,9 @@ pub struct Station<'a> {
     pub on_event: &'a (dyn Fn(&str, &StationEvent) + Sync),
     /// For the delivery (card orders have no purge deadline).
     pub calendar: &'a crate::calendar::BusinessCalendar,
+    /// How long to wait for another producer of the order to finish
+    /// (zero: refuse at once, naming it).
+    pub lease_wait: std::time::Duration,
 }
 
 /// Why the station stopped before the order was done.
@@ -204,84 +207,88 @@ impl Station<'_> {
             stop: self.stop.clone(),
             on_device: &|| {},
             calendar: self.calendar,
+            lease_wait: self.lease_wait,
         };
-        let mut report = ProductionReport::default();
-        let order = production.start(journal, &mut report)?;
-        let key_type: KeyType =
-            order
-                .key_type
-                .parse()
-                .map_err(|e: crate::signer::SignerError| ProduceError::Order {
+        production.holding_lease(journal, |lease| {
+            let mut report = ProductionReport::default();
+            let order = production.start(journal, lease, &mut report)?;
+            let key_type: KeyType =
+                order
+                    .key_type
+                    .parse()
+                    .map_err(|e: crate::signer::SignerError| ProduceError::Order {
+                        order: self.order,
+                        reason: e.to_string(),
+                    })?;
+            let algorithm =
+                Algorithm::for_key_type(key_type).ok_or_else(|| ProduceError::Order {
                     order: self.order,
-                    reason: e.to_string(),
+                    reason: format!("{key_type} keys cannot be generated on PIV cards"),
                 })?;
-        let algorithm = Algorithm::for_key_type(key_type).ok_or_else(|| ProduceError::Order {
-            order: self.order,
-            reason: format!("{key_type} keys cannot be generated on PIV cards"),
-        })?;
-        let certified = Certified::of(&order, self.profile, self.id_mode)?;
-        let folder = delivery_folder(&self.out, self.order);
-        std::fs::create_dir_all(folder.join("certs")).map_err(|e| ProduceError::Io {
-            path: folder.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let queue = Mutex::new(Queue {
-            retry: VecDeque::new(),
-            page: VecDeque::new(),
-            after: 0,
-            exhausted: false,
-            in_flight: HashSet::new(),
-        });
-        let produced = AtomicU64::new(0);
-        let failure: Mutex<Option<StationError>> = Mutex::new(None);
-        let halt = AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            for reader in &self.readers {
-                let (queue, produced, failure, halt) = (&queue, &produced, &failure, &halt);
-                let certified = &certified;
-                scope.spawn(move || {
-                    // One PC/SC context per worker: pcsc-lite serialises the
-                    // calls made on one context, and a worker waits long.
-                    let pcsc = match Readers::establish() {
-                        Ok(pcsc) => pcsc,
-                        Err(error) => {
-                            halt.store(true, Ordering::SeqCst);
-                            lock(failure).get_or_insert(StationError::Reader {
-                                reader: reader.clone(),
-                                error,
-                            });
-                            return;
+            let certified = Certified::of(&order, self.profile, self.id_mode)?;
+            let folder = delivery_folder(&self.out, self.order);
+            std::fs::create_dir_all(folder.join("certs")).map_err(|e| ProduceError::Io {
+                path: folder.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            let queue = Mutex::new(Queue {
+                retry: VecDeque::new(),
+                page: VecDeque::new(),
+                after: 0,
+                exhausted: false,
+                in_flight: HashSet::new(),
+            });
+            let produced = AtomicU64::new(0);
+            let failure: Mutex<Option<StationError>> = Mutex::new(None);
+            let halt = AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                for reader in &self.readers {
+                    let (queue, produced, failure, halt) = (&queue, &produced, &failure, &halt);
+                    let certified = &certified;
+                    scope.spawn(move || {
+                        // One PC/SC context per worker: pcsc-lite serialises the
+                        // calls made on one context, and a worker waits long.
+                        let pcsc = match Readers::establish() {
+                            Ok(pcsc) => pcsc,
+                            Err(error) => {
+                                halt.store(true, Ordering::SeqCst);
+                                lock(failure).get_or_insert(StationError::Reader {
+                                    reader: reader.clone(),
+                                    error,
+                                });
+                                return;
+                            }
+                        };
+                        let worker = Worker {
+                            station: self,
+                            reader,
+                            journal,
+                            queue,
+                            halt,
+                            pcsc: &pcsc,
+                            algorithm,
+                            certified,
+                        };
+                        match worker.serve(produced) {
+                            Ok(()) => {}
+                            Err(e) => {
+                                halt.store(true, Ordering::SeqCst);
+                                // The other workers see the halt at their next wake-up.
+                                lock(failure).get_or_insert(e);
+                            }
                         }
-                    };
-                    let worker = Worker {
-                        station: self,
-                        reader,
-                        journal,
-                        queue,
-                        halt,
-                        pcsc: &pcsc,
-                        algorithm,
-                        certified,
-                    };
-                    match worker.serve(produced) {
-                        Ok(()) => {}
-                        Err(e) => {
-                            halt.store(true, Ordering::SeqCst);
-                            // The other workers see the halt at their next wake-up.
-                            lock(failure).get_or_insert(e);
-                        }
-                    }
-                    (self.on_event)(reader, &StationEvent::Finished);
-                });
+                        (self.on_event)(reader, &StationEvent::Finished);
+                    });
+                }
+            });
+            report.produced_now = produced.load(Ordering::SeqCst);
+            if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                return Err(e);
             }
-        });
-        report.produced_now = produced.load(Ordering::SeqCst);
-        if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(e);
-        }
-        report.stopped = self.stop.load(Ordering::SeqCst);
-        production.finish(journal, &mut report)?;
-        Ok(report)
+            report.stopped = self.stop.load(Ordering::SeqCst);
+            production.finish(journal, &mut report)?;
+            Ok(report)
+        })
     }
 }
 

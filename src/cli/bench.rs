@@ -138,6 +138,7 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
             stop: Arc::new(AtomicBool::new(false)),
             on_device: &|| {},
             calendar: &calendar,
+            lease_wait: std::time::Duration::ZERO,
         };
         let start = Instant::now();
         production.run(&journal)?;

@@ -191,6 +191,10 @@ pub struct StationArgs {
     /// Accept GİB's test identifiers. Never in production.
     #[arg(long)]
     test_mode: bool,
+    /// When another producer holds the order: wait up to SECONDS for it to finish
+    /// (default: refuse at once, naming it; exit 7).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    wait: u64,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -358,6 +362,9 @@ fn provision(args: ProvisionArgs) -> Result<()> {
 fn station(args: StationArgs) -> Result<()> {
     let journal: SqliteJournal = args.journal.open()?;
     let order = journal.order(OrderId(args.order))?;
+    if args.wait == 0 {
+        certmint::okc::check_not_held(&journal, order.id, &args.journal.operator())?;
+    }
     let credentials = args.secrets.credentials(None)?;
     credentials.check_factory_defaults(false)?;
     let readers = Readers::establish()?;
@@ -450,6 +457,7 @@ fn station(args: StationArgs) -> Result<()> {
         stop: stop.clone(),
         on_event: &on_event,
         calendar: &calendar,
+        lease_wait: std::time::Duration::from_secs(args.wait),
     };
     let journal: Mutex<SqliteJournal> = Mutex::new(journal);
     let result = station.run(&journal);

@@ -15,7 +15,9 @@ use certmint::journal::{
     Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, OrderState, SqliteJournal,
     Target,
 };
-use certmint::okc::{check_producible, purge, KeyTarget, Production, ProductionReport};
+use certmint::okc::{
+    check_not_held, check_producible, purge, KeyTarget, Production, ProductionReport,
+};
 use certmint::order::serial_list::{ListedSerial, SerialListReader};
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
 use certmint::profile::{Profile, ProfileName};
@@ -170,7 +172,8 @@ pub enum OkcCommand {
     after_help = "Examples:\n  certmint okc produce --order 3 --ca ./ca --out ./deliveries\n  \
 certmint okc produce --order 4 --ca ./ca --out ./deliveries --token 'pkcs11:token=URETICI?pin-source=file:pin'\n\n\
 Ctrl-C stops after the devices in flight (exit 130); running the same command again resumes\n\
-and never issues a second certificate for a device."
+and never issues a second certificate for a device. One producer per order: while another\n\
+producer holds the order, this one is refused at once naming it (exit 7), or waits with --wait."
 )]
 pub struct ProduceArgs {
     #[command(flatten)]
@@ -200,6 +203,10 @@ pub struct ProduceArgs {
     /// Extra closed days (one YYYY-MM-DD per line) for the purge deadline.
     #[arg(long)]
     closed_days: Option<PathBuf>,
+    /// When another producer holds the order: wait up to SECONDS for it to finish
+    /// (default: refuse at once, naming it; exit 7).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    wait: u64,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -632,13 +639,17 @@ fn produce(args: ProduceArgs) -> Result<()> {
     let order = journal.order(OrderId(args.order))?;
     // Checked before any token is touched.
     check_producible(&order, ProfileName::OkcDevice, order.target)?;
+    if args.wait == 0 {
+        check_not_held(&journal, order.id, &args.journal.operator())?;
+    }
     let workers = args.workers.unwrap_or_else(super::default_workers);
     let target = match (order.target, &args.token) {
         (Target::Soft, None) => KeyTarget::Soft,
         (Target::Hsm, Some(uri)) => {
             let uri = Pkcs11Uri::parse(uri)?;
             let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
-            KeyTarget::Hsm(Token::open(&uri, &pins, Some(workers))?)
+            let token = Token::open(&uri, &pins, Some(workers));
+            KeyTarget::Hsm(token.or_else(|e| held_or(&journal, order.id, &args.journal, e))?)
         }
         (Target::Hsm, None) => bail!(
             "order {} is for the hsm target: give the manufacturer's token with --token",
@@ -688,11 +699,25 @@ fn produce(args: ProduceArgs) -> Result<()> {
         stop: stop.clone(),
         on_device: &on_device,
         calendar: &calendar,
+        lease_wait: std::time::Duration::from_secs(args.wait),
     };
     let journal: Mutex<SqliteJournal> = Mutex::new(journal);
     let result = production.run(&journal);
     bar.finish_and_clear();
     report_production(&result?, args.json, "certified")
+}
+
+/// A token that would not open while another producer holds the order
+/// (SoftHSM2 can refuse a token another process is writing): the holder is
+/// what the operator needs to know, so that is the error; otherwise `error`.
+fn held_or<T>(
+    journal: &SqliteJournal,
+    order: OrderId,
+    args: &JournalArgs,
+    error: certmint::pkcs11::Pkcs11Error,
+) -> Result<T> {
+    check_not_held(journal, order, &args.operator())?;
+    Err(error.into())
 }
 
 /// Prints what a production run did; `Stopped` (exit 130) when Ctrl-C
@@ -741,6 +766,8 @@ pub struct SealOrder<'a> {
     pub ca_pin_env: Option<&'a str>,
     pub id_mode: IdMode,
     pub json: bool,
+    /// How long to wait for another producer of the order.
+    pub lease_wait: std::time::Duration,
 }
 
 /// Provisions every seal of a paid Mali Mühür order (hsm target) in the
@@ -751,6 +778,9 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
     let order = journal.order(OrderId(seal.order))?;
     // Checked before any token is touched.
     check_producible(&order, ProfileName::MaliMuhur, Target::Hsm)?;
+    if seal.lease_wait.is_zero() {
+        check_not_held(&journal, order.id, &seal.journal.operator())?;
+    }
     let directory = CaDirectory::open(
         seal.ca,
         None,
@@ -759,7 +789,8 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
     let profile = Profile::from_config(ProfileName::MaliMuhur, &directory.config)?;
     let ca = directory.ca.with_id_mode(seal.id_mode);
     let pins = PinSource::choose(seal.token.pin_source.clone(), seal.pin_env);
-    let token = Token::open(&seal.token, &pins, Some(1))?;
+    let token = Token::open(&seal.token, &pins, Some(1))
+        .or_else(|e| held_or(&journal, order.id, seal.journal, e))?;
     if order.state == OrderState::Paid {
         refuse_labels_in_use(&journal, &token, OrderId(seal.order))?;
     }
@@ -777,6 +808,7 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
         stop,
         on_device: &|| {},
         calendar: &calendar,
+        lease_wait: seal.lease_wait,
     };
     let journal: Mutex<SqliteJournal> = Mutex::new(journal);
     let report = production.run(&journal)?;

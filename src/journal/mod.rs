@@ -6,12 +6,15 @@
 //! (WAL, `synchronous=FULL`, checked at start-up). A server database can take
 //! its place for several stations sharing one queue.
 
+pub mod lease;
 mod sqlite;
 
+pub use lease::{Lease, LeaseHolder};
 pub use sqlite::SqliteJournal;
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -57,6 +60,35 @@ pub enum JournalError {
     /// A signed checkpoint of the audit chain could not be written or read.
     #[error(transparent)]
     Checkpoint(#[from] crate::audit::checkpoint::CheckpointError),
+    /// Another producer holds the order's lease: one producer per order.
+    #[error(
+        "order {order} is being produced by another producer: {} since {} (last seen {}); \
+         run again once it has finished, or wait for it with --wait SECONDS",
+        lease.holder, lease.acquired_at, lease.renewed_at
+    )]
+    Held {
+        /// The order.
+        order: OrderId,
+        /// The lease its holder holds.
+        lease: Box<Lease>,
+    },
+    /// This producer's lease on the order was taken over (it was judged
+    /// dead): it must stop before it writes anything more.
+    #[error("order {order}: this producer's lease was taken over by {by}; stopped without writing more (the other producer carries on)")]
+    LeaseLost {
+        /// The order.
+        order: OrderId,
+        /// Who holds it now, if anyone.
+        by: String,
+    },
+    /// Another process kept the journal locked longer than the bounded wait.
+    #[error("journal {path} is busy: another certmint process kept it locked for more than {waited_secs} s; try again once it is done")]
+    Busy {
+        /// The database file.
+        path: String,
+        /// How long this process waited.
+        waited_secs: u64,
+    },
 }
 
 /// An order number.
@@ -567,6 +599,35 @@ pub trait Journal: Send {
         &self,
         serial_hex: &str,
     ) -> Result<Option<CertificateRecord>, JournalError>;
+
+    /// Takes `order`'s producer lease for `holder`, for `ttl` unless renewed,
+    /// in one write transaction. A lease of a holder that is gone (see
+    /// [`LeaseHolder::is_gone_as_seen_from`]) or expired is taken over, and
+    /// the take-over audited; it is returned. A live holder's lease is
+    /// refused with [`JournalError::Held`]. Until it is released, this
+    /// journal refuses to record keys, intents or certificates of the order
+    /// once another holder has taken the lease ([`JournalError::LeaseLost`]).
+    fn acquire_lease(
+        &mut self,
+        order: OrderId,
+        holder: &LeaseHolder,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, JournalError>;
+
+    /// Extends `holder`'s lease by `ttl` from now; [`JournalError::LeaseLost`]
+    /// when another holder has it.
+    fn renew_lease(
+        &mut self,
+        order: OrderId,
+        holder: &LeaseHolder,
+        ttl: Duration,
+    ) -> Result<(), JournalError>;
+
+    /// Gives `holder`'s lease back (nothing when another holder has it).
+    fn release_lease(&mut self, order: OrderId, holder: &LeaseHolder) -> Result<(), JournalError>;
+
+    /// The order's lease, if anyone holds one.
+    fn lease(&self, order: OrderId) -> Result<Option<Lease>, JournalError>;
 
     /// Certificates per device that are not void, as (device serial, count), for checks.
     fn active_certificates_per_device(

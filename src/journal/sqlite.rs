@@ -9,12 +9,19 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
+use std::collections::HashMap;
+use std::time::Duration;
 
+use rusqlite::{
+    params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
+};
+
+use super::lease::now_ms;
 use super::{
     Application, CertificateRecord, DeliveryRecord, Device, DeviceState, ImportProblem,
-    ImportReport, Intent, IssuedRecord, Journal, JournalError, NewOrder, OrderId, OrderKind,
-    OrderState, OrderSummary, SoftDelivery, Target, VerifiedDevice, MAX_REPORTED_PROBLEMS,
+    ImportReport, Intent, IssuedRecord, Journal, JournalError, Lease, LeaseHolder, NewOrder,
+    OrderId, OrderKind, OrderState, OrderSummary, SoftDelivery, Target, VerifiedDevice,
+    MAX_REPORTED_PROBLEMS,
 };
 use crate::audit::checkpoint::{self, AuditKey, Checkpoint, CHECKPOINT_EVERY};
 use crate::audit::{self, AuditProblem, AuditRecord, AuditReport, GENESIS};
@@ -141,6 +148,31 @@ fn make_private(path: &Path) -> Result<(), JournalError> {
     }
     Ok(())
 }
+/// One producer per order: the holder of each order's producer lease (see
+/// [`super::lease`]). Kept apart from [`SCHEMA`]; created right after it.
+const LEASE_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS producer_leases (
+    order_id      INTEGER PRIMARY KEY REFERENCES orders(id),
+    holder_id     TEXT NOT NULL,
+    host          TEXT NOT NULL,
+    boot_id       TEXT NOT NULL,
+    pid           INTEGER NOT NULL,
+    operator      TEXT NOT NULL,
+    acquired_at   TEXT NOT NULL,
+    renewed_at    TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+);
+"#;
+
+/// Write transactions take the write lock at their start (`BEGIN
+/// IMMEDIATE`): a busy journal is then waited for (up to [`BUSY_WAIT`]),
+/// where a read that turns into a write would fail at once when another
+/// process wrote in between.
+const IMMEDIATE: TransactionBehavior = TransactionBehavior::Immediate;
+
+/// How long a connection waits for another process's write transaction
+/// before it reports the journal busy.
+const BUSY_WAIT: Duration = Duration::from_secs(30);
 
 /// An order's issued certificates, a page in device order.
 const ISSUED_PAGE: &str =
@@ -180,6 +212,9 @@ pub struct SqliteJournal {
     checkpointed_seq: i64,
     /// The audit key, once loaded.
     audit_key: Option<AuditKey>,
+    /// The producer leases taken through this connection: order → holder id.
+    /// Writes of an order's production check it is still theirs.
+    leases: HashMap<OrderId, String>,
 }
 
 /// Signs a checkpoint for the records this process appended: an error here
@@ -209,12 +244,44 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// Maps a database error to a journal error naming the file.
+/// Maps a database error to a journal error naming the file; a journal
+/// that stayed locked past the bounded wait is reported as busy, in words.
 fn database_error(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError + Copy + '_ {
-    move |e| JournalError::Database {
-        path: path.display().to_string(),
-        reason: e.to_string(),
+    move |e| match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => JournalError::Busy {
+            path: path.display().to_string(),
+            waited_secs: BUSY_WAIT.as_secs(),
+        },
+        _ => JournalError::Database {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        },
     }
+}
+
+fn lease_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lease> {
+    Ok(Lease {
+        holder: LeaseHolder {
+            holder_id: row.get("holder_id")?,
+            host: row.get("host")?,
+            boot_id: row.get("boot_id")?,
+            pid: row.get("pid")?,
+            operator: row.get("operator")?,
+        },
+        acquired_at: row.get("acquired_at")?,
+        renewed_at: row.get("renewed_at")?,
+        expires_at_ms: row.get("expires_at_ms")?,
+    })
+}
+
+fn read_lease(conn: &Connection, order: OrderId) -> rusqlite::Result<Option<Lease>> {
+    conn.prepare_cached("SELECT * FROM producer_leases WHERE order_id = ?1")?
+        .query_row([order.0], lease_from_row)
+        .optional()
+}
+
+fn expiry(ttl: Duration) -> i64 {
+    now_ms().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The audit chain's head while records are appended in one transaction:
@@ -296,14 +363,10 @@ fn device_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
 impl SqliteJournal {
     /// Opens (creating if needed) the journal at `path` and checks its settings.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
-        let db = |e: rusqlite::Error| JournalError::Database {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        };
+        let db = database_error(path);
         make_private(path)?;
         let conn = Connection::open(path).map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(db)?;
+        conn.busy_timeout(BUSY_WAIT).map_err(db)?;
         let journal_mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(db)?;
@@ -336,6 +399,7 @@ impl SqliteJournal {
         }
         conn.execute_batch(SCHEMA).map_err(db)?;
         conn.execute_batch(DELIVERY_FILES_SCHEMA).map_err(db)?;
+        conn.execute_batch(LEASE_SCHEMA).map_err(db)?;
         // The -wal and -shm files exist now; an older journal's may have been
         // created readable by others.
         make_private(path)?;
@@ -346,6 +410,7 @@ impl SqliteJournal {
             appended: false,
             checkpointed_seq,
             audit_key: None,
+            leases: HashMap::new(),
         })
     }
 
@@ -401,6 +466,27 @@ impl SqliteJournal {
         database_error(&self.path)(e)
     }
 
+    /// Refuses a production write of `order` when this connection took the
+    /// order's lease and another holder has it now (it judged this one dead).
+    fn check_lease(
+        leases: &HashMap<OrderId, String>,
+        path: &Path,
+        tx: &Transaction<'_>,
+        order: OrderId,
+    ) -> Result<(), JournalError> {
+        let Some(mine) = leases.get(&order) else {
+            return Ok(());
+        };
+        let lease = read_lease(tx, order).map_err(database_error(path))?;
+        match lease {
+            Some(lease) if &lease.holder.holder_id == mine => Ok(()),
+            other => Err(JournalError::LeaseLost {
+                order,
+                by: other.map_or_else(|| "nobody".into(), |l| l.holder.to_string()),
+            }),
+        }
+    }
+
     fn order_state(tx: &Connection, order: OrderId) -> Result<Option<OrderState>, rusqlite::Error> {
         tx.query_row("SELECT state FROM orders WHERE id = ?1", [order.0], |r| {
             r.get::<_, String>(0)
@@ -417,7 +503,7 @@ impl SqliteJournal {
         operator: &str,
     ) -> Result<(), JournalError> {
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
         Self::change_order_state(&tx, &self.path, order, change, operator)?;
         tx.commit().map_err(db)?;
         // Only marked, never a periodic checkpoint here: a failed checkpoint
@@ -470,7 +556,7 @@ impl Journal for SqliteJournal {
         accept_good_lines: bool,
     ) -> Result<ImportReport, JournalError> {
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
         let parent = match order.application {
             Application::Initial => None,
             Application::Additional { parent } => {
@@ -644,7 +730,7 @@ impl Journal for SqliteJournal {
         match state {
             OrderState::Producing => {
                 let db = database_error(&self.path);
-                let tx = self.conn.transaction().map_err(db)?;
+                let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
                 append_audit(&tx, operator, "order.production-resumed", &format!("order {order}"), "")
                     .and_then(|()| tx.commit())
                     .map_err(db)?;
@@ -730,7 +816,7 @@ impl Journal for SqliteJournal {
         reason: &str,
     ) -> Result<(), JournalError> {
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
         let device: i64 = tx
             .query_row(
                 "SELECT device_id FROM certificates WHERE serial_hex = ?1 AND status = 'intent'",
@@ -767,7 +853,8 @@ impl Journal for SqliteJournal {
         operator: &str,
     ) -> Result<(), JournalError> {
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        Self::check_lease(&self.leases, &self.path, &tx, device.order)?;
         tx.execute(
             "UPDATE devices SET state = 'key-generated', key_id = ?1 WHERE id = ?2",
             params![key_id_hex, device.id],
@@ -791,7 +878,12 @@ impl Journal for SqliteJournal {
         operator: &str,
     ) -> Result<(), JournalError> {
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let mut orders: Vec<OrderId> = intents.iter().map(|i| i.device.order).collect();
+        orders.dedup();
+        for order in orders {
+            Self::check_lease(&self.leases, &self.path, &tx, order)?;
+        }
         let mut chain = AuditChain::read(&tx).map_err(db)?;
         let now = now_rfc3339();
         for intent in intents {
@@ -830,7 +922,12 @@ impl Journal for SqliteJournal {
         operator: &str,
     ) -> Result<(), JournalError> {
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let mut orders: Vec<OrderId> = verified.iter().map(|v| v.device.order).collect();
+        orders.dedup();
+        for order in orders {
+            Self::check_lease(&self.leases, &self.path, &tx, order)?;
+        }
         let mut chain = AuditChain::read(&tx).map_err(db)?;
         let now = now_rfc3339();
         for VerifiedDevice {
@@ -974,7 +1071,7 @@ impl Journal for SqliteJournal {
             delivery.purge_due.unwrap_or("never (not soft)")
         );
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
         Self::change_order_state(
             &tx,
             &self.path,
@@ -1027,7 +1124,7 @@ impl Journal for SqliteJournal {
 
     fn record_purge_started(&mut self, order: OrderId, operator: &str) -> Result<(), JournalError> {
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
         let state = Self::order_state(&tx, order)
             .map_err(db)?
             .ok_or(JournalError::NoOrder(order))?;
@@ -1065,7 +1162,7 @@ impl Journal for SqliteJournal {
         operator: &str,
     ) -> Result<(), JournalError> {
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
         Self::change_order_state(
             &tx,
             &self.path,
@@ -1148,7 +1245,7 @@ impl Journal for SqliteJournal {
         details: &str,
     ) -> Result<(), JournalError> {
         let db = database_error(&self.path);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
         append_audit(&tx, operator, event, subject, details).map_err(db)?;
         tx.commit().map_err(db)?;
         self.audit_committed()
@@ -1234,6 +1331,114 @@ impl Journal for SqliteJournal {
             )
             .optional()
             .map_err(|e| self.db(e))
+    }
+
+    fn acquire_lease(
+        &mut self,
+        order: OrderId,
+        holder: &LeaseHolder,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        if Self::order_state(&tx, order).map_err(db)?.is_none() {
+            return Err(JournalError::NoOrder(order));
+        }
+        let previous = read_lease(&tx, order).map_err(db)?;
+        let taken_over = match previous {
+            None => None,
+            Some(lease) if lease.holder.holder_id == holder.holder_id => None,
+            Some(lease) => {
+                if lease.is_live_as_seen_from(holder) {
+                    return Err(JournalError::Held {
+                        order,
+                        lease: Box::new(lease),
+                    });
+                }
+                let why = if lease.holder.is_gone_as_seen_from(holder) {
+                    "its process is gone"
+                } else {
+                    "its lease expired unrenewed"
+                };
+                append_audit(
+                    &tx,
+                    &holder.operator,
+                    "order.lease-taken-over",
+                    &format!("order {order}"),
+                    &format!(
+                        "from {} (holder {}, since {}, last renewed {}): {why}; taken by {} (holder {})",
+                        lease.holder,
+                        lease.holder.holder_id,
+                        lease.acquired_at,
+                        lease.renewed_at,
+                        holder,
+                        holder.holder_id
+                    ),
+                )
+                .map_err(db)?;
+                Some(lease)
+            }
+        };
+        let now = now_rfc3339();
+        tx.execute(
+            "INSERT INTO producer_leases (order_id, holder_id, host, boot_id, pid, operator, acquired_at, renewed_at, expires_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)
+             ON CONFLICT(order_id) DO UPDATE SET holder_id = ?2, host = ?3, boot_id = ?4, pid = ?5,
+                 operator = ?6, acquired_at = ?7, renewed_at = ?7, expires_at_ms = ?8",
+            params![
+                order.0,
+                holder.holder_id,
+                holder.host,
+                holder.boot_id,
+                holder.pid,
+                holder.operator,
+                now,
+                expiry(ttl)
+            ],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.leases.insert(order, holder.holder_id.clone());
+        Ok(taken_over)
+    }
+
+    fn renew_lease(
+        &mut self,
+        order: OrderId,
+        holder: &LeaseHolder,
+        ttl: Duration,
+    ) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let changed = tx
+            .execute(
+                "UPDATE producer_leases SET renewed_at = ?1, expires_at_ms = ?2 WHERE order_id = ?3 AND holder_id = ?4",
+                params![now_rfc3339(), expiry(ttl), order.0, holder.holder_id],
+            )
+            .map_err(db)?;
+        if changed != 1 {
+            let by = read_lease(&tx, order)
+                .map_err(db)?
+                .map_or_else(|| "nobody".into(), |l| l.holder.to_string());
+            return Err(JournalError::LeaseLost { order, by });
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn release_lease(&mut self, order: OrderId, holder: &LeaseHolder) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        self.leases.remove(&order);
+        self.conn
+            .execute(
+                "DELETE FROM producer_leases WHERE order_id = ?1 AND holder_id = ?2",
+                params![order.0, holder.holder_id],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn lease(&self, order: OrderId) -> Result<Option<Lease>, JournalError> {
+        read_lease(&self.conn, order).map_err(|e| self.db(e))
     }
 
     fn active_certificates_per_device(
@@ -1582,6 +1787,166 @@ mod tests {
                 "{fail_on}"
             );
             assert_eq!(journal.unpurged_soft_deliveries().unwrap().len(), 1);
+        }
+    }
+    fn journal_with_an_order(dir: &Path) -> (SqliteJournal, Device) {
+        let mut journal = SqliteJournal::open(&dir.join("j.sqlite")).unwrap();
+        let order = NewOrder {
+            kind: OrderKind::Okc,
+            manufacturer: "M".into(),
+            manufacturer_vkn: "4540536920".into(),
+            prefixes: vec!["FU".into()],
+            application: Application::Initial,
+            target: Target::Soft,
+            key_type: "p256".into(),
+            source: "test".into(),
+            operator: "op".into(),
+        };
+        let serials = vec![Ok(ListedSerial {
+            line: 1,
+            serial: crate::ids::DeviceSerial::parse("FU12345678", &crate::ids::PrefixTable::any())
+                .unwrap(),
+        })];
+        let report = journal
+            .import_order(&order, &mut serials.into_iter(), false)
+            .unwrap();
+        let id = report.order.unwrap();
+        journal.mark_paid(id, "op").unwrap();
+        let device = journal.pending_devices(id, 0, 10).unwrap().remove(0);
+        (journal, device)
+    }
+
+    fn holder(name: &str, host: &str) -> LeaseHolder {
+        LeaseHolder {
+            holder_id: format!("{name}-id"),
+            host: host.into(),
+            boot_id: "boot".into(),
+            pid: 1,
+            operator: name.into(),
+        }
+    }
+
+    /// One producer per order: a live holder's lease is refused to another
+    /// (naming the holder), given back it can be taken, and an expired one
+    /// is taken over (audited). A producer whose lease was taken over is
+    /// refused its next production write.
+    #[test]
+    fn an_order_lease_has_one_holder_and_a_taken_over_holder_writes_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut first, device) = journal_with_an_order(dir.path());
+        let mut second = SqliteJournal::open(&dir.path().join("j.sqlite")).unwrap();
+        let order = device.order;
+        let (alice, bob) = (holder("alice", "station-1"), holder("bob", "station-2"));
+
+        assert_eq!(
+            first
+                .acquire_lease(order, &alice, Duration::from_secs(60))
+                .unwrap(),
+            None
+        );
+        let refused = second
+            .acquire_lease(order, &bob, Duration::from_secs(60))
+            .unwrap_err();
+        let message = refused.to_string();
+        assert!(matches!(refused, JournalError::Held { .. }), "{message}");
+        assert!(
+            message.contains("operator alice on host station-1 (pid 1)"),
+            "{message}"
+        );
+        first
+            .renew_lease(order, &alice, Duration::from_millis(1))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+
+        let taken = second
+            .acquire_lease(order, &bob, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(taken.map(|l| l.holder), Some(alice.clone()));
+        let lost = first
+            .record_intent(&device, "01", b"tbs", "test", "alice")
+            .unwrap_err();
+        assert!(matches!(lost, JournalError::LeaseLost { .. }), "{lost}");
+        assert!(matches!(
+            first.renew_lease(order, &alice, Duration::from_secs(60)),
+            Err(JournalError::LeaseLost { .. })
+        ));
+        second
+            .record_intent(&device, "01", b"tbs", "test", "bob")
+            .unwrap();
+        // Giving back a lease one no longer holds leaves the holder's alone.
+        first.release_lease(order, &alice).unwrap();
+        assert_eq!(
+            second.lease(order).unwrap().map(|l| l.holder),
+            Some(bob.clone())
+        );
+        second.release_lease(order, &bob).unwrap();
+        assert_eq!(second.lease(order).unwrap(), None);
+        let audit = second.verify_audit().unwrap();
+        assert!(audit.is_intact());
+        let events: i64 = second
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM audit WHERE event = 'order.lease-taken-over'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(events, 1);
+    }
+
+    /// A journal another process keeps locked past the bounded wait is
+    /// reported as busy, in words, never as SQLite's raw "database is locked".
+    #[test]
+    fn a_journal_locked_past_the_wait_is_reported_busy_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, device) = journal_with_an_order(dir.path());
+        journal
+            .conn
+            .busy_timeout(Duration::from_millis(100))
+            .unwrap();
+        let other = Connection::open(dir.path().join("j.sqlite")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let error = journal
+            .record_intent(&device, "01", b"tbs", "test", "op")
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, JournalError::Busy { .. }), "{message}");
+        assert!(!message.contains("database is locked"), "{message}");
+        assert!(message.contains("is busy"), "{message}");
+        other.execute_batch("ROLLBACK").unwrap();
+        journal
+            .record_intent(&device, "01", b"tbs", "test", "op")
+            .unwrap();
+    }
+
+    /// A write transaction waits for another writer instead of failing at
+    /// once: a transaction that read before another process committed
+    /// cannot upgrade to a write (SQLITE_BUSY_SNAPSHOT, which no busy
+    /// timeout retries), so writes take the lock first (BEGIN IMMEDIATE).
+    #[test]
+    fn a_write_waits_for_another_writer_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_journal, device) = journal_with_an_order(dir.path());
+        let path = dir.path().join("j.sqlite");
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let path = path.clone();
+                let device = device.clone();
+                std::thread::spawn(move || {
+                    let mut journal = SqliteJournal::open(&path).unwrap();
+                    for i in 0..50 {
+                        journal
+                            .audit("op", "test", &format!("writer {w}"), &format!("{i}"))
+                            .unwrap();
+                        journal
+                            .record_key(&device, &format!("{w}{i}"), "op")
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
         }
     }
 }

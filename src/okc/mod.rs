@@ -30,8 +30,9 @@ pub mod purge;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{channel, sync_channel, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -39,9 +40,10 @@ use zeroize::Zeroizing;
 use crate::calendar::BusinessCalendar;
 use crate::ids::{DeviceSerial, IdMode, PrefixTable};
 use crate::issue::{CertificateAuthority, IssueError, IssuedCertificate, PreparedCertificate};
+use crate::journal::lease::{LEASE_RENEW_EVERY, LEASE_TTL};
 use crate::journal::{
-    DeliveryRecord, Device, DeviceState, Intent, Journal, JournalError, OrderId, OrderKind,
-    OrderState, OrderSummary, StoredCertificate, Target, VerifiedDevice,
+    DeliveryRecord, Device, DeviceState, Intent, Journal, JournalError, LeaseHolder, OrderId,
+    OrderKind, OrderState, OrderSummary, StoredCertificate, Target, VerifiedDevice,
 };
 use crate::pem::{self, hex, hex_colons};
 use crate::pkcs11::keys::{
@@ -247,6 +249,15 @@ pub struct Production<'a> {
     pub on_device: &'a (dyn Fn() + Sync),
     /// For the purge deadline.
     pub calendar: &'a BusinessCalendar,
+    /// How long to wait for another producer of the order to finish
+    /// (zero: refuse at once, naming it).
+    pub lease_wait: Duration,
+}
+
+/// Proof that the order's producer lease is held: [`Production::start`]
+/// takes one, so nothing recovers or produces an order without it.
+pub(crate) struct HeldLease {
+    holder: LeaseHolder,
 }
 
 /// What a run did.
@@ -460,6 +471,27 @@ pub fn check_producible(
     Ok(())
 }
 
+/// Refuses at once an order that another live producer holds, naming it:
+/// callers check this before they open a token or unlock a key, so that a
+/// second producer asks for no PIN and touches nothing. (The lease itself is
+/// taken by [`Production::run`]; this only answers early.)
+pub fn check_not_held(
+    journal: &dyn Journal,
+    order: OrderId,
+    operator: &str,
+) -> Result<(), ProduceError> {
+    match journal.lease(order)? {
+        Some(lease) if lease.is_live_as_seen_from(&LeaseHolder::this_process(operator)) => {
+            Err(JournalError::Held {
+                order,
+                lease: Box::new(lease),
+            }
+            .into())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Who an order's certificates certify.
 pub(crate) enum Certified {
     /// ÖKC: each device by its serial, with the manufacturer's name.
@@ -528,14 +560,13 @@ impl Production<'_> {
     pub fn run(&self, journal: &Mutex<dyn Journal>) -> Result<ProductionReport, ProduceError> {
         let order = lock(journal).order(self.order)?;
         self.check_order(&order)?;
-        let mut report = ProductionReport {
-            order: self.order.0,
-            devices: order.devices,
-            already_done: order.verified,
-            ..Default::default()
-        };
         if matches!(order.state, OrderState::Delivered | OrderState::Purged) {
-            return Ok(report);
+            return Ok(ProductionReport {
+                order: self.order.0,
+                devices: order.devices,
+                already_done: order.verified,
+                ..Default::default()
+            });
         }
         if matches!(self.target, KeyTarget::Card) {
             return Err(ProduceError::Order {
@@ -543,12 +574,72 @@ impl Production<'_> {
                 reason: "is for the card target: produce it with `certmint card station`".into(),
             });
         }
-        if order.state != OrderState::Produced {
-            self.start(journal, &mut report)?;
-            self.produce_devices(journal, &order, &mut report)?;
+        self.holding_lease(journal, |lease| {
+            let mut report = ProductionReport::default();
+            // As it stands now: another producer may have finished it while this one waited.
+            let order = self.start(journal, lease, &mut report)?;
+            if matches!(order.state, OrderState::Paid | OrderState::Producing) {
+                self.produce_devices(journal, &order, &mut report)?;
+            }
+            self.finish(journal, &mut report)?;
+            Ok(report)
+        })
+    }
+
+    /// Runs `work` holding the order's producer lease: one producer per
+    /// order at a time. The lease is taken (waiting up to
+    /// [`Production::lease_wait`] for a live holder), renewed every
+    /// [`LEASE_RENEW_EVERY`] while `work` runs, and given back when it ends,
+    /// whether it succeeded or not.
+    pub(crate) fn holding_lease<T, E: From<ProduceError>>(
+        &self,
+        journal: &Mutex<dyn Journal>,
+        work: impl FnOnce(&HeldLease) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let lease = HeldLease {
+            holder: LeaseHolder::this_process(&self.operator),
+        };
+        // No deadline: a wait too long to represent is a wait without end.
+        let deadline = Instant::now().checked_add(self.lease_wait);
+        loop {
+            let attempt = lock(journal).acquire_lease(self.order, &lease.holder, LEASE_TTL);
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            match attempt {
+                Ok(_) => break,
+                Err(JournalError::Held { .. })
+                    if !left.is_zero() && !self.stop.load(Ordering::SeqCst) =>
+                {
+                    std::thread::sleep(left.min(Duration::from_millis(250)));
+                }
+                Err(e) => return Err(ProduceError::from(e).into()),
+            }
         }
-        self.finish(journal, &mut report)?;
-        Ok(report)
+        let (done, renewals) = channel::<()>();
+        let result = std::thread::scope(|scope| {
+            let lease = &lease;
+            // Renews until the work ends (the sender is dropped).
+            scope.spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = renewals.recv_timeout(LEASE_RENEW_EVERY)
+                {
+                    let renewed = lock(journal).renew_lease(self.order, &lease.holder, LEASE_TTL);
+                    // A lost lease stops the work at its next journal write
+                    // (the journal refuses it); a busy journal is tried
+                    // again at the next tick, well within the TTL.
+                    if let Err(JournalError::LeaseLost { .. }) = renewed {
+                        break;
+                    }
+                }
+            });
+            let result = work(lease);
+            drop(done);
+            result
+        });
+        // A lease that cannot be given back (the journal failed) is taken
+        // over as soon as this process is gone: the work's outcome stands.
+        let _ = lock(journal).release_lease(self.order, &lease.holder);
+        result
     }
 
     /// Checks the order, moves it to producing and undoes what an
@@ -556,6 +647,7 @@ impl Production<'_> {
     pub(crate) fn start(
         &self,
         journal: &Mutex<dyn Journal>,
+        _lease: &HeldLease,
         report: &mut ProductionReport,
     ) -> Result<OrderSummary, ProduceError> {
         let order = lock(journal).order(self.order)?;
@@ -764,7 +856,10 @@ impl Production<'_> {
         // Feeder → workers (chunks of devices) → storer (chunks signed).
         // Both queues are bounded: memory stays flat however large the order.
         let (send_devices, receive_devices) = sync_channel::<Vec<Device>>(threads * 2);
-        let receive_devices = Mutex::new(receive_devices);
+        // Owned by the workers alone: when the last one leaves (the storer
+        // failed, or every worker did), the receiver goes with it and the
+        // feeder's blocked send fails instead of waiting forever.
+        let receive_devices = Arc::new(Mutex::new(receive_devices));
         let (send_signed, receive_signed) = sync_channel::<Vec<SignedDevice>>(threads * 2);
         std::thread::scope(|scope| {
             // The storer: files and token imports, then the verified records.
@@ -780,9 +875,10 @@ impl Production<'_> {
             });
             for _ in 0..threads {
                 let send_signed = send_signed.clone();
-                let (receive_devices, chain, failure) = (&receive_devices, &chain, &failure);
+                let receive_devices = Arc::clone(&receive_devices);
+                let (chain, failure) = (&chain, &failure);
                 scope.spawn(move || loop {
-                    let next = lock(receive_devices).recv();
+                    let next = lock(&receive_devices).recv();
                     let Ok(devices) = next else { break };
                     if lock(failure).is_some() || self.stop.load(Ordering::SeqCst) {
                         // Drain without work: the feeder stops soon. A queued
@@ -800,6 +896,7 @@ impl Production<'_> {
                 });
             }
             drop(send_signed);
+            drop(receive_devices);
             // The feeder pages through the journal.
             let mut after = 0;
             'feed: loop {

@@ -1,0 +1,149 @@
+//! One producer per order: the producer lease.
+//!
+//! Every producer of an order (`okc produce`, `hsm provision --order`, the
+//! card station) holds the order's lease while it works: taken in one write
+//! transaction before recovery, renewed while it runs, released at the end.
+//! A second producer is refused at once with the holder's name, or waits
+//! for it. A holder that died is taken over (and audited): its process is
+//! gone from this same host and boot, or its lease expired unrenewed.
+//!
+//! A lease is a journal row, not a file lock, so that a journal shared by
+//! several stations (a server database) keeps the same rule.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Who holds (or asks for) an order's lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseHolder {
+    /// Random per producer run: a recycled pid never passes for the holder.
+    pub holder_id: String,
+    /// The host name.
+    pub host: String,
+    /// The kernel's boot id: a pid means something only within one boot.
+    pub boot_id: String,
+    /// The process id.
+    pub pid: u32,
+    /// The operator running it.
+    pub operator: String,
+}
+
+/// An order's lease as the journal holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lease {
+    /// Who holds it.
+    pub holder: LeaseHolder,
+    /// When it was taken (RFC 3339, UTC).
+    pub acquired_at: String,
+    /// When it was last renewed (RFC 3339, UTC).
+    pub renewed_at: String,
+    /// When it expires unless renewed (Unix time, milliseconds).
+    pub expires_at_ms: i64,
+}
+
+/// How long a lease lasts without renewal: a holder on another host that
+/// died is taken over after this.
+pub const LEASE_TTL: Duration = Duration::from_secs(60);
+
+/// How often a running producer renews its lease (well within [`LEASE_TTL`]).
+pub const LEASE_RENEW_EVERY: Duration = Duration::from_secs(10);
+
+impl LeaseHolder {
+    /// This process, run by `operator`, with a fresh random holder id.
+    pub fn this_process(operator: &str) -> Self {
+        let mut random = [0u8; 8];
+        // Without entropy the pid and the time still tell runs apart.
+        let id = match aws_lc_rs::rand::fill(&mut random) {
+            Ok(()) => crate::pem::hex(&random),
+            Err(_) => format!("{}-{}", std::process::id(), now_ms()),
+        };
+        LeaseHolder {
+            holder_id: id,
+            host: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "unknown-host".into()),
+            boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
+            pid: std::process::id(),
+            operator: operator.to_owned(),
+        }
+    }
+
+    /// Whether this holder is known to be gone, as seen from `here`: the
+    /// same host, and either another boot or no process with its pid. A
+    /// holder on another host is never judged here: only its expiry counts.
+    pub fn is_gone_as_seen_from(&self, here: &LeaseHolder) -> bool {
+        if self.host != here.host || self.boot_id.is_empty() || here.boot_id.is_empty() {
+            return false;
+        }
+        if self.boot_id != here.boot_id {
+            return true;
+        }
+        let Ok(pid) = i32::try_from(self.pid) else {
+            return false;
+        };
+        // Signal 0 checks existence only. EPERM means it exists (another user's).
+        matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+    }
+}
+
+impl Lease {
+    /// Whether its holder may still be working, as seen from `here`: not
+    /// known to be gone, and renewed within its time.
+    pub fn is_live_as_seen_from(&self, here: &LeaseHolder) -> bool {
+        !self.holder.is_gone_as_seen_from(here) && self.expires_at_ms >= now_ms()
+    }
+}
+
+impl fmt::Display for LeaseHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "operator {} on host {} (pid {})",
+            self.operator, self.host, self.pid
+        )
+    }
+}
+
+/// The time now, Unix milliseconds.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_process_on_this_host_is_not_gone_and_a_dead_one_is() {
+        let here = LeaseHolder::this_process("op");
+        assert!(!here.is_gone_as_seen_from(&here));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let dead = LeaseHolder {
+            pid,
+            ..here.clone()
+        };
+        assert!(dead.is_gone_as_seen_from(&here));
+        let rebooted = LeaseHolder {
+            boot_id: "another-boot".into(),
+            ..here.clone()
+        };
+        assert!(rebooted.is_gone_as_seen_from(&here));
+        let elsewhere = LeaseHolder {
+            host: "elsewhere".into(),
+            pid,
+            ..here.clone()
+        };
+        assert!(!elsewhere.is_gone_as_seen_from(&here));
+    }
+}
