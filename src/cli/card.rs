@@ -362,9 +362,11 @@ fn provision(args: ProvisionArgs) -> Result<()> {
 fn station(args: StationArgs) -> Result<()> {
     let journal: SqliteJournal = args.journal.open()?;
     let order = journal.order(OrderId(args.order))?;
-    if args.wait == 0 {
-        certmint::okc::check_not_held(&journal, order.id, &args.journal.operator())?;
-    }
+    let journal = Mutex::new(journal);
+    let stop = super::stop_on_ctrl_c("cards")?;
+    let wait = std::time::Duration::from_secs(args.wait);
+    let _claim =
+        certmint::okc::OrderClaim::take(&journal, order.id, &args.journal.operator(), wait, &stop)?;
     let credentials = args.secrets.credentials(None)?;
     credentials.check_factory_defaults(false)?;
     let readers = Readers::establish()?;
@@ -402,7 +404,6 @@ fn station(args: StationArgs) -> Result<()> {
     };
     let ca = directory.ca.with_id_mode(id_mode);
     let calendar = calendar(&None)?;
-    let stop = super::stop_on_ctrl_c("cards")?;
 
     // The live view: one line per reader on a terminal, one log line per
     // event otherwise (logs, CI).
@@ -457,9 +458,8 @@ fn station(args: StationArgs) -> Result<()> {
         stop: stop.clone(),
         on_event: &on_event,
         calendar: &calendar,
-        lease_wait: std::time::Duration::from_secs(args.wait),
+        lease_wait: wait,
     };
-    let journal: Mutex<SqliteJournal> = Mutex::new(journal);
     let result = station.run(&journal);
     for (_, bar) in &lines {
         bar.finish_and_clear();

@@ -15,9 +15,7 @@ use certmint::journal::{
     Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, OrderState, SqliteJournal,
     Target,
 };
-use certmint::okc::{
-    check_not_held, check_producible, purge, KeyTarget, Production, ProductionReport,
-};
+use certmint::okc::{check_producible, purge, KeyTarget, OrderClaim, Production, ProductionReport};
 use certmint::order::serial_list::{ListedSerial, SerialListReader};
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
 use certmint::profile::{Profile, ProfileName};
@@ -637,11 +635,12 @@ fn purge_command(args: PurgeArgs) -> Result<()> {
 fn produce(args: ProduceArgs) -> Result<()> {
     let journal = args.journal.open()?;
     let order = journal.order(OrderId(args.order))?;
+    let journal = Mutex::new(journal);
     // Checked before any token is touched.
     check_producible(&order, ProfileName::OkcDevice, order.target)?;
-    if args.wait == 0 {
-        check_not_held(&journal, order.id, &args.journal.operator())?;
-    }
+    let stop = super::stop_on_ctrl_c("devices")?;
+    let wait = std::time::Duration::from_secs(args.wait);
+    let _claim = OrderClaim::take(&journal, order.id, &args.journal.operator(), wait, &stop)?;
     let workers = args.workers.unwrap_or_else(super::default_workers);
     let target = match (order.target, &args.token) {
         (Target::Soft, None) => KeyTarget::Soft,
@@ -649,7 +648,7 @@ fn produce(args: ProduceArgs) -> Result<()> {
             let uri = Pkcs11Uri::parse(uri)?;
             let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
             let token = Token::open(&uri, &pins, Some(workers));
-            KeyTarget::Hsm(token.or_else(|e| held_or(&journal, order.id, &args.journal, e))?)
+            KeyTarget::Hsm(token?)
         }
         (Target::Hsm, None) => bail!(
             "order {} is for the hsm target: give the manufacturer's token with --token",
@@ -672,7 +671,6 @@ fn produce(args: ProduceArgs) -> Result<()> {
     )?;
     let profile = Profile::from_config(ProfileName::OkcDevice, &directory.config)?;
     let calendar = calendar(&args.closed_days)?;
-    let stop = super::stop_on_ctrl_c("devices")?;
     let remaining = order.devices.saturating_sub(order.verified);
     let bar = indicatif::ProgressBar::new(remaining);
     bar.set_style(
@@ -699,25 +697,11 @@ fn produce(args: ProduceArgs) -> Result<()> {
         stop: stop.clone(),
         on_device: &on_device,
         calendar: &calendar,
-        lease_wait: std::time::Duration::from_secs(args.wait),
+        lease_wait: wait,
     };
-    let journal: Mutex<SqliteJournal> = Mutex::new(journal);
     let result = production.run(&journal);
     bar.finish_and_clear();
     report_production(&result?, args.json, "certified")
-}
-
-/// A token that would not open while another producer holds the order
-/// (SoftHSM2 can refuse a token another process is writing): the holder is
-/// what the operator needs to know, so that is the error; otherwise `error`.
-fn held_or<T>(
-    journal: &SqliteJournal,
-    order: OrderId,
-    args: &JournalArgs,
-    error: certmint::pkcs11::Pkcs11Error,
-) -> Result<T> {
-    check_not_held(journal, order, &args.operator())?;
-    Err(error.into())
 }
 
 /// Prints what a production run did; `Stopped` (exit 130) when Ctrl-C
@@ -776,11 +760,17 @@ pub struct SealOrder<'a> {
 pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
     let journal = seal.journal.open()?;
     let order = journal.order(OrderId(seal.order))?;
+    let journal = Mutex::new(journal);
     // Checked before any token is touched.
     check_producible(&order, ProfileName::MaliMuhur, Target::Hsm)?;
-    if seal.lease_wait.is_zero() {
-        check_not_held(&journal, order.id, &seal.journal.operator())?;
-    }
+    let stop = super::stop_on_ctrl_c("seal")?;
+    let _claim = OrderClaim::take(
+        &journal,
+        order.id,
+        &seal.journal.operator(),
+        seal.lease_wait,
+        &stop,
+    )?;
     let directory = CaDirectory::open(
         seal.ca,
         None,
@@ -789,13 +779,14 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
     let profile = Profile::from_config(ProfileName::MaliMuhur, &directory.config)?;
     let ca = directory.ca.with_id_mode(seal.id_mode);
     let pins = PinSource::choose(seal.token.pin_source.clone(), seal.pin_env);
-    let token = Token::open(&seal.token, &pins, Some(1))
-        .or_else(|e| held_or(&journal, order.id, seal.journal, e))?;
+    let token = Token::open(&seal.token, &pins, Some(1))?;
     if order.state == OrderState::Paid {
+        // A poisoned lock only means another thread panicked; the journal's
+        // state is its own (transactions), not the lock's.
+        let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
         refuse_labels_in_use(&journal, &token, OrderId(seal.order))?;
     }
     let calendar = calendar(&None)?;
-    let stop = super::stop_on_ctrl_c("seal")?;
     let production = Production {
         order: OrderId(seal.order),
         ca: &ca,
@@ -810,7 +801,6 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
         calendar: &calendar,
         lease_wait: seal.lease_wait,
     };
-    let journal: Mutex<SqliteJournal> = Mutex::new(journal);
     let report = production.run(&journal)?;
     report_production(&report, seal.json, "seal(s) provisioned")
 }

@@ -18,7 +18,9 @@ use serde::Serialize;
 /// Who holds (or asks for) an order's lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LeaseHolder {
-    /// Random per producer run: a recycled pid never passes for the holder.
+    /// Random, one per process: a recycled pid never passes for the
+    /// holder, and every part of one process (its early claim, its
+    /// production run) holds the lease as the same holder.
     pub holder_id: String,
     /// The host name.
     pub host: String,
@@ -51,16 +53,19 @@ pub const LEASE_TTL: Duration = Duration::from_secs(60);
 pub const LEASE_RENEW_EVERY: Duration = Duration::from_secs(10);
 
 impl LeaseHolder {
-    /// This process, run by `operator`, with a fresh random holder id.
+    /// This process, run by `operator`, with the process's random holder id.
     pub fn this_process(operator: &str) -> Self {
-        let mut random = [0u8; 8];
-        // Without entropy the pid and the time still tell runs apart.
-        let id = match aws_lc_rs::rand::fill(&mut random) {
-            Ok(()) => crate::pem::hex(&random),
-            Err(_) => format!("{}-{}", std::process::id(), now_ms()),
-        };
+        static HOLDER_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let id = HOLDER_ID.get_or_init(|| {
+            let mut random = [0u8; 8];
+            // Without entropy the pid and the time still tell processes apart.
+            match aws_lc_rs::rand::fill(&mut random) {
+                Ok(()) => crate::pem::hex(&random),
+                Err(_) => format!("{}-{}", std::process::id(), now_ms()),
+            }
+        });
         LeaseHolder {
-            holder_id: id,
+            holder_id: id.clone(),
             host: nix::unistd::gethostname()
                 .ok()
                 .and_then(|h| h.into_string().ok())

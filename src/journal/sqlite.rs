@@ -1398,6 +1398,9 @@ impl Journal for SqliteJournal {
         )
         .map_err(db)?;
         tx.commit().map_err(db)?;
+        if taken_over.is_some() {
+            self.appended = true;
+        }
         self.leases.insert(order, holder.holder_id.clone());
         Ok(taken_over)
     }

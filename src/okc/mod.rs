@@ -471,24 +471,71 @@ pub fn check_producible(
     Ok(())
 }
 
-/// Refuses at once an order that another live producer holds, naming it:
-/// callers check this before they open a token or unlock a key, so that a
-/// second producer asks for no PIN and touches nothing. (The lease itself is
-/// taken by [`Production::run`]; this only answers early.)
-pub fn check_not_held(
-    journal: &dyn Journal,
+/// An order claimed by this process: its producer lease, taken before the
+/// producer opens a token, asks for a PIN or unlocks a key, so that a second
+/// producer is refused (or waits) before it touches anything — two
+/// processes opening one SoftHSM2 token at the same moment can make either
+/// fail. [`Production::run`] in the same process holds the same lease (one
+/// holder per process) while it works and renews it; the claim gives it
+/// back when dropped, whatever happened in between.
+pub struct OrderClaim<'a> {
+    journal: &'a Mutex<dyn Journal>,
     order: OrderId,
-    operator: &str,
+    holder: LeaseHolder,
+}
+
+impl<'a> OrderClaim<'a> {
+    /// Takes `order`'s lease for this process, waiting up to `wait` for a
+    /// live holder (and no longer once `stop` is set).
+    pub fn take(
+        journal: &'a Mutex<dyn Journal>,
+        order: OrderId,
+        operator: &str,
+        wait: Duration,
+        stop: &AtomicBool,
+    ) -> Result<Self, ProduceError> {
+        let holder = LeaseHolder::this_process(operator);
+        acquire_lease_waiting(journal, order, &holder, wait, stop)?;
+        Ok(Self {
+            journal,
+            order,
+            holder,
+        })
+    }
+}
+
+impl Drop for OrderClaim<'_> {
+    fn drop(&mut self) {
+        // A lease that cannot be given back (the journal failed) is taken
+        // over as soon as this process is gone.
+        let _ = lock(self.journal).release_lease(self.order, &self.holder);
+    }
+}
+
+/// Takes `order`'s lease for `holder`, trying again every 250 ms while a
+/// live producer holds it, for up to `wait` (a wait too long to represent
+/// is a wait without end) and until `stop` is set; then the holder is named
+/// in the error.
+fn acquire_lease_waiting(
+    journal: &Mutex<dyn Journal>,
+    order: OrderId,
+    holder: &LeaseHolder,
+    wait: Duration,
+    stop: &AtomicBool,
 ) -> Result<(), ProduceError> {
-    match journal.lease(order)? {
-        Some(lease) if lease.is_live_as_seen_from(&LeaseHolder::this_process(operator)) => {
-            Err(JournalError::Held {
-                order,
-                lease: Box::new(lease),
+    let deadline = Instant::now().checked_add(wait);
+    loop {
+        let attempt = lock(journal).acquire_lease(order, holder, LEASE_TTL);
+        let left = deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        match attempt {
+            Ok(_) => return Ok(()),
+            Err(JournalError::Held { .. }) if !left.is_zero() && !stop.load(Ordering::SeqCst) => {
+                std::thread::sleep(left.min(Duration::from_millis(250)));
             }
-            .into())
+            Err(e) => return Err(e.into()),
         }
-        _ => Ok(()),
     }
 }
 
@@ -599,23 +646,13 @@ impl Production<'_> {
         let lease = HeldLease {
             holder: LeaseHolder::this_process(&self.operator),
         };
-        // No deadline: a wait too long to represent is a wait without end.
-        let deadline = Instant::now().checked_add(self.lease_wait);
-        loop {
-            let attempt = lock(journal).acquire_lease(self.order, &lease.holder, LEASE_TTL);
-            let left = deadline.map_or(Duration::MAX, |d| {
-                d.saturating_duration_since(Instant::now())
-            });
-            match attempt {
-                Ok(_) => break,
-                Err(JournalError::Held { .. })
-                    if !left.is_zero() && !self.stop.load(Ordering::SeqCst) =>
-                {
-                    std::thread::sleep(left.min(Duration::from_millis(250)));
-                }
-                Err(e) => return Err(ProduceError::from(e).into()),
-            }
-        }
+        acquire_lease_waiting(
+            journal,
+            self.order,
+            &lease.holder,
+            self.lease_wait,
+            &self.stop,
+        )?;
         let (done, renewals) = channel::<()>();
         let result = std::thread::scope(|scope| {
             let lease = &lease;
