@@ -38,7 +38,11 @@ fn the_target_list_matches_the_fuzz_targets_and_the_corpora() {
         .iter()
         .map(|(name, _)| name.to_string())
         .collect();
-    assert_eq!(listed.len(), targets::TARGETS.len(), "a target is listed twice");
+    assert_eq!(
+        listed.len(),
+        targets::TARGETS.len(),
+        "a target is listed twice"
+    );
     let dir = fuzz_dir();
     assert_eq!(names_in(&dir.join("fuzz_targets"), Some(".rs")), listed);
     assert_eq!(names_in(&dir.join("corpus"), None), listed);

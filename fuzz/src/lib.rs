@@ -16,7 +16,7 @@ use std::io::BufReader;
 use certmint::ids::{DeviceSerial, IdMode, PrefixTable};
 use certmint::inspect;
 use certmint::issue::tbs::encode_name_der;
-use certmint::order::serial_list::{ListedSerial, ListProblem, SerialListReader};
+use certmint::order::serial_list::{ListProblem, ListedSerial, SerialListReader};
 use certmint::pem;
 use certmint::piv::apdu::{Command, Response, MAX_SHORT_DATA};
 use certmint::piv::client::{PivClient, PivError, Transport};
@@ -31,9 +31,12 @@ use certmint::signer::KeyType;
 use certmint::vcard::vpcd::take_frame;
 use certmint::vcard::{CardConfig, VirtualCard};
 
+/// The body of one fuzz target: it gets one input.
+pub type Target = fn(&[u8]);
+
 /// Every target: its name (its file in `fuzz_targets/` and its folder in
 /// `corpus/`) and its body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("serial_list", serial_list),
     ("csr", csr),
     ("pem", pem),
@@ -333,7 +336,10 @@ fn apdus(data: &[u8]) {
     let short = command.data.len() <= MAX_SHORT_DATA && command.le.is_none_or(|le| le <= 256);
     if short {
         let again = Command::parse(&command.to_bytes());
-        assert!(again.as_ref().is_ok_and(|again| *again == command), "{command:?} became {again:?}");
+        assert!(
+            again.as_ref().is_ok_and(|again| *again == command),
+            "{command:?} became {again:?}"
+        );
     }
     let chain = command.to_chain();
     let mut carried = Vec::new();
@@ -363,7 +369,10 @@ fn tlvs(data: &[u8]) {
     assert_eq!(reparsed, parsed);
     assert_eq!(encode(&reparsed), encoded);
     for t in &parsed {
-        let first = parsed.iter().find(|other| other.tag == t.tag).map(|o| o.value);
+        let first = parsed
+            .iter()
+            .find(|other| other.tag == t.tag)
+            .map(|o| o.value);
         assert_eq!(tlv::find(data, t.tag), Ok(first));
     }
 }
@@ -398,8 +407,8 @@ fn card_session(operation: u8, answers: &[u8]) {
     });
     let pin = |digits: &str| Pin::new(digits.to_owned(), "PIN");
     let slot = Slot::ALL[usize::from(operation) % Slot::ALL.len()];
-    let algorithm = [Algorithm::Rsa2048, Algorithm::EcP256, Algorithm::EcP384]
-        [usize::from(operation / 4) % 3];
+    let algorithm =
+        [Algorithm::Rsa2048, Algorithm::EcP256, Algorithm::EcP384][usize::from(operation / 4) % 3];
     let outcome = match operation % 10 {
         0 => client.select().map(drop),
         1 => client.retry_state(key_reference::PIN).map(drop),
@@ -411,8 +420,7 @@ fn card_session(operation: u8, answers: &[u8]) {
             (Ok(old), Ok(new)) => client.change_secret(key_reference::PIN, &old, &new),
             _ => return,
         },
-        4 => client
-            .authenticate_management_key(&ManagementKey::factory(MgmtAlgorithm::TripleDes)),
+        4 => client.authenticate_management_key(&ManagementKey::factory(MgmtAlgorithm::TripleDes)),
         5 => client.generate_key(slot, algorithm).map(|spki| {
             assert!(KeyType::of_public_key(&spki).is_ok_and(|k| k == algorithm.key_type()));
         }),

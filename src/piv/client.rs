@@ -528,7 +528,10 @@ mod tests {
         let mut client = PivClient::new(Stuck(0));
         assert!(matches!(
             client.select(),
-            Err(PivError::Malformed { operation: "SELECT PIV", .. })
+            Err(PivError::Malformed {
+                operation: "SELECT PIV",
+                ..
+            })
         ));
         assert_eq!(client.into_transport().0, 1 + MAX_GET_RESPONSES);
     }
@@ -550,10 +553,7 @@ mod tests {
             }
         }
         let mut client = PivClient::new(Endless(0));
-        assert!(matches!(
-            client.select(),
-            Err(PivError::Malformed { .. })
-        ));
+        assert!(matches!(client.select(), Err(PivError::Malformed { .. })));
         assert!(client.into_transport().0 <= 2 + MAX_RESPONSE_DATA / 256);
     }
 

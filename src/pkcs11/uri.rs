@@ -306,10 +306,16 @@ mod tests {
     /// fuzz target checks every accepted escape).
     #[test]
     fn a_signed_percent_escape_is_malformed() {
-        for uri in ["pkcs11:token=ca;id=%+F", "pkcs11:token=%+41", "pkcs11:serial=%-0"] {
+        for uri in [
+            "pkcs11:token=ca;id=%+F",
+            "pkcs11:token=%+41",
+            "pkcs11:serial=%-0",
+        ] {
             assert_eq!(
                 Pkcs11Uri::parse(uri),
-                Err(UriError::Malformed(uri.split('=').last().unwrap().to_owned())),
+                Err(UriError::Malformed(
+                    uri.rsplit('=').next().unwrap().to_owned()
+                )),
                 "{uri}"
             );
         }
