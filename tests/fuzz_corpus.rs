@@ -11,6 +11,8 @@ mod targets;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -55,13 +57,19 @@ fn the_target_list_matches_the_fuzz_targets_and_the_corpora() {
     }
 }
 
+/// How long one input may run before the replay calls it a hang (the
+/// slowest corpus input takes milliseconds).
+const PER_INPUT: Duration = Duration::from_secs(10);
+
 /// Every file of every corpus runs through its target without a panic and
-/// without breaking the target's checks; an empty or missing corpus fails,
-/// so that this test cannot pass by testing nothing.
+/// without breaking the target's checks, each within [`PER_INPUT`] (so that
+/// an input that once hung fails here in seconds, not by stalling the
+/// suite); an empty or missing corpus fails, so that this test cannot pass
+/// by testing nothing.
 #[test]
 fn every_corpus_file_passes_its_target() {
     let corpus = fuzz_dir().join("corpus");
-    for (name, target) in targets::TARGETS {
+    for &(name, target) in targets::TARGETS {
         let dir = corpus.join(name);
         let files = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
@@ -71,8 +79,22 @@ fn every_corpus_file_passes_its_target() {
         assert!(!files.is_empty(), "corpus {} is empty", dir.display());
         for file in files {
             let data = std::fs::read(&file).unwrap();
-            let outcome = std::panic::catch_unwind(|| target(&data));
-            assert!(outcome.is_ok(), "{name}: {} fails", file.display());
+            let (done, finished) = mpsc::channel();
+            // A hung input's thread is left behind; the failing test ends
+            // the process.
+            std::thread::spawn(move || {
+                target(&data);
+                let _ = done.send(());
+            });
+            match finished.recv_timeout(PER_INPUT) {
+                Ok(()) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("{name}: {} fails (see the panic above)", file.display())
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("{name}: {} runs for over {PER_INPUT:?}", file.display())
+                }
+            }
         }
     }
 }
