@@ -508,10 +508,10 @@ mod tests {
         );
     }
 
-    /// A card that answers every command with `61 01` and no data (found by
-    /// the `piv_card` fuzz target): the operation ends with a malformed-
-    /// answer error after at most [`MAX_GET_RESPONSES`] GET RESPONSE rounds
-    /// instead of asking for the rest for ever.
+    /// A card that answers every command with `61 01` and no data (as the
+    /// `piv_card` fuzz target's scripted card can): the operation ends with
+    /// a malformed-answer error after at most [`MAX_GET_RESPONSES`] GET
+    /// RESPONSE rounds instead of asking for the rest for ever.
     #[test]
     fn a_card_that_always_announces_more_data_is_refused() {
         struct Stuck(usize);
