@@ -17,6 +17,17 @@ use super::{
 };
 use crate::pkcs11::pin::Pin;
 
+/// The most response data one operation collects with GET RESPONSE: the
+/// largest PIV data object fits well within it (SP 800-73-4 Part 1
+/// Appendix A), and so does the largest extended-length response.
+pub const MAX_RESPONSE_DATA: usize = 65_536;
+
+/// The most GET RESPONSE commands one operation sends: a card that keeps
+/// answering `61 xx` with little or no data must not keep certmint busy for
+/// ever (256 rounds of 256 octets are [`MAX_RESPONSE_DATA`]; this leaves
+/// room for cards that send smaller pieces).
+pub const MAX_GET_RESPONSES: usize = 1_024;
+
 /// Carries one short command APDU to the card and returns the raw response
 /// (data followed by SW1 SW2).
 pub trait Transport {
@@ -138,7 +149,20 @@ impl<T: Transport> PivClient<T> {
             detail: "empty command chain".into(),
         })?;
         let mut data = std::mem::take(&mut response.data);
+        let mut rounds = 0;
         while let Some(available) = response.status.more_data_available() {
+            rounds += 1;
+            if rounds > MAX_GET_RESPONSES || data.len() > MAX_RESPONSE_DATA {
+                return Err(PivError::Malformed {
+                    operation,
+                    detail: format!(
+                        "the card still announced more data (61 xx) after {} octets in {} \
+                         GET RESPONSE rounds",
+                        data.len(),
+                        rounds - 1
+                    ),
+                });
+            }
             let get_response = Command {
                 le: Some(available as u16),
                 ..Command::new(ins::GET_RESPONSE, 0x00, 0x00, Vec::new())
@@ -482,6 +506,55 @@ mod tests {
             message,
             "wrong PIN: 1 tries left; certmint does not try again"
         );
+    }
+
+    /// A card that answers every command with `61 01` and no data (as the
+    /// `piv_card` fuzz target's scripted card can): the operation ends with
+    /// a malformed-answer error after at most [`MAX_GET_RESPONSES`] GET
+    /// RESPONSE rounds instead of asking for the rest for ever.
+    #[test]
+    fn a_card_that_always_announces_more_data_is_refused() {
+        struct Stuck(usize);
+        impl Transport for Stuck {
+            fn transmit(&mut self, _apdu: &[u8]) -> Result<Vec<u8>, PivError> {
+                self.0 += 1;
+                // Far more rounds than any limit: without one, a test failure.
+                if self.0 > 100 * MAX_GET_RESPONSES {
+                    return Err(PivError::CardRemoved);
+                }
+                Ok(vec![0x61, 0x01])
+            }
+        }
+        let mut client = PivClient::new(Stuck(0));
+        assert!(matches!(
+            client.select(),
+            Err(PivError::Malformed {
+                operation: "SELECT PIV",
+                ..
+            })
+        ));
+        assert_eq!(client.into_transport().0, 1 + MAX_GET_RESPONSES);
+    }
+
+    /// A card that announces more data for ever while sending a full piece
+    /// each time is stopped once the data passes [`MAX_RESPONSE_DATA`].
+    #[test]
+    fn a_card_that_sends_data_for_ever_is_refused() {
+        struct Endless(usize);
+        impl Transport for Endless {
+            fn transmit(&mut self, _apdu: &[u8]) -> Result<Vec<u8>, PivError> {
+                self.0 += 1;
+                if self.0 > 100 * MAX_GET_RESPONSES {
+                    return Err(PivError::CardRemoved);
+                }
+                let mut answer = vec![0xAA; 256];
+                answer.extend_from_slice(&[0x61, 0x00]);
+                Ok(answer)
+            }
+        }
+        let mut client = PivClient::new(Endless(0));
+        assert!(matches!(client.select(), Err(PivError::Malformed { .. })));
+        assert!(client.into_transport().0 <= 2 + MAX_RESPONSE_DATA / 256);
     }
 
     #[test]

@@ -111,8 +111,11 @@ fn unescape(value: &str) -> Result<Vec<u8>, UriError> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
+            // Exactly two hex digits (RFC 3986 §2.1): `from_str_radix` alone
+            // would also take a sign, as in `%+F`.
             let hex = value
                 .get(i + 1..i + 3)
+                .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
                 .ok_or_else(|| UriError::Malformed(value.to_owned()))?;
             out.push(
                 u8::from_str_radix(hex, 16).map_err(|_| UriError::Malformed(value.to_owned()))?,
@@ -296,5 +299,25 @@ mod tests {
             Pkcs11Uri::parse("pkcs11:token=a").unwrap().require_object(),
             Err(UriError::NoObject)
         );
+    }
+
+    /// A percent escape is `%` and exactly two hex digits: a sign, as in
+    /// `%+F` or `%-0`, is malformed, not the octet 0F (the `pkcs11_uri`
+    /// fuzz target checks every accepted escape).
+    #[test]
+    fn a_signed_percent_escape_is_malformed() {
+        for uri in [
+            "pkcs11:token=ca;id=%+F",
+            "pkcs11:token=%+41",
+            "pkcs11:serial=%-0",
+        ] {
+            assert_eq!(
+                Pkcs11Uri::parse(uri),
+                Err(UriError::Malformed(
+                    uri.rsplit('=').next().unwrap().to_owned()
+                )),
+                "{uri}"
+            );
+        }
     }
 }

@@ -166,8 +166,14 @@ impl CaConfig {
             },
             too_large => ProfileError::Input(too_large),
         })?;
-        toml::from_str(&text).map_err(|e| ProfileError::Config {
-            path: path.display().to_string(),
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Reads a configuration from TOML text. `origin` names the text in
+    /// errors (the file's path).
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ProfileError> {
+        toml::from_str(text).map_err(|e| ProfileError::Config {
+            path: origin.to_owned(),
             reason: e.to_string(),
         })
     }

@@ -137,7 +137,16 @@ impl SubjectInput {
             crate::input::InputError::Unreadable { reason, .. } => file_error(reason),
             too_large => ProfileError::Input(too_large),
         })?;
-        toml::from_str(&text).map_err(|e| file_error(e.message().to_owned()))
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Reads subject data from TOML text; unknown fields are refused.
+    /// `origin` names the text in errors (the file's path).
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ProfileError> {
+        toml::from_str(text).map_err(|e| ProfileError::SubjectFile {
+            path: origin.to_owned(),
+            reason: e.message().to_owned(),
+        })
     }
 
     /// Fills every field that `self` lacks from `other` (flags over file).

@@ -547,20 +547,7 @@ impl CardSession<'_> {
 
     /// Cuts one `length payload` message off the front of the buffer.
     fn take_message(&mut self) -> Option<Vec<u8>> {
-        let [high, low, ..] = self.buffer[..] else {
-            return None;
-        };
-        let length = u16::from_be_bytes([high, low]) as usize;
-        if self.buffer.len() < 2 + length {
-            return None;
-        }
-        let message = self.buffer[2..2 + length].to_vec();
-        self.buffer.drain(..2 + length);
-        // A zero-length message carries nothing; the driver never sends one.
-        if message.is_empty() {
-            return self.take_message();
-        }
-        Some(message)
+        take_frame(&mut self.buffer)
     }
 
     fn send(&mut self, payload: &[u8]) -> Result<(), VcardError> {
@@ -575,6 +562,29 @@ impl CardSession<'_> {
         self.stream
             .write_all(&message)
             .map_err(|source| io_error("write to vpcd", source))
+    }
+}
+
+/// Cuts the first whole vpcd message (a two-octet big-endian length, then
+/// that many octets) off the front of `buffer`, the octets received from the
+/// driver so far, and returns its payload; `None` while no whole non-empty
+/// message is there yet. Zero-length messages carry nothing (the driver
+/// never sends one) and are dropped. Public so that the frame parser can be
+/// fuzzed on its own.
+pub fn take_frame(buffer: &mut Vec<u8>) -> Option<Vec<u8>> {
+    loop {
+        let [high, low, ..] = buffer[..] else {
+            return None;
+        };
+        let length = u16::from_be_bytes([high, low]) as usize;
+        if buffer.len() < 2 + length {
+            return None;
+        }
+        let message = buffer[2..2 + length].to_vec();
+        buffer.drain(..2 + length);
+        if !message.is_empty() {
+            return Some(message);
+        }
     }
 }
 
