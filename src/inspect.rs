@@ -266,12 +266,22 @@ pub fn summarize(der: &[u8]) -> Result<CertificateSummary, der::Error> {
 
 impl CertificateSummary {
     /// The summary as indented text.
+    /// Values read from the certificate are shown on one line each, with
+    /// control and bidirectional formatting characters escaped
+    /// ([`crate::text::one_line`]): the certificate may be anyone's.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let names = |attrs: &[NameAttribute]| {
             attrs
                 .iter()
-                .map(|a| format!("      {} = {} ({})", a.attribute, a.value, a.string_type))
+                .map(|a| {
+                    format!(
+                        "      {} = {} ({})",
+                        a.attribute,
+                        crate::text::one_line(&a.value),
+                        a.string_type
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("\n")
         };
@@ -286,7 +296,12 @@ impl CertificateSummary {
         let _ = writeln!(out, "Extensions:");
         for ext in &self.extensions {
             let critical = if ext.critical { " [critical]" } else { "" };
-            let _ = writeln!(out, "      {}{critical}: {}", ext.name, ext.value);
+            let _ = writeln!(
+                out,
+                "      {}{critical}: {}",
+                ext.name,
+                crate::text::one_line(&ext.value)
+            );
         }
         out
     }

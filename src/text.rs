@@ -66,6 +66,23 @@ pub fn escaped(value: &str) -> String {
     out
 }
 
+/// A value shown on one line of a report (a name or extension read from a
+/// certificate someone handed us): every control character, the newline
+/// included, and every bidirectional formatting character escaped as
+/// `\u{…}`; nothing cut, so the value can still be read in full.
+pub fn one_line(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| {
+            if is_forbidden(c) {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A whole message made safe for a terminal: every control character but
 /// the newline, and every bidirectional formatting character, escaped as
 /// `\u{…}`; nothing cut. The last guard before an error reaches stderr,
@@ -88,6 +105,17 @@ pub fn terminal_safe(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// A value from a foreign certificate cannot start a new report line,
+    /// move the cursor or reverse the text on the operator's terminal.
+    #[test]
+    fn one_line_escapes_newlines_escapes_and_bidi_but_keeps_the_rest() {
+        assert_eq!(super::one_line("ÖRNEK A.Ş."), "ÖRNEK A.Ş.");
+        assert_eq!(
+            super::one_line("a\nb\u{1b}[2Jc\u{202e}d"),
+            "a\\u{a}b\\u{1b}[2Jc\\u{202e}d"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -592,6 +592,48 @@ fn control_bytes_in_a_pkcs11_uri_are_escaped_in_messages() {
     }
 }
 
+/// `inspect` of a certificate someone else made, whose commonName holds ESC
+/// (a terminal's clear-screen sequence) and U+202E: the report shows them
+/// escaped, never raw, and each value stays on its own line.
+#[test]
+fn inspect_shows_control_and_bidi_characters_of_a_foreign_certificate_escaped() {
+    let ws = Workspace::new();
+    let subject = "/CN=evil\u{1b}[2Jx\u{202e}y";
+    let made = ws.openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "foreign.key",
+        "-out",
+        "foreign.pem",
+        "-days",
+        "1",
+        "-utf8",
+        "-subj",
+        subject,
+    ]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let run = ws.certmint(&["inspect", "foreign.pem"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !has_raw_control_bytes(run.stdout.as_bytes()),
+        "{:?}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains('\u{202e}'), "{:?}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("CN = evil\\u{1b}[2Jx\\u{202e}y (UTF8String)"),
+        "{}",
+        run.stdout
+    );
+}
+
 /// A right-to-left override (U+202E) or another bidirectional formatting
 /// character in an unvan, a manufacturer or an order's unvan is refused
 /// with exit 3, and the message shows it escaped; nothing is written.
