@@ -914,8 +914,30 @@ fn a_session_process_killed_mid_batch_stops_the_run_resumably() {
         std::thread::sleep(Duration::from_millis(5));
     };
     assert_eq!(sessions.len(), 2, "two session processes: {sessions:?}");
-    // Some certificates are signed first; then one session's process dies.
-    std::thread::sleep(Duration::from_millis(300));
+    // Some certificates are signed first; then one session's process dies,
+    // as soon as the journal shows the first of them (a fixed pause could
+    // outlast the whole order on a fast machine, or be too short on a slow one).
+    let journal_path = ws.path("journal.sqlite");
+    let started = std::time::Instant::now();
+    loop {
+        let issued: i64 = rusqlite::Connection::open_with_flags(
+            &journal_path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .and_then(|conn| {
+            conn.query_row(
+                "SELECT COUNT(*) FROM certificates WHERE status = 'issued'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap_or(0);
+        if issued > 0 || started.elapsed() > Duration::from_secs(60) {
+            assert!(issued > 0, "no certificate issued within 60 s");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
     let status = Command::new("kill")
         .args(["-KILL", &sessions[0].to_string()])
         .status()

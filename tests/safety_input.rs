@@ -449,6 +449,20 @@ fn counts_beyond_their_maximum_are_usage_errors() {
         (vec!["bench", "--seconds", "inf"], "--seconds"),
         (vec!["bench", "--seconds", "1e9"], "--seconds"),
         (vec!["bench", "--seconds", "NaN"], "--seconds"),
+        (
+            vec![
+                "card",
+                "virtual",
+                "--cards",
+                "4294967295",
+                "--eject-on-reset",
+            ],
+            "--cards",
+        ),
+        (
+            vec!["card", "virtual", "--eject-idle-ms", "18446744073709551615"],
+            "--eject-idle-ms",
+        ),
     ] {
         let run = bounded(&ws, &args, &[]);
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);

@@ -44,16 +44,19 @@ pub struct VirtualArgs {
     #[arg(long, default_value_t = vpcd::DEFAULT_PORT)]
     port: u16,
     /// How many cards to present, one after another (more than one needs --eject-on-reset or --eject-idle-ms).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_CARDS))]
     cards: u32,
     /// Remove a card once it has answered a command and then heard none for this many milliseconds.
-    #[arg(long, conflicts_with = "eject_on_reset")]
+    #[arg(long, conflicts_with = "eject_on_reset",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_MILLISECONDS))]
     eject_idle_ms: Option<u64>,
     /// Remove a card once the reader resets it (or powers it off) after it has answered a command.
     #[arg(long)]
     eject_on_reset: bool,
     /// Pause between removing a card and inserting the next, in milliseconds (see below).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_MILLISECONDS))]
     insert_pause_ms: u64,
     /// Management key algorithm: 3des, aes128, aes192 or aes256.
     #[arg(long, default_value = "3des", value_parser = parse_mgmt_algorithm)]
@@ -77,15 +80,24 @@ pub struct VirtualArgs {
     #[arg(long, value_parser = parse_ins)]
     remove_on_ins: Option<u8>,
     /// Which arrival of --remove-on-ins pulls the card (1 = the first; every APDU of a chain counts).
-    #[arg(long, default_value_t = 1, requires = "remove_on_ins")]
+    #[arg(long, default_value_t = 1, requires = "remove_on_ins",
+          value_parser = clap::value_parser!(u32).range(1..=MAX_CARDS))]
     remove_on_count: u32,
     /// With --remove-on-ins: the card answers that command, then loses contact (the reader's next exchange fails); the same card comes back after the pause.
     #[arg(long, requires = "remove_on_ins")]
     lose_contact: bool,
     /// The first N cards are mute: present, but they cannot be powered up (a dead chip); each is taken out after 2 s.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=MAX_CARDS))]
     mute_cards: u32,
 }
+
+/// The most cards one rehearsal presents (and the most arrivals
+/// --remove-on-count waits for): far beyond any station's batch of cards.
+const MAX_CARDS: i64 = 100_000;
+
+/// The longest pause or idle time a rehearsal takes, in milliseconds (an hour).
+const MAX_MILLISECONDS: u64 = 3_600_000;
 
 fn parse_mgmt_algorithm(name: &str) -> Result<MgmtAlgorithm, String> {
     MgmtAlgorithm::from_name(name)
