@@ -11,9 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use certmint::journal::{Journal, OrderId, SqliteJournal};
-use common::{Hsm, Run, Workspace, SPY_MODULE};
-
-const MANUFACTURER: &str = "Örnek Yazarkasa A.Ş.";
+use common::{
+    import_and_pay, import_args, produce_args, session_processes_of, spawn_on_journal, Hsm, Run,
+    Workspace, SPY_MODULE,
+};
 
 fn fixture(path: &str) -> String {
     format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
@@ -25,13 +26,7 @@ fn run(ws: &Workspace, args: &[&str]) -> Run {
 }
 
 fn run_with(ws: &Workspace, args: &[&str], extra: &[(&str, &str)]) -> Run {
-    let journal = ws.path("journal.sqlite").display().to_string();
-    let mut env = vec![
-        ("CERTMINT_JOURNAL", journal.as_str()),
-        ("CERTMINT_OPERATOR", "test-operator"),
-    ];
-    env.extend_from_slice(extra);
-    ws.certmint_env(args, &env)
+    common::run_on_journal(ws, args, extra)
 }
 
 /// `n` distinct serials with `prefix`, one per line.
@@ -54,38 +49,15 @@ fn serial_list(ws: &Workspace, name: &str, prefix: &str, n: usize, seed: u64) ->
 
 fn import(ws: &Workspace, list: &str, extra: &[&str]) -> Run {
     let list = ws.path(list).display().to_string();
-    let mut args = vec![
-        "order",
-        "import",
-        "--manufacturer",
-        MANUFACTURER,
-        "--manufacturer-vkn",
-        "4540536920",
-        "--prefixes",
-        "FU,JI",
-        "--serials",
-        list.as_str(),
-    ];
-    args.extend_from_slice(extra);
-    run(ws, &args)
+    run(ws, &import_args("FU,JI", &list, extra))
 }
 
-/// `okc produce --order ORDER --ca ca --out out --workers 2`, then `extra`.
-fn produce_args<'a>(order: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "okc",
-        "produce",
-        "--order",
-        order,
-        "--ca",
-        "ca",
-        "--out",
-        "out",
-        "--workers",
-        "2",
-    ];
-    args.extend_from_slice(extra);
-    args
+/// `devices` serials with `prefix` (from `seed`) in list.txt, imported with
+/// `extra` arguments as order 1, and paid.
+fn paid_order(ws: &Workspace, prefix: &str, devices: usize, seed: u64, extra: &[&str]) {
+    serial_list(ws, "list.txt", prefix, devices, seed);
+    let list = ws.path("list.txt").display().to_string();
+    import_and_pay(|args| run(ws, args), "FU,JI", &list, "1", extra);
 }
 
 fn produce(ws: &Workspace, order: &str, extra: &[&str]) -> Run {
@@ -308,21 +280,7 @@ fn production_refuses_an_unpaid_order() {
 /// Imports `file` and expects refusal with these problem lines, and no order.
 fn refused_list(file: &str, expected: &[&str]) {
     let ws = Workspace::new();
-    let run_out = run(
-        &ws,
-        &[
-            "order",
-            "import",
-            "--manufacturer",
-            MANUFACTURER,
-            "--manufacturer-vkn",
-            "4540536920",
-            "--prefixes",
-            "FU,JI",
-            "--serials",
-            &fixture(file),
-        ],
-    );
+    let run_out = run(&ws, &import_args("FU,JI", &fixture(file), &[]));
     assert_eq!(run_out.code, 3, "{file}: {}", run_out.stderr);
     for line in expected {
         assert!(
@@ -380,19 +338,7 @@ fn the_demo_list_is_a_semicolon_csv_with_a_bom_and_crlf() {
     let ws = Workspace::new();
     let out = run(
         &ws,
-        &[
-            "order",
-            "import",
-            "--manufacturer",
-            MANUFACTURER,
-            "--manufacturer-vkn",
-            "4540536920",
-            "--prefixes",
-            "FU,JI",
-            "--serials",
-            &fixture("orders/demo-okc-3000.csv"),
-            "--json",
-        ],
+        &import_args("FU,JI", &fixture("orders/demo-okc-3000.csv"), &["--json"]),
     )
     .ok();
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
@@ -499,9 +445,7 @@ fn purge(ws: &Workspace, now: &str, extra: &[&str]) -> Run {
 #[test]
 fn purge_deletes_soft_key_material_after_ten_business_days_and_only_then() {
     let ws = Workspace::with_ca(&[]);
-    serial_list(&ws, "list.txt", "FU", 4, 6);
-    import(&ws, "list.txt", &[]).ok();
-    run(&ws, &["order", "pay", "--order", "1"]).ok();
+    paid_order(&ws, "FU", 4, 6, &[]);
     produce(&ws, "1", &[]).ok();
     let status: serde_json::Value = serde_json::from_str(
         &run(&ws, &["order", "status", "--order", "1", "--json"])
@@ -572,9 +516,7 @@ fn purge_deletes_soft_key_material_after_ten_business_days_and_only_then() {
 #[test]
 fn the_audit_chain_names_a_changed_a_deleted_and_a_reordered_record() {
     let ws = Workspace::with_ca(&[]);
-    serial_list(&ws, "list.txt", "FU", 3, 7);
-    import(&ws, "list.txt", &[]).ok();
-    run(&ws, &["order", "pay", "--order", "1"]).ok();
+    paid_order(&ws, "FU", 3, 7, &[]);
     produce(&ws, "1", &[]).ok();
     audit_intact(&ws);
     let original = ws.read("journal.sqlite");
@@ -645,19 +587,15 @@ fn produce_with_crashes(
 ) {
     eprintln!("crash test seed {seed}");
     let mut x = seed;
-    let journal = ws.path("journal.sqlite").display().to_string();
     let args = produce_args(order, extra);
     for _ in 0..kills {
         x = x
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let delay = Duration::from_millis(40 + (x >> 33) % 400);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_certmint"))
+        let mut child = common::certmint_on_journal(ws, "crash-test")
             .args(&args)
-            .env("CERTMINT_JOURNAL", &journal)
-            .env("CERTMINT_OPERATOR", "crash-test")
             .envs(env.iter().copied())
-            .current_dir(ws.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -672,9 +610,7 @@ fn produce_with_crashes(
 #[test]
 fn sigkill_at_random_points_then_resume_soft_target() {
     let ws = Workspace::with_ca(&["--key-type", "p256"]);
-    serial_list(&ws, "list.txt", "FU", 400, 8);
-    import(&ws, "list.txt", &[]).ok();
-    run(&ws, &["order", "pay", "--order", "1"]).ok();
+    paid_order(&ws, "FU", 400, 8, &[]);
     let seed = crash_seed();
     produce_with_crashes(&ws, "1", &[], 6, seed, &[]);
 
@@ -696,9 +632,7 @@ fn sigkill_at_random_points_then_resume_soft_target() {
 fn sigkill_at_random_points_then_resume_softhsm_target() {
     let ws = Workspace::with_ca(&["--key-type", "p256"]);
     let hsm = Hsm::new(&ws, &["uretici"], "ALL");
-    serial_list(&ws, "list.txt", "FU", 120, 9);
-    import(&ws, "list.txt", &["--target", "hsm"]).ok();
-    run(&ws, &["order", "pay", "--order", "1"]).ok();
+    paid_order(&ws, "FU", 120, 9, &["--target", "hsm"]);
     let uri = hsm.uri("uretici", None);
     let conf = hsm.conf();
     let seed = crash_seed();
@@ -746,32 +680,11 @@ fn sigkill_at_random_points_then_resume_softhsm_target() {
 fn a_1000_device_softhsm_order_leaves_one_key_pair_and_certificate_per_device() {
     let ws = Workspace::with_ca(&["--key-type", "p256"]);
     let hsm = Hsm::new(&ws, &["uretici"], "ALL");
-    serial_list(&ws, "list.txt", "JI", 1000, 10);
-    import(&ws, "list.txt", &["--target", "hsm"]).ok();
-    run(&ws, &["order", "pay", "--order", "1"]).ok();
+    paid_order(&ws, "JI", 1000, 10, &["--target", "hsm"]);
     let uri = hsm.uri("uretici", None);
     let conf = hsm.conf();
     let env = [("SOFTHSM2_CONF", conf.as_str())];
-    let report = run_with(
-        &ws,
-        &[
-            "okc",
-            "produce",
-            "--order",
-            "1",
-            "--ca",
-            "ca",
-            "--out",
-            "out",
-            "--workers",
-            "2",
-            "--token",
-            &uri,
-            "--json",
-        ],
-        &env,
-    )
-    .ok();
+    let report = run_with(&ws, &produce_args("1", &["--token", &uri, "--json"]), &env).ok();
     let json: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
     assert_eq!(json["produced_now"], 1000);
     assert!(json["passwords"].is_null(), "no PKCS#12 for token keys");
@@ -824,49 +737,13 @@ fn order_for_a_ca_in_an_hsm(ws: &Workspace, devices: usize) -> (Hsm, String) {
         &env,
     )
     .ok();
-    serial_list(ws, "list.txt", "FU", devices, 21);
-    import(ws, "list.txt", &[]).ok();
-    run(ws, &["order", "pay", "--order", "1"]).ok();
+    paid_order(ws, "FU", devices, 21, &[]);
     (hsm, conf)
 }
 
 /// `okc produce` of order 1 started, its output piped.
 fn spawn_produce(ws: &Workspace, extra: &[&str], env: &[(&str, &str)]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_certmint"))
-        .args(produce_args("1", extra))
-        .env("CERTMINT_JOURNAL", ws.path("journal.sqlite"))
-        .env("CERTMINT_OPERATOR", "test-operator")
-        .envs(env.iter().copied())
-        .current_dir(ws.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// The pids of the `certmint pkcs11-session` processes whose parent is `parent`.
-fn session_processes_of(parent: u32) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let (Ok(stat), Ok(cmdline)) = (
-            std::fs::read_to_string(format!("/proc/{pid}/stat")),
-            std::fs::read(format!("/proc/{pid}/cmdline")),
-        ) else {
-            continue;
-        };
-        // "pid (comm) state ppid …": the ppid follows the closing parenthesis.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("pkcs11-session") {
-            pids.push(pid);
-        }
-    }
-    pids
+    spawn_on_journal(ws, "test-operator", &produce_args("1", extra), env)
 }
 
 #[test]
@@ -996,9 +873,7 @@ fn a_wrong_ca_pin_with_two_workers_is_tried_once_and_nothing_is_produced() {
         &env,
     )
     .ok();
-    serial_list(&ws, "list.txt", "FU", 40, 22);
-    import(&ws, "list.txt", &[]).ok();
-    run(&ws, &["order", "pay", "--order", "1"]).ok();
+    paid_order(&ws, "FU", 40, 22, &[]);
 
     // The PIN file now holds a wrong PIN; two workers would mean two session
     // processes, but the first one's C_Login is the only try.

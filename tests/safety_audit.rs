@@ -12,17 +12,13 @@ use std::os::unix::fs::MetadataExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Hsm, Run, Workspace};
+use common::{
+    import_and_pay, produce_args, session_processes_of, spawn_on_journal, Hsm, Run, Workspace,
+};
 
 /// certmint with this workspace's journal, an operator name and `extra` variables.
 fn run_with(ws: &Workspace, args: &[&str], extra: &[(&str, &str)]) -> Run {
-    let journal = ws.path("journal.sqlite").display().to_string();
-    let mut env = vec![
-        ("CERTMINT_JOURNAL", journal.as_str()),
-        ("CERTMINT_OPERATOR", "test-operator"),
-    ];
-    env.extend_from_slice(extra);
-    ws.certmint_env(args, &env)
+    common::run_on_journal(ws, args, extra)
 }
 
 fn run(ws: &Workspace, args: &[&str]) -> Run {
@@ -36,48 +32,7 @@ fn paid_order(ws: &Workspace, devices: usize) {
         .collect();
     ws.write("list.txt", list.as_bytes());
     let list = ws.path("list.txt").display().to_string();
-    run(
-        ws,
-        &[
-            "order",
-            "import",
-            "--manufacturer",
-            "Örnek Yazarkasa A.Ş.",
-            "--manufacturer-vkn",
-            "4540536920",
-            "--prefixes",
-            "FU",
-            "--serials",
-            &list,
-        ],
-    )
-    .ok();
-    run(ws, &["order", "pay", "--order", "1"]).ok();
-}
-
-/// The pids of the `certmint pkcs11-session` processes whose parent is `parent`.
-fn session_processes_of(parent: u32) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let (Ok(stat), Ok(cmdline)) = (
-            std::fs::read_to_string(format!("/proc/{pid}/stat")),
-            std::fs::read(format!("/proc/{pid}/cmdline")),
-        ) else {
-            continue;
-        };
-        // "pid (comm) state ppid …": the ppid follows the closing parenthesis.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("pkcs11-session") {
-            pids.push(pid);
-        }
-    }
-    pids
+    import_and_pay(|args| run(ws, args), "FU", &list, "1", &[]);
 }
 
 /// The soft and hard core file size limits of process `pid`, as /proc shows them.
@@ -129,29 +84,12 @@ fn session_children_never_inherit_the_variable_holding_the_ca_pin() {
     run_with(&ws, &init, &env).ok();
     paid_order(&ws, 300);
 
-    let child = Command::new(env!("CARGO_BIN_EXE_certmint"))
-        .args([
-            "okc",
-            "produce",
-            "--order",
-            "1",
-            "--ca",
-            "ca",
-            "--out",
-            "out",
-            "--workers",
-            "2",
-            "--ca-pin-env",
-            "CERTMINT_TEST_CA_PIN",
-        ])
-        .env("CERTMINT_JOURNAL", ws.path("journal.sqlite"))
-        .env("CERTMINT_OPERATOR", "test-operator")
-        .envs(env)
-        .current_dir(ws.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_on_journal(
+        &ws,
+        "test-operator",
+        &produce_args("1", &["--ca-pin-env", "CERTMINT_TEST_CA_PIN"]),
+        &env,
+    );
     let started = Instant::now();
     // (pid, its environment, its core size limits) of each session process.
     type Seen = (u32, Vec<u8>, Option<(String, String)>);
@@ -549,22 +487,7 @@ fn a_production_run_signs_checkpoints_as_it_goes_not_per_device() {
         .unwrap()
         .lines()
         .count();
-    run(
-        &ws,
-        &[
-            "okc",
-            "produce",
-            "--order",
-            "1",
-            "--ca",
-            "ca",
-            "--out",
-            "out",
-            "--workers",
-            "2",
-        ],
-    )
-    .ok();
+    run(&ws, &produce_args("1", &[])).ok();
     let lines = String::from_utf8(ws.read("journal.sqlite.checkpoints")).unwrap();
     let during_run: Vec<u64> = lines
         .lines()

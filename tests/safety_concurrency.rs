@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use certmint::journal::{Journal, LeaseHolder, OrderId, SqliteJournal};
-use common::{Hsm, Run, Workspace};
+use common::{import_and_pay, spawn_on_journal, Hsm, Run, Workspace};
 
 /// Text no output of certmint may show: SQLite's own words.
 const RAW_ERRORS: &[&str] = &[
@@ -27,16 +27,7 @@ fn journal(ws: &Workspace) -> SqliteJournal {
 
 /// certmint run by `operator` on this workspace's journal, not yet waited for.
 fn spawn(ws: &Workspace, operator: &str, args: &[&str], env: &[(&str, &str)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_certmint"))
-        .args(args)
-        .env("CERTMINT_JOURNAL", ws.path("journal.sqlite"))
-        .env("CERTMINT_OPERATOR", operator)
-        .envs(env.iter().copied())
-        .current_dir(ws.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    spawn_on_journal(ws, operator, args, env)
 }
 
 /// Waits for `child` at most `deadline`; kills it and fails the test when it
@@ -87,20 +78,7 @@ fn serial_list(ws: &Workspace, name: &str, prefix: &str, n: usize, first: u64) -
 }
 
 fn import_args<'a>(list: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "order",
-        "import",
-        "--manufacturer",
-        "Örnek Yazarkasa A.Ş.",
-        "--manufacturer-vkn",
-        "4540536920",
-        "--prefixes",
-        "FU,JI",
-        "--serials",
-        list,
-    ];
-    args.extend_from_slice(extra);
-    args
+    common::import_args("FU,JI", list, extra)
 }
 
 /// A CA (P-256) and order 1 of `devices` devices for `target`, paid.
@@ -108,26 +86,33 @@ fn paid_order(target: &str, devices: usize) -> (Workspace, Vec<String>) {
     let ws = Workspace::with_ca(&["--key-type", "p256"]);
     let serials = serial_list(&ws, "list.txt", "FU", devices, 0);
     let list = ws.path("list.txt").display().to_string();
-    run(&ws, "op", &import_args(&list, &["--target", target]), &[]).ok();
-    run(&ws, "op", &["order", "pay", "--order", "1"], &[]).ok();
+    let extra = ["--target", target];
+    import_and_pay(
+        |args| run(&ws, "op", args, &[]),
+        "FU,JI",
+        &list,
+        "1",
+        &extra,
+    );
     (ws, serials)
 }
 
+/// `okc produce` of order 1 (see `common::produce_args`), then `extra`.
 fn produce_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "okc",
-        "produce",
-        "--order",
-        "1",
-        "--ca",
-        "ca",
-        "--out",
-        "out",
-        "--workers",
-        "2",
-    ];
-    args.extend_from_slice(extra);
-    args
+    common::produce_args("1", extra)
+}
+
+/// Order 1's lease taken by operator alice on host station-2 (another
+/// host) for `duration`.
+fn lease_held_on_station_2(ws: &Workspace, duration: Duration) {
+    let station = LeaseHolder {
+        host: "station-2".into(),
+        operator: "alice".into(),
+        ..LeaseHolder::this_process("alice")
+    };
+    journal(ws)
+        .acquire_lease(OrderId(1), &station, duration)
+        .unwrap();
 }
 
 /// Every device of order 1 has exactly one certificate that is not void,
@@ -233,14 +218,7 @@ fn ctrl_c_stops_a_running_production_promptly_and_a_rerun_completes() {
 #[test]
 fn ctrl_c_while_waiting_for_the_lease_leaves_promptly() {
     let (ws, _) = paid_order("soft", 10);
-    let station = LeaseHolder {
-        host: "station-2".into(),
-        operator: "alice".into(),
-        ..LeaseHolder::this_process("alice")
-    };
-    journal(&ws)
-        .acquire_lease(OrderId(1), &station, Duration::from_secs(600))
-        .unwrap();
+    lease_held_on_station_2(&ws, Duration::from_secs(600));
     let child = spawn(&ws, "bob", &produce_args(&["--wait", "600"]), &[]);
     std::thread::sleep(Duration::from_millis(500));
     signal(&child, nix::sys::signal::Signal::SIGINT);
@@ -362,14 +340,7 @@ fn a_dead_holder_is_taken_over_and_the_order_completes() {
 #[test]
 fn another_hosts_lease_is_respected_until_it_expires_and_wait_takes_it_then() {
     let (ws, serials) = paid_order("soft", 50);
-    let station = LeaseHolder {
-        host: "station-2".into(),
-        operator: "alice".into(),
-        ..LeaseHolder::this_process("alice")
-    };
-    journal(&ws)
-        .acquire_lease(OrderId(1), &station, Duration::from_secs(3))
-        .unwrap();
+    lease_held_on_station_2(&ws, Duration::from_secs(3));
     let refused = run(&ws, "bob", &produce_args(&[]), &[]);
     assert_eq!(refused.code, 7, "{}", refused.stderr);
     assert!(
@@ -421,14 +392,7 @@ fn a_token_that_will_not_open_while_the_order_is_held_reports_the_holder() {
     let hsm = Hsm::new(&ws, &["uretici"], "ALL");
     let conf = hsm.conf();
     let env = [("SOFTHSM2_CONF", conf.as_str())];
-    let station = LeaseHolder {
-        host: "station-2".into(),
-        operator: "alice".into(),
-        ..LeaseHolder::this_process("alice")
-    };
-    journal(&ws)
-        .acquire_lease(OrderId(1), &station, Duration::from_secs(600))
-        .unwrap();
+    lease_held_on_station_2(&ws, Duration::from_secs(600));
     // --wait skips the early check, so the token is opened: it is absent.
     let absent = hsm.uri("absent", None);
     let refused = run(

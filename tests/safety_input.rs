@@ -47,6 +47,12 @@ fn okc_args(flag: &'static str, file: &'static str) -> Vec<&'static str> {
     ]
 }
 
+/// An ÖKC device certificate for the key in `file` (given with `flag`:
+/// `--public-key` or `--csr`) is refused for its key: exit 3, `message`.
+fn refused_key(ws: &Workspace, flag: &'static str, file: &'static str, message: &str) -> Run {
+    refused(ws, &okc_args(flag, file), 3, message)
+}
+
 /// A DER TLV with a short or long-form length.
 fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
@@ -229,17 +235,17 @@ fn invalid_public_keys_are_refused_before_anything_is_signed() {
     for (name, der, message) in &cases {
         let file: &'static str = Box::leak(format!("{name}.der").into_boxed_str());
         ws.write(file, der);
-        let run = refused(&ws, &okc_args("--public-key", file), 3, message);
+        let run = refused_key(&ws, "--public-key", file, message);
         let named = format!("{file}: invalid public key: ");
         assert!(run.stderr.contains(&named), "{}", run.stderr);
     }
     // The same key as PEM.
     let pem = der::pem::encode_string("PUBLIC KEY", der::pem::LineEnding::LF, &cases[1].1).unwrap();
     ws.write("p256-zero.pem", pem.as_bytes());
-    refused(
+    refused_key(
         &ws,
-        &okc_args("--public-key", "p256-zero.pem"),
-        3,
+        "--public-key",
+        "p256-zero.pem",
         "the p256 point is not on the curve",
     );
 }
@@ -249,10 +255,10 @@ fn invalid_public_keys_are_refused_before_anything_is_signed() {
 fn an_rsa_key_of_a_size_the_profile_does_not_allow() {
     let ws = Workspace::with_ca(&[]);
     ws.openssl_key("odd", "rsa2040");
-    refused(
+    refused_key(
         &ws,
-        &okc_args("--public-key", "odd.pub"),
-        3,
+        "--public-key",
+        "odd.pub",
         "rsa2040 key is not accepted by profile okc-device",
     );
 }
@@ -282,10 +288,10 @@ fn a_csr_with_an_off_curve_key_is_refused_for_its_key() {
     let last = at + spki.len() - 1;
     csr[last] ^= 1; // the point's last Y byte: off the curve
     ws.write("bad.csr", &csr);
-    refused(
+    refused_key(
         &ws,
-        &okc_args("--csr", "bad.csr"),
-        3,
+        "--csr",
+        "bad.csr",
         "bad.csr: invalid public key: the p256 point is not on the curve",
     );
 }

@@ -13,18 +13,14 @@ use std::path::Path;
 use std::process::Command;
 
 use certmint::journal::{Journal, OrderId, SqliteJournal};
-use common::{Run, Workspace};
-
-const MANUFACTURER: &str = "Örnek Yazarkasa A.Ş.";
+use common::{import_and_pay, produce_args, spawn_on_journal, Run, Workspace};
 
 /// certmint in `dir` with the workspace's journal (absolute) and an operator.
 fn certmint_in(ws: &Workspace, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     Run::from(
-        Command::new(env!("CARGO_BIN_EXE_certmint"))
+        common::certmint_on_journal(ws, "test-operator")
             .args(args)
             .current_dir(dir)
-            .env("CERTMINT_JOURNAL", ws.path("journal.sqlite"))
-            .env("CERTMINT_OPERATOR", "test-operator")
             .env_remove("CERTMINT_TEST_NOW")
             .envs(env.iter().copied())
             .output()
@@ -45,40 +41,9 @@ fn soft_order(ws: &Workspace, order: i64, prefix: &str, devices: usize) -> Vec<S
     let list = format!("list-{order}.txt");
     ws.write(&list, (serials.join("\n") + "\n").as_bytes());
     let list = ws.path(&list).display().to_string();
-    run(
-        ws,
-        &[
-            "order",
-            "import",
-            "--manufacturer",
-            MANUFACTURER,
-            "--manufacturer-vkn",
-            "4540536920",
-            "--prefixes",
-            "FU,JI",
-            "--serials",
-            &list,
-        ],
-    )
-    .ok();
     let id = order.to_string();
-    run(ws, &["order", "pay", "--order", &id]).ok();
-    run(
-        ws,
-        &[
-            "okc",
-            "produce",
-            "--order",
-            &id,
-            "--ca",
-            "ca",
-            "--out",
-            "out",
-            "--workers",
-            "2",
-        ],
-    )
-    .ok();
+    import_and_pay(|args| run(ws, args), "FU,JI", &list, &id, &[]);
+    run(ws, &produce_args(&id, &[])).ok();
     serials
 }
 
@@ -325,6 +290,26 @@ fn a_symbolic_link_in_the_pkcs12_folder_is_removed_not_followed() {
     assert!(audit_details(&ws, "order.purged").contains("1 symbolic link(s) removed, not followed"));
 }
 
+/// The bytes of the key files that the next test moved or linked outside
+/// the delivery: outside.p12, outside-hard-link.p12, then the files of
+/// outside-p12/ and of outside-order-3/p12/.
+fn outside_key_files(ws: &Workspace) -> Vec<Vec<u8>> {
+    ["outside.p12", "outside-hard-link.p12"]
+        .iter()
+        .map(|f| ws.read(f))
+        .chain(
+            std::fs::read_dir(ws.path("outside-p12"))
+                .unwrap()
+                .map(|e| std::fs::read(e.unwrap().path()).unwrap()),
+        )
+        .chain(
+            std::fs::read_dir(ws.path("outside-order-3/p12"))
+                .unwrap()
+                .map(|e| std::fs::read(e.unwrap().path()).unwrap()),
+        )
+        .collect()
+}
+
 /// A `p12` folder, an order folder, or a listed PKCS#12 file replaced by a
 /// symbolic link refuses that order: nothing the link points to is zeroed.
 /// So does a listed PKCS#12 file with a second name (a hard link) outside.
@@ -352,20 +337,7 @@ fn a_linked_folder_or_key_file_refuses_the_order_and_zeroes_nothing() {
     // Order 3: the whole order folder moved out and linked back.
     std::fs::rename(ws.path("out/order-3"), ws.path("outside-order-3")).unwrap();
     std::os::unix::fs::symlink(ws.path("outside-order-3"), ws.path("out/order-3")).unwrap();
-    let before: Vec<Vec<u8>> = ["outside.p12", "outside-hard-link.p12"]
-        .iter()
-        .map(|f| ws.read(f))
-        .chain(
-            std::fs::read_dir(ws.path("outside-p12"))
-                .unwrap()
-                .map(|e| std::fs::read(e.unwrap().path()).unwrap()),
-        )
-        .chain(
-            std::fs::read_dir(ws.path("outside-order-3/p12"))
-                .unwrap()
-                .map(|e| std::fs::read(e.unwrap().path()).unwrap()),
-        )
-        .collect();
+    let before = outside_key_files(&ws);
 
     let run = purge(&ws, &now);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
@@ -381,20 +353,7 @@ fn a_linked_folder_or_key_file_refuses_the_order_and_zeroes_nothing() {
         "{}",
         run.stdout
     );
-    let after: Vec<Vec<u8>> = ["outside.p12", "outside-hard-link.p12"]
-        .iter()
-        .map(|f| ws.read(f))
-        .chain(
-            std::fs::read_dir(ws.path("outside-p12"))
-                .unwrap()
-                .map(|e| std::fs::read(e.unwrap().path()).unwrap()),
-        )
-        .chain(
-            std::fs::read_dir(ws.path("outside-order-3/p12"))
-                .unwrap()
-                .map(|e| std::fs::read(e.unwrap().path()).unwrap()),
-        )
-        .collect();
+    let after = outside_key_files(&ws);
     assert_eq!(before, after);
     assert!(after.iter().all(|bytes| bytes.iter().any(|b| *b != 0)));
     for order in [1, 2, 3, 4] {
@@ -476,18 +435,7 @@ fn delivery_refuses_missing_pkcs12_files_and_says_what_to_do() {
     let kept = ws.read(&vanished);
     std::fs::remove_file(ws.path(&vanished)).unwrap();
 
-    let produce = [
-        "okc",
-        "produce",
-        "--order",
-        "1",
-        "--ca",
-        "ca",
-        "--out",
-        "out",
-        "--workers",
-        "2",
-    ];
+    let produce = produce_args("1", &[]);
     let refused = run(&ws, &produce);
     assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
     assert!(!refused.stdout.contains("Delivered"), "{}", refused.stdout);
@@ -654,16 +602,12 @@ fn a_reader_during_the_purge_delays_the_erasure_but_does_not_defeat_it() {
         )
         .unwrap();
     assert_eq!(stored, 3);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_certmint"))
-        .args(["okc", "purge"])
-        .current_dir(ws.dir.path())
-        .env("CERTMINT_JOURNAL", ws.path("journal.sqlite"))
-        .env("CERTMINT_OPERATOR", "test-operator")
-        .env("CERTMINT_TEST_NOW", &now)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_on_journal(
+        &ws,
+        "test-operator",
+        &["okc", "purge"],
+        &[("CERTMINT_TEST_NOW", &now)],
+    );
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert!(
         child.try_wait().unwrap().is_none(),

@@ -6,7 +6,7 @@
 pub mod pcsc;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// A scratch directory with a certmint CA in `ca/` (when asked for).
 pub struct Workspace {
@@ -345,4 +345,125 @@ impl Workspace {
                 .expect("run certmint"),
         )
     }
+}
+
+/// The manufacturer the tests' ÖKC orders are imported for.
+pub const MANUFACTURER: &str = "Örnek Yazarkasa A.Ş.";
+
+/// `order import --manufacturer MANUFACTURER --manufacturer-vkn 4540536920
+/// --prefixes PREFIXES --serials LIST`, then `extra`.
+pub fn import_args<'a>(prefixes: &'a str, list: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "order",
+        "import",
+        "--manufacturer",
+        MANUFACTURER,
+        "--manufacturer-vkn",
+        "4540536920",
+        "--prefixes",
+        prefixes,
+        "--serials",
+        list,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `okc produce --order ORDER --ca ca --out out --workers 2`, then `extra`.
+pub fn produce_args<'a>(order: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "okc",
+        "produce",
+        "--order",
+        order,
+        "--ca",
+        "ca",
+        "--out",
+        "out",
+        "--workers",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// certmint in the workspace's directory, on its journal (`journal.sqlite`,
+/// through CERTMINT_JOURNAL) as `operator` (CERTMINT_OPERATOR); arguments,
+/// further variables and output still to be given.
+pub fn certmint_on_journal(ws: &Workspace, operator: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_certmint"));
+    command
+        .env("CERTMINT_JOURNAL", ws.path("journal.sqlite"))
+        .env("CERTMINT_OPERATOR", operator)
+        .current_dir(ws.dir.path());
+    command
+}
+
+/// certmint with `args` on the workspace's journal as `test-operator`, with
+/// `extra` variables, waited for.
+pub fn run_on_journal(ws: &Workspace, args: &[&str], extra: &[(&str, &str)]) -> Run {
+    Run::from(
+        certmint_on_journal(ws, "test-operator")
+            .args(args)
+            .envs(extra.iter().copied())
+            .output()
+            .expect("run certmint"),
+    )
+}
+
+/// certmint with `args` on the workspace's journal as `operator`, with `env`
+/// variables, started (not waited for) with its stdout and stderr piped.
+pub fn spawn_on_journal(
+    ws: &Workspace,
+    operator: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Child {
+    certmint_on_journal(ws, operator)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The pids of the `certmint pkcs11-session` processes whose parent is `parent`.
+pub fn session_processes_of(parent: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let (Ok(stat), Ok(cmdline)) = (
+            std::fs::read_to_string(format!("/proc/{pid}/stat")),
+            std::fs::read(format!("/proc/{pid}/cmdline")),
+        ) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": the ppid follows the closing parenthesis.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("pkcs11-session") {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Imports the serial list at `list` for MANUFACTURER (prefixes `prefixes`,
+/// then `extra` import arguments) and pays the order it becomes, `order`:
+/// the "imported and paid" start of the production tests. `run` is the test
+/// file's own way of running certmint; both steps must succeed.
+pub fn import_and_pay(
+    run: impl Fn(&[&str]) -> Run,
+    prefixes: &str,
+    list: &str,
+    order: &str,
+    extra: &[&str],
+) {
+    run(&import_args(prefixes, list, extra)).ok();
+    run(&["order", "pay", "--order", order]).ok();
 }
