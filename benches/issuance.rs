@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use certmint::ids::{DeviceSerial, IdMode, PrefixTable};
 use certmint::issue::lint::{lint, lint_rules, Conformant};
-use certmint::issue::{tbs, CertificateAuthority};
+use certmint::issue::{tbs, CertificateAuthority, SubjectKey};
 use certmint::profile::{CaConfig, Profile, ProfileName, Subject, SubjectInput};
 use certmint::signer::{KeyType, Signer, SoftwareSigner, VerifyingKey};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -120,9 +120,10 @@ fn stages(c: &mut Criterion) {
             .unwrap()
         })
     });
+    let device_key = SubjectKey::checked(&s.device_key).unwrap();
     c.bench_function("tbs/prepare", |b| {
         b.iter(|| {
-            s.ca.prepare(&s.profile, &s.subject, black_box(&s.device_key), s.now)
+            s.ca.prepare(&s.profile, &s.subject, black_box(device_key), s.now)
                 .unwrap()
         })
     });
@@ -142,9 +143,10 @@ fn stages(c: &mut Criterion) {
         c.bench_function(&format!("verify/{name}"), |b| {
             b.iter(|| verifying.verify(black_box(&message), &signature).unwrap())
         });
+        let device_key = SubjectKey::checked(&s.device_key).unwrap();
         c.bench_function(&format!("issue/{name}"), |b| {
             b.iter(|| {
-                s.ca.issue(&s.profile, &s.subject, black_box(&s.device_key), s.now)
+                s.ca.issue(&s.profile, &s.subject, black_box(device_key), s.now)
                     .unwrap()
             })
         });

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::ids::{DeviceSerial, PrefixTable};
-use crate::issue::{CertificateAuthority, IssueError};
+use crate::issue::{CertificateAuthority, IssueError, SubjectKey};
 use crate::profile::{CaConfig, Profile, ProfileName, Subject, SubjectInput};
 use crate::signer::{KeyType, Signer, SoftwareSigner, VerifyingKey};
 
@@ -444,7 +444,6 @@ fn measure(
     )
     .map_err(|e| e.to_string())?;
     let device_key = SoftwareSigner::generate(KeyType::EcP256).map_err(|e| e.to_string())?;
-    let device_spki = device_key.public_key_der().to_vec();
     let subject = Subject::OkcDevice {
         serial: DeviceSerial::parse("FU00022547", &PrefixTable::any())
             .map_err(|e| e.to_string())?,
@@ -482,7 +481,7 @@ fn measure(
     };
     let issue = |done: &mut Vec<Instant>| -> Result<(), String> {
         let prepared = (0..crate::okc::CHUNK)
-            .map(|_| ca.prepare(&profile, &subject, &device_spki, now))
+            .map(|_| ca.prepare(&profile, &subject, SubjectKey::generated(&device_key), now))
             .collect::<Result<Vec<_>, IssueError>>()
             .map_err(|e| e.to_string())?;
         // The intents: the bytes that would be made durable before signing.

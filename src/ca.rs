@@ -210,7 +210,7 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<InitReport, CaError> {
     let issuing = root.issue(
         &issuing_profile,
         &issuing_subject,
-        issuing_signer.public_key_der(),
+        crate::issue::SubjectKey::checked(issuing_signer.public_key_der())?,
         options.not_before,
     )?;
     // The issuing certificate must work as a CA before anything is written.

@@ -606,7 +606,8 @@ fn issue(args: IssueArgs) -> Result<()> {
         Some(t) => t,
         None => now()?,
     };
-    let certificate = ca.issue(&profile, &subject, &public_key, not_before)?;
+    let key = certmint::issue::SubjectKey::checked(&public_key)?;
+    let certificate = ca.issue(&profile, &subject, key, not_before)?;
 
     let pem = certificate.to_pem();
     if let Some(path) = &args.out {

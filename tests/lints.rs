@@ -9,7 +9,7 @@ use certmint::ids::IdMode;
 use certmint::issue::lint::{lint_rules, Conformant};
 use certmint::issue::tbs::{self, TbsCertificate};
 use certmint::issue::validity;
-use certmint::issue::{CertificateAuthority, EntropySource, IssueError, LintReport};
+use certmint::issue::{CertificateAuthority, EntropySource, IssueError, LintReport, SubjectKey};
 use certmint::profile::{
     CaConfig, Profile, ProfileName, StringType, Subject, SubjectAttribute, SubjectInput,
 };
@@ -84,7 +84,7 @@ fn fixture(profile_name: ProfileName) -> Fixture {
         .issue(
             &issuing_profile,
             &ca_subject("Test Issuing", &issuing_profile),
-            issuing_key.public_key_der(),
+            SubjectKey::checked(issuing_key.public_key_der()).unwrap(),
             now,
         )
         .unwrap();
@@ -291,7 +291,12 @@ fn prepare_builds_tbs_that_pass_every_lint() {
         let fx = fixture(profile);
         for _ in 0..20 {
             fx.ca
-                .prepare(&fx.profile, &fx.subject, &fx.subject_key, fx.now)
+                .prepare(
+                    &fx.profile,
+                    &fx.subject,
+                    SubjectKey::checked(&fx.subject_key).unwrap(),
+                    fx.now,
+                )
                 .unwrap();
         }
         assert_eq!(
@@ -321,7 +326,8 @@ fn a_failing_rng_aborts_issuance_before_any_signature() {
         now,
     } = fx;
     let ca = ca.with_entropy(Box::new(BrokenRng));
-    let err = ca.issue(&profile, &subject, &subject_key, now).unwrap_err();
+    let key = SubjectKey::checked(&subject_key).unwrap();
+    let err = ca.issue(&profile, &subject, key, now).unwrap_err();
     assert!(matches!(err, IssueError::Entropy(_)), "{err}");
     assert_eq!(signatures.load(Ordering::SeqCst), 0);
 }

@@ -721,12 +721,12 @@ fn bidi_and_control_characters_in_subject_data_are_refused() {
 
 /// `CertificateAuthority::prepare`, the one place every subject key goes
 /// through on its way to a TBS certificate (requests, bare keys, keys made
-/// in tokens and on cards, orders), refuses an invalid key itself, whatever
-/// the caller checked before: an off-curve P-256 point and an RSA key with
-/// exponent 3 give `SignerError::InvalidKey` and nothing to sign.
+/// in tokens and on cards, orders), takes only a `SubjectKey`, and an
+/// invalid key never becomes one: an off-curve P-256 point and an RSA key
+/// with exponent 3 give `SignerError::InvalidKey` and nothing to sign.
 #[test]
-fn prepare_itself_refuses_invalid_keys() {
-    use certmint::issue::{validity, CertificateAuthority, IssueError};
+fn prepare_takes_only_keys_that_were_checked() {
+    use certmint::issue::{validity, CertificateAuthority, SubjectKey};
     use certmint::profile::{CaConfig, Profile, ProfileName, Subject, SubjectInput};
     use certmint::signer::{KeyType, Signer, SignerError, SoftwareSigner};
 
@@ -762,15 +762,17 @@ fn prepare_itself_refuses_invalid_keys() {
 
     let good = SoftwareSigner::generate(KeyType::EcP256).unwrap();
     let good = good.public_key_der();
-    assert!(ca.prepare(&profile, &subject, good, now).is_ok());
+    let checked = SubjectKey::checked(good).unwrap();
+    assert!(ca.prepare(&profile, &subject, checked, now).is_ok());
     let mut off_curve = good.to_vec();
     *off_curve.last_mut().unwrap() ^= 1;
     let rsa = SoftwareSigner::generate(KeyType::Rsa(2048)).unwrap();
     let (n, _) = rsa_parts(rsa.public_key_der());
     for bad in [off_curve, rsa_spki(&n, &[3])] {
-        match ca.prepare(&profile, &subject, &bad, now) {
-            Err(IssueError::Signer(SignerError::InvalidKey(_))) => {}
-            Ok(_) => panic!("an invalid key was prepared for signing"),
+        // `prepare` takes only a SubjectKey: an invalid key never becomes one.
+        match SubjectKey::checked(&bad) {
+            Err(SignerError::InvalidKey(_)) => {}
+            Ok(_) => panic!("an invalid key became a key to prepare a certificate for"),
             Err(other) => panic!("expected an invalid key, got {other}"),
         }
     }

@@ -293,7 +293,7 @@ pub fn provision_card<T: Transport>(
         .prepare(
             &request.profile,
             &request.subject,
-            &spki,
+            crate::issue::SubjectKey::checked(&spki).map_err(|e| issue(e.into()))?,
             request.not_before,
         )
         .map_err(issue)?;

@@ -306,6 +306,22 @@ pub fn lint_rules(
     tbs_der: &[u8],
     known: &Conformant,
 ) -> Result<(), LintReport> {
+    lint_rules_of_checked_key(profile, issuer, id_mode, tbs_der, known, None)
+}
+
+/// [`lint_rules`], for a TBS whose subject key may already have passed
+/// [`KeyType::of_spki`]: when the TBS carries exactly `checked_key` (the
+/// DER SubjectPublicKeyInfo that was checked), its key is not checked a
+/// second time. [`crate::issue::CertificateAuthority::prepare`] checks
+/// every key before it builds a TBS.
+pub(crate) fn lint_rules_of_checked_key(
+    profile: &Profile,
+    issuer: &IssuerIdentity,
+    id_mode: IdMode,
+    tbs_der: &[u8],
+    known: &Conformant,
+    checked_key: Option<&[u8]>,
+) -> Result<(), LintReport> {
     let mut f = Findings::default();
     let decoded = TbsView::from_der(tbs_der).and_then(|tbs| {
         let subject = decode_name(tbs.subject)?;
@@ -357,7 +373,12 @@ pub fn lint_rules(
     lint_validity(&mut f, profile, issuer, &tbs.validity);
     lint_subject(&mut f, profile, id_mode, &subject);
 
-    let key_type = match KeyType::of_spki(&spki) {
+    let read_key = if checked_key == Some(tbs.subject_public_key_info.0) {
+        KeyType::of_checked_spki(&spki)
+    } else {
+        KeyType::of_spki(&spki)
+    };
+    let key_type = match read_key {
         Ok(key_type) => Some(key_type),
         Err(e) => {
             f.add("profile.key", e.to_string());

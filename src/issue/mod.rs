@@ -18,7 +18,7 @@ use x509_cert::name::RdnSequence;
 
 use crate::ids::IdMode;
 use crate::profile::{Profile, ProfileName, Subject};
-use crate::signer::{KeyType, Signer, SignerError, VerifyingKey};
+use crate::signer::{KeyType, Signer, SignerError, SoftwareSigner, VerifyingKey};
 pub use lint::{LintFinding, LintReport};
 pub use serial::{EntropySource, OsEntropy};
 pub use tbs::{IssuerIdentity, TbsCertificate, TbsTemplate};
@@ -60,6 +60,49 @@ pub enum IssueError {
     /// The CA's signature did not verify under its own certificate.
     #[error("the CA signature failed verification; certificate discarded: {0}")]
     SignatureCheck(String),
+}
+
+/// A subject public key that may go into a certificate: any key from
+/// outside (a request, a file, a token, a card) once [`KeyType::of_spki`]
+/// accepted it, or the public key of a key certmint generated itself.
+/// [`CertificateAuthority::prepare`] takes nothing else, so no path reaches
+/// a TBS certificate with an unchecked key, and none checks a key twice.
+#[derive(Debug, Clone, Copy)]
+pub struct SubjectKey<'a> {
+    der: &'a [u8],
+    key_type: KeyType,
+}
+
+impl<'a> SubjectKey<'a> {
+    /// A DER SubjectPublicKeyInfo from outside, checked: an EC point on its
+    /// curve and not the point at infinity; an RSA key with an odd modulus
+    /// free of small factors and an odd exponent of at least 65537.
+    pub fn checked(der: &'a [u8]) -> Result<Self, SignerError> {
+        Ok(Self {
+            der,
+            key_type: KeyType::of_public_key(der)?,
+        })
+    }
+
+    /// The public key of a key certmint generated in memory (the soft
+    /// target): aws-lc computed it from the private key, so it is valid by
+    /// construction and is not checked again on the hot path.
+    pub fn generated(key: &'a SoftwareSigner) -> Self {
+        Self {
+            der: key.public_key_der(),
+            key_type: key.key_type(),
+        }
+    }
+
+    /// The DER SubjectPublicKeyInfo.
+    pub fn der(&self) -> &'a [u8] {
+        self.der
+    }
+
+    /// The key's type.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
 }
 
 /// A linted TBS certificate, ready to be signed once.
@@ -239,7 +282,8 @@ impl CertificateAuthority {
             templates: Default::default(),
         };
         let own_key = root.signer.public_key_der().to_vec();
-        let certificate = root.issue(profile, subject, &own_key, not_before)?;
+        let certificate =
+            root.issue(profile, subject, SubjectKey::checked(&own_key)?, not_before)?;
         Self::new(root.signer, certificate.der)
     }
 
@@ -280,12 +324,13 @@ impl CertificateAuthority {
         &self,
         profile: &Profile,
         subject: &Subject,
-        public_key_der: &[u8],
+        key: SubjectKey<'_>,
         not_before: DateTime,
     ) -> Result<PreparedCertificate, IssueError> {
+        let public_key_der = key.der;
         let spki = SubjectPublicKeyInfoRef::from_der(public_key_der)
             .map_err(|e| SignerError::UnsupportedKey(format!("not a SubjectPublicKeyInfo: {e}")))?;
-        let key_type = KeyType::of_spki(&spki)?;
+        let key_type = key.key_type;
         if !profile.key_types.contains(&key_type) {
             return Err(IssueError::KeyNotAccepted {
                 key_type,
@@ -300,9 +345,14 @@ impl CertificateAuthority {
                     .tbs
                     .encode(subject, &spki, public_key_der, &serial, not_before)?;
             match template.conformant.get() {
-                Some(known) => {
-                    lint::lint_rules(profile, &self.identity, self.id_mode, &tbs_der, known)
-                }
+                Some(known) => lint::lint_rules_of_checked_key(
+                    profile,
+                    &self.identity,
+                    self.id_mode,
+                    &tbs_der,
+                    known,
+                    Some(public_key_der),
+                ),
                 None => lint::lint(profile, &self.identity, self.id_mode, &tbs_der).inspect(|()| {
                     if let Ok(known) = lint::Conformant::remember(profile, &tbs_der) {
                         let _ = template.conformant.set(known);
@@ -420,10 +470,10 @@ impl CertificateAuthority {
         &self,
         profile: &Profile,
         subject: &Subject,
-        public_key_der: &[u8],
+        key: SubjectKey<'_>,
         not_before: DateTime,
     ) -> Result<IssuedCertificate, IssueError> {
-        let prepared = self.prepare(profile, subject, public_key_der, not_before)?;
+        let prepared = self.prepare(profile, subject, key, not_before)?;
         self.sign(prepared)
     }
 }

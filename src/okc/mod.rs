@@ -39,7 +39,9 @@ use zeroize::Zeroizing;
 
 use crate::calendar::BusinessCalendar;
 use crate::ids::{DeviceSerial, IdMode, PrefixTable};
-use crate::issue::{CertificateAuthority, IssueError, IssuedCertificate, PreparedCertificate};
+use crate::issue::{
+    CertificateAuthority, IssueError, IssuedCertificate, PreparedCertificate, SubjectKey,
+};
 use crate::journal::lease::{LEASE_RENEW_EVERY, LEASE_TTL};
 use crate::journal::{
     DeliveryRecord, Device, DeviceState, Intent, Journal, JournalError, LeaseHolder, OrderId,
@@ -1086,12 +1088,17 @@ impl Production<'_> {
             }
         };
 
+        // A key generated here is valid by construction; a token's is checked.
+        let key = match &software_key {
+            Some(generated) => SubjectKey::generated(generated),
+            None => SubjectKey::checked(&spki_der).map_err(key_err)?,
+        };
         let certificate = self
             .ca
             .prepare(
                 self.profile,
                 &subject,
-                &spki_der,
+                key,
                 crate::issue::validity::now().map_err(issue_err)?,
             )
             .map_err(issue_err)?;

@@ -134,12 +134,10 @@ pub fn provision(
         });
     };
 
-    let certificate = match ca.issue(
-        profile,
-        &request.subject,
-        &pair.spki_der,
-        request.not_before,
-    ) {
+    let certificate = match crate::issue::SubjectKey::checked(&pair.spki_der)
+        .map_err(crate::issue::IssueError::from)
+        .and_then(|key| ca.issue(profile, &request.subject, key, request.not_before))
+    {
         Ok(c) => c,
         Err(e) => {
             remove_new(None);

@@ -240,6 +240,20 @@ impl KeyType {
     /// certificate through here ([`crate::issue::CertificateAuthority::prepare`]),
     /// as do keys read from requests, tokens and cards.
     pub fn of_spki(spki: &SubjectPublicKeyInfoRef<'_>) -> Result<Self, SignerError> {
+        Self::read_spki(spki, KeyCheck::Validate)
+    }
+
+    /// The type of a SubjectPublicKeyInfo whose key is valid by
+    /// construction or was already checked: a key aws-lc derived from a
+    /// private key it generated or parsed, or the very bytes
+    /// [`KeyType::of_spki`] accepted a moment before. Only the structure is
+    /// read (the curve check costs about as much as the rest of a
+    /// certificate's lint).
+    pub(crate) fn of_checked_spki(spki: &SubjectPublicKeyInfoRef<'_>) -> Result<Self, SignerError> {
+        Self::read_spki(spki, KeyCheck::AlreadyChecked)
+    }
+
+    fn read_spki(spki: &SubjectPublicKeyInfoRef<'_>, check: KeyCheck) -> Result<Self, SignerError> {
         let unsupported = |m: String| SignerError::UnsupportedKey(m);
         let key_bits = spki
             .subject_public_key
@@ -257,7 +271,9 @@ impl KeyType {
                 if key.public_exponent.as_bytes().is_empty() || bits < 512 {
                     return Err(unsupported("malformed RSA public key".into()));
                 }
-                check_rsa_key(modulus, key.public_exponent.as_bytes())?;
+                if check == KeyCheck::Validate {
+                    check_rsa_key(modulus, key.public_exponent.as_bytes())?;
+                }
                 Ok(KeyType::Rsa(bits))
             }
             rfc5912::ID_EC_PUBLIC_KEY => {
@@ -280,7 +296,9 @@ impl KeyType {
                         "{key_type} key is not an uncompressed point"
                     )));
                 }
-                check_ec_point(key_type, key_bits)?;
+                if check == KeyCheck::Validate {
+                    check_ec_point(key_type, key_bits)?;
+                }
                 Ok(key_type)
             }
             other => Err(unsupported(format!(
@@ -288,6 +306,14 @@ impl KeyType {
             ))),
         }
     }
+}
+
+/// Whether reading a public key also checks that it is a key a
+/// certificate may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyCheck {
+    Validate,
+    AlreadyChecked,
 }
 
 /// RSA moduli are refused when divisible by a prime below this bound: the

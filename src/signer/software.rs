@@ -134,7 +134,14 @@ impl SoftwareSigner {
             what: what.to_owned(),
             reason: e.to_string(),
         })?;
-        let key_type = KeyType::of_public_key(&public_key_der)?;
+        // aws-lc derived this public key from a private key it generated
+        // or parsed (parsing checks the key pair): valid by construction.
+        let spki = <spki::SubjectPublicKeyInfoRef<'_> as der::Decode>::from_der(&public_key_der)
+            .map_err(|e| SignerError::KeyUnreadable {
+                what: what.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let key_type = KeyType::of_checked_spki(&spki)?;
         if let KeyType::Rsa(bits) = key_type {
             if !RSA_SIZES.contains(&bits) {
                 return Err(SignerError::UnsupportedKey(format!(
