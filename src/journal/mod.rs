@@ -557,8 +557,15 @@ pub trait Journal: Send {
     ) -> Result<(), JournalError>;
 
     /// Device serials of an order that have a PKCS#12 file (a password is
-    /// stored), in device order: the files a soft delivery must hold.
-    fn pkcs12_serials(&self, order: OrderId) -> Result<Vec<String>, JournalError>;
+    /// stored), in device order: the files a soft delivery must hold. A
+    /// page of at most `limit` devices after device id `after`, with their
+    /// ids, so that memory stays flat however large the order.
+    fn pkcs12_serials(
+        &self,
+        order: OrderId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, JournalError>;
 
     /// Notes that the purge of a delivered order has begun: from now on a
     /// key file found missing was destroyed by an earlier, interrupted run.

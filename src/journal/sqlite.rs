@@ -1109,15 +1109,23 @@ impl Journal for SqliteJournal {
         Ok(())
     }
 
-    fn pkcs12_serials(&self, order: OrderId) -> Result<Vec<String>, JournalError> {
+    fn pkcs12_serials(
+        &self,
+        order: OrderId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, JournalError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT serial FROM devices WHERE order_id = ?1 AND p12_password IS NOT NULL ORDER BY id",
+            .prepare_cached(
+                "SELECT id, serial FROM devices WHERE order_id = ?1 AND id > ?2 AND p12_password IS NOT NULL
+                 ORDER BY id LIMIT ?3",
             )
             .map_err(|e| self.db(e))?;
         let rows = stmt
-            .query_map([order.0], |r| r.get(0))
+            .query_map(params![order.0, after, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .map_err(|e| self.db(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
     }

@@ -1382,25 +1382,31 @@ impl Production<'_> {
         folder: &Path,
     ) -> Result<(), ProduceError> {
         let p12_dir = folder.join("p12");
-        let missing: Vec<String> = lock(journal)
-            .pkcs12_serials(self.order)?
-            .into_iter()
-            .map(|serial| format!("{serial}.p12"))
-            .filter(|name| {
-                !std::fs::symlink_metadata(p12_dir.join(name)).is_ok_and(|meta| meta.is_file())
-            })
-            .collect();
-        if missing.is_empty() {
+        // Paged from the journal and only the first names kept: memory
+        // stays flat however large the order.
+        let (mut missing, mut shown) = (0usize, Vec::new());
+        let mut after = 0;
+        loop {
+            let page = lock(journal).pkcs12_serials(self.order, after, 1000)?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            for (_, serial) in page {
+                let name = format!("{serial}.p12");
+                if !std::fs::symlink_metadata(p12_dir.join(&name)).is_ok_and(|meta| meta.is_file())
+                {
+                    missing += 1;
+                    if shown.len() < 10 {
+                        shown.push(name);
+                    }
+                }
+            }
+        }
+        if missing == 0 {
             return Ok(());
         }
-        let mut names = missing
-            .iter()
-            .take(10)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ");
-        if missing.len() > 10 {
-            names.push_str(&format!(" and {} more", missing.len() - 10));
+        let mut names = shown.join(", ");
+        if missing > 10 {
+            names.push_str(&format!(" and {} more", missing - 10));
         }
         Err(ProduceError::Order {
             order: self.order,
@@ -1409,7 +1415,7 @@ impl Production<'_> {
                  Their private keys exist nowhere else. Restore the files from a backup into that folder \
                  and run `certmint okc produce --order {}` again to deliver; if they are lost, the \
                  certificates of these devices must be revoked and the devices certified in a new order",
-                missing.len(),
+                missing,
                 p12_dir.display(),
                 self.order
             ),

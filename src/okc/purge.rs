@@ -459,9 +459,23 @@ fn purge_one(
         )
         .map_err(deadline)?;
 
-    let expected = lock(journal)
-        .pkcs12_serials(delivery.order)
-        .map_err(|e| e.to_string())?;
+    // The names the journal lists, to tell them from whatever else is in
+    // the folder: one set per order purged, freed before the next.
+    let mut expected = Vec::new();
+    loop {
+        let page = lock(journal)
+            .pkcs12_serials(
+                delivery.order,
+                expected.last().map_or(0, |(id, _)| *id),
+                1000,
+            )
+            .map_err(|e| e.to_string())?;
+        if page.is_empty() {
+            break;
+        }
+        expected.extend(page);
+    }
+    let expected: Vec<String> = expected.into_iter().map(|(_, serial)| serial).collect();
     let plan = plan(delivery, &expected, journal_dir, out)?;
     item.files = plan.shred.len() as u64 + u64::from(plan.passwords.is_some());
     item.links_removed = shown(&plan.links);
