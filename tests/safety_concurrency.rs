@@ -408,3 +408,38 @@ fn a_token_that_will_not_open_while_the_order_is_held_reports_the_holder() {
         refused.stderr
     );
 }
+
+/// SQLite's locks are all that tells one process that another still has
+/// the journal open: other certmint processes that open and close the
+/// journal (`order status`) while a producer runs must leave the
+/// producer's write-ahead log in place (a log deleted under a live
+/// connection takes the producer's later writes, its lease renewals
+/// among them, out of every other process's sight, and corrupts the
+/// journal when they are copied back).
+#[test]
+fn another_process_closing_the_journal_leaves_a_running_producers_log_in_place() {
+    let (ws, _) = paid_order("soft", 20_000);
+    let mut producer = spawn(&ws, "op", &produce_args(&[]), &[]);
+    let started = Instant::now();
+    while !ws.path("journal.sqlite-wal").exists() || started.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for _ in 0..3 {
+        let status = run(&ws, "op", &["order", "status", "--order", "1"], &[]);
+        assert_eq!(status.code, 0, "{}", status.stderr);
+    }
+    let deleted: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", producer.id()))
+        .map(|fds| {
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .map(|target| target.display().to_string())
+                .filter(|target| target.contains("journal.sqlite") && target.ends_with("(deleted)"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = producer.kill();
+    let _ = producer.wait();
+    assert!(
+        deleted.is_empty(),
+        "the producer's journal files were deleted under it: {deleted:?}"
+    );
+}

@@ -121,18 +121,29 @@ fn companion(path: &Path, suffix: &str) -> PathBuf {
 /// Makes the journal and its companions private (mode 0600), creating the
 /// journal with that mode when it does not exist yet, whatever the umask:
 /// SQLite gives the `-wal` and `-shm` files the mode of the database.
+///
+/// An existing journal is never opened here, only changed by path
+/// (chmod): closing any descriptor of a file drops every POSIX lock the
+/// process holds on it, SQLite's own included, and a journal whose locks
+/// were dropped looks unused to other processes, which would then
+/// checkpoint and delete the write-ahead log under it.
 fn make_private(path: &Path) -> Result<(), JournalError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let failed = |file: &Path, e: std::io::Error| JournalError::Settings {
         path: file.display().to_string(),
         reason: format!("cannot make the journal private (mode 0600): {e}"),
     };
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
         .mode(JOURNAL_MODE)
         .open(path)
-        .map_err(|e| failed(path, e))?;
+    {
+        // A new, empty file: no connection of this process can have it open.
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(failed(path, e)),
+    }
     for file in [
         path.to_path_buf(),
         companion(path, "-wal"),
@@ -148,6 +159,7 @@ fn make_private(path: &Path) -> Result<(), JournalError> {
     }
     Ok(())
 }
+
 /// One producer per order: the holder of each order's producer lease (see
 /// [`super::lease`]). Kept apart from [`SCHEMA`]; created right after it.
 const LEASE_SCHEMA: &str = r#"
