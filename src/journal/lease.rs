@@ -28,6 +28,10 @@ pub struct LeaseHolder {
     pub boot_id: String,
     /// The process id.
     pub pid: u32,
+    /// When the process started, in clock ticks since boot (field 22 of
+    /// `/proc/PID/stat`); 0 when unknown. With the host, the boot id and the
+    /// pid it names one process: a reused pid has another start time.
+    pub start_time: u64,
     /// The operator running it.
     pub operator: String,
 }
@@ -74,6 +78,7 @@ impl LeaseHolder {
                 .map(|s| s.trim().to_owned())
                 .unwrap_or_default(),
             pid: std::process::id(),
+            start_time: process_start_time(std::process::id()).unwrap_or(0),
             operator: operator.to_owned(),
         }
     }
@@ -92,18 +97,36 @@ impl LeaseHolder {
             return false;
         };
         // Signal 0 checks existence only. EPERM means it exists (another user's).
-        matches!(
+        if matches!(
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
             Err(nix::errno::Errno::ESRCH)
-        )
+        ) {
+            return true;
+        }
+        // A process with that pid that started at another time reused it.
+        self.start_time != 0
+            && process_start_time(self.pid).is_some_and(|started| started != self.start_time)
+    }
+
+    /// Whether this holder ran on the same host in the same boot as `here`,
+    /// so that its process can be asked after.
+    fn is_local_to(&self, here: &LeaseHolder) -> bool {
+        self.host == here.host && !self.boot_id.is_empty() && self.boot_id == here.boot_id
     }
 }
 
 impl Lease {
-    /// Whether its holder may still be working, as seen from `here`: not
-    /// known to be gone, and renewed within its time.
+    /// Whether its holder may still be working, as seen from `here`. On the
+    /// same host and boot, as long as its process lives, renewed or not: a
+    /// producer stopped with Ctrl-Z, or waiting at a PIN prompt, still holds
+    /// signed work in its memory and must not be taken over. A holder on
+    /// another host cannot be asked after: its lease must have been renewed
+    /// within its time.
     pub fn is_live_as_seen_from(&self, here: &LeaseHolder) -> bool {
-        !self.holder.is_gone_as_seen_from(here) && self.expires_at_ms >= now_ms()
+        if self.holder.is_local_to(here) {
+            return !self.holder.is_gone_as_seen_from(here);
+        }
+        self.expires_at_ms >= now_ms()
     }
 }
 
@@ -115,6 +138,16 @@ impl fmt::Display for LeaseHolder {
             self.operator, self.host, self.pid
         )
     }
+}
+
+/// When process `pid` started, in clock ticks since boot: field 22 of
+/// `/proc/PID/stat`, counted after the command name in parentheses (which
+/// may itself hold spaces and parentheses).
+fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // Fields 3 onwards: state is field 3, so starttime (22) is the 20th.
+    after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// The time now, Unix milliseconds.
@@ -150,5 +183,38 @@ mod tests {
             ..here.clone()
         };
         assert!(!elsewhere.is_gone_as_seen_from(&here));
+    }
+
+    /// A pid that another process reused does not pass for the holder: the
+    /// holder's recorded start time differs from the process's.
+    #[test]
+    fn a_reused_pid_is_not_the_holder() {
+        let here = LeaseHolder::this_process("op");
+        assert_ne!(here.start_time, 0, "this process's start time is read");
+        let reused = LeaseHolder {
+            start_time: here.start_time + 1,
+            ..here.clone()
+        };
+        assert!(reused.is_gone_as_seen_from(&here));
+    }
+
+    /// On this host a live holder keeps its lease however long it went
+    /// unrenewed (stopped with Ctrl-Z, or at a PIN prompt); a holder on
+    /// another host keeps it only until it expires.
+    #[test]
+    fn a_live_local_holder_keeps_an_expired_lease_and_a_remote_one_does_not() {
+        let here = LeaseHolder::this_process("op");
+        let expired = |holder: LeaseHolder| Lease {
+            holder,
+            acquired_at: String::new(),
+            renewed_at: String::new(),
+            expires_at_ms: now_ms() - 3_600_000,
+        };
+        assert!(expired(here.clone()).is_live_as_seen_from(&here));
+        let remote = LeaseHolder {
+            host: "station-2".into(),
+            ..here.clone()
+        };
+        assert!(!expired(remote).is_live_as_seen_from(&here));
     }
 }

@@ -633,6 +633,12 @@ pub trait Journal: Send {
     /// Gives `holder`'s lease back (nothing when another holder has it).
     fn release_lease(&mut self, order: OrderId, holder: &LeaseHolder) -> Result<(), JournalError>;
 
+    /// Refuses ([`JournalError::LeaseLost`]) when this connection took
+    /// `order`'s lease and another holder has it now. A producer asks just
+    /// before the CA signs a chunk and before it writes a chunk's files, so
+    /// that a producer judged dead signs and writes nothing more.
+    fn confirm_lease(&self, order: OrderId) -> Result<(), JournalError>;
+
     /// The order's lease, if anyone holds one.
     fn lease(&self, order: OrderId) -> Result<Option<Lease>, JournalError>;
 

@@ -168,6 +168,7 @@ CREATE TABLE IF NOT EXISTS producer_leases (
     holder_id     TEXT NOT NULL,
     host          TEXT NOT NULL,
     boot_id       TEXT NOT NULL,
+    start_time    INTEGER NOT NULL DEFAULT 0,
     pid           INTEGER NOT NULL,
     operator      TEXT NOT NULL,
     acquired_at   TEXT NOT NULL,
@@ -278,6 +279,7 @@ fn lease_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lease> {
             host: row.get("host")?,
             boot_id: row.get("boot_id")?,
             pid: row.get("pid")?,
+            start_time: u64::try_from(row.get::<_, i64>("start_time")?).unwrap_or(0),
             operator: row.get("operator")?,
         },
         acquired_at: row.get("acquired_at")?,
@@ -483,7 +485,7 @@ impl SqliteJournal {
     fn check_lease(
         leases: &HashMap<OrderId, String>,
         path: &Path,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         order: OrderId,
     ) -> Result<(), JournalError> {
         let Some(mine) = leases.get(&order) else {
@@ -1401,10 +1403,10 @@ impl Journal for SqliteJournal {
         };
         let now = now_rfc3339();
         tx.execute(
-            "INSERT INTO producer_leases (order_id, holder_id, host, boot_id, pid, operator, acquired_at, renewed_at, expires_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)
+            "INSERT INTO producer_leases (order_id, holder_id, host, boot_id, pid, operator, acquired_at, renewed_at, expires_at_ms, start_time)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)
              ON CONFLICT(order_id) DO UPDATE SET holder_id = ?2, host = ?3, boot_id = ?4, pid = ?5,
-                 operator = ?6, acquired_at = ?7, renewed_at = ?7, expires_at_ms = ?8",
+                 operator = ?6, acquired_at = ?7, renewed_at = ?7, expires_at_ms = ?8, start_time = ?9",
             params![
                 order.0,
                 holder.holder_id,
@@ -1413,7 +1415,8 @@ impl Journal for SqliteJournal {
                 holder.pid,
                 holder.operator,
                 now,
-                expiry(ttl)
+                expiry(ttl),
+                i64::try_from(holder.start_time).unwrap_or(0)
             ],
         )
         .map_err(db)?;
@@ -1458,6 +1461,10 @@ impl Journal for SqliteJournal {
             )
             .map_err(db)?;
         Ok(())
+    }
+
+    fn confirm_lease(&self, order: OrderId) -> Result<(), JournalError> {
+        Self::check_lease(&self.leases, &self.path, &self.conn, order)
     }
 
     fn lease(&self, order: OrderId) -> Result<Option<Lease>, JournalError> {
@@ -1845,6 +1852,7 @@ mod tests {
             host: host.into(),
             boot_id: "boot".into(),
             pid: 1,
+            start_time: 0,
             operator: name.into(),
         }
     }

@@ -319,31 +319,37 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Prod
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
-/// Writes `bytes` to `path` (created or truncated), leaving durability to a
-/// later sync.
-fn write_unsynced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ProduceError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
+/// Opens `path` to write it whole: created with `mode`, or truncated and
+/// given `mode` if it exists (a file left with a wider mode does not keep
+/// it). A symbolic link planted at `path` is refused (`O_NOFOLLOW`), never
+/// followed out of the delivery folder.
+fn open_to_write(path: &Path, mode: u32) -> Result<std::fs::File, ProduceError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(mode)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
-        .and_then(|mut file| file.write_all(bytes))
+        .map_err(io(path))?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io(path))?;
+    Ok(file)
+}
+
+/// Writes `bytes` to `path` (created or truncated), leaving durability to a
+/// later sync.
+fn write_unsynced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ProduceError> {
+    open_to_write(path, mode)?
+        .write_all(bytes)
         .map_err(io(path))
 }
 
 /// Writes `bytes` to `path` (created or truncated) and fsyncs it. Its name
 /// in the folder is durable only after [`sync_folder`].
 fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ProduceError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .map_err(io(path))?;
+    let mut file = open_to_write(path, mode)?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(io(path))
@@ -1007,6 +1013,9 @@ impl Production<'_> {
         let Some(first) = devices.first() else {
             return Ok(Vec::new());
         };
+        // Still this producer's order: one taken over while this one was
+        // stopped between its intents and here gets no signatures from it.
+        lock(journal).confirm_lease(self.order)?;
         // The key signed none of them: the chunk stops at its first device.
         let signed = self
             .ca
@@ -1199,6 +1208,9 @@ impl Production<'_> {
         journal: &Mutex<dyn Journal>,
         signed: &[SignedDevice],
     ) -> Result<(), ProduceError> {
+        // Still this producer's order: files of one taken over meanwhile
+        // are the new holder's, and are not written over.
+        lock(journal).confirm_lease(self.order)?;
         let folder = delivery_folder(&self.out, self.order);
         let p12_dir = folder.join("p12");
         for device in signed {
