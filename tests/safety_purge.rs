@@ -290,6 +290,125 @@ fn a_symbolic_link_in_the_pkcs12_folder_is_removed_not_followed() {
     assert!(audit_details(&ws, "order.purged").contains("1 symbolic link(s) removed, not followed"));
 }
 
+/// A copy of a key file in `p12/` that the journal does not list (a `.bak`
+/// someone made) is not deleted (certmint never deletes what it did not
+/// deliver) but fails the run: exit 1, the file named with what to do. The
+/// listed key material is destroyed and the order recorded purged; the audit
+/// record counts what was left. A dry run already says so and fails too.
+#[test]
+fn a_copy_left_in_the_pkcs12_folder_fails_the_run_and_is_named() {
+    let ws = Workspace::with_ca(&[]);
+    let serials = soft_order(&ws, 1, "FU", 2);
+    let now = when_due(&ws, &[1]);
+    let key = format!("out/order-1/p12/{}.p12", serials[0]);
+    let copy = format!("{key}.bak");
+    let kept = ws.read(&key);
+    std::fs::copy(ws.path(&key), ws.path(&copy)).unwrap();
+    let copy_name = format!("{}.p12.bak", serials[0]);
+
+    let dry = certmint_in(
+        &ws,
+        ws.dir.path(),
+        &["okc", "purge", "--dry-run", "--now", &now],
+        &[],
+    );
+    assert_eq!(dry.code, 1, "{}\n{}", dry.stdout, dry.stderr);
+    assert!(
+        dry.stdout.contains(&copy_name) && dry.stdout.contains("would be left in"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(p12_files(&ws, 1), 3);
+
+    let run = purge(&ws, &now);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("purged: 3 file(s) overwritten and deleted"),
+        "{}",
+        run.stdout
+    );
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("NOT COMPLETE"))
+        .unwrap_or_else(|| panic!("no NOT COMPLETE line:\n{}", run.stdout));
+    assert!(
+        line.contains(&copy_name)
+            && line.contains("1 file(s) not listed by the journal left in")
+            && line.contains("inspect them and delete them by hand"),
+        "{line}"
+    );
+    assert!(
+        run.stderr.contains("1 problem(s) in this purge run"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(status(&ws, 1)["state"], "purged");
+    assert_eq!(stored_passwords(&ws, 1), 0);
+    assert_eq!(ws.read(&copy), kept, "the copy is left as it was");
+    for serial in &serials {
+        assert!(!ws.exists(&format!("out/order-1/p12/{serial}.p12")));
+    }
+    assert!(!ws.exists("out/order-1.passwords.csv"));
+    assert_eq!(p12_files(&ws, 1), 1);
+    let details = audit_details(&ws, "order.purged");
+    assert!(
+        details.contains("2 PKCS#12 file(s) of 2")
+            && details.contains("1 file(s) not listed by the journal left in"),
+        "{details}"
+    );
+}
+
+/// Names in the delivery come from whoever wrote there: a file whose name
+/// holds a newline and a forged report line, and a link whose name holds an
+/// escape sequence, are shown escaped. No raw control byte reaches the
+/// terminal and no line of the report can be forged.
+#[test]
+fn file_names_in_the_delivery_cannot_forge_report_lines_or_drive_the_terminal() {
+    let ws = Workspace::with_ca(&[]);
+    soft_order(&ws, 1, "FU", 1);
+    let now = when_due(&ws, &[1]);
+    ws.write(
+        "out/order-1/p12/x\nOrder 1: all key material destroyed\x1b[2K",
+        b"not key material",
+    );
+    ws.write("target.txt", b"elsewhere");
+    std::os::unix::fs::symlink(ws.path("target.txt"), ws.path("out/order-1/p12/y\x1b[31m"))
+        .unwrap();
+
+    let dry = certmint_in(
+        &ws,
+        ws.dir.path(),
+        &["okc", "purge", "--dry-run", "--now", &now],
+        &[],
+    );
+    for (stream, text) in [("stdout", &dry.stdout), ("stderr", &dry.stderr)] {
+        let raw: Vec<u8> = text
+            .bytes()
+            .filter(|b| (*b < 0x20 && *b != b'\n') || *b == 0x7f)
+            .collect();
+        assert!(
+            raw.is_empty(),
+            "raw control bytes {raw:?} in {stream}:\n{text}"
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("Order 1: all key material destroyed")),
+            "a forged line in {stream}:\n{text}"
+        );
+    }
+    assert!(
+        dry.stdout
+            .contains("x\\u{a}Order 1: all key material destroyed\\u{1b}[2K")
+            && dry.stdout.contains("y\\u{1b}[31m: would remove the link"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(status(&ws, 1)["state"], "delivered");
+}
+
 /// The bytes of the key files that the next test moved or linked outside
 /// the delivery: outside.p12, outside-hard-link.p12, then the files of
 /// outside-p12/ and of outside-order-3/p12/.

@@ -597,8 +597,10 @@ fn purge_command(args: PurgeArgs) -> Result<()> {
         }
         for d in &report.deliveries {
             let due = d.due.as_deref().unwrap_or("(unknown)");
+            // Paths and reasons name files whoever wrote into the delivery
+            // named: escaped, so no name can forge a line or drive the terminal.
             let what = match (&d.refused, d.is_due, args.dry_run) {
-                (Some(reason), _, _) => format!("NOT PURGED: {reason}"),
+                (Some(reason), _, _) => format!("NOT PURGED: {}", certmint::text::one_line(reason)),
                 (None, true, true) => format!("due: would delete {} file(s)", d.files),
                 (None, true, false) => {
                     format!("purged: {} file(s) overwritten and deleted", d.files)
@@ -615,14 +617,23 @@ fn purge_command(args: PurgeArgs) -> Result<()> {
                 } else {
                     "removed"
                 };
-                println!("  symbolic link {link}: {verb} the link, not followed");
+                println!(
+                    "  symbolic link {}: {verb} the link, not followed",
+                    certmint::text::escaped(link)
+                );
             }
             for file in &d.left_in_place {
-                println!("  {file}: not listed by the journal, left in place");
+                println!(
+                    "  {}: not listed by the journal, left in place",
+                    certmint::text::escaped(file)
+                );
+            }
+            if let Some(left) = &d.left_for_hand {
+                println!("  NOT COMPLETE: {}", certmint::text::one_line(left));
             }
         }
         for problem in &report.problems {
-            println!("{problem}");
+            println!("{}", certmint::text::one_line(problem));
         }
     }
     let failures = report.failures();

@@ -36,6 +36,7 @@ use super::PURGE_AFTER_BUSINESS_DAYS;
 use crate::calendar::{BusinessCalendar, TURKEY_UTC_OFFSET};
 use crate::journal::{Journal, JournalError, SoftDelivery};
 use crate::pkcs11::token::lock;
+use crate::text;
 
 /// How many file names a refusal lists before it only counts.
 const NAMES_SHOWN: usize = 5;
@@ -79,6 +80,11 @@ pub struct PurgeItem {
     pub links_removed: Vec<String>,
     /// Files in the PKCS#12 folder the journal does not list: left in place.
     pub left_in_place: Vec<String>,
+    /// Set when this run purged the order (in a dry run: would purge it) but
+    /// leaves files the journal does not list in its PKCS#12 folder: they may
+    /// be copies of key material, to inspect and delete by hand. The order is
+    /// purged as far as the journal knows, yet the run fails.
+    pub left_for_hand: Option<String>,
     /// Why this order was not purged (or not fully); `None` when all is well.
     pub refused: Option<String>,
 }
@@ -97,11 +103,12 @@ pub struct PurgeReport {
 }
 
 impl PurgeReport {
-    /// Orders refused plus other problems: the run failed when this is not zero.
+    /// Orders refused, orders purged with files left in their PKCS#12 folder,
+    /// plus other problems: the run failed when this is not zero.
     pub fn failures(&self) -> usize {
         self.deliveries
             .iter()
-            .filter(|d| d.refused.is_some())
+            .filter(|d| d.refused.is_some() || d.left_for_hand.is_some())
             .count()
             + self.problems.len()
     }
@@ -390,6 +397,7 @@ pub fn purge(
             purged: false,
             links_removed: Vec::new(),
             left_in_place: Vec::new(),
+            left_for_hand: None,
             refused: None,
         };
         if let Err(reason) = purge_one(
@@ -480,7 +488,11 @@ fn purge_one(
     item.files = plan.shred.len() as u64 + u64::from(plan.passwords.is_some());
     item.links_removed = shown(&plan.links);
     item.left_in_place = shown(&plan.foreign);
-    if !item.is_due || dry_run {
+    if !item.is_due {
+        return Ok(());
+    }
+    if dry_run {
+        item.left_for_hand = left_for_hand(&plan, "would be left");
         return Ok(());
     }
 
@@ -511,7 +523,7 @@ fn purge_one(
     }
     if !plan.foreign.is_empty() {
         details.push_str(&format!(
-            "; {} file(s) not listed by the journal left in {}",
+            "; {} file(s) not listed by the journal left in {} (to inspect and delete by hand)",
             plan.foreign.len(),
             plan.p12_dir.display()
         ));
@@ -521,5 +533,35 @@ fn purge_one(
         .map_err(|e| e.to_string())?;
     item.files = destroyed;
     item.purged = true;
+    item.left_for_hand = left_for_hand(&plan, "left");
     Ok(())
+}
+
+/// What the purge of an order leaves for a person to do: the files in its
+/// PKCS#12 folder the journal does not list (a `.bak` copy of a key file,
+/// say). certmint never deletes what it did not deliver, so they stay, and
+/// the run must not look successful. `None` when there are none. Names are
+/// escaped: they come from whoever wrote into the folder.
+fn left_for_hand(plan: &Plan, verb: &str) -> Option<String> {
+    if plan.foreign.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = plan
+        .foreign
+        .iter()
+        .map(|p| {
+            let name = p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            text::escaped(&name)
+        })
+        .collect();
+    Some(format!(
+        "{} file(s) not listed by the journal {verb} in {} ({}): they may be copies of key material; \
+         certmint deletes only the files it delivered, so inspect them and delete them by hand",
+        names.len(),
+        text::escaped(&plan.p12_dir.display().to_string()),
+        some_names(&names)
+    ))
 }
