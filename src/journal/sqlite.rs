@@ -257,18 +257,29 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// Whether SQLite answered that another connection holds the lock.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
 /// Maps a database error to a journal error naming the file; a journal
 /// that stayed locked past the bounded wait is reported as busy, in words.
 fn database_error(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError + Copy + '_ {
-    move |e| match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => JournalError::Busy {
-            path: path.display().to_string(),
-            waited_secs: BUSY_WAIT.as_secs(),
-        },
-        _ => JournalError::Database {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        },
+    move |e| {
+        if is_busy(&e) {
+            JournalError::Busy {
+                path: path.display().to_string(),
+                waited_secs: BUSY_WAIT.as_secs(),
+            }
+        } else {
+            JournalError::Database {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }
+        }
     }
 }
 
@@ -379,11 +390,20 @@ impl SqliteJournal {
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         let db = database_error(path);
         make_private(path)?;
-        let conn = Connection::open(path).map_err(db)?;
+        let mut conn = Connection::open(path).map_err(db)?;
         conn.busy_timeout(BUSY_WAIT).map_err(db)?;
-        let journal_mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(db)?;
+        // Switching a new journal to WAL needs it to itself, and SQLite
+        // answers "busy" at once, without its busy wait, while another
+        // process is creating the same journal: try again, within the wait.
+        let started = std::time::Instant::now();
+        let journal_mode: String = loop {
+            match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+                Err(e) if is_busy(&e) && started.elapsed() < BUSY_WAIT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => break other.map_err(db)?,
+            }
+        };
         conn.execute_batch(
             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
         )
@@ -411,9 +431,14 @@ impl SqliteJournal {
         if foreign_keys != 1 {
             return Err(settings("foreign keys cannot be enforced".into()));
         }
-        conn.execute_batch(SCHEMA).map_err(db)?;
-        conn.execute_batch(DELIVERY_FILES_SCHEMA).map_err(db)?;
-        conn.execute_batch(LEASE_SCHEMA).map_err(db)?;
+        // One write transaction taken at its start, so that a process
+        // creating the same journal is waited for (a statement that reads
+        // the schema and then writes would get "busy" at once instead).
+        let tx = conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        tx.execute_batch(SCHEMA).map_err(db)?;
+        tx.execute_batch(DELIVERY_FILES_SCHEMA).map_err(db)?;
+        tx.execute_batch(LEASE_SCHEMA).map_err(db)?;
+        tx.commit().map_err(db)?;
         // The -wal and -shm files exist now; an older journal's may have been
         // created readable by others.
         make_private(path)?;
