@@ -778,7 +778,9 @@ fn a_ca_key_in_an_hsm_signs_a_batch_in_one_session_process_per_worker() {
 #[test]
 fn a_session_process_killed_mid_batch_stops_the_run_resumably() {
     let ws = Workspace::new();
-    let devices = 3000;
+    // Enough devices that signing lasts well beyond the first certificate
+    // on a fast machine (3,000 can all be signed before a kill lands).
+    let devices = 10_000;
     let (_hsm, conf) = order_for_a_ca_in_an_hsm(&ws, devices);
     let env = [("SOFTHSM2_CONF", conf.as_str())];
     let child = spawn_produce(&ws, &[], &env);
