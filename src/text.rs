@@ -51,19 +51,7 @@ pub fn quoted(value: &str) -> String {
 /// that names a path): control and bidirectional formatting characters
 /// escaped, cut after four times [`SHOWN_CHARS`] characters.
 pub fn escaped(value: &str) -> String {
-    let mut out = String::new();
-    for (shown, c) in value.chars().enumerate() {
-        if shown == SHOWN_CHARS * 4 {
-            out.push_str(&format!("… ({} characters)", value.chars().count()));
-            break;
-        }
-        if is_forbidden(c) {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    escape_where(value, is_forbidden, Some(SHOWN_CHARS * 4))
 }
 
 /// A value shown on one line of a report (a name or extension read from a
@@ -71,16 +59,7 @@ pub fn escaped(value: &str) -> String {
 /// included, and every bidirectional formatting character escaped as
 /// `\u{…}`; nothing cut, so the value can still be read in full.
 pub fn one_line(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| {
-            if is_forbidden(c) {
-                format!("\\u{{{:x}}}", u32::from(c))
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    escape_where(value, is_forbidden, None)
 }
 
 /// A whole message made safe for a terminal: every control character but
@@ -88,19 +67,35 @@ pub fn one_line(value: &str) -> String {
 /// `\u{…}`; nothing cut. The last guard before an error reaches stderr,
 /// for values no error type quoted.
 pub fn terminal_safe(message: &str) -> String {
-    if !message.chars().any(|c| c != '\n' && is_forbidden(c)) {
-        return message.to_owned();
+    escape_where(message, |c| c != '\n' && is_forbidden(c), None)
+}
+
+/// Names for a message: the `shown` ones, then "and N more" when there
+/// are `total` in all.
+pub fn some_of(shown: &[String], total: usize) -> String {
+    let mut text = shown.join(", ");
+    if total > shown.len() {
+        text.push_str(&format!(" and {} more", total - shown.len()));
     }
-    message
-        .chars()
-        .map(|c| {
-            if c != '\n' && is_forbidden(c) {
-                format!("\\u{{{:x}}}", u32::from(c))
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    text
+}
+
+/// `value` with every character `escape` picks written as `\u{…}`, cut
+/// after `limit` characters (with `…` and the full length).
+fn escape_where(value: &str, escape: impl Fn(char) -> bool, limit: Option<usize>) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (shown, c) in value.chars().enumerate() {
+        if limit == Some(shown) {
+            out.push_str(&format!("… ({} characters)", value.chars().count()));
+            break;
+        }
+        if escape(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

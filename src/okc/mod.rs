@@ -1416,10 +1416,7 @@ impl Production<'_> {
         if missing == 0 {
             return Ok(());
         }
-        let mut names = shown.join(", ");
-        if missing > 10 {
-            names.push_str(&format!(" and {} more", missing - 10));
-        }
+        let names = crate::text::some_of(&shown, missing);
         Err(ProduceError::Order {
             order: self.order,
             reason: format!(

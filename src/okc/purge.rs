@@ -130,16 +130,7 @@ struct Plan {
 
 /// `names` as "a, b, c and N more".
 fn some_names(names: &[String]) -> String {
-    let mut text = names
-        .iter()
-        .take(NAMES_SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if names.len() > NAMES_SHOWN {
-        text.push_str(&format!(" and {} more", names.len() - NAMES_SHOWN));
-    }
-    text
+    crate::text::some_of(&names[..names.len().min(NAMES_SHOWN)], names.len())
 }
 
 /// The recorded folder as an absolute path. A relative one (journals written
