@@ -320,6 +320,7 @@ fn prove(
         object: Some(temporary.to_owned()),
         id: Some(pair.id.clone()),
         pin_source: None,
+        token_match: Default::default(),
     };
     let signer = Pkcs11Signer::on_token(token.clone(), key_uri)?;
     let mut challenge = [0u8; 32];

@@ -22,7 +22,7 @@ use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::{Limit, Slot, TokenInfo};
 
 use super::pin::{Pin, PinError, PinSource};
-use super::uri::Pkcs11Uri;
+use super::uri::{Pkcs11Uri, TokenMatch};
 use super::{ckr_name, recovery, Pkcs11Error, Recovery};
 
 /// Locks a mutex; a panic in another worker does not make the data unusable
@@ -84,18 +84,21 @@ impl FoundToken {
 pub fn find_token(uri: &Pkcs11Uri) -> Result<FoundToken, Pkcs11Error> {
     let ctx = module(&uri.module_path)?;
     let call = |e: CkError| Pkcs11Error::call("(module)", &e);
+    let wanted_module = module_matches(&ctx, &uri.token_match).map_err(call)?;
     let mut present = Vec::new();
     let mut matches = Vec::new();
     for slot in ctx.get_slots_with_token().map_err(call)? {
         let info = ctx.get_token_info(slot).map_err(call)?;
         let label = info.label().trim().to_owned();
         let serial = info.serial_number().trim().to_owned();
-        let wanted = uri.token.as_ref().is_none_or(|t| *t == label)
-            && uri.serial.as_ref().is_none_or(|s| *s == serial);
+        let wanted = wanted_module
+            && uri.token.as_ref().is_none_or(|t| *t == label)
+            && uri.serial.as_ref().is_none_or(|s| *s == serial)
+            && token_matches(&ctx, slot, &info, &uri.token_match).map_err(call)?;
         if !info.token_initialized() {
             continue;
         }
-        present.push(label);
+        present.push(format!("{label} (slot-id={})", slot.id()));
         if wanted {
             matches.push(FoundToken {
                 ctx: ctx.clone(),
@@ -119,6 +122,58 @@ pub fn find_token(uri: &Pkcs11Uri) -> Result<FoundToken, Pkcs11Error> {
             count,
         }),
     }
+}
+
+/// Whether the module is the one the URI's `library-*` attributes name
+/// (all of them when given; RFC 7512 compares the padded fields trimmed).
+fn module_matches(ctx: &Pkcs11, wanted: &TokenMatch) -> Result<bool, CkError> {
+    if wanted.library_manufacturer.is_none()
+        && wanted.library_description.is_none()
+        && wanted.library_version.is_none()
+    {
+        return Ok(true);
+    }
+    let info = ctx.get_library_info()?;
+    let version = info.library_version();
+    Ok(same(&wanted.library_manufacturer, info.manufacturer_id())
+        && same(&wanted.library_description, info.library_description())
+        && wanted.library_version.as_ref().is_none_or(|v| {
+            // `major` alone matches any minor version (RFC 7512 §2.3).
+            match v.split_once('.') {
+                Some((major, minor)) => {
+                    major.parse() == Ok(version.major()) && minor.parse() == Ok(version.minor())
+                }
+                None => v.parse() == Ok(version.major()),
+            }
+        }))
+}
+
+/// Whether the token in `slot` has every token and slot attribute the URI
+/// gives beyond its label and serial.
+fn token_matches(
+    ctx: &Pkcs11,
+    slot: Slot,
+    info: &TokenInfo,
+    wanted: &TokenMatch,
+) -> Result<bool, CkError> {
+    if !(same(&wanted.manufacturer, info.manufacturer_id())
+        && same(&wanted.model, info.model())
+        && wanted.slot_id.is_none_or(|id| id == slot.id()))
+    {
+        return Ok(false);
+    }
+    if wanted.slot_description.is_none() && wanted.slot_manufacturer.is_none() {
+        return Ok(true);
+    }
+    let slot_info = ctx.get_slot_info(slot)?;
+    Ok(same(&wanted.slot_description, slot_info.slot_description())
+        && same(&wanted.slot_manufacturer, slot_info.manufacturer_id()))
+}
+
+/// An attribute the URI gives equals the token's (blank-padded) field; one
+/// it does not give matches anything.
+fn same(wanted: &Option<String>, actual: &str) -> bool {
+    wanted.as_ref().is_none_or(|w| w == actual.trim())
 }
 
 enum Registered {

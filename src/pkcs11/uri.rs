@@ -44,6 +44,61 @@ pub enum UriError {
     /// An object type other than private.
     #[error("pkcs11 URI: type={} cannot sign; use type=private or leave it out", crate::text::quoted(.0))]
     BadType(String),
+    /// A `slot-id` that is not a decimal number.
+    #[error("pkcs11 URI: slot-id {} must be a decimal number", crate::text::quoted(.0))]
+    BadSlotId(String),
+    /// Both `module-path` and `module-name`.
+    #[error("pkcs11 URI: give module-path or module-name, not both")]
+    TwoModules,
+    /// A `module-name` that no p11-kit registration names.
+    #[error(transparent)]
+    Module(#[from] super::registry::RegistryError),
+}
+
+/// What a URI says about the token beyond its label and serial, and about
+/// its slot and module: every one given must match (RFC 7512 §2.3), so that
+/// `slot-id=1` can never pick a token in another slot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenMatch {
+    /// CK_TOKEN_INFO manufacturerID.
+    pub manufacturer: Option<String>,
+    /// CK_TOKEN_INFO model.
+    pub model: Option<String>,
+    /// The slot's CK_SLOT_ID.
+    pub slot_id: Option<u64>,
+    /// CK_SLOT_INFO slotDescription.
+    pub slot_description: Option<String>,
+    /// CK_SLOT_INFO manufacturerID.
+    pub slot_manufacturer: Option<String>,
+    /// CK_INFO manufacturerID of the module.
+    pub library_manufacturer: Option<String>,
+    /// CK_INFO libraryDescription of the module.
+    pub library_description: Option<String>,
+    /// CK_INFO libraryVersion of the module, `major[.minor]`.
+    pub library_version: Option<String>,
+}
+
+impl TokenMatch {
+    /// The attributes given, as URI path attributes, in RFC 7512's order.
+    fn attributes(&self) -> Vec<(&'static str, String)> {
+        let mut given = Vec::new();
+        let mut add = |name, value: &Option<String>| {
+            if let Some(v) = value {
+                given.push((name, v.clone()));
+            }
+        };
+        add("library-description", &self.library_description);
+        add("library-manufacturer", &self.library_manufacturer);
+        add("library-version", &self.library_version);
+        add("manufacturer", &self.manufacturer);
+        add("model", &self.model);
+        add("slot-description", &self.slot_description);
+        add("slot-manufacturer", &self.slot_manufacturer);
+        if let Some(id) = self.slot_id {
+            given.push(("slot-id", id.to_string()));
+        }
+        given
+    }
 }
 
 /// A parsed `pkcs11:` URI.
@@ -61,6 +116,9 @@ pub struct Pkcs11Uri {
     pub id: Option<Vec<u8>>,
     /// Where the user PIN is read from, when the URI says.
     pub pin_source: Option<PathBuf>,
+    /// The token's other attributes, its slot's and its module's (boxed:
+    /// rarely given, and a URI is carried inside key references).
+    pub token_match: Box<TokenMatch>,
 }
 
 impl fmt::Debug for Pkcs11Uri {
@@ -72,7 +130,12 @@ impl fmt::Debug for Pkcs11Uri {
 impl fmt::Display for Pkcs11Uri {
     /// The URI without its query, for messages (it never holds a PIN anyway).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts = Vec::new();
+        let mut parts: Vec<String> = self
+            .token_match
+            .attributes()
+            .into_iter()
+            .map(|(name, value)| format!("{name}={}", escape(value.as_bytes())))
+            .collect();
         if let Some(t) = &self.token {
             parts.push(format!("token={}", escape(t.as_bytes())));
         }
@@ -158,8 +221,10 @@ impl Pkcs11Uri {
             object: None,
             id: None,
             pin_source: None,
+            token_match: Box::default(),
         };
         let mut module_given = false;
+        let mut module_name = None;
         let mut seen = std::collections::BTreeSet::new();
         let attributes = path
             .split(';')
@@ -182,22 +247,37 @@ impl Pkcs11Uri {
                         return Err(UriError::BadType(value.to_owned()));
                     }
                 }
-                // Informational path attributes: accepted, not used for matching.
-                (
-                    "manufacturer"
-                    | "model"
-                    | "library-manufacturer"
-                    | "library-description"
-                    | "library-version"
-                    | "slot-id"
-                    | "slot-description"
-                    | "slot-manufacturer",
-                    false,
-                ) => {}
+                ("manufacturer", false) => parsed.token_match.manufacturer = Some(text(value)?),
+                ("model", false) => parsed.token_match.model = Some(text(value)?),
+                ("slot-description", false) => {
+                    parsed.token_match.slot_description = Some(text(value)?)
+                }
+                ("slot-manufacturer", false) => {
+                    parsed.token_match.slot_manufacturer = Some(text(value)?)
+                }
+                ("library-manufacturer", false) => {
+                    parsed.token_match.library_manufacturer = Some(text(value)?)
+                }
+                ("library-description", false) => {
+                    parsed.token_match.library_description = Some(text(value)?)
+                }
+                ("library-version", false) => {
+                    parsed.token_match.library_version = Some(text(value)?)
+                }
+                ("slot-id", false) => {
+                    let id = text(value)?;
+                    parsed.token_match.slot_id = Some(
+                        id.parse::<u64>()
+                            .ok()
+                            .filter(|_| id.bytes().all(|b| b.is_ascii_digit()))
+                            .ok_or(UriError::BadSlotId(id))?,
+                    );
+                }
                 ("module-path", true) => {
                     parsed.module_path = PathBuf::from(text(value)?);
                     module_given = true;
                 }
+                ("module-name", true) => module_name = Some(text(value)?),
                 ("pin-source", true) => {
                     let source = text(value)?;
                     let path = source
@@ -213,6 +293,14 @@ impl Pkcs11Uri {
                 ("pin-value", true) => return Err(UriError::PinInUri),
                 _ => return Err(UriError::UnknownAttribute(name.to_owned())),
             }
+        }
+        match (module_given, module_name) {
+            (true, Some(_)) => return Err(UriError::TwoModules),
+            (false, Some(name)) => {
+                parsed.module_path = super::registry::Registry::system().module_path(&name)?;
+                module_given = true;
+            }
+            _ => {}
         }
         if !module_given {
             if let Ok(module) = std::env::var("CERTMINT_PKCS11_MODULE") {
@@ -298,6 +386,55 @@ mod tests {
         assert_eq!(
             Pkcs11Uri::parse("pkcs11:token=a").unwrap().require_object(),
             Err(UriError::NoObject)
+        );
+    }
+
+    /// Every token, slot and module attribute is kept (to be matched, never
+    /// ignored), and survives the trip through text that a session process
+    /// makes.
+    #[test]
+    fn token_slot_and_module_attributes_are_kept_and_round_trip() {
+        let uri = Pkcs11Uri::parse(
+            "pkcs11:token=ca;manufacturer=SoftHSM%20project;model=SoftHSM%20v2;slot-id=7;\
+             slot-description=S;slot-manufacturer=M;library-manufacturer=L;\
+             library-description=D;library-version=2.6;object=k",
+        )
+        .unwrap();
+        let wanted = TokenMatch {
+            manufacturer: Some("SoftHSM project".into()),
+            model: Some("SoftHSM v2".into()),
+            slot_id: Some(7),
+            slot_description: Some("S".into()),
+            slot_manufacturer: Some("M".into()),
+            library_manufacturer: Some("L".into()),
+            library_description: Some("D".into()),
+            library_version: Some("2.6".into()),
+        };
+        assert_eq!(*uri.token_match, wanted);
+        let again = Pkcs11Uri::parse(&uri.to_string()).unwrap();
+        assert_eq!(*again.token_match, wanted);
+        assert_eq!(again.token, uri.token);
+        assert_eq!(again.object, uri.object);
+    }
+
+    #[test]
+    fn slot_id_is_a_decimal_number() {
+        for bad in ["x", "-1", "+1", "0x10", "", "99999999999999999999999"] {
+            assert!(
+                matches!(
+                    Pkcs11Uri::parse(&format!("pkcs11:token=a;slot-id={bad}")),
+                    Err(UriError::BadSlotId(_))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn module_path_and_module_name_together_are_refused() {
+        assert_eq!(
+            Pkcs11Uri::parse("pkcs11:token=a?module-path=/x.so&module-name=softhsm2"),
+            Err(UriError::TwoModules)
         );
     }
 

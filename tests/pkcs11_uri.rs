@@ -1,0 +1,173 @@
+//! RFC 7512 URIs against a real SoftHSM2: every token, slot and module
+//! attribute a URI gives is matched, never ignored, and `module-name=` finds
+//! a module through its p11-kit registration.
+
+mod common;
+
+use common::{softhsm_module, Hsm, Run, Workspace};
+use std::process::Command;
+
+/// The slot ids of the tokens labelled `label`, as OpenSC's pkcs11-tool
+/// lists them (an independent reader of the slots).
+fn slots_of(hsm: &Hsm, label: &str) -> Vec<u64> {
+    let out = Command::new("pkcs11-tool")
+        .args(["--module", &softhsm_module(), "--list-token-slots"])
+        .env("SOFTHSM2_CONF", hsm.conf())
+        .output()
+        .expect("run pkcs11-tool (install opensc)");
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut slots = Vec::new();
+    let mut slot = None;
+    for line in listing.lines() {
+        if let Some(rest) = line.strip_prefix("Slot ") {
+            // "Slot 0 (0x3ae906ab): SoftHSM slot ID 0x3ae906ab"
+            slot = rest
+                .split_once("(0x")
+                .and_then(|(_, hex)| hex.split_once(')'))
+                .and_then(|(hex, _)| u64::from_str_radix(hex, 16).ok());
+        } else if line.trim() == format!("token label        : {label}") {
+            slots.extend(slot);
+        }
+    }
+    slots
+}
+
+fn keygen(ws: &Workspace, hsm: &Hsm, uri: &str) -> Run {
+    ws.certmint_env(
+        &["hsm", "keygen", "--key", uri, "--key-type", "p256"],
+        &[("SOFTHSM2_CONF", &hsm.conf())],
+    )
+}
+
+/// The labels of the private keys in `slot`, read by pkcs11-tool.
+fn private_keys_in_slot(hsm: &Hsm, slot: u64) -> String {
+    let out = Command::new("pkcs11-tool")
+        .args([
+            "--module",
+            &softhsm_module(),
+            "--slot",
+            &slot.to_string(),
+            "--login",
+            "--pin",
+            &hsm.pin(),
+            "--list-objects",
+            "--type",
+            "privkey",
+        ])
+        .env("SOFTHSM2_CONF", hsm.conf())
+        .output()
+        .expect("run pkcs11-tool");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn slot_id_picks_the_token_in_that_slot_and_never_another() {
+    let ws = Workspace::new();
+    let hsm = Hsm::new(&ws, &["twin", "twin"], "ALL");
+    let slots = slots_of(&hsm, "twin");
+    assert_eq!(slots.len(), 2, "two tokens labelled twin: {slots:?}");
+    let query = format!(
+        "module-path={}&pin-source=file:{}",
+        softhsm_module(),
+        hsm.pin_file()
+    );
+
+    // The label alone is ambiguous: refused, nothing written.
+    let run = keygen(&ws, &hsm, &format!("pkcs11:token=twin;object=k?{query}"));
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(run.stderr.contains("2 tokens match"), "{}", run.stderr);
+
+    // slot-id names the second one; the key lands there and only there.
+    let uri = format!("pkcs11:token=twin;slot-id={};object=seal?{query}", slots[1]);
+    keygen(&ws, &hsm, &uri).ok();
+    assert!(private_keys_in_slot(&hsm, slots[1]).contains("seal"));
+    assert!(!private_keys_in_slot(&hsm, slots[0]).contains("seal"));
+
+    // A slot-id no token has, or a manufacturer the token does not have,
+    // matches nothing: the other attributes alone never pick a token.
+    for wrong in [
+        format!(
+            "pkcs11:token=twin;slot-id={};object=x?{query}",
+            slots[0] + slots[1]
+        ),
+        format!(
+            "pkcs11:token=twin;slot-id={};manufacturer=Other;object=x?{query}",
+            slots[0]
+        ),
+        format!(
+            "pkcs11:token=twin;slot-id={};model=HSM%209000;object=x?{query}",
+            slots[0]
+        ),
+    ] {
+        let run = keygen(&ws, &hsm, &wrong);
+        assert_ne!(run.code, 0, "{wrong}: {}", run.stdout);
+        assert!(run.stderr.contains("no token matches"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("slot-id={}", slots[0])),
+            "the message lists the tokens present with their slots: {}",
+            run.stderr
+        );
+    }
+
+    // The token's real manufacturer and model match (trimmed of padding).
+    let uri = format!(
+        "pkcs11:token=twin;slot-id={};manufacturer=SoftHSM%20project;model=SoftHSM%20v2;object=other?{query}",
+        slots[0]
+    );
+    keygen(&ws, &hsm, &uri).ok();
+    assert!(private_keys_in_slot(&hsm, slots[0]).contains("other"));
+}
+
+#[test]
+fn module_name_finds_softhsm2_through_its_p11_kit_registration() {
+    let registration = std::path::Path::new("/usr/share/p11-kit/modules/softhsm2.module");
+    assert!(
+        registration.is_file(),
+        "Debian's softhsm2 package registers its module with p11-kit at {}",
+        registration.display()
+    );
+    let ws = Workspace::new();
+    let hsm = Hsm::new(&ws, &["named"], "ALL");
+    let uri = format!(
+        "pkcs11:token=named;object=k?module-name=softhsm2&pin-source=file:{}",
+        hsm.pin_file()
+    );
+    let run = Run::from(
+        Command::new(env!("CARGO_BIN_EXE_certmint"))
+            .args(["hsm", "keygen", "--key", &uri, "--key-type", "p256"])
+            .env("SOFTHSM2_CONF", hsm.conf())
+            // The registration alone must find the module.
+            .env_remove("CERTMINT_PKCS11_MODULE")
+            .current_dir(ws.path("."))
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    assert!(run.stdout.contains("\"k\""), "{}", run.stdout);
+    assert_eq!(
+        hsm.objects("named").len(),
+        2,
+        "the key pair is on the token"
+    );
+
+    let unknown = ws.certmint_env(
+        &[
+            "hsm",
+            "keygen",
+            "--key",
+            "pkcs11:token=named;object=k2?module-name=no-such-vendor",
+            "--key-type",
+            "p256",
+        ],
+        &[("SOFTHSM2_CONF", &hsm.conf())],
+    );
+    assert_ne!(unknown.code, 0);
+    assert!(
+        unknown
+            .stderr
+            .contains("no p11-kit module is registered as")
+            && unknown.stderr.contains("softhsm2"),
+        "the message lists what is registered: {}",
+        unknown.stderr
+    );
+}
