@@ -148,7 +148,7 @@ pub fn pem(data: &[u8]) {
 ///
 /// Checks: a URI that parses is displayed without its query (where a PIN
 /// source lives), and the displayed URI parses to the same token, serial,
-/// object and id.
+/// object, id and token, slot and module attributes.
 pub fn pkcs11_uri(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -162,8 +162,20 @@ pub fn pkcs11_uri(data: &[u8]) {
                 Err(e) => panic!("{shown:?} (from {text:?}) does not parse: {e}"),
             };
             assert_eq!(
-                (&again.token, &again.serial, &again.object, &again.id),
-                (&uri.token, &uri.serial, &uri.object, &uri.id),
+                (
+                    &again.token,
+                    &again.serial,
+                    &again.object,
+                    &again.id,
+                    &again.token_match
+                ),
+                (
+                    &uri.token,
+                    &uri.serial,
+                    &uri.object,
+                    &uri.id,
+                    &uri.token_match
+                ),
                 "{shown:?} (from {text:?}) parses to another URI"
             );
             let path = text.split('?').next().unwrap_or_default();
@@ -171,7 +183,7 @@ pub fn pkcs11_uri(data: &[u8]) {
                 let Some((name, value)) = pair.split_once('=') else {
                     continue;
                 };
-                if ["token", "serial", "object", "id"].contains(&name) {
+                if name != "type" {
                     assert!(
                         well_formed_escapes(value),
                         "{text:?}: a malformed percent escape in {name} was accepted"

@@ -12,13 +12,15 @@
 //! Accepted layouts (the first non-blank, non-comment line decides):
 //! - one serial per line;
 //! - a CSV/TSV whose header row (a line containing `,`, `;` or a tab) names a
-//!   serial column: `serial`, `serial_number`, `serial_no`, `seri_no`,
+//!   serial column (fields read as RFC 4180 does: quoted fields may hold the
+//!   separator and `""`, one row per line): `serial`, `serial_number`, `serial_no`, `seri_no`,
 //!   `sicil_no` or `mali_sicil_no` (case-insensitive, spaces and hyphens read
 //!   as `_`, so `Seri No` and `SERİ-NO` match).
 //!
 //! Line ends may be LF, CRLF or a lone CR; a leading UTF-8 BOM is skipped;
 //! blank lines and `#` comment lines are ignored anywhere.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, BufRead, Cursor, Read};
 use std::iter::FusedIterator;
@@ -145,6 +147,13 @@ pub enum ProblemKind {
         /// The number of fields in this row.
         found: usize,
     },
+    /// A quoted field of a CSV/TSV row does not close on its line.
+    #[error("has a quoted field that does not close on its line")]
+    UnclosedQuote,
+    /// A quoted field of a CSV/TSV row is followed by text before the next
+    /// delimiter, as in `"FU00022547"x`.
+    #[error("has text between a closing quote and the next separator")]
+    TextAfterQuote,
     /// File-level: the header row names no serial column. The reader stops.
     #[error(
         "the header row has no serial column (columns: {}); expected one of {}",
@@ -334,17 +343,16 @@ impl<R: BufRead> SerialListReader<R> {
                 fields,
                 serial_field,
             } => {
-                let mut found = 0;
-                let mut serial = "";
-                let mut all_empty = true;
-                for (i, field) in raw.split(delimiter).enumerate() {
-                    let field = unquote(field);
-                    all_empty &= field.is_empty();
-                    if i == serial_field {
-                        serial = field;
+                let row = match split_fields(raw, delimiter) {
+                    Ok(row) => row,
+                    Err(kind) => {
+                        self.saw_data = true;
+                        return Some(Err(ListProblem::at_line(n, kind, text.as_bytes())));
                     }
-                    found += 1;
-                }
+                };
+                let found = row.len();
+                let all_empty = row.iter().all(|field| field.is_empty());
+                let serial = row.get(serial_field).map_or("", |field| field.as_ref());
                 if all_empty {
                     // A spreadsheet's empty row, e.g. `;;`.
                     return None;
@@ -406,21 +414,27 @@ impl<R: BufRead> SerialListReader<R> {
             return Some(self.serial(field));
         };
         for &delimiter in &delimiters {
-            let serial_field = raw
-                .split(delimiter)
-                .position(|name| is_serial_column_name(unquote(name)));
+            let Ok(names) = split_fields(raw, delimiter) else {
+                continue;
+            };
+            let serial_field = names.iter().position(|name| is_serial_column_name(name));
             if let Some(serial_field) = serial_field {
                 self.layout = Layout::Delimited {
                     delimiter,
-                    fields: raw.split(delimiter).count(),
+                    fields: names.len(),
                     serial_field,
                 };
                 return None;
             }
         }
-        let columns = raw
-            .split(first)
-            .map(|name| excerpt(unquote(name).as_bytes()))
+        let columns = split_fields(raw, first)
+            .unwrap_or_else(|_| {
+                raw.split(first)
+                    .map(|name| Cow::Borrowed(unquote(name)))
+                    .collect()
+            })
+            .iter()
+            .map(|name| excerpt(name.as_bytes()))
             .collect();
         Some(Err(ListProblem::file(
             ProblemKind::NoSerialColumn { columns },
@@ -547,6 +561,64 @@ fn skip_lf_after_cr(input: &mut impl BufRead) -> io::Result<()> {
 
 /// Removes one pair of surrounding double quotes, and whitespace outside and
 /// inside them.
+/// Splits one row of a CSV/TSV list into its fields, as RFC 4180 reads
+/// them: a field that starts with `"` runs to the closing `"` and may hold
+/// the delimiter, and `""` for a quote; any other field runs to the next
+/// delimiter. Blanks around a field, and inside its quotes, are dropped, as
+/// spreadsheets pad columns.
+///
+/// A row is one line: a quoted field that does not close on its line is
+/// refused. No serial list needs a line break inside a field, and one row
+/// per line keeps every line number exact and every row under the line cap,
+/// which is why this is written here rather than read through a CSV crate.
+fn split_fields(raw: &str, delimiter: char) -> Result<Vec<Cow<'_, str>>, ProblemKind> {
+    let is_blank = |c: char| c.is_whitespace() && c != delimiter;
+    let mut fields = Vec::new();
+    let mut rest = raw;
+    loop {
+        let start = rest.trim_start_matches(is_blank);
+        let Some(quoted) = start.strip_prefix('"') else {
+            match rest.split_once(delimiter) {
+                Some((field, after)) => {
+                    fields.push(Cow::Borrowed(field.trim()));
+                    rest = after;
+                    continue;
+                }
+                None => {
+                    fields.push(Cow::Borrowed(rest.trim()));
+                    return Ok(fields);
+                }
+            }
+        };
+        // Inside quotes: `""` is a quote, a lone `"` closes the field.
+        let mut value = String::new();
+        let mut chars = quoted.char_indices();
+        let after_quote = loop {
+            match chars.next() {
+                None => return Err(ProblemKind::UnclosedQuote),
+                Some((i, '"')) => {
+                    if quoted[i + 1..].starts_with('"') {
+                        value.push('"');
+                        chars.next();
+                    } else {
+                        break &quoted[i + 1..];
+                    }
+                }
+                Some((_, c)) => value.push(c),
+            }
+        };
+        fields.push(Cow::Owned(value.trim().to_owned()));
+        let after_quote = after_quote.trim_start_matches(is_blank);
+        if after_quote.is_empty() {
+            return Ok(fields);
+        }
+        match after_quote.strip_prefix(delimiter) {
+            Some(after) => rest = after,
+            None => return Err(ProblemKind::TextAfterQuote),
+        }
+    }
+}
+
 fn unquote(field: &str) -> &str {
     let field = field.trim();
     match field
@@ -716,6 +788,54 @@ mod tests {
             let input = format!("{header}\n{row}\n");
             assert_eq!(read_all(input.as_bytes(), any()), [ok(2, GOOD)], "{header}");
         }
+    }
+
+    /// RFC 4180: a quoted field may hold the separator and `""` for a quote.
+    #[test]
+    fn quoted_csv_fields_may_hold_the_separator_and_escaped_quotes() {
+        let list = b"\"No\",\"Serial\",\"Model\"\n\
+\"1\",\"JI12345671\",\"YK, 100\"\n\
+2,FU00022547,\"the \"\"Y\"\" model, v2\"\n\
+\"3\" , \" AB1234567 \" ,plain\n";
+        assert_eq!(
+            read_all(list, any()),
+            [ok(2, "JI12345671"), ok(3, "FU00022547"), ok(4, "AB1234567")]
+        );
+    }
+
+    #[test]
+    fn the_header_may_be_quoted_and_hold_the_separator() {
+        let list = b"\"Model; name\";\"Seri No\"\n\"YK; 100\";FU00022547\n";
+        assert_eq!(read_all(list, any()), [ok(2, "FU00022547")]);
+    }
+
+    #[test]
+    fn a_quote_that_does_not_close_or_text_after_it_is_a_line_problem() {
+        let list = b"no,serial\n1,\"FU00022547\n2,\"FU00022548\"x\n3,FU00022549\n";
+        let items = read_all(list, any());
+        assert_eq!(problem(&items[0]).line, 2);
+        assert_eq!(problem(&items[0]).kind, ProblemKind::UnclosedQuote);
+        assert_eq!(problem(&items[1]).line, 3);
+        assert_eq!(problem(&items[1]).kind, ProblemKind::TextAfterQuote);
+        assert_eq!(items[2], ok(4, "FU00022549"));
+    }
+
+    #[test]
+    fn split_fields_reads_rfc_4180_rows() {
+        let fields = |raw| {
+            split_fields(raw, ',')
+                .map(|row| row.into_iter().map(Cow::into_owned).collect::<Vec<_>>())
+        };
+        assert_eq!(fields("a,b,c").unwrap(), ["a", "b", "c"]);
+        assert_eq!(fields("\"a,b\",c").unwrap(), ["a,b", "c"]);
+        assert_eq!(fields("\"\"\"\",x").unwrap(), ["\"", "x"]);
+        assert_eq!(fields("a,,\"\"").unwrap(), ["a", "", ""]);
+        assert_eq!(fields("a,").unwrap(), ["a", ""]);
+        assert_eq!(fields("\"a"), Err(ProblemKind::UnclosedQuote));
+        assert_eq!(fields("\"a\"b,c"), Err(ProblemKind::TextAfterQuote));
+        // Tabs are blanks around a field, except as the separator itself.
+        let row = split_fields("\t\"a\"\t\tb", '\t').unwrap();
+        assert_eq!(row, ["", "a", "", "b"]);
     }
 
     #[test]
