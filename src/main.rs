@@ -452,6 +452,7 @@ fn main() -> ExitCode {
         eprintln!("error: {err}");
         return ExitCode::from(1);
     }
+    end_quietly_when_stdout_closes();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ca(CaCommand::Init(args)) => ca_init(args),
@@ -481,6 +482,29 @@ fn main() -> ExitCode {
             ExitCode::from(exit_code(&err))
         }
     }
+}
+
+/// A reader that closes standard output early (`certmint … | head -1`)
+/// ends the program quietly, with the status a shell gives a process ended
+/// by SIGPIPE (141), as `cat` or `grep` would end. Rust ignores SIGPIPE, so
+/// the write fails and `println!` panics; this hook turns that one panic
+/// into the quiet exit. Restoring SIGPIPE's default instead would also kill
+/// the process silently when a PKCS#11 session process or pcscd goes away
+/// under a write, in the middle of a batch.
+fn end_quietly_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 fn now() -> Result<DateTime> {

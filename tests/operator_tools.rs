@@ -46,3 +46,28 @@ fn order_import_reads_quoted_csv_fields_with_separators_inside() {
     assert_eq!(report["accepted"], 2, "{}", accepted.stdout);
     assert_eq!(report["problem_count"], 2, "{}", accepted.stdout);
 }
+
+/// `certmint inspect --json cert.pem | head -1`: the reader closes the pipe
+/// before certmint writes; certmint ends quietly with the status of a
+/// process ended by SIGPIPE (141), as `cat` does, and never panics.
+#[test]
+fn a_closed_standard_output_ends_the_program_quietly() {
+    use std::process::{Command, Stdio};
+    let ws = Workspace::with_ca(&[]);
+    for _ in 0..3 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_certmint"))
+            .args(["inspect", "--json", "ca/issuing.pem"])
+            .current_dir(ws.path("."))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before the child, still starting, writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(out.status.code(), Some(141), "{stderr}");
+        assert!(stderr.is_empty(), "nothing said: {stderr}");
+    }
+}
