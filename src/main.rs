@@ -94,6 +94,38 @@ enum HsmCommand {
     Probe(HsmProbeArgs),
     /// Generate a Mali Mühür key in a customer's token and import its certificate beside it.
     Provision(HsmProvisionArgs),
+    /// List a module's slots and tokens, or one token's objects (reading only).
+    List(HsmListArgs),
+}
+
+#[derive(Args)]
+#[command(after_help = format!("Examples:\n  certmint hsm list --module-name softhsm2\n  \
+certmint hsm list --module-path /usr/lib/vendor/libpkcs11.so --json\n  \
+certmint hsm list --token 'pkcs11:token=musteri?module-path=/usr/lib/vendor/libpkcs11.so'\n  \
+certmint hsm list --token 'pkcs11:token=musteri?pin-source=file:musteri.pin' --login\n\n\
+Without --token: every slot of the module, with its token's label, manufacturer, model and serial\n\
+(the values a URI's token=, manufacturer=, model=, serial= and slot-id= take).\n\
+With --token: the token's objects (class, label, CKA_ID, key type, flags such as sign, sensitive,\n\
+extractable); private objects only with --login.\n{URI_HELP}"))]
+struct HsmListArgs {
+    /// List this token's objects: a pkcs11: URI with token= or serial=.
+    #[arg(long, conflicts_with_all = ["module_path", "module_name"])]
+    token: Option<String>,
+    /// Log in to the token (PIN from pin-source, --pin-env or a prompt) to list private objects too.
+    #[arg(long, requires = "token")]
+    login: bool,
+    /// The PKCS#11 module whose slots to list (default: $CERTMINT_PKCS11_MODULE, else SoftHSM2).
+    #[arg(long)]
+    module_path: Option<PathBuf>,
+    /// The module p11-kit registered under this name (e.g. softhsm2, opensc-pkcs11).
+    #[arg(long, conflicts_with = "module_path")]
+    module_name: Option<String>,
+    /// Environment variable holding the user PIN (with --login, when the URI has no pin-source).
+    #[arg(long, requires = "login")]
+    pin_env: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 const URI_HELP: &str = "\n\
@@ -461,6 +493,7 @@ fn main() -> ExitCode {
         Command::Hsm(HsmCommand::Keygen(args)) => hsm_keygen(args),
         Command::Hsm(HsmCommand::Probe(args)) => hsm_probe(args),
         Command::Hsm(HsmCommand::Provision(args)) => hsm_provision(args),
+        Command::Hsm(HsmCommand::List(args)) => hsm_list(args),
         Command::Order(command) => cli::orders::order(command),
         Command::Okc(command) => cli::orders::okc(command),
         Command::Audit(command) => cli::orders::audit(command),
@@ -707,6 +740,47 @@ fn hsm_keygen(args: HsmKeygenArgs) -> Result<()> {
             token.label(),
             certmint::pem::hex(&pair.id)
         );
+    }
+    Ok(())
+}
+
+fn hsm_list(args: HsmListArgs) -> Result<()> {
+    use certmint::pkcs11::list;
+    let Some(token) = &args.token else {
+        let module_path = match (&args.module_path, &args.module_name) {
+            (Some(path), _) => path.clone(),
+            (None, Some(name)) => {
+                certmint::pkcs11::registry::Registry::system().module_path(name)?
+            }
+            (None, None) => std::env::var_os("CERTMINT_PKCS11_MODULE").map_or_else(
+                || PathBuf::from(certmint::pkcs11::uri::DEFAULT_MODULE),
+                PathBuf::from,
+            ),
+        };
+        let slots = list::slots(&module_path)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&slots)?);
+        } else {
+            println!("Module {}", module_path.display());
+            print!("{}", list::slots_text(&slots));
+        }
+        return Ok(());
+    };
+    let uri = Pkcs11Uri::parse(token)?;
+    let (objects, more) = if args.login {
+        let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
+        list::objects(&*Token::open(&uri, &pins, Some(1))?)?
+    } else {
+        list::public_objects(&uri)?
+    };
+    if args.json {
+        let json = serde_json::json!({ "objects": objects, "more": more, "logged_in": args.login });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print!("{}", list::objects_text(&objects, more));
+        if !args.login {
+            println!("(public objects only: add --login to list private keys)");
+        }
     }
     Ok(())
 }

@@ -171,3 +171,99 @@ fn module_name_finds_softhsm2_through_its_p11_kit_registration() {
         unknown.stderr
     );
 }
+
+/// `hsm list` shows what pkcs11-tool -L and -O show: each slot with its
+/// token's URI values, and a token's objects with their flags — a key
+/// certmint generated is sensitive and was never extractable.
+#[test]
+fn hsm_list_shows_slots_tokens_and_objects_with_their_flags() {
+    let ws = Workspace::new();
+    let hsm = Hsm::new(&ws, &["left", "right"], "ALL");
+    let env = [("SOFTHSM2_CONF", hsm.conf())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let module = softhsm_module();
+
+    let slots = ws
+        .certmint_env(&["hsm", "list", "--module-path", &module, "--json"], &env)
+        .ok();
+    let slots: serde_json::Value = serde_json::from_str(&slots.stdout).unwrap();
+    let listed: Vec<(u64, String)> = slots
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["token"]["initialized"] == true)
+        .map(|s| {
+            (
+                s["slot_id"].as_u64().unwrap(),
+                s["token"]["label"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut expected: Vec<(u64, String)> = ["left", "right"]
+        .iter()
+        .flat_map(|label| {
+            slots_of(&hsm, label)
+                .into_iter()
+                .map(|s| (s, label.to_string()))
+        })
+        .collect();
+    expected.sort();
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort();
+    assert_eq!(
+        listed_sorted, expected,
+        "the same slots as pkcs11-tool sees"
+    );
+
+    keygen(&ws, &hsm, &hsm.uri("right", Some("seal"))).ok();
+    let public = ws
+        .certmint_env(&["hsm", "list", "--token", &hsm.uri("right", None)], &env)
+        .ok();
+    assert!(public.stdout.contains("public-key") && public.stdout.contains("\"seal\""));
+    assert!(
+        !public.stdout.contains("private-key"),
+        "no private objects without logging in: {}",
+        public.stdout
+    );
+
+    let all = ws
+        .certmint_env(
+            &[
+                "hsm",
+                "list",
+                "--token",
+                &hsm.uri("right", None),
+                "--login",
+                "--json",
+            ],
+            &env,
+        )
+        .ok();
+    let all: serde_json::Value = serde_json::from_str(&all.stdout).unwrap();
+    let private = all["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["class"] == "private-key")
+        .expect("the private key is listed once logged in");
+    assert_eq!(private["label"], "seal");
+    assert_eq!(private["key_type"], "ec");
+    let flags: Vec<&str> = private["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for flag in ["sign", "sensitive", "never-extractable"] {
+        assert!(flags.contains(&flag), "{flag} in {flags:?}");
+    }
+    assert!(!flags.contains(&"extractable"), "{flags:?}");
+
+    let other = ws
+        .certmint_env(
+            &["hsm", "list", "--token", &hsm.uri("left", None), "--login"],
+            &env,
+        )
+        .ok();
+    assert!(other.stdout.contains("no objects"), "{}", other.stdout);
+}

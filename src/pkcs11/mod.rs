@@ -10,6 +10,7 @@
 //! - [`probe`] and [`provision`]: the on-site HSM session.
 
 pub mod keys;
+pub mod list;
 pub mod pin;
 pub mod probe;
 pub mod provision;
