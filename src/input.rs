@@ -85,6 +85,21 @@ pub fn read_text_file(path: &Path) -> Result<String, InputError> {
     })
 }
 
+/// The most certmint reads of a file holding a password (4 KiB).
+pub const MAX_SECRET_FILE_BYTES: u64 = 4096;
+
+/// A password from a file (at most [`MAX_SECRET_FILE_BYTES`]), without its
+/// trailing line ends; `what` names it in errors, which never show it. The
+/// bytes read are wiped when dropped.
+pub fn read_secret_file(path: &Path, what: &str) -> Result<String, InputError> {
+    let bytes = zeroize::Zeroizing::new(read_capped(path, MAX_SECRET_FILE_BYTES)?);
+    let text = std::str::from_utf8(&bytes).map_err(|_| InputError::Unreadable {
+        path: path.to_path_buf(),
+        reason: format!("{what} is not UTF-8 text"),
+    })?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
 /// A reader that fails with [`std::io::ErrorKind::InvalidData`] once its
 /// source gives more than `cap` bytes, for input that is streamed rather
 /// than read whole (an endless source ends in an error, not a hang).

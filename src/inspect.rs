@@ -306,3 +306,291 @@ impl CertificateSummary {
         out
     }
 }
+
+/// A PKCS#10 request, as `certmint inspect` shows it. Only a request whose
+/// signature verifies with its own key is shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestSummary {
+    /// Always `certificate-request`.
+    pub kind: &'static str,
+    /// Subject attributes in order.
+    pub subject: Vec<NameAttribute>,
+    /// The requested key type (`p256`, `rsa2048`, …).
+    pub public_key: String,
+    /// The request's signature algorithm.
+    pub signature_algorithm: String,
+    /// Whether its signature verifies with its own key (always true: a
+    /// request that does not verify is refused).
+    pub signature_verified: bool,
+}
+
+/// One entry of a PKCS#12 file. The private key itself is never shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pkcs12Entry {
+    /// The entry's friendly name.
+    pub alias: String,
+    /// `private-key-chain`, `certificate` or `secret`.
+    pub entry: &'static str,
+    /// The localKeyId of a key and its certificate, hex.
+    pub local_key_id: Option<String>,
+    /// Its certificates, the leaf first.
+    pub certificates: Vec<CertificateSummary>,
+}
+
+/// A PKCS#12 file, as `certmint inspect` shows it (its MAC checked with
+/// the password, its bags decrypted).
+#[derive(Debug, Clone, Serialize)]
+pub struct Pkcs12Summary {
+    /// Always `pkcs12`.
+    pub kind: &'static str,
+    /// Its entries.
+    pub entries: Vec<Pkcs12Entry>,
+}
+
+/// What a file holds.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Inspected {
+    /// One certificate (PEM or DER).
+    Certificate(CertificateSummary),
+    /// Several certificates, as a chain PEM holds them, in file order.
+    Chain(Vec<CertificateSummary>),
+    /// A PKCS#10 request.
+    Request(RequestSummary),
+    /// A PKCS#12 file.
+    Pkcs12(Pkcs12Summary),
+}
+
+/// The most PEM blocks read from one file.
+pub const MAX_PEM_BLOCKS: usize = 1_000;
+
+/// Why a file could not be inspected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InspectError {
+    /// Not anything certmint inspects.
+    #[error("{what}: {reason}")]
+    Unreadable {
+        /// The file.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// A DER file that is none of the above: perhaps a PKCS#12 file, which
+    /// needs its password.
+    #[error("{what} is not a certificate or a certificate request; if it is a PKCS#12 file, give its password with --password-file FILE or --password-env VAR")]
+    NeedsPassword {
+        /// The file.
+        what: String,
+    },
+    /// A request that does not verify, or holds a key certmint refuses.
+    #[error(transparent)]
+    Request(#[from] crate::request::RequestError),
+}
+
+/// Reads what `bytes` (the file `what`) hold: PEM certificates (one or a
+/// chain), a PEM or DER request, a DER certificate, or — with its password
+/// — a PKCS#12 file.
+pub fn inspect(
+    bytes: &[u8],
+    what: &str,
+    pkcs12_password: Option<&str>,
+) -> Result<Inspected, InspectError> {
+    let unreadable = |reason: String| InspectError::Unreadable {
+        what: what.to_owned(),
+        reason,
+    };
+    if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        let blocks = pem_blocks(bytes).map_err(unreadable)?;
+        let labels: Vec<&str> = blocks.iter().map(|(label, _)| label.as_str()).collect();
+        if labels.iter().all(|l| *l == "CERTIFICATE") {
+            let mut summaries = blocks
+                .iter()
+                .enumerate()
+                .map(|(i, (_, der))| {
+                    summarize(der).map_err(|e| unreadable(format!("certificate {}: {e}", i + 1)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(if summaries.len() == 1 {
+                Inspected::Certificate(summaries.remove(0))
+            } else {
+                Inspected::Chain(summaries)
+            });
+        }
+        if let [label] = labels[..] {
+            if label == "CERTIFICATE REQUEST" || label == "NEW CERTIFICATE REQUEST" {
+                return Ok(Inspected::Request(summarize_request(&blocks[0].1, what)?));
+            }
+        }
+        return Err(unreadable(format!(
+            "holds PEM blocks labelled {}; certmint inspects CERTIFICATE (one or a chain) or one CERTIFICATE REQUEST",
+            labels
+                .iter()
+                .map(|l| crate::text::quoted(l))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if let Ok(summary) = summarize(bytes) {
+        return Ok(Inspected::Certificate(summary));
+    }
+    if x509_cert::request::CertReq::from_der(bytes).is_ok() {
+        return Ok(Inspected::Request(summarize_request(bytes, what)?));
+    }
+    match pkcs12_password {
+        None => Err(InspectError::NeedsPassword {
+            what: what.to_owned(),
+        }),
+        Some(password) => summarize_pkcs12(bytes, password).map_err(unreadable),
+    }
+}
+
+/// The PEM blocks of a text, in order, as (label, DER).
+fn pem_blocks(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "PEM text that is not UTF-8".to_owned())?;
+    let mut blocks = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let block = &rest[start..];
+        let label_end = block[11..]
+            .find("-----")
+            .ok_or_else(|| "a BEGIN line that does not end".to_owned())?;
+        let label = &block[11..11 + label_end];
+        let end_line = format!("-----END {label}-----");
+        let end = block
+            .find(&end_line)
+            .ok_or_else(|| format!("no END line for {}", crate::text::quoted(label)))?;
+        let (found, der) = der::pem::decode_vec(&block.as_bytes()[..end + end_line.len()])
+            .map_err(|e| format!("PEM block {}: {e}", blocks.len() + 1))?;
+        blocks.push((found.to_owned(), der));
+        if blocks.len() > MAX_PEM_BLOCKS {
+            return Err(format!("more than {MAX_PEM_BLOCKS} PEM blocks"));
+        }
+        rest = &block[end + end_line.len()..];
+    }
+    Ok(blocks)
+}
+
+fn summarize_request(der: &[u8], what: &str) -> Result<RequestSummary, InspectError> {
+    // Verifies the self-signature and checks the key as `issue` would.
+    let spki = crate::request::public_key_from_csr(der, what)?;
+    let request =
+        x509_cert::request::CertReq::from_der(der).map_err(|e| InspectError::Unreadable {
+            what: what.to_owned(),
+            reason: e.to_string(),
+        })?;
+    Ok(RequestSummary {
+        kind: "certificate-request",
+        subject: name_attributes(&request.info.subject),
+        public_key: KeyType::of_public_key(&spki)
+            .map(|k| k.to_string())
+            .unwrap_or_else(|_| request.info.public_key.algorithm.oid.to_string()),
+        signature_algorithm: SignatureAlgorithm::from_algorithm_identifier(&request.algorithm)
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| request.algorithm.oid.to_string()),
+        signature_verified: true,
+    })
+}
+
+fn summarize_pkcs12(der: &[u8], password: &str) -> Result<Inspected, String> {
+    use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
+    let store =
+        KeyStore::from_pkcs12(der, password, Pkcs12ImportPolicy::Relaxed).map_err(|e| match e {
+            p12_keystore::error::Error::MacError(_) => {
+                "the password does not open this PKCS#12 file (its MAC does not verify)".to_owned()
+            }
+            other => format!("not a PKCS#12 file certmint can read: {other}"),
+        })?;
+    let certificates = |certs: &[p12_keystore::Certificate]| {
+        certs
+            .iter()
+            .map(|c| summarize(c.as_der()).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let mut entries = Vec::new();
+    for (alias, entry) in store.entries() {
+        entries.push(match entry {
+            KeyStoreEntry::PrivateKeyChain(chain) => Pkcs12Entry {
+                alias: crate::text::escaped(alias),
+                entry: "private-key-chain",
+                local_key_id: Some(hex(chain.local_key_id().as_ref())),
+                certificates: certificates(chain.certs())?,
+            },
+            KeyStoreEntry::Certificate(certificate) => Pkcs12Entry {
+                alias: crate::text::escaped(alias),
+                entry: "certificate",
+                local_key_id: None,
+                certificates: certificates(std::slice::from_ref(certificate))?,
+            },
+            KeyStoreEntry::Secret(_) => Pkcs12Entry {
+                alias: crate::text::escaped(alias),
+                entry: "secret",
+                local_key_id: None,
+                certificates: Vec::new(),
+            },
+        });
+    }
+    Ok(Inspected::Pkcs12(Pkcs12Summary {
+        kind: "pkcs12",
+        entries,
+    }))
+}
+
+impl Inspected {
+    /// What the file holds, as text for an operator.
+    pub fn to_text(&self) -> String {
+        match self {
+            Inspected::Certificate(summary) => summary.to_text(),
+            Inspected::Chain(summaries) => summaries
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    format!(
+                        "Certificate {} of {}\n{}",
+                        i + 1,
+                        summaries.len(),
+                        s.to_text()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Inspected::Request(request) => {
+                let mut out = String::from("Certificate request (signature verified)\nSubject:\n");
+                for a in &request.subject {
+                    let _ = writeln!(
+                        out,
+                        "      {} = {} ({})",
+                        a.attribute,
+                        crate::text::one_line(&a.value),
+                        a.string_type
+                    );
+                }
+                let _ = writeln!(out, "Public key:          {}", request.public_key);
+                let _ = writeln!(out, "Signature algorithm: {}", request.signature_algorithm);
+                out
+            }
+            Inspected::Pkcs12(p12) => {
+                let mut out = String::from("PKCS#12 file (MAC verified)\n");
+                for entry in &p12.entries {
+                    let _ = writeln!(
+                        out,
+                        "Entry {} ({}{}), {} certificate(s)",
+                        crate::text::quoted(&entry.alias),
+                        entry.entry,
+                        entry
+                            .local_key_id
+                            .as_ref()
+                            .map(|id| format!(", localKeyId {id}"))
+                            .unwrap_or_default(),
+                        entry.certificates.len()
+                    );
+                    for (i, c) in entry.certificates.iter().enumerate() {
+                        let _ = writeln!(out, "\nCertificate {} of entry:", i + 1);
+                        out += &c.to_text();
+                    }
+                }
+                out
+            }
+        }
+    }
+}

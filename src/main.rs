@@ -19,7 +19,6 @@ use certmint::ids::IdMode;
 use certmint::inspect;
 use certmint::issue::IssueError;
 use certmint::keyref::KeyRefError;
-use certmint::pem::der_from_pem_or_der;
 use certmint::pkcs11::provision::{ProvisionError, ProvisionRequest};
 use certmint::pkcs11::{PinSource, Pkcs11Error, Pkcs11Uri, Token};
 use certmint::profile::{CaConfig, Profile, ProfileError, ProfileName, Subject, SubjectInput};
@@ -338,11 +337,22 @@ struct IssueArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  certmint inspect company.pem\n  certmint inspect --json ca/issuing.pem"
+    after_help = "Examples:\n  certmint inspect company.pem\n  certmint inspect --json ca/issuing.pem\n  \
+certmint inspect out/order-1/chain.pem                 # every certificate of a chain\n  \
+certmint inspect company.csr                           # a request: subject, key, signature checked\n  \
+certmint inspect --password-file pw.txt FU00022547.p12 # a PKCS#12 file: its entries and certificates\n\n\
+JSON: one certificate is one object; a chain is an array of them, in file order; a request and a\n\
+PKCS#12 file are objects whose \"kind\" says which. A PKCS#12 private key is never shown."
 )]
 struct InspectArgs {
-    /// Certificate file, PEM or DER.
+    /// A certificate or a chain (PEM or DER), a PKCS#10 request, or a PKCS#12 file.
     file: PathBuf,
+    /// A PKCS#12 file's password, from this file (a trailing line end is ignored).
+    #[arg(long, conflicts_with = "password_env")]
+    password_file: Option<PathBuf>,
+    /// A PKCS#12 file's password, from this environment variable.
+    #[arg(long)]
+    password_env: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -701,14 +711,22 @@ fn issue(args: IssueArgs) -> Result<()> {
 
 fn inspect_file(args: InspectArgs) -> Result<()> {
     let bytes = read_input(&args.file)?;
-    let der = der_from_pem_or_der(&bytes, "CERTIFICATE")
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
-    let summary = inspect::summarize(&der)
-        .with_context(|| format!("{} is not a certificate", args.file.display()))?;
+    let password = match (&args.password_file, &args.password_env) {
+        (Some(file), _) => Some(zeroize::Zeroizing::new(certmint::input::read_secret_file(
+            file,
+            "the PKCS#12 password",
+        )?)),
+        (None, Some(var)) => Some(zeroize::Zeroizing::new(std::env::var(var).with_context(
+            || format!("environment variable {var} (named by --password-env) is not set"),
+        )?)),
+        (None, None) => None,
+    };
+    let what = args.file.display().to_string();
+    let inspected = inspect::inspect(&bytes, &what, password.as_deref().map(String::as_str))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        println!("{}", serde_json::to_string_pretty(&inspected)?);
     } else {
-        print!("{}", summary.to_text());
+        print!("{}", inspected.to_text());
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{import_args, run_on_journal, Workspace};
+use common::{import_args, run_on_journal, Run, Workspace};
 
 /// RFC 4180 CSV as a spreadsheet exports it: every field quoted, a comma
 /// inside a quoted field, a quote written twice. Each row keeps its line.
@@ -54,9 +54,13 @@ fn order_import_reads_quoted_csv_fields_with_separators_inside() {
 fn a_closed_standard_output_ends_the_program_quietly() {
     use std::process::{Command, Stdio};
     let ws = Workspace::with_ca(&[]);
+    // More output than a pipe holds (64 KiB), so that the write fails even
+    // when a process another test forks holds the read end for a moment.
+    let chain = ws.read("ca/issuing.pem").repeat(100);
+    ws.write("long-chain.pem", &chain);
     for _ in 0..3 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_certmint"))
-            .args(["inspect", "--json", "ca/issuing.pem"])
+            .args(["inspect", "--json", "long-chain.pem"])
             .current_dir(ws.path("."))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -70,4 +74,119 @@ fn a_closed_standard_output_ends_the_program_quietly() {
         assert_eq!(out.status.code(), Some(141), "{stderr}");
         assert!(stderr.is_empty(), "nothing said: {stderr}");
     }
+}
+
+/// `inspect` reads what certmint writes and users hand it: every
+/// certificate of a chain, a request (its signature checked), and a
+/// delivered PKCS#12 file opened with its password from a file or a
+/// variable — never showing the key.
+#[test]
+fn inspect_reads_a_chain_a_request_and_a_delivered_pkcs12_file() {
+    let ws = Workspace::with_ca(&[]);
+    let mut chain = ws.read("ca/issuing.pem");
+    chain.extend(ws.read("ca/root.pem"));
+    ws.write("chain.pem", &chain);
+    let text = ws.certmint(&["inspect", "chain.pem"]).ok().stdout;
+    assert!(text.contains("Certificate 1 of 2") && text.contains("Certificate 2 of 2"));
+    let json = ws.certmint(&["inspect", "--json", "chain.pem"]).ok().stdout;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let serials: Vec<&str> = json
+        .as_array()
+        .expect("a chain is an array")
+        .iter()
+        .map(|c| c["serial"].as_str().unwrap())
+        .collect();
+    let openssl_serial = |file: &str| {
+        ws.openssl(&["x509", "-in", file, "-noout", "-serial"])
+            .ok()
+            .stdout
+            .trim()
+            .trim_start_matches("serial=")
+            .to_owned()
+    };
+    assert_eq!(
+        serials,
+        [
+            openssl_serial("ca/issuing.pem"),
+            openssl_serial("ca/root.pem")
+        ]
+    );
+
+    ws.openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-nodes",
+        "-keyout",
+        "k.pem",
+        "-subj",
+        "/CN=Request Test",
+        "-out",
+        "r.csr",
+    ])
+    .ok();
+    let request = ws.certmint(&["inspect", "--json", "r.csr"]).ok().stdout;
+    let request: serde_json::Value = serde_json::from_str(&request).unwrap();
+    assert_eq!(request["kind"], "certificate-request");
+    assert_eq!(request["public_key"], "p384");
+    assert_eq!(request["subject"][0]["value"], "Request Test");
+    // A request whose signature does not verify is refused.
+    let mut forged = ws.read("r.csr");
+    let at = forged.len() - 40;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    ws.write("forged.csr", &forged);
+    assert_ne!(ws.certmint(&["inspect", "forged.csr"]).code, 0);
+
+    // A delivered soft order: each PKCS#12 file with its password.
+    ws.write("list.txt", b"FU00022547\n");
+    let run = |args: &[&str]| run_on_journal(&ws, args, &[]);
+    common::import_and_pay(run, "FU", "list.txt", "1", &[]);
+    run(&common::produce_args("1", &[])).ok();
+    let passwords = String::from_utf8(ws.read("out/order-1.passwords.csv")).unwrap();
+    let row: Vec<&str> = passwords.lines().nth(1).unwrap().split(',').collect();
+    let (p12, password) = (format!("out/order-1/{}", row[1]), row[2]);
+    let refused = ws.certmint(&["inspect", &p12]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("--password-file"),
+        "{}",
+        refused.stderr
+    );
+    ws.write("pw.txt", format!("{password}\n").as_bytes());
+    let shown = ws
+        .certmint(&["inspect", "--json", "--password-file", "pw.txt", &p12])
+        .ok()
+        .stdout;
+    assert!(!shown.contains("PRIVATE KEY") && !shown.contains(password));
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["kind"], "pkcs12");
+    let certificates = shown["entries"][0]["certificates"].as_array().unwrap();
+    assert_eq!(
+        certificates.len(),
+        3,
+        "the device certificate and its chain"
+    );
+    let delivered = openssl_serial(&format!("out/order-1/certs/{}.pem", row[0]));
+    assert_eq!(certificates[0]["serial"].as_str().unwrap(), delivered);
+    let by_env = Run::from(
+        std::process::Command::new(env!("CARGO_BIN_EXE_certmint"))
+            .args(["inspect", "--password-env", "P12_PASSWORD", &p12])
+            .env("P12_PASSWORD", password)
+            .current_dir(ws.path("."))
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    assert!(by_env.stdout.contains("PKCS#12 file (MAC verified)"));
+    ws.write("wrong.txt", b"not-the-password\n");
+    let wrong = ws.certmint(&["inspect", "--password-file", "wrong.txt", &p12]);
+    assert_ne!(wrong.code, 0);
+    assert!(
+        wrong.stderr.contains("password does not open"),
+        "{}",
+        wrong.stderr
+    );
 }

@@ -483,11 +483,24 @@ pub fn vpcd(data: &[u8]) {
     }
 }
 
-/// A certificate for `certmint inspect` (`inspect::summarize`).
+/// A file for `certmint inspect` (`inspect::inspect`, `inspect::summarize`):
+/// a certificate, a chain of PEM blocks, a request; without a password, so
+/// that no PKCS#12 key derivation runs per input.
 ///
-/// Checks: a summary's text is produced whatever the certificate holds.
+/// Checks: a summary's text is produced whatever the file holds; a DER
+/// certificate reads the same through both.
 pub fn inspect(data: &[u8]) {
-    if let Ok(summary) = inspect::summarize(data) {
+    let summary = inspect::summarize(data);
+    if let Ok(summary) = &summary {
         assert!(!summary.to_text().is_empty());
+    }
+    match inspect::inspect(data, "fuzz", None) {
+        Ok(inspected) => {
+            assert!(!inspected.to_text().is_empty());
+            if let (Ok(one), inspect::Inspected::Certificate(other)) = (&summary, &inspected) {
+                assert_eq!(one.serial, other.serial);
+            }
+        }
+        Err(e) => drop(e.to_string()),
     }
 }
