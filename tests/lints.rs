@@ -443,6 +443,17 @@ fn rfc5280_validity_within_issuer() {
     });
 }
 
+/// Nothing starts before the issuing CA's own notBefore.
+#[test]
+fn rfc5280_validity_within_issuer_starts_no_earlier_than_the_issuer() {
+    let fx = fixture(ProfileName::MaliMuhur);
+    let one_day = std::time::Duration::from_secs(86_400);
+    let early_start = DateTime::from_unix_duration(fx.now.unix_duration() - one_day).unwrap();
+    fx.refused_with("rfc5280.validity.within_issuer", |t| {
+        t.validity = validity::validity(early_start, 3).unwrap();
+    });
+}
+
 #[test]
 fn profile_validity() {
     fixture(ProfileName::MaliMuhur).refused_with("profile.validity", |t| {

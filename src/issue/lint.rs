@@ -474,6 +474,17 @@ fn lint_validity(
                 .unwrap_or_else(|| "out of range".into())
         )
     });
+    if let Some(issuer_not_before) = issuer.not_before() {
+        f.check(
+            not_before >= issuer_not_before,
+            "rfc5280.validity.within_issuer",
+            || {
+                format!(
+                    "notBefore {not_before} is before the issuing CA's notBefore {issuer_not_before}: the CA did not exist yet"
+                )
+            },
+        );
+    }
     if let Some(issuer_not_after) = issuer.not_after() {
         f.check(
             not_after <= issuer_not_after,

@@ -246,7 +246,8 @@ impl CertificateAuthority {
             Some(key_identifier),
             Some(tbs.validity().not_after.to_date_time()),
             signer.algorithm(),
-        )?;
+        )?
+        .with_not_before(tbs.validity().not_before.to_date_time());
         let verifying_key = VerifyingKey::new(signer.public_key_der(), signer.algorithm())?;
         Ok(Self {
             signer,

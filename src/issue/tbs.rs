@@ -74,6 +74,7 @@ pub struct IssuerIdentity {
     algorithm_der: Vec<u8>,
     key_identifier: Option<Vec<u8>>,
     not_after: Option<DateTime>,
+    not_before: Option<DateTime>,
     signature_algorithm: SignatureAlgorithm,
 }
 
@@ -96,8 +97,22 @@ impl IssuerIdentity {
             name,
             key_identifier,
             not_after,
+            not_before: None,
             signature_algorithm,
         })
+    }
+
+    /// The issuer certificate's notBefore: nothing it signs may start
+    /// earlier, before the CA existed.
+    pub fn with_not_before(mut self, not_before: DateTime) -> Self {
+        self.not_before = Some(not_before);
+        self
+    }
+
+    /// The issuer certificate's notBefore, when known; `None` for a
+    /// self-signed root.
+    pub fn not_before(&self) -> Option<DateTime> {
+        self.not_before
     }
 
     /// The issuer's subject name, as encoded in its certificate.
