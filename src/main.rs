@@ -79,6 +79,25 @@ enum Command {
     Card(cli::card::CardCommand),
     /// Measure a CA key and the issuance pipeline around it (raw rates, efficiency, latency).
     Bench(cli::bench::BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Install:\n  \
+certmint completions bash > /usr/share/bash-completion/completions/certmint\n  \
+certmint completions zsh  > /usr/local/share/zsh/site-functions/_certmint\n  \
+certmint completions fish > ~/.config/fish/completions/certmint.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages: certmint(1) and one per command.
+    #[command(
+        after_help = "Install:\n  certmint man --out-dir /usr/local/share/man/man1 && mandb -q\n  \
+man certmint-okc-produce\n\nWithout --out-dir, prints certmint(1) alone."
+    )]
+    Man {
+        /// Write every page (certmint.1, certmint-okc-produce.1, …) into this folder.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
     /// Internal: one PKCS#11 session of a CA key, driven over stdin/stdout by
     /// the certmint process that started it.
     #[command(name = "pkcs11-session", hide = true)]
@@ -509,6 +528,13 @@ fn main() -> ExitCode {
         Command::Audit(command) => cli::orders::audit(command),
         Command::Card(command) => cli::card::card(command),
         Command::Bench(args) => cli::bench::bench(args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "certmint", &mut script);
+            write_stdout(&script)
+        }
+        Command::Man { out_dir } => manual_pages(out_dir.as_deref()),
         Command::Pkcs11Session => certmint::pkcs11::session_process::serve(
             std::io::stdin().lock(),
             std::io::stdout().lock(),
@@ -548,6 +574,50 @@ fn end_quietly_when_stdout_closes() {
         }
         default(info);
     }));
+}
+
+/// Writes `bytes` to standard output; a closed pipe ends the program as
+/// [`end_quietly_when_stdout_closes`] says.
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        other => Ok(other?),
+    }
+}
+
+/// certmint(1) on standard output, or every page into `out_dir`: one per
+/// command, named as `man` finds them (`certmint-okc-produce.1`).
+fn manual_pages(out_dir: Option<&Path>) -> Result<()> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = out_dir else {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command).render(&mut page)?;
+        return write_stdout(&page);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut written = 0;
+    let mut pending = vec![(String::from("certmint"), command)];
+    while let Some((name, command)) = pending.pop() {
+        for sub in command.get_subcommands().filter(|c| !c.is_hide_set()) {
+            // `help` is clap's own, and has no page of its own.
+            if sub.get_name() != "help" {
+                let page_name = format!("{name}-{}", sub.get_name());
+                let usage_name = page_name.replace('-', " ");
+                let sub = sub
+                    .clone()
+                    .display_name(page_name.clone())
+                    .bin_name(usage_name);
+                pending.push((page_name, sub));
+            }
+        }
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command).render(&mut page)?;
+        let file = dir.join(format!("{name}.1"));
+        std::fs::write(&file, page).with_context(|| format!("cannot write {}", file.display()))?;
+        written += 1;
+    }
+    println!("Wrote {written} manual pages to {}", dir.display());
+    Ok(())
 }
 
 fn now() -> Result<DateTime> {

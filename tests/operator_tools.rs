@@ -190,3 +190,46 @@ fn inspect_reads_a_chain_a_request_and_a_delivered_pkcs12_file() {
         wrong.stderr
     );
 }
+
+/// Completions and manual pages come from the CLI definition itself, so
+/// they name every command there is.
+#[test]
+fn completions_and_manual_pages_cover_every_command() {
+    let ws = Workspace::new();
+    let bash = ws.certmint(&["completions", "bash"]).ok().stdout;
+    std::fs::write(ws.path("certmint.bash"), &bash).unwrap();
+    let syntax = std::process::Command::new("bash")
+        .args(["-n", "certmint.bash"])
+        .current_dir(ws.path("."))
+        .status()
+        .unwrap();
+    assert!(syntax.success(), "bash reads the completion script");
+    for word in ["produce", "purge", "provision", "--order", "--journal"] {
+        assert!(bash.contains(word), "{word} is completed");
+    }
+    for shell in ["zsh", "fish"] {
+        let script = ws.certmint(&["completions", shell]).ok().stdout;
+        assert!(script.contains("produce"), "{shell}");
+    }
+    assert_ne!(ws.certmint(&["completions", "tcsh"]).code, 0);
+
+    let written = ws.certmint(&["man", "--out-dir", "man1"]).ok().stdout;
+    assert!(written.contains("manual pages"), "{written}");
+    let page = String::from_utf8(ws.read("man1/certmint-okc-produce.1")).unwrap();
+    assert!(page.contains(".TH certmint-okc-produce 1"), "{page}");
+    assert!(
+        page.contains("certmint okc produce"),
+        "the synopsis names the command"
+    );
+    for name in [
+        "certmint.1",
+        "certmint-order-import.1",
+        "certmint-hsm-list.1",
+    ] {
+        assert!(ws.exists(&format!("man1/{name}")), "{name}");
+    }
+    assert!(
+        !ws.exists("man1/certmint-pkcs11-session.1"),
+        "internal commands have no page"
+    );
+}
