@@ -49,6 +49,8 @@ Exit codes:
     after_help = EXIT_CODES
 )]
 struct Cli {
+    #[command(flatten)]
+    verbosity: cli::logging::Verbosity,
     #[command(subcommand)]
     command: Command,
 }
@@ -515,6 +517,7 @@ fn main() -> ExitCode {
     }
     end_quietly_when_stdout_closes();
     let cli = Cli::parse();
+    cli.verbosity.init();
     let result = match cli.command {
         Command::Ca(CaCommand::Init(args)) => ca_init(args),
         Command::Issue(args) => issue(args),

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod card;
+pub mod logging;
 pub mod orders;
 pub mod vcard;
 
