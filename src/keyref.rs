@@ -27,6 +27,19 @@ pub enum KeyRefError {
     Pkcs11(#[from] Pkcs11Error),
 }
 
+impl KeyRefError {
+    /// A malformed or empty reference is a usage error; opening the key
+    /// has the kind of what failed.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            KeyRefError::Empty => crate::error::ErrorKind::Usage,
+            KeyRefError::Uri(e) => e.kind(),
+            KeyRefError::Signer(e) => e.kind(),
+            KeyRefError::Pkcs11(e) => e.kind(),
+        }
+    }
+}
+
 /// Where a signing key lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyRef {

@@ -101,6 +101,20 @@ pub enum CardError {
 }
 
 impl CardError {
+    /// What kind of failure this is: a wrapped error's own kind; a refusal
+    /// before the card was changed is the card's refusal.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            CardError::Card { error, .. } => error.kind(),
+            CardError::Issue { error, .. } => error.kind(),
+            CardError::Refused(_) => ErrorKind::TokenRefused,
+            CardError::Check(_) | CardError::Record(_) => ErrorKind::Failure,
+        }
+    }
+}
+
+impl CardError {
     /// Whether the card left the reader (the device can be retried on another card).
     pub fn card_removed(&self) -> bool {
         matches!(

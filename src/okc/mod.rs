@@ -108,6 +108,21 @@ pub enum ProduceError {
     },
 }
 
+impl ProduceError {
+    /// What kind of failure this is: a wrapped error's own kind.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            ProduceError::Journal(e) => e.kind(),
+            ProduceError::Issue { error, .. } => error.kind(),
+            ProduceError::Token { error, .. } => error.kind(),
+            ProduceError::Key { error, .. } => error.kind(),
+            // Not producible here (unpaid, another kind or target), or its
+            // delivery is incomplete: the order's state, not the input.
+            ProduceError::Order { .. } | ProduceError::Io { .. } => crate::error::ErrorKind::Failure,
+        }
+    }
+}
+
 /// Where device keys are made.
 #[derive(Debug, Clone)]
 pub enum KeyTarget {

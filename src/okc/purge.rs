@@ -58,6 +58,16 @@ pub enum PurgeError {
     },
 }
 
+impl PurgeError {
+    /// What kind of failure this is (see [`crate::error`]).
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            PurgeError::Journal(e) => e.kind(),
+            PurgeError::Io { .. } => crate::error::ErrorKind::Failure,
+        }
+    }
+}
+
 /// One soft delivery considered.
 #[derive(Debug, Clone, Serialize)]
 pub struct PurgeItem {

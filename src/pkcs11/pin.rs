@@ -43,6 +43,20 @@ pub enum PinError {
     },
 }
 
+impl PinError {
+    /// No PIN source, or a named variable that is not set, is a usage
+    /// error (what the operator must give is missing); a PIN no token takes
+    /// is invalid input; an unreadable PIN file a failure.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            PinError::NoSource(_) | PinError::EnvMissing(_) => ErrorKind::Usage,
+            PinError::TooLong { .. } | PinError::Empty(_) => ErrorKind::InvalidInput,
+            PinError::File { .. } => ErrorKind::Failure,
+        }
+    }
+}
+
 /// The longest PIN certmint offers to any token (PKCS#11's `ulMaxPinLen`
 /// of SoftHSM2 and most HSMs is at most 255; PIV PINs are 8). A longer
 /// one is refused before `C_Login`, where a wrong PIN spends a retry.

@@ -46,6 +46,13 @@ pub enum UriError {
     BadType(String),
 }
 
+impl UriError {
+    /// Always a usage error: a key or token URI is an argument.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Usage
+    }
+}
+
 /// A parsed `pkcs11:` URI.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Pkcs11Uri {
