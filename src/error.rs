@@ -320,10 +320,7 @@ mod tests {
                 assert!(row.code < other.code, "in order of code: {}", row.name);
                 assert_ne!(row.name, other.name);
             }
-            let kebab = row
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c == '-');
+            let kebab = row.name.chars().all(|c| c.is_ascii_lowercase() || c == '-');
             assert!(kebab, "{}", row.name);
         }
     }

@@ -53,7 +53,7 @@ pub enum KeyRef {
 /// `pin-source`, and how many token sessions to pool.
 #[derive(Debug, Clone, Default)]
 pub struct Unlock {
-    /// An environment variable holding the PIN (`--pin-env`).
+    /// An environment variable holding the CA token's PIN (`--ca-pin-env`).
     pub pin_env: Option<String>,
     /// The session pool size (default: the number of cores).
     pub sessions: Option<usize>,

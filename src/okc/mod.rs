@@ -118,7 +118,9 @@ impl ProduceError {
             ProduceError::Key { error, .. } => error.kind(),
             // Not producible here (unpaid, another kind or target), or its
             // delivery is incomplete: the order's state, not the input.
-            ProduceError::Order { .. } | ProduceError::Io { .. } => crate::error::ErrorKind::Failure,
+            ProduceError::Order { .. } | ProduceError::Io { .. } => {
+                crate::error::ErrorKind::Failure
+            }
         }
     }
 }
