@@ -18,7 +18,7 @@ use certmint::issue::PreparedCertificate;
 use certmint::journal::{Journal, OrderId, OrderKind, SqliteJournal};
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
 use certmint::piv::{Algorithm, Slot};
-use certmint::pkcs11::pin::PinSource;
+use certmint::pkcs11::pin::{PinError, PinSource};
 use certmint::profile::{Profile, ProfileName};
 use certmint::signer::KeyType;
 
@@ -86,7 +86,13 @@ impl CardSecretArgs {
             ),
             (Some(_), Some(_)) => usage!("give --mgmt-key-file or --mgmt-key-env, not both"),
         };
-        let pin = PinSource::choose(None, self.card_pin_env.as_deref()).read("the cards")?;
+        let pin = match PinSource::choose(None, self.card_pin_env.as_deref()).read("the cards") {
+            Err(PinError::NoSource(_)) => usage!(
+                "no PIN for the cards: name the variable holding it with --card-pin-env \
+                 (there is no terminal to prompt on)"
+            ),
+            pin => pin?,
+        };
         let puk = match puk_env {
             Some(var) => Some(PinSource::Env(var.to_owned()).read("the cards' PUK")?),
             None => None,
