@@ -576,6 +576,9 @@ impl Worker<'_, '_> {
                 ..
             }
             | CardError::Issue { .. }
+            | CardError::KeyNotAccepted { .. }
+            | CardError::NoPuk
+            | CardError::LetterExists(_)
             | CardError::Record(_) => Outcome::Fatal(StationError::Card {
                 reader: self.reader.to_owned(),
                 error,
