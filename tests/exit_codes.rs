@@ -162,6 +162,47 @@ fn exit_2_for_an_hsm_order_produced_without_its_token() {
 }
 
 #[test]
+fn exit_2_for_an_order_given_to_the_command_of_another_kind() {
+    let ws = Workspace::with_ca(&[]);
+    for args in [
+        vec![
+            "order",
+            "import",
+            "--kind",
+            "mali-muhur",
+            "--vkn",
+            "4540536920",
+            "--unvan",
+            UNVAN,
+            "--target",
+            "hsm",
+        ],
+        vec!["order", "pay", "--order", "1"],
+    ] {
+        run_on_journal(&ws, &args, &[]).ok();
+    }
+    let run = run_on_journal(
+        &ws,
+        &[
+            "okc",
+            "produce",
+            "--order",
+            "1",
+            "--ca",
+            "ca",
+            "--token",
+            "pkcs11:token=musteri",
+        ],
+        &[],
+    );
+    assert_fails(
+        &run,
+        ErrorKind::Usage,
+        "order 1: is a Mali Mühür order: produce it with `certmint hsm provision --order 1",
+    );
+}
+
+#[test]
 fn exit_2_for_flags_that_conflict() {
     let ws = Workspace::with_ca(&[]);
     // With --order the company comes from the order.
