@@ -307,7 +307,7 @@ fn main() -> ExitCode {
     // would hold them (see certmint::hardening).
     if let Err(err) = certmint::hardening::forbid_core_dumps() {
         eprintln!("error: {err}");
-        return ExitCode::from(1);
+        return ExitCode::from(err.kind().exit_code());
     }
     let cli = Cli::parse();
     let result = match cli.command {
