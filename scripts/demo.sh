@@ -31,18 +31,18 @@ echo "== 2. Import the order with the manufacturer's serial list"
   --prefixes FU,JI --target soft --key-type p256 --serials "$list"
 
 echo "== 3. Production refuses the unpaid order"
-if "$certmint" okc produce --order 1 --ca ca --out deliveries 2>&1; then
+if "$certmint" okc produce --order 1 --ca ca --deliveries deliveries 2>&1; then
   echo "unpaid order was produced" >&2; exit 1
 fi
 
 echo "== 4. Record the payment, then produce"
 "$certmint" order pay --order 1
 start=$(date +%s.%N)
-"$certmint" okc produce --order 1 --ca ca --out deliveries
+"$certmint" okc produce --order 1 --ca ca --deliveries deliveries
 end=$(date +%s.%N)
 
 echo "== 5. A re-run issues nothing"
-"$certmint" okc produce --order 1 --ca ca --out deliveries | head -1
+"$certmint" okc produce --order 1 --ca ca --deliveries deliveries | head -1
 
 echo "== 6. Independent checks with OpenSSL"
 cd deliveries/order-1
@@ -66,4 +66,4 @@ echo "== 7. Summary"
 devices=$(($(wc -l < deliveries/order-1/manifest.csv) - 1))
 echo "   $devices devices in $(awk "BEGIN{printf \"%.1f\", $end - $start}") s (release build, this machine)"
 echo "   delivery: $PWD/deliveries/order-1  passwords: $PWD/deliveries/order-1.passwords.csv"
-echo "   purge:    certmint okc purge --out deliveries   (after 10 Turkish business days)"
+echo "   purge:    certmint okc purge --deliveries deliveries   (after 10 Turkish business days)"

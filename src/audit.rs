@@ -102,6 +102,18 @@ impl AuditReport {
     }
 }
 
+/// `audit verify` found the audit log broken, in this many places.
+#[derive(Debug, thiserror::Error)]
+#[error("the audit chain is broken in {0} place(s)")]
+pub struct AuditBroken(pub usize);
+
+impl AuditBroken {
+    /// Always [`AuditBroken`](crate::error::ErrorKind::AuditBroken).
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::AuditBroken
+    }
+}
+
 /// Checks records in `seq` order against each other and against the
 /// journal's head (`head_seq`, `head_hash`).
 pub fn verify(

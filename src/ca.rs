@@ -70,6 +70,23 @@ pub enum CaError {
     Input(#[from] crate::input::InputError),
 }
 
+impl CaError {
+    /// What kind of failure this is: a wrapped error's own kind.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            CaError::Profile(e) => e.kind(),
+            CaError::Issue(e) => e.kind(),
+            CaError::KeyRef(e) => e.kind(),
+            CaError::Signer(e) => e.kind(),
+            CaError::Input(e) => e.kind(),
+            CaError::AlreadyExists(_) | CaError::Io { .. } | CaError::Certificate { .. } => {
+                ErrorKind::Failure
+            }
+        }
+    }
+}
+
 /// Where a CA key comes from at `ca init`.
 #[derive(Debug, Clone)]
 pub enum CaKey {

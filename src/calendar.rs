@@ -90,6 +90,22 @@ pub enum CalendarError {
     ZeroBusinessDays,
 }
 
+impl CalendarError {
+    /// A bad line of the operator's closed-days file is invalid input; the
+    /// embedded table and the calendar's range are failures.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            CalendarError::BadClosedDayLine { .. } => ErrorKind::InvalidInput,
+            CalendarError::OutOfRange { .. }
+            | CalendarError::BadHolidayRow { .. }
+            | CalendarError::EmptyHolidayTable
+            | CalendarError::HolidayTableGap { .. }
+            | CalendarError::ZeroBusinessDays => ErrorKind::Failure,
+        }
+    }
+}
+
 /// Kind of a row of the holiday table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HolidayKind {

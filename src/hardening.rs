@@ -26,6 +26,13 @@ pub enum HardeningError {
     CoreLimit(nix::Error),
 }
 
+impl HardeningError {
+    /// Always a failure.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failure
+    }
+}
+
 /// Makes this process non-dumpable and its (and its children's) core size
 /// limit zero. Call first thing in `main`, before any secret is read.
 pub fn forbid_core_dumps() -> Result<(), HardeningError> {

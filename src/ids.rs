@@ -89,6 +89,13 @@ pub enum IdError {
     },
 }
 
+impl IdError {
+    /// Always invalid input.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::InvalidInput
+    }
+}
+
 /// Whether GİB's test identifiers are acceptable. Production refuses them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IdMode {

@@ -51,6 +51,17 @@ pub enum InputError {
     },
 }
 
+impl InputError {
+    /// [`TooLarge`](Self::TooLarge) is invalid input; an unreadable file a failure.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            InputError::TooLarge { .. } => ErrorKind::InvalidInput,
+            InputError::Unreadable { .. } => ErrorKind::Failure,
+        }
+    }
+}
+
 /// Reads `path` whole if it holds at most `cap` bytes: at most `cap + 1`
 /// bytes are ever read, whatever the file is (a device, a pipe, a FIFO).
 pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, InputError> {

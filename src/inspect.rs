@@ -388,6 +388,20 @@ pub enum InspectError {
     Request(#[from] crate::request::RequestError),
 }
 
+impl InspectError {
+    /// A file certmint cannot read as any of its kinds, or a request that
+    /// does not verify, is invalid input; a PKCS#12 file given without its
+    /// password is a usage error.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            InspectError::Unreadable { .. } => ErrorKind::InvalidInput,
+            InspectError::NeedsPassword { .. } => ErrorKind::Usage,
+            InspectError::Request(e) => e.kind(),
+        }
+    }
+}
+
 /// Reads what `bytes` (the file `what`) hold: PEM certificates (one or a
 /// chain), a PEM or DER request, a DER certificate, or — with its password
 /// — a PKCS#12 file.

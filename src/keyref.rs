@@ -27,6 +27,19 @@ pub enum KeyRefError {
     Pkcs11(#[from] Pkcs11Error),
 }
 
+impl KeyRefError {
+    /// A malformed or empty reference is a usage error; opening the key
+    /// has the kind of what failed.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            KeyRefError::Empty => crate::error::ErrorKind::Usage,
+            KeyRefError::Uri(e) => e.kind(),
+            KeyRefError::Signer(e) => e.kind(),
+            KeyRefError::Pkcs11(e) => e.kind(),
+        }
+    }
+}
+
 /// Where a signing key lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyRef {
@@ -40,7 +53,7 @@ pub enum KeyRef {
 /// `pin-source`, and how many token sessions to pool.
 #[derive(Debug, Clone, Default)]
 pub struct Unlock {
-    /// An environment variable holding the PIN (`--pin-env`).
+    /// An environment variable holding the CA token's PIN (`--ca-pin-env`).
     pub pin_env: Option<String>,
     /// The session pool size (default: the number of cores).
     pub sessions: Option<usize>,

@@ -14,7 +14,8 @@
 //! sign), [`signer`] (the signer boundary), [`keyref`] (key references),
 //! [`request`] (CSR and public-key input), [`ca`] (CA directories),
 //! [`inspect`] (certificate summaries), [`input`] (caps on what is read),
-//! [`text`] (outside values in messages).
+//! [`text`] (outside values in messages), [`error`] (error kinds and their
+//! exit codes).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -24,6 +25,7 @@ pub mod bench;
 pub mod ca;
 pub mod calendar;
 pub mod card;
+pub mod error;
 pub mod hardening;
 pub mod ids;
 pub mod input;

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+#[macro_use]
 mod cli;
 
 use std::io::Write as _;
@@ -20,33 +21,17 @@ use certmint::inspect;
 use certmint::issue::IssueError;
 use certmint::keyref::KeyRefError;
 use certmint::pkcs11::provision::{ProvisionError, ProvisionRequest};
-use certmint::pkcs11::{PinSource, Pkcs11Error, Pkcs11Uri, Token};
-use certmint::profile::{CaConfig, Profile, ProfileError, ProfileName, Subject, SubjectInput};
-use certmint::request::{self, RequestError};
-use certmint::signer::{KeyType, SignerError};
-
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  failure (files, CA, keys)
-  2  usage error (bad or missing arguments, a count out of range)
-  3  invalid input (subject data, identifiers, request, public key, a file over its size cap,
-     a PIN longer than any token takes)
-  4  refused by a lint before signing
-  5  token or card refused: wrong or blocked PIN, management key refused, token gone,
-     label or slot taken, mechanism missing, factory secrets without the override
-  6  the audit log is broken: its hash chain, its signed checkpoints, or the orders and
-     certificates it describes do not match
-  7  the order is being produced by another producer (named in the message); run again
-     once it has finished, or wait for it with --wait SECONDS
-130  stopped by Ctrl-C after the devices in flight (run again to resume)";
+use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
+use certmint::profile::{CaConfig, Profile, ProfileName, Subject, SubjectInput};
+use certmint::request;
+use certmint::signer::KeyType;
 
 #[derive(Parser)]
 #[command(
     name = "certmint",
     version,
     about = "Certificate production engine: Mali Mühür e-seals and ÖKC device certificates",
-    after_help = EXIT_CODES
+    after_help = certmint::error::exit_codes_help()
 )]
 struct Cli {
     #[command(flatten)]
@@ -140,9 +125,9 @@ struct HsmListArgs {
     /// The module p11-kit registered under this name (e.g. softhsm2, opensc-pkcs11).
     #[arg(long, conflicts_with = "module_path")]
     module_name: Option<String>,
-    /// Environment variable holding the user PIN (with --login, when the URI has no pin-source).
+    /// Environment variable holding the token's user PIN (with --login, when the URI has no pin-source).
     #[arg(long, requires = "login")]
-    pin_env: Option<String>,
+    token_pin_env: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -151,7 +136,8 @@ struct HsmListArgs {
 const URI_HELP: &str = "\n\
 Token URIs are RFC 7512: pkcs11:token=LABEL[;object=KEYLABEL]?module-path=MODULE&pin-source=file:PINFILE\n\
 module-path defaults to $CERTMINT_PKCS11_MODULE, else /usr/lib/softhsm/libsofthsm2.so.\n\
-The PIN comes from pin-source, else from the variable named by --pin-env, else a prompt; never from arguments.";
+The PIN comes from pin-source, else from the variable named by --token-pin-env (--ca-pin-env for the CA key),\n\
+else a prompt; never from arguments.";
 
 #[derive(Args)]
 #[command(after_help = format!("Example:\n  certmint hsm keygen --key 'pkcs11:token=ca;object=issuing-2026?pin-source=file:/run/secrets/ca.pin' --key-type p384\n{URI_HELP}"))]
@@ -162,9 +148,9 @@ struct HsmKeygenArgs {
     /// p384, p256, rsa2048, rsa3072 or rsa4096.
     #[arg(long, default_value = "p384")]
     key_type: KeyType,
-    /// Environment variable holding the user PIN (when the URI has no pin-source).
-    #[arg(long)]
-    pin_env: Option<String>,
+    /// Environment variable holding the token's user PIN (when the URI has no pin-source).
+    #[arg(long, alias = "pin-env")]
+    token_pin_env: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -185,9 +171,9 @@ struct HsmProbeArgs {
     /// Check that this label is free (needs the PIN; repeatable).
     #[arg(long)]
     label: Vec<String>,
-    /// Environment variable holding the user PIN (when the URI has no pin-source).
-    #[arg(long)]
-    pin_env: Option<String>,
+    /// Environment variable holding the token's user PIN (when the URI has no pin-source).
+    #[arg(long, alias = "pin-env")]
+    token_pin_env: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -232,9 +218,9 @@ struct HsmProvisionArgs {
     /// Also write the certificate here as PEM.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Environment variable holding the customer token's user PIN.
-    #[arg(long)]
-    pin_env: Option<String>,
+    /// Environment variable holding the customer token's user PIN (when its URI has no pin-source).
+    #[arg(long, alias = "pin-env")]
+    token_pin_env: Option<String>,
     /// Environment variable holding the CA token's PIN (when the CA key is a pkcs11: URI without pin-source).
     #[arg(long)]
     ca_pin_env: Option<String>,
@@ -268,9 +254,9 @@ struct CaInitArgs {
     /// Use this existing issuing key (file or pkcs11: URI, e.g. from `hsm keygen`) instead of generating one.
     #[arg(long)]
     issuing_key: Option<String>,
-    /// Environment variable holding the token PIN (for pkcs11: keys without pin-source).
-    #[arg(long)]
-    pin_env: Option<String>,
+    /// Environment variable holding the CA token's PIN (for pkcs11: keys without pin-source).
+    #[arg(long, alias = "pin-env")]
+    ca_pin_env: Option<String>,
     /// Root CA commonName.
     #[arg(
         long,
@@ -343,8 +329,8 @@ struct IssueArgs {
     #[arg(long)]
     ca_key: Option<String>,
     /// Environment variable holding the CA token's PIN (when its URI has no pin-source).
-    #[arg(long)]
-    pin_env: Option<String>,
+    #[arg(long, alias = "pin-env")]
+    ca_pin_env: Option<String>,
     /// Accept GİB's test identifiers (VKN 9999999999). Never in production.
     #[arg(long)]
     test_mode: bool,
@@ -379,141 +365,12 @@ struct InspectArgs {
     json: bool,
 }
 
-/// Exit code for an error, by the library error it carries. Wrapper errors
-/// are unwrapped by type: `#[error(transparent)]` hides the wrapped error
-/// from `source()`, so the anyhow chain alone would not reach it.
-fn exit_code(err: &anyhow::Error) -> u8 {
-    err.chain().find_map(classify).unwrap_or(1)
-}
-
-fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
-    if cause.downcast_ref::<cli::orders::ImportRefused>().is_some() {
-        return Some(3);
-    }
-    if let Some(e) = cause.downcast_ref::<certmint::input::InputError>() {
-        return match e {
-            certmint::input::InputError::TooLarge { .. } => Some(3),
-            _ => None,
-        };
-    }
-    if cause.downcast_ref::<cli::orders::AuditBroken>().is_some() {
-        return Some(6);
-    }
-    if cause.downcast_ref::<cli::orders::Stopped>().is_some() {
-        return Some(130);
-    }
-    if let Some(certmint::journal::JournalError::Held { .. }) = cause.downcast_ref() {
-        return Some(7);
-    }
-    if let Some(e) = cause.downcast_ref::<certmint::card::station::StationError>() {
-        use certmint::card::station::StationError;
-        return match e {
-            StationError::Produce(p) => classify(p),
-            StationError::Card { error, .. } => classify(error),
-            _ => None,
-        };
-    }
-    if let Some(e) = cause.downcast_ref::<certmint::card::provision::CardError>() {
-        use certmint::card::provision::CardError;
-        return match e {
-            CardError::Card { error, .. } => classify(error),
-            CardError::Issue { error, .. } => classify(error),
-            CardError::Refused(_) => Some(5),
-            _ => None,
-        };
-    }
-    if let Some(e) = cause.downcast_ref::<certmint::piv::client::PivError>() {
-        use certmint::piv::client::PivError;
-        return match e {
-            PivError::WrongSecret { .. }
-            | PivError::Blocked { .. }
-            | PivError::ManagementKeyRefused
-            | PivError::NoPivApplication
-            | PivError::CardUnusable(_) => Some(5),
-            _ => None,
-        };
-    }
-    if let Some(e) = cause.downcast_ref::<certmint::okc::ProduceError>() {
-        return match e {
-            certmint::okc::ProduceError::Issue { error, .. } => classify(error),
-            certmint::okc::ProduceError::Token { error, .. } => classify(error),
-            certmint::okc::ProduceError::Journal(error) => classify(error),
-            _ => None,
-        };
-    }
-    if let Some(e) = cause.downcast_ref::<CaError>() {
-        return match e {
-            CaError::Profile(p) => classify(p),
-            CaError::Issue(i) => classify(i),
-            CaError::KeyRef(k) => classify(k),
-            CaError::Signer(s) => classify(s),
-            CaError::Input(i) => classify(i),
-            _ => None,
-        };
-    }
-    if let Some(e) = cause.downcast_ref::<KeyRefError>() {
-        return match e {
-            KeyRefError::Pkcs11(p) => classify(p),
-            KeyRefError::Signer(s) => classify(s),
-            KeyRefError::Uri(_) | KeyRefError::Empty => Some(2),
-            _ => None,
-        };
-    }
-    if let Some(e) = cause.downcast_ref::<ProvisionError>() {
-        return match e {
-            ProvisionError::Pkcs11(p) => classify(p),
-            ProvisionError::Issue(i) | ProvisionError::Refused(i) => classify(i),
-            _ => None,
-        };
-    }
-    if let Some(e) = cause.downcast_ref::<IssueError>() {
-        return match e {
-            IssueError::Lint(_) => Some(4),
-            IssueError::KeyNotAccepted { .. } => Some(3),
-            IssueError::Signer(s) => classify(s),
-            _ => None,
-        };
-    }
-    if let Some(e) = cause.downcast_ref::<Pkcs11Error>() {
-        return match e {
-            Pkcs11Error::WrongPin { .. }
-            | Pkcs11Error::PinLocked { .. }
-            | Pkcs11Error::TokenGone { .. }
-            | Pkcs11Error::LabelExists { .. }
-            | Pkcs11Error::UnsupportedMechanism { .. } => Some(5),
-            Pkcs11Error::Uri(_) => Some(2),
-            Pkcs11Error::Pin(certmint::pkcs11::PinError::TooLong { .. }) => Some(3),
-            _ => None,
-        };
-    }
-    if let Some(e) = cause.downcast_ref::<ProfileError>() {
-        return match e {
-            ProfileError::MissingField { .. }
-            | ProfileError::UnexpectedField { .. }
-            | ProfileError::Id(_)
-            | ProfileError::BadName { .. }
-            | ProfileError::SubjectFile { .. } => Some(3),
-            ProfileError::Input(i) => classify(i),
-            _ => None,
-        };
-    }
-    if cause.downcast_ref::<RequestError>().is_some()
-        || cause.downcast_ref::<certmint::ids::IdError>().is_some()
-    {
-        return Some(3);
-    }
-    match cause.downcast_ref::<SignerError>() {
-        Some(SignerError::UnsupportedKey(_) | SignerError::InvalidKey(_)) => Some(3),
-        _ => None,
-    }
-}
-
 fn main() -> ExitCode {
     // Before any argument, PIN or password is read: a core of this process
     // would hold them (see certmint::hardening).
     if let Err(err) = certmint::hardening::forbid_core_dumps() {
         eprintln!("error: {err}");
-        return ExitCode::from(1);
+        return ExitCode::from(err.kind().exit_code());
     }
     end_quietly_when_stdout_closes();
     let cli = Cli::parse();
@@ -551,7 +408,7 @@ fn main() -> ExitCode {
                 "error: {}",
                 certmint::text::terminal_safe(&format!("{err:#}"))
             );
-            ExitCode::from(exit_code(&err))
+            ExitCode::from(certmint::error::kind_of(err.as_ref()).exit_code())
         }
     }
 }
@@ -644,7 +501,7 @@ fn ca_init(args: CaInitArgs) -> Result<()> {
     let options = InitOptions {
         root_key: key(&args.root_key),
         issuing_key: key(&args.issuing_key),
-        unlock: cli::unlock(args.pin_env.clone(), 1),
+        unlock: cli::unlock(args.ca_pin_env.clone(), 1),
         root_subject: subject(&args.root_cn),
         issuing_subject: subject(&args.issuing_cn),
         config,
@@ -679,7 +536,7 @@ fn read_input(path: &Path) -> Result<Vec<u8>> {
 
 fn issue(args: IssueArgs) -> Result<()> {
     if matches!(args.profile, ProfileName::RootCa | ProfileName::IssuingCa) {
-        bail!(
+        usage!(
             "profile {} is made by `certmint ca init`, not by `issue`",
             args.profile
         );
@@ -714,7 +571,7 @@ fn issue(args: IssueArgs) -> Result<()> {
         (None, Some(key)) => {
             request::public_key_from_spki(&read_input(key)?, &key.display().to_string())?
         }
-        (None, None) => bail!("give --csr or --public-key"),
+        (None, None) => usage!("give --csr or --public-key"),
     };
     let config = CaConfig::load(&args.ca.join(ca::CONFIG_FILE))?;
     let profile = Profile::from_config(args.profile, &config)?;
@@ -735,7 +592,7 @@ fn issue(args: IssueArgs) -> Result<()> {
         .into());
     }
 
-    let unlock = cli::unlock(args.pin_env.clone(), 1);
+    let unlock = cli::unlock(args.ca_pin_env.clone(), 1);
     let directory =
         CaDirectory::open(&args.ca, args.ca_key.as_deref(), &unlock).map_err(|e| match e {
             CaError::KeyRef(KeyRefError::Signer(s)) => anyhow::Error::from(s).context("CA key"),
@@ -789,9 +646,10 @@ fn inspect_file(args: InspectArgs) -> Result<()> {
             file,
             "the PKCS#12 password",
         )?)),
-        (None, Some(var)) => Some(zeroize::Zeroizing::new(std::env::var(var).with_context(
-            || format!("environment variable {var} (named by --password-env) is not set"),
-        )?)),
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(password) => Some(zeroize::Zeroizing::new(password)),
+            Err(_) => usage!("environment variable {var} (named by --password-env) is not set"),
+        },
         (None, None) => None,
     };
     let what = args.file.display().to_string();
@@ -807,10 +665,10 @@ fn inspect_file(args: InspectArgs) -> Result<()> {
 fn hsm_keygen(args: HsmKeygenArgs) -> Result<()> {
     let uri = Pkcs11Uri::parse(&args.key)?.require_object()?;
     if uri.id.is_some() {
-        bail!("leave id= out of the key URI: certmint sets CKA_ID to the SHA-1 of the public key");
+        usage!("leave id= out of the key URI: certmint sets CKA_ID to the SHA-1 of the public key");
     }
     let label = uri.object.clone().unwrap_or_default();
-    let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
+    let pins = PinSource::choose(uri.pin_source.clone(), args.token_pin_env.as_deref());
     let token = Token::open(&uri, &pins, Some(1))?;
     let pair = certmint::pkcs11::keys::generate_key_pair(&token, args.key_type, &label, false)?;
     let public_pem =
@@ -859,7 +717,7 @@ fn hsm_list(args: HsmListArgs) -> Result<()> {
     };
     let uri = Pkcs11Uri::parse(token)?;
     let (objects, more) = if args.login {
-        let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
+        let pins = PinSource::choose(uri.pin_source.clone(), args.token_pin_env.as_deref());
         list::objects(&*Token::open(&uri, &pins, Some(1))?)?
     } else {
         list::public_objects(&uri)?
@@ -891,7 +749,7 @@ fn hsm_probe(args: HsmProbeArgs) -> Result<()> {
         ));
     }
     labels.extend(args.label.iter().cloned());
-    let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
+    let pins = PinSource::choose(uri.pin_source.clone(), args.token_pin_env.as_deref());
     let report = certmint::pkcs11::probe::probe(&uri, &key_types, &labels, &pins)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -905,7 +763,7 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
     // Everything is checked before the customer's token is touched.
     let uri = Pkcs11Uri::parse(&args.token)?;
     if uri.object.is_some() || uri.id.is_some() {
-        bail!("name only the token in --token: the label is {{VKN}}SIGN0 and the CKA_ID comes from the key");
+        usage!("name only the token in --token: the label is {{VKN}}SIGN0 and the CKA_ID comes from the key");
     }
     if let Some(order) = args.order {
         if args.seal.names_a_company()
@@ -913,7 +771,7 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
             || args.replace
             || args.out.is_some()
         {
-            bail!("with --order the company, the key type and the labels come from the order: leave out --vkn, --tckn, --unvan, --key-type, --replace and --out");
+            usage!("with --order the company, the key type and the labels come from the order: leave out --vkn, --tckn, --unvan, --key-type, --replace and --out");
         }
         return cli::orders::provision_seals(cli::orders::SealOrder {
             journal: &args.journal,
@@ -921,7 +779,7 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
             ca: &args.ca,
             token: uri,
             deliveries: &args.deliveries,
-            pin_env: args.pin_env.as_deref(),
+            token_pin_env: args.token_pin_env.as_deref(),
             ca_pin_env: args.ca_pin_env.as_deref(),
             id_mode: args.seal.id_mode(),
             json: args.json,
@@ -946,7 +804,7 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
     let unlock = cli::unlock(args.ca_pin_env.clone(), 1);
     let directory = CaDirectory::open(&args.ca, None, &unlock)?;
     let ca = directory.ca.with_id_mode(id_mode);
-    let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
+    let pins = PinSource::choose(uri.pin_source.clone(), args.token_pin_env.as_deref());
     let token = Token::open(&uri, &pins, Some(1))?;
     let request = ProvisionRequest {
         profile,

@@ -65,6 +65,13 @@ pub enum RequestError {
     },
 }
 
+impl RequestError {
+    /// Always invalid input: a request or public key from a customer.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::InvalidInput
+    }
+}
+
 /// The DER SubjectPublicKeyInfo of a PKCS#10 request (PEM or DER) whose
 /// self-signature verifies. `what` names the input in errors.
 pub fn public_key_from_csr(bytes: &[u8], what: &str) -> Result<Vec<u8>, RequestError> {

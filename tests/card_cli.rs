@@ -423,7 +423,7 @@ fn factory_secrets_are_refused_without_the_override() {
     let key_env = args.iter().position(|a| *a == "--mgmt-key-env").unwrap();
     args.drain(key_env..key_env + 2);
     let run = certmint(&stack, &args, &[("CARD_PIN", "123456")]);
-    assert_eq!(run.code, 1, "{}", said(&run));
+    assert_eq!(run.code, 2, "{}", said(&run));
     assert!(
         run.stderr.contains("--allow-factory-defaults"),
         "{}",

@@ -19,7 +19,7 @@ fn order_import_reads_quoted_csv_fields_with_separators_inside() {
           \"4\",\"JI12345674\",\"unclosed\n",
     );
     let refused = run_on_journal(&ws, &import_args("JI", "list.csv", &[]), &[]);
-    assert_ne!(refused.code, 0, "a list with problems is refused whole");
+    assert_eq!(refused.code, 3, "a list with problems is refused whole");
     assert!(
         refused.stderr.contains("line 4") && refused.stderr.contains("JI1234567X"),
         "the bad serial is named with its line: {}",
@@ -138,7 +138,7 @@ fn inspect_reads_a_chain_a_request_and_a_delivered_pkcs12_file() {
     let at = forged.len() - 40;
     forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
     ws.write("forged.csr", &forged);
-    assert_ne!(ws.certmint(&["inspect", "forged.csr"]).code, 0);
+    assert_eq!(ws.certmint(&["inspect", "forged.csr"]).code, 3);
 
     // A delivered soft order: each PKCS#12 file with its password.
     ws.write("list.txt", b"FU00022547\n");
@@ -149,7 +149,10 @@ fn inspect_reads_a_chain_a_request_and_a_delivered_pkcs12_file() {
     let row: Vec<&str> = passwords.lines().nth(1).unwrap().split(',').collect();
     let (p12, password) = (format!("out/order-1/{}", row[1]), row[2]);
     let refused = ws.certmint(&["inspect", &p12]);
-    assert_ne!(refused.code, 0);
+    assert_eq!(
+        refused.code, 2,
+        "a PKCS#12 file without its password: usage"
+    );
     assert!(
         refused.stderr.contains("--password-file"),
         "{}",
@@ -183,7 +186,7 @@ fn inspect_reads_a_chain_a_request_and_a_delivered_pkcs12_file() {
     assert!(by_env.stdout.contains("PKCS#12 file (MAC verified)"));
     ws.write("wrong.txt", b"not-the-password\n");
     let wrong = ws.certmint(&["inspect", "--password-file", "wrong.txt", &p12]);
-    assert_ne!(wrong.code, 0);
+    assert_eq!(wrong.code, 3);
     assert!(
         wrong.stderr.contains("password does not open"),
         "{}",
@@ -211,7 +214,7 @@ fn completions_and_manual_pages_cover_every_command() {
         let script = ws.certmint(&["completions", shell]).ok().stdout;
         assert!(script.contains("produce"), "{shell}");
     }
-    assert_ne!(ws.certmint(&["completions", "tcsh"]).code, 0);
+    assert_eq!(ws.certmint(&["completions", "tcsh"]).code, 2);
 
     let written = ws.certmint(&["man", "--out-dir", "man1"]).ok().stdout;
     assert!(written.contains("manual pages"), "{written}");

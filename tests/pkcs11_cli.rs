@@ -574,7 +574,7 @@ fn a_pin_from_an_environment_variable_never_appears_in_output() {
     assert!(
         no_pin
             .stderr
-            .contains("give pin-source=file:PATH in the URI or --pin-env VAR"),
+            .contains("give pin-source=file:PATH in the URI, or --token-pin-env VAR"),
         "{}",
         no_pin.stderr
     );

@@ -74,7 +74,7 @@ fn slot_id_picks_the_token_in_that_slot_and_never_another() {
 
     // The label alone is ambiguous: refused, nothing written.
     let run = keygen(&ws, &hsm, &format!("pkcs11:token=twin;object=k?{query}"));
-    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(run.stderr.contains("2 tokens match"), "{}", run.stderr);
 
     // slot-id names the second one; the key lands there and only there.
@@ -100,7 +100,7 @@ fn slot_id_picks_the_token_in_that_slot_and_never_another() {
         ),
     ] {
         let run = keygen(&ws, &hsm, &wrong);
-        assert_ne!(run.code, 0, "{wrong}: {}", run.stdout);
+        assert_eq!(run.code, 1, "{wrong}: {}", run.stdout);
         assert!(run.stderr.contains("no token matches"), "{}", run.stderr);
         assert!(
             run.stderr.contains(&format!("slot-id={}", slots[0])),
@@ -161,7 +161,10 @@ fn module_name_finds_softhsm2_through_its_p11_kit_registration() {
         ],
         &[("SOFTHSM2_CONF", &hsm.conf())],
     );
-    assert_ne!(unknown.code, 0);
+    assert_eq!(
+        unknown.code, 2,
+        "a module name is an argument: a usage error"
+    );
     assert!(
         unknown
             .stderr

@@ -53,6 +53,13 @@ pub enum CheckpointError {
     Signing(PathBuf),
 }
 
+impl CheckpointError {
+    /// Always a failure: the checkpoint file or the audit key.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failure
+    }
+}
+
 fn io(path: &Path) -> impl Fn(std::io::Error) -> CheckpointError + '_ {
     move |e| CheckpointError::Io {
         path: path.to_path_buf(),

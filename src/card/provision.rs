@@ -92,12 +92,46 @@ pub enum CardError {
     /// Refused before the card was changed.
     #[error("{0}")]
     Refused(String),
+    /// The profile does not accept the key type; the card was not touched.
+    #[error("the {profile} profile does not accept {key_type} keys (accepted: {accepted})")]
+    KeyNotAccepted {
+        /// The profile.
+        profile: crate::profile::ProfileName,
+        /// The key type asked for.
+        key_type: crate::signer::KeyType,
+        /// The key types it accepts.
+        accepted: String,
+    },
+    /// A PIN letter needs the card's current PUK, and none was named; the
+    /// card was not touched.
+    #[error("a PIN letter sets a new PUK too: give the card's current PUK (--card-puk-env)")]
+    NoPuk,
+    /// The PIN letter's file exists; the card was not touched.
+    #[error("{} already exists; a PIN letter is never overwritten", .0.display())]
+    LetterExists(PathBuf),
     /// What was written did not prove itself.
     #[error("check failed: {0}")]
     Check(String),
     /// The journal or the PIN letter could not be written.
     #[error("{0}")]
     Record(String),
+}
+
+impl CardError {
+    /// What kind of failure this is: a wrapped error's own kind; a refusal
+    /// before the card was changed is the card's refusal.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            CardError::Card { error, .. } => error.kind(),
+            CardError::Issue { error, .. } => error.kind(),
+            CardError::Refused(_) => ErrorKind::TokenRefused,
+            CardError::KeyNotAccepted { .. } => ErrorKind::InvalidInput,
+            CardError::NoPuk => ErrorKind::Usage,
+            CardError::LetterExists(_) => ErrorKind::Failure,
+            CardError::Check(_) | CardError::Record(_) => ErrorKind::Failure,
+        }
+    }
 }
 
 impl CardError {
@@ -223,24 +257,19 @@ pub fn provision_card<T: Transport>(
     let card = |step: Step| move |error: PivError| CardError::Card { step, error };
     let key_type = request.algorithm.key_type();
     if !request.profile.key_types.contains(&key_type) {
-        return Err(CardError::Refused(format!(
-            "the {} profile does not accept {key_type} keys (accepted: {})",
-            request.profile.name,
-            request.profile.key_types_text()
-        )));
+        return Err(CardError::KeyNotAccepted {
+            profile: request.profile.name,
+            key_type,
+            accepted: request.profile.key_types_text(),
+        });
     }
     credentials.check_factory_defaults(request.pin_letter.is_some())?;
     if request.pin_letter.is_some() && credentials.puk.is_none() {
-        return Err(CardError::Refused(
-            "a PIN letter sets a new PUK too: give the card's current PUK (--puk-env)".into(),
-        ));
+        return Err(CardError::NoPuk);
     }
     if let Some(letter) = &request.pin_letter {
         if letter.exists() {
-            return Err(CardError::Refused(format!(
-                "{} already exists; a PIN letter is never overwritten",
-                letter.display()
-            )));
+            return Err(CardError::LetterExists(letter.clone()));
         }
     }
 

@@ -171,6 +171,18 @@ pub enum StationError {
     },
 }
 
+impl StationError {
+    /// What kind of failure this is: a wrapped error's own kind. A reader
+    /// that failed under the station is a failure, whatever the card said.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            StationError::Produce(e) => e.kind(),
+            StationError::Card { error, .. } => error.kind(),
+            StationError::Reader { .. } => crate::error::ErrorKind::Failure,
+        }
+    }
+}
+
 /// The queue of devices shared by the readers' workers.
 struct Queue {
     /// Devices given back by a pulled or refused card, served first.
@@ -564,6 +576,9 @@ impl Worker<'_, '_> {
                 ..
             }
             | CardError::Issue { .. }
+            | CardError::KeyNotAccepted { .. }
+            | CardError::NoPuk
+            | CardError::LetterExists(_)
             | CardError::Record(_) => Outcome::Fatal(StationError::Card {
                 reader: self.reader.to_owned(),
                 error,

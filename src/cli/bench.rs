@@ -23,8 +23,8 @@ use certmint::signer::{KeyType, Signer, SoftwareSigner};
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  certmint bench --key-type p256\n  certmint bench --key ca/issuing-key.pem --workers 2 --json\n  \
-certmint bench --key 'pkcs11:token=musteri;object=bench?pin-source=file:pin' --seconds 5\n  certmint bench --batch 10000\n  \
+    after_help = "Examples:\n  certmint bench --key-type p256\n  certmint bench --ca-key ca/issuing-key.pem --workers 2 --json\n  \
+certmint bench --ca-key 'pkcs11:token=musteri;object=bench?pin-source=file:pin' --seconds 5\n  certmint bench --batch 10000\n  \
 certmint bench --key-type rsa2048 --sign-only --seconds 1\n\n\
 Efficiency = issued/s ÷ sign→verify/s (signing, then verifying those signatures, nothing else);\n\
 it is also given against 1 / (1/sign/s + 1/verify/s) of the separate rates. All are measured in the\n\
@@ -35,8 +35,8 @@ measured with more than one worker signs in one process per session, each called
 )]
 pub struct BenchArgs {
     /// The CA key to measure: a key file or a pkcs11: URI.
-    #[arg(long, conflicts_with = "key_type")]
-    key: Option<String>,
+    #[arg(long, alias = "key", conflicts_with = "key_type")]
+    ca_key: Option<String>,
     /// Measure a freshly generated software key of this type instead.
     #[arg(long, default_value = "p256")]
     key_type: KeyType,
@@ -46,9 +46,9 @@ pub struct BenchArgs {
     /// Seconds per measurement (0.1 to 3600).
     #[arg(long, default_value_t = 3.0, value_parser = seconds_arg)]
     seconds: f64,
-    /// Environment variable holding the token PIN (pkcs11: keys without pin-source).
-    #[arg(long)]
-    pin_env: Option<String>,
+    /// Environment variable holding the CA token's PIN (pkcs11: keys without pin-source).
+    #[arg(long, alias = "pin-env")]
+    ca_pin_env: Option<String>,
     /// Also produce a K-device soft ÖKC order and report devices/s and peak memory (K at most 1,000,000).
     #[arg(long, value_parser = |t: &str| super::count_arg(t, certmint::input::MAX_BENCH_BATCH))]
     batch: Option<usize>,
@@ -157,10 +157,10 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
 
 /// `--sign-only`: the key's raw signature rate, opened for one worker.
 fn sign_only(args: &BenchArgs) -> Result<()> {
-    let (signer, name): (Box<dyn Signer>, String) = match &args.key {
+    let (signer, name): (Box<dyn Signer>, String) = match &args.ca_key {
         Some(reference) => (
             KeyRef::parse(reference, std::path::Path::new("."))?
-                .open(&super::unlock(args.pin_env.clone(), 1))?,
+                .open(&super::unlock(args.ca_pin_env.clone(), 1))?,
             reference.clone(),
         ),
         None => (
@@ -194,10 +194,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
     let workers = args.workers.unwrap_or_else(super::default_workers);
     // The key as production opens it for one worker and for `workers`.
-    let (single, parallel, name): (Arc<dyn Signer>, Arc<dyn Signer>, String) = match &args.key {
+    let (single, parallel, name): (Arc<dyn Signer>, Arc<dyn Signer>, String) = match &args.ca_key {
         Some(reference) => match KeyRef::parse(reference, std::path::Path::new("."))? {
             KeyRef::Pkcs11(uri) if workers > 1 => {
-                let unlock = super::unlock(args.pin_env.clone(), workers);
+                let unlock = super::unlock(args.ca_pin_env.clone(), workers);
                 let program = unlock.session_program.context("locating certmint itself")?;
                 let pins = PinSource::choose(uri.pin_source.clone(), unlock.pin_env.as_deref());
                 let pin = pins.read(&uri.token_name())?;
@@ -211,7 +211,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             }
             key => {
                 let signer: Arc<dyn Signer> =
-                    Arc::from(key.open(&super::unlock(args.pin_env.clone(), 1))?);
+                    Arc::from(key.open(&super::unlock(args.ca_pin_env.clone(), 1))?);
                 (signer.clone(), signer, reference.clone())
             }
         },

@@ -18,15 +18,17 @@ use certmint::issue::PreparedCertificate;
 use certmint::journal::{Journal, OrderId, OrderKind, SqliteJournal};
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
 use certmint::piv::{Algorithm, Slot};
-use certmint::pkcs11::pin::PinSource;
+use certmint::pkcs11::pin::{PinError, PinSource};
 use certmint::profile::{Profile, ProfileName};
 use certmint::signer::KeyType;
 
-use super::orders::{calendar, JournalArgs, Stopped};
+use certmint::error::Stopped;
+
+use super::orders::{calendar, JournalArgs};
 
 const CARD_HELP: &str = "\n\
-Secrets never come from arguments: the PIN and PUK from the variables named by --pin-env and\n\
---puk-env (else a prompt), the management key from --mgmt-key-file (hex, mode 0600) or --mgmt-key-env.\n\
+Secrets never come from arguments: the PIN and PUK from the variables named by --card-pin-env\n\
+and --card-puk-env (else a prompt), the management key from --mgmt-key-file (hex, mode 0600) or --mgmt-key-env.\n\
 The well-known factory management key and PIN are refused unless --allow-factory-defaults (test cards).\n\
 A wrong PIN is tried once: the run stops with the tries left.";
 
@@ -43,8 +45,8 @@ pub struct CardSecretArgs {
     #[arg(long, default_value = "3des", value_parser = parse_mgmt_algorithm)]
     mgmt_algorithm: MgmtAlgorithm,
     /// Environment variable holding the cards' PIN (else a prompt).
-    #[arg(long)]
-    pin_env: Option<String>,
+    #[arg(long, alias = "pin-env")]
+    card_pin_env: Option<String>,
     /// Accept the well-known factory management key and PIN (test cards only).
     #[arg(long)]
     allow_factory_defaults: bool,
@@ -68,22 +70,29 @@ impl CardSecretArgs {
             }
             (None, Some(var)) => {
                 certmint::pkcs11::pin::mark_secret_variable(var);
-                let text = zeroize::Zeroizing::new(std::env::var(var).with_context(|| {
-                    format!("environment variable {var} (named by --mgmt-key-env) is not set")
-                })?);
+                let Ok(text) = std::env::var(var) else {
+                    usage!("environment variable {var} (named by --mgmt-key-env) is not set or not text")
+                };
+                let text = zeroize::Zeroizing::new(text);
                 ManagementKey::from_hex(self.mgmt_algorithm, text.trim())
                     .with_context(|| format!("the management key in {var}"))?
             }
             (None, None) if self.allow_factory_defaults => {
                 ManagementKey::factory(self.mgmt_algorithm)
             }
-            (None, None) => bail!(
+            (None, None) => usage!(
                 "give the cards' management key with --mgmt-key-file or --mgmt-key-env \
                  (the factory key only with --allow-factory-defaults)"
             ),
-            (Some(_), Some(_)) => bail!("give --mgmt-key-file or --mgmt-key-env, not both"),
+            (Some(_), Some(_)) => usage!("give --mgmt-key-file or --mgmt-key-env, not both"),
         };
-        let pin = PinSource::choose(None, self.pin_env.as_deref()).read("the cards")?;
+        let pin = match PinSource::choose(None, self.card_pin_env.as_deref()).read("the cards") {
+            Err(PinError::NoSource(_)) => usage!(
+                "no PIN for the cards: name the variable holding it with --card-pin-env \
+                 (there is no terminal to prompt on)"
+            ),
+            pin => pin?,
+        };
         let puk = match puk_env {
             Some(var) => Some(PinSource::Env(var.to_owned()).read("the cards' PUK")?),
             None => None,
@@ -118,7 +127,7 @@ pub struct ListArgs {
 }
 
 #[derive(Args)]
-#[command(after_help = format!("Example:\n  CARD_PIN=… CARD_PUK=… certmint card provision --ca ./ca --reader 'Yubico YubiKey 00 00' \\\n      --vkn 4540536920 --unvan 'Örnek Bilişim A.Ş.' --key-type p384 \\\n      --mgmt-key-file card.key --pin-env CARD_PIN --puk-env CARD_PUK --pin-letter 4540536920.pin.txt --out 4540536920.pem\n\n\
+#[command(after_help = format!("Example:\n  CARD_PIN=… CARD_PUK=… certmint card provision --ca ./ca --reader 'Yubico YubiKey 00 00' \\\n      --vkn 4540536920 --unvan 'Örnek Bilişim A.Ş.' --key-type p384 \\\n      --mgmt-key-file card.key --card-pin-env CARD_PIN --card-puk-env CARD_PUK --pin-letter 4540536920.pin.txt --out 4540536920.pem\n\n\
 Authenticates with the management key, generates the key in slot 9c on the card, has the CA sign the\n\
 Mali Mühür certificate, writes it, reads it back, and verifies a test signature made by the card.\n\
 With --pin-letter the card gets a fresh random PIN and PUK, written to that new file (mode 0600).\n{CARD_HELP}"))]
@@ -140,8 +149,8 @@ pub struct ProvisionArgs {
     #[command(flatten)]
     secrets: CardSecretArgs,
     /// Environment variable holding the card's current PUK (needed with --pin-letter).
-    #[arg(long)]
-    puk_env: Option<String>,
+    #[arg(long, alias = "puk-env")]
+    card_puk_env: Option<String>,
     /// Set a fresh random PIN and PUK and write them to this new file (mode 0600).
     #[arg(long)]
     pin_letter: Option<PathBuf>,
@@ -160,7 +169,7 @@ pub struct ProvisionArgs {
 }
 
 #[derive(Args)]
-#[command(after_help = format!("Examples:\n  CARD_PIN=… certmint card station --order 7 --ca ./ca --mgmt-key-file cards.key --pin-env CARD_PIN\n  certmint card station --order 7 --ca ./ca --reader 'Reader A' --reader 'Reader B' --mgmt-key-env CARD_KEY --pin-env CARD_PIN\n\n\
+#[command(after_help = format!("Examples:\n  CARD_PIN=… certmint card station --order 7 --ca ./ca --mgmt-key-file cards.key --card-pin-env CARD_PIN\n  certmint card station --order 7 --ca ./ca --reader 'Reader A' --reader 'Reader B' --mgmt-key-env CARD_KEY --card-pin-env CARD_PIN\n\n\
 Serves every reader (or those named) with one worker each: insert a blank card, the worker takes the\n\
 next device of the order, provisions the card and asks for it to be taken out. A card pulled in the\n\
 middle is reported and its device goes to the next card; the journal keeps one valid certificate per\n\
@@ -182,9 +191,9 @@ pub struct StationArgs {
     slot: Slot,
     #[command(flatten)]
     secrets: CardSecretArgs,
-    /// The delivery root: the order's certificates and manifest go to OUT/order-N.
-    #[arg(long, default_value = "deliveries")]
-    out: PathBuf,
+    /// The delivery root: the order's certificates and manifest go to DELIVERIES/order-N.
+    #[arg(long, alias = "out", default_value = "deliveries")]
+    deliveries: PathBuf,
     /// Environment variable holding the CA token's PIN.
     #[arg(long)]
     ca_pin_env: Option<String>,
@@ -248,7 +257,7 @@ fn choose_reader(readers: &Readers, named: Option<String>) -> Result<String> {
     match with_card.as_slice() {
         [one] => Ok(one.clone()),
         [] => bail!("no reader holds a card: insert one, or name the reader with --reader"),
-        many => bail!(
+        many => usage!(
             "several readers hold a card ({}): name one with --reader",
             many.join(", ")
         ),
@@ -288,9 +297,10 @@ fn provision(args: ProvisionArgs) -> Result<()> {
     // Everything is checked before the card is touched.
     let (profile, subject, id_mode) =
         super::mali_muhur_subject(&args.ca, &args.seal, args.out.as_ref())?;
-    let algorithm = Algorithm::for_key_type(args.key_type)
-        .with_context(|| format!("{} keys cannot be generated on PIV cards", args.key_type))?;
-    let credentials = args.secrets.credentials(args.puk_env.as_deref())?;
+    let Some(algorithm) = Algorithm::for_key_type(args.key_type) else {
+        usage!("{} keys cannot be generated on PIV cards", args.key_type)
+    };
+    let credentials = args.secrets.credentials(args.card_puk_env.as_deref())?;
     credentials.check_factory_defaults(args.pin_letter.is_some())?;
     let directory = CaDirectory::open(&args.ca, None, &super::unlock(args.ca_pin_env.clone(), 1))?;
     let ca = directory.ca.with_id_mode(id_mode);
@@ -450,7 +460,7 @@ fn station(args: StationArgs) -> Result<()> {
         profile: &profile,
         id_mode,
         chain: vec![ca.certificate_der().to_vec(), directory.root_der.clone()],
-        out: args.out.clone(),
+        out: args.deliveries.clone(),
         readers: names,
         slot: args.slot,
         credentials,

@@ -1,6 +1,14 @@
 //! Command groups of the `certmint` binary that have grown beyond a few
 //! lines each. Parsing and reporting only: the work is in the library.
 
+/// Returns a usage error (exit 2): arguments that are missing or do not
+/// fit together, found before any work starts.
+macro_rules! usage {
+    ($($message:tt)+) => {
+        return Err(certmint::error::Usage(format!($($message)+)).into())
+    };
+}
+
 pub mod bench;
 pub mod card;
 pub mod logging;
@@ -112,11 +120,10 @@ pub fn mali_muhur_subject(
     let input = SubjectInput {
         vkn: seal.vkn.clone(),
         tckn: seal.tckn.clone(),
-        unvan: Some(
-            seal.unvan
-                .clone()
-                .context("name the company's trade name with --unvan")?,
-        ),
+        unvan: match &seal.unvan {
+            Some(unvan) => Some(unvan.clone()),
+            None => usage!("name the company's trade name with --unvan"),
+        },
         ..Default::default()
     };
     let subject = Subject::from_input(&profile, &input, id_mode)?;

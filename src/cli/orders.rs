@@ -8,8 +8,10 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
+use certmint::audit::AuditBroken;
 use certmint::ca::CaDirectory;
 use certmint::calendar::BusinessCalendar;
+use certmint::error::Stopped;
 use certmint::ids::{DeviceSerial, IdMode, PrefixTable, TaxpayerId, Vkn};
 use certmint::journal::{
     Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, OrderState, SqliteJournal,
@@ -17,6 +19,7 @@ use certmint::journal::{
 };
 use certmint::okc::{check_producible, purge, KeyTarget, OrderClaim, Production, ProductionReport};
 use certmint::order::serial_list::{ListedSerial, SerialListReader};
+use certmint::order::ImportRefused;
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
 use certmint::profile::{Profile, ProfileName};
 use certmint::signer::KeyType;
@@ -167,8 +170,8 @@ pub enum OkcCommand {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  certmint okc produce --order 3 --ca ./ca --out ./deliveries\n  \
-certmint okc produce --order 4 --ca ./ca --out ./deliveries --token 'pkcs11:token=URETICI?pin-source=file:pin'\n\n\
+    after_help = "Examples:\n  certmint okc produce --order 3 --ca ./ca --deliveries ./deliveries\n  \
+certmint okc produce --order 4 --ca ./ca --deliveries ./deliveries --token 'pkcs11:token=URETICI?pin-source=file:pin'\n\n\
 Ctrl-C stops after the devices in flight (exit 130); running the same command again resumes\n\
 and never issues a second certificate for a device. One producer per order: while another\n\
 producer holds the order, this one is refused at once naming it (exit 7), or waits with --wait."
@@ -182,9 +185,10 @@ pub struct ProduceArgs {
     /// The CA directory.
     #[arg(long)]
     ca: PathBuf,
-    /// The delivery root: the order's folder is OUT/order-N, soft passwords OUT/order-N.passwords.csv.
-    #[arg(long, default_value = "deliveries")]
-    out: PathBuf,
+    /// The delivery root: the order's folder is DELIVERIES/order-N, soft passwords
+    /// DELIVERIES/order-N.passwords.csv.
+    #[arg(long, alias = "out", default_value = "deliveries")]
+    deliveries: PathBuf,
     /// Parallel workers (default: the number of cores). With a pkcs11: CA key, one session
     /// process each, called by two threads.
     #[arg(long, value_parser = super::workers_arg)]
@@ -192,9 +196,9 @@ pub struct ProduceArgs {
     /// For hsm orders: the manufacturer's token (pkcs11: URI).
     #[arg(long)]
     token: Option<String>,
-    /// Environment variable holding the manufacturer token's PIN.
-    #[arg(long)]
-    pin_env: Option<String>,
+    /// Environment variable holding the manufacturer token's PIN (when its URI has no pin-source).
+    #[arg(long, alias = "pin-env")]
+    token_pin_env: Option<String>,
     /// Environment variable holding the CA token's PIN.
     #[arg(long)]
     ca_pin_env: Option<String>,
@@ -223,8 +227,8 @@ pub struct PurgeArgs {
     #[command(flatten)]
     journal: JournalArgs,
     /// Optional cross-check: refuse deliveries the journal records outside this delivery root.
-    #[arg(long)]
-    out: Option<PathBuf>,
+    #[arg(long, alias = "out")]
+    deliveries: Option<PathBuf>,
     /// With --dry-run: judge deadlines at this time (RFC 3339) instead of now.
     #[arg(long, requires = "dry_run")]
     now: Option<String>,
@@ -255,43 +259,6 @@ pub struct AuditVerifyArgs {
     #[arg(long)]
     json: bool,
 }
-
-/// `order import` found problems and did not import.
-#[derive(Debug)]
-pub struct ImportRefused {
-    /// Problems found.
-    pub problems: usize,
-    /// Whether any line was good (so --accept-good-lines would help).
-    pub any_good: bool,
-}
-
-impl std::fmt::Display for ImportRefused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "order refused: {} problem(s) in the serial list; nothing was imported",
-            self.problems
-        )?;
-        if self.any_good {
-            f.write_str(" (fix the list, or pass --accept-good-lines)")?;
-        } else {
-            f.write_str(" (no usable serial in it)")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ImportRefused {}
-
-/// `okc produce` was stopped by Ctrl-C.
-#[derive(Debug, thiserror::Error)]
-#[error("stopped after the devices in flight; run the same command again to resume")]
-pub struct Stopped;
-
-/// The audit chain is broken.
-#[derive(Debug, thiserror::Error)]
-#[error("the audit chain is broken in {0} place(s)")]
-pub struct AuditBroken(pub usize);
 
 pub fn order(command: OrderCommand) -> Result<()> {
     match command {
@@ -389,22 +356,19 @@ fn import_okc(args: ImportArgs) -> Result<()> {
     let (Some(manufacturer), Some(manufacturer_vkn), Some(serials)) =
         (&args.manufacturer, &args.manufacturer_vkn, &args.serials)
     else {
-        bail!("an ÖKC order needs --manufacturer, --manufacturer-vkn, --prefixes and --serials");
+        usage!("an ÖKC order needs --manufacturer, --manufacturer-vkn, --prefixes and --serials");
     };
     if args.prefixes.is_empty() {
-        bail!("an ÖKC order needs the manufacturer's approved --prefixes");
+        usage!("an ÖKC order needs the manufacturer's approved --prefixes");
     }
     if args.vkn.is_some() || args.tckn.is_some() || args.unvan.is_some() {
-        bail!("--vkn, --tckn and --unvan are for Mali Mühür orders (--kind mali-muhur)");
+        usage!("--vkn, --tckn and --unvan are for Mali Mühür orders (--kind mali-muhur)");
     }
     let vkn = Vkn::parse(manufacturer_vkn, mode)?;
     // Checked now, as the certificates will check it, so that no order is
     // journalled that cannot be produced.
     certmint::profile::plain_name("manufacturer", manufacturer)?;
     let prefixes = PrefixTable::new(&args.prefixes)?;
-    if manufacturer.trim().is_empty() {
-        bail!("--manufacturer is empty");
-    }
     let file = std::fs::File::open(serials)
         .with_context(|| format!("cannot read {}", serials.display()))?;
     let file = certmint::input::CappedReader::new(file, certmint::input::MAX_SERIAL_LIST_BYTES);
@@ -444,25 +408,25 @@ fn import_seals(args: ImportArgs) -> Result<()> {
         || !args.prefixes.is_empty()
         || args.additional_to.is_some()
     {
-        bail!("a Mali Mühür order takes --vkn or --tckn, --unvan and --seals (no manufacturer, prefixes, serial list or --additional-to)");
+        usage!("a Mali Mühür order takes --vkn or --tckn, --unvan and --seals (no manufacturer, prefixes, serial list or --additional-to)");
     }
     let id = match (&args.vkn, &args.tckn) {
         (Some(vkn), None) => TaxpayerId::Vkn(Vkn::parse(vkn, mode)?),
         (None, Some(tckn)) => TaxpayerId::Tckn(tckn.parse()?),
-        _ => bail!(
+        _ => usage!(
             "a Mali Mühür order names the company with --vkn (or a sole proprietor with --tckn)"
         ),
     };
     let unvan = args.unvan.as_deref().map(str::trim).unwrap_or_default();
     if unvan.is_empty() {
-        bail!("a Mali Mühür order needs the company's --unvan");
+        usage!("a Mali Mühür order needs the company's --unvan");
     }
     certmint::profile::TradeName::parse(unvan)?;
     if args.target == Target::Soft {
-        bail!("Mali Mühür seals are produced on a card or in the company's HSM: --target card or --target hsm");
+        usage!("Mali Mühür seals are produced on a card or in the company's HSM: --target card or --target hsm");
     }
     if args.seals == 0 {
-        bail!("--seals counts from 1");
+        usage!("--seals counts from 1");
     }
     let key_type = args.key_type.unwrap_or(KeyType::EcP384);
     let mut journal = args.journal.open()?;
@@ -562,7 +526,10 @@ fn parse_time(text: &str, what: &str) -> Result<time::OffsetDateTime> {
 
 fn purge_clock(args: &PurgeArgs) -> Result<time::OffsetDateTime> {
     if let Some(text) = &args.now {
-        return parse_time(text, "--now");
+        return match parse_time(text, "--now") {
+            Ok(now) => Ok(now),
+            Err(e) => usage!("{e:#}"),
+        };
     }
     match std::env::var(TEST_NOW) {
         Ok(text) if cfg!(debug_assertions) => parse_time(&text, TEST_NOW),
@@ -584,7 +551,7 @@ fn purge_command(args: PurgeArgs) -> Result<()> {
         &journal,
         &calendar,
         &journal_dir,
-        args.out.as_deref(),
+        args.deliveries.as_deref(),
         now,
         args.dry_run,
         &args.journal.operator(),
@@ -657,19 +624,19 @@ fn produce(args: ProduceArgs) -> Result<()> {
         (Target::Soft, None) => KeyTarget::Soft,
         (Target::Hsm, Some(uri)) => {
             let uri = Pkcs11Uri::parse(uri)?;
-            let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
+            let pins = PinSource::choose(uri.pin_source.clone(), args.token_pin_env.as_deref());
             let token = Token::open(&uri, &pins, Some(workers));
             KeyTarget::Hsm(token?)
         }
-        (Target::Hsm, None) => bail!(
+        (Target::Hsm, None) => usage!(
             "order {} is for the hsm target: give the manufacturer's token with --token",
             args.order
         ),
-        (Target::Soft, Some(_)) => bail!(
+        (Target::Soft, Some(_)) => usage!(
             "order {} is for the soft target: leave out --token",
             args.order
         ),
-        (Target::Card, _) => bail!(
+        (Target::Card, _) => usage!(
             "order {} is for the card target: produce it with `certmint card station --order {}`",
             args.order,
             args.order
@@ -701,7 +668,7 @@ fn produce(args: ProduceArgs) -> Result<()> {
             directory.ca.certificate_der().to_vec(),
             directory.root_der.clone(),
         ],
-        out: args.out.clone(),
+        out: args.deliveries.clone(),
         workers,
         target,
         operator: args.journal.operator(),
@@ -757,7 +724,7 @@ pub struct SealOrder<'a> {
     pub ca: &'a std::path::Path,
     pub token: Pkcs11Uri,
     pub deliveries: &'a std::path::Path,
-    pub pin_env: Option<&'a str>,
+    pub token_pin_env: Option<&'a str>,
     pub ca_pin_env: Option<&'a str>,
     pub id_mode: IdMode,
     pub json: bool,
@@ -789,7 +756,7 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
     )?;
     let profile = Profile::from_config(ProfileName::MaliMuhur, &directory.config)?;
     let ca = directory.ca.with_id_mode(seal.id_mode);
-    let pins = PinSource::choose(seal.token.pin_source.clone(), seal.pin_env);
+    let pins = PinSource::choose(seal.token.pin_source.clone(), seal.token_pin_env);
     let token = Token::open(&seal.token, &pins, Some(1))?;
     if order.state == OrderState::Paid {
         // A poisoned lock only means another thread panicked; the journal's

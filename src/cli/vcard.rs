@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use zeroize::Zeroizing;
 
@@ -118,20 +118,20 @@ pub fn run(args: VirtualArgs) -> Result<()> {
         (None, false) => EjectPolicy::Never,
     };
     if args.cards > 1 && eject == EjectPolicy::Never {
-        bail!(
+        usage!(
             "--cards {} needs --eject-on-reset or --eject-idle-ms: without an eject policy the first card never leaves",
             args.cards
         );
     }
     if args.remove_on_count == 0 {
-        bail!("--remove-on-count counts from 1");
+        usage!("--remove-on-count counts from 1");
     }
     let management_key = match &args.mgmt_key {
         Some(hex) => ManagementKey::from_hex(args.mgmt_algorithm, hex).context("--mgmt-key")?,
         None => ManagementKey::factory(args.mgmt_algorithm),
     };
     if args.mute_cards > args.cards {
-        bail!(
+        usage!(
             "--mute-cards {} is more than the {} cards presented (--cards)",
             args.mute_cards,
             args.cards

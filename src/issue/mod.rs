@@ -62,6 +62,24 @@ pub enum IssueError {
     SignatureCheck(String),
 }
 
+impl IssueError {
+    /// A lint refusal, a key the profile does not take (invalid input), a
+    /// signer's own kind; the CA's and the encoder's failures.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            IssueError::Lint(_) => ErrorKind::LintRefused,
+            IssueError::KeyNotAccepted { .. } => ErrorKind::InvalidInput,
+            IssueError::Signer(e) => e.kind(),
+            IssueError::Entropy(_)
+            | IssueError::Encoding(_)
+            | IssueError::Validity(_)
+            | IssueError::CaCertificate(_)
+            | IssueError::SignatureCheck(_) => ErrorKind::Failure,
+        }
+    }
+}
+
 /// A subject public key that may go into a certificate: any key from
 /// outside (a request, a file, a token, a card) once [`KeyType::of_spki`]
 /// accepted it, or the public key of a key certmint generated itself.

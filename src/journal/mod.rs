@@ -91,6 +91,26 @@ pub enum JournalError {
     },
 }
 
+impl JournalError {
+    /// What kind of failure this is (see [`crate::error`]).
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            JournalError::NoOrder(_) => ErrorKind::NotFound,
+            JournalError::Held { .. } => ErrorKind::Held,
+            // The --additional-to order does not exist, belongs to another
+            // company or is of another kind: the import's data is wrong.
+            JournalError::BadParent(_) => ErrorKind::InvalidInput,
+            JournalError::Checkpoint(e) => e.kind(),
+            JournalError::Database { .. }
+            | JournalError::Settings { .. }
+            | JournalError::WrongState { .. }
+            | JournalError::LeaseLost { .. }
+            | JournalError::Busy { .. } => ErrorKind::Failure,
+        }
+    }
+}
+
 /// An order number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct OrderId(pub i64);

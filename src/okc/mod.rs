@@ -66,6 +66,15 @@ pub enum ProduceError {
     /// A journal problem (the order's state is as the journal says).
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The order is produced by another command, or on another target,
+    /// than the one asked (the reason names the right one).
+    #[error("order {order}: {reason}")]
+    WrongCommand {
+        /// The order.
+        order: OrderId,
+        /// Why, and which command produces it.
+        reason: String,
+    },
     /// The order cannot be produced here.
     #[error("order {order}: {reason}")]
     Order {
@@ -106,6 +115,24 @@ pub enum ProduceError {
         /// Why.
         reason: String,
     },
+}
+
+impl ProduceError {
+    /// What kind of failure this is: a wrapped error's own kind.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            ProduceError::Journal(e) => e.kind(),
+            ProduceError::Issue { error, .. } => error.kind(),
+            ProduceError::Token { error, .. } => error.kind(),
+            ProduceError::Key { error, .. } => error.kind(),
+            ProduceError::WrongCommand { .. } => crate::error::ErrorKind::Usage,
+            // Not producible yet (unpaid), or its delivery is incomplete:
+            // the order's state, not the command.
+            ProduceError::Order { .. } | ProduceError::Io { .. } => {
+                crate::error::ErrorKind::Failure
+            }
+        }
+    }
 }
 
 /// Where device keys are made.
@@ -435,6 +462,10 @@ pub fn check_producible(
         order: order.id,
         reason,
     };
+    let wrong_command = |reason: String| ProduceError::WrongCommand {
+        order: order.id,
+        reason,
+    };
     // Each kind is certified under its own profile: ÖKC devices with
     // `okc produce` (or the card station), Mali Mühür seals with
     // `hsm provision --order` (or the card station).
@@ -442,20 +473,20 @@ pub fn check_producible(
         (OrderKind::Okc, ProfileName::OkcDevice)
         | (OrderKind::MaliMuhur, ProfileName::MaliMuhur) => {}
         (OrderKind::MaliMuhur, _) => {
-            return Err(refuse(format!(
+            return Err(wrong_command(format!(
                 "is a Mali Mühür order: produce it with `certmint hsm provision --order {} --token …` (hsm target) or `certmint card station --order {}` (card target)",
                 order.id, order.id
             )))
         }
         (OrderKind::Okc, _) => {
-            return Err(refuse(format!(
+            return Err(wrong_command(format!(
                 "is an ÖKC order: produce it with `certmint okc produce --order {}`",
                 order.id
             )))
         }
     }
     if order.kind == OrderKind::MaliMuhur && target == Target::Soft {
-        return Err(refuse(
+        return Err(wrong_command(
             "is a Mali Mühür order: its seals live on a card or in the company's HSM, never in a file".into(),
         ));
     }
@@ -471,7 +502,7 @@ pub fn check_producible(
         } else {
             String::new()
         };
-        return Err(refuse(format!(
+        return Err(wrong_command(format!(
             "was ordered for the {} target, not {target}{hint}",
             order.target
         )));

@@ -58,6 +58,16 @@ pub enum PurgeError {
     },
 }
 
+impl PurgeError {
+    /// What kind of failure this is (see [`crate::error`]).
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            PurgeError::Journal(e) => e.kind(),
+            PurgeError::Io { .. } => crate::error::ErrorKind::Failure,
+        }
+    }
+}
+
 /// One soft delivery considered.
 #[derive(Debug, Clone, Serialize)]
 pub struct PurgeItem {
@@ -208,11 +218,11 @@ fn plan(
         ));
     }
     if let Some(out) = out {
-        let root =
-            std::fs::canonicalize(out).map_err(|e| format!("--out {}: {e}", out.display()))?;
+        let root = std::fs::canonicalize(out)
+            .map_err(|e| format!("--deliveries {}: {e}", out.display()))?;
         if !folder.starts_with(&root) {
             return Err(format!(
-                "the journal records the delivery in {}, which is not in --out {}",
+                "the journal records the delivery in {}, which is not in --deliveries {}",
                 folder.display(),
                 root.display()
             ));

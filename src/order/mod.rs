@@ -3,3 +3,37 @@
 //! journal holds the order and its devices (see [`crate::journal`]).
 
 pub mod serial_list;
+
+/// An order import that found problems and imported nothing.
+#[derive(Debug)]
+pub struct ImportRefused {
+    /// Problems found.
+    pub problems: usize,
+    /// Whether any line was good (so `--accept-good-lines` would help).
+    pub any_good: bool,
+}
+
+impl std::fmt::Display for ImportRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "order refused: {} problem(s) in the serial list; nothing was imported",
+            self.problems
+        )?;
+        if self.any_good {
+            f.write_str(" (fix the list, or pass --accept-good-lines)")?;
+        } else {
+            f.write_str(" (no usable serial in it)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ImportRefused {}
+
+impl ImportRefused {
+    /// Always invalid input: the serial list.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::InvalidInput
+    }
+}

@@ -374,6 +374,13 @@ pub enum ApduError {
     Malformed(String),
 }
 
+impl ApduError {
+    /// Always a failure: octets that do not form an APDU.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failure
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,6 +96,28 @@ pub enum PivError {
     ManagementKey(#[from] MgmtKeyError),
 }
 
+impl PivError {
+    /// What the card refused is [`TokenRefused`](crate::error::ErrorKind::TokenRefused);
+    /// a secret of the wrong form is invalid input; a card that left, a
+    /// reader or an answer that cannot be read is a failure.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            PivError::WrongSecret { .. }
+            | PivError::Blocked { .. }
+            | PivError::ManagementKeyRefused
+            | PivError::NoPivApplication
+            | PivError::CardUnusable(_) => ErrorKind::TokenRefused,
+            PivError::PinFormat(e) => e.kind(),
+            PivError::ManagementKey(e) => e.kind(),
+            PivError::CardRemoved
+            | PivError::Reader(_)
+            | PivError::Status { .. }
+            | PivError::Malformed { .. } => ErrorKind::Failure,
+        }
+    }
+}
+
 /// The state of a PIN or PUK, read without spending a try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryState {

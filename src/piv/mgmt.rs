@@ -125,6 +125,13 @@ pub enum MgmtKeyError {
     NotHex,
 }
 
+impl MgmtKeyError {
+    /// Always invalid input: the management key the operator gave.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::InvalidInput
+    }
+}
+
 impl ManagementKey {
     /// A key of `algorithm` with the given octets.
     pub fn new(algorithm: MgmtAlgorithm, key: &[u8]) -> Result<Self, MgmtKeyError> {

@@ -231,6 +231,13 @@ pub enum PinFormatError {
     PadOctet,
 }
 
+impl PinFormatError {
+    /// Always invalid input: the PIN or PUK the operator gave.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::InvalidInput
+    }
+}
+
 /// Encodes a public key as the `7F49` template GENERATE returns: `81`
 /// modulus and `82` exponent for RSA, `86` point for EC.
 pub fn key_template_from_spki(spki_der: &[u8]) -> Result<Vec<u8>, SignerError> {

@@ -47,6 +47,13 @@ pub enum TlvError {
     LengthForm(u8, usize),
 }
 
+impl TlvError {
+    /// Always a failure: data from a card that cannot be read.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failure
+    }
+}
+
 /// Decodes a sequence of TLVs that fills `input` exactly.
 pub fn parse_all(input: &[u8]) -> Result<Vec<Tlv<'_>>, TlvError> {
     let mut out = Vec::new();

@@ -166,6 +166,33 @@ pub enum Pkcs11Error {
 }
 
 impl Pkcs11Error {
+    /// What the token refused is [`TokenRefused`](crate::error::ErrorKind::TokenRefused);
+    /// a module, a token or a key that is not there or not usable is a failure.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            Pkcs11Error::Uri(e) => e.kind(),
+            Pkcs11Error::Pin(e) => e.kind(),
+            Pkcs11Error::WrongPin { .. }
+            | Pkcs11Error::PinLocked { .. }
+            | Pkcs11Error::TokenGone { .. }
+            | Pkcs11Error::LabelExists { .. }
+            | Pkcs11Error::UnsupportedMechanism { .. } => ErrorKind::TokenRefused,
+            Pkcs11Error::Module { .. }
+            | Pkcs11Error::TokenNotFound { .. }
+            | Pkcs11Error::AmbiguousToken { .. }
+            | Pkcs11Error::KeyNotFound(_)
+            | Pkcs11Error::AmbiguousKey { .. }
+            | Pkcs11Error::NoPublicKey(_)
+            | Pkcs11Error::Call { .. }
+            | Pkcs11Error::BadKey { .. }
+            | Pkcs11Error::SessionProcess { .. }
+            | Pkcs11Error::Verification(_) => ErrorKind::Failure,
+        }
+    }
+}
+
+impl Pkcs11Error {
     /// Wraps a cryptoki error from a call on `token`.
     pub(crate) fn call(token: &str, error: &CkError) -> Self {
         match error {

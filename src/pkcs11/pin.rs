@@ -1,5 +1,6 @@
 //! Where a PIN comes from: a file (`pin-source=file:` in the URI), an
-//! environment variable the operator names (`--pin-env VAR`), or an
+//! environment variable the operator names (`--token-pin-env VAR`,
+//! `--ca-pin-env VAR`), or an
 //! interactive prompt on the terminal — never argv. A [`Pin`] never shows
 //! itself in `Debug` output or messages.
 
@@ -24,10 +25,10 @@ pub enum PinError {
         reason: String,
     },
     /// The named environment variable is not set.
-    #[error("environment variable {0} (named by --pin-env) is not set")]
+    #[error("environment variable {0}, named to hold the PIN, is not set")]
     EnvMissing(String),
     /// No source was given and there is no terminal to ask on.
-    #[error("no PIN source for {0}: give pin-source=file:PATH in the URI or --pin-env VAR (no terminal to prompt on)")]
+    #[error("no PIN source for {0}: give pin-source=file:PATH in the URI, or --token-pin-env VAR (--ca-pin-env VAR for the CA key); there is no terminal to prompt on")]
     NoSource(String),
     /// The PIN is empty.
     #[error("the PIN for {0} is empty")]
@@ -41,6 +42,20 @@ pub enum PinError {
         /// The longest PIN accepted, in bytes.
         max: usize,
     },
+}
+
+impl PinError {
+    /// No PIN source, or a named variable that is not set, is a usage
+    /// error (what the operator must give is missing); a PIN no token takes
+    /// is invalid input; an unreadable PIN file a failure.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            PinError::NoSource(_) | PinError::EnvMissing(_) => ErrorKind::Usage,
+            PinError::TooLong { .. } | PinError::Empty(_) => ErrorKind::InvalidInput,
+            PinError::File { .. } => ErrorKind::Failure,
+        }
+    }
 }
 
 /// The longest PIN certmint offers to any token (PKCS#11's `ulMaxPinLen`
@@ -97,7 +112,8 @@ pub enum PinSource {
 }
 
 impl PinSource {
-    /// The URI's `pin-source` if it has one, else `--pin-env`, else the prompt.
+    /// The URI's `pin-source` if it has one, else the variable named by
+    /// `pin_env` (`--token-pin-env`, `--ca-pin-env`), else the prompt.
     /// A variable named by `pin_env` is marked secret even when the URI's
     /// file wins: the operator said it holds a PIN.
     pub fn choose(uri_source: Option<PathBuf>, pin_env: Option<&str>) -> Self {
@@ -151,7 +167,8 @@ impl PinSource {
 }
 
 /// The names of the environment variables the operator named as holding a
-/// secret (`--pin-env`, `--ca-pin-env`, a card's management key or PUK).
+/// secret (`--token-pin-env`, `--ca-pin-env`, a card's PIN, PUK or
+/// management key).
 /// Kept for the whole process so that every child certmint starts leaves
 /// them out of its environment: a child's environment is readable in
 /// `/proc/<pid>/environ` and copied into its core files, and it is

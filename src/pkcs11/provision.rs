@@ -36,6 +36,16 @@ pub enum ProvisionError {
     Refused(IssueError),
 }
 
+impl ProvisionError {
+    /// What kind of failure this is: a wrapped error's own kind.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            ProvisionError::Pkcs11(e) => e.kind(),
+            ProvisionError::Issue(e) | ProvisionError::Refused(e) => e.kind(),
+        }
+    }
+}
+
 /// What one provisioning run asks for.
 #[derive(Debug, Clone)]
 pub struct ProvisionRequest {

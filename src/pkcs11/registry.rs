@@ -38,6 +38,14 @@ pub enum RegistryError {
     BadName(String),
 }
 
+impl RegistryError {
+    /// A module name is an argument: naming one that is not registered, or
+    /// whose registration is unusable, is a usage error.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Usage
+    }
+}
+
 /// Where p11-kit's registrations and modules are.
 #[derive(Debug, Clone)]
 pub struct Registry {

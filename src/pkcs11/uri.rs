@@ -30,7 +30,7 @@ pub enum UriError {
     #[error("pkcs11 URI: attribute {} given twice", crate::text::quoted(.0))]
     Duplicate(String),
     /// A PIN inside the URI.
-    #[error("pkcs11 URI: pin-value is refused (a PIN must not appear in arguments); use pin-source=file:PATH, --pin-env VAR or the prompt")]
+    #[error("pkcs11 URI: pin-value is refused (a PIN must not appear in arguments); use pin-source=file:PATH, --token-pin-env VAR (--ca-pin-env VAR for the CA key) or the prompt")]
     PinInUri,
     /// A `pin-source` that is not a `file:` path.
     #[error("pkcs11 URI: pin-source {} must be file:/absolute/or/relative/path", crate::text::quoted(.0))]
@@ -98,6 +98,13 @@ impl TokenMatch {
             given.push(("slot-id", id.to_string()));
         }
         given
+    }
+}
+
+impl UriError {
+    /// Always a usage error: a key or token URI is an argument.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Usage
     }
 }
 

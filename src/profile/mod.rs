@@ -92,6 +92,24 @@ pub enum ProfileError {
     UnknownProfile(String),
 }
 
+impl ProfileError {
+    /// Subject data is invalid input; the CA's configuration is a failure.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            ProfileError::MissingField { .. }
+            | ProfileError::UnexpectedField { .. }
+            | ProfileError::BadName { .. }
+            | ProfileError::SubjectFile { .. } => ErrorKind::InvalidInput,
+            ProfileError::Id(e) => e.kind(),
+            ProfileError::Input(e) => e.kind(),
+            ProfileError::Config { .. }
+            | ProfileError::BadSetting { .. }
+            | ProfileError::UnknownProfile(_) => ErrorKind::Failure,
+        }
+    }
+}
+
 /// The certificate profiles certmint issues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProfileName {

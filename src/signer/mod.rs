@@ -51,6 +51,21 @@ pub enum SignerError {
     InvalidKey(String),
 }
 
+impl SignerError {
+    /// A key of a type certmint does not take, or an invalid public key, is
+    /// invalid input; reading, signing and generating keys are failures.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            SignerError::UnsupportedKey(_) | SignerError::InvalidKey(_) => ErrorKind::InvalidInput,
+            SignerError::KeyUnreadable { .. }
+            | SignerError::SigningFailed(_)
+            | SignerError::BadSignature(_)
+            | SignerError::KeyGeneration(_) => ErrorKind::Failure,
+        }
+    }
+}
+
 /// A key that signs certificates. Implementations hold the private key
 /// wherever it lives and never hand it out.
 pub trait Signer: fmt::Debug + Send + Sync {

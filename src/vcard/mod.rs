@@ -51,6 +51,22 @@ pub enum VcardError {
     },
 }
 
+impl VcardError {
+    /// The virtual card's settings come from its command line: options that
+    /// do not fit and counts out of range are usage errors, a PIN or PUK of
+    /// the wrong form invalid input.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            VcardError::Options(_) | VcardError::Tries(_) => ErrorKind::Usage,
+            VcardError::Pin(_) | VcardError::PinNotDigits | VcardError::Puk(_) => {
+                ErrorKind::InvalidInput
+            }
+            VcardError::Random | VcardError::Io { .. } => ErrorKind::Failure,
+        }
+    }
+}
+
 /// The card's Answer To Reset: T=1 only (TD1 81, TD2 31 with IFSC 254),
 /// historical bytes in compact-TLV (ISO 7816-4 §8.1.1): card capabilities
 /// (selection by full and partial AID, command chaining, no extended
