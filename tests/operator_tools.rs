@@ -236,3 +236,71 @@ fn completions_and_manual_pages_cover_every_command() {
         "internal commands have no page"
     );
 }
+
+/// The log goes to standard error at the level -v/-q or RUST_LOG asks for,
+/// and never holds a PIN, even at the most detailed level.
+#[test]
+fn the_log_follows_v_q_and_rust_log_and_never_shows_a_pin() {
+    use common::Hsm;
+    let ws = Workspace::new();
+    let hsm = Hsm::new(&ws, &["logged"], "ALL");
+    let pin = hsm.pin();
+    let keygen = |flags: &[&str], env: &[(&str, &str)], object: &str| {
+        let key = format!(
+            "pkcs11:token=logged;object={object}?module-path={}",
+            common::softhsm_module()
+        );
+        let mut args: Vec<&str> = flags.to_vec();
+        args.extend([
+            "hsm",
+            "keygen",
+            "--key",
+            &key,
+            "--key-type",
+            "p256",
+            "--token-pin-env",
+            "TOKEN_PIN",
+        ]);
+        let mut all = vec![("SOFTHSM2_CONF", hsm.conf()), ("TOKEN_PIN", pin.clone())];
+        all.extend(env.iter().map(|(k, v)| (*k, v.to_string())));
+        let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        ws.certmint_env(&args, &all).ok()
+    };
+
+    let quiet = keygen(&[], &[], "k0");
+    assert!(
+        !quiet.stderr.contains("INFO"),
+        "nothing below a warning by default: {}",
+        quiet.stderr
+    );
+    let verbose = keygen(&["-v"], &[], "k1");
+    assert!(
+        verbose.stderr.contains("INFO") && verbose.stderr.contains("logged in"),
+        "{}",
+        verbose.stderr
+    );
+    assert!(!verbose.stderr.contains("DEBUG"), "{}", verbose.stderr);
+    let detailed = keygen(&["-vv"], &[], "k2");
+    assert!(detailed.stderr.contains("DEBUG"), "{}", detailed.stderr);
+    let chosen = keygen(&[], &[("RUST_LOG", "certmint::pkcs11=debug")], "k3");
+    assert!(
+        chosen.stderr.contains("DEBUG"),
+        "RUST_LOG wins: {}",
+        chosen.stderr
+    );
+    let everything = keygen(&["-vvv"], &[], "k4");
+    assert!(
+        everything.stderr.lines().count() >= 4,
+        "{}",
+        everything.stderr
+    );
+    for run in [&quiet, &verbose, &detailed, &chosen, &everything] {
+        assert!(
+            !run.stderr.contains(&pin),
+            "a PIN in the log: {}",
+            run.stderr
+        );
+    }
+    let q = ws.certmint(&["-q", "-v", "order", "list"]);
+    assert_eq!(q.code, 2, "-q and -v together are a usage error");
+}

@@ -208,6 +208,7 @@ pub fn append(
     if created {
         sync_directory(&path);
     }
+    tracing::debug!(checkpoint = %message, "signed a checkpoint of the audit chain");
     Ok(())
 }
 

@@ -50,6 +50,7 @@ pub fn module(path: &PathBuf) -> Result<Pkcs11, Pkcs11Error> {
             "no such file (install the module or set module-path=)".into(),
         ));
     }
+    tracing::debug!(module = %path.display(), "loading the PKCS#11 module");
     let ctx = Pkcs11::new(path).map_err(|e| failed(e.to_string()))?;
     match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
@@ -107,8 +108,13 @@ pub fn find_token(uri: &Pkcs11Uri) -> Result<FoundToken, Pkcs11Error> {
             });
         }
     }
+    tracing::debug!(wanted = %uri, tokens = ?present, "tokens present");
     match matches.len() {
-        1 => Ok(matches.remove(0)),
+        1 => {
+            let found = matches.remove(0);
+            tracing::info!(token = %found.label(), slot_id = found.slot.id(), "found the token");
+            Ok(found)
+        }
         0 => Err(Pkcs11Error::TokenNotFound {
             wanted: uri.to_string(),
             present: if present.is_empty() {
@@ -306,6 +312,7 @@ impl Token {
         }
         let what = format!("token {label:?}");
         let pin = read_pin(&what)?;
+        tracing::debug!(token = %label, "logging in (one attempt)");
         // A PIN longer than the token takes is wrong for certain: refused
         // here, it spends none of the token's tries.
         let max_pin = found.info.max_pin_length();
@@ -347,6 +354,7 @@ impl Token {
             mechanisms: OnceLock::new(),
         });
         registry.insert(key, Registered::Open(Arc::downgrade(&token)));
+        tracing::info!(token = %token.label, sessions = token.max_sessions, "logged in");
         Ok(token)
     }
 
