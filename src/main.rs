@@ -209,7 +209,7 @@ struct HsmProvisionArgs {
     wait: u64,
     #[command(flatten)]
     seal: cli::SealSubjectArgs,
-    /// rsa2048 or p384 (the Mali Mühür key types; default p384). With --order, the order's.
+    /// rsa2048 or p384 (the Mali Mühür key types; default p384); with --order, the order's key type is used.
     #[arg(long)]
     key_type: Option<KeyType>,
     /// Replace objects that already carry the label.

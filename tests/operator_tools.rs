@@ -304,3 +304,76 @@ fn the_log_follows_v_q_and_rust_log_and_never_shows_a_pin() {
     let q = ws.certmint(&["-q", "-v", "order", "list"]);
     assert_eq!(q.code, 2, "-q and -v together are a usage error");
 }
+
+/// Help texts say whole sentences, and tables line up.
+#[test]
+fn help_texts_are_whole_and_order_list_columns_line_up() {
+    let ws = Workspace::new();
+    let import = ws.certmint(&["order", "import", "--help"]).ok().stdout;
+    assert!(
+        import.contains("{VKN}SIGN0, {VKN}SIGN1, …"),
+        "the seal labels are shown, not broken by a line: {import}"
+    );
+    let provision = ws.certmint(&["hsm", "provision", "--help"]).ok().stdout;
+    assert!(
+        provision.contains("the order's key type is used"),
+        "the --key-type text is whole: {provision}"
+    );
+
+    ws.write("list.txt", b"FU00022547\nFU00022548\n");
+    run_on_journal(&ws, &import_args("FU", "list.txt", &[]), &[]).ok();
+    run_on_journal(
+        &ws,
+        &[
+            "order",
+            "import",
+            "--kind",
+            "mali-muhur",
+            "--vkn",
+            "4540536920",
+            "--unvan",
+            "Örnek Bilişim A.Ş.",
+            "--target",
+            "card",
+            "--seals",
+            "1",
+        ],
+        &[],
+    )
+    .ok();
+    run_on_journal(&ws, &["order", "pay", "--order", "1"], &[]).ok();
+    let table = run_on_journal(&ws, &["order", "list"], &[]).ok().stdout;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    // Each column starts where its heading starts.
+    for heading in ["state", "target", "verified"] {
+        let column = lines[0].find(heading).unwrap();
+        for row in &lines[1..] {
+            let cell = &row[column..];
+            assert!(
+                !cell.starts_with(' ') || heading == "verified",
+                "{heading} column misaligned:\n{table}"
+            );
+        }
+    }
+    assert!(lines[1].starts_with("    1  paid       soft"), "{table}");
+    assert!(lines[2].starts_with("    2  received   card"), "{table}");
+}
+
+/// A malformed --now is named once, as a usage error.
+#[test]
+fn a_malformed_time_argument_is_named_once() {
+    let ws = Workspace::new();
+    let run = run_on_journal(
+        &ws,
+        &["okc", "purge", "--dry-run", "--now", "2026-13-01"],
+        &[],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("could not be parsed").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}

@@ -70,7 +70,7 @@ pub enum OrderCommand {
 certmint order import ... --additional-to 3 --serials more.csv --accept-good-lines\n  \
 certmint order import --kind mali-muhur --vkn 4540536920 --unvan 'Örnek Bilişim A.Ş.' --target card --seals 2\n\n\
 A Mali Mühür order names the company and how many seals it gets; each seal is one card or one\n\
-key in the company's HSM, journalled as {VKN}SIGN{n} (numbered on from earlier orders).\n\
+key in the company's HSM, journalled as {VKN}SIGN0, {VKN}SIGN1, … (numbered on from every seal the company got before).\n\
 The list: one serial per line, or CSV/TSV with a serial column (serial, seri_no, sicil_no, …);\n\
 UTF-8 with or without BOM, LF or CRLF, blank lines and # comments allowed. Every bad line,\n\
 duplicate and serial of an earlier order is reported with its line number; the order is\n\
@@ -518,10 +518,16 @@ pub fn okc(command: OkcCommand) -> Result<()> {
 /// ignoring it, so nobody believes a simulated purge happened.
 const TEST_NOW: &str = "CERTMINT_TEST_NOW";
 
+/// An RFC 3339 time given as an argument (`what`); a malformed one is a
+/// usage error that names the part that is wrong, once.
 fn parse_time(text: &str, what: &str) -> Result<time::OffsetDateTime> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).with_context(
-        || format!("{what} {text:?} is not an RFC 3339 time such as 2026-12-15T09:00:00Z"),
-    )
+    match time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+        Ok(at) => Ok(at),
+        Err(e) => usage!(
+            "{what} {} is not an RFC 3339 time such as 2026-12-15T09:00:00Z ({e})",
+            certmint::text::quoted(text)
+        ),
+    }
 }
 
 fn purge_clock(args: &PurgeArgs) -> Result<time::OffsetDateTime> {

@@ -116,8 +116,9 @@ impl JournalError {
 pub struct OrderId(pub i64);
 
 impl fmt::Display for OrderId {
+    /// The number, honouring width and alignment (`{:>5}`) for tables.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -136,8 +137,9 @@ macro_rules! text_enum {
         }
 
         impl fmt::Display for $name {
+            /// The name, honouring width and alignment (`{:<10}`) for tables.
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
 
