@@ -35,6 +35,8 @@ pub enum ErrorKind {
     /// The request conflicts with what the journal records (a certificate
     /// already on record for a device or seal label).
     Conflict,
+    /// A preflight found what it checks not ready (`hsm probe`).
+    NotReady,
     /// The operator stopped the work (Ctrl-C) after what was in flight.
     Stopped,
 }
@@ -55,7 +57,7 @@ pub struct KindRow {
 /// Every kind, in the order of its exit code. The one source of the exit
 /// codes: the binary's `--help`, the README's table (checked by a test)
 /// and [`ErrorKind::exit_code`] all read it.
-pub const KINDS: [KindRow; 10] = [
+pub const KINDS: [KindRow; 11] = [
     KindRow {
         kind: ErrorKind::Failure,
         code: 1,
@@ -114,6 +116,13 @@ pub const KINDS: [KindRow; 10] = [
         code: 9,
         name: "conflict",
         meaning: "conflict with the record: a certificate is already on record for the device or seal label",
+    },
+    KindRow {
+        kind: ErrorKind::NotReady,
+        code: 10,
+        name: "not-ready",
+        meaning: "not ready (`hsm probe`): a mechanism missing, a label taken or the PIN locked; the report \
+                  marks which",
     },
     KindRow {
         kind: ErrorKind::Stopped,
@@ -177,6 +186,18 @@ impl Stopped {
     }
 }
 
+/// A preflight's report said "not ready"; the report itself was printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} is not ready: see the lines marked above")]
+pub struct NotReady(pub String);
+
+impl NotReady {
+    /// Always [`ErrorKind::NotReady`].
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::NotReady
+    }
+}
+
 /// The kind of an error chain: the first cause, outermost first, whose
 /// library type gives a kind other than [`ErrorKind::Failure`]. Wrappers
 /// marked `#[error(transparent)]` hide the error they wrap from `source()`,
@@ -208,6 +229,7 @@ fn own_kind(error: &(dyn std::error::Error + 'static)) -> ErrorKind {
     kind_by_type!(
         Usage,
         Stopped,
+        NotReady,
         crate::audit::AuditBroken,
         crate::audit::checkpoint::CheckpointError,
         crate::ca::CaError,
@@ -291,7 +313,7 @@ mod tests {
     use super::*;
 
     /// Every kind and the exit code the README documents for it.
-    const DOCUMENTED: [(ErrorKind, u8, &str); 10] = [
+    const DOCUMENTED: [(ErrorKind, u8, &str); 11] = [
         (ErrorKind::Failure, 1, "failure"),
         (ErrorKind::Usage, 2, "usage"),
         (ErrorKind::InvalidInput, 3, "invalid-input"),
@@ -301,6 +323,7 @@ mod tests {
         (ErrorKind::Held, 7, "held"),
         (ErrorKind::NotFound, 8, "not-found"),
         (ErrorKind::Conflict, 9, "conflict"),
+        (ErrorKind::NotReady, 10, "not-ready"),
         (ErrorKind::Stopped, 130, "stopped"),
     ];
 

@@ -756,6 +756,10 @@ fn hsm_probe(args: HsmProbeArgs) -> Result<()> {
     } else {
         print!("{}", report.to_text());
     }
+    if !report.ready {
+        // Its own exit code, so that a script can gate the session on it.
+        return Err(certmint::error::NotReady(format!("token {:?}", report.token.label)).into());
+    }
     Ok(())
 }
 

@@ -344,8 +344,12 @@ fn an_unsupported_mechanism_is_refused_before_anything_is_written() {
         &ws,
         &hsm,
         &["hsm", "probe", "--token", &hsm.uri("musteri", None)],
-    )
-    .ok();
+    );
+    assert_eq!(
+        probe.code, 10,
+        "not ready has its own exit code: {}",
+        probe.stderr
+    );
     assert!(
         probe
             .stdout
@@ -413,8 +417,8 @@ fn probe_reports_mechanisms_limits_and_taken_labels() {
         &ws,
         &hsm,
         &["hsm", "probe", "--token", &uri, "--vkn", "4540536920"],
-    )
-    .ok();
+    );
+    assert_eq!(taken.code, 10, "{}", taken.stderr);
     assert!(
         taken
             .stdout

@@ -270,3 +270,40 @@ fn hsm_list_shows_slots_tokens_and_objects_with_their_flags() {
         .ok();
     assert!(other.stdout.contains("no objects"), "{}", other.stdout);
 }
+
+/// `hsm probe` exits 0 when the token is ready and 10 when it is not, so a
+/// script can gate an on-site session on the preflight.
+#[test]
+fn hsm_probe_exits_10_when_the_token_is_not_ready() {
+    let ws = Workspace::new();
+    let hsm = Hsm::new(&ws, &["gate"], "ALL");
+    let env = [("SOFTHSM2_CONF", hsm.conf())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let probe = |label: &str| {
+        ws.certmint_env(
+            &[
+                "hsm",
+                "probe",
+                "--token",
+                &hsm.uri("gate", None),
+                "--label",
+                label,
+            ],
+            &env,
+        )
+    };
+    let ready = probe("free-label").ok();
+    assert!(ready.stdout.contains("Ready for provisioning."));
+    keygen(&ws, &hsm, &hsm.uri("gate", Some("taken-label"))).ok();
+    let not_ready = probe("taken-label");
+    assert_eq!(not_ready.code, 10, "{}", not_ready.stderr);
+    assert!(
+        not_ready.stdout.contains("NOT ready"),
+        "the report is printed"
+    );
+    assert!(
+        not_ready.stderr.contains("is not ready"),
+        "{}",
+        not_ready.stderr
+    );
+}
