@@ -307,3 +307,44 @@ fn hsm_probe_exits_10_when_the_token_is_not_ready() {
         not_ready.stderr
     );
 }
+
+/// `hsm probe --json` gives counts as numbers or `null`, never prose.
+#[test]
+fn hsm_probe_json_gives_numbers_or_null() {
+    let ws = Workspace::new();
+    let hsm = Hsm::new(&ws, &["counted"], "ALL");
+    let env = [("SOFTHSM2_CONF", hsm.conf())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = ws
+        .certmint_env(
+            &[
+                "hsm",
+                "probe",
+                "--token",
+                &hsm.uri("counted", None),
+                "--json",
+            ],
+            &env,
+        )
+        .ok();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let token = &report["token"];
+    for field in ["sessions", "rw_sessions"] {
+        let count = &token[field];
+        assert!(count["open"].is_u64() || count["open"].is_null(), "{count}");
+        assert!(count["max"].is_u64() || count["max"].is_null(), "{count}");
+        assert!(count["unlimited"].is_boolean(), "{count}");
+    }
+    for field in ["public_memory", "private_memory"] {
+        let memory = &token[field];
+        assert!(
+            memory["free"].is_u64() || memory["free"].is_null(),
+            "{memory}"
+        );
+        assert!(
+            memory["total"].is_u64() || memory["total"].is_null(),
+            "{memory}"
+        );
+    }
+    assert_eq!(report["ready"], true);
+}

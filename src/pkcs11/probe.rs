@@ -39,14 +39,14 @@ pub struct TokenFacts {
     pub model: String,
     /// Serial number.
     pub serial: String,
-    /// Sessions open now / the limit (`null` when the token does not say; "infinite" as the token says).
-    pub sessions: String,
-    /// Read-write sessions open now / the limit.
-    pub rw_sessions: String,
-    /// Free / total public memory in bytes, when the token says.
-    pub public_memory: String,
-    /// Free / total private memory in bytes, when the token says.
-    pub private_memory: String,
+    /// Sessions open now and the limit.
+    pub sessions: SessionCount,
+    /// Read-write sessions open now and the limit.
+    pub rw_sessions: SessionCount,
+    /// Public memory, in bytes.
+    pub public_memory: Memory,
+    /// Private memory, in bytes.
+    pub private_memory: Memory,
     /// Whether the user PIN has had failed attempts.
     pub user_pin_count_low: bool,
     /// Whether the next wrong PIN locks it.
@@ -94,19 +94,66 @@ pub struct ProbeReport {
     pub ready: bool,
 }
 
-fn limit(current: Option<u64>, max: Limit) -> String {
-    let max = match max {
-        Limit::Max(n) => n.to_string(),
-        Limit::Infinite => "infinite".into(),
-        Limit::Unavailable => "unknown".into(),
-    };
-    let current = current.map_or("unknown".into(), |c| c.to_string());
-    format!("{current} / {max}")
+/// Sessions as a token counts them: numbers, `null` where the token does
+/// not say.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SessionCount {
+    /// Open now.
+    pub open: Option<u64>,
+    /// The most the token allows; `null` when it has no limit or does not say.
+    pub max: Option<u64>,
+    /// Whether the token says it has no limit.
+    pub unlimited: bool,
 }
 
-fn memory(free: Option<usize>, total: Option<usize>) -> String {
-    let show = |v: Option<usize>| v.map_or("unknown".into(), |v| v.to_string());
-    format!("{} free of {}", show(free), show(total))
+impl SessionCount {
+    fn new(open: Option<u64>, max: Limit) -> Self {
+        let (max, unlimited) = match max {
+            Limit::Max(n) => (Some(n), false),
+            Limit::Infinite => (None, true),
+            Limit::Unavailable => (None, false),
+        };
+        Self {
+            open,
+            max,
+            unlimited,
+        }
+    }
+}
+
+impl std::fmt::Display for SessionCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: Option<u64>| v.map_or("unknown".to_owned(), |v| v.to_string());
+        let max = if self.unlimited {
+            "no limit".to_owned()
+        } else {
+            show(self.max)
+        };
+        write!(f, "{} / {max}", show(self.open))
+    }
+}
+
+/// A token's memory in bytes: `null` where the token does not say.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Memory {
+    /// Free.
+    pub free: Option<u64>,
+    /// In all.
+    pub total: Option<u64>,
+}
+
+impl std::fmt::Display for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: Option<u64>| v.map_or("unknown".to_owned(), |v| v.to_string());
+        write!(f, "{} free of {}", show(self.free), show(self.total))
+    }
+}
+
+fn memory(free: Option<usize>, total: Option<usize>) -> Memory {
+    Memory {
+        free: free.map(|v| v as u64),
+        total: total.map(|v| v as u64),
+    }
 }
 
 /// Probes the token the URI names. Labels are checked only when some are
@@ -133,8 +180,8 @@ pub fn probe(
         manufacturer: t.manufacturer_id().trim().to_owned(),
         model: t.model().trim().to_owned(),
         serial: t.serial_number().trim().to_owned(),
-        sessions: limit(t.session_count(), t.max_session_count()),
-        rw_sessions: limit(t.rw_session_count(), t.max_rw_session_count()),
+        sessions: SessionCount::new(t.session_count(), t.max_session_count()),
+        rw_sessions: SessionCount::new(t.rw_session_count(), t.max_rw_session_count()),
         public_memory: memory(t.free_public_memory(), t.total_public_memory()),
         private_memory: memory(t.free_private_memory(), t.total_private_memory()),
         user_pin_count_low: t.user_pin_count_low(),
