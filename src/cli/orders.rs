@@ -374,6 +374,9 @@ fn print_order(o: &certmint::journal::OrderSummary) {
 }
 
 fn import(args: ImportArgs) -> Result<()> {
+    if args.target == Target::External {
+        bail!("--target external is for certificates `certmint issue` records; an order's keys are made soft, hsm or card");
+    }
     match args.kind {
         OrderKind::Okc => import_okc(args),
         OrderKind::MaliMuhur => import_seals(args),
@@ -672,6 +675,10 @@ fn produce(args: ProduceArgs) -> Result<()> {
         (Target::Card, _) => bail!(
             "order {} is for the card target: produce it with `certmint card station --order {}`",
             args.order,
+            args.order
+        ),
+        (Target::External, _) => bail!(
+            "order {} records a certificate issued for a key from outside: there is nothing to produce",
             args.order
         ),
     };
