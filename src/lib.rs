@@ -37,6 +37,7 @@ pub mod pem;
 pub mod piv;
 pub mod pkcs11;
 pub mod profile;
+pub mod records;
 pub mod request;
 pub mod signer;
 pub mod text;

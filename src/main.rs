@@ -40,6 +40,9 @@ Exit codes:
      certificates it describes do not match
   7  the order is being produced by another producer (named in the message); run again
      once it has finished, or wait for it with --wait SECONDS
+  8  not found: no such order or certificate on record
+  9  conflict: the device serial or seal label already has a certificate on record (named in
+     the message); --reissue supersedes it
 130  stopped by Ctrl-C after the devices in flight (run again to resume)";
 
 #[derive(Parser)]
@@ -75,6 +78,9 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(cli::orders::AuditCommand),
+    /// Certificates on record: list them, show them.
+    #[command(subcommand)]
+    Cert(cli::cert::CertCommand),
     /// PIV smart cards through PC/SC: readers, one-card provisioning, the card station, a virtual card.
     #[command(subcommand)]
     Card(cli::card::CardCommand),
@@ -245,7 +251,11 @@ certmint issue --ca ./ca --profile mali-muhur --csr company.csr --vkn 4540536920
 certmint issue --ca ./ca --profile okc-device --public-key device.pub --device-serial FU00022547 --out FU00022547.pem\n  \
 certmint issue --ca ./ca --profile mali-muhur --public-key k.pub --subject subject.toml --json\n\n\
 Subject file (TOML), flags override it:\n  vkn = \"4540536920\"          # or tckn = \"...\" for a sole proprietor\n  unvan = \"ÖRNEK BİLİŞİM ANONİM ŞİRKETİ\"\n  \
-# okc-device: device_serial = \"FU00022547\", manufacturer = \"...\"")]
+# okc-device: device_serial = \"FU00022547\", manufacturer = \"...\"\n\n\
+Every certificate is on record in the journal: its intent before the CA key signs, the certificate\n\
+after. A device serial on record attaches to its device (in any order), else a one-off order is made;\n\
+a Mali Mühür seal gets the company's next label {VKN}SIGN{n} in a one-off order. A second certificate\n\
+for a device is refused (exit 9) naming the first, unless --reissue.")]
 struct IssueArgs {
     /// The CA directory made by `certmint ca init`.
     #[arg(long)]
@@ -302,6 +312,12 @@ struct IssueArgs {
     /// Print a JSON summary (with the PEM) instead of text.
     #[arg(long)]
     json: bool,
+    /// Issue a new certificate for a device serial that has one already, recording the
+    /// earlier one as superseded by it (without it, a second certificate is refused: exit 9).
+    #[arg(long)]
+    reissue: bool,
+    #[command(flatten)]
+    journal: cli::orders::JournalArgs,
 }
 
 #[derive(Args)]
@@ -339,8 +355,22 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if cause.downcast_ref::<cli::orders::Stopped>().is_some() {
         return Some(130);
     }
-    if let Some(certmint::journal::JournalError::Held { .. }) = cause.downcast_ref() {
-        return Some(7);
+    if let Some(e) = cause.downcast_ref::<certmint::journal::JournalError>() {
+        use certmint::journal::JournalError;
+        return match e {
+            JournalError::Held { .. } => Some(7),
+            JournalError::NoOrder(_) | JournalError::NoCertificate(_) => Some(8),
+            JournalError::AlreadyCertified { .. } | JournalError::InProgress { .. } => Some(9),
+            _ => None,
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<certmint::order::one_off::OnRecordError>() {
+        use certmint::order::one_off::OnRecordError;
+        return match e {
+            OnRecordError::Journal(j) => classify(j),
+            OnRecordError::Issue(i) => classify(i),
+            _ => None,
+        };
     }
     if let Some(e) = cause.downcast_ref::<certmint::card::station::StationError>() {
         use certmint::card::station::StationError;
@@ -463,6 +493,7 @@ fn main() -> ExitCode {
         Command::Order(command) => cli::orders::order(command),
         Command::Okc(command) => cli::orders::okc(command),
         Command::Audit(command) => cli::orders::audit(command),
+        Command::Cert(command) => cli::cert::cert(command),
         Command::Card(command) => cli::card::card(command),
         Command::Bench(args) => cli::bench::bench(args),
         Command::Pkcs11Session => certmint::pkcs11::session_process::serve(
@@ -607,7 +638,24 @@ fn issue(args: IssueArgs) -> Result<()> {
         None => now()?,
     };
     let key = certmint::issue::SubjectKey::checked(&public_key)?;
-    let certificate = ca.issue(&profile, &subject, key, not_before)?;
+    let mut journal = args.journal.open()?;
+    let operator = args.journal.operator();
+    let on_record = certmint::order::one_off::issue_on_record(
+        &mut journal,
+        &ca,
+        &profile,
+        &subject,
+        key,
+        not_before,
+        &certmint::order::one_off::OneOff {
+            target: certmint::journal::Target::External,
+            key_type,
+            source: "certmint issue",
+            operator: &operator,
+            reissue: args.reissue,
+        },
+    )?;
+    let certificate = &on_record.certificate;
 
     let pem = certificate.to_pem();
     if let Some(path) = &args.out {
@@ -623,6 +671,10 @@ fn issue(args: IssueArgs) -> Result<()> {
             "certificate": summary,
             "pem": pem,
             "out": args.out,
+            "order": on_record.order,
+            "holder": on_record.holder,
+            "one_off": on_record.one_off,
+            "superseded": on_record.superseded,
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else if args.out.is_none() {
@@ -638,6 +690,7 @@ fn issue(args: IssueArgs) -> Result<()> {
             "Issued {} certificate {} for {who}, valid {} to {}",
             profile.name, summary.serial, summary.not_before, summary.not_after
         );
+        println!("{}", cli::cert::on_record_line(&on_record));
     }
     Ok(())
 }

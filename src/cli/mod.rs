@@ -3,7 +3,9 @@
 
 pub mod bench;
 pub mod card;
+pub mod cert;
 pub mod orders;
+pub mod records;
 pub mod vcard;
 
 use std::path::{Path, PathBuf};

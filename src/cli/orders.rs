@@ -244,6 +244,8 @@ pub enum AuditCommand {
     /// Check the audit log: its hash chain, the signed checkpoints beside the journal, and
     /// that every order and certificate in the journal has its audit record and the reverse.
     Verify(AuditVerifyArgs),
+    /// Print the audit log (filtered by order and time; --json as JSON lines).
+    Show(super::records::AuditShowArgs),
 }
 
 #[derive(Args)]
@@ -852,6 +854,7 @@ fn refuse_labels_in_use(journal: &SqliteJournal, token: &Token, order: OrderId) 
 
 pub fn audit(command: AuditCommand) -> Result<()> {
     match command {
+        AuditCommand::Show(args) => super::records::audit_show(args),
         AuditCommand::Verify(args) => {
             let journal = args.journal.open()?;
             let report = journal.verify_audit()?;

@@ -86,6 +86,13 @@ CREATE TABLE IF NOT EXISTS deliveries (
     purge_due   TEXT,
     purged_at   TEXT
 );
+"#;
+
+/// The audit log's tables. Made again, empty, whenever the journal is
+/// opened without them: a log dropped behind certmint's back is then
+/// reported by `audit verify` as the records it no longer has, not as a
+/// database error.
+const AUDIT_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS audit (
     seq       INTEGER PRIMARY KEY,
     at        TEXT NOT NULL,
@@ -257,7 +264,7 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
-        sql: &[SCHEMA, DELIVERY_FILES_SCHEMA, LEASE_SCHEMA],
+        sql: &[SCHEMA, AUDIT_SCHEMA, DELIVERY_FILES_SCHEMA, LEASE_SCHEMA],
     },
     Migration {
         version: 2,
@@ -500,7 +507,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
         return Err(newer(version));
     }
     if version == SCHEMA_VERSION {
-        return Ok(());
+        let tx = conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        tx.execute_batch(AUDIT_SCHEMA).map_err(db)?;
+        return tx.commit().map_err(db);
     }
     conn.execute_batch("PRAGMA foreign_keys = OFF")
         .map_err(db)?;
@@ -1721,7 +1730,11 @@ impl Journal for SqliteJournal {
                 &format!(
                     "one-off {} order for {} ({}), 1 device {serial} from {}, target {}, key {}",
                     order.kind,
-                    order.manufacturer,
+                    if order.manufacturer.is_empty() {
+                        "a holder not named"
+                    } else {
+                        &order.manufacturer
+                    },
                     if order.manufacturer_vkn.is_empty() {
                         "no VKN given"
                     } else {

@@ -1,0 +1,325 @@
+//! Certificates signed outside an imported order are on record too: a
+//! certificate from `certmint issue`, and a seal from `hsm provision` or
+//! `card provision` without `--order`, each get a one-off order (paid at
+//! creation by the operator who asks, audited as one-off) holding their one
+//! device or seal, unless the device is on record already, in whichever
+//! order: then the certificate attaches to it.
+//!
+//! The rules, in one place:
+//! - a device serial or seal label has at most one issued certificate; a
+//!   second one is refused naming the first ([`JournalError::AlreadyCertified`])
+//!   unless the operator asks for a reissue, which records the first as
+//!   superseded by the second;
+//! - a company's seals are numbered `{VKN}SIGN{n}` on from every seal it
+//!   ever got, in any order ([`next_seal_labels`]);
+//! - the intent is durable before the CA key signs, and the certificate is
+//!   recorded once signed and verified.
+
+use der::{DateTime, Decode};
+
+use crate::ids::{DeviceSerial, TaxpayerId};
+use crate::issue::{CertificateAuthority, IssueError, IssuedCertificate, SubjectKey};
+use crate::journal::{
+    Application, CertificateStatus, Device, Intent, Journal, JournalError, NewOrder, OrderId,
+    OrderKind, StoredCertificate, Target,
+};
+use crate::pem::{hex, hex_colons};
+use crate::profile::{Profile, Subject};
+use crate::signer::KeyType;
+
+/// Why a certificate could not be issued on record.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OnRecordError {
+    /// The journal refused or failed (a certificate already on record
+    /// included).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The CA refused or failed to issue; any intent recorded for it was voided.
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+    /// The subject is not one a certificate on record can be for (a CA).
+    #[error("{0} certificates are not issued on an order's record")]
+    NotRecordable(String),
+    /// The CA signed, but the journal could not record the certificate: its
+    /// intent stays on record (durable before the signature), so the
+    /// journal still knows the serial.
+    #[error("certificate {serial} was signed but could not be recorded as issued (its intent is on record): {source}")]
+    SignedNotRecorded {
+        /// The certificate serial, hex.
+        serial: String,
+        /// What failed.
+        #[source]
+        source: JournalError,
+    },
+}
+
+/// How a certificate outside an imported order is recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct OneOff<'a> {
+    /// Where the key lives (`external` for a CSR or a public key).
+    pub target: Target,
+    /// The key type, for the order's record.
+    pub key_type: KeyType,
+    /// The command that asks, named as the one-off order's source.
+    pub source: &'a str,
+    /// Who asks (for the audit log; also who pays a one-off order).
+    pub operator: &'a str,
+    /// Supersede an issued certificate of the same device instead of
+    /// refusing a second one.
+    pub reissue: bool,
+}
+
+/// The next `count` seal labels of the taxpayer `id`: `{ID}SIGN{n}` for
+/// the lowest `n` on no record, counting every seal the company ever got
+/// in any order (imported or one-off).
+pub fn next_seal_labels(
+    journal: &dyn Journal,
+    id: &TaxpayerId,
+    count: usize,
+) -> Result<Vec<DeviceSerial>, JournalError> {
+    let mut labels = Vec::with_capacity(count);
+    let mut index: u32 = 0;
+    while labels.len() < count {
+        let label = DeviceSerial::seal_label(id, index);
+        if journal.device_order(label.as_str())?.is_none() {
+            labels.push(label);
+        }
+        index = index.saturating_add(1);
+    }
+    Ok(labels)
+}
+
+/// A one-off Mali Mühür order for one seal of the company `id` (`name` its
+/// trade name), labelled with its next seal number, paid at creation. The
+/// order's production path (`hsm provision --order`, the card path) then
+/// provisions it like any imported seal order.
+pub fn one_off_seal_order(
+    journal: &mut dyn Journal,
+    id: &TaxpayerId,
+    name: &str,
+    how: &OneOff<'_>,
+) -> Result<(OrderId, DeviceSerial), JournalError> {
+    let label = next_seal_labels(&*journal, id, 1)?.pop().ok_or_else(|| {
+        JournalError::NoCertificate(format!("a free seal label of {}", id.as_str()))
+    })?;
+    let device = journal.record_one_off_order(
+        &one_off_order(OrderKind::MaliMuhur, name, id.as_str(), Vec::new(), how),
+        label.as_str(),
+    )?;
+    Ok((device.order, label))
+}
+
+fn one_off_order(
+    kind: OrderKind,
+    holder: &str,
+    taxpayer: &str,
+    prefixes: Vec<String>,
+    how: &OneOff<'_>,
+) -> NewOrder {
+    NewOrder {
+        kind,
+        manufacturer: holder.to_owned(),
+        manufacturer_vkn: taxpayer.to_owned(),
+        prefixes,
+        application: Application::Initial,
+        target: how.target,
+        key_type: how.key_type.to_string(),
+        source: how.source.to_owned(),
+        operator: how.operator.to_owned(),
+    }
+}
+
+/// Where a certificate goes on record: the device row, the issued
+/// certificate it supersedes, and whether a one-off order was made for it.
+#[derive(Debug, Clone)]
+pub struct RecordPlace {
+    /// The device (or seal) row.
+    pub device: Device,
+    /// The issued certificate a reissue supersedes, hex.
+    pub supersedes: Option<String>,
+    /// Whether the device's order is a one-off order made for this certificate.
+    pub one_off: bool,
+}
+
+/// Checks, before anything is written or signed, that `subject` may get a
+/// certificate: an ÖKC device on record with an issued certificate is
+/// refused (unless `reissue`) or has an unfinished intent. Returns the
+/// device when it is on record.
+fn device_on_record(
+    journal: &dyn Journal,
+    serial: &str,
+    reissue: bool,
+) -> Result<Option<(Device, Option<String>)>, JournalError> {
+    let Some(device) = journal.device_by_serial(serial)? else {
+        return Ok(None);
+    };
+    let supersedes = match journal.certificate_in_force(&device)? {
+        None => None,
+        Some((certificate, CertificateStatus::Issued)) if reissue => Some(certificate),
+        Some((certificate, CertificateStatus::Issued)) => {
+            return Err(JournalError::AlreadyCertified {
+                subject: serial.to_owned(),
+                serial: certificate,
+            })
+        }
+        Some((certificate, _)) => {
+            return Err(JournalError::InProgress {
+                subject: serial.to_owned(),
+                serial: certificate,
+                order: device.order,
+            })
+        }
+    };
+    Ok(Some((device, supersedes)))
+}
+
+/// A certificate issued on record.
+#[derive(Debug, Clone)]
+pub struct IssuedOnRecord {
+    /// The certificate.
+    pub certificate: IssuedCertificate,
+    /// The order that holds it.
+    pub order: OrderId,
+    /// The device serial or seal label.
+    pub holder: String,
+    /// Whether its order is a one-off order made for it.
+    pub one_off: bool,
+    /// The certificate it superseded, hex.
+    pub superseded: Option<String>,
+}
+
+/// Issues one certificate for a key from outside (a CSR or a public key) on
+/// record: checks and lints first, then the one-off order if needed, the
+/// intent, the signature, the record of the certificate. A device serial
+/// that is on record attaches to its device; a Mali Mühür subject gets its
+/// company's next seal label in a one-off order.
+pub fn issue_on_record(
+    journal: &mut dyn Journal,
+    ca: &CertificateAuthority,
+    profile: &Profile,
+    subject: &Subject,
+    key: SubjectKey<'_>,
+    not_before: DateTime,
+    how: &OneOff<'_>,
+) -> Result<IssuedOnRecord, OnRecordError> {
+    // Everything that can refuse does so before anything is written.
+    let on_record = match subject {
+        Subject::OkcDevice { serial, .. } => {
+            device_on_record(journal, serial.as_str(), how.reissue)?
+        }
+        Subject::MaliMuhur { .. } => None,
+        Subject::Ca { .. } => return Err(OnRecordError::NotRecordable(profile.name.to_string())),
+    };
+    let prepared = ca.prepare(profile, subject, key, not_before)?;
+    let place = match (on_record, subject) {
+        (Some((device, supersedes)), _) => RecordPlace {
+            device,
+            supersedes,
+            one_off: false,
+        },
+        (
+            None,
+            Subject::OkcDevice {
+                serial,
+                manufacturer,
+            },
+        ) => {
+            let order = one_off_order(
+                OrderKind::Okc,
+                manufacturer.as_deref().unwrap_or_default(),
+                "",
+                vec![serial.prefix().to_owned()],
+                how,
+            );
+            RecordPlace {
+                device: journal.record_one_off_order(&order, serial.as_str())?,
+                supersedes: None,
+                one_off: true,
+            }
+        }
+        (None, Subject::MaliMuhur { id, trade_name }) => {
+            let (order, label) = one_off_seal_order(journal, id, trade_name.as_str(), how)?;
+            let device = journal
+                .device_by_serial(label.as_str())?
+                .ok_or(JournalError::NoOrder(order))?;
+            RecordPlace {
+                device,
+                supersedes: None,
+                one_off: true,
+            }
+        }
+        (None, Subject::Ca { .. }) => {
+            return Err(OnRecordError::NotRecordable(profile.name.to_string()))
+        }
+    };
+    if place.one_off {
+        journal.start_production(place.device.order, how.operator)?;
+    }
+    let serial_hex = hex(prepared.serial());
+    journal.record_single_intent(
+        &Intent {
+            device: &place.device,
+            serial_hex: &serial_hex,
+            tbs: prepared.tbs_der(),
+            key_note: "key from outside (a CSR or a public key)",
+        },
+        place.supersedes.as_deref(),
+        how.operator,
+    )?;
+    let certificate = match ca
+        .sign(prepared)
+        .and_then(|c| c.certifying(key.der()).map(|_| c))
+    {
+        Ok(certificate) => certificate,
+        Err(e) => {
+            // No certificate left this process: the intent is void. Should
+            // voiding fail, the intent stays, and the journal still knows.
+            let _ = journal.void_intent(&serial_hex, how.operator, &format!("not issued: {e}"));
+            return Err(e.into());
+        }
+    };
+    record_issued(journal, &place.device, &certificate, how.operator)?;
+    if place.one_off {
+        journal.finish_production(place.device.order, how.operator)?;
+    }
+    Ok(IssuedOnRecord {
+        certificate,
+        order: place.device.order,
+        holder: place.device.serial.clone(),
+        one_off: place.one_off,
+        superseded: place.supersedes,
+    })
+}
+
+/// Records a signed, verified certificate of `device` (intent → issued).
+fn record_issued(
+    journal: &mut dyn Journal,
+    device: &Device,
+    certificate: &IssuedCertificate,
+    operator: &str,
+) -> Result<(), OnRecordError> {
+    let serial = certificate.serial_hex();
+    let parsed = x509_cert::Certificate::from_der(certificate.der())
+        .map_err(|e| IssueError::Encoding(e.to_string()))?;
+    let validity = parsed.tbs_certificate().validity();
+    let sha256 = hex_colons(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, certificate.der()).as_ref(),
+    );
+    let not_before = validity.not_before.to_date_time().to_string();
+    let not_after = validity.not_after.to_date_time().to_string();
+    journal
+        .record_single_issued(
+            device,
+            &StoredCertificate {
+                serial_hex: &serial,
+                der: certificate.der(),
+                sha256: &sha256,
+                not_before: &not_before,
+                not_after: &not_after,
+                p12_password: None,
+            },
+            operator,
+        )
+        .map_err(|source| OnRecordError::SignedNotRecorded { serial, source })
+}
