@@ -148,10 +148,12 @@ struct HsmProbeArgs {
 }
 
 #[derive(Args)]
-#[command(after_help = format!("Examples:\n  certmint hsm provision --ca ./ca --token 'pkcs11:token=musteri?pin-source=file:musteri.pin' \\\n      --vkn 4540536920 --unvan 'Örnek Bilişim A.Ş.' --key-type p384 --out 4540536920SIGN0.pem\n  \
+#[command(after_help = format!("Examples:\n  certmint hsm provision --ca ./ca --token 'pkcs11:token=musteri?pin-source=file:musteri.pin' \\\n      --vkn 4540536920 --unvan 'Örnek Bilişim A.Ş.' --key-type p384 --out seal.pem\n  \
 certmint hsm provision --ca ./ca --order 7 --token 'pkcs11:token=musteri?pin-source=file:musteri.pin'\n\n\
-Writes a key pair labelled {{VKN}}SIGN0 (CKA_ID = SHA-1 of the public key) and the certificate beside it,\n\
-then reads everything back: attributes, public key match, a test signature.\n\
+Writes a key pair labelled with the company's next seal number {{VKN}}SIGN{{n}} (counting every seal it\n\
+has on record; CKA_ID = SHA-1 of the public key) and the certificate beside it, then reads everything\n\
+back: attributes, public key match, a test signature. The seal is on record in a one-off order\n\
+(intent before the CA signs, the certificate after).\n\
 With --order, provisions every seal of a paid Mali Mühür order for the hsm target: the company,\n\
 the key type and the labels ({{VKN}}SIGN0, SIGN1, …) come from the order; each seal is journalled\n\
 (intent before signing), a re-run resumes and issues nothing twice, and the delivery goes to\n\
@@ -795,10 +797,6 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
     let key_type = args.key_type.unwrap_or(KeyType::EcP384);
     let (profile, subject, id_mode) =
         cli::mali_muhur_subject(&args.ca, &args.seal, args.out.as_ref())?;
-    let id = match &subject {
-        Subject::MaliMuhur { id, .. } => id.as_str().to_owned(),
-        _ => bail!("provisioning makes Mali Mühür certificates only"),
-    };
     if !profile.key_types.contains(&key_type) {
         return Err(IssueError::KeyNotAccepted {
             key_type,
@@ -812,29 +810,60 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
     let ca = directory.ca.with_id_mode(id_mode);
     let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
     let token = Token::open(&uri, &pins, Some(1))?;
+    // On record: the seal's one-off order and intent before the CA signs.
+    let record = cli::records::plan_seal(
+        &args.journal,
+        &subject,
+        certmint::journal::Target::Hsm,
+        key_type,
+        "certmint hsm provision",
+    )?;
+    let label = record
+        .lock()
+        .map_err(|_| anyhow::anyhow!("journal lock poisoned"))?
+        .seal
+        .label()
+        .as_str()
+        .to_owned();
+    let ca = certmint::order::one_off::record_before_signing(
+        ca,
+        record.clone(),
+        "key generated in the company's token",
+    );
     let request = ProvisionRequest {
         profile,
         subject,
         key_type,
-        label: format!("{id}SIGN0"),
+        label,
         replace: args.replace,
         not_before: now()?,
     };
-    let report =
+    let provisioned =
         certmint::pkcs11::provision::provision(&token, &ca, &request).map_err(|e| match e {
             ProvisionError::Pkcs11(p) => anyhow::Error::from(p),
             other => anyhow::Error::from(other),
-        })?;
+        });
+    let (report, order) = cli::records::finish_seal(&record, provisioned, |report| {
+        Ok(
+            certmint::pem::der_from_pem_or_der(report.certificate_pem.as_bytes(), "CERTIFICATE")
+                .map_err(anyhow::Error::msg)?,
+        )
+    })?;
     if let Some(out) = &args.out {
         ca::write_new_file(out, report.certificate_pem.as_bytes(), 0o644)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut json = serde_json::to_value(&report)?;
+        if let Some(object) = json.as_object_mut() {
+            object.insert("order".into(), serde_json::json!(order));
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         println!(
             "Provisioned {:?} in token {:?}: CKA_ID {}, certificate {}",
             report.label, report.token, report.id, report.serial
         );
+        println!("On record in one-off order {order}.");
         if report.removed_leftovers > 0 {
             println!(
                 "Removed {} leftover object(s) of an interrupted earlier run.",

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 
 use certmint::ca::CaDirectory;
 use certmint::calendar::BusinessCalendar;
-use certmint::ids::{DeviceSerial, IdMode, PrefixTable, TaxpayerId, Vkn};
+use certmint::ids::{IdMode, PrefixTable, TaxpayerId, Vkn};
 use certmint::journal::{
     Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, OrderState, SqliteJournal,
     Target,
@@ -471,15 +471,7 @@ fn import_seals(args: ImportArgs) -> Result<()> {
     }
     let key_type = args.key_type.unwrap_or(KeyType::EcP384);
     let mut journal = args.journal.open()?;
-    let mut labels = Vec::new();
-    let mut index = 0;
-    while labels.len() < args.seals as usize {
-        let label = DeviceSerial::seal_label(&id, index);
-        if journal.device_order(label.as_str())?.is_none() {
-            labels.push(label);
-        }
-        index += 1;
-    }
+    let labels = certmint::order::one_off::next_seal_labels(&journal, &id, args.seals as usize)?;
     let order = NewOrder {
         kind: OrderKind::MaliMuhur,
         manufacturer: unvan.to_owned(),

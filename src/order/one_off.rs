@@ -299,13 +299,31 @@ fn record_issued(
     certificate: &IssuedCertificate,
     operator: &str,
 ) -> Result<(), OnRecordError> {
-    let serial = certificate.serial_hex();
     let parsed = x509_cert::Certificate::from_der(certificate.der())
         .map_err(|e| IssueError::Encoding(e.to_string()))?;
+    record_issued_der(
+        journal,
+        device,
+        &certificate.serial_hex(),
+        &parsed,
+        certificate.der(),
+        operator,
+    )
+}
+
+/// Records the certificate `der` (decoded: `parsed`, serial `serial`) of
+/// `device` as issued.
+fn record_issued_der(
+    journal: &mut dyn Journal,
+    device: &Device,
+    serial: &str,
+    parsed: &x509_cert::Certificate,
+    der: &[u8],
+    operator: &str,
+) -> Result<(), OnRecordError> {
+    let serial = serial.to_owned();
     let validity = parsed.tbs_certificate().validity();
-    let sha256 = hex_colons(
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, certificate.der()).as_ref(),
-    );
+    let sha256 = hex_colons(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref());
     let not_before = validity.not_before.to_date_time().to_string();
     let not_after = validity.not_after.to_date_time().to_string();
     journal
@@ -313,7 +331,7 @@ fn record_issued(
             device,
             &StoredCertificate {
                 serial_hex: &serial,
-                der: certificate.der(),
+                der,
                 sha256: &sha256,
                 not_before: &not_before,
                 not_after: &not_after,
@@ -322,4 +340,230 @@ fn record_issued(
             operator,
         )
         .map_err(|source| OnRecordError::SignedNotRecorded { serial, source })
+}
+
+/// A seal provisioned without an order (`hsm provision`, `card provision`):
+/// its label is the company's next seal number, and its one-off order is
+/// made only when the CA is about to sign, so that a run refused before
+/// (a wrong PIN, a taken label, a lint) leaves no order behind.
+#[derive(Debug)]
+pub struct OneOffSeal {
+    id: TaxpayerId,
+    name: String,
+    label: DeviceSerial,
+    target: Target,
+    key_type: KeyType,
+    source: String,
+    operator: String,
+    /// The seal's device row and the certificate serial, once its intent is recorded.
+    intent: Option<(Device, String)>,
+}
+
+impl OneOffSeal {
+    /// Plans the seal: its label, the company's next seal number. Nothing
+    /// is written.
+    pub fn plan(
+        journal: &dyn Journal,
+        id: &TaxpayerId,
+        name: &str,
+        how: &OneOff<'_>,
+    ) -> Result<Self, JournalError> {
+        let label = next_seal_labels(journal, id, 1)?.pop().ok_or_else(|| {
+            JournalError::NoCertificate(format!("a free seal label of {}", id.as_str()))
+        })?;
+        Ok(Self {
+            id: id.clone(),
+            name: name.to_owned(),
+            label,
+            target: how.target,
+            key_type: how.key_type,
+            source: how.source.to_owned(),
+            operator: how.operator.to_owned(),
+            intent: None,
+        })
+    }
+
+    /// The seal's label, `{VKN}SIGN{n}`.
+    pub fn label(&self) -> &DeviceSerial {
+        &self.label
+    }
+
+    /// The serial of the certificate whose intent is recorded, if the CA
+    /// was asked to sign.
+    pub fn intent_serial(&self) -> Option<&str> {
+        self.intent.as_ref().map(|(_, serial)| serial.as_str())
+    }
+
+    /// Just before the CA key signs `tbs` (serial `serial_hex`): the
+    /// one-off order with this one seal (paid, production started) and the
+    /// certificate's intent, durable when this returns.
+    pub fn record_intent(
+        &mut self,
+        journal: &mut dyn Journal,
+        tbs: &[u8],
+        serial_hex: &str,
+        key_note: &str,
+    ) -> Result<(), JournalError> {
+        let how = OneOff {
+            target: self.target,
+            key_type: self.key_type,
+            source: &self.source,
+            operator: &self.operator,
+            reissue: false,
+        };
+        let device = match &self.intent {
+            Some((device, _)) => device.clone(),
+            None => {
+                let order = one_off_order(
+                    OrderKind::MaliMuhur,
+                    &self.name,
+                    self.id.as_str(),
+                    Vec::new(),
+                    &how,
+                );
+                let device = journal.record_one_off_order(&order, self.label.as_str())?;
+                journal.start_production(device.order, &self.operator)?;
+                device
+            }
+        };
+        journal.record_single_intent(
+            &Intent {
+                device: &device,
+                serial_hex,
+                tbs,
+                key_note,
+            },
+            None,
+            &self.operator,
+        )?;
+        self.intent = Some((device, serial_hex.to_owned()));
+        Ok(())
+    }
+
+    /// The seal's certificate is signed, stored on its carrier and proved:
+    /// recorded as issued, and its one-off order produced. Returns the order.
+    pub fn record_issued(
+        &self,
+        journal: &mut dyn Journal,
+        der: &[u8],
+    ) -> Result<OrderId, OnRecordError> {
+        let Some((device, serial)) = &self.intent else {
+            return Err(JournalError::NoCertificate(format!(
+                "an intent for seal {}",
+                self.label.as_str()
+            ))
+            .into());
+        };
+        let parsed = x509_cert::Certificate::from_der(der)
+            .map_err(|e| IssueError::Encoding(e.to_string()))?;
+        let certified = hex(parsed.tbs_certificate().serial_number().as_bytes());
+        if &certified != serial {
+            return Err(OnRecordError::SignedNotRecorded {
+                serial: certified,
+                source: JournalError::NoCertificate(format!(
+                    "an intent with this serial (the intent is {serial})"
+                )),
+            });
+        }
+        record_issued_der(journal, device, serial, &parsed, der, &self.operator)?;
+        journal.finish_production(device.order, &self.operator)?;
+        Ok(device.order)
+    }
+
+    /// Provisioning failed after the intent was recorded: the certificate,
+    /// if the CA signed it, never reached a carrier that proved it, so it
+    /// is void. Nothing to do when no intent was recorded.
+    pub fn void(&self, journal: &mut dyn Journal, reason: &str) -> Result<(), JournalError> {
+        match &self.intent {
+            Some((_, serial)) => journal.void_intent(serial, &self.operator, reason),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A one-off seal and the journal it goes on record in, shared by the
+/// command and the CA key's guard ([`record_before_signing`]).
+pub struct SealOnRecord {
+    /// The journal.
+    pub journal: Box<dyn Journal>,
+    /// The seal.
+    pub seal: OneOffSeal,
+}
+
+impl std::fmt::Debug for SealOnRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealOnRecord({:?})", self.seal.label)
+    }
+}
+
+/// `ca` with its key guarded: before each signature, the certificate's
+/// intent is recorded for the seal in `record` (its one-off order made
+/// first); when that fails, the key signs nothing. For a provisioning
+/// routine that prepares and signs in one call, with no step between for
+/// the journal.
+pub fn record_before_signing(
+    ca: CertificateAuthority,
+    record: std::sync::Arc<std::sync::Mutex<SealOnRecord>>,
+    key_note: &'static str,
+) -> CertificateAuthority {
+    ca.map_signer(|inner| {
+        Box::new(IntentFirst {
+            inner,
+            record,
+            key_note,
+        })
+    })
+}
+
+/// A CA key that records each certificate's intent before it signs it.
+#[derive(Debug)]
+struct IntentFirst {
+    inner: Box<dyn crate::signer::Signer>,
+    record: std::sync::Arc<std::sync::Mutex<SealOnRecord>>,
+    key_note: &'static str,
+}
+
+impl IntentFirst {
+    fn record(&self, tbs: &[u8]) -> Result<(), crate::signer::SignerError> {
+        let refused = |reason: String| {
+            crate::signer::SignerError::SigningFailed(format!(
+                "nothing was signed: the certificate's intent could not be recorded: {reason}"
+            ))
+        };
+        let parsed =
+            x509_cert::TbsCertificate::from_der(tbs).map_err(|e| refused(e.to_string()))?;
+        let serial = hex(parsed.serial_number().as_bytes());
+        // A poisoned lock only means another thread panicked; the journal's
+        // state is its own (transactions), not the lock's.
+        let mut guard = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        let SealOnRecord { journal, seal } = &mut *guard;
+        seal.record_intent(journal.as_mut(), tbs, &serial, self.key_note)
+            .map_err(|e| refused(e.to_string()))
+    }
+}
+
+impl crate::signer::Signer for IntentFirst {
+    fn algorithm(&self) -> crate::signer::SignatureAlgorithm {
+        self.inner.algorithm()
+    }
+
+    fn public_key_der(&self) -> &[u8] {
+        self.inner.public_key_der()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, crate::signer::SignerError> {
+        self.record(message)?;
+        self.inner.sign(message)
+    }
+
+    fn sign_all(&self, messages: &[&[u8]]) -> Result<Vec<Vec<u8>>, crate::signer::SignerError> {
+        for message in messages {
+            self.record(message)?;
+        }
+        self.inner.sign_all(messages)
+    }
+
+    fn callers_to_keep_busy(&self) -> usize {
+        self.inner.callers_to_keep_busy()
+    }
 }
