@@ -844,10 +844,8 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
             other => anyhow::Error::from(other),
         });
     let (report, order) = cli::records::finish_seal(&record, provisioned, |report| {
-        Ok(
-            certmint::pem::der_from_pem_or_der(report.certificate_pem.as_bytes(), "CERTIFICATE")
-                .map_err(anyhow::Error::msg)?,
-        )
+        certmint::pem::der_from_pem_or_der(report.certificate_pem.as_bytes(), "CERTIFICATE")
+            .map_err(anyhow::Error::msg)
     })?;
     if let Some(out) = &args.out {
         ca::write_new_file(out, report.certificate_pem.as_bytes(), 0o644)?;
