@@ -13,7 +13,8 @@
 //! (certificate profiles and CA configuration), [`issue`] (prepare, lint,
 //! sign), [`signer`] (the signer boundary), [`keyref`] (key references),
 //! [`request`] (CSR and public-key input), [`ca`] (CA directories),
-//! [`inspect`] (certificate summaries), [`input`] (caps on what is read),
+//! [`inspect`] (certificate summaries), [`records`] (finding what was issued),
+//! [`input`] (caps on what is read),
 //! [`text`] (outside values in messages).
 
 #![forbid(unsafe_code)]

@@ -318,6 +318,7 @@ fn cert_list_finds_certificates_by_each_filter() {
     assert_eq!(no_order.code, 8, "{}", no_order.stderr);
     assert_eq!(verify_shown(&ws, &["--tckn", "17291716060"]), 1);
     assert_eq!(verify_shown(&ws, &["--order", "1"]), 2);
+    assert_eq!(verify_shown(&ws, &["--device-serial", "JI00000001"]), 1);
     run(&["audit", "verify"]).ok();
 }
 
@@ -389,6 +390,7 @@ fn audit_show_prints_an_orders_records_in_sequence_as_json_lines() {
     // Human lines: one per record.
     let text = run(&["audit", "show", "--order", "1"]).ok().stdout;
     assert_eq!(text.lines().count(), order.len());
+    assert_eq!(verify_shown(&ws, &["--order", "1"]), 2);
 }
 
 #[test]
@@ -611,6 +613,11 @@ fn a_standalone_hsm_run_refused_before_signing_leaves_no_order() {
     let orders: serde_json::Value = serde_json::from_str(&orders.stdout).unwrap();
     assert_eq!(orders.as_array().unwrap().len(), 0, "{orders}");
     assert!(json_lines(&hsm_run(&ws, &hsm, &["cert", "list", "--json"]).ok().stdout).is_empty());
+    // The seal made on the other journal is on that journal's record.
+    assert_eq!(
+        verify_shown(&ws, &["--journal", "elsewhere.sqlite", "--vkn", VKN]),
+        1
+    );
 }
 
 /// certmint with the stack's PC/SC socket and the workspace's journal,
