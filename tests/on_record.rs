@@ -725,3 +725,116 @@ fn a_standalone_card_seal_is_on_record() {
     assert_eq!(verified.code, 0, "{}", verified.stderr);
     card_run(&stack, &["audit", "verify"], &[]).ok();
 }
+
+#[test]
+fn a_card_pulled_after_signing_leaves_a_void_certificate_and_the_next_card_takes_the_same_seal() {
+    require_program("openssl", "openssl");
+    let card_key = "00112233445566778899AABBCCDDEEFF0011223344556677";
+    let mut stack = PcscStack::start();
+    card_run(&stack, &["ca", "init", "--dir", "ca"], &[]).ok();
+    // The first card leaves when the certificate is written to it (PUT
+    // DATA); the second stays in.
+    let card = stack.start_card(
+        0,
+        &[
+            "--mgmt-key",
+            card_key,
+            "--pin",
+            "24681357",
+            "--cards",
+            "2",
+            "--eject-idle-ms",
+            "20000",
+            "--insert-pause-ms",
+            "1500",
+            "--remove-on-ins",
+            "db",
+        ],
+    );
+    let reader = stack.reader(0);
+    let provision = |stack: &PcscStack| {
+        card_run(
+            stack,
+            &[
+                "card",
+                "provision",
+                "--ca",
+                "ca",
+                "--reader",
+                &reader,
+                "--vkn",
+                VKN,
+                "--unvan",
+                UNVAN,
+                "--mgmt-key-env",
+                "CARD_KEY",
+                "--pin-env",
+                "CARD_PIN",
+                "--out",
+                "seal.pem",
+            ],
+            &[("CARD_KEY", card_key), ("CARD_PIN", "24681357")],
+        )
+    };
+    let pulled = provision(&stack);
+    assert_eq!(pulled.code, 1, "{}", pulled.stderr);
+    let listed = json_lines(
+        &card_run(&stack, &["cert", "list", "--json"], &[])
+            .ok()
+            .stdout,
+    );
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["status"], "void");
+    assert_eq!(listed[0]["seal_label"], format!("{VKN}SIGN0"));
+    let void_serial = listed[0]["serial"].as_str().unwrap().to_owned();
+    assert!(
+        pulled.stderr.contains(&format!(
+            "certificate {void_serial} may have been signed but is not on a proved card: it is recorded as void"
+        )),
+        "{}",
+        pulled.stderr
+    );
+
+    // The next card takes up the same seal, in the same one-off order.
+    stack.wait_for_log(card, "card 2: power on", Duration::from_secs(20));
+    provision(&stack).ok();
+    let listed = json_lines(
+        &card_run(&stack, &["cert", "list", "--json"], &[])
+            .ok()
+            .stdout,
+    );
+    let seen: Vec<(String, String, i64)> = listed
+        .iter()
+        .map(|c| {
+            (
+                c["seal_label"].as_str().unwrap().to_owned(),
+                c["status"].as_str().unwrap().to_owned(),
+                c["order"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (format!("{VKN}SIGN0"), "void".to_owned(), 1),
+            (format!("{VKN}SIGN0"), "issued".to_owned(), 1)
+        ]
+    );
+    let verified = stack.run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            "ca/root.pem",
+            "-untrusted",
+            "ca/issuing.pem",
+            "seal.pem",
+        ],
+    );
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+    let status = card_run(&stack, &["order", "status", "--order", "1", "--json"], &[]).ok();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status["one_off"], true);
+    assert_eq!(status["state"], "produced");
+    card_run(&stack, &["audit", "verify"], &[]).ok();
+}

@@ -334,6 +334,9 @@ pub struct OrderSummary {
     pub purge_due: Option<String>,
     /// When it was purged.
     pub purged_at: Option<String>,
+    /// Made by a command for one certificate signed without an imported
+    /// order (see [`crate::order::one_off`]).
+    pub one_off: bool,
 }
 
 /// A device to produce.

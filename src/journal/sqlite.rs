@@ -190,9 +190,10 @@ CREATE TABLE IF NOT EXISTS producer_leases (
 );
 "#;
 
-/// Superseded certificates and keys that come from outside. Rebuilds
-/// `orders` (its key target may be `external`: the key came in a CSR or a
-/// public key) and `certificates` (status `superseded`, with what
+/// Superseded certificates, keys that come from outside and one-off
+/// orders. Rebuilds `orders` (its key target may be `external`: the key
+/// came in a CSR or a public key; `one_off` marks an order a command made
+/// for one certificate) and `certificates` (status `superseded`, with what
 /// superseded it, when and by whom; the one-certificate-per-device index
 /// covers intents and issued certificates). Row ids are copied, so the
 /// references between tables stay as they were; the audit log names
@@ -211,7 +212,8 @@ CREATE TABLE orders_new (
     source           TEXT NOT NULL,
     created_at       TEXT NOT NULL,
     paid_at          TEXT,
-    paid_by          TEXT
+    paid_by          TEXT,
+    one_off          INTEGER NOT NULL DEFAULT 0 CHECK (one_off IN (0, 1))
 );
 INSERT INTO orders_new (id, kind, manufacturer, manufacturer_vkn, prefixes, parent_order, target, key_type, state, source, created_at, paid_at, paid_by)
     SELECT id, kind, manufacturer, manufacturer_vkn, prefixes, parent_order, target, key_type, state, source, created_at, paid_at, paid_by FROM orders;
@@ -1700,8 +1702,8 @@ impl Journal for SqliteJournal {
         let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
         let now = now_rfc3339();
         tx.execute(
-            "INSERT INTO orders (kind, manufacturer, manufacturer_vkn, prefixes, target, key_type, state, source, created_at, paid_at, paid_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'paid', ?7, ?8, ?8, ?9)",
+            "INSERT INTO orders (kind, manufacturer, manufacturer_vkn, prefixes, target, key_type, state, source, created_at, paid_at, paid_by, one_off)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'paid', ?7, ?8, ?8, ?9, 1)",
             params![
                 order.kind.as_str(),
                 order.manufacturer,
@@ -2207,7 +2209,7 @@ impl SqliteJournal {
                     o.created_at, o.paid_at, o.paid_by,
                     (SELECT COUNT(*) FROM devices d WHERE d.order_id = o.id),
                     (SELECT COUNT(*) FROM devices d WHERE d.order_id = o.id AND d.state IN ('verified', 'delivered')),
-                    dl.uploaded_at, dl.purge_due, dl.purged_at
+                    dl.uploaded_at, dl.purge_due, dl.purged_at, o.one_off
              FROM orders o LEFT JOIN deliveries dl ON dl.order_id = o.id {filter} ORDER BY o.id"
         );
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.db(e))?;
@@ -2237,6 +2239,7 @@ impl SqliteJournal {
                     uploaded_at: r.get(14)?,
                     purge_due: r.get(15)?,
                     purged_at: r.get(16)?,
+                    one_off: r.get(17)?,
                 })
             })
             .map_err(|e| self.db(e))?;

@@ -20,8 +20,8 @@ use der::{DateTime, Decode};
 use crate::ids::{DeviceSerial, TaxpayerId};
 use crate::issue::{CertificateAuthority, IssueError, IssuedCertificate, SubjectKey};
 use crate::journal::{
-    Application, CertificateStatus, Device, Intent, Journal, JournalError, NewOrder, OrderId,
-    OrderKind, StoredCertificate, Target,
+    Application, CertificateStatus, Device, DeviceState, Intent, Journal, JournalError, NewOrder,
+    OrderId, OrderKind, OrderState, StoredCertificate, Target,
 };
 use crate::pem::{hex, hex_colons};
 use crate::profile::{Profile, Subject};
@@ -342,6 +342,24 @@ fn record_issued_der(
         .map_err(|source| OnRecordError::SignedNotRecorded { serial, source })
 }
 
+/// Whether `device` is the seal of a one-off order for `target` that never
+/// got a certificate: planned, nothing in force, its order not finished.
+fn never_certified_one_off(
+    journal: &dyn Journal,
+    device: &Device,
+    target: Target,
+) -> Result<bool, JournalError> {
+    if device.state != DeviceState::Planned {
+        return Ok(false);
+    }
+    let order = journal.order(device.order)?;
+    Ok(order.one_off
+        && order.kind == OrderKind::MaliMuhur
+        && order.target == target
+        && matches!(order.state, OrderState::Paid | OrderState::Producing)
+        && journal.certificate_in_force(device)?.is_none())
+}
+
 /// A seal provisioned without an order (`hsm provision`, `card provision`):
 /// its label is the company's next seal number, and its one-off order is
 /// made only when the CA is about to sign, so that a run refused before
@@ -355,22 +373,39 @@ pub struct OneOffSeal {
     key_type: KeyType,
     source: String,
     operator: String,
+    /// A seal of an earlier one-off order of the same kind that never got
+    /// a certificate (its run failed after the CA signed), taken up again.
+    unfinished: Option<Device>,
     /// The seal's device row and the certificate serial, once its intent is recorded.
     intent: Option<(Device, String)>,
 }
 
 impl OneOffSeal {
-    /// Plans the seal: its label, the company's next seal number. Nothing
-    /// is written.
+    /// Plans the seal: its label, the company's next seal number — or the
+    /// label of a seal an earlier one-off run for the same target left
+    /// without a certificate (all its certificates void: it never reached
+    /// the company), so that running the command again takes up the same
+    /// seal. Nothing is written.
     pub fn plan(
         journal: &dyn Journal,
         id: &TaxpayerId,
         name: &str,
         how: &OneOff<'_>,
     ) -> Result<Self, JournalError> {
-        let label = next_seal_labels(journal, id, 1)?.pop().ok_or_else(|| {
-            JournalError::NoCertificate(format!("a free seal label of {}", id.as_str()))
-        })?;
+        let mut index: u32 = 0;
+        let (label, unfinished) = loop {
+            let label = DeviceSerial::seal_label(id, index);
+            match journal.device_by_serial(label.as_str())? {
+                None => break (label, None),
+                Some(device) if never_certified_one_off(journal, &device, how.target)? => {
+                    break (label, Some(device))
+                }
+                Some(_) => {}
+            }
+            index = index.checked_add(1).ok_or_else(|| {
+                JournalError::NoCertificate(format!("a free seal label of {}", id.as_str()))
+            })?;
+        };
         Ok(Self {
             id: id.clone(),
             name: name.to_owned(),
@@ -379,6 +414,7 @@ impl OneOffSeal {
             key_type: how.key_type,
             source: how.source.to_owned(),
             operator: how.operator.to_owned(),
+            unfinished,
             intent: None,
         })
     }
@@ -411,9 +447,13 @@ impl OneOffSeal {
             operator: &self.operator,
             reissue: false,
         };
-        let device = match &self.intent {
-            Some((device, _)) => device.clone(),
-            None => {
+        let device = match (&self.intent, &self.unfinished) {
+            (Some((device, _)), _) => device.clone(),
+            (None, Some(device)) => {
+                journal.start_production(device.order, &self.operator)?;
+                device.clone()
+            }
+            (None, None) => {
                 let order = one_off_order(
                     OrderKind::MaliMuhur,
                     &self.name,
