@@ -838,3 +838,45 @@ fn a_card_pulled_after_signing_leaves_a_void_certificate_and_the_next_card_takes
     assert_eq!(status["state"], "produced");
     card_run(&stack, &["audit", "verify"], &[]).ok();
 }
+
+#[test]
+fn a_device_whose_order_a_live_producer_holds_is_left_to_it() {
+    let ws = Workspace::with_ca(&["--key-type", "p256"]);
+    device_key(&ws);
+    ws.write("list.txt", b"FU10000001\n");
+    let run = journalled(&ws);
+    common::import_and_pay(&run, "FU", "list.txt", "1", &[]);
+    // A producer on another station holds order 1, renewed a minute ahead.
+    let hold = |expires_at_ms: i64| {
+        let conn = rusqlite::Connection::open(ws.path("journal.sqlite")).unwrap();
+        conn.execute(
+            "INSERT INTO producer_leases (order_id, holder_id, host, boot_id, pid, operator, acquired_at, renewed_at, expires_at_ms)
+             VALUES (1, 'other', 'other-station', 'boot', 4242, 'ayse', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', ?1)
+             ON CONFLICT(order_id) DO UPDATE SET expires_at_ms = ?1",
+            [expires_at_ms],
+        )
+        .unwrap();
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    hold(now_ms + 60_000);
+    let held = issue_device(&ws, "FU10000001", &[]);
+    assert_eq!(held.code, 7, "{}", held.stderr);
+    assert!(
+        held.stderr.contains(
+            "order 1 is being produced by another producer: operator ayse on host other-station"
+        ),
+        "{}",
+        held.stderr
+    );
+    assert!(json_lines(&run(&["cert", "list", "--json"]).ok().stdout).is_empty());
+    // Once its lease has expired unrenewed, the device is free to certify.
+    hold(now_ms - 1);
+    let issued = issue_device(&ws, "FU10000001", &[]).ok();
+    assert_eq!(ws.verify_chain("FU10000001-0.pem").code, 0);
+    let json: serde_json::Value = serde_json::from_str(&issued.stdout).unwrap();
+    assert_eq!(json["order"], 1);
+    run(&["audit", "verify"]).ok();
+}

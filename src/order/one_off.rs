@@ -144,19 +144,28 @@ pub struct RecordPlace {
 
 /// Checks, before anything is written or signed, that `subject` may get a
 /// certificate: an ÖKC device on record with an issued certificate is
-/// refused (unless `reissue`) or has an unfinished intent. Returns the
+/// refused (unless a reissue is asked for) or has an unfinished intent, and
+/// a device whose order a live producer holds is left to it. Returns the
 /// device when it is on record.
 fn device_on_record(
     journal: &dyn Journal,
     serial: &str,
-    reissue: bool,
+    how: &OneOff<'_>,
 ) -> Result<Option<(Device, Option<String>)>, JournalError> {
     let Some(device) = journal.device_by_serial(serial)? else {
         return Ok(None);
     };
+    if let Some(lease) = journal.lease(device.order)? {
+        if lease.is_live_as_seen_from(&crate::journal::LeaseHolder::this_process(how.operator)) {
+            return Err(JournalError::Held {
+                order: device.order,
+                lease: Box::new(lease),
+            });
+        }
+    }
     let supersedes = match journal.certificate_in_force(&device)? {
         None => None,
-        Some((certificate, CertificateStatus::Issued)) if reissue => Some(certificate),
+        Some((certificate, CertificateStatus::Issued)) if how.reissue => Some(certificate),
         Some((certificate, CertificateStatus::Issued)) => {
             return Err(JournalError::AlreadyCertified {
                 subject: serial.to_owned(),
@@ -205,9 +214,7 @@ pub fn issue_on_record(
 ) -> Result<IssuedOnRecord, OnRecordError> {
     // Everything that can refuse does so before anything is written.
     let on_record = match subject {
-        Subject::OkcDevice { serial, .. } => {
-            device_on_record(journal, serial.as_str(), how.reissue)?
-        }
+        Subject::OkcDevice { serial, .. } => device_on_record(journal, serial.as_str(), how)?,
         Subject::MaliMuhur { .. } => None,
         Subject::Ca { .. } => return Err(OnRecordError::NotRecordable(profile.name.to_string())),
     };
