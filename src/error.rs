@@ -109,13 +109,14 @@ pub const KINDS: [KindRow; 11] = [
         kind: ErrorKind::NotFound,
         code: 8,
         name: "not-found",
-        meaning: "not found: no such order or certificate",
+        meaning: "not found: no such order, or no certificate on record matches",
     },
     KindRow {
         kind: ErrorKind::Conflict,
         code: 9,
         name: "conflict",
-        meaning: "conflict with the record: a certificate is already on record for the device or seal label",
+        meaning: "conflict: the device serial or seal label already has a certificate on record (named in the \
+                  message); `issue --reissue` supersedes it",
     },
     KindRow {
         kind: ErrorKind::NotReady,
@@ -246,6 +247,7 @@ fn own_kind(error: &(dyn std::error::Error + 'static)) -> ErrorKind {
         crate::okc::ProduceError,
         crate::okc::purge::PurgeError,
         crate::order::ImportRefused,
+        crate::order::one_off::OnRecordError,
         crate::piv::apdu::ApduError,
         crate::piv::client::PivError,
         crate::piv::mgmt::MgmtKeyError,

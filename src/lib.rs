@@ -13,9 +13,9 @@
 //! (certificate profiles and CA configuration), [`issue`] (prepare, lint,
 //! sign), [`signer`] (the signer boundary), [`keyref`] (key references),
 //! [`request`] (CSR and public-key input), [`ca`] (CA directories),
-//! [`inspect`] (certificate summaries), [`input`] (caps on what is read),
-//! [`text`] (outside values in messages), [`error`] (error kinds and their
-//! exit codes).
+//! [`inspect`] (certificate summaries), [`records`] (finding what was issued),
+//! [`input`] (caps on what is read), [`text`] (outside values in messages),
+//! [`error`] (error kinds and their exit codes).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -39,6 +39,7 @@ pub mod pem;
 pub mod piv;
 pub mod pkcs11;
 pub mod profile;
+pub mod records;
 pub mod request;
 pub mod signer;
 pub mod text;

@@ -61,6 +61,9 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(cli::orders::AuditCommand),
+    /// Certificates on record: list them, show them.
+    #[command(subcommand)]
+    Cert(cli::cert::CertCommand),
     /// PIV smart cards through PC/SC: readers, one-card provisioning, the card station, a virtual card.
     #[command(subcommand)]
     Card(cli::card::CardCommand),
@@ -180,10 +183,12 @@ struct HsmProbeArgs {
 }
 
 #[derive(Args)]
-#[command(after_help = format!("Examples:\n  certmint hsm provision --ca ./ca --token 'pkcs11:token=musteri?pin-source=file:musteri.pin' \\\n      --vkn 4540536920 --unvan 'Örnek Bilişim A.Ş.' --key-type p384 --out 4540536920SIGN0.pem\n  \
+#[command(after_help = format!("Examples:\n  certmint hsm provision --ca ./ca --token 'pkcs11:token=musteri?pin-source=file:musteri.pin' \\\n      --vkn 4540536920 --unvan 'Örnek Bilişim A.Ş.' --key-type p384 --out seal.pem\n  \
 certmint hsm provision --ca ./ca --order 7 --token 'pkcs11:token=musteri?pin-source=file:musteri.pin'\n\n\
-Writes a key pair labelled {{VKN}}SIGN0 (CKA_ID = SHA-1 of the public key) and the certificate beside it,\n\
-then reads everything back: attributes, public key match, a test signature.\n\
+Writes a key pair labelled with the company's next seal number {{VKN}}SIGN<n> (counting every seal it\n\
+has on record; CKA_ID = SHA-1 of the public key) and the certificate beside it, then reads everything\n\
+back: attributes, public key match, a test signature. The seal is on record in a one-off order\n\
+(intent before the CA signs, the certificate after).\n\
 With --order, provisions every seal of a paid Mali Mühür order for the hsm target: the company,\n\
 the key type and the labels ({{VKN}}SIGN0, SIGN1, …) come from the order; each seal is journalled\n\
 (intent before signing), a re-run resumes and issues nothing twice, and the delivery goes to\n\
@@ -283,7 +288,11 @@ certmint issue --ca ./ca --profile mali-muhur --csr company.csr --vkn 4540536920
 certmint issue --ca ./ca --profile okc-device --public-key device.pub --device-serial FU00022547 --out FU00022547.pem\n  \
 certmint issue --ca ./ca --profile mali-muhur --public-key k.pub --subject subject.toml --json\n\n\
 Subject file (TOML), flags override it:\n  vkn = \"4540536920\"          # or tckn = \"...\" for a sole proprietor\n  unvan = \"ÖRNEK BİLİŞİM ANONİM ŞİRKETİ\"\n  \
-# okc-device: device_serial = \"FU00022547\", manufacturer = \"...\"")]
+# okc-device: device_serial = \"FU00022547\", manufacturer = \"...\"\n\n\
+Every certificate is on record in the journal: its intent before the CA key signs, the certificate\n\
+after. A device serial on record attaches to its device (in any order), else a one-off order is made;\n\
+a Mali Mühür seal gets the company's next label {VKN}SIGN<n> in a one-off order. A second certificate\n\
+for a device is refused (exit 9) naming the first, unless --reissue.")]
 struct IssueArgs {
     /// The CA directory made by `certmint ca init`.
     #[arg(long)]
@@ -340,6 +349,12 @@ struct IssueArgs {
     /// Print a JSON summary (with the PEM) instead of text.
     #[arg(long)]
     json: bool,
+    /// Issue a new certificate for a device serial that has one already, recording the
+    /// earlier one as superseded by it (without it, a second certificate is refused: exit 9).
+    #[arg(long)]
+    reissue: bool,
+    #[command(flatten)]
+    journal: cli::orders::JournalArgs,
 }
 
 #[derive(Args)]
@@ -386,6 +401,7 @@ fn main() -> ExitCode {
         Command::Order(command) => cli::orders::order(command),
         Command::Okc(command) => cli::orders::okc(command),
         Command::Audit(command) => cli::orders::audit(command),
+        Command::Cert(command) => cli::cert::cert(command),
         Command::Card(command) => cli::card::card(command),
         Command::Bench(args) => cli::bench::bench(args),
         Command::Completions { shell } => {
@@ -604,7 +620,24 @@ fn issue(args: IssueArgs) -> Result<()> {
         None => now()?,
     };
     let key = certmint::issue::SubjectKey::checked(&public_key)?;
-    let certificate = ca.issue(&profile, &subject, key, not_before)?;
+    let mut journal = args.journal.open()?;
+    let operator = args.journal.operator();
+    let on_record = certmint::order::one_off::issue_on_record(
+        &mut journal,
+        &ca,
+        &profile,
+        &subject,
+        key,
+        not_before,
+        &certmint::order::one_off::OneOff {
+            target: certmint::journal::Target::External,
+            key_type,
+            source: "certmint issue",
+            operator: &operator,
+            reissue: args.reissue,
+        },
+    )?;
+    let certificate = &on_record.certificate;
 
     let pem = certificate.to_pem();
     if let Some(path) = &args.out {
@@ -620,6 +653,10 @@ fn issue(args: IssueArgs) -> Result<()> {
             "certificate": summary,
             "pem": pem,
             "out": args.out,
+            "order": on_record.order,
+            "holder": on_record.holder,
+            "one_off": on_record.one_off,
+            "superseded": on_record.superseded,
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else if args.out.is_none() {
@@ -635,6 +672,7 @@ fn issue(args: IssueArgs) -> Result<()> {
             "Issued {} certificate {} for {who}, valid {} to {}",
             profile.name, summary.serial, summary.not_before, summary.not_after
         );
+        println!("{}", cli::cert::on_record_line(&on_record));
     }
     Ok(())
 }
@@ -793,10 +831,6 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
     let key_type = args.key_type.unwrap_or(KeyType::EcP384);
     let (profile, subject, id_mode) =
         cli::mali_muhur_subject(&args.ca, &args.seal, args.out.as_ref())?;
-    let id = match &subject {
-        Subject::MaliMuhur { id, .. } => id.as_str().to_owned(),
-        _ => bail!("provisioning makes Mali Mühür certificates only"),
-    };
     if !profile.key_types.contains(&key_type) {
         return Err(IssueError::KeyNotAccepted {
             key_type,
@@ -810,29 +844,58 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
     let ca = directory.ca.with_id_mode(id_mode);
     let pins = PinSource::choose(uri.pin_source.clone(), args.token_pin_env.as_deref());
     let token = Token::open(&uri, &pins, Some(1))?;
+    // On record: the seal's one-off order and intent before the CA signs.
+    let record = cli::records::plan_seal(
+        &args.journal,
+        &subject,
+        certmint::journal::Target::Hsm,
+        key_type,
+        "certmint hsm provision",
+    )?;
+    let label = record
+        .lock()
+        .map_err(|_| anyhow::anyhow!("journal lock poisoned"))?
+        .seal
+        .label()
+        .as_str()
+        .to_owned();
+    let ca = certmint::order::one_off::record_before_signing(
+        ca,
+        record.clone(),
+        "key generated in the company's token",
+    );
     let request = ProvisionRequest {
         profile,
         subject,
         key_type,
-        label: format!("{id}SIGN0"),
+        label,
         replace: args.replace,
         not_before: now()?,
     };
-    let report =
+    let provisioned =
         certmint::pkcs11::provision::provision(&token, &ca, &request).map_err(|e| match e {
             ProvisionError::Pkcs11(p) => anyhow::Error::from(p),
             other => anyhow::Error::from(other),
-        })?;
+        });
+    let (report, order) = cli::records::finish_seal(&record, provisioned, |report| {
+        certmint::pem::der_from_pem_or_der(report.certificate_pem.as_bytes(), "CERTIFICATE")
+            .map_err(anyhow::Error::msg)
+    })?;
     if let Some(out) = &args.out {
         ca::write_new_file(out, report.certificate_pem.as_bytes(), 0o644)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut json = serde_json::to_value(&report)?;
+        if let Some(object) = json.as_object_mut() {
+            object.insert("order".into(), serde_json::json!(order));
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         println!(
             "Provisioned {:?} in token {:?}: CKA_ID {}, certificate {}",
             report.label, report.token, report.id, report.serial
         );
+        println!("On record in one-off order {order}.");
         if report.removed_leftovers > 0 {
             println!(
                 "Removed {} leftover object(s) of an interrupted earlier run.",

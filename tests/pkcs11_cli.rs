@@ -268,7 +268,11 @@ fn an_existing_label_is_refused_unless_replace_is_asked_for() {
     provision(&ws, &hsm, "p384", &["--out", "first.pem"]).ok();
     let before = hsm.pkcs11_tool("musteri", &["--list-objects"]).stdout;
 
-    let refused = provision(&ws, &hsm, "p384", &[]);
+    // The seal is numbered on from the journal's record, so a second run on
+    // the same journal would take SIGN1: the label is taken only for a
+    // journal that does not know the first seal (one kept elsewhere).
+    let elsewhere = ["--journal", "elsewhere.sqlite"];
+    let refused = provision(&ws, &hsm, "p384", &elsewhere);
     assert_eq!(refused.code, 5, "{}", refused.stderr);
     assert!(
         refused
@@ -283,7 +287,19 @@ fn an_existing_label_is_refused_unless_replace_is_asked_for() {
         "the token is unchanged"
     );
 
-    let replaced = provision(&ws, &hsm, "rsa2048", &["--replace", "--out", "second.pem"]).ok();
+    let replaced = provision(
+        &ws,
+        &hsm,
+        "rsa2048",
+        &[
+            "--replace",
+            "--out",
+            "second.pem",
+            "--journal",
+            "elsewhere.sqlite",
+        ],
+    )
+    .ok();
     assert!(
         replaced.stdout.contains("Replaced 3 object(s)"),
         "{}",

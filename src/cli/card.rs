@@ -15,7 +15,8 @@ use certmint::card::station::{Station, StationEvent};
 use certmint::card::Readers;
 use certmint::ids::IdMode;
 use certmint::issue::PreparedCertificate;
-use certmint::journal::{Journal, OrderId, OrderKind, SqliteJournal};
+use certmint::journal::{Journal, OrderId, OrderKind, SqliteJournal, Target};
+use certmint::order::one_off::SealOnRecord;
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
 use certmint::piv::{Algorithm, Slot};
 use certmint::pkcs11::pin::{PinError, PinSource};
@@ -130,6 +131,8 @@ pub struct ListArgs {
 #[command(after_help = format!("Example:\n  CARD_PIN=… CARD_PUK=… certmint card provision --ca ./ca --reader 'Yubico YubiKey 00 00' \\\n      --vkn 4540536920 --unvan 'Örnek Bilişim A.Ş.' --key-type p384 \\\n      --mgmt-key-file card.key --card-pin-env CARD_PIN --card-puk-env CARD_PUK --pin-letter 4540536920.pin.txt --out 4540536920.pem\n\n\
 Authenticates with the management key, generates the key in slot 9c on the card, has the CA sign the\n\
 Mali Mühür certificate, writes it, reads it back, and verifies a test signature made by the card.\n\
+The seal is on record: the company's next seal label {{VKN}}SIGN<n> in a one-off order made just\n\
+before the CA signs (intent first), the certificate once the card proved it.\n\
 With --pin-letter the card gets a fresh random PIN and PUK, written to that new file (mode 0600).\n{CARD_HELP}"))]
 pub struct ProvisionArgs {
     /// The CA directory made by `certmint ca init`.
@@ -166,6 +169,8 @@ pub struct ProvisionArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    journal: JournalArgs,
 }
 
 #[derive(Args)]
@@ -264,12 +269,12 @@ fn choose_reader(readers: &Readers, named: Option<String>) -> Result<String> {
     }
 }
 
-/// `card provision`'s judgement of what the slot holds already.
+/// `card provision`'s judgement of what the slot holds already, and its
+/// record: the seal's intent before the CA signs.
 struct ProvisionHooks {
     replace: bool,
     replaced: Option<String>,
-    /// The serial the CA was asked to sign, once asked.
-    signing: Option<String>,
+    record: std::sync::Arc<Mutex<SealOnRecord>>,
 }
 
 impl CardHooks for ProvisionHooks {
@@ -288,8 +293,21 @@ impl CardHooks for ProvisionHooks {
     }
 
     fn before_signing(&mut self, prepared: &PreparedCertificate) -> Result<(), CardError> {
-        self.signing = Some(certmint::pem::hex(prepared.serial()));
-        Ok(())
+        // A poisoned lock only means another thread panicked; the journal's
+        // state is its own (transactions), not the lock's.
+        let mut guard = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        let SealOnRecord { journal, seal } = &mut *guard;
+        seal.record_intent(
+            journal.as_mut(),
+            prepared.tbs_der(),
+            &certmint::pem::hex(prepared.serial()),
+            "key generated on a PIV card",
+        )
+        .map_err(|e| {
+            CardError::Record(format!(
+                "the certificate's intent could not be recorded, nothing was signed: {e}"
+            ))
+        })
     }
 }
 
@@ -306,6 +324,13 @@ fn provision(args: ProvisionArgs) -> Result<()> {
     let ca = directory.ca.with_id_mode(id_mode);
     let readers = Readers::establish()?;
     let reader = choose_reader(&readers, args.reader.clone())?;
+    let record = super::records::plan_seal(
+        &args.journal,
+        &subject,
+        Target::Card,
+        args.key_type,
+        "certmint card provision",
+    )?;
     let request = CardRequest {
         profile,
         subject,
@@ -317,7 +342,7 @@ fn provision(args: ProvisionArgs) -> Result<()> {
     let mut hooks = ProvisionHooks {
         replace: args.replace,
         replaced: None,
-        signing: None,
+        record: record.clone(),
     };
     let provisioned = readers
         .with_card(&reader, |client| {
@@ -334,28 +359,39 @@ fn provision(args: ProvisionArgs) -> Result<()> {
             error,
         })
         .and_then(|outcome| outcome);
-    let provisioned = match (provisioned, &hooks.signing) {
-        (Ok(card), _) => card,
-        // Signed but not proved on the card: say which certificate must be
-        // treated as void (it never reached a customer), then run again.
-        (Err(e), Some(serial)) => {
-            return Err(anyhow::Error::from(e).context(format!(
-                "certificate {serial} may have been signed but is not on a proved card: record it as void \
-                 (never delivered) and run again with a card"
-            )))
-        }
-        (Err(e), None) => return Err(e.into()),
-    };
+    // Signed but not proved on the card: the certificate never reached a
+    // customer, so its intent is voided; the message names it.
+    let signing = record
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .seal
+        .intent_serial()
+        .map(str::to_owned);
+    let provisioned = provisioned.map_err(|e| match signing {
+        Some(serial) => anyhow::Error::from(e).context(format!(
+            "certificate {serial} may have been signed but is not on a proved card: it is recorded \
+             as void (never delivered); run again with a card"
+        )),
+        None => e.into(),
+    });
+    let (provisioned, order) = super::records::finish_seal(&record, provisioned, |card| {
+        Ok(card.certificate_der.clone())
+    })?;
     if let Some(out) = &args.out {
         ca::write_new_file(out, provisioned.certificate_pem.as_bytes(), 0o644)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&provisioned)?);
+        let mut json = serde_json::to_value(&provisioned)?;
+        if let Some(object) = json.as_object_mut() {
+            object.insert("order".into(), serde_json::json!(order));
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         println!(
             "Provisioned the card in {reader:?}: slot {}, {} key, certificate {}",
             provisioned.slot, provisioned.key_type, provisioned.serial
         );
+        println!("On record in one-off order {order}.");
         if let Some(replaced) = &hooks.replaced {
             println!("Replaced the slot's earlier certificate ({replaced}).");
         }

@@ -11,8 +11,10 @@ macro_rules! usage {
 
 pub mod bench;
 pub mod card;
+pub mod cert;
 pub mod logging;
 pub mod orders;
+pub mod records;
 pub mod vcard;
 
 use std::path::{Path, PathBuf};

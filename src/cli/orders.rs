@@ -12,7 +12,7 @@ use certmint::audit::AuditBroken;
 use certmint::ca::CaDirectory;
 use certmint::calendar::BusinessCalendar;
 use certmint::error::Stopped;
-use certmint::ids::{DeviceSerial, IdMode, PrefixTable, TaxpayerId, Vkn};
+use certmint::ids::{IdMode, PrefixTable, TaxpayerId, Vkn};
 use certmint::journal::{
     Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, OrderState, SqliteJournal,
     Target,
@@ -248,6 +248,8 @@ pub enum AuditCommand {
     /// Check the audit log: its hash chain, the signed checkpoints beside the journal, and
     /// that every order and certificate in the journal has its audit record and the reverse.
     Verify(AuditVerifyArgs),
+    /// Print the audit log (filtered by order and time; --json as JSON lines).
+    Show(super::records::AuditShowArgs),
 }
 
 #[derive(Args)]
@@ -341,6 +343,9 @@ fn print_order(o: &certmint::journal::OrderSummary) {
 }
 
 fn import(args: ImportArgs) -> Result<()> {
+    if args.target == Target::External {
+        usage!("--target external is for certificates `certmint issue` records; an order's keys are made soft, hsm or card");
+    }
     match args.kind {
         OrderKind::Okc => import_okc(args),
         OrderKind::MaliMuhur => import_seals(args),
@@ -430,15 +435,7 @@ fn import_seals(args: ImportArgs) -> Result<()> {
     }
     let key_type = args.key_type.unwrap_or(KeyType::EcP384);
     let mut journal = args.journal.open()?;
-    let mut labels = Vec::new();
-    let mut index = 0;
-    while labels.len() < args.seals as usize {
-        let label = DeviceSerial::seal_label(&id, index);
-        if journal.device_order(label.as_str())?.is_none() {
-            labels.push(label);
-        }
-        index += 1;
-    }
+    let labels = certmint::order::one_off::next_seal_labels(&journal, &id, args.seals as usize)?;
     let order = NewOrder {
         kind: OrderKind::MaliMuhur,
         manufacturer: unvan.to_owned(),
@@ -647,6 +644,10 @@ fn produce(args: ProduceArgs) -> Result<()> {
             args.order,
             args.order
         ),
+        (Target::External, _) => usage!(
+            "order {} records a certificate issued for a key from outside: there is nothing to produce",
+            args.order
+        ),
     };
     let directory = CaDirectory::open(
         &args.ca,
@@ -818,6 +819,7 @@ fn refuse_labels_in_use(journal: &SqliteJournal, token: &Token, order: OrderId) 
 
 pub fn audit(command: AuditCommand) -> Result<()> {
     match command {
+        AuditCommand::Show(args) => super::records::audit_show(args),
         AuditCommand::Verify(args) => {
             let journal = args.journal.open()?;
             let report = journal.verify_audit()?;

@@ -81,6 +81,29 @@ pub enum JournalError {
         /// Who holds it now, if anyone.
         by: String,
     },
+    /// The device serial or seal label already has an issued certificate:
+    /// a second one is refused unless the operator asks for a reissue.
+    #[error("{subject} already has certificate {serial} on record; a second certificate is refused (pass --reissue to supersede it)")]
+    AlreadyCertified {
+        /// The device serial or seal label.
+        subject: String,
+        /// The serial of its certificate, hex.
+        serial: String,
+    },
+    /// The device serial or seal label has a certificate intent that never
+    /// became a certificate (an interrupted run of its order).
+    #[error("{subject} has certificate {serial} in progress in order {order}; finish or resume that order first")]
+    InProgress {
+        /// The device serial or seal label.
+        subject: String,
+        /// The serial of the intent, hex.
+        serial: String,
+        /// The order it belongs to.
+        order: OrderId,
+    },
+    /// No certificate matches.
+    #[error("no certificate on record matches {0}")]
+    NoCertificate(String),
     /// Another process kept the journal locked longer than the bounded wait.
     #[error("journal {path} is busy: another certmint process kept it locked for more than {waited_secs} s; try again once it is done")]
     Busy {
@@ -96,7 +119,12 @@ impl JournalError {
     pub fn kind(&self) -> crate::error::ErrorKind {
         use crate::error::ErrorKind;
         match self {
-            JournalError::NoOrder(_) => ErrorKind::NotFound,
+            JournalError::NoOrder(_) | JournalError::NoCertificate(_) => ErrorKind::NotFound,
+            // A certificate on record (or in progress) for the device or
+            // seal label already: the request conflicts with the record.
+            JournalError::AlreadyCertified { .. } | JournalError::InProgress { .. } => {
+                ErrorKind::Conflict
+            }
             JournalError::Held { .. } => ErrorKind::Held,
             // The --additional-to order does not exist, belongs to another
             // company or is of another kind: the import's data is wrong.
@@ -216,6 +244,25 @@ text_enum!(
         Hsm = "hsm",
         /// Keys generated on PIV cards at a card station.
         Card = "card",
+        /// The key came from outside, in a CSR or a public key (`certmint
+        /// issue`): nothing to produce, the certificate is only recorded.
+        External = "external",
+    }
+);
+
+text_enum!(
+    /// A certificate's status in the journal: an intent becomes issued (or
+    /// void, when its signature never became a stored certificate); an
+    /// issued certificate may be superseded by a reissue.
+    CertificateStatus {
+        /// Serial and TBS are durable; the CA may sign (or is signing).
+        Intent = "intent",
+        /// Signed, verified and recorded with its DER.
+        Issued = "issued",
+        /// The intent never became a certificate.
+        Void = "void",
+        /// Replaced by a later certificate for the same device or seal.
+        Superseded = "superseded",
     }
 );
 
@@ -314,6 +361,9 @@ pub struct OrderSummary {
     pub purge_due: Option<String>,
     /// When it was purged.
     pub purged_at: Option<String>,
+    /// Made by a command for one certificate signed without an imported
+    /// order (see [`crate::order::one_off`]).
+    pub one_off: bool,
 }
 
 /// A device to produce.
@@ -429,6 +479,84 @@ pub struct SoftDelivery {
     pub uploaded_at: String,
     /// Whether a purge has begun (and was interrupted).
     pub purge_started: bool,
+}
+
+/// Which certificates `cert list` and `cert show` ask for; every filter
+/// given must match.
+#[derive(Debug, Clone, Default)]
+pub struct CertificateFilter {
+    /// The certificate serial, hex (any case).
+    pub serial: Option<String>,
+    /// An ÖKC device serial.
+    pub device_serial: Option<String>,
+    /// A Mali Mühür seal label (`{VKN}SIGN{n}`).
+    pub seal_label: Option<String>,
+    /// The company's or manufacturer's VKN or TCKN.
+    pub taxpayer: Option<String>,
+    /// The order.
+    pub order: Option<OrderId>,
+}
+
+/// A certificate on record, with its order and device.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateDetail {
+    /// Row id (stable order for paging).
+    #[serde(skip)]
+    pub id: i64,
+    /// The certificate serial, hex.
+    pub serial: String,
+    /// Its status.
+    pub status: CertificateStatus,
+    /// Its order.
+    pub order: OrderId,
+    /// What the order produces.
+    pub kind: OrderKind,
+    /// Where the key is.
+    pub target: Target,
+    /// The ÖKC device serial (ÖKC orders).
+    pub device_serial: Option<String>,
+    /// The seal label (Mali Mühür orders).
+    pub seal_label: Option<String>,
+    /// The company or manufacturer.
+    pub holder: String,
+    /// Its VKN or TCKN (empty when the order does not name it).
+    pub taxpayer: String,
+    /// When the intent was recorded (RFC 3339).
+    pub recorded_at: String,
+    /// notBefore, once issued.
+    pub not_before: Option<String>,
+    /// notAfter, once issued.
+    pub not_after: Option<String>,
+    /// SHA-256 of the DER, once issued.
+    pub sha256: Option<String>,
+    /// Why an intent was voided.
+    pub void_reason: Option<String>,
+    /// The serial of the certificate that superseded it.
+    pub superseded_by: Option<String>,
+    /// When it was superseded.
+    pub superseded_at: Option<String>,
+    /// Who superseded it.
+    pub superseded_operator: Option<String>,
+    /// The certificate, once issued.
+    #[serde(skip)]
+    pub der: Option<Vec<u8>>,
+}
+
+/// One record of the audit log, as `audit show` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    /// Its place in the chain.
+    pub seq: i64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Who.
+    pub operator: String,
+    /// What happened.
+    pub event: String,
+    /// To what (`order N`, `device SERIAL`, `certificate SERIAL`).
+    pub subject: String,
+    /// Details.
+    pub details: String,
 }
 
 /// The journal boundary.
@@ -664,7 +792,68 @@ pub trait Journal: Send {
     /// The order's lease, if anyone holds one.
     fn lease(&self, order: OrderId) -> Result<Option<Lease>, JournalError>;
 
-    /// Certificates per device that are not void, as (device serial, count), for checks.
+    /// The device with this serial (an ÖKC device serial or a seal label),
+    /// in whichever order holds it.
+    fn device_by_serial(&self, serial: &str) -> Result<Option<Device>, JournalError>;
+
+    /// The device's certificate in force (an intent or an issued
+    /// certificate), if it has one: its serial and status.
+    fn certificate_in_force(
+        &self,
+        device: &Device,
+    ) -> Result<Option<(String, CertificateStatus)>, JournalError>;
+
+    /// A one-off order with its one device (serial or seal label), in one
+    /// transaction: received and marked paid by `order.operator` at once
+    /// (the operator is the one asking for the certificate), audited as
+    /// one-off. Returns the device.
+    fn record_one_off_order(
+        &mut self,
+        order: &NewOrder,
+        serial: &str,
+    ) -> Result<Device, JournalError>;
+
+    /// One certificate's intent outside a production run. With
+    /// `supersedes`, the device's issued certificate with that serial is
+    /// recorded as superseded by this one (when, by whom) in the same
+    /// transaction, each with its audit record.
+    fn record_single_intent(
+        &mut self,
+        intent: &Intent<'_>,
+        supersedes: Option<&str>,
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// One certificate signed and verified outside a production run:
+    /// intent → issued, with its audit record. A device not yet certified
+    /// becomes verified; a delivered device keeps its state.
+    fn record_single_issued(
+        &mut self,
+        device: &Device,
+        certificate: &StoredCertificate<'_>,
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// Certificates matching `filter`, in the order they were recorded:
+    /// a page of at most `limit` after row id `after`.
+    fn certificates(
+        &self,
+        filter: &CertificateFilter,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<CertificateDetail>, JournalError>;
+
+    /// Audit records after `after` (a sequence number), at most `limit`, in
+    /// sequence order; with `order`, only those about the order, its
+    /// devices and their certificates.
+    fn audit_records(
+        &self,
+        order: Option<OrderId>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, JournalError>;
+
+    /// Certificates in force (intents and issued ones) per device, as (device serial, count), for checks.
     fn active_certificates_per_device(
         &self,
         order: OrderId,

@@ -5,7 +5,12 @@
 //!
 //! The schema enforces what must never happen: a device serial appears in
 //! one order only, a certificate serial once, and a device has at most one
-//! certificate that is not void (a partial unique index).
+//! certificate in force, an intent or an issued one (a partial unique index).
+//!
+//! The schema is versioned (`PRAGMA user_version`): [`MIGRATIONS`] lists
+//! every step from an empty file, in order, and opening a journal applies
+//! the steps it lacks in one immediate transaction. A journal of a newer
+//! schema than this build knows is refused.
 
 use std::path::{Path, PathBuf};
 
@@ -18,9 +23,10 @@ use rusqlite::{
 
 use super::lease::now_ms;
 use super::{
-    Application, CertificateRecord, DeliveryRecord, Device, DeviceState, ImportProblem,
-    ImportReport, Intent, IssuedRecord, Journal, JournalError, Lease, LeaseHolder, NewOrder,
-    OrderId, OrderKind, OrderState, OrderSummary, SoftDelivery, Target, VerifiedDevice,
+    Application, AuditEntry, CertificateDetail, CertificateFilter, CertificateRecord,
+    CertificateStatus, DeliveryRecord, Device, DeviceState, ImportProblem, ImportReport, Intent,
+    IssuedRecord, Journal, JournalError, Lease, LeaseHolder, NewOrder, OrderId, OrderKind,
+    OrderState, OrderSummary, SoftDelivery, StoredCertificate, Target, VerifiedDevice,
     MAX_REPORTED_PROBLEMS,
 };
 use crate::audit::checkpoint::{self, AuditKey, Checkpoint, CHECKPOINT_EVERY};
@@ -80,6 +86,13 @@ CREATE TABLE IF NOT EXISTS deliveries (
     purge_due   TEXT,
     purged_at   TEXT
 );
+"#;
+
+/// The audit log's tables. Made again, empty, whenever the journal is
+/// opened without them: a log dropped behind certmint's back is then
+/// reported by `audit verify` as the records it no longer has, not as a
+/// database error.
+const AUDIT_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS audit (
     seq       INTEGER PRIMARY KEY,
     at        TEXT NOT NULL,
@@ -177,6 +190,93 @@ CREATE TABLE IF NOT EXISTS producer_leases (
 );
 "#;
 
+/// Superseded certificates, keys that come from outside and one-off
+/// orders. Rebuilds `orders` (its key target may be `external`: the key
+/// came in a CSR or a public key; `one_off` marks an order a command made
+/// for one certificate) and `certificates` (status `superseded`, with what
+/// superseded it, when and by whom; the one-certificate-per-device index
+/// covers intents and issued certificates). Row ids are copied, so the
+/// references between tables stay as they were; the audit log names
+/// orders by number and certificates by serial, so it verifies unchanged.
+const SUPERSEDED_SCHEMA: &str = r#"
+CREATE TABLE orders_new (
+    id               INTEGER PRIMARY KEY,
+    kind             TEXT NOT NULL CHECK (kind IN ('okc', 'mali-muhur')),
+    manufacturer     TEXT NOT NULL,
+    manufacturer_vkn TEXT NOT NULL,
+    prefixes         TEXT NOT NULL,
+    parent_order     INTEGER REFERENCES orders(id),
+    target           TEXT NOT NULL CHECK (target IN ('soft', 'hsm', 'card', 'external')),
+    key_type         TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('received', 'paid', 'producing', 'produced', 'delivered', 'purged')),
+    source           TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    paid_at          TEXT,
+    paid_by          TEXT,
+    one_off          INTEGER NOT NULL DEFAULT 0 CHECK (one_off IN (0, 1))
+);
+INSERT INTO orders_new (id, kind, manufacturer, manufacturer_vkn, prefixes, parent_order, target, key_type, state, source, created_at, paid_at, paid_by)
+    SELECT id, kind, manufacturer, manufacturer_vkn, prefixes, parent_order, target, key_type, state, source, created_at, paid_at, paid_by FROM orders;
+DROP TABLE orders;
+ALTER TABLE orders_new RENAME TO orders;
+CREATE INDEX orders_by_taxpayer ON orders(manufacturer_vkn, id);
+
+CREATE TABLE certificates_new (
+    id                  INTEGER PRIMARY KEY,
+    device_id           INTEGER NOT NULL REFERENCES devices(id),
+    serial_hex          TEXT NOT NULL UNIQUE,
+    status              TEXT NOT NULL CHECK (status IN ('intent', 'issued', 'void', 'superseded')),
+    tbs                 BLOB NOT NULL,
+    der                 BLOB,
+    sha256              TEXT,
+    not_before          TEXT,
+    not_after           TEXT,
+    recorded_at         TEXT NOT NULL,
+    void_reason         TEXT,
+    superseded_by       TEXT,
+    superseded_at       TEXT,
+    superseded_operator TEXT,
+    CHECK ((status IN ('issued', 'superseded')) = (der IS NOT NULL)),
+    CHECK ((status = 'superseded') = (superseded_by IS NOT NULL))
+);
+INSERT INTO certificates_new (id, device_id, serial_hex, status, tbs, der, sha256, not_before, not_after, recorded_at, void_reason)
+    SELECT id, device_id, serial_hex, status, tbs, der, sha256, not_before, not_after, recorded_at, void_reason FROM certificates;
+DROP TABLE certificates;
+ALTER TABLE certificates_new RENAME TO certificates;
+-- At most one certificate in force per device. Also the index of a
+-- device's certificates in force: queries by device repeat
+-- `status IN ('intent', 'issued')` even where their own status test implies
+-- it, because SQLite uses a partial index only when the query states its
+-- condition.
+CREATE UNIQUE INDEX one_active_certificate_per_device ON certificates(device_id) WHERE status IN ('intent', 'issued');
+-- Every certificate of a device, superseded and void ones included (`cert show`).
+CREATE INDEX certificates_by_device ON certificates(device_id, id);
+"#;
+
+/// One step of the schema: applying its statements, in order, takes a
+/// journal from `version - 1` to `version`.
+struct Migration {
+    version: i64,
+    sql: &'static [&'static str],
+}
+
+/// Every schema step, in order, from an empty file. A journal written
+/// before the schema was versioned has version 0 and all of the first
+/// step's tables (made with `IF NOT EXISTS`, so the step is a no-op on it).
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: &[SCHEMA, AUDIT_SCHEMA, DELIVERY_FILES_SCHEMA, LEASE_SCHEMA],
+    },
+    Migration {
+        version: 2,
+        sql: &[SUPERSEDED_SCHEMA],
+    },
+];
+
+/// The schema version this build writes: the last step's.
+pub const SCHEMA_VERSION: i64 = 2;
+
 /// Write transactions take the write lock at their start (`BEGIN
 /// IMMEDIATE`): a busy journal is then waited for (up to [`BUSY_WAIT`]),
 /// where a read that turns into a write would fail at once when another
@@ -190,19 +290,29 @@ const BUSY_WAIT: Duration = Duration::from_secs(30);
 /// An order's issued certificates, a page in device order.
 const ISSUED_PAGE: &str =
     "SELECT d.id, d.serial, c.serial_hex, c.sha256, c.not_before, c.not_after, c.der FROM devices d
-     JOIN certificates c ON c.device_id = d.id AND c.status <> 'void' AND c.status = 'issued'
+     JOIN certificates c ON c.device_id = d.id AND c.status IN ('intent', 'issued') AND c.status = 'issued'
      WHERE d.order_id = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3";
 
 /// An order's intents that never became certificates.
 const DANGLING_INTENTS: &str =
     "SELECT c.serial_hex, d.id, d.order_id, d.serial, d.state, d.key_id FROM certificates c
      JOIN devices d ON c.device_id = d.id
-     WHERE d.order_id = ?1 AND c.status <> 'void' AND c.status = 'intent' ORDER BY d.id";
+     WHERE d.order_id = ?1 AND c.status IN ('intent', 'issued') AND c.status = 'intent' ORDER BY d.id";
 
 /// The order and line of a serial already in the journal, and whether it was certified.
 const EARLIER_DEVICE: &str = "SELECT d.order_id, d.line_no,
-            EXISTS (SELECT 1 FROM certificates c WHERE c.device_id = d.id AND c.status <> 'void' AND c.status = 'issued')
+            EXISTS (SELECT 1 FROM certificates c WHERE c.device_id = d.id AND c.status IN ('intent', 'issued') AND c.status = 'issued')
      FROM devices d WHERE d.serial = ?1";
+
+/// A page of the audit records about an order (`audit show --order`).
+const AUDIT_OF_ORDER: &str = "SELECT a.seq, a.at, a.operator, a.event, a.subject, a.details FROM audit a
+     WHERE a.seq > ?1 AND (a.subject = 'order ' || ?2
+         OR (substr(a.subject, 1, 7) = 'device '
+             AND EXISTS (SELECT 1 FROM devices d WHERE d.serial = substr(a.subject, 8) AND d.order_id = ?2))
+         OR (substr(a.subject, 1, 12) = 'certificate '
+             AND EXISTS (SELECT 1 FROM certificates c JOIN devices d ON c.device_id = d.id
+                         WHERE c.serial_hex = substr(a.subject, 13) AND d.order_id = ?2)))
+     ORDER BY a.seq LIMIT ?3";
 
 /// An order state change: allowed from `from`, audited as `event`.
 struct Transition<'a> {
@@ -385,6 +495,69 @@ fn device_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     })
 }
 
+/// The journal's schema version (`PRAGMA user_version`).
+fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Brings the journal's schema to [`SCHEMA_VERSION`]: the steps it lacks,
+/// in one write transaction taken at its start, so that a process creating
+/// or migrating the same journal is waited for and then finds nothing left
+/// to do. Foreign keys are off while tables are rebuilt (SQLite's procedure
+/// for changing a table's constraints) and checked before the commit.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
+    let db = database_error(path);
+    let newer = |version: i64| JournalError::Settings {
+        path: path.display().to_string(),
+        reason: format!(
+            "its schema is version {version}, newer than this certmint knows ({SCHEMA_VERSION}): \
+             use the certmint that wrote it, or a newer one"
+        ),
+    };
+    let version = schema_version(conn).map_err(db)?;
+    if version > SCHEMA_VERSION {
+        return Err(newer(version));
+    }
+    if version == SCHEMA_VERSION {
+        let tx = conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        tx.execute_batch(AUDIT_SCHEMA).map_err(db)?;
+        return tx.commit().map_err(db);
+    }
+    conn.execute_batch("PRAGMA foreign_keys = OFF")
+        .map_err(db)?;
+    let migrated = (|| {
+        let tx = conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        // Read again under the write lock: another process may have migrated it.
+        let version = schema_version(&tx).map_err(db)?;
+        if version > SCHEMA_VERSION {
+            return Err(newer(version));
+        }
+        for step in MIGRATIONS.iter().filter(|m| m.version > version) {
+            for sql in step.sql {
+                tx.execute_batch(sql).map_err(db)?;
+            }
+        }
+        let broken: i64 = tx
+            .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .map_err(db)?;
+        if broken > 0 {
+            return Err(JournalError::Settings {
+                path: path.display().to_string(),
+                reason: format!(
+                    "{broken} row(s) refer to rows that do not exist; the schema was not migrated"
+                ),
+            });
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(db)?;
+        tx.commit().map_err(db)
+    })();
+    conn.execute_batch("PRAGMA foreign_keys = ON").map_err(db)?;
+    migrated
+}
+
 impl SqliteJournal {
     /// Opens (creating if needed) the journal at `path` and checks its settings.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
@@ -431,14 +604,7 @@ impl SqliteJournal {
         if foreign_keys != 1 {
             return Err(settings("foreign keys cannot be enforced".into()));
         }
-        // One write transaction taken at its start, so that a process
-        // creating the same journal is waited for (a statement that reads
-        // the schema and then writes would get "busy" at once instead).
-        let tx = conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
-        tx.execute_batch(SCHEMA).map_err(db)?;
-        tx.execute_batch(DELIVERY_FILES_SCHEMA).map_err(db)?;
-        tx.execute_batch(LEASE_SCHEMA).map_err(db)?;
-        tx.commit().map_err(db)?;
+        migrate(&mut conn, path)?;
         // The -wal and -shm files exist now; an older journal's may have been
         // created readable by others.
         make_private(path)?;
@@ -868,8 +1034,10 @@ impl Journal for SqliteJournal {
             params![reason, serial_hex],
         )
         .map_err(db)?;
+        // A device certified before (a failed reissue) keeps its state.
         tx.execute(
-            "UPDATE devices SET state = CASE WHEN key_id IS NULL THEN 'planned' ELSE 'key-generated' END WHERE id = ?1",
+            "UPDATE devices SET state = CASE WHEN key_id IS NULL THEN 'planned' ELSE 'key-generated' END
+             WHERE id = ?1 AND state NOT IN ('verified', 'delivered')",
             [device],
         )
         .map_err(db)?;
@@ -1496,6 +1664,348 @@ impl Journal for SqliteJournal {
         read_lease(&self.conn, order).map_err(|e| self.db(e))
     }
 
+    fn device_by_serial(&self, serial: &str) -> Result<Option<Device>, JournalError> {
+        self.conn
+            .prepare_cached(
+                "SELECT id, order_id, serial, state, key_id FROM devices WHERE serial = ?1",
+            )
+            .and_then(|mut stmt| stmt.query_row([serial], device_from_row).optional())
+            .map_err(|e| self.db(e))
+    }
+
+    fn certificate_in_force(
+        &self,
+        device: &Device,
+    ) -> Result<Option<(String, CertificateStatus)>, JournalError> {
+        let found: Option<(String, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT serial_hex, status FROM certificates
+                 WHERE device_id = ?1 AND status IN ('intent', 'issued')",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([device.id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(|e| self.db(e))?;
+        found
+            .map(|(serial, status)| Ok((serial, parse(status).map_err(|e| self.db(e))?)))
+            .transpose()
+    }
+
+    fn record_one_off_order(
+        &mut self,
+        order: &NewOrder,
+        serial: &str,
+    ) -> Result<Device, JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let now = now_rfc3339();
+        tx.execute(
+            "INSERT INTO orders (kind, manufacturer, manufacturer_vkn, prefixes, target, key_type, state, source, created_at, paid_at, paid_by, one_off)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'paid', ?7, ?8, ?8, ?9, 1)",
+            params![
+                order.kind.as_str(),
+                order.manufacturer,
+                order.manufacturer_vkn,
+                order.prefixes.join(","),
+                order.target.as_str(),
+                order.key_type,
+                order.source,
+                now,
+                order.operator
+            ],
+        )
+        .map_err(db)?;
+        let order_id = OrderId(tx.last_insert_rowid());
+        tx.execute(
+            "INSERT INTO devices (order_id, serial, line_no, state) VALUES (?1, ?2, 1, 'planned')",
+            params![order_id.0, serial],
+        )
+        .map_err(db)?;
+        let device = Device {
+            id: tx.last_insert_rowid(),
+            order: order_id,
+            serial: serial.to_owned(),
+            state: DeviceState::Planned,
+            key_id: None,
+        };
+        let mut chain = AuditChain::read(&tx).map_err(db)?;
+        let subject = format!("order {order_id}");
+        chain
+            .append(
+                &tx,
+                &now,
+                &order.operator,
+                "order.received",
+                &subject,
+                &format!(
+                    "one-off {} order for {} ({}), 1 device {serial} from {}, target {}, key {}",
+                    order.kind,
+                    if order.manufacturer.is_empty() {
+                        "a holder not named"
+                    } else {
+                        &order.manufacturer
+                    },
+                    if order.manufacturer_vkn.is_empty() {
+                        "no VKN given"
+                    } else {
+                        &order.manufacturer_vkn
+                    },
+                    order.source,
+                    order.target,
+                    order.key_type
+                ),
+            )
+            .and_then(|()| {
+                chain.append(
+                    &tx,
+                    &now,
+                    &order.operator,
+                    "order.paid",
+                    &subject,
+                    "one-off order: paid at creation by its operator",
+                )
+            })
+            .and_then(|()| chain.write(&tx))
+            .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.audit_committed()?;
+        Ok(device)
+    }
+
+    fn record_single_intent(
+        &mut self,
+        intent: &Intent<'_>,
+        supersedes: Option<&str>,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        Self::check_lease(&self.leases, &self.path, &tx, intent.device.order)?;
+        let mut chain = AuditChain::read(&tx).map_err(db)?;
+        let now = now_rfc3339();
+        if let Some(old) = supersedes {
+            let changed = tx
+                .execute(
+                    "UPDATE certificates SET status = 'superseded', superseded_by = ?1, superseded_at = ?2, superseded_operator = ?3
+                     WHERE serial_hex = ?4 AND device_id = ?5 AND status = 'issued'",
+                    params![intent.serial_hex, now, operator, old, intent.device.id],
+                )
+                .map_err(db)?;
+            if changed != 1 {
+                return Err(JournalError::NoCertificate(format!(
+                    "issued certificate {old} of {}",
+                    intent.device.serial
+                )));
+            }
+            chain
+                .append(
+                    &tx,
+                    &now,
+                    operator,
+                    "certificate.superseded",
+                    &format!("certificate {old}"),
+                    &format!(
+                        "{} is reissued: superseded by certificate {}",
+                        intent.device.serial, intent.serial_hex
+                    ),
+                )
+                .map_err(db)?;
+        }
+        tx.execute(
+            "INSERT INTO certificates (device_id, serial_hex, status, tbs, recorded_at) VALUES (?1, ?2, 'intent', ?3, ?4)",
+            params![intent.device.id, intent.serial_hex, intent.tbs, now],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "UPDATE devices SET state = 'intent-recorded' WHERE id = ?1 AND state IN ('planned', 'key-generated')",
+            [intent.device.id],
+        )
+        .map_err(db)?;
+        chain
+            .append(
+                &tx,
+                &now,
+                operator,
+                "device.intent",
+                &format!("device {}", intent.device.serial),
+                &format!(
+                    "{}; certificate {} linted",
+                    intent.key_note, intent.serial_hex
+                ),
+            )
+            .and_then(|()| chain.write(&tx))
+            .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.audit_committed()
+    }
+
+    fn record_single_issued(
+        &mut self,
+        device: &Device,
+        certificate: &StoredCertificate<'_>,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        Self::check_lease(&self.leases, &self.path, &tx, device.order)?;
+        let c = certificate;
+        let changed = tx
+            .execute(
+                "UPDATE certificates SET status = 'issued', der = ?1, sha256 = ?2, not_before = ?3, not_after = ?4
+                 WHERE serial_hex = ?5 AND status = 'intent' AND device_id = ?6",
+                params![c.der, c.sha256, c.not_before, c.not_after, c.serial_hex, device.id],
+            )
+            .map_err(db)?;
+        if changed != 1 {
+            return Err(JournalError::Database {
+                path: self.path.display().to_string(),
+                reason: format!(
+                    "certificate {} of {} has no recorded intent",
+                    c.serial_hex, device.serial
+                ),
+            });
+        }
+        tx.execute(
+            "UPDATE devices SET state = 'verified' WHERE id = ?1 AND state NOT IN ('verified', 'delivered')",
+            [device.id],
+        )
+        .map_err(db)?;
+        append_audit(
+            &tx,
+            operator,
+            "device.certificate-issued",
+            &format!("device {}", device.serial),
+            &format!(
+                "certificate {} signed, verified, recorded; SHA-256 {}",
+                c.serial_hex, c.sha256
+            ),
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.audit_committed()
+    }
+
+    fn certificates(
+        &self,
+        filter: &CertificateFilter,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<CertificateDetail>, JournalError> {
+        // Only the filters given become conditions, so that SQLite picks
+        // the index of the most selective one.
+        let mut conditions = vec!["c.id > ?1".to_owned()];
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(after)];
+        let mut add = |condition: &str, value: Box<dyn rusqlite::ToSql>| {
+            args.push(value);
+            conditions.push(condition.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(serial) = &filter.serial {
+            add("c.serial_hex = ?", Box::new(serial.to_ascii_uppercase()));
+        }
+        if let Some(serial) = &filter.device_serial {
+            add("d.serial = ? AND o.kind = 'okc'", Box::new(serial.clone()));
+        }
+        if let Some(label) = &filter.seal_label {
+            add(
+                "d.serial = ? AND o.kind = 'mali-muhur'",
+                Box::new(label.clone()),
+            );
+        }
+        if let Some(id) = &filter.taxpayer {
+            add("o.manufacturer_vkn = ?", Box::new(id.clone()));
+        }
+        if let Some(order) = filter.order {
+            add("d.order_id = ?", Box::new(order.0));
+        }
+        args.push(Box::new(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let sql = format!(
+            "SELECT c.id, c.serial_hex, c.status, d.order_id, o.kind, o.target, d.serial, o.manufacturer, o.manufacturer_vkn,
+                    c.recorded_at, c.not_before, c.not_after, c.sha256, c.void_reason,
+                    c.superseded_by, c.superseded_at, c.superseded_operator, c.der
+             FROM certificates c JOIN devices d ON c.device_id = d.id JOIN orders o ON d.order_id = o.id
+             WHERE {} ORDER BY c.id LIMIT ?{}",
+            conditions.join(" AND "),
+            args.len()
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                let kind: OrderKind = parse(r.get(4)?)?;
+                let device: String = r.get(6)?;
+                let (device_serial, seal_label) = match kind {
+                    OrderKind::Okc => (Some(device), None),
+                    OrderKind::MaliMuhur => (None, Some(device)),
+                };
+                Ok(CertificateDetail {
+                    id: r.get(0)?,
+                    serial: r.get(1)?,
+                    status: parse(r.get(2)?)?,
+                    order: OrderId(r.get(3)?),
+                    kind,
+                    target: parse(r.get(5)?)?,
+                    device_serial,
+                    seal_label,
+                    holder: r.get(7)?,
+                    taxpayer: r.get(8)?,
+                    recorded_at: r.get(9)?,
+                    not_before: r.get(10)?,
+                    not_after: r.get(11)?,
+                    sha256: r.get(12)?,
+                    void_reason: r.get(13)?,
+                    superseded_by: r.get(14)?,
+                    superseded_at: r.get(15)?,
+                    superseded_operator: r.get(16)?,
+                    der: r.get(17)?,
+                })
+            })
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+
+    fn audit_records(
+        &self,
+        order: Option<OrderId>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, JournalError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let entry = |r: &rusqlite::Row<'_>| {
+            Ok(AuditEntry {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                operator: r.get(2)?,
+                event: r.get(3)?,
+                subject: r.get(4)?,
+                details: r.get(5)?,
+            })
+        };
+        let rows = match order {
+            None => self
+                .conn
+                .prepare_cached(
+                    "SELECT seq, at, operator, event, subject, details FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![after, limit], entry)?
+                        .collect::<Result<Vec<_>, _>>()
+                }),
+            // The records about an order name it, one of its devices, or one
+            // of their certificates: each record's subject is looked up by
+            // the unique indexes of serials, so a page costs the same
+            // however large the order.
+            Some(order) => self
+                .conn
+                .prepare_cached(AUDIT_OF_ORDER)
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![after, order.0, limit], entry)?
+                        .collect::<Result<Vec<_>, _>>()
+                }),
+        };
+        rows.map_err(|e| self.db(e))
+    }
+
     fn active_certificates_per_device(
         &self,
         order: OrderId,
@@ -1503,7 +2013,7 @@ impl Journal for SqliteJournal {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT d.serial, (SELECT COUNT(*) FROM certificates c WHERE c.device_id = d.id AND c.status <> 'void')
+                "SELECT d.serial, (SELECT COUNT(*) FROM certificates c WHERE c.device_id = d.id AND c.status IN ('intent', 'issued'))
                  FROM devices d WHERE d.order_id = ?1 ORDER BY d.id",
             )
             .map_err(|e| self.db(e))?;
@@ -1525,6 +2035,7 @@ struct Described {
     intents: std::collections::HashMap<String, (i64, bool)>,
     issued: std::collections::HashMap<String, (i64, String, bool)>,
     voided: std::collections::HashMap<String, (i64, bool)>,
+    superseded: std::collections::HashMap<String, (i64, bool)>,
 }
 
 impl Described {
@@ -1566,6 +2077,11 @@ impl Described {
                     self.voided.insert(serial.to_owned(), (seq, false));
                 }
             }
+            "certificate.superseded" => {
+                if let Some(serial) = record.subject.strip_prefix("certificate ") {
+                    self.superseded.insert(serial.to_owned(), (seq, false));
+                }
+            }
             _ => {}
         }
     }
@@ -1598,8 +2114,16 @@ impl Described {
                     "certificate {serial} has no audit record of its intent (added, or its record deleted)"
                 )),
             }
+            if status == "superseded" {
+                match self.superseded.get_mut(&serial) {
+                    Some((_, seen)) => *seen = true,
+                    None => journal(format!(
+                        "certificate {serial} is superseded but has no audit record of its superseding"
+                    )),
+                }
+            }
             match status.as_str() {
-                "issued" => {
+                "issued" | "superseded" => {
                     let sha256: Option<String> = row.get(2)?;
                     let der: Option<Vec<u8>> = row.get(3)?;
                     let actual = der.map(|der| {
@@ -1664,6 +2188,11 @@ impl Described {
                 missing("voiding", &format!("certificate {serial}"), *seq);
             }
         }
+        for (serial, (seq, seen)) in &self.superseded {
+            if !seen {
+                missing("superseding", &format!("certificate {serial}"), *seq);
+            }
+        }
         problems.sort_by_key(|p| p.seq);
         Ok(())
     }
@@ -1680,7 +2209,7 @@ impl SqliteJournal {
                     o.created_at, o.paid_at, o.paid_by,
                     (SELECT COUNT(*) FROM devices d WHERE d.order_id = o.id),
                     (SELECT COUNT(*) FROM devices d WHERE d.order_id = o.id AND d.state IN ('verified', 'delivered')),
-                    dl.uploaded_at, dl.purge_due, dl.purged_at
+                    dl.uploaded_at, dl.purge_due, dl.purged_at, o.one_off
              FROM orders o LEFT JOIN deliveries dl ON dl.order_id = o.id {filter} ORDER BY o.id"
         );
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.db(e))?;
@@ -1710,6 +2239,7 @@ impl SqliteJournal {
                     uploaded_at: r.get(14)?,
                     purge_due: r.get(15)?,
                     purged_at: r.get(16)?,
+                    one_off: r.get(17)?,
                 })
             })
             .map_err(|e| self.db(e))?;
@@ -1727,7 +2257,12 @@ mod tests {
     fn certificate_lookups_by_device_use_an_index() {
         let dir = tempfile::tempdir().unwrap();
         let journal = SqliteJournal::open(&dir.path().join("j.sqlite")).unwrap();
-        for query in [ISSUED_PAGE, DANGLING_INTENTS, EARLIER_DEVICE] {
+        for query in [
+            ISSUED_PAGE,
+            DANGLING_INTENTS,
+            EARLIER_DEVICE,
+            AUDIT_OF_ORDER,
+        ] {
             let mut explain = journal
                 .conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
@@ -1743,6 +2278,35 @@ mod tests {
                 "{query}\n{plan:#?}"
             );
         }
+    }
+
+    #[test]
+    fn a_new_journal_has_the_latest_schema_and_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let journal = SqliteJournal::open(&path).unwrap();
+        assert_eq!(schema_version(&journal.conn).unwrap(), SCHEMA_VERSION);
+        assert_eq!(
+            MIGRATIONS.last().map(|m| m.version),
+            Some(SCHEMA_VERSION),
+            "the last step is the version this build writes"
+        );
+        assert!(MIGRATIONS
+            .windows(2)
+            .all(|w| w[1].version == w[0].version + 1));
+        journal
+            .conn
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(journal);
+        let refused = SqliteJournal::open(&path).unwrap_err().to_string();
+        assert!(
+            refused.contains(&format!(
+                "its schema is version {}, newer than this certmint knows ({SCHEMA_VERSION})",
+                SCHEMA_VERSION + 1
+            )),
+            "{refused}"
+        );
     }
 
     /// A journal with one soft order in `state`, two devices with passwords,
