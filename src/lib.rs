@@ -15,7 +15,8 @@
 //! [`request`] (CSR and public-key input), [`ca`] (CA directories),
 //! [`inspect`] (certificate summaries), [`records`] (finding what was issued),
 //! [`input`] (caps on what is read), [`text`] (outside values in messages),
-//! [`error`] (error kinds and their exit codes).
+//! [`error`] (error kinds and their exit codes), [`timestamp`] (the one form
+//! of every time recorded or reported).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -43,4 +44,5 @@ pub mod records;
 pub mod request;
 pub mod signer;
 pub mod text;
+pub mod timestamp;
 pub mod vcard;

@@ -388,7 +388,20 @@ fn main() -> ExitCode {
         return ExitCode::from(err.kind().exit_code());
     }
     end_quietly_when_stdout_closes();
-    let cli = Cli::parse();
+    let json = wants_json();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version are not errors; clap prints them and exits 0.
+        Err(e) if !json || !e.use_stderr() => e.exit(),
+        Err(e) => {
+            report_error(
+                certmint::error::ErrorKind::Usage,
+                &first_line_of(&e.to_string()),
+                true,
+            );
+            return ExitCode::from(certmint::error::ErrorKind::Usage.exit_code());
+        }
+    };
     cli.verbosity.init();
     let result = match cli.command {
         Command::Ca(CaCommand::Init(args)) => ca_init(args),
@@ -420,12 +433,46 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!(
-                "error: {}",
-                certmint::text::terminal_safe(&format!("{err:#}"))
-            );
-            ExitCode::from(certmint::error::kind_of(err.as_ref()).exit_code())
+            let kind = certmint::error::kind_of(err.as_ref());
+            report_error(kind, &format!("{err:#}"), json);
+            ExitCode::from(kind.exit_code())
         }
+    }
+}
+
+/// Whether the command line asks for JSON (`--json` before any `--`), so
+/// that even an error the arguments themselves cause is reported as JSON.
+fn wants_json() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// clap's error message without its usage lines and hints.
+fn first_line_of(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_owned()
+}
+
+/// An error on standard error: one line of text, or with `--json` one JSON
+/// object naming its kind and exit code, for scripts.
+fn report_error(kind: certmint::error::ErrorKind, message: &str, json: bool) {
+    if json {
+        let report = serde_json::json!({
+            "schema": "certmint.error/1",
+            "error": {
+                "kind": kind.name(),
+                "exit_code": kind.exit_code(),
+                "message": message,
+            }
+        });
+        eprintln!("{report}");
+    } else {
+        eprintln!("error: {}", certmint::text::terminal_safe(message));
     }
 }
 

@@ -418,3 +418,40 @@ fn a_malformed_time_argument_is_named_once() {
         run.stderr
     );
 }
+
+/// With --json, an error is one JSON object on standard error naming its
+/// kind and exit code; `order pay --json` reports the order, its payment an
+/// object, its times RFC 3339 UTC to the second.
+#[test]
+fn json_errors_and_order_pay_json() {
+    let ws = Workspace::new();
+    ws.write("list.txt", b"FU00022547\n");
+    run_on_journal(&ws, &import_args("FU", "list.txt", &[]), &[]).ok();
+
+    let missing = run_on_journal(&ws, &["order", "pay", "--order", "9", "--json"], &[]);
+    assert_eq!(missing.code, 8);
+    let error: serde_json::Value = serde_json::from_str(missing.stderr.trim()).unwrap();
+    assert_eq!(error["schema"], "certmint.error/1");
+    assert_eq!(error["error"]["kind"], "not-found");
+    assert_eq!(error["error"]["exit_code"], 8);
+    assert!(error["error"]["message"].as_str().unwrap().contains("9"));
+
+    let usage = run_on_journal(&ws, &["order", "pay", "--orderx", "1", "--json"], &[]);
+    assert_eq!(usage.code, 2);
+    let error: serde_json::Value = serde_json::from_str(usage.stderr.trim()).unwrap();
+    assert_eq!(error["error"]["kind"], "usage");
+
+    let plain = run_on_journal(&ws, &["order", "pay", "--order", "9"], &[]);
+    assert!(plain.stderr.starts_with("error: "), "{}", plain.stderr);
+
+    let paid = run_on_journal(&ws, &["order", "pay", "--order", "1", "--json"], &[]).ok();
+    let order: serde_json::Value = serde_json::from_str(&paid.stdout).unwrap();
+    assert_eq!(order["state"], "paid");
+    assert_eq!(order["paid"]["by"], "test-operator");
+    let at = order["paid"]["at"].as_str().unwrap();
+    let created = order["created_at"].as_str().unwrap();
+    for time in [at, created] {
+        assert_eq!(time.len(), "2026-12-05T21:45:13Z".len(), "{time}");
+        assert!(time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
+    }
+}

@@ -135,6 +135,9 @@ pub struct PayArgs {
     /// The order.
     #[arg(long)]
     order: i64,
+    /// Print the order as `order status --json` does, once paid.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -269,8 +272,14 @@ pub fn order(command: OrderCommand) -> Result<()> {
             let mut journal = args.journal.open()?;
             journal.mark_paid(OrderId(args.order), &args.journal.operator())?;
             let order = journal.order(OrderId(args.order))?;
-            let (at, by) = order.paid.unwrap_or_default();
-            println!("Order {} marked paid by {by} at {at}.", args.order);
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&order)?);
+            } else if let Some(paid) = &order.paid {
+                println!(
+                    "Order {} marked paid by {} at {}.",
+                    args.order, paid.by, paid.at
+                );
+            }
             Ok(())
         }
         OrderCommand::Status(args) => {
@@ -328,8 +337,8 @@ fn print_order(o: &certmint::journal::OrderSummary) {
         println!("  additional application to order {parent}");
     }
     println!("  received:  {}", o.created_at);
-    if let Some((at, by)) = &o.paid {
-        println!("  paid:      {at} (recorded by {by})");
+    if let Some(paid) = &o.paid {
+        println!("  paid:      {} (recorded by {})", paid.at, paid.by);
     }
     if let Some(at) = &o.uploaded_at {
         println!("  delivered: {at}");

@@ -326,6 +326,15 @@ pub struct ImportReport {
 /// How many problems an import report lists; the rest are counted.
 pub const MAX_REPORTED_PROBLEMS: usize = 1000;
 
+/// An order's payment, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Payment {
+    /// When it was recorded (RFC 3339, UTC).
+    pub at: String,
+    /// Who recorded it.
+    pub by: String,
+}
+
 /// An order with its progress.
 #[derive(Debug, Clone, Serialize)]
 pub struct OrderSummary {
@@ -350,7 +359,7 @@ pub struct OrderSummary {
     /// When imported (RFC 3339, UTC).
     pub created_at: String,
     /// When marked paid, and by whom.
-    pub paid: Option<(String, String)>,
+    pub paid: Option<Payment>,
     /// Devices in the order.
     pub devices: u64,
     /// Devices with a verified certificate.

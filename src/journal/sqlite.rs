@@ -357,14 +357,9 @@ impl std::fmt::Debug for SqliteJournal {
     }
 }
 
-/// The current time as RFC 3339 UTC, to the millisecond.
+/// The current time, as every recorded time is written ([`crate::timestamp`]).
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    crate::timestamp::now()
 }
 
 /// Whether SQLite answered that another connection holds the lock.
@@ -2233,7 +2228,9 @@ impl SqliteJournal {
                     target: parse::<Target>(r.get(7)?)?,
                     key_type: r.get(8)?,
                     created_at: r.get(9)?,
-                    paid: paid_at.zip(paid_by),
+                    paid: paid_at
+                        .zip(paid_by)
+                        .map(|(at, by)| super::Payment { at, by }),
                     devices: r.get::<_, i64>(12)? as u64,
                     verified: r.get::<_, i64>(13)? as u64,
                     uploaded_at: r.get(14)?,
