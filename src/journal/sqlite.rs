@@ -316,7 +316,8 @@ const AUDIT_OF_ORDER: &str = "SELECT a.seq, a.at, a.operator, a.event, a.subject
 
 /// An order state change: allowed from `from`, audited as `event`.
 struct Transition<'a> {
-    from: &'a [OrderState],
+    /// The state the order moves to; which states it may come from is the
+    /// order model's rule ([`OrderState::comes_from`]).
     to: OrderState,
     event: &'a str,
     details: &'a str,
@@ -722,7 +723,6 @@ impl SqliteJournal {
         operator: &str,
     ) -> Result<(), JournalError> {
         let Transition {
-            from,
             to,
             event,
             details,
@@ -732,7 +732,7 @@ impl SqliteJournal {
         let state = Self::order_state(tx, order)
             .map_err(db)?
             .ok_or(JournalError::NoOrder(order))?;
-        if !from.contains(&state) {
+        if !state.may_become(to) {
             return Err(JournalError::WrongState {
                 order,
                 state,
@@ -895,7 +895,6 @@ impl Journal for SqliteJournal {
         self.set_order_state(
             order,
             Transition {
-                from: &[OrderState::Received],
                 to: OrderState::Paid,
                 event: "order.paid",
                 details: "",
@@ -939,7 +938,6 @@ impl Journal for SqliteJournal {
             _ => self.set_order_state(
             order,
             Transition {
-                from: &[OrderState::Paid],
                 to: OrderState::Producing,
                 event: "order.production-started",
                 details: "",
@@ -1201,7 +1199,6 @@ impl Journal for SqliteJournal {
         self.set_order_state(
             order,
             Transition {
-                from: &[OrderState::Producing],
                 to: OrderState::Produced,
                 event: "order.produced",
                 details: "",
@@ -1279,7 +1276,6 @@ impl Journal for SqliteJournal {
             &self.path,
             order,
             Transition {
-                from: &[OrderState::Produced],
                 to: OrderState::Delivered,
                 event: "order.delivered",
                 details: &details,
@@ -1378,7 +1374,6 @@ impl Journal for SqliteJournal {
             &self.path,
             order,
             Transition {
-                from: &[OrderState::Delivered],
                 to: OrderState::Purged,
                 event: "order.purged",
                 details,

@@ -1,11 +1,15 @@
 //! Orders: what a customer paid for. ÖKC orders carry the manufacturer's
 //! serial list ([`serial_list`] reads it, streaming and untrusted); the
-//! journal holds the order and its devices (see [`crate::journal`]).
+//! [`model`] is what an order and its devices are and the only moves
+//! between their states; the journal holds them (see [`crate::journal`]).
 //! Certificates signed outside an imported order go on record through a
 //! one-off order ([`one_off`]).
 
+pub mod model;
 pub mod one_off;
 pub mod serial_list;
+
+pub use model::{Device, DeviceState, OrderId, OrderKind, OrderState, OrderSummary, Target};
 
 /// An order import that found problems and imported nothing.
 #[derive(Debug)]
