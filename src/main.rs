@@ -654,6 +654,7 @@ fn issue(args: IssueArgs) -> Result<()> {
         }
         .into());
     }
+    let not_before = certmint::issue::validity::requested_start(args.not_before, now()?)?;
 
     let unlock = cli::unlock(args.ca_pin_env.clone(), 1);
     let directory =
@@ -662,10 +663,6 @@ fn issue(args: IssueArgs) -> Result<()> {
             other => anyhow::Error::from(other),
         })?;
     let ca = directory.ca.with_id_mode(id_mode);
-    let not_before = match args.not_before {
-        Some(t) => t,
-        None => now()?,
-    };
     let key = certmint::issue::SubjectKey::checked(&public_key)?;
     let mut journal = args.journal.open()?;
     let operator = args.journal.operator();

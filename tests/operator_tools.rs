@@ -455,3 +455,60 @@ fn json_errors_and_order_pay_json() {
         assert!(time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
     }
 }
+
+/// `issue --not-before` may backdate by at most an hour: a certificate
+/// that expired long ago, dated before its CA existed, is refused before
+/// the CA key is opened; a start within the hour is kept.
+#[test]
+fn issue_refuses_a_start_long_past_or_before_the_ca() {
+    let ws = Workspace::with_ca(&[]);
+    ws.openssl_key("device", "p256");
+    let issue = |start: &str, out: &str| {
+        run_on_journal(
+            &ws,
+            &[
+                "issue",
+                "--ca",
+                "ca",
+                "--profile",
+                "okc-device",
+                "--public-key",
+                "device.pub",
+                "--device-serial",
+                "FU00022547",
+                "--not-before",
+                start,
+                "--out",
+                out,
+                "--reissue",
+            ],
+            &[],
+        )
+    };
+    let ancient = issue("2001-01-01T00:00:00Z", "ancient.pem");
+    assert_eq!(ancient.code, 2, "{}", ancient.stderr);
+    assert!(
+        ancient.stderr.contains("2001-01-01T00:00:00Z") && ancient.stderr.contains("60 minutes"),
+        "{}",
+        ancient.stderr
+    );
+    assert!(!ws.exists("ancient.pem"));
+    // Within the hour, but before the CA existed (it was made moments ago):
+    // the lint refuses it.
+    let five_minutes_ago = (std::time::SystemTime::now() - std::time::Duration::from_secs(300))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let start = der::DateTime::from_unix_duration(std::time::Duration::from_secs(
+        five_minutes_ago.as_secs(),
+    ))
+    .unwrap()
+    .to_string();
+    let before_ca = issue(&start, "early.pem");
+    assert_eq!(before_ca.code, 4, "{}", before_ca.stderr);
+    assert!(
+        before_ca.stderr.contains("did not exist yet"),
+        "{}",
+        before_ca.stderr
+    );
+    assert!(!ws.exists("early.pem"));
+}

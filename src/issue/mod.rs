@@ -51,6 +51,16 @@ pub enum IssueError {
     /// A validity period could not be computed.
     #[error("validity: {0}")]
     Validity(String),
+    /// A requested notBefore lies too far in the past.
+    #[error("notBefore {requested} is more than {max_minutes} minutes before now ({now}): certmint does not backdate further")]
+    Backdated {
+        /// The requested start.
+        requested: String,
+        /// The time now.
+        now: String,
+        /// The most a start may lie before now, in minutes.
+        max_minutes: u64,
+    },
     /// The CA certificate cannot issue (not a CA, key mismatch, …).
     #[error("CA certificate: {0}")]
     CaCertificate(String),
@@ -70,6 +80,8 @@ impl IssueError {
         match self {
             IssueError::Lint(_) => ErrorKind::LintRefused,
             IssueError::KeyNotAccepted { .. } => ErrorKind::InvalidInput,
+            // `--not-before` is an argument.
+            IssueError::Backdated { .. } => ErrorKind::Usage,
             IssueError::Signer(e) => e.kind(),
             IssueError::Entropy(_)
             | IssueError::Encoding(_)

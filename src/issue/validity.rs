@@ -108,6 +108,30 @@ pub fn now() -> Result<DateTime, IssueError> {
         .map_err(|e| IssueError::Validity(e.to_string()))
 }
 
+/// How far before now a requested notBefore may lie: room for clocks that
+/// run a little behind (a relying party's, a device's), never a certificate
+/// that claims to predate its own issuance by more.
+pub const MAX_BACKDATE: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+/// The notBefore to issue with: `requested` (`--not-before`), else `now`.
+/// A start more than [`MAX_BACKDATE`] before now is refused (a certificate
+/// dated before it was issued, possibly before its CA existed, or already
+/// expired); a start before the issuing CA's own notBefore is refused again
+/// by the lints.
+pub fn requested_start(requested: Option<DateTime>, now: DateTime) -> Result<DateTime, IssueError> {
+    let Some(start) = requested else {
+        return Ok(now);
+    };
+    if start.unix_duration() + MAX_BACKDATE < now.unix_duration() {
+        return Err(IssueError::Backdated {
+            requested: start.to_string(),
+            now: now.to_string(),
+            max_minutes: MAX_BACKDATE.as_secs() / 60,
+        });
+    }
+    Ok(start)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +204,37 @@ mod tests {
             rfc5280_time(dt("2050-01-01T00:00:00Z")).unwrap(),
             Time::GeneralTime(_)
         ));
+    }
+}
+
+#[cfg(test)]
+mod requested_start_tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn no_request_starts_now_and_a_small_backdate_or_a_future_start_is_kept() {
+        let now = at("2026-12-05T12:00:00Z");
+        assert_eq!(requested_start(None, now).unwrap(), now);
+        let hour_ago = at("2026-12-05T11:00:00Z");
+        assert_eq!(requested_start(Some(hour_ago), now).unwrap(), hour_ago);
+        let later = at("2026-12-06T09:00:00Z");
+        assert_eq!(requested_start(Some(later), now).unwrap(), later);
+    }
+
+    #[test]
+    fn a_start_more_than_an_hour_ago_is_refused() {
+        let now = at("2026-12-05T12:00:00Z");
+        for start in ["2026-12-05T10:59:59Z", "2001-01-01T00:00:00Z"] {
+            let err = requested_start(Some(at(start)), now).unwrap_err();
+            assert!(
+                matches!(err, IssueError::Backdated { .. }),
+                "{start}: {err}"
+            );
+            assert!(err.to_string().contains(start), "{err}");
+        }
     }
 }
