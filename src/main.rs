@@ -665,7 +665,7 @@ fn issue(args: IssueArgs) -> Result<()> {
     let ca = directory.ca.with_id_mode(id_mode);
     let key = certmint::issue::SubjectKey::checked(&public_key)?;
     let mut journal = args.journal.open()?;
-    let operator = args.journal.operator();
+    let operator = args.journal.operator()?;
     let on_record = certmint::order::one_off::issue_on_record(
         &mut journal,
         &ca,

@@ -11,7 +11,7 @@ use certmint::order::one_off::IssuedOnRecord;
 use certmint::records::{each_certificate, RecordsError};
 use certmint::text::one_line;
 
-use super::orders::JournalArgs;
+use super::orders::ReadJournalArgs;
 
 #[derive(Subcommand)]
 pub enum CertCommand {
@@ -95,7 +95,7 @@ Streams: the journal is read a page at a time, however many certificates it hold
 )]
 pub struct ListArgs {
     #[command(flatten)]
-    journal: JournalArgs,
+    journal: ReadJournalArgs,
     #[command(flatten)]
     filter: FilterArgs,
     /// One JSON object per line.
@@ -111,7 +111,7 @@ Shows every certificate that matches (a device's superseded certificates too); e
 )]
 pub struct ShowArgs {
     #[command(flatten)]
-    journal: JournalArgs,
+    journal: ReadJournalArgs,
     #[command(flatten)]
     filter: FilterArgs,
     /// Print each certificate as PEM too.

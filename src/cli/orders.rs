@@ -24,7 +24,8 @@ use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
 use certmint::profile::{Profile, ProfileName};
 use certmint::signer::KeyType;
 
-/// Where the journal is, and who is at the keyboard.
+/// Where the journal is, and who is at the keyboard: for commands that
+/// write the journal and its audit log.
 #[derive(Args, Clone)]
 pub struct JournalArgs {
     /// The journal database (SQLite). Default: $CERTMINT_JOURNAL, else ./certmint-journal.sqlite.
@@ -44,11 +45,50 @@ impl JournalArgs {
         Ok(SqliteJournal::open(&self.journal)?)
     }
 
-    pub(crate) fn operator(&self) -> String {
-        self.operator
+    /// Who the audit log names: `--operator`, else $CERTMINT_OPERATOR, else
+    /// $USER. With none of them the command is refused rather than record
+    /// a made-up name.
+    pub(crate) fn operator(&self) -> Result<String> {
+        let named = self
+            .operator
             .clone()
             .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_else(|| "operator".into())
+            .filter(|name| !name.trim().is_empty());
+        match named {
+            Some(name) => Ok(name),
+            None => usage!(
+                "name who is doing this for the audit log: --operator NAME or CERTMINT_OPERATOR \
+                 (USER is not set)"
+            ),
+        }
+    }
+}
+
+/// Where the journal is: for commands that only read it (and take no
+/// operator, as they record nothing).
+#[derive(Args, Clone)]
+pub struct ReadJournalArgs {
+    /// The journal database (SQLite). Default: $CERTMINT_JOURNAL, else ./certmint-journal.sqlite.
+    #[arg(
+        long,
+        env = "CERTMINT_JOURNAL",
+        default_value = "certmint-journal.sqlite"
+    )]
+    pub journal: PathBuf,
+}
+
+impl ReadJournalArgs {
+    /// Opens the journal, which must exist: reading a journal that is not
+    /// there would make an empty one, and report an empty record instead of
+    /// saying that the operator is in the wrong folder.
+    pub(crate) fn open(&self) -> Result<SqliteJournal> {
+        if !self.journal.exists() {
+            return Err(certmint::journal::JournalError::NoJournal(
+                self.journal.display().to_string(),
+            )
+            .into());
+        }
+        Ok(SqliteJournal::open(&self.journal)?)
     }
 }
 
@@ -144,7 +184,7 @@ pub struct PayArgs {
 #[command(after_help = "Example:\n  certmint order status --order 3 --json")]
 pub struct StatusArgs {
     #[command(flatten)]
-    journal: JournalArgs,
+    journal: ReadJournalArgs,
     /// The order.
     #[arg(long)]
     order: i64,
@@ -157,7 +197,7 @@ pub struct StatusArgs {
 #[command(after_help = "Example:\n  certmint order list")]
 pub struct ListArgs {
     #[command(flatten)]
-    journal: JournalArgs,
+    journal: ReadJournalArgs,
     /// JSON.
     #[arg(long)]
     json: bool,
@@ -259,7 +299,7 @@ pub enum AuditCommand {
 #[command(after_help = "Example:\n  certmint audit verify --journal certmint-journal.sqlite")]
 pub struct AuditVerifyArgs {
     #[command(flatten)]
-    journal: JournalArgs,
+    journal: ReadJournalArgs,
     /// JSON.
     #[arg(long)]
     json: bool,
@@ -270,7 +310,7 @@ pub fn order(command: OrderCommand) -> Result<()> {
         OrderCommand::Import(args) => import(args),
         OrderCommand::Pay(args) => {
             let mut journal = args.journal.open()?;
-            journal.mark_paid(OrderId(args.order), &args.journal.operator())?;
+            journal.mark_paid(OrderId(args.order), &args.journal.operator()?)?;
             let order = journal.order(OrderId(args.order))?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&order)?);
@@ -401,7 +441,7 @@ fn import_okc(args: ImportArgs) -> Result<()> {
         target: args.target,
         key_type: args.key_type.unwrap_or(KeyType::EcP256).to_string(),
         source: serials.display().to_string(),
-        operator: args.journal.operator(),
+        operator: args.journal.operator()?,
     };
     let mut journal = args.journal.open()?;
     let report = journal.import_order(&order, &mut reader, args.accept_good_lines)?;
@@ -454,7 +494,7 @@ fn import_seals(args: ImportArgs) -> Result<()> {
         target: args.target,
         key_type: key_type.to_string(),
         source: "operator".into(),
-        operator: args.journal.operator(),
+        operator: args.journal.operator()?,
     };
     let mut seals = labels.into_iter().enumerate().map(|(i, serial)| {
         Ok(ListedSerial {
@@ -566,7 +606,7 @@ fn purge_command(args: PurgeArgs) -> Result<()> {
         args.deliveries.as_deref(),
         now,
         args.dry_run,
-        &args.journal.operator(),
+        &args.journal.operator()?,
     )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -630,7 +670,7 @@ fn produce(args: ProduceArgs) -> Result<()> {
     check_producible(&order, ProfileName::OkcDevice, order.target)?;
     let stop = super::stop_on_ctrl_c("devices")?;
     let wait = std::time::Duration::from_secs(args.wait);
-    let _claim = OrderClaim::take(&journal, order.id, &args.journal.operator(), wait, &stop)?;
+    let _claim = OrderClaim::take(&journal, order.id, &args.journal.operator()?, wait, &stop)?;
     let workers = args.workers.unwrap_or_else(super::default_workers);
     let target = match (order.target, &args.token) {
         (Target::Soft, None) => KeyTarget::Soft,
@@ -687,7 +727,7 @@ fn produce(args: ProduceArgs) -> Result<()> {
         out: args.deliveries.clone(),
         workers,
         target,
-        operator: args.journal.operator(),
+        operator: args.journal.operator()?,
         stop: stop.clone(),
         on_device: &on_device,
         calendar: &calendar,
@@ -761,7 +801,7 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
     let _claim = OrderClaim::take(
         &journal,
         order.id,
-        &seal.journal.operator(),
+        &seal.journal.operator()?,
         seal.lease_wait,
         &stop,
     )?;
@@ -789,7 +829,7 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
         out: seal.deliveries.to_path_buf(),
         workers: 1,
         target: KeyTarget::Hsm(token),
-        operator: seal.journal.operator(),
+        operator: seal.journal.operator()?,
         stop,
         on_device: &|| {},
         calendar: &calendar,

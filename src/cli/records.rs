@@ -10,7 +10,7 @@ use certmint::order::one_off::{OneOff, OneOffSeal, SealOnRecord};
 use certmint::records::{each_audit_record, AuditFilter, RecordsError};
 use certmint::text::one_line;
 
-use super::orders::JournalArgs;
+use super::orders::{JournalArgs, ReadJournalArgs};
 
 #[derive(Args)]
 #[command(
@@ -21,7 +21,7 @@ order, its devices and their certificates. --json prints one JSON object per rec
 )]
 pub struct AuditShowArgs {
     #[command(flatten)]
-    journal: JournalArgs,
+    journal: ReadJournalArgs,
     /// Only the records about this order, its devices and their certificates.
     #[arg(long)]
     order: Option<i64>,
@@ -82,7 +82,7 @@ pub fn plan_seal(
     let certmint::profile::Subject::MaliMuhur { id, trade_name } = subject else {
         anyhow::bail!("provisioning makes Mali Mühür certificates only");
     };
-    let operator = journal.operator();
+    let operator = journal.operator()?;
     let opened = journal.open()?;
     let seal = OneOffSeal::plan(
         &opened,

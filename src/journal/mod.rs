@@ -42,6 +42,9 @@ pub enum JournalError {
     /// No such order.
     #[error("no order {0}")]
     NoOrder(OrderId),
+    /// No journal at this path (a command that only reads does not make one).
+    #[error("no journal at {0}: give --journal PATH or set CERTMINT_JOURNAL, or run where the journal is")]
+    NoJournal(String),
     /// A state change the order's state does not allow.
     #[error("order {order} is {state}: {refused}")]
     WrongState {
@@ -117,7 +120,9 @@ impl JournalError {
     pub fn kind(&self) -> crate::error::ErrorKind {
         use crate::error::ErrorKind;
         match self {
-            JournalError::NoOrder(_) | JournalError::NoCertificate(_) => ErrorKind::NotFound,
+            JournalError::NoOrder(_)
+            | JournalError::NoCertificate(_)
+            | JournalError::NoJournal(_) => ErrorKind::NotFound,
             // A certificate on record (or in progress) for the device or
             // seal label already: the request conflicts with the record.
             JournalError::AlreadyCertified { .. } | JournalError::InProgress { .. } => {
