@@ -18,7 +18,7 @@
 //! learns the variable-time parts of ECDSA verification for that one input.
 //!
 //! The pipeline works as ÖKC production does: a worker prepares and lints a
-//! chunk of [`crate::okc::CHUNK`] certificates, records their intents (here
+//! chunk of [`crate::production::CHUNK`] certificates, records their intents (here
 //! in memory: the bytes that would go to the journal), then signs, verifies
 //! and assembles each. A certificate's latency runs from the start of its
 //! chunk to its DER. N workers run on the threads production gives them:
@@ -388,7 +388,7 @@ pub fn bench(
 /// time, and the branch predictor learns them. So the baseline verifies,
 /// and signs, a chunk of distinct ones.
 fn distinct_messages() -> Vec<Vec<u8>> {
-    (0..crate::okc::CHUNK)
+    (0..crate::production::CHUNK)
         .map(|index| {
             let mut message = vec![0x5a_u8; 600];
             message[..8].copy_from_slice(&(index as u64).to_be_bytes());
@@ -480,7 +480,7 @@ fn measure(
         )
     };
     let issue = |done: &mut Vec<Instant>| -> Result<(), String> {
-        let prepared = (0..crate::okc::CHUNK)
+        let prepared = (0..crate::production::CHUNK)
             .map(|_| ca.prepare(&profile, &subject, SubjectKey::generated(&device_key), now))
             .collect::<Result<Vec<_>, IssueError>>()
             .map_err(|e| e.to_string())?;
@@ -598,7 +598,7 @@ impl BenchReport {
              signed while the other verifies its last chunk and prepares the next.\n",
             self.single.per_round.issuance.len(),
             TURN.as_millis(),
-            crate::okc::CHUNK
+            crate::production::CHUNK
         );
         out
     }

@@ -36,6 +36,7 @@ pub mod order;
 pub mod pem;
 pub mod piv;
 pub mod pkcs11;
+pub mod production;
 pub mod profile;
 pub mod request;
 pub mod signer;

@@ -370,11 +370,13 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             _ => None,
         };
     }
-    if let Some(e) = cause.downcast_ref::<certmint::okc::ProduceError>() {
+    if let Some(e) = cause.downcast_ref::<certmint::production::ProduceError>() {
+        use certmint::production::ProduceError;
         return match e {
-            certmint::okc::ProduceError::Issue { error, .. } => classify(error),
-            certmint::okc::ProduceError::Token { error, .. } => classify(error),
-            certmint::okc::ProduceError::Journal(error) => classify(error),
+            ProduceError::Issue { error, .. } => classify(error),
+            ProduceError::Token { error, .. } => classify(error),
+            ProduceError::Card { error, .. } => classify(error),
+            ProduceError::Journal(error) => classify(error),
             _ => None,
         };
     }

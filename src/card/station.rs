@@ -18,23 +18,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use der::{Decode, Encode};
-
-use super::provision::{provision_card, CardCredentials, CardError, CardHooks, CardRequest, Step};
+use super::provision::{CardCredentials, CardError, Step};
 use super::{ReaderWatch, Readers};
 use crate::ids::IdMode;
-use crate::issue::{CertificateAuthority, PreparedCertificate};
-use crate::journal::{Device, Journal, OrderId, StoredCertificate};
-use crate::okc::{
-    delivery_folder, store_certificate_files, CertificateFacts, Certified, KeyTarget, ProduceError,
-    Production, ProductionReport,
-};
-use crate::pem::hex;
+use crate::issue::CertificateAuthority;
+use crate::journal::{Device, Journal, OrderId};
 use crate::piv::client::PivError;
 use crate::piv::{Algorithm, Slot};
 use crate::pkcs11::token::lock;
+use crate::production::key_target::card::{CardInReader, CardRun};
+use crate::production::pipeline::{ChunkFailure, JournalRecord, Pipeline};
+use crate::production::{delivery_folder, ProduceError, Production, ProductionReport};
 use crate::profile::Profile;
-use crate::signer::KeyType;
 
 /// How long a wait lasts before the worker looks at the stop flag again.
 const WAKE_UP: Duration = Duration::from_millis(250);
@@ -202,7 +197,6 @@ impl Station<'_> {
             chain: self.chain.clone(),
             out: self.out.clone(),
             workers: self.readers.len(),
-            target: KeyTarget::Card,
             operator: self.operator.clone(),
             stop: self.stop.clone(),
             on_device: &|| {},
@@ -211,21 +205,21 @@ impl Station<'_> {
         };
         production.holding_lease(journal, |lease| {
             let mut report = ProductionReport::default();
-            let order = production.start(journal, lease, &mut report)?;
-            let key_type: KeyType =
-                order
-                    .key_type
-                    .parse()
-                    .map_err(|e: crate::signer::SignerError| ProduceError::Order {
-                        order: self.order,
-                        reason: e.to_string(),
-                    })?;
+            let order = production.start(journal, lease, &CardRun, &mut report)?;
+            let key_type = production.key_type(&order)?;
             let algorithm =
                 Algorithm::for_key_type(key_type).ok_or_else(|| ProduceError::Order {
                     order: self.order,
                     reason: format!("{key_type} keys cannot be generated on PIV cards"),
                 })?;
-            let certified = Certified::of(&order, self.profile, self.id_mode)?;
+            let certified = crate::production::Certified::of(&order, self.profile, self.id_mode)?;
+            let pipeline = Pipeline {
+                order: self.order,
+                ca: self.ca,
+                profile: self.profile,
+                certified: &certified,
+                key_type,
+            };
             let folder = delivery_folder(&self.out, self.order);
             std::fs::create_dir_all(folder.join("certs")).map_err(|e| ProduceError::Io {
                 path: folder.display().to_string(),
@@ -244,7 +238,7 @@ impl Station<'_> {
             std::thread::scope(|scope| {
                 for reader in &self.readers {
                     let (queue, produced, failure, halt) = (&queue, &produced, &failure, &halt);
-                    let certified = &certified;
+                    let pipeline = &pipeline;
                     scope.spawn(move || {
                         // One PC/SC context per worker: pcsc-lite serialises the
                         // calls made on one context, and a worker waits long.
@@ -267,7 +261,7 @@ impl Station<'_> {
                             halt,
                             pcsc: &pcsc,
                             algorithm,
-                            certified,
+                            pipeline,
                         };
                         match worker.serve(produced) {
                             Ok(()) => {}
@@ -286,7 +280,7 @@ impl Station<'_> {
                 return Err(e);
             }
             report.stopped = self.stop.load(Ordering::SeqCst);
-            production.finish(journal, &mut report)?;
+            production.finish(journal, &CardRun, &mut report)?;
             Ok(report)
         })
     }
@@ -301,7 +295,7 @@ struct Worker<'a, 's> {
     halt: &'a AtomicBool,
     pcsc: &'a Readers,
     algorithm: Algorithm,
-    certified: &'a Certified,
+    pipeline: &'a Pipeline<'a>,
 }
 
 impl Worker<'_, '_> {
@@ -447,106 +441,91 @@ impl Worker<'_, '_> {
         }
     }
 
-    /// Provisions the card in the reader for `device` and records it.
+    /// Produces `device` on the card in the reader through the pipeline
+    /// (the card is its key target) and records it verified.
     fn produce(&self, device: &Device) -> Result<String, Outcome> {
-        let fatal = |e: ProduceError| Outcome::Fatal(StationError::Produce(e));
-        let subject = self
-            .certified
-            .subject(self.station.order, &device.serial)
-            .map_err(fatal)?;
-        let request = CardRequest {
-            profile: self.station.profile.clone(),
-            subject,
-            algorithm: self.algorithm,
-            slot: self.station.slot,
-            not_before: crate::issue::validity::now().map_err(|error| {
-                fatal(ProduceError::Issue {
-                    device: device.serial.clone(),
-                    error,
-                })
-            })?,
-            pin_letter: None,
+        let station = self.station;
+        let record = JournalRecord {
+            journal: self.journal,
+            order: station.order,
+            operator: &station.operator,
         };
-        let mut hooks = StationHooks {
-            worker: self,
-            device,
-            step: Step::Select,
-            intent: None,
+        let folder = delivery_folder(&station.out, station.order);
+        let on_step = |step: Step| {
+            self.event(StationEvent::Producing {
+                device: device.serial.clone(),
+                step,
+            })
         };
+        let ca_name = station.ca.identity().name_der();
+        let mut step = Step::Select;
         let outcome = self.pcsc.with_card(self.reader, |client| {
-            Ok(provision_card(
+            let card = CardInReader::new(
                 client,
-                self.station.ca,
-                &self.station.credentials,
-                &request,
-                &mut hooks,
-            ))
+                &station.credentials,
+                station.slot,
+                self.algorithm,
+                self.reader,
+                self.journal,
+                ca_name,
+                &on_step,
+            );
+            let result = self
+                .pipeline
+                .sign_chunk(&record, &card, vec![device.clone()])
+                .and_then(|signed| {
+                    // Proved on the card; a failure to record it stops the
+                    // station, and the next run's recovery voids its intent.
+                    self.pipeline
+                        .store_chunk(self.journal, &card, &folder, &station.operator, &signed)
+                        .map_err(ChunkFailure::from)?;
+                    Ok(signed)
+                });
+            step = card.step();
+            Ok(result)
         });
-        let provisioned = match outcome {
-            Ok(Ok(card)) => card,
-            Ok(Err(error)) => return Err(self.failed(device, hooks.step, hooks.intent, error)),
+        match outcome {
+            Ok(Ok(signed)) => Ok(signed
+                .into_iter()
+                .next()
+                .map(|d| d.serial_hex)
+                .unwrap_or_default()),
+            Ok(Err(failure)) => Err(self.failed(device, step, failure)),
             Err(error) => {
-                let error = CardError::Card {
-                    step: hooks.step,
-                    error,
+                let error = ProduceError::Card {
+                    device: device.serial.clone(),
+                    error: CardError::Card { step, error },
                 };
-                return Err(self.failed(device, hooks.step, hooks.intent, error));
+                Err(self.failed(device, step, error.into()))
             }
-        };
-        let parsed =
-            x509_cert::Certificate::from_der(&provisioned.certificate_der).map_err(|e| {
-                fatal(ProduceError::Io {
-                    path: device.serial.clone(),
-                    reason: e.to_string(),
-                })
-            })?;
-        let facts = CertificateFacts::of(&parsed, &provisioned.certificate_der);
-        store_certificate_files(
-            &delivery_folder(&self.station.out, self.station.order),
-            &device.serial,
-            &provisioned.certificate_der,
-        )
-        .map_err(fatal)?;
-        lock(self.journal)
-            .record_verified(
-                device,
-                &StoredCertificate {
-                    serial_hex: &provisioned.serial,
-                    der: &provisioned.certificate_der,
-                    sha256: &facts.sha256,
-                    not_before: &facts.not_before,
-                    not_after: &facts.not_after,
-                    p12_password: None,
-                },
-                &self.station.operator,
-            )
-            .map_err(|e| fatal(e.into()))?;
-        Ok(provisioned.serial)
+        }
     }
 
     /// Decides what a failed card means: the device goes back to the queue
     /// (pulled card, unusable card) or the station stops (a problem every
     /// card would have). A recorded intent is voided either way: its
     /// certificate never reached a card that was proved.
-    fn failed(
-        &self,
-        device: &Device,
-        step: Step,
-        intent: Option<String>,
-        error: CardError,
-    ) -> Outcome {
-        let voided = match intent {
-            Some(serial) => {
-                let reason = format!(
-                    "device {}: the card failed while {step} ({error}); never delivered",
-                    device.serial
-                );
-                match lock(self.journal).void_intent(&serial, &self.station.operator, &reason) {
-                    Ok(()) => Some(serial),
-                    Err(e) => return Outcome::Fatal(StationError::Produce(e.into())),
-                }
+    fn failed(&self, device: &Device, step: Step, failure: ChunkFailure) -> Outcome {
+        let ChunkFailure { error, intents } = failure;
+        let mut voided = None;
+        let cause = match &*error {
+            ProduceError::Card { error, .. } => error.to_string(),
+            other => other.to_string(),
+        };
+        for serial in intents {
+            let reason = format!(
+                "device {}: the card failed while {step} ({cause}); never delivered",
+                device.serial
+            );
+            match lock(self.journal).void_intent(&serial, &self.station.operator, &reason) {
+                Ok(()) => voided = Some(serial),
+                Err(e) => return Outcome::Fatal(StationError::Produce(e.into())),
             }
-            None => None,
+        }
+        let error = match *error {
+            ProduceError::Card { error, .. } => error,
+            // The CA, the journal or the delivery folder: every card would fail alike.
+            other => return Outcome::Fatal(StationError::Produce(other)),
         };
         if error.card_removed() {
             return Outcome::Pulled { step, voided };
@@ -579,68 +558,4 @@ enum Outcome {
     Pulled { step: Step, voided: Option<String> },
     Refused(String),
     Fatal(StationError),
-}
-
-/// The station's part in one card's provisioning.
-struct StationHooks<'w, 'a, 's> {
-    worker: &'w Worker<'a, 's>,
-    device: &'w Device,
-    step: Step,
-    intent: Option<String>,
-}
-
-impl CardHooks for StationHooks<'_, '_, '_> {
-    fn step(&mut self, step: Step) {
-        self.step = step;
-        self.worker.event(StationEvent::Producing {
-            device: self.device.serial.clone(),
-            step,
-        });
-    }
-
-    fn existing_certificate(&mut self, certificate: &[u8]) -> Result<(), CardError> {
-        let refuse = |why: String| CardError::Refused(why);
-        let parsed = x509_cert::Certificate::from_der(certificate)
-            .map_err(|_| refuse("the card's slot holds data that is not a certificate".into()))?;
-        let serial = hex(parsed.tbs_certificate().serial_number().as_bytes());
-        let issuer = parsed
-            .tbs_certificate()
-            .issuer()
-            .to_der()
-            .map_err(|e| refuse(e.to_string()))?;
-        let record = lock(self.worker.journal)
-            .certificate_by_serial(&serial)
-            .map_err(|e| CardError::Record(e.to_string()))?;
-        match record {
-            Some(record) if record.status == "void" => Ok(()),
-            Some(record) => Err(refuse(format!(
-                "the card already carries certificate {serial} of device {} (order {}), valid in the journal",
-                record.device_serial, record.order
-            ))),
-            None if issuer == self.worker.station.ca.identity().name_der() => Err(refuse(format!(
-                "the card carries certificate {serial} of this CA that the journal does not know"
-            ))),
-            None => Err(refuse(format!(
-                "the card carries a certificate of another issuer (serial {serial}); use a blank card"
-            ))),
-        }
-    }
-
-    fn before_signing(&mut self, prepared: &PreparedCertificate) -> Result<(), CardError> {
-        let serial = hex(prepared.serial());
-        lock(self.worker.journal)
-            .record_intent(
-                self.device,
-                &serial,
-                prepared.tbs_der(),
-                &format!(
-                    "key generated on the PIV card in reader {:?}, slot {}",
-                    self.worker.reader, self.worker.station.slot
-                ),
-                &self.worker.station.operator,
-            )
-            .map_err(|e| CardError::Record(e.to_string()))?;
-        self.intent = Some(serial);
-        Ok(())
-    }
 }

@@ -15,9 +15,10 @@ use certmint::journal::{
     Application, Journal, NewOrder, OrderId, OrderKind, SqliteJournal, Target,
 };
 use certmint::keyref::{KeyRef, Unlock};
-use certmint::okc::{KeyTarget, Production};
 use certmint::order::serial_list::SerialListReader;
 use certmint::pkcs11::{PinSource, Pkcs11Signer, SessionProcesses, Token};
+use certmint::production::key_target::soft::SoftTarget;
+use certmint::production::Production;
 use certmint::profile::{Profile, ProfileName};
 use certmint::signer::{KeyType, Signer, SoftwareSigner};
 
@@ -123,17 +124,18 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
         journal.mark_paid(OrderId(1), "bench")?;
         let journal: Mutex<SqliteJournal> = Mutex::new(journal);
         let calendar = BusinessCalendar::turkey();
+        let chain = vec![
+            directory.ca.certificate_der().to_vec(),
+            directory.root_der.clone(),
+        ];
+        let target = SoftTarget::new(&chain)?;
         let production = Production {
             order: OrderId(1),
             ca: &directory.ca,
             profile: &profile,
-            chain: vec![
-                directory.ca.certificate_der().to_vec(),
-                directory.root_der.clone(),
-            ],
+            chain,
             out: dir.join("out"),
             workers,
-            target: KeyTarget::Soft,
             operator: "bench".into(),
             stop: Arc::new(AtomicBool::new(false)),
             on_device: &|| {},
@@ -141,7 +143,7 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
             lease_wait: std::time::Duration::ZERO,
         };
         let start = Instant::now();
-        production.run(&journal)?;
+        production.run(&journal, &target)?;
         let seconds = start.elapsed().as_secs_f64();
         Ok(BatchReport {
             devices,
@@ -182,7 +184,7 @@ fn sign_only(args: &BenchArgs) -> Result<()> {
             rate.per_second,
             rate.operations,
             rate.seconds,
-            certmint::okc::CHUNK
+            certmint::production::CHUNK
         );
     }
     Ok(())

@@ -365,8 +365,13 @@ fn station(args: StationArgs) -> Result<()> {
     let journal = Mutex::new(journal);
     let stop = super::stop_on_ctrl_c("cards")?;
     let wait = std::time::Duration::from_secs(args.wait);
-    let _claim =
-        certmint::okc::OrderClaim::take(&journal, order.id, &args.journal.operator(), wait, &stop)?;
+    let _claim = certmint::production::OrderClaim::take(
+        &journal,
+        order.id,
+        &args.journal.operator(),
+        wait,
+        &stop,
+    )?;
     let credentials = args.secrets.credentials(None)?;
     credentials.check_factory_defaults(false)?;
     let readers = Readers::establish()?;

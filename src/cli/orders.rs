@@ -15,9 +15,12 @@ use certmint::journal::{
     Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, OrderState, SqliteJournal,
     Target,
 };
-use certmint::okc::{check_producible, purge, KeyTarget, OrderClaim, Production, ProductionReport};
+use certmint::okc::purge;
 use certmint::order::serial_list::{ListedSerial, SerialListReader};
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
+use certmint::production::key_target::hsm::HsmTarget;
+use certmint::production::key_target::soft::SoftTarget;
+use certmint::production::{check_producible, OrderClaim, Production, ProductionReport};
 use certmint::profile::{Profile, ProfileName};
 use certmint::signer::KeyType;
 
@@ -653,13 +656,12 @@ fn produce(args: ProduceArgs) -> Result<()> {
     let wait = std::time::Duration::from_secs(args.wait);
     let _claim = OrderClaim::take(&journal, order.id, &args.journal.operator(), wait, &stop)?;
     let workers = args.workers.unwrap_or_else(super::default_workers);
-    let target = match (order.target, &args.token) {
-        (Target::Soft, None) => KeyTarget::Soft,
+    let token = match (order.target, &args.token) {
+        (Target::Soft, None) => None,
         (Target::Hsm, Some(uri)) => {
             let uri = Pkcs11Uri::parse(uri)?;
             let pins = PinSource::choose(uri.pin_source.clone(), args.pin_env.as_deref());
-            let token = Token::open(&uri, &pins, Some(workers));
-            KeyTarget::Hsm(token?)
+            Some(Token::open(&uri, &pins, Some(workers))?)
         }
         (Target::Hsm, None) => bail!(
             "order {} is for the hsm target: give the manufacturer's token with --token",
@@ -693,24 +695,27 @@ fn produce(args: ProduceArgs) -> Result<()> {
     );
     bar.set_message(args.order.to_string());
     let on_device = || bar.inc(1);
+    let chain = vec![
+        directory.ca.certificate_der().to_vec(),
+        directory.root_der.clone(),
+    ];
     let production = Production {
         order: OrderId(args.order),
         ca: &directory.ca,
         profile: &profile,
-        chain: vec![
-            directory.ca.certificate_der().to_vec(),
-            directory.root_der.clone(),
-        ],
+        chain: chain.clone(),
         out: args.out.clone(),
         workers,
-        target,
         operator: args.journal.operator(),
         stop: stop.clone(),
         on_device: &on_device,
         calendar: &calendar,
         lease_wait: wait,
     };
-    let result = production.run(&journal);
+    let result = match token {
+        None => production.run(&journal, &SoftTarget::new(&chain)?),
+        Some(token) => production.run(&journal, &HsmTarget::new(token)),
+    };
     bar.finish_and_clear();
     report_production(&result?, args.json, "certified")
 }
@@ -805,14 +810,13 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
         chain: vec![ca.certificate_der().to_vec(), directory.root_der.clone()],
         out: seal.deliveries.to_path_buf(),
         workers: 1,
-        target: KeyTarget::Hsm(token),
         operator: seal.journal.operator(),
         stop,
         on_device: &|| {},
         calendar: &calendar,
         lease_wait: seal.lease_wait,
     };
-    let report = production.run(&journal)?;
+    let report = production.run(&journal, &HsmTarget::new(token))?;
     report_production(&report, seal.json, "seal(s) provisioned")
 }
 
@@ -830,9 +834,7 @@ fn refuse_labels_in_use(journal: &SqliteJournal, token: &Token, order: OrderId) 
         };
         after = last.id;
         for device in &page {
-            let taken = token
-                .with_session(|s| certmint::pkcs11::keys::objects_labelled(s, &device.serial))?;
-            if !taken.is_empty() {
+            if certmint::pkcs11::recovery::label_in_use(token, &device.serial)? {
                 return Err(certmint::pkcs11::Pkcs11Error::LabelExists {
                     token: token.label().to_owned(),
                     label: device.serial.clone(),

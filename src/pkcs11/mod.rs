@@ -13,6 +13,7 @@ pub mod keys;
 pub mod pin;
 pub mod probe;
 pub mod provision;
+pub mod recovery;
 pub mod session_process;
 pub mod signer;
 pub mod token;
