@@ -12,14 +12,14 @@ use certmint::ca::CaDirectory;
 use certmint::calendar::BusinessCalendar;
 use certmint::ids::{DeviceSerial, IdMode, PrefixTable, TaxpayerId, Vkn};
 use certmint::journal::{
-    Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, OrderState, SqliteJournal,
-    Target,
+    Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, SqliteJournal, Target,
 };
 use certmint::okc::purge;
 use certmint::order::serial_list::{ListedSerial, SerialListReader};
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
 use certmint::production::key_target::hsm::HsmTarget;
 use certmint::production::key_target::soft::SoftTarget;
+use certmint::production::seals::provision_seals_on_token;
 use certmint::production::{check_producible, OrderClaim, Production, ProductionReport};
 use certmint::profile::{Profile, ProfileName};
 use certmint::signer::KeyType;
@@ -796,12 +796,6 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
     let ca = directory.ca.with_id_mode(seal.id_mode);
     let pins = PinSource::choose(seal.token.pin_source.clone(), seal.pin_env);
     let token = Token::open(&seal.token, &pins, Some(1))?;
-    if order.state == OrderState::Paid {
-        // A poisoned lock only means another thread panicked; the journal's
-        // state is its own (transactions), not the lock's.
-        let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
-        refuse_labels_in_use(&journal, &token, OrderId(seal.order))?;
-    }
     let calendar = calendar(&None)?;
     let production = Production {
         order: OrderId(seal.order),
@@ -816,33 +810,8 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
         calendar: &calendar,
         lease_wait: seal.lease_wait,
     };
-    let report = production.run(&journal, &HsmTarget::new(token))?;
+    let report = provision_seals_on_token(&production, &journal, token)?;
     report_production(&report, seal.json, "seal(s) provisioned")
-}
-
-/// Before an order's first run: its seal labels must be free on the
-/// company's token. (Once production has started, objects carrying a
-/// planned seal's label are what an interrupted run left, and recovery
-/// removes them; before it, they would be a seal provisioned outside the
-/// order, which must not be touched.)
-fn refuse_labels_in_use(journal: &SqliteJournal, token: &Token, order: OrderId) -> Result<()> {
-    let mut after = 0;
-    loop {
-        let page = journal.pending_devices(order, after, 256)?;
-        let Some(last) = page.last() else {
-            return Ok(());
-        };
-        after = last.id;
-        for device in &page {
-            if certmint::pkcs11::recovery::label_in_use(token, &device.serial)? {
-                return Err(certmint::pkcs11::Pkcs11Error::LabelExists {
-                    token: token.label().to_owned(),
-                    label: device.serial.clone(),
-                }
-                .into());
-            }
-        }
-    }
 }
 
 pub fn audit(command: AuditCommand) -> Result<()> {

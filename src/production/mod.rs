@@ -13,7 +13,8 @@
 //! The rooms: [`key_target`] (the [`key_target::KeyTarget`] trait, soft, hsm and
 //! card), [`pipeline`] (prepare → lint → intent → sign → verify → store, and
 //! the threaded run of an order), [`lease`] (one producer per order),
-//! [`recovery`] (what a crash left), [`delivery`] (the delivery folder and
+//! [`recovery`] (what a crash left), [`seals`] (seal orders in a company's
+//! token), [`delivery`] (the delivery folder and
 //! its manifests) and [`files`] (fsync and `O_NOFOLLOW` writes).
 //!
 //! Workers take devices a chunk at a time and record the chunk's intents in
@@ -37,6 +38,7 @@ pub mod key_target;
 pub mod lease;
 pub mod pipeline;
 pub mod recovery;
+pub mod seals;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
