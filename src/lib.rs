@@ -20,7 +20,6 @@
 #![warn(missing_docs)]
 
 pub mod audit;
-pub mod bench;
 pub mod ca;
 pub mod calendar;
 pub mod card;
@@ -41,4 +40,4 @@ pub mod profile;
 pub mod request;
 pub mod signer;
 pub mod text;
-pub mod vcard;
+pub mod tools;

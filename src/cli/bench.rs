@@ -171,7 +171,7 @@ fn sign_only(args: &BenchArgs) -> Result<()> {
         ),
     };
     let duration = Duration::from_secs_f64(args.seconds.max(0.1));
-    let rate = certmint::bench::raw_sign_rate(signer.as_ref(), duration)
+    let rate = certmint::tools::bench::raw_sign_rate(signer.as_ref(), duration)
         .map_err(|e| anyhow::anyhow!(e))?;
     if args.json {
         println!(
@@ -227,7 +227,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         }
     };
     let duration = Duration::from_secs_f64(args.seconds.max(0.1));
-    let report = certmint::bench::bench(single, parallel, &name, workers, duration)
+    let report = certmint::tools::bench::bench(single, parallel, &name, workers, duration)
         .map_err(|e| anyhow::anyhow!(e))?;
     let batch = args.batch.map(|k| batch(k, workers)).transpose()?;
     if args.json {
