@@ -9,12 +9,27 @@
 //! CA config ───► Profile (data) ───────────┘
 //! ```
 //!
-//! Modules: [`ids`] (VKN, TCKN, MERSİS, device serials), [`profile`]
-//! (certificate profiles and CA configuration), [`issue`] (prepare, lint,
-//! sign), [`signer`] (the signer boundary), [`keyref`] (key references),
-//! [`request`] (CSR and public-key input), [`ca`] (CA directories),
-//! [`inspect`] (certificate summaries), [`input`] (caps on what is read),
-//! [`text`] (outside values in messages).
+//! and of an order's devices, each exactly once:
+//!
+//! ```text
+//! serial list ─► order ─► journal ─► production: pipeline ─► key target (soft, hsm, card)
+//!                                       prepare → lint → intent → sign → verify → store
+//! ```
+//!
+//! Modules of the engine: [`ids`] (VKN, TCKN, MERSİS, device serials),
+//! [`profile`] (certificate profiles and CA configuration), [`issue`]
+//! (prepare, lint, sign), [`signer`] (the signer boundary), [`keyref`] (key
+//! references), [`request`] (CSR and public-key input), [`ca`] (CA
+//! directories), [`order`] (orders, the serial list reader), [`journal`]
+//! (the durable record), [`audit`] (the audit chain), [`production`] (an
+//! order's devices through one pipeline onto their key targets), [`okc`]
+//! (what only ÖKC orders have: the purge), [`pkcs11`] (tokens), [`piv`]
+//! and [`card`] (PIV cards through PC/SC, the card station), [`calendar`]
+//! (Turkish business days), [`inspect`] (certificate summaries), [`input`]
+//! (caps on what is read), [`text`] (outside values in messages),
+//! [`hardening`], [`pem`].
+//!
+//! Around the engine, in [`tools`]: the bench and the virtual PIV card.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

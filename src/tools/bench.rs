@@ -489,7 +489,7 @@ fn distinct_messages() -> Vec<Vec<u8>> {
 
 /// The raw signature rate of `signer` alone, on the calling thread, for
 /// `duration`: chunks of distinct messages, signed as the baseline of
-/// [`bench`] signs them, after one chunk to warm up. A quick preflight of a
+/// [`bench()`] signs them, after one chunk to warm up. A quick preflight of a
 /// key, and the figure `benches/signing-vs-openssl.sh` sets against
 /// `openssl speed` in slices as short as its own.
 pub fn raw_sign_rate(signer: &dyn Signer, duration: Duration) -> Result<Rate, String> {
