@@ -427,7 +427,7 @@ fn random_digits(len: usize) -> Result<String, CardError> {
 /// Sets a fresh PUK and PIN and writes them to the PIN letter. The letter is
 /// written to a temporary file first, so the values are never lost: if the
 /// card refuses, the letter is removed and the card keeps its old secrets.
-fn set_fresh_credentials<T: Transport>(
+pub fn set_fresh_credentials<T: Transport>(
     client: &mut PivClient<T>,
     credentials: &CardCredentials,
     current_puk: &Pin,

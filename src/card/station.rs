@@ -13,7 +13,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -190,6 +190,139 @@ enum Claim {
 impl Station<'_> {
     /// Runs the station until the order is done (then delivers) or stopped.
     pub fn run(&self, journal: &Mutex<dyn Journal>) -> Result<ProductionReport, StationError> {
+        self.holding_order(journal, |pipeline, algorithm, report| {
+            let queue = Mutex::new(Queue::new());
+            let produced = AtomicU64::new(0);
+            let failure: Mutex<Option<StationError>> = Mutex::new(None);
+            let halt = AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                for reader in &self.readers {
+                    let (queue, produced, failure, halt) = (&queue, &produced, &failure, &halt);
+                    scope.spawn(move || {
+                        // One PC/SC context per worker: pcsc-lite serialises the
+                        // calls made on one context, and a worker waits long.
+                        let pcsc = match Readers::establish() {
+                            Ok(pcsc) => pcsc,
+                            Err(error) => {
+                                halt.store(true, Ordering::SeqCst);
+                                lock(failure).get_or_insert(StationError::Reader {
+                                    reader: reader.clone(),
+                                    error,
+                                });
+                                return;
+                            }
+                        };
+                        let worker = Worker {
+                            station: self,
+                            reader,
+                            journal,
+                            queue,
+                            halt,
+                            pcsc: &pcsc,
+                            algorithm,
+                            pipeline,
+                            pin_letter: None,
+                        };
+                        match worker.serve(produced) {
+                            Ok(()) => {}
+                            Err(e) => {
+                                halt.store(true, Ordering::SeqCst);
+                                // The other workers see the halt at their next wake-up.
+                                lock(failure).get_or_insert(e);
+                            }
+                        }
+                        (self.on_event)(reader, &StationEvent::Finished);
+                    });
+                }
+            });
+            report.produced_now = produced.load(Ordering::SeqCst);
+            if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                return Err(e);
+            }
+            Ok(())
+        })
+    }
+
+    /// Produces the order's next pending device on the card in `reader`
+    /// now, waiting neither for a card to come nor to go: one card of a
+    /// small order (a one-off seal). A card that fails or is refused fails
+    /// the call, its intent voided. With `pin_letter`, the card leaves with
+    /// a fresh random PIN and PUK written to that new file (mode 0600),
+    /// which needs the card's current PUK in the credentials. The report
+    /// says stopped while devices of the order remain.
+    pub fn provision_card_in(
+        &self,
+        journal: &Mutex<dyn Journal>,
+        reader: &str,
+        pin_letter: Option<&Path>,
+    ) -> Result<ProductionReport, StationError> {
+        let refused = |why: String| StationError::Card {
+            reader: reader.to_owned(),
+            error: CardError::Refused(why),
+        };
+        if let Some(letter) = pin_letter {
+            if self.credentials.puk.is_none() {
+                return Err(refused(
+                    "a PIN letter sets a new PUK too: give the card's current PUK".into(),
+                ));
+            }
+            if letter.exists() {
+                return Err(refused(format!(
+                    "{} already exists; a PIN letter is never overwritten",
+                    letter.display()
+                )));
+            }
+        }
+        self.holding_order(journal, |pipeline, algorithm, report| {
+            let pcsc = Readers::establish().map_err(|error| StationError::Reader {
+                reader: reader.to_owned(),
+                error,
+            })?;
+            let (queue, halt) = (Mutex::new(Queue::new()), AtomicBool::new(false));
+            let worker = Worker {
+                station: self,
+                reader,
+                journal,
+                queue: &queue,
+                halt: &halt,
+                pcsc: &pcsc,
+                algorithm,
+                pipeline,
+                pin_letter,
+            };
+            let Claim::Device(device) = worker.claim()? else {
+                return Ok(());
+            };
+            let card_error = |error: CardError| StationError::Card {
+                reader: reader.to_owned(),
+                error,
+            };
+            match worker.produce(&device) {
+                Ok(serial) => {
+                    report.produced_now = 1;
+                    worker.event(StationEvent::Done {
+                        device: device.serial.clone(),
+                        serial,
+                    });
+                    Ok(())
+                }
+                Err(Outcome::Fatal(error)) => Err(error),
+                Err(Outcome::Pulled { step, .. }) => Err(card_error(CardError::Card {
+                    step,
+                    error: PivError::CardRemoved,
+                })),
+                Err(Outcome::Refused(error)) => Err(card_error(error)),
+            }
+        })
+    }
+
+    /// Takes the order (its lease, then recovery), runs `work` over its
+    /// pipeline, and finishes: delivers when every device is verified.
+    fn holding_order(
+        &self,
+        journal: &Mutex<dyn Journal>,
+        work: impl FnOnce(&Pipeline<'_>, Algorithm, &mut ProductionReport) -> Result<(), StationError>,
+    ) -> Result<ProductionReport, StationError> {
         let production = Production {
             order: self.order,
             ca: self.ca,
@@ -225,64 +358,23 @@ impl Station<'_> {
                 path: folder.display().to_string(),
                 reason: e.to_string(),
             })?;
-            let queue = Mutex::new(Queue {
-                retry: VecDeque::new(),
-                page: VecDeque::new(),
-                after: 0,
-                exhausted: false,
-                in_flight: HashSet::new(),
-            });
-            let produced = AtomicU64::new(0);
-            let failure: Mutex<Option<StationError>> = Mutex::new(None);
-            let halt = AtomicBool::new(false);
-            std::thread::scope(|scope| {
-                for reader in &self.readers {
-                    let (queue, produced, failure, halt) = (&queue, &produced, &failure, &halt);
-                    let pipeline = &pipeline;
-                    scope.spawn(move || {
-                        // One PC/SC context per worker: pcsc-lite serialises the
-                        // calls made on one context, and a worker waits long.
-                        let pcsc = match Readers::establish() {
-                            Ok(pcsc) => pcsc,
-                            Err(error) => {
-                                halt.store(true, Ordering::SeqCst);
-                                lock(failure).get_or_insert(StationError::Reader {
-                                    reader: reader.clone(),
-                                    error,
-                                });
-                                return;
-                            }
-                        };
-                        let worker = Worker {
-                            station: self,
-                            reader,
-                            journal,
-                            queue,
-                            halt,
-                            pcsc: &pcsc,
-                            algorithm,
-                            pipeline,
-                        };
-                        match worker.serve(produced) {
-                            Ok(()) => {}
-                            Err(e) => {
-                                halt.store(true, Ordering::SeqCst);
-                                // The other workers see the halt at their next wake-up.
-                                lock(failure).get_or_insert(e);
-                            }
-                        }
-                        (self.on_event)(reader, &StationEvent::Finished);
-                    });
-                }
-            });
-            report.produced_now = produced.load(Ordering::SeqCst);
-            if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                return Err(e);
-            }
+            work(&pipeline, algorithm, &mut report)?;
             report.stopped = self.stop.load(Ordering::SeqCst);
             production.finish(journal, &CardRun, &mut report)?;
             Ok(report)
         })
+    }
+}
+
+impl Queue {
+    fn new() -> Self {
+        Queue {
+            retry: VecDeque::new(),
+            page: VecDeque::new(),
+            after: 0,
+            exhausted: false,
+            in_flight: HashSet::new(),
+        }
     }
 }
 
@@ -296,6 +388,8 @@ struct Worker<'a, 's> {
     pcsc: &'a Readers,
     algorithm: Algorithm,
     pipeline: &'a Pipeline<'a>,
+    /// Where the card's fresh PIN and PUK go (one card at a time only).
+    pin_letter: Option<&'a Path>,
 }
 
 impl Worker<'_, '_> {
@@ -422,10 +516,10 @@ impl Worker<'_, '_> {
                     });
                     self.release(device, false);
                 }
-                Err(Outcome::Refused(reason)) => {
+                Err(Outcome::Refused(error)) => {
                     self.event(StationEvent::CardRefused {
                         device: device.serial.clone(),
-                        reason,
+                        reason: error.to_string(),
                     });
                     self.release(device, false);
                 }
@@ -469,7 +563,8 @@ impl Worker<'_, '_> {
                 self.journal,
                 ca_name,
                 &on_step,
-            );
+            )
+            .with_pin_letter(self.pin_letter);
             let result = self
                 .pipeline
                 .sign_chunk(&record, &card, vec![device.clone()])
@@ -548,7 +643,7 @@ impl Worker<'_, '_> {
                 error,
             }),
             CardError::Refused(_) | CardError::Check(_) | CardError::Card { .. } => {
-                Outcome::Refused(error.to_string())
+                Outcome::Refused(error)
             }
         }
     }
@@ -556,6 +651,6 @@ impl Worker<'_, '_> {
 
 enum Outcome {
     Pulled { step: Step, voided: Option<String> },
-    Refused(String),
+    Refused(CardError),
     Fatal(StationError),
 }

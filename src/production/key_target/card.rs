@@ -12,7 +12,9 @@ use std::sync::Mutex;
 use der::{Decode, Encode};
 
 use super::{DeviceKey, KeyTarget, TargetRun};
-use crate::card::provision::{open_card, write_and_prove, CardCredentials, CardError, Step};
+use crate::card::provision::{
+    open_card, set_fresh_credentials, write_and_prove, CardCredentials, CardError, Step,
+};
 use crate::issue::IssuedCertificate;
 use crate::journal::{Device, Journal, Target};
 use crate::pem::hex;
@@ -47,6 +49,7 @@ pub struct CardInReader<'a, T: Transport> {
     ca_name_der: &'a [u8],
     step: Cell<Step>,
     on_step: &'a dyn Fn(Step),
+    pin_letter: Option<&'a Path>,
 }
 
 impl<'a, T: Transport> CardInReader<'a, T> {
@@ -74,7 +77,16 @@ impl<'a, T: Transport> CardInReader<'a, T> {
             ca_name_der,
             step: Cell::new(Step::Select),
             on_step,
+            pin_letter: None,
         }
+    }
+
+    /// After the proof, the card gets a fresh random PIN and PUK, written
+    /// to the new file `pin_letter` (mode 0600); the credentials must hold
+    /// the card's current PUK.
+    pub fn with_pin_letter(mut self, pin_letter: Option<&'a Path>) -> Self {
+        self.pin_letter = pin_letter;
+        self
     }
 
     /// The step under way (or where it failed).
@@ -192,7 +204,8 @@ impl<T: Transport> KeyTarget for CardInReader<'_, T> {
     }
 
     /// Writes the certificate to the slot, reads it back and has the card
-    /// make a test signature that verifies under it.
+    /// make a test signature that verifies under it; then, with a PIN
+    /// letter, sets the card's fresh PIN and PUK.
     fn write_back(
         &self,
         device: &Device,
@@ -209,8 +222,18 @@ impl<T: Transport> KeyTarget for CardInReader<'_, T> {
             certificate,
             &mut |step| self.enter(step),
         )
-        .map(|_checks| ())
-        .map_err(card_error(device))
+        .map_err(card_error(device))?;
+        match (self.pin_letter, &self.credentials.puk) {
+            (Some(letter), Some(puk)) => {
+                self.enter(Step::Credentials);
+                set_fresh_credentials(&mut client, self.credentials, puk, letter, certificate)
+                    .map_err(card_error(device))
+            }
+            (Some(_), None) => Err(card_error(device)(CardError::Refused(
+                "a PIN letter sets a new PUK too: give the card's current PUK".into(),
+            ))),
+            (None, _) => Ok(()),
+        }
     }
 
     /// Proved on the card by write-back: nothing more to make durable.
