@@ -6,7 +6,10 @@
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 
-use super::keys::{destroy_objects, find_public_key, import_certificate, objects_labelled};
+use super::keys::{
+    destroy_objects, find_private_key, find_public_key, import_certificate, objects_labelled,
+    GeneratedKeyPair,
+};
 use super::token::Token;
 use super::Pkcs11Error;
 
@@ -111,5 +114,31 @@ pub fn remove_leftovers<E>(
             }
         }
         Ok(Ok(removed))
+    })
+}
+
+/// The key pair with CKA_ID `id` (one private key and its public key), as
+/// generation returns it, so that a key found again after a crash is
+/// proved as a fresh one is.
+pub fn key_pair_with_id(token: &Token, id: &[u8]) -> Result<GeneratedKeyPair, Pkcs11Error> {
+    let missing = |what: &str| {
+        Pkcs11Error::Verification(format!("no {what} with CKA_ID {}", crate::pem::hex(id)))
+    };
+    let (private, public) = token.with_session(|s| {
+        let private = find_private_key(s, None, Some(id))?;
+        let public = find_public_key(s, id, None)?;
+        Ok((private, public))
+    })?;
+    let [private] = private[..] else {
+        return Err(missing("single private key"));
+    };
+    let public = public.ok_or_else(|| missing("public key"))?;
+    let spki_der =
+        token.with_session(|s| Ok(super::keys::public_key_spki(s, public, token.label())))??;
+    Ok(GeneratedKeyPair {
+        private,
+        public,
+        spki_der,
+        id: id.to_vec(),
     })
 }

@@ -14,7 +14,8 @@ use crate::pkcs11::{Pkcs11Error, Token};
 
 /// Provisions every seal of `production`'s order (a paid Mali Mühür order
 /// for the hsm target) in the company's `token`: intent before signing,
-/// recovery of an interrupted run, delivery.
+/// each seal proved in the token (read back, test signature), recovery of
+/// an interrupted run, delivery.
 pub fn provision_seals_on_token(
     production: &Production<'_>,
     journal: &Mutex<dyn Journal>,
@@ -24,7 +25,7 @@ pub fn provision_seals_on_token(
     if order.state == OrderState::Paid {
         refuse_labels_in_use(production, journal, &token)?;
     }
-    production.run(journal, &HsmTarget::new(token))
+    production.run(journal, &HsmTarget::proving(token))
 }
 
 /// Before an order's first run: its seal labels must be free on the

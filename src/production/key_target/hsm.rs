@@ -2,6 +2,14 @@
 //! or a company's for its seals), never extractable; the certificate is
 //! imported beside its key with the same CKA_ID, labelled with the device
 //! serial or seal label. Every token call goes through [`crate::pkcs11`].
+//!
+//! A proving target ([`HsmTarget::proving`], seal orders) reads each key
+//! and certificate back after the import and has the key make a test
+//! signature that must verify under the certificate. An ÖKC manufacturer's
+//! token of thousands of keys is not proved per device: on tokens that
+//! search by scanning every object (SoftHSM2) the read-back alone would make
+//! an order quadratic, and the test signature would halve the rate of a
+//! token that signs no faster than the CA key.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -10,9 +18,11 @@ use super::{DeviceKey, KeyTarget, TargetRun};
 use crate::issue::IssuedCertificate;
 use crate::journal::{Device, DeviceState, Journal, OrderId, Target};
 use crate::pem::{hex, unhex};
-use crate::pkcs11::keys::generate_key_pair;
+use crate::pkcs11::keys::{generate_key_pair, GeneratedKeyPair};
+use crate::pkcs11::provision::prove;
 use crate::pkcs11::recovery::{
-    import_certificate_beside, public_key_with_id, remove_certificates_labelled, remove_leftovers,
+    import_certificate_beside, key_pair_with_id, public_key_with_id, remove_certificates_labelled,
+    remove_leftovers,
 };
 use crate::pkcs11::token::lock;
 use crate::pkcs11::{Pkcs11Error, Token};
@@ -23,12 +33,22 @@ use crate::signer::KeyType;
 /// Keys in a token, certificates imported beside them.
 pub struct HsmTarget {
     token: Arc<Token>,
+    prove: bool,
 }
 
 impl HsmTarget {
     /// The target for keys generated in `token`.
     pub fn new(token: Arc<Token>) -> Self {
-        Self { token }
+        Self {
+            token,
+            prove: false,
+        }
+    }
+
+    /// The target for keys generated in `token`, each proved after its
+    /// certificate is imported (see [`crate::pkcs11::provision::prove`]).
+    pub fn proving(token: Arc<Token>) -> Self {
+        Self { token, prove: true }
     }
 
     /// The token.
@@ -37,10 +57,13 @@ impl HsmTarget {
     }
 }
 
-/// A key pair in the token: its public key and CKA_ID.
+/// A key pair in the token: its public key and CKA_ID, its type, and the
+/// objects when this run generated them.
 pub struct TokenKey {
     spki: Vec<u8>,
     id: Vec<u8>,
+    key_type: KeyType,
+    generated: Option<GeneratedKeyPair>,
 }
 
 impl DeviceKey for TokenKey {
@@ -129,7 +152,12 @@ impl KeyTarget for HsmTarget {
                             device.serial
                         )))
                     })?;
-                Ok(TokenKey { spki, id })
+                Ok(TokenKey {
+                    spki,
+                    id,
+                    key_type,
+                    generated: None,
+                })
             }
             None => {
                 // No label check: recovery removed every object labelled with a
@@ -139,8 +167,10 @@ impl KeyTarget for HsmTarget {
                     .map_err(&token_err)?;
                 record.record_key(device, &hex(&pair.id))?;
                 Ok(TokenKey {
-                    spki: pair.spki_der,
-                    id: pair.id,
+                    spki: pair.spki_der.clone(),
+                    id: pair.id.clone(),
+                    key_type,
+                    generated: Some(pair),
                 })
             }
         }
@@ -155,7 +185,8 @@ impl KeyTarget for HsmTarget {
         Ok(key)
     }
 
-    /// The certificate object, imported into the token beside its key.
+    /// The certificate object, imported into the token beside its key;
+    /// then, for a proving target, the key and certificate proved.
     fn store(
         &self,
         _folder: &Path,
@@ -163,7 +194,23 @@ impl KeyTarget for HsmTarget {
         certificate_der: &[u8],
         key: &TokenKey,
     ) -> Result<(), ProduceError> {
+        let token_err = token_error(device);
         import_certificate_beside(&self.token, &device.serial, &key.id, certificate_der)
-            .map_err(token_error(device))
+            .map_err(&token_err)?;
+        if self.prove {
+            let pair = match &key.generated {
+                Some(pair) => pair.clone(),
+                None => key_pair_with_id(&self.token, &key.id).map_err(&token_err)?,
+            };
+            prove(
+                &self.token,
+                key.key_type,
+                &pair,
+                certificate_der,
+                &device.serial,
+            )
+            .map_err(&token_err)?;
+        }
+        Ok(())
     }
 }
