@@ -190,8 +190,8 @@ impl Pipeline<'_> {
                 };
                 let certificate = certificate.map_err(issue_err)?;
                 // Verify what was signed certifies this device's key.
-                let parsed = certificate.certifying(key.spki()).map_err(issue_err)?;
-                let facts = CertificateFacts::of(&parsed, certificate.der());
+                certificate.certifies(key.spki()).map_err(issue_err)?;
+                let facts = CertificateFacts::of_issued(&certificate).map_err(issue_err)?;
                 let written = target.write_back(&device, key, &certificate)?;
                 Ok(SignedDevice {
                     device,
