@@ -7,10 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use der::DateTime;
+
 use super::files::{io, restore_certificate_files, sync_file_system, write_atomically, AtomicFile};
 use super::key_target::TargetRun;
 use super::{ProduceError, Production, ProductionReport};
-use crate::issue::{IssueError, IssuedCertificate};
 use crate::journal::{DeliveryRecord, Journal, OrderId};
 use crate::okc::PURGE_AFTER_BUSINESS_DAYS;
 use crate::pem::{self, hex_colons};
@@ -27,25 +28,13 @@ pub struct CertificateFacts {
 }
 
 impl CertificateFacts {
-    /// The facts of a certificate certmint just issued (not decoded again
-    /// when its encoder knew its validity).
-    pub fn of_issued(certificate: &IssuedCertificate) -> Result<Self, IssueError> {
-        let der = certificate.der();
-        let (not_before, not_after) = certificate.validity()?;
-        Ok(CertificateFacts {
-            sha256: hex_colons(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref()),
-            not_before: not_before.to_string(),
-            not_after: not_after.to_string(),
-        })
-    }
-
-    /// The facts of `parsed`, whose DER is `der`.
-    pub fn of(parsed: &x509_cert::Certificate, der: &[u8]) -> Self {
-        let validity = parsed.tbs_certificate().validity();
+    /// The facts of the certificate `der` valid over `validity` (notBefore,
+    /// notAfter), known without decoding it again.
+    pub fn of_der(der: &[u8], validity: (DateTime, DateTime)) -> Self {
         CertificateFacts {
             sha256: hex_colons(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref()),
-            not_before: validity.not_before.to_date_time().to_string(),
-            not_after: validity.not_after.to_date_time().to_string(),
+            not_before: validity.0.to_string(),
+            not_after: validity.1.to_string(),
         }
     }
 }

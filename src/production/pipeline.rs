@@ -22,6 +22,8 @@ use super::delivery::CertificateFacts;
 use super::files::{io, store_certificate_files};
 use super::key_target::{DeviceKey, KeyTarget};
 use super::{Certified, ProduceError, Production, ProductionReport};
+use der::DateTime;
+
 use crate::issue::{CertificateAuthority, IssueError, PreparedCertificate};
 use crate::journal::{Device, Intent, Journal, OrderId, StoredCertificate, VerifiedDevice};
 use crate::pem::hex;
@@ -96,8 +98,8 @@ pub struct SignedDevice<W> {
     pub serial_hex: String,
     /// The certificate, DER.
     pub certificate_der: Vec<u8>,
-    /// What the manifest says of it.
-    pub facts: CertificateFacts,
+    /// Its notBefore and notAfter, for the manifest and the record.
+    pub validity: (DateTime, DateTime),
     /// What the key target's write-back left for its store.
     pub written: W,
 }
@@ -191,13 +193,13 @@ impl Pipeline<'_> {
                 let certificate = certificate.map_err(issue_err)?;
                 // Verify what was signed certifies this device's key.
                 certificate.certifies(key.spki()).map_err(issue_err)?;
-                let facts = CertificateFacts::of_issued(&certificate).map_err(issue_err)?;
+                let validity = certificate.validity().map_err(issue_err)?;
                 let written = target.write_back(&device, key, &certificate)?;
                 Ok(SignedDevice {
                     device,
                     serial_hex,
                     certificate_der: certificate.der().to_vec(),
-                    facts,
+                    validity,
                     written,
                 })
             })
@@ -270,16 +272,23 @@ impl Pipeline<'_> {
             )?;
         }
         target.chunk_stored(folder)?;
+        // What the record and the manifest say of each certificate: made
+        // here, on the storer's thread, beside the journal write it is for.
+        let facts: Vec<CertificateFacts> = signed
+            .iter()
+            .map(|d| CertificateFacts::of_der(&d.certificate_der, d.validity))
+            .collect();
         let verified: Vec<VerifiedDevice<'_>> = signed
             .iter()
-            .map(|d| VerifiedDevice {
+            .zip(&facts)
+            .map(|(d, facts)| VerifiedDevice {
                 device: &d.device,
                 certificate: StoredCertificate {
                     serial_hex: &d.serial_hex,
                     der: &d.certificate_der,
-                    sha256: &d.facts.sha256,
-                    not_before: &d.facts.not_before,
-                    not_after: &d.facts.not_after,
+                    sha256: &facts.sha256,
+                    not_before: &facts.not_before,
+                    not_after: &facts.not_after,
                     p12_password: target.key_file_password(&d.written),
                 },
             })
