@@ -17,7 +17,6 @@ use certmint::ca::CaDirectory;
 use certmint::calendar::BusinessCalendar;
 use certmint::card::provision::{CardCredentials, CardError};
 use certmint::card::station::{Station, StationError};
-use certmint::ids::IdMode;
 use certmint::journal::{Journal, OrderId, OrderState, SqliteJournal};
 use certmint::keyref::Unlock;
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
@@ -91,7 +90,6 @@ fn provision_in_reader(
         order,
         ca: &directory.ca,
         profile: &profile,
-        id_mode: IdMode::Production,
         chain: vec![
             directory.ca.certificate_der().to_vec(),
             directory.root_der.clone(),

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use super::provision::{CardCredentials, CardError, Step};
 use super::{ReaderWatch, Readers};
-use crate::ids::IdMode;
 use crate::issue::CertificateAuthority;
 use crate::journal::{Device, Journal, OrderId};
 use crate::piv::client::PivError;
@@ -111,12 +110,11 @@ impl fmt::Display for StationEvent {
 pub struct Station<'a> {
     /// The order (target `card`).
     pub order: OrderId,
-    /// The issuing CA.
+    /// The issuing CA, with the identifier mode of the run (GİB's test
+    /// identifiers only in test mode).
     pub ca: &'a CertificateAuthority,
     /// The order's profile: okc-device, or mali-muhur for a seal order.
     pub profile: &'a Profile,
-    /// Whether GİB's test identifiers are accepted (the CA's lints must agree).
-    pub id_mode: IdMode,
     /// The CA chain for the delivery.
     pub chain: Vec<Vec<u8>>,
     /// Where the delivery folder goes.
@@ -316,8 +314,8 @@ impl Station<'_> {
         })
     }
 
-    /// Takes the order (its lease, then recovery), runs `work` over its
-    /// pipeline, and finishes: delivers when every device is verified.
+    /// Runs `work` over the order's pipeline inside one production run
+    /// (lease, recovery, delivery once every device is verified).
     fn holding_order(
         &self,
         journal: &Mutex<dyn Journal>,
@@ -336,32 +334,14 @@ impl Station<'_> {
             calendar: self.calendar,
             lease_wait: self.lease_wait,
         };
-        production.holding_lease(journal, |lease| {
-            let mut report = ProductionReport::default();
-            let order = production.start(journal, lease, &CardRun, &mut report)?;
-            let key_type = production.key_type(&order)?;
+        production.run_scheduled(journal, &CardRun, |pipeline, report| {
+            let key_type = pipeline.key_type;
             let algorithm =
                 Algorithm::for_key_type(key_type).ok_or_else(|| ProduceError::Order {
                     order: self.order,
                     reason: format!("{key_type} keys cannot be generated on PIV cards"),
                 })?;
-            let certified = crate::production::Certified::of(&order, self.profile, self.id_mode)?;
-            let pipeline = Pipeline {
-                order: self.order,
-                ca: self.ca,
-                profile: self.profile,
-                certified: &certified,
-                key_type,
-            };
-            let folder = delivery_folder(&self.out, self.order);
-            std::fs::create_dir_all(folder.join("certs")).map_err(|e| ProduceError::Io {
-                path: folder.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            work(&pipeline, algorithm, &mut report)?;
-            report.stopped = self.stop.load(Ordering::SeqCst);
-            production.finish(journal, &CardRun, &mut report)?;
-            Ok(report)
+            work(pipeline, algorithm, report)
         })
     }
 }

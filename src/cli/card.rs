@@ -453,7 +453,6 @@ fn station(args: StationArgs) -> Result<()> {
         order: OrderId(args.order),
         ca: &ca,
         profile: &profile,
-        id_mode,
         chain: vec![ca.certificate_der().to_vec(), directory.root_der.clone()],
         out: args.out.clone(),
         readers: names,

@@ -91,7 +91,7 @@ impl Production<'_> {
     /// [`Production::lease_wait`] for a live holder), renewed every
     /// [`LEASE_RENEW_EVERY`] while `work` runs, and given back when it ends,
     /// whether it succeeded or not.
-    pub(crate) fn holding_lease<T, E: From<ProduceError>>(
+    pub(super) fn holding_lease<T, E: From<ProduceError>>(
         &self,
         journal: &Mutex<dyn Journal>,
         work: impl FnOnce(&HeldLease) -> Result<T, E>,

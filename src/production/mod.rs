@@ -304,7 +304,8 @@ impl Certified {
 
 impl Production<'_> {
     /// Produces (or resumes) the order with its keys on `target`, then
-    /// delivers it.
+    /// delivers it: the order's pending devices go through the pipeline on
+    /// N workers, a chunk at a time.
     pub fn run<T>(
         &self,
         journal: &Mutex<dyn Journal>,
@@ -314,7 +315,27 @@ impl Production<'_> {
         T: KeyTarget + Sync,
         T::Written: Send,
     {
-        let order = lock(journal).order(self.order)?;
+        self.run_scheduled(journal, target, |pipeline, report| {
+            self.produce_devices(journal, pipeline, target, report)
+        })
+    }
+
+    /// Produces (or resumes) the order with `schedule` deciding which
+    /// device goes through `pipeline` when, and on which key target (the
+    /// card station: one device per card, one worker per reader), then
+    /// delivers it once every device is verified. Around `schedule`, the
+    /// order's lease is held and renewed, what an interrupted run left is
+    /// recovered, and `target` (the run's kind of key target) is checked
+    /// against the order.
+    pub fn run_scheduled<E: From<ProduceError>>(
+        &self,
+        journal: &Mutex<dyn Journal>,
+        target: &dyn TargetRun,
+        schedule: impl FnOnce(&Pipeline<'_>, &mut ProductionReport) -> Result<(), E>,
+    ) -> Result<ProductionReport, E> {
+        let order = lock(journal)
+            .order(self.order)
+            .map_err(ProduceError::from)?;
         check_producible(&order, self.profile.name, target.kind())?;
         if matches!(order.state, OrderState::Delivered | OrderState::Purged) {
             return Ok(ProductionReport {
@@ -337,8 +358,11 @@ impl Production<'_> {
                     certified: &certified,
                     key_type: self.key_type(&order)?,
                 };
-                self.produce_devices(journal, &pipeline, target, &mut report)?;
+                let folder = delivery_folder(&self.out, self.order).join("certs");
+                std::fs::create_dir_all(&folder).map_err(files::io(&folder))?;
+                schedule(&pipeline, &mut report)?;
             }
+            report.stopped |= self.stop.load(std::sync::atomic::Ordering::SeqCst);
             self.finish(journal, target, &mut report)?;
             Ok(report)
         })
@@ -346,7 +370,7 @@ impl Production<'_> {
 
     /// Checks the order, moves it to producing and undoes what an
     /// interrupted run left half done. Returns the order as it stands.
-    pub(crate) fn start(
+    fn start(
         &self,
         journal: &Mutex<dyn Journal>,
         _lease: &HeldLease,
@@ -367,7 +391,7 @@ impl Production<'_> {
 
     /// When every device is verified: producing → produced, then the
     /// delivery. Marks the report stopped when devices remain.
-    pub(crate) fn finish(
+    fn finish(
         &self,
         journal: &Mutex<dyn Journal>,
         target: &dyn TargetRun,
@@ -387,7 +411,7 @@ impl Production<'_> {
     }
 
     /// The key type the order's devices get.
-    pub(crate) fn key_type(&self, order: &OrderSummary) -> Result<KeyType, ProduceError> {
+    fn key_type(&self, order: &OrderSummary) -> Result<KeyType, ProduceError> {
         order
             .key_type
             .parse::<KeyType>()
