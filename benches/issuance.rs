@@ -87,7 +87,7 @@ fn stages(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    let tbs_der = template
+    let (tbs_der, _key_at) = template
         .encode(&s.subject, &spki, &s.device_key, &serial, s.now)
         .unwrap();
     let nothing = Conformant::nothing();

@@ -244,7 +244,7 @@ fn own_kind(error: &(dyn std::error::Error + 'static)) -> ErrorKind {
         crate::issue::IssueError,
         crate::journal::JournalError,
         crate::keyref::KeyRefError,
-        crate::okc::ProduceError,
+        crate::production::ProduceError,
         crate::okc::purge::PurgeError,
         crate::order::ImportRefused,
         crate::order::one_off::OnRecordError,
@@ -261,7 +261,7 @@ fn own_kind(error: &(dyn std::error::Error + 'static)) -> ErrorKind {
         crate::profile::ProfileError,
         crate::request::RequestError,
         crate::signer::SignerError,
-        crate::vcard::VcardError,
+        crate::tools::vcard::VcardError,
     );
     ErrorKind::Failure
 }

@@ -15,8 +15,9 @@ use certmint::journal::{
     Application, Journal, NewOrder, OrderId, OrderKind, OrderState, SqliteJournal, Target,
 };
 use certmint::keyref::Unlock;
-use certmint::okc::{delivery_folder, KeyTarget, Production};
 use certmint::order::serial_list::SerialListReader;
+use certmint::production::key_target::soft::SoftTarget;
+use certmint::production::{delivery_folder, Production};
 use certmint::profile::{Profile, ProfileName};
 use certmint::signer::KeyType;
 
@@ -54,25 +55,26 @@ fn delivery_rewrites_certificate_files_a_crash_lost_or_tore() {
     let journal = Mutex::new(journal);
     let calendar = BusinessCalendar::turkey();
     let out = dir.path().join("out");
+    let chain = vec![
+        directory.ca.certificate_der().to_vec(),
+        directory.root_der.clone(),
+    ];
+    let target = SoftTarget::new(&chain).unwrap();
     let production = |stop: Arc<AtomicBool>, on_device: &(dyn Fn() + Sync)| {
         Production {
             order: OrderId(1),
             ca: &directory.ca,
             profile: &profile,
-            chain: vec![
-                directory.ca.certificate_der().to_vec(),
-                directory.root_der.clone(),
-            ],
+            chain: chain.clone(),
             out: out.clone(),
             workers: 2,
-            target: KeyTarget::Soft,
             operator: "test".into(),
             stop,
             on_device,
             calendar: &calendar,
             lease_wait: std::time::Duration::ZERO,
         }
-        .run(&journal)
+        .run(&journal, &target)
         .unwrap()
     };
 

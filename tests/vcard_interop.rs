@@ -252,7 +252,7 @@ fn opensc_sees_the_card_and_identifies_it_as_piv() {
     assert!(line(&stack.reader(1)).contains("No"), "{readers}");
 
     let atr = stack.run("opensc-tool", &["-r", "0", "--atr"]).ok().stdout;
-    let expected: Vec<String> = certmint::vcard::atr()
+    let expected: Vec<String> = certmint::tools::vcard::atr()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();

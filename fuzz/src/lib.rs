@@ -28,8 +28,8 @@ use certmint::profile::{
 };
 use certmint::request;
 use certmint::signer::KeyType;
-use certmint::vcard::vpcd::take_frame;
-use certmint::vcard::{CardConfig, VirtualCard};
+use certmint::tools::vcard::vpcd::take_frame;
+use certmint::tools::vcard::{CardConfig, VirtualCard};
 
 /// The body of one fuzz target: it gets one input.
 pub type Target = fn(&[u8]);

@@ -274,31 +274,7 @@ pub fn provision_card<T: Transport>(
     }
 
     hooks.step(Step::Select);
-    client.select().map_err(card(Step::Select))?;
-    // The PIN must be usable before anything is changed: a blocked PIN would
-    // only show at the test signature, after the key was replaced.
-    match client
-        .retry_state(key_reference::PIN)
-        .map_err(card(Step::Select))?
-    {
-        RetryState::Blocked => {
-            return Err(CardError::Card {
-                step: Step::Select,
-                error: PivError::Blocked { what: "PIN" },
-            })
-        }
-        RetryState::TriesLeft(_) | RetryState::Verified => {}
-    }
-    // A wrong PIN is found here, before the card is changed, at the cost of
-    // one try; nothing more is tried.
-    client
-        .verify_pin(&credentials.pin)
-        .map_err(card(Step::Select))?;
-
-    hooks.step(Step::Authenticate);
-    client
-        .authenticate_management_key(&credentials.management_key)
-        .map_err(card(Step::Authenticate))?;
+    open_card(client, credentials, &mut |step| hooks.step(step))?;
 
     hooks.step(Step::Inspect);
     if let Some(existing) = client
@@ -336,42 +312,15 @@ pub fn provision_card<T: Transport>(
         .certifying(&spki)
         .map_err(|e| CardError::Check(format!("the card's key: {e}")))?;
 
-    hooks.step(Step::WriteCertificate);
-    client
-        .put_certificate(request.slot, certificate.der())
-        .map_err(card(Step::WriteCertificate))?;
-
-    hooks.step(Step::ReadBack);
-    let read_back = client
-        .get_certificate(request.slot)
-        .map_err(card(Step::ReadBack))?;
-    if read_back.as_deref() != Some(certificate.der()) {
-        return Err(CardError::Check(
-            "the certificate read back from the card differs from the one written".into(),
-        ));
-    }
-    checks.push("certificate read back from the card equals the one written".into());
-
-    hooks.step(Step::TestSignature);
-    let message = test_message(&certificate);
-    // The signature key is "PIN always" (SP 800-73-4 Part 1 Table 4b): one
-    // VERIFY right before each signature.
-    client
-        .verify_pin(&credentials.pin)
-        .map_err(card(Step::TestSignature))?;
-    let signature = client
-        .sign(
-            request.slot,
-            request.algorithm,
-            &signing_input(request.algorithm, &message),
-        )
-        .map_err(card(Step::TestSignature))?;
-    verify_signature(&spki, key_type.signature_algorithm(), &message, &signature)
-        .map_err(|e| CardError::Check(format!("the card's test signature does not verify: {e}")))?;
-    checks.push(format!(
-        "test signature made by the card verifies under the certificate ({})",
-        key_type.signature_algorithm()
-    ));
+    checks.extend(write_and_prove(
+        client,
+        credentials,
+        request.slot,
+        request.algorithm,
+        &spki,
+        &certificate,
+        &mut |step| hooks.step(step),
+    )?);
 
     let pin_letter = match (&request.pin_letter, &credentials.puk) {
         (Some(path), Some(puk)) => {
@@ -392,6 +341,90 @@ pub fn provision_card<T: Transport>(
         pin_letter,
         checks,
     })
+}
+
+/// Opens the card for provisioning: SELECT, the PIN checked usable and
+/// verified (one try, before anything is changed), the management key
+/// authenticated. `step` hears each step as it starts.
+pub fn open_card<T: Transport>(
+    client: &mut PivClient<T>,
+    credentials: &CardCredentials,
+    step: &mut dyn FnMut(Step),
+) -> Result<(), CardError> {
+    let card = |step: Step| move |error: PivError| CardError::Card { step, error };
+    client.select().map_err(card(Step::Select))?;
+    // The PIN must be usable before anything is changed: a blocked PIN would
+    // only show at the test signature, after the key was replaced.
+    match client
+        .retry_state(key_reference::PIN)
+        .map_err(card(Step::Select))?
+    {
+        RetryState::Blocked => {
+            return Err(CardError::Card {
+                step: Step::Select,
+                error: PivError::Blocked { what: "PIN" },
+            })
+        }
+        RetryState::TriesLeft(_) | RetryState::Verified => {}
+    }
+    // A wrong PIN is found here, before the card is changed, at the cost of
+    // one try; nothing more is tried.
+    client
+        .verify_pin(&credentials.pin)
+        .map_err(card(Step::Select))?;
+
+    step(Step::Authenticate);
+    client
+        .authenticate_management_key(&credentials.management_key)
+        .map_err(card(Step::Authenticate))
+}
+
+/// Writes `certificate` to `slot`, reads it back, and has the card sign a
+/// test message that must verify under the certificate's key (`spki`).
+/// Returns the checks that passed.
+pub fn write_and_prove<T: Transport>(
+    client: &mut PivClient<T>,
+    credentials: &CardCredentials,
+    slot: Slot,
+    algorithm: Algorithm,
+    spki: &[u8],
+    certificate: &IssuedCertificate,
+    step: &mut dyn FnMut(Step),
+) -> Result<Vec<String>, CardError> {
+    let card = |step: Step| move |error: PivError| CardError::Card { step, error };
+    let key_type = algorithm.key_type();
+    let mut checks = Vec::new();
+    step(Step::WriteCertificate);
+    client
+        .put_certificate(slot, certificate.der())
+        .map_err(card(Step::WriteCertificate))?;
+
+    step(Step::ReadBack);
+    let read_back = client.get_certificate(slot).map_err(card(Step::ReadBack))?;
+    if read_back.as_deref() != Some(certificate.der()) {
+        return Err(CardError::Check(
+            "the certificate read back from the card differs from the one written".into(),
+        ));
+    }
+    checks.push("certificate read back from the card equals the one written".into());
+
+    step(Step::TestSignature);
+    let message = test_message(certificate);
+    // The signature key is "PIN always" (SP 800-73-4 Part 1 Table 4b): one
+    // VERIFY right before each signature.
+    client
+        .verify_pin(&credentials.pin)
+        .map_err(card(Step::TestSignature))?;
+    let signature = client
+        .sign(slot, algorithm, &signing_input(algorithm, &message))
+        .map_err(card(Step::TestSignature))?;
+    verify_signature(spki, key_type.signature_algorithm(), &message, &signature)
+        .map_err(|e| CardError::Check(format!("the card's test signature does not verify: {e}")))?;
+    checks.push(format!(
+        "test signature made by the card verifies under the certificate ({})",
+        key_type.signature_algorithm()
+    ));
+    Ok(checks)
 }
 
 /// The message of the test signature: names the certificate, so a
@@ -423,7 +456,7 @@ fn random_digits(len: usize) -> Result<String, CardError> {
 /// Sets a fresh PUK and PIN and writes them to the PIN letter. The letter is
 /// written to a temporary file first, so the values are never lost: if the
 /// card refuses, the letter is removed and the card keeps its old secrets.
-fn set_fresh_credentials<T: Transport>(
+pub fn set_fresh_credentials<T: Transport>(
     client: &mut PivClient<T>,
     credentials: &CardCredentials,
     current_puk: &Pin,

@@ -13,28 +13,22 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use der::{Decode, Encode};
-
-use super::provision::{provision_card, CardCredentials, CardError, CardHooks, CardRequest, Step};
+use super::provision::{CardCredentials, CardError, Step};
 use super::{ReaderWatch, Readers};
-use crate::ids::IdMode;
-use crate::issue::{CertificateAuthority, PreparedCertificate};
-use crate::journal::{Device, Journal, OrderId, StoredCertificate};
-use crate::okc::{
-    delivery_folder, store_certificate_files, CertificateFacts, Certified, KeyTarget, ProduceError,
-    Production, ProductionReport,
-};
-use crate::pem::hex;
+use crate::issue::CertificateAuthority;
+use crate::journal::{Device, Journal, OrderId};
 use crate::piv::client::PivError;
 use crate::piv::{Algorithm, Slot};
 use crate::pkcs11::token::lock;
+use crate::production::key_target::card::{CardInReader, CardRun};
+use crate::production::pipeline::{ChunkFailure, JournalRecord, Pipeline};
+use crate::production::{delivery_folder, ProduceError, Production, ProductionReport};
 use crate::profile::Profile;
-use crate::signer::KeyType;
 
 /// How long a wait lasts before the worker looks at the stop flag again.
 const WAKE_UP: Duration = Duration::from_millis(250);
@@ -116,12 +110,11 @@ impl fmt::Display for StationEvent {
 pub struct Station<'a> {
     /// The order (target `card`).
     pub order: OrderId,
-    /// The issuing CA.
+    /// The issuing CA, with the identifier mode of the run (GİB's test
+    /// identifiers only in test mode).
     pub ca: &'a CertificateAuthority,
     /// The order's profile: okc-device, or mali-muhur for a seal order.
     pub profile: &'a Profile,
-    /// Whether GİB's test identifiers are accepted (the CA's lints must agree).
-    pub id_mode: IdMode,
     /// The CA chain for the delivery.
     pub chain: Vec<Vec<u8>>,
     /// Where the delivery folder goes.
@@ -207,56 +200,14 @@ enum Claim {
 impl Station<'_> {
     /// Runs the station until the order is done (then delivers) or stopped.
     pub fn run(&self, journal: &Mutex<dyn Journal>) -> Result<ProductionReport, StationError> {
-        let production = Production {
-            order: self.order,
-            ca: self.ca,
-            profile: self.profile,
-            chain: self.chain.clone(),
-            out: self.out.clone(),
-            workers: self.readers.len(),
-            target: KeyTarget::Card,
-            operator: self.operator.clone(),
-            stop: self.stop.clone(),
-            on_device: &|| {},
-            calendar: self.calendar,
-            lease_wait: self.lease_wait,
-        };
-        production.holding_lease(journal, |lease| {
-            let mut report = ProductionReport::default();
-            let order = production.start(journal, lease, &mut report)?;
-            let key_type: KeyType =
-                order
-                    .key_type
-                    .parse()
-                    .map_err(|e: crate::signer::SignerError| ProduceError::Order {
-                        order: self.order,
-                        reason: e.to_string(),
-                    })?;
-            let algorithm =
-                Algorithm::for_key_type(key_type).ok_or_else(|| ProduceError::Order {
-                    order: self.order,
-                    reason: format!("{key_type} keys cannot be generated on PIV cards"),
-                })?;
-            let certified = Certified::of(&order, self.profile, self.id_mode)?;
-            let folder = delivery_folder(&self.out, self.order);
-            std::fs::create_dir_all(folder.join("certs")).map_err(|e| ProduceError::Io {
-                path: folder.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            let queue = Mutex::new(Queue {
-                retry: VecDeque::new(),
-                page: VecDeque::new(),
-                after: 0,
-                exhausted: false,
-                in_flight: HashSet::new(),
-            });
+        self.holding_order(journal, |pipeline, algorithm, report| {
+            let queue = Mutex::new(Queue::new());
             let produced = AtomicU64::new(0);
             let failure: Mutex<Option<StationError>> = Mutex::new(None);
             let halt = AtomicBool::new(false);
             std::thread::scope(|scope| {
                 for reader in &self.readers {
                     let (queue, produced, failure, halt) = (&queue, &produced, &failure, &halt);
-                    let certified = &certified;
                     scope.spawn(move || {
                         // One PC/SC context per worker: pcsc-lite serialises the
                         // calls made on one context, and a worker waits long.
@@ -279,7 +230,8 @@ impl Station<'_> {
                             halt,
                             pcsc: &pcsc,
                             algorithm,
-                            certified,
+                            pipeline,
+                            pin_letter: None,
                         };
                         match worker.serve(produced) {
                             Ok(()) => {}
@@ -297,10 +249,124 @@ impl Station<'_> {
             if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
                 return Err(e);
             }
-            report.stopped = self.stop.load(Ordering::SeqCst);
-            production.finish(journal, &mut report)?;
-            Ok(report)
+            Ok(())
         })
+    }
+
+    /// Produces the order's next pending device on the card in `reader`
+    /// now, waiting neither for a card to come nor to go: one card of a
+    /// small order (a one-off seal). A card that fails or is refused fails
+    /// the call, its intent voided. With `pin_letter`, the card leaves with
+    /// a fresh random PIN and PUK written to that new file (mode 0600),
+    /// which needs the card's current PUK in the credentials. The report
+    /// says stopped while devices of the order remain.
+    pub fn provision_card_in(
+        &self,
+        journal: &Mutex<dyn Journal>,
+        reader: &str,
+        pin_letter: Option<&Path>,
+    ) -> Result<ProductionReport, StationError> {
+        let refused = |why: String| StationError::Card {
+            reader: reader.to_owned(),
+            error: CardError::Refused(why),
+        };
+        if let Some(letter) = pin_letter {
+            if self.credentials.puk.is_none() {
+                return Err(refused(
+                    "a PIN letter sets a new PUK too: give the card's current PUK".into(),
+                ));
+            }
+            if letter.exists() {
+                return Err(refused(format!(
+                    "{} already exists; a PIN letter is never overwritten",
+                    letter.display()
+                )));
+            }
+        }
+        self.holding_order(journal, |pipeline, algorithm, report| {
+            let pcsc = Readers::establish().map_err(|error| StationError::Reader {
+                reader: reader.to_owned(),
+                error,
+            })?;
+            let (queue, halt) = (Mutex::new(Queue::new()), AtomicBool::new(false));
+            let worker = Worker {
+                station: self,
+                reader,
+                journal,
+                queue: &queue,
+                halt: &halt,
+                pcsc: &pcsc,
+                algorithm,
+                pipeline,
+                pin_letter,
+            };
+            let Claim::Device(device) = worker.claim()? else {
+                return Ok(());
+            };
+            let card_error = |error: CardError| StationError::Card {
+                reader: reader.to_owned(),
+                error,
+            };
+            match worker.produce(&device) {
+                Ok(serial) => {
+                    report.produced_now = 1;
+                    worker.event(StationEvent::Done {
+                        device: device.serial.clone(),
+                        serial,
+                    });
+                    Ok(())
+                }
+                Err(Outcome::Fatal(error)) => Err(error),
+                Err(Outcome::Pulled { step, .. }) => Err(card_error(CardError::Card {
+                    step,
+                    error: PivError::CardRemoved,
+                })),
+                Err(Outcome::Refused(error)) => Err(card_error(error)),
+            }
+        })
+    }
+
+    /// Runs `work` over the order's pipeline inside one production run
+    /// (lease, recovery, delivery once every device is verified).
+    fn holding_order(
+        &self,
+        journal: &Mutex<dyn Journal>,
+        work: impl FnOnce(&Pipeline<'_>, Algorithm, &mut ProductionReport) -> Result<(), StationError>,
+    ) -> Result<ProductionReport, StationError> {
+        let production = Production {
+            order: self.order,
+            ca: self.ca,
+            profile: self.profile,
+            chain: self.chain.clone(),
+            out: self.out.clone(),
+            workers: self.readers.len(),
+            operator: self.operator.clone(),
+            stop: self.stop.clone(),
+            on_device: &|| {},
+            calendar: self.calendar,
+            lease_wait: self.lease_wait,
+        };
+        production.run_scheduled(journal, &CardRun, |pipeline, report| {
+            let key_type = pipeline.key_type;
+            let algorithm =
+                Algorithm::for_key_type(key_type).ok_or_else(|| ProduceError::Order {
+                    order: self.order,
+                    reason: format!("{key_type} keys cannot be generated on PIV cards"),
+                })?;
+            work(pipeline, algorithm, report)
+        })
+    }
+}
+
+impl Queue {
+    fn new() -> Self {
+        Queue {
+            retry: VecDeque::new(),
+            page: VecDeque::new(),
+            after: 0,
+            exhausted: false,
+            in_flight: HashSet::new(),
+        }
     }
 }
 
@@ -313,7 +379,9 @@ struct Worker<'a, 's> {
     halt: &'a AtomicBool,
     pcsc: &'a Readers,
     algorithm: Algorithm,
-    certified: &'a Certified,
+    pipeline: &'a Pipeline<'a>,
+    /// Where the card's fresh PIN and PUK go (one card at a time only).
+    pin_letter: Option<&'a Path>,
 }
 
 impl Worker<'_, '_> {
@@ -440,10 +508,10 @@ impl Worker<'_, '_> {
                     });
                     self.release(device, false);
                 }
-                Err(Outcome::Refused(reason)) => {
+                Err(Outcome::Refused(error)) => {
                     self.event(StationEvent::CardRefused {
                         device: device.serial.clone(),
-                        reason,
+                        reason: error.to_string(),
                     });
                     self.release(device, false);
                 }
@@ -459,106 +527,92 @@ impl Worker<'_, '_> {
         }
     }
 
-    /// Provisions the card in the reader for `device` and records it.
+    /// Produces `device` on the card in the reader through the pipeline
+    /// (the card is its key target) and records it verified.
     fn produce(&self, device: &Device) -> Result<String, Outcome> {
-        let fatal = |e: ProduceError| Outcome::Fatal(StationError::Produce(e));
-        let subject = self
-            .certified
-            .subject(self.station.order, &device.serial)
-            .map_err(fatal)?;
-        let request = CardRequest {
-            profile: self.station.profile.clone(),
-            subject,
-            algorithm: self.algorithm,
-            slot: self.station.slot,
-            not_before: crate::issue::validity::now().map_err(|error| {
-                fatal(ProduceError::Issue {
-                    device: device.serial.clone(),
-                    error,
-                })
-            })?,
-            pin_letter: None,
+        let station = self.station;
+        let record = JournalRecord {
+            journal: self.journal,
+            order: station.order,
+            operator: &station.operator,
         };
-        let mut hooks = StationHooks {
-            worker: self,
-            device,
-            step: Step::Select,
-            intent: None,
+        let folder = delivery_folder(&station.out, station.order);
+        let on_step = |step: Step| {
+            self.event(StationEvent::Producing {
+                device: device.serial.clone(),
+                step,
+            })
         };
+        let ca_name = station.ca.identity().name_der();
+        let mut step = Step::Select;
         let outcome = self.pcsc.with_card(self.reader, |client| {
-            Ok(provision_card(
+            let card = CardInReader::new(
                 client,
-                self.station.ca,
-                &self.station.credentials,
-                &request,
-                &mut hooks,
-            ))
-        });
-        let provisioned = match outcome {
-            Ok(Ok(card)) => card,
-            Ok(Err(error)) => return Err(self.failed(device, hooks.step, hooks.intent, error)),
-            Err(error) => {
-                let error = CardError::Card {
-                    step: hooks.step,
-                    error,
-                };
-                return Err(self.failed(device, hooks.step, hooks.intent, error));
-            }
-        };
-        let parsed =
-            x509_cert::Certificate::from_der(&provisioned.certificate_der).map_err(|e| {
-                fatal(ProduceError::Io {
-                    path: device.serial.clone(),
-                    reason: e.to_string(),
-                })
-            })?;
-        let facts = CertificateFacts::of(&parsed, &provisioned.certificate_der);
-        store_certificate_files(
-            &delivery_folder(&self.station.out, self.station.order),
-            &device.serial,
-            &provisioned.certificate_der,
-        )
-        .map_err(fatal)?;
-        lock(self.journal)
-            .record_verified(
-                device,
-                &StoredCertificate {
-                    serial_hex: &provisioned.serial,
-                    der: &provisioned.certificate_der,
-                    sha256: &facts.sha256,
-                    not_before: &facts.not_before,
-                    not_after: &facts.not_after,
-                    p12_password: None,
-                },
-                &self.station.operator,
+                &station.credentials,
+                station.slot,
+                self.algorithm,
+                self.reader,
+                self.journal,
+                ca_name,
+                &on_step,
             )
-            .map_err(|e| fatal(e.into()))?;
-        Ok(provisioned.serial)
+            .with_pin_letter(self.pin_letter);
+            let result = self
+                .pipeline
+                .sign_chunk(&record, &card, vec![device.clone()])
+                .and_then(|signed| {
+                    // Proved on the card; a failure to record it stops the
+                    // station, and the next run's recovery voids its intent.
+                    self.pipeline
+                        .store_chunk(self.journal, &card, &folder, &station.operator, &signed)
+                        .map_err(ChunkFailure::from)?;
+                    Ok(signed)
+                });
+            step = card.step();
+            Ok(result)
+        });
+        match outcome {
+            Ok(Ok(signed)) => Ok(signed
+                .into_iter()
+                .next()
+                .map(|d| d.serial_hex)
+                .unwrap_or_default()),
+            Ok(Err(failure)) => Err(self.failed(device, step, failure)),
+            Err(error) => {
+                let error = ProduceError::Card {
+                    device: device.serial.clone(),
+                    error: CardError::Card { step, error },
+                };
+                Err(self.failed(device, step, error.into()))
+            }
+        }
     }
 
     /// Decides what a failed card means: the device goes back to the queue
     /// (pulled card, unusable card) or the station stops (a problem every
     /// card would have). A recorded intent is voided either way: its
     /// certificate never reached a card that was proved.
-    fn failed(
-        &self,
-        device: &Device,
-        step: Step,
-        intent: Option<String>,
-        error: CardError,
-    ) -> Outcome {
-        let voided = match intent {
-            Some(serial) => {
-                let reason = format!(
-                    "device {}: the card failed while {step} ({error}); never delivered",
-                    device.serial
-                );
-                match lock(self.journal).void_intent(&serial, &self.station.operator, &reason) {
-                    Ok(()) => Some(serial),
-                    Err(e) => return Outcome::Fatal(StationError::Produce(e.into())),
-                }
+    fn failed(&self, device: &Device, step: Step, failure: ChunkFailure) -> Outcome {
+        let ChunkFailure { error, intents } = failure;
+        let mut voided = None;
+        let cause = match &*error {
+            ProduceError::Card { error, .. } => error.to_string(),
+            other => other.to_string(),
+        };
+        for serial in intents {
+            let reason = format!(
+                "device {}: the card failed while {step} ({cause}); never delivered",
+                device.serial
+            );
+            match lock(self.journal).void_intent(&serial, &self.station.operator, &reason) {
+                Ok(()) => voided = Some(serial),
+                Err(e) => return Outcome::Fatal(StationError::Produce(e.into())),
             }
-            None => None,
+        }
+        let error = match *error {
+            ProduceError::Card { error, .. } => error,
+            // The CA, the journal or the delivery folder: every card would fail alike.
+            other => return Outcome::Fatal(StationError::Produce(other)),
         };
         if error.card_removed() {
             return Outcome::Pulled { step, voided };
@@ -584,7 +638,7 @@ impl Worker<'_, '_> {
                 error,
             }),
             CardError::Refused(_) | CardError::Check(_) | CardError::Card { .. } => {
-                Outcome::Refused(error.to_string())
+                Outcome::Refused(error)
             }
         }
     }
@@ -592,70 +646,6 @@ impl Worker<'_, '_> {
 
 enum Outcome {
     Pulled { step: Step, voided: Option<String> },
-    Refused(String),
+    Refused(CardError),
     Fatal(StationError),
-}
-
-/// The station's part in one card's provisioning.
-struct StationHooks<'w, 'a, 's> {
-    worker: &'w Worker<'a, 's>,
-    device: &'w Device,
-    step: Step,
-    intent: Option<String>,
-}
-
-impl CardHooks for StationHooks<'_, '_, '_> {
-    fn step(&mut self, step: Step) {
-        self.step = step;
-        self.worker.event(StationEvent::Producing {
-            device: self.device.serial.clone(),
-            step,
-        });
-    }
-
-    fn existing_certificate(&mut self, certificate: &[u8]) -> Result<(), CardError> {
-        let refuse = |why: String| CardError::Refused(why);
-        let parsed = x509_cert::Certificate::from_der(certificate)
-            .map_err(|_| refuse("the card's slot holds data that is not a certificate".into()))?;
-        let serial = hex(parsed.tbs_certificate().serial_number().as_bytes());
-        let issuer = parsed
-            .tbs_certificate()
-            .issuer()
-            .to_der()
-            .map_err(|e| refuse(e.to_string()))?;
-        let record = lock(self.worker.journal)
-            .certificate_by_serial(&serial)
-            .map_err(|e| CardError::Record(e.to_string()))?;
-        match record {
-            Some(record) if record.status == "void" => Ok(()),
-            Some(record) => Err(refuse(format!(
-                "the card already carries certificate {serial} of device {} (order {}), valid in the journal",
-                record.device_serial, record.order
-            ))),
-            None if issuer == self.worker.station.ca.identity().name_der() => Err(refuse(format!(
-                "the card carries certificate {serial} of this CA that the journal does not know"
-            ))),
-            None => Err(refuse(format!(
-                "the card carries a certificate of another issuer (serial {serial}); use a blank card"
-            ))),
-        }
-    }
-
-    fn before_signing(&mut self, prepared: &PreparedCertificate) -> Result<(), CardError> {
-        let serial = hex(prepared.serial());
-        lock(self.worker.journal)
-            .record_intent(
-                self.device,
-                &serial,
-                prepared.tbs_der(),
-                &format!(
-                    "key generated on the PIV card in reader {:?}, slot {}",
-                    self.worker.reader, self.worker.station.slot
-                ),
-                &self.worker.station.operator,
-            )
-            .map_err(|e| CardError::Record(e.to_string()))?;
-        self.intent = Some(serial);
-        Ok(())
-    }
 }

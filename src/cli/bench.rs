@@ -15,9 +15,10 @@ use certmint::journal::{
     Application, Journal, NewOrder, OrderId, OrderKind, SqliteJournal, Target,
 };
 use certmint::keyref::{KeyRef, Unlock};
-use certmint::okc::{KeyTarget, Production};
 use certmint::order::serial_list::SerialListReader;
 use certmint::pkcs11::{PinSource, Pkcs11Signer, SessionProcesses, Token};
+use certmint::production::key_target::soft::SoftTarget;
+use certmint::production::Production;
 use certmint::profile::{Profile, ProfileName};
 use certmint::signer::{KeyType, Signer, SoftwareSigner};
 
@@ -123,17 +124,18 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
         journal.mark_paid(OrderId(1), "bench")?;
         let journal: Mutex<SqliteJournal> = Mutex::new(journal);
         let calendar = BusinessCalendar::turkey();
+        let chain = vec![
+            directory.ca.certificate_der().to_vec(),
+            directory.root_der.clone(),
+        ];
+        let target = SoftTarget::new(&chain)?;
         let production = Production {
             order: OrderId(1),
             ca: &directory.ca,
             profile: &profile,
-            chain: vec![
-                directory.ca.certificate_der().to_vec(),
-                directory.root_der.clone(),
-            ],
+            chain,
             out: dir.join("out"),
             workers,
-            target: KeyTarget::Soft,
             operator: "bench".into(),
             stop: Arc::new(AtomicBool::new(false)),
             on_device: &|| {},
@@ -141,7 +143,7 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
             lease_wait: std::time::Duration::ZERO,
         };
         let start = Instant::now();
-        production.run(&journal)?;
+        production.run(&journal, &target)?;
         let seconds = start.elapsed().as_secs_f64();
         Ok(BatchReport {
             devices,
@@ -169,7 +171,7 @@ fn sign_only(args: &BenchArgs) -> Result<()> {
         ),
     };
     let duration = Duration::from_secs_f64(args.seconds.max(0.1));
-    let rate = certmint::bench::raw_sign_rate(signer.as_ref(), duration)
+    let rate = certmint::tools::bench::raw_sign_rate(signer.as_ref(), duration)
         .map_err(|e| anyhow::anyhow!(e))?;
     if args.json {
         println!(
@@ -182,7 +184,7 @@ fn sign_only(args: &BenchArgs) -> Result<()> {
             rate.per_second,
             rate.operations,
             rate.seconds,
-            certmint::okc::CHUNK
+            certmint::production::CHUNK
         );
     }
     Ok(())
@@ -225,7 +227,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         }
     };
     let duration = Duration::from_secs_f64(args.seconds.max(0.1));
-    let report = certmint::bench::bench(single, parallel, &name, workers, duration)
+    let report = certmint::tools::bench::bench(single, parallel, &name, workers, duration)
         .map_err(|e| anyhow::anyhow!(e))?;
     let batch = args.batch.map(|k| batch(k, workers)).transpose()?;
     if args.json {

@@ -411,7 +411,7 @@ fn station(args: StationArgs) -> Result<()> {
     let journal = Mutex::new(journal);
     let stop = super::stop_on_ctrl_c("cards")?;
     let wait = std::time::Duration::from_secs(args.wait);
-    let _claim = certmint::okc::OrderClaim::take(
+    let _claim = certmint::production::OrderClaim::take(
         &journal,
         order.id,
         &args.journal.operator()?,
@@ -499,7 +499,6 @@ fn station(args: StationArgs) -> Result<()> {
         order: OrderId(args.order),
         ca: &ca,
         profile: &profile,
-        id_mode,
         chain: vec![ca.certificate_der().to_vec(), directory.root_der.clone()],
         out: args.deliveries.clone(),
         readers: names,

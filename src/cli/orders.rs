@@ -14,13 +14,16 @@ use certmint::calendar::BusinessCalendar;
 use certmint::error::Stopped;
 use certmint::ids::{IdMode, PrefixTable, TaxpayerId, Vkn};
 use certmint::journal::{
-    Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, OrderState, SqliteJournal,
-    Target,
+    Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, SqliteJournal, Target,
 };
-use certmint::okc::{check_producible, purge, KeyTarget, OrderClaim, Production, ProductionReport};
+use certmint::okc::purge;
 use certmint::order::serial_list::{ListedSerial, SerialListReader};
 use certmint::order::ImportRefused;
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
+use certmint::production::key_target::hsm::HsmTarget;
+use certmint::production::key_target::soft::SoftTarget;
+use certmint::production::seals::provision_seals_on_token;
+use certmint::production::{check_producible, OrderClaim, Production, ProductionReport};
 use certmint::profile::{Profile, ProfileName};
 use certmint::signer::KeyType;
 
@@ -672,13 +675,12 @@ fn produce(args: ProduceArgs) -> Result<()> {
     let wait = std::time::Duration::from_secs(args.wait);
     let _claim = OrderClaim::take(&journal, order.id, &args.journal.operator()?, wait, &stop)?;
     let workers = args.workers.unwrap_or_else(super::default_workers);
-    let target = match (order.target, &args.token) {
-        (Target::Soft, None) => KeyTarget::Soft,
+    let token = match (order.target, &args.token) {
+        (Target::Soft, None) => None,
         (Target::Hsm, Some(uri)) => {
             let uri = Pkcs11Uri::parse(uri)?;
             let pins = PinSource::choose(uri.pin_source.clone(), args.token_pin_env.as_deref());
-            let token = Token::open(&uri, &pins, Some(workers));
-            KeyTarget::Hsm(token?)
+            Some(Token::open(&uri, &pins, Some(workers))?)
         }
         (Target::Hsm, None) => usage!(
             "order {} is for the hsm target: give the manufacturer's token with --token",
@@ -716,24 +718,27 @@ fn produce(args: ProduceArgs) -> Result<()> {
     );
     bar.set_message(args.order.to_string());
     let on_device = || bar.inc(1);
+    let chain = vec![
+        directory.ca.certificate_der().to_vec(),
+        directory.root_der.clone(),
+    ];
     let production = Production {
         order: OrderId(args.order),
         ca: &directory.ca,
         profile: &profile,
-        chain: vec![
-            directory.ca.certificate_der().to_vec(),
-            directory.root_der.clone(),
-        ],
+        chain: chain.clone(),
         out: args.deliveries.clone(),
         workers,
-        target,
         operator: args.journal.operator()?,
         stop: stop.clone(),
         on_device: &on_device,
         calendar: &calendar,
         lease_wait: wait,
     };
-    let result = production.run(&journal);
+    let result = match token {
+        None => production.run(&journal, &SoftTarget::new(&chain)?),
+        Some(token) => production.run(&journal, &HsmTarget::new(token)),
+    };
     bar.finish_and_clear();
     report_production(&result?, args.json, "certified")
 }
@@ -814,12 +819,6 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
     let ca = directory.ca.with_id_mode(seal.id_mode);
     let pins = PinSource::choose(seal.token.pin_source.clone(), seal.token_pin_env);
     let token = Token::open(&seal.token, &pins, Some(1))?;
-    if order.state == OrderState::Paid {
-        // A poisoned lock only means another thread panicked; the journal's
-        // state is its own (transactions), not the lock's.
-        let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
-        refuse_labels_in_use(&journal, &token, OrderId(seal.order))?;
-    }
     let calendar = calendar(&None)?;
     let production = Production {
         order: OrderId(seal.order),
@@ -828,42 +827,14 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
         chain: vec![ca.certificate_der().to_vec(), directory.root_der.clone()],
         out: seal.deliveries.to_path_buf(),
         workers: 1,
-        target: KeyTarget::Hsm(token),
         operator: seal.journal.operator()?,
         stop,
         on_device: &|| {},
         calendar: &calendar,
         lease_wait: seal.lease_wait,
     };
-    let report = production.run(&journal)?;
+    let report = provision_seals_on_token(&production, &journal, token)?;
     report_production(&report, seal.json, "seal(s) provisioned")
-}
-
-/// Before an order's first run: its seal labels must be free on the
-/// company's token. (Once production has started, objects carrying a
-/// planned seal's label are what an interrupted run left, and recovery
-/// removes them; before it, they would be a seal provisioned outside the
-/// order, which must not be touched.)
-fn refuse_labels_in_use(journal: &SqliteJournal, token: &Token, order: OrderId) -> Result<()> {
-    let mut after = 0;
-    loop {
-        let page = journal.pending_devices(order, after, 256)?;
-        let Some(last) = page.last() else {
-            return Ok(());
-        };
-        after = last.id;
-        for device in &page {
-            let taken = token
-                .with_session(|s| certmint::pkcs11::keys::objects_labelled(s, &device.serial))?;
-            if !taken.is_empty() {
-                return Err(certmint::pkcs11::Pkcs11Error::LabelExists {
-                    token: token.label().to_owned(),
-                    label: device.serial.clone(),
-                }
-                .into());
-            }
-        }
-    }
 }
 
 pub fn audit(command: AuditCommand) -> Result<()> {

@@ -1,5 +1,5 @@
 //! `certmint card virtual`: parsing and reporting; the card and the vpcd
-//! protocol are in the library (`certmint::vcard`).
+//! protocol are in the library (`certmint::tools::vcard`).
 
 use std::time::Duration;
 
@@ -8,8 +8,8 @@ use clap::Args;
 use zeroize::Zeroizing;
 
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
-use certmint::vcard::vpcd::{self, EjectPolicy, Fault, VpcdOptions};
-use certmint::vcard::CardConfig;
+use certmint::tools::vcard::vpcd::{self, EjectPolicy, Fault, VpcdOptions};
+use certmint::tools::vcard::CardConfig;
 
 #[derive(Args)]
 #[command(after_help = "Examples:\n  \
@@ -158,7 +158,7 @@ pub fn run(args: VirtualArgs) -> Result<()> {
         mute_cards: args.mute_cards,
     };
     // Validate the factory settings before touching the reader.
-    certmint::vcard::VirtualCard::new(&options.card)?;
+    certmint::tools::vcard::VirtualCard::new(&options.card)?;
     vpcd::run(&options, &mut |event| eprintln!("vcard: {event}"))?;
     Ok(())
 }

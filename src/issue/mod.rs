@@ -141,6 +141,19 @@ pub struct PreparedCertificate {
     tbs_der: Vec<u8>,
     serial: Vec<u8>,
     profile: ProfileName,
+    /// Known when certmint's own template encoded the TBS.
+    layout: Option<Layout>,
+}
+
+/// What the encoder of a TBS knows of it without decoding it again: where
+/// the subject's key is, and the validity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Layout {
+    /// Where the subjectPublicKeyInfo's bytes are (in the TBS, then in the
+    /// certificate).
+    key_at: std::ops::Range<usize>,
+    not_before: DateTime,
+    not_after: DateTime,
 }
 
 impl PreparedCertificate {
@@ -165,6 +178,7 @@ impl PreparedCertificate {
 pub struct IssuedCertificate {
     der: Vec<u8>,
     serial: Vec<u8>,
+    layout: Option<Layout>,
 }
 
 impl IssuedCertificate {
@@ -186,6 +200,39 @@ impl IssuedCertificate {
     /// The serial number in upper-case hex.
     pub fn serial_hex(&self) -> String {
         crate::pem::hex(&self.serial)
+    }
+
+    /// Checks that the certificate certifies `spki_der`, the key it was
+    /// issued for: its subjectPublicKeyInfo's bytes are the key's. A
+    /// certificate encoded from certmint's template knows where they are
+    /// (the template's encoding is checked against the typed structure by a
+    /// unit test, and the TBS passed the lints); any other is decoded.
+    pub fn certifies(&self, spki_der: &[u8]) -> Result<(), IssueError> {
+        let certified = match &self.layout {
+            Some(layout) => self.der.get(layout.key_at.clone()) == Some(spki_der),
+            None => return self.certifying(spki_der).map(|_| ()),
+        };
+        if !certified {
+            return Err(IssueError::SignatureCheck(
+                "the certificate does not certify the key it was issued for".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// notBefore and notAfter, without decoding the certificate when its
+    /// encoder knew them.
+    pub fn validity(&self) -> Result<(DateTime, DateTime), IssueError> {
+        if let Some(layout) = &self.layout {
+            return Ok((layout.not_before, layout.not_after));
+        }
+        let parsed = x509_cert::Certificate::from_der(&self.der)
+            .map_err(|e| IssueError::Encoding(e.to_string()))?;
+        let validity = parsed.tbs_certificate().validity();
+        Ok((
+            validity.not_before.to_date_time(),
+            validity.not_after.to_date_time(),
+        ))
     }
 
     /// Decodes the certificate and checks that it certifies `spki_der`, the
@@ -379,10 +426,15 @@ impl CertificateAuthority {
         }
         self.with_template(profile, key_type, |template| {
             let serial = serial::new_serial(self.entropy.as_ref())?;
-            let tbs_der =
+            let (tbs_der, key_at) =
                 template
                     .tbs
                     .encode(subject, &spki, public_key_der, &serial, not_before)?;
+            let layout = Layout {
+                key_at,
+                not_before,
+                not_after: validity::not_after(not_before, profile.validity_years)?,
+            };
             match template.conformant.get() {
                 Some(known) => lint::lint_rules_of_checked_key(
                     profile,
@@ -403,6 +455,7 @@ impl CertificateAuthority {
                 tbs_der,
                 serial: serial.as_bytes().to_vec(),
                 profile: profile.name,
+                layout: Some(layout),
             })
         })
     }
@@ -451,6 +504,7 @@ impl CertificateAuthority {
             tbs_der,
             serial: tbs.serial_number.as_bytes().to_vec(),
             profile: profile.name,
+            layout: None,
         })
     }
 
@@ -498,9 +552,25 @@ impl CertificateAuthority {
             .map_err(|e| IssueError::SignatureCheck(e.to_string()))?;
         let der =
             tbs::certificate_der(&prepared.tbs_der, self.identity.algorithm_der(), signature)?;
+        // The TBS follows the certificate's SEQUENCE header unchanged (were
+        // it not found there, the certificate is decoded when asked).
+        let tbs_at = match der.get(1) {
+            Some(&length) if length & 0x80 != 0 => 2 + usize::from(length & 0x7f),
+            _ => 2,
+        };
+        let tbs_in_place =
+            der.get(tbs_at..tbs_at + prepared.tbs_der.len()) == Some(&prepared.tbs_der[..]);
+        let layout = prepared
+            .layout
+            .filter(|_| tbs_in_place)
+            .map(|layout| Layout {
+                key_at: layout.key_at.start + tbs_at..layout.key_at.end + tbs_at,
+                ..layout
+            });
         Ok(IssuedCertificate {
             der,
             serial: prepared.serial,
+            layout,
         })
     }
 
@@ -514,5 +584,82 @@ impl CertificateAuthority {
     ) -> Result<IssuedCertificate, IssueError> {
         let prepared = self.prepare(profile, subject, key, not_before)?;
         self.sign(prepared)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{DeviceSerial, PrefixTable};
+    use crate::profile::{CaConfig, SubjectInput};
+
+    fn ca_and_profile() -> (CertificateAuthority, Profile, DateTime) {
+        let config = CaConfig::kamu_sm_defaults();
+        let root = Profile::from_config(ProfileName::RootCa, &config).unwrap();
+        let subject = Subject::from_input(
+            &root,
+            &SubjectInput {
+                common_name: Some("certmint test CA".into()),
+                ..Default::default()
+            },
+            IdMode::Production,
+        )
+        .unwrap();
+        let now = validity::now().unwrap();
+        let key = SoftwareSigner::generate(KeyType::EcP256).unwrap();
+        let ca = CertificateAuthority::create_root(Box::new(key), &root, &subject, now).unwrap();
+        let profile = Profile::from_config(ProfileName::OkcDevice, &config).unwrap();
+        (ca, profile, now)
+    }
+
+    fn device() -> Subject {
+        Subject::OkcDevice {
+            serial: DeviceSerial::parse("FU00022547", &PrefixTable::any()).unwrap(),
+            manufacturer: Some("Örnek Yazarkasa A.Ş.".into()),
+        }
+    }
+
+    /// The template's certificates know where their key and validity are;
+    /// the answers equal what decoding the certificate gives, and another
+    /// key is refused.
+    #[test]
+    fn an_issued_certificate_certifies_its_own_key_only_and_knows_its_validity() {
+        let (ca, profile, now) = ca_and_profile();
+        let key = SoftwareSigner::generate(KeyType::EcP256).unwrap();
+        let other = SoftwareSigner::generate(KeyType::EcP256).unwrap();
+        let issued = ca
+            .issue(&profile, &device(), SubjectKey::generated(&key), now)
+            .unwrap();
+        assert!(issued.layout.is_some());
+        issued.certifies(key.public_key_der()).unwrap();
+        assert!(issued.certifies(other.public_key_der()).is_err());
+        assert!(issued.certifying(other.public_key_der()).is_err());
+        let decoded = x509_cert::Certificate::from_der(issued.der()).unwrap();
+        let validity = decoded.tbs_certificate().validity();
+        assert_eq!(
+            issued.validity().unwrap(),
+            (
+                validity.not_before.to_date_time(),
+                validity.not_after.to_date_time()
+            )
+        );
+        assert_eq!(issued.validity().unwrap().0, now);
+
+        // A TBS built elsewhere has no layout: the certificate is decoded.
+        let tbs = tbs::build(
+            &profile,
+            &device(),
+            key.public_key_der(),
+            KeyType::EcP256,
+            ca.identity(),
+            der::asn1::Int::new(&[0x42; 16]).unwrap(),
+            now,
+        )
+        .unwrap();
+        let elsewhere = ca.sign(ca.prepare_tbs(&profile, &tbs).unwrap()).unwrap();
+        assert!(elsewhere.layout.is_none());
+        elsewhere.certifies(key.public_key_der()).unwrap();
+        assert!(elsewhere.certifies(other.public_key_der()).is_err());
+        assert_eq!(elsewhere.validity().unwrap().0, now);
     }
 }

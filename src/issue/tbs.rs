@@ -442,7 +442,7 @@ impl TbsTemplate {
     ///
     /// `spki` is `spki_der` decoded. Decoding is strict DER, so the key's
     /// bytes are what encoding the decoded key would give: they are copied
-    /// as they are.
+    /// as they are. Returns the DER and where in it the key's bytes are.
     pub fn encode(
         &self,
         subject: &Subject,
@@ -450,7 +450,7 @@ impl TbsTemplate {
         spki_der: &[u8],
         serial_number: &Int,
         not_before: DateTime,
-    ) -> Result<Vec<u8>, IssueError> {
+    ) -> Result<(Vec<u8>, std::ops::Range<usize>), IssueError> {
         let key_id = key_identifier_of_bits(spki.subject_public_key.raw_bytes());
         let serial = serial_number.to_der().map_err(encoding)?;
         let validity = validity::validity_der(not_before, self.profile.validity_years)?;
@@ -480,13 +480,15 @@ impl TbsTemplate {
         for field in fields {
             out.extend_from_slice(field);
         }
+        // The key is the last of the fields.
+        let key_at = out.len() - spki_der.len()..out.len();
         put_header(&mut out, extensions_tag, explicit_len)?;
         put_header(&mut out, Tag::Sequence, extensions_len)?;
         out.extend_from_slice(&self.extensions_before_key_id);
         out.extend_from_slice(&self.key_id_extension_head);
         out.extend_from_slice(&key_id);
         out.extend_from_slice(&self.extensions_after_key_id);
-        Ok(out)
+        Ok((out, key_at))
     }
 }
 
@@ -523,7 +525,7 @@ pub fn build(
     not_before: DateTime,
 ) -> Result<TbsCertificate, IssueError> {
     let spki = SubjectPublicKeyInfoRef::from_der(spki_der).map_err(encoding)?;
-    let der = TbsTemplate::new(profile, key_type, issuer)?.encode(
+    let (der, _key_at) = TbsTemplate::new(profile, key_type, issuer)?.encode(
         subject,
         &spki,
         spki_der,
@@ -661,10 +663,14 @@ mod tests {
             .unwrap();
             let template = TbsTemplate::new(&profile, key_type, &issuer).unwrap();
             let spki_ref = SubjectPublicKeyInfoRef::from_der(spki_der).unwrap();
-            let joined = template
+            let (joined, key_at) = template
                 .encode(&subject, &spki_ref, spki_der, &serial, now)
                 .unwrap();
             assert_eq!(joined, typed, "{profile_name} with a {key_type} key");
+            assert_eq!(
+                &joined[key_at], spki_der,
+                "{profile_name} with a {key_type} key"
+            );
             assert!(x509_cert::TbsCertificate::from_der(&joined).is_ok());
         }
     }

@@ -1,7 +1,7 @@
 //! The PIV card application (NIST SP 800-73-4) as certmint speaks it, on
 //! both sides of the wire: the client that provisions cards
 //! ([`client::PivClient`]) and the virtual card that rehearses it
-//! ([`crate::vcard`]). This module holds what both sides share: the
+//! ([`crate::tools::vcard`]). This module holds what both sides share: the
 //! application identifier, key slots and data objects, algorithm
 //! identifiers, PIN encoding, the public-key template of GENERATE, and what
 //! a card signs.

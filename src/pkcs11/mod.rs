@@ -14,6 +14,7 @@ pub mod list;
 pub mod pin;
 pub mod probe;
 pub mod provision;
+pub mod recovery;
 pub mod registry;
 pub mod session_process;
 pub mod signer;

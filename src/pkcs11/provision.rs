@@ -165,7 +165,13 @@ pub fn provision(
         }
     };
 
-    let checks = match prove(token, request, &pair, certificate.der(), &temporary) {
+    let checks = match prove(
+        token,
+        request.key_type,
+        &pair,
+        certificate.der(),
+        &temporary,
+    ) {
         Ok(checks) => checks,
         Err(e) => {
             remove_new(Some(cert_object));
@@ -219,14 +225,17 @@ pub fn provision(
     })
 }
 
-/// Reads everything back and proves it: key attributes, the certificate's
-/// key equals the token's, and a test signature verifies under the certificate.
-fn prove(
+/// Reads everything back and proves it: key attributes (sensitive, never
+/// extractable, its value unreadable), the certificate's key equals the
+/// token's, the certificate object labelled `label` beside the key holds
+/// exactly `certificate_der`, and a test signature by the key verifies
+/// under the certificate. Returns the checks that passed.
+pub fn prove(
     token: &std::sync::Arc<Token>,
-    request: &ProvisionRequest,
+    key_type: KeyType,
     pair: &keys::GeneratedKeyPair,
     certificate_der: &[u8],
-    temporary: &str,
+    label: &str,
 ) -> Result<Vec<String>, Pkcs11Error> {
     let name = token.label().to_owned();
     let failed = |m: String| Pkcs11Error::Verification(m);
@@ -303,7 +312,7 @@ fn prove(
     let stored = token.with_session(|s| {
         let certs = s.find_objects(&[
             Attribute::Class(ObjectClass::CERTIFICATE),
-            Attribute::Label(temporary.as_bytes().to_vec()),
+            Attribute::Label(label.as_bytes().to_vec()),
             Attribute::Id(pair.id.clone()),
         ])?;
         let mut values = Vec::new();
@@ -327,7 +336,7 @@ fn prove(
         module_path: std::path::PathBuf::new(),
         token: Some(name.clone()),
         serial: None,
-        object: Some(temporary.to_owned()),
+        object: Some(label.to_owned()),
         id: Some(pair.id.clone()),
         pin_source: None,
         token_match: Default::default(),
@@ -338,14 +347,14 @@ fn prove(
     let signature = signer.sign(&challenge).map_err(|e| failed(e.to_string()))?;
     verify_signature(
         &cert_spki,
-        request.key_type.signature_algorithm(),
+        key_type.signature_algorithm(),
         &challenge,
         &signature,
     )
     .map_err(|e| failed(format!("test signature: {e}")))?;
     checks.push(format!(
         "test signature by the token key verifies under the certificate ({})",
-        request.key_type.signature_algorithm()
+        key_type.signature_algorithm()
     ));
     Ok(checks)
 }

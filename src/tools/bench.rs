@@ -17,11 +17,13 @@
 //! runs faster than verifying distinct ones, because the branch predictor
 //! learns the variable-time parts of ECDSA verification for that one input.
 //!
-//! The pipeline works as ÖKC production does: a worker prepares and lints a
-//! chunk of [`crate::okc::CHUNK`] certificates, records their intents (here
-//! in memory: the bytes that would go to the journal), then signs, verifies
-//! and assembles each. A certificate's latency runs from the start of its
-//! chunk to its DER. N workers run on the threads production gives them:
+//! The pipeline is production's own ([`crate::production::Pipeline::sign_chunk`]):
+//! a worker prepares and lints a chunk of [`crate::production::CHUNK`]
+//! certificates, records their intents (here in memory: a copy of the bytes
+//! that would go to the journal), then signs, verifies and writes back each.
+//! Its key target gives every device the same software key, so that the
+//! bench measures the pipeline around the CA key, not key generation. A
+//! certificate's latency runs from the start of its chunk to its write-back. N workers run on the threads production gives them:
 //! one each, or two per session process of a token key, one whose chunk is
 //! signed while the other verifies. `--batch` measures a whole order with the durable
 //! journal.
@@ -36,10 +38,98 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::ids::{DeviceSerial, PrefixTable};
-use crate::issue::{CertificateAuthority, IssueError, SubjectKey};
+use crate::issue::{CertificateAuthority, IssuedCertificate, SubjectKey};
+use crate::journal::{Device, DeviceState, Intent, OrderId, Target};
+use crate::production::key_target::{DeviceKey, KeyTarget, TargetRun};
+use crate::production::pipeline::{Pipeline, Record};
+use crate::production::{Certified, ProduceError, CHUNK};
 use crate::profile::{CaConfig, Profile, ProfileName, Subject, SubjectInput};
-use crate::signer::{KeyType, Signer, SoftwareSigner, VerifyingKey};
+use crate::signer::{KeyType, Signer, SignerError, SoftwareSigner, VerifyingKey};
+
+/// The bench's key target: one software key, generated once, for every
+/// device; its write-back only notes when the certificate was done, and
+/// nothing is stored.
+struct OneKeyForAll {
+    key: Arc<SoftwareSigner>,
+}
+
+/// The shared key, as a device's key.
+struct SharedKey(Arc<SoftwareSigner>);
+
+impl DeviceKey for SharedKey {
+    fn spki(&self) -> &[u8] {
+        self.0.public_key_der()
+    }
+
+    fn subject_key(&self) -> Result<SubjectKey<'_>, SignerError> {
+        Ok(SubjectKey::generated(&self.0))
+    }
+}
+
+impl TargetRun for OneKeyForAll {
+    fn kind(&self) -> Target {
+        Target::Soft
+    }
+}
+
+impl KeyTarget for OneKeyForAll {
+    type Key = SharedKey;
+    /// When the certificate was verified and written back.
+    type Written = Instant;
+
+    fn key_note(&self) -> String {
+        "bench: one software key for every device".into()
+    }
+
+    fn generate(
+        &self,
+        _record: &dyn Record,
+        _device: &Device,
+        _key_type: KeyType,
+    ) -> Result<SharedKey, ProduceError> {
+        Ok(SharedKey(Arc::clone(&self.key)))
+    }
+
+    fn write_back(
+        &self,
+        _device: &Device,
+        _key: SharedKey,
+        certificate: &IssuedCertificate,
+    ) -> Result<Instant, ProduceError> {
+        std::hint::black_box(certificate.der());
+        Ok(Instant::now())
+    }
+
+    fn store(
+        &self,
+        _folder: &std::path::Path,
+        _device: &Device,
+        _certificate_der: &[u8],
+        _written: &Instant,
+    ) -> Result<(), ProduceError> {
+        Ok(())
+    }
+}
+
+/// The bench's record: intents copied in memory, as the bytes that would
+/// go to the journal; no lease to confirm.
+struct InMemory;
+
+impl Record for InMemory {
+    fn record_key(&self, _device: &Device, _key_id_hex: &str) -> Result<(), ProduceError> {
+        Ok(())
+    }
+
+    fn record_intents(&self, intents: &[Intent<'_>]) -> Result<(), ProduceError> {
+        let copies: Vec<Vec<u8>> = intents.iter().map(|i| i.tbs.to_vec()).collect();
+        std::hint::black_box(&copies);
+        Ok(())
+    }
+
+    fn confirm_lease(&self) -> Result<(), ProduceError> {
+        Ok(())
+    }
+}
 
 /// A measured rate.
 #[derive(Debug, Clone, Serialize)]
@@ -388,7 +478,7 @@ pub fn bench(
 /// time, and the branch predictor learns them. So the baseline verifies,
 /// and signs, a chunk of distinct ones.
 fn distinct_messages() -> Vec<Vec<u8>> {
-    (0..crate::okc::CHUNK)
+    (0..CHUNK)
         .map(|index| {
             let mut message = vec![0x5a_u8; 600];
             message[..8].copy_from_slice(&(index as u64).to_be_bytes());
@@ -399,7 +489,7 @@ fn distinct_messages() -> Vec<Vec<u8>> {
 
 /// The raw signature rate of `signer` alone, on the calling thread, for
 /// `duration`: chunks of distinct messages, signed as the baseline of
-/// [`bench`] signs them, after one chunk to warm up. A quick preflight of a
+/// [`bench()`] signs them, after one chunk to warm up. A quick preflight of a
 /// key, and the figure `benches/signing-vs-openssl.sh` sets against
 /// `openssl speed` in slices as short as its own.
 pub fn raw_sign_rate(signer: &dyn Signer, duration: Duration) -> Result<Rate, String> {
@@ -443,12 +533,28 @@ fn measure(
         now,
     )
     .map_err(|e| e.to_string())?;
-    let device_key = SoftwareSigner::generate(KeyType::EcP256).map_err(|e| e.to_string())?;
-    let subject = Subject::OkcDevice {
-        serial: DeviceSerial::parse("FU00022547", &PrefixTable::any())
-            .map_err(|e| e.to_string())?,
-        manufacturer: Some("Örnek Yazarkasa A.Ş.".into()),
+    let target = OneKeyForAll {
+        key: Arc::new(SoftwareSigner::generate(KeyType::EcP256).map_err(|e| e.to_string())?),
     };
+    let certified = Certified::Devices {
+        manufacturer: "Örnek Yazarkasa A.Ş.".into(),
+    };
+    let pipeline = Pipeline {
+        order: OrderId(0),
+        ca: &ca,
+        profile: &profile,
+        certified: &certified,
+        key_type: KeyType::EcP256,
+    };
+    let devices: Vec<Device> = (0..CHUNK)
+        .map(|index| Device {
+            id: index as i64 + 1,
+            order: OrderId(0),
+            serial: format!("FU{:08}", 22_547 + index),
+            state: DeviceState::Planned,
+            key_id: None,
+        })
+        .collect();
     let verifying = VerifyingKey::new(signer.public_key_der(), signer.algorithm())
         .map_err(|e| e.to_string())?;
     let messages = distinct_messages();
@@ -480,17 +586,10 @@ fn measure(
         )
     };
     let issue = |done: &mut Vec<Instant>| -> Result<(), String> {
-        let prepared = (0..crate::okc::CHUNK)
-            .map(|_| ca.prepare(&profile, &subject, SubjectKey::generated(&device_key), now))
-            .collect::<Result<Vec<_>, IssueError>>()
-            .map_err(|e| e.to_string())?;
-        // The intents: the bytes that would be made durable before signing.
-        let intents: Vec<Vec<u8>> = prepared.iter().map(|p| p.tbs_der().to_vec()).collect();
-        std::hint::black_box(&intents);
-        for certificate in ca.sign_all(prepared).map_err(|e| e.to_string())? {
-            std::hint::black_box(certificate.map_err(|e| e.to_string())?.der());
-            done.push(Instant::now());
-        }
+        let signed = pipeline
+            .sign_chunk(&InMemory, &target, devices.clone())
+            .map_err(|failure| failure.error.to_string())?;
+        done.extend(signed.iter().map(|device| device.written));
         Ok(())
     };
 
@@ -592,13 +691,13 @@ impl BenchReport {
              vs separate rates = issued/s ÷ 1/(1/sign/s + 1/verify/s). Both are medians over {} rounds of\n\
              the ratio within a round (one {} ms turn of each measurement), which a burst of load on the\n\
              host moves less. Everything goes by chunks of {}, as ÖKC production does: the pipeline\n\
-             prepares and lints a chunk, records its intents, signs it, then verifies and assembles each\n\
-             certificate; latency runs from the start of a certificate's chunk to its DER. A token key with\n\
+             prepares and lints a chunk, records its intents, signs it, then verifies and writes back each\n\
+             certificate; latency runs from the start of a certificate's chunk to its write-back. A token key with\n\
              more than one session signs in one process per session, called by two threads: one's chunk is\n\
              signed while the other verifies its last chunk and prepares the next.\n",
             self.single.per_round.issuance.len(),
             TURN.as_millis(),
-            crate::okc::CHUNK
+            crate::production::CHUNK
         );
         out
     }

@@ -1,0 +1,216 @@
+//! The delivery of a finished order: the folder with every certificate
+//! (checked against the journal and rewritten where a crash lost it), the
+//! manifests, the CA chain, and for a target that delivers key files the
+//! PKCS#12 check and the separate password manifest; then the upload is
+//! recorded.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use der::DateTime;
+
+use super::files::{io, restore_certificate_files, sync_file_system, write_atomically, AtomicFile};
+use super::key_target::TargetRun;
+use super::{ProduceError, Production, ProductionReport};
+use crate::journal::{DeliveryRecord, Journal, OrderId};
+use crate::okc::PURGE_AFTER_BUSINESS_DAYS;
+use crate::pem::{self, hex_colons};
+use crate::pkcs11::token::lock;
+
+/// What the manifest says of a certificate.
+pub struct CertificateFacts {
+    /// SHA-256 of the DER, hex with colons.
+    pub sha256: String,
+    /// notBefore.
+    pub not_before: String,
+    /// notAfter.
+    pub not_after: String,
+}
+
+impl CertificateFacts {
+    /// The facts of the certificate `der` valid over `validity` (notBefore,
+    /// notAfter), known without decoding it again.
+    pub fn of_der(der: &[u8], validity: (DateTime, DateTime)) -> Self {
+        CertificateFacts {
+            sha256: hex_colons(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref()),
+            not_before: validity.0.to_string(),
+            not_after: validity.1.to_string(),
+        }
+    }
+}
+
+/// The folder of an order's delivery.
+pub fn delivery_folder(out: &Path, order: OrderId) -> PathBuf {
+    out.join(format!("order-{order}"))
+}
+
+/// The separate password manifest of a soft delivery.
+pub fn password_manifest(out: &Path, order: OrderId) -> PathBuf {
+    out.join(format!("order-{order}.passwords.csv"))
+}
+impl Production<'_> {
+    /// Writes the delivery folder: manifest (CSV and JSON), CA chain, and for
+    /// soft deliveries the separate password manifest; records the upload.
+    pub(crate) fn deliver(
+        &self,
+        journal: &Mutex<dyn Journal>,
+        target: &dyn TargetRun,
+        report: &mut ProductionReport,
+    ) -> Result<(), ProduceError> {
+        let folder = delivery_folder(&self.out, self.order);
+        std::fs::create_dir_all(&folder).map_err(io(&folder))?;
+        // Recorded absolute and without symbolic links: the purge finds the
+        // delivery from any working directory, and only there.
+        let folder = std::fs::canonicalize(&folder).map_err(io(&folder))?;
+        // A target that hands over key files (soft: PKCS#12) delivers them
+        // with their passwords apart, and has them purged.
+        let soft = target.delivers_key_files();
+        if soft {
+            self.check_pkcs12_files(journal, &folder)?;
+        }
+        let chain_pem: String = self.chain.iter().map(|der| pem::certificate(der)).collect();
+        write_atomically(&folder.join("chain.pem"), chain_pem.as_bytes(), 0o644)?;
+
+        // Streamed page by page from the journal: memory stays flat however large the order.
+        let certs = folder.join("certs");
+        std::fs::create_dir_all(&certs).map_err(io(&certs))?;
+        let csv_path = folder.join("manifest.csv");
+        let json_path = folder.join("manifest.json");
+        let mut csv = AtomicFile::create(&csv_path, 0o644)?;
+        let mut json = AtomicFile::create(&json_path, 0o644)?;
+        csv.write(b"device_serial,certificate_serial,sha256,not_before,not_after\n")?;
+        json.write(b"[")?;
+        let mut after = 0;
+        let mut first = true;
+        loop {
+            let page = lock(journal).issued(self.order, after, 1000)?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            for (_, record) in page {
+                restore_certificate_files(&certs, &record.device_serial, &record.der)?;
+                let line = format!(
+                    "{},{},{},{},{}\n",
+                    record.device_serial,
+                    record.certificate_serial,
+                    record.sha256,
+                    record.not_before,
+                    record.not_after
+                );
+                csv.write(line.as_bytes())?;
+                let object = serde_json::to_string(&record).map_err(|e| ProduceError::Io {
+                    path: json_path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                json.write(if first { b"\n  " } else { b",\n  " })?;
+                json.write(object.as_bytes())?;
+                first = false;
+            }
+        }
+        json.write(b"\n]\n")?;
+        csv.commit()?;
+        json.commit()?;
+
+        let mut passwords_path = None;
+        if soft {
+            let root = std::fs::canonicalize(&self.out).map_err(io(&self.out))?;
+            let path = password_manifest(&root, self.order);
+            let mut passwords = AtomicFile::create(&path, 0o600)?;
+            passwords.write(b"device_serial,p12_file,password\n")?;
+            let mut after = 0;
+            loop {
+                let page = lock(journal).passwords(self.order, after, 1000)?;
+                let Some((last, _, _)) = page.last() else {
+                    break;
+                };
+                after = *last;
+                for (_, serial, password) in page {
+                    let line =
+                        zeroize::Zeroizing::new(format!("{serial},p12/{serial}.p12,{password}\n"));
+                    passwords.write(line.as_bytes())?;
+                }
+            }
+            passwords.commit()?;
+            report.passwords = Some(path.display().to_string());
+            passwords_path = Some(path.display().to_string());
+        }
+        // The certificate files (written without fsync) and the rest of the
+        // folder are durable before the upload is recorded.
+        sync_file_system(&folder)?;
+        let uploaded = time::OffsetDateTime::now_utc();
+        let uploaded_at = uploaded
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let purge_due = if soft {
+            let due = self
+                .calendar
+                .purge_deadline_for_upload(uploaded, PURGE_AFTER_BUSINESS_DAYS)
+                .map_err(|e| ProduceError::Order {
+                    order: self.order,
+                    reason: format!("cannot compute the purge deadline: {e}"),
+                })?;
+            Some(due.to_string())
+        } else {
+            None
+        };
+        let folder_text = folder.display().to_string();
+        lock(journal).record_delivery(
+            self.order,
+            &DeliveryRecord {
+                folder: &folder_text,
+                passwords: passwords_path.as_deref(),
+                uploaded_at: &uploaded_at,
+                purge_due: purge_due.as_deref(),
+            },
+            &self.operator,
+        )?;
+        report.delivery = Some(folder.display().to_string());
+        report.purge_due = purge_due;
+        Ok(())
+    }
+
+    /// Refuses a soft delivery whose PKCS#12 files are not all in the
+    /// folder as regular files: the password manifest would list keys the
+    /// manufacturer never gets, and the journal would call it delivered.
+    fn check_pkcs12_files(
+        &self,
+        journal: &Mutex<dyn Journal>,
+        folder: &Path,
+    ) -> Result<(), ProduceError> {
+        let p12_dir = folder.join("p12");
+        // Paged from the journal and only the first names kept: memory
+        // stays flat however large the order.
+        let (mut missing, mut shown) = (0usize, Vec::new());
+        let mut after = 0;
+        loop {
+            let page = lock(journal).pkcs12_serials(self.order, after, 1000)?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            for (_, serial) in page {
+                let name = format!("{serial}.p12");
+                if !std::fs::symlink_metadata(p12_dir.join(&name)).is_ok_and(|meta| meta.is_file())
+                {
+                    missing += 1;
+                    if shown.len() < 10 {
+                        shown.push(name);
+                    }
+                }
+            }
+        }
+        if missing == 0 {
+            return Ok(());
+        }
+        let names = crate::text::some_of(&shown, missing);
+        Err(ProduceError::Order {
+            order: self.order,
+            reason: format!(
+                "not delivered: {} PKCS#12 file(s) are missing from {} or are not regular files ({names}). \
+                 Their private keys exist nowhere else. Restore the files from a backup into that folder \
+                 and run `certmint okc produce --order {}` again to deliver; if they are lost, the \
+                 certificates of these devices must be revoked and the devices certified in a new order",
+                missing,
+                p12_dir.display(),
+                self.order
+            ),
+        })
+    }
+}

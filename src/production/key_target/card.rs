@@ -1,0 +1,249 @@
+//! The card target: a key generated on a PIV card through PC/SC, its
+//! certificate written to the slot, read back, and a test signature by the
+//! card verified under it. One [`CardInReader`] is the card in one reader
+//! for the length of one PC/SC transaction; the card station
+//! ([`crate::card::station`]) schedules the readers and hands each card to
+//! the pipeline for one device.
+
+use std::cell::{Cell, RefCell};
+use std::path::Path;
+use std::sync::Mutex;
+
+use der::{Decode, Encode};
+
+use super::{DeviceKey, KeyTarget, TargetRun};
+use crate::card::provision::{
+    open_card, set_fresh_credentials, write_and_prove, CardCredentials, CardError, Step,
+};
+use crate::issue::IssuedCertificate;
+use crate::journal::{Device, Journal, Target};
+use crate::pem::hex;
+use crate::piv::client::{PivClient, PivError, Transport};
+use crate::piv::{Algorithm, Slot};
+use crate::pkcs11::token::lock;
+use crate::production::pipeline::Record;
+use crate::production::ProduceError;
+use crate::signer::KeyType;
+
+/// Card orders are produced by the card station: at the level of a run,
+/// the card target has nothing to recover beyond the journal's intents
+/// (a card carrying a voided certificate is overwritten when it comes
+/// back) and delivers no key files.
+pub struct CardRun;
+
+impl TargetRun for CardRun {
+    fn kind(&self) -> Target {
+        Target::Card
+    }
+}
+
+/// The card in one reader, for one transaction.
+pub struct CardInReader<'a, T: Transport> {
+    client: RefCell<&'a mut PivClient<T>>,
+    credentials: &'a CardCredentials,
+    slot: Slot,
+    algorithm: Algorithm,
+    reader: &'a str,
+    journal: &'a Mutex<dyn Journal>,
+    /// The issuing CA's name (DER), to tell its certificates from others.
+    ca_name_der: &'a [u8],
+    step: Cell<Step>,
+    on_step: &'a dyn Fn(Step),
+    pin_letter: Option<&'a Path>,
+}
+
+impl<'a, T: Transport> CardInReader<'a, T> {
+    /// The card `client` talks to, in `reader`, its key going to `slot`;
+    /// `on_step` hears each step as it starts. `journal` judges a
+    /// certificate the slot holds already.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: &'a mut PivClient<T>,
+        credentials: &'a CardCredentials,
+        slot: Slot,
+        algorithm: Algorithm,
+        reader: &'a str,
+        journal: &'a Mutex<dyn Journal>,
+        ca_name_der: &'a [u8],
+        on_step: &'a dyn Fn(Step),
+    ) -> Self {
+        Self {
+            client: RefCell::new(client),
+            credentials,
+            slot,
+            algorithm,
+            reader,
+            journal,
+            ca_name_der,
+            step: Cell::new(Step::Select),
+            on_step,
+            pin_letter: None,
+        }
+    }
+
+    /// After the proof, the card gets a fresh random PIN and PUK, written
+    /// to the new file `pin_letter` (mode 0600); the credentials must hold
+    /// the card's current PUK.
+    pub fn with_pin_letter(mut self, pin_letter: Option<&'a Path>) -> Self {
+        self.pin_letter = pin_letter;
+        self
+    }
+
+    /// The step under way (or where it failed).
+    pub fn step(&self) -> Step {
+        self.step.get()
+    }
+
+    fn enter(&self, step: Step) {
+        self.step.set(step);
+        (self.on_step)(step);
+    }
+
+    /// Judges what the slot holds already: a certificate voided in the
+    /// journal is overwritten; one valid in the journal, one of this CA the
+    /// journal does not know, or another issuer's is refused, so no device
+    /// ever ends with two valid certificates.
+    fn judge_existing(&self, certificate: &[u8]) -> Result<(), CardError> {
+        let refuse = |why: String| CardError::Refused(why);
+        let parsed = x509_cert::Certificate::from_der(certificate)
+            .map_err(|_| refuse("the card's slot holds data that is not a certificate".into()))?;
+        let serial = hex(parsed.tbs_certificate().serial_number().as_bytes());
+        let issuer = parsed
+            .tbs_certificate()
+            .issuer()
+            .to_der()
+            .map_err(|e| refuse(e.to_string()))?;
+        let record = lock(self.journal)
+            .certificate_by_serial(&serial)
+            .map_err(|e| CardError::Record(e.to_string()))?;
+        match record {
+            Some(record) if record.status == "void" => Ok(()),
+            Some(record) => Err(refuse(format!(
+                "the card already carries certificate {serial} of device {} (order {}), valid in the journal",
+                record.device_serial, record.order
+            ))),
+            None if issuer == self.ca_name_der => Err(refuse(format!(
+                "the card carries certificate {serial} of this CA that the journal does not know"
+            ))),
+            None => Err(refuse(format!(
+                "the card carries a certificate of another issuer (serial {serial}); use a blank card"
+            ))),
+        }
+    }
+}
+
+/// A key generated on the card: its public key.
+pub struct CardKey {
+    spki: Vec<u8>,
+}
+
+impl DeviceKey for CardKey {
+    fn spki(&self) -> &[u8] {
+        &self.spki
+    }
+}
+
+fn card_error(device: &Device) -> impl Fn(CardError) -> ProduceError + '_ {
+    move |error| ProduceError::Card {
+        device: device.serial.clone(),
+        error,
+    }
+}
+
+impl<T: Transport> TargetRun for CardInReader<'_, T> {
+    fn kind(&self) -> Target {
+        Target::Card
+    }
+}
+
+impl<T: Transport> KeyTarget for CardInReader<'_, T> {
+    type Key = CardKey;
+    type Written = ();
+
+    fn key_note(&self) -> String {
+        format!(
+            "key generated on the PIV card in reader {:?}, slot {}",
+            self.reader, self.slot
+        )
+    }
+
+    /// Opens the card (PIN checked, management key authenticated), judges
+    /// what its slot holds, and generates the key in the slot.
+    fn generate(
+        &self,
+        _record: &dyn Record,
+        device: &Device,
+        key_type: KeyType,
+    ) -> Result<CardKey, ProduceError> {
+        let fail = card_error(device);
+        if key_type != self.algorithm.key_type() {
+            return Err(fail(CardError::Refused(format!(
+                "the order's {key_type} keys are not the card's {}",
+                self.algorithm.key_type()
+            ))));
+        }
+        let mut client = self.client.borrow_mut();
+        self.enter(Step::Select);
+        open_card(&mut client, self.credentials, &mut |step| self.enter(step)).map_err(&fail)?;
+        let card = |step: Step| move |error: PivError| CardError::Card { step, error };
+        self.enter(Step::Inspect);
+        if let Some(existing) = client
+            .get_certificate(self.slot)
+            .map_err(card(Step::Inspect))
+            .map_err(&fail)?
+        {
+            self.judge_existing(&existing).map_err(&fail)?;
+        }
+        self.enter(Step::GenerateKey);
+        let spki = client
+            .generate_key(self.slot, self.algorithm)
+            .map_err(card(Step::GenerateKey))
+            .map_err(&fail)?;
+        self.enter(Step::Issue);
+        Ok(CardKey { spki })
+    }
+
+    /// Writes the certificate to the slot, reads it back and has the card
+    /// make a test signature that verifies under it; then, with a PIN
+    /// letter, sets the card's fresh PIN and PUK.
+    fn write_back(
+        &self,
+        device: &Device,
+        key: CardKey,
+        certificate: &IssuedCertificate,
+    ) -> Result<(), ProduceError> {
+        let mut client = self.client.borrow_mut();
+        write_and_prove(
+            &mut client,
+            self.credentials,
+            self.slot,
+            self.algorithm,
+            &key.spki,
+            certificate,
+            &mut |step| self.enter(step),
+        )
+        .map_err(card_error(device))?;
+        match (self.pin_letter, &self.credentials.puk) {
+            (Some(letter), Some(puk)) => {
+                self.enter(Step::Credentials);
+                set_fresh_credentials(&mut client, self.credentials, puk, letter, certificate)
+                    .map_err(card_error(device))
+            }
+            (Some(_), None) => Err(card_error(device)(CardError::Refused(
+                "a PIN letter sets a new PUK too: give the card's current PUK".into(),
+            ))),
+            (None, _) => Ok(()),
+        }
+    }
+
+    /// Proved on the card by write-back: nothing more to make durable.
+    fn store(
+        &self,
+        _folder: &Path,
+        _device: &Device,
+        _certificate_der: &[u8],
+        _written: &(),
+    ) -> Result<(), ProduceError> {
+        Ok(())
+    }
+}
