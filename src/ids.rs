@@ -287,6 +287,24 @@ impl TaxpayerId {
             TaxpayerId::Tckn(t) => t.as_str(),
         }
     }
+
+    /// A VKN (10 digits) or a TCKN (11 digits), each checked as such under
+    /// `mode`: the one place where the two are told apart by their length,
+    /// which is what defines them.
+    pub fn parse(value: &str, mode: IdMode) -> Result<Self, IdError> {
+        if value.len() == 11 {
+            Ok(TaxpayerId::Tckn(value.parse()?))
+        } else {
+            Ok(TaxpayerId::Vkn(Vkn::parse(value, mode)?))
+        }
+    }
+}
+
+impl serde::Serialize for TaxpayerId {
+    /// As its digits.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 /// The letter prefixes a manufacturer's devices are approved for.

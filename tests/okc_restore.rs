@@ -41,11 +41,13 @@ fn delivery_rewrites_certificate_files_a_crash_lost_or_tore() {
     let order = NewOrder {
         kind: OrderKind::Okc,
         manufacturer: "Örnek Yazarkasa A.Ş.".into(),
-        manufacturer_vkn: "4540536920".into(),
+        manufacturer_vkn: Some(certmint::ids::TaxpayerId::Vkn(
+            certmint::ids::Vkn::parse("4540536920", certmint::ids::IdMode::Production).unwrap(),
+        )),
         prefixes: vec!["FU".into()],
         application: Application::Initial,
         target: Target::Soft,
-        key_type: "p256".into(),
+        key_type: certmint::signer::KeyType::EcP256,
         source: "test".into(),
         operator: "test".into(),
     };

@@ -512,3 +512,51 @@ fn issue_refuses_a_start_long_past_or_before_the_ca() {
     );
     assert!(!ws.exists("early.pem"));
 }
+
+/// The audit log names a real operator: with no --operator, no
+/// CERTMINT_OPERATOR and no USER a recording command is refused. Reading
+/// commands take no --operator, and never make a journal where none is.
+#[test]
+fn an_unnamed_operator_is_refused_and_reading_commands_make_no_journal() {
+    let ws = Workspace::new();
+    ws.write("list.txt", b"FU00022547\n");
+    let unnamed = Run::from(
+        std::process::Command::new(env!("CARGO_BIN_EXE_certmint"))
+            .args(import_args("FU", "list.txt", &[]))
+            .env_remove("USER")
+            .env_remove("CERTMINT_OPERATOR")
+            .current_dir(ws.path("."))
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(unnamed.code, 2, "{}", unnamed.stderr);
+    assert!(unnamed.stderr.contains("--operator"), "{}", unnamed.stderr);
+    assert!(
+        !ws.exists("certmint-journal.sqlite") || {
+            // Opened, but nothing recorded: no order.
+            let list = ws.certmint(&["order", "list", "--json"]).ok().stdout;
+            list.trim() == "[]"
+        }
+    );
+
+    for read in [
+        vec!["order", "list"],
+        vec!["order", "status", "--order", "1"],
+        vec!["audit", "verify"],
+        vec!["cert", "list"],
+    ] {
+        let mut args = read.clone();
+        args.extend(["--journal", "elsewhere.sqlite"]);
+        let run = ws.certmint(&args);
+        assert_eq!(run.code, 8, "{read:?}: {}", run.stderr);
+        assert!(run.stderr.contains("no journal at"), "{}", run.stderr);
+        assert!(!ws.exists("elsewhere.sqlite"), "{read:?} made a journal");
+        let mut with_operator = read.clone();
+        with_operator.extend(["--operator", "someone"]);
+        assert_eq!(
+            ws.certmint(&with_operator).code,
+            2,
+            "{read:?} takes no --operator"
+        );
+    }
+}

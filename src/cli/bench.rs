@@ -109,11 +109,14 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
         let order = NewOrder {
             kind: OrderKind::Okc,
             manufacturer: "Bench A.Ş.".into(),
-            manufacturer_vkn: "4540536920".into(),
+            manufacturer_vkn: Some(certmint::ids::TaxpayerId::Vkn(certmint::ids::Vkn::parse(
+                "4540536920",
+                certmint::ids::IdMode::Production,
+            )?)),
             prefixes: vec!["FU".into()],
             application: Application::Initial,
             target: Target::Soft,
-            key_type: "p256".into(),
+            key_type: certmint::signer::KeyType::EcP256,
             source: list_path.display().to_string(),
             operator: "bench".into(),
         };

@@ -354,7 +354,7 @@ pub fn order(command: OrderCommand) -> Result<()> {
                         o.verified,
                         o.devices,
                         o.manufacturer,
-                        o.manufacturer_vkn
+                        taxpayer(&o.manufacturer_vkn)
                     );
                 }
             }
@@ -366,7 +366,10 @@ pub fn order(command: OrderCommand) -> Result<()> {
 fn print_order(o: &certmint::journal::OrderSummary) {
     println!(
         "Order {} — {} order for {} (VKN {})",
-        o.id, o.kind, o.manufacturer, o.manufacturer_vkn
+        o.id,
+        o.kind,
+        o.manufacturer,
+        taxpayer(&o.manufacturer_vkn)
     );
     println!("  state:     {}", o.state);
     println!("  devices:   {} verified of {}", o.verified, o.devices);
@@ -433,7 +436,7 @@ fn import_okc(args: ImportArgs) -> Result<()> {
     let order = NewOrder {
         kind: OrderKind::Okc,
         manufacturer: manufacturer.trim().to_owned(),
-        manufacturer_vkn: vkn.as_str().to_owned(),
+        manufacturer_vkn: Some(TaxpayerId::Vkn(vkn)),
         prefixes: args.prefixes.clone(),
         application: match args.additional_to {
             Some(parent) => Application::Additional {
@@ -442,7 +445,7 @@ fn import_okc(args: ImportArgs) -> Result<()> {
             None => Application::Initial,
         },
         target: args.target,
-        key_type: args.key_type.unwrap_or(KeyType::EcP256).to_string(),
+        key_type: args.key_type.unwrap_or(KeyType::EcP256),
         source: serials.display().to_string(),
         operator: args.journal.operator()?,
     };
@@ -491,11 +494,11 @@ fn import_seals(args: ImportArgs) -> Result<()> {
     let order = NewOrder {
         kind: OrderKind::MaliMuhur,
         manufacturer: unvan.to_owned(),
-        manufacturer_vkn: id.as_str().to_owned(),
+        manufacturer_vkn: Some(id),
         prefixes: Vec::new(),
         application: Application::Initial,
         target: args.target,
-        key_type: key_type.to_string(),
+        key_type,
         source: "operator".into(),
         operator: args.journal.operator()?,
     };
@@ -559,6 +562,11 @@ pub fn okc(command: OkcCommand) -> Result<()> {
         OkcCommand::Produce(args) => produce(args),
         OkcCommand::Purge(args) => purge_command(args),
     }
+}
+
+/// An order's VKN or TCKN for a person to read.
+fn taxpayer(id: &Option<TaxpayerId>) -> &str {
+    id.as_ref().map_or("none recorded", TaxpayerId::as_str)
 }
 
 /// Test hook: in debug builds only, `CERTMINT_TEST_NOW` (RFC 3339) stands in

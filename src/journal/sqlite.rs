@@ -31,7 +31,9 @@ use super::{
 };
 use crate::audit::checkpoint::{self, AuditKey, Checkpoint, CHECKPOINT_EVERY};
 use crate::audit::{self, AuditProblem, AuditRecord, AuditReport, GENESIS};
+use crate::ids::TaxpayerId;
 use crate::order::serial_list::{ListProblem, ListedSerial};
+use crate::signer::KeyType;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS orders (
@@ -363,6 +365,24 @@ pub fn now_rfc3339() -> String {
     crate::timestamp::now()
 }
 
+/// How an order's VKN or TCKN is stored: its digits, empty for none.
+fn stored_taxpayer(id: &Option<TaxpayerId>) -> &str {
+    id.as_ref().map_or("", TaxpayerId::as_str)
+}
+
+/// An order's VKN or TCKN as stored, read back: empty is none. It was
+/// checked when the order was made, under the identifier mode of that
+/// run (GİB's test identifiers only in test mode), so any well-formed one
+/// is taken back here.
+fn read_taxpayer(text: &str) -> Result<Option<TaxpayerId>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    TaxpayerId::parse(text, crate::ids::IdMode::Test)
+        .map(Some)
+        .map_err(|e| format!("stored VKN/TCKN {text:?}: {e}"))
+}
+
 /// Whether SQLite answered that another connection holds the lock.
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
@@ -476,9 +496,13 @@ fn append_audit(
 }
 
 fn parse<T: std::str::FromStr<Err = String>>(value: String) -> rusqlite::Result<T> {
-    value.parse().map_err(|e: String| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-    })
+    value.parse().map_err(bad_row)
+}
+
+/// A stored value that does not read back as its type: the row was
+/// changed outside certmint.
+fn bad_row(reason: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, reason.into())
 }
 
 fn device_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
@@ -774,10 +798,10 @@ impl Journal for SqliteJournal {
                             "order {parent} does not exist"
                         )))
                     }
-                    Some((vkn, _)) if vkn != order.manufacturer_vkn => {
+                    Some((vkn, _)) if vkn != stored_taxpayer(&order.manufacturer_vkn) => {
                         return Err(JournalError::BadParent(format!(
                             "order {parent} belongs to VKN {vkn}, not {}",
-                            order.manufacturer_vkn
+                            stored_taxpayer(&order.manufacturer_vkn)
                         )));
                     }
                     Some((_, kind)) if kind != order.kind.as_str() => {
@@ -795,11 +819,11 @@ impl Journal for SqliteJournal {
             params![
                 order.kind.as_str(),
                 order.manufacturer,
-                order.manufacturer_vkn,
+                stored_taxpayer(&order.manufacturer_vkn),
                 order.prefixes.join(","),
                 parent,
                 order.target.as_str(),
-                order.key_type,
+                order.key_type.to_string(),
                 order.source,
                 now_rfc3339()
             ],
@@ -877,7 +901,7 @@ impl Journal for SqliteJournal {
             &format!("order {order_id}"),
             &format!(
                 "{} order for {} (VKN {}), {accepted} devices from {}, {problem_count} problem line(s) skipped, target {}, key {}",
-                order.kind, order.manufacturer, order.manufacturer_vkn, order.source, order.target, order.key_type
+                order.kind, order.manufacturer, stored_taxpayer(&order.manufacturer_vkn), order.source, order.target, order.key_type
             ),
         )
         .map_err(db)?;
@@ -1697,10 +1721,10 @@ impl Journal for SqliteJournal {
             params![
                 order.kind.as_str(),
                 order.manufacturer,
-                order.manufacturer_vkn,
+                stored_taxpayer(&order.manufacturer_vkn),
                 order.prefixes.join(","),
                 order.target.as_str(),
-                order.key_type,
+                order.key_type.to_string(),
                 order.source,
                 now,
                 order.operator
@@ -1737,11 +1761,10 @@ impl Journal for SqliteJournal {
                     } else {
                         &order.manufacturer
                     },
-                    if order.manufacturer_vkn.is_empty() {
-                        "no VKN given"
-                    } else {
-                        &order.manufacturer_vkn
-                    },
+                    order
+                        .manufacturer_vkn
+                        .as_ref()
+                        .map_or("no VKN given", TaxpayerId::as_str),
                     order.source,
                     order.target,
                     order.key_type
@@ -2213,7 +2236,7 @@ impl SqliteJournal {
                     kind: parse::<OrderKind>(r.get(1)?)?,
                     state: parse::<OrderState>(r.get(2)?)?,
                     manufacturer: r.get(3)?,
-                    manufacturer_vkn: r.get(4)?,
+                    manufacturer_vkn: read_taxpayer(&r.get::<_, String>(4)?).map_err(bad_row)?,
                     prefixes: prefixes
                         .split(',')
                         .filter(|p| !p.is_empty())
@@ -2221,7 +2244,10 @@ impl SqliteJournal {
                         .collect(),
                     parent: r.get::<_, Option<i64>>(6)?.map(OrderId),
                     target: parse::<Target>(r.get(7)?)?,
-                    key_type: r.get(8)?,
+                    key_type: r
+                        .get::<_, String>(8)?
+                        .parse::<KeyType>()
+                        .map_err(|e| bad_row(e.to_string()))?,
                     created_at: r.get(9)?,
                     paid: paid_at
                         .zip(paid_by)
@@ -2405,11 +2431,13 @@ mod tests {
         let order = NewOrder {
             kind: OrderKind::Okc,
             manufacturer: "M".into(),
-            manufacturer_vkn: "4540536920".into(),
+            manufacturer_vkn: Some(TaxpayerId::Vkn(
+                crate::ids::Vkn::parse("4540536920", crate::ids::IdMode::Production).unwrap(),
+            )),
             prefixes: vec!["FU".into()],
             application: Application::Initial,
             target: Target::Soft,
-            key_type: "p256".into(),
+            key_type: KeyType::EcP256,
             source: "test".into(),
             operator: "op".into(),
         };

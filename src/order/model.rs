@@ -7,6 +7,9 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use crate::ids::TaxpayerId;
+use crate::signer::KeyType;
+
 /// An order number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct OrderId(pub i64);
@@ -192,18 +195,20 @@ pub enum Application {
 pub struct NewOrder {
     /// What it produces.
     pub kind: OrderKind,
-    /// The manufacturer's name.
+    /// The manufacturer's name (ÖKC), or the company's trade name (seals).
     pub manufacturer: String,
-    /// The manufacturer's VKN (validated by the caller).
-    pub manufacturer_vkn: String,
+    /// The manufacturer's VKN (ÖKC), or the company's VKN or TCKN (seals);
+    /// `None` for the one-off record of a device certificate `issue` made
+    /// without naming its manufacturer.
+    pub manufacturer_vkn: Option<TaxpayerId>,
     /// Approved device serial prefixes.
     pub prefixes: Vec<String>,
     /// Initial or additional.
     pub application: Application,
     /// Where keys are generated.
     pub target: Target,
-    /// Key type name (`p256`, …).
-    pub key_type: String,
+    /// The key type of its devices.
+    pub key_type: KeyType,
     /// The file the serial list came from (for the record).
     pub source: String,
     /// Who imported it.
@@ -253,18 +258,19 @@ pub struct OrderSummary {
     pub kind: OrderKind,
     /// Its state.
     pub state: OrderState,
-    /// Manufacturer name.
+    /// Manufacturer name (ÖKC), or the company's trade name (seals).
     pub manufacturer: String,
-    /// Manufacturer VKN.
-    pub manufacturer_vkn: String,
+    /// Manufacturer VKN (ÖKC), or the company's VKN or TCKN (seals); `null`
+    /// for a one-off device record made without its manufacturer.
+    pub manufacturer_vkn: Option<TaxpayerId>,
     /// Approved prefixes.
     pub prefixes: Vec<String>,
     /// The earlier order of an additional application.
     pub parent: Option<OrderId>,
     /// Key target.
     pub target: Target,
-    /// Key type.
-    pub key_type: String,
+    /// Key type of its devices.
+    pub key_type: KeyType,
     /// When imported (RFC 3339, UTC).
     pub created_at: String,
     /// When marked paid, and by whom.

@@ -118,7 +118,7 @@ pub fn one_off_seal_order(
         JournalError::NoCertificate(format!("a free seal label of {}", id.as_str()))
     })?;
     let device = journal.record_one_off_order(
-        &one_off_order(OrderKind::MaliMuhur, name, id.as_str(), Vec::new(), how),
+        &one_off_order(OrderKind::MaliMuhur, name, Some(id), Vec::new(), how),
         label.as_str(),
     )?;
     Ok((device.order, label))
@@ -127,18 +127,18 @@ pub fn one_off_seal_order(
 fn one_off_order(
     kind: OrderKind,
     holder: &str,
-    taxpayer: &str,
+    taxpayer: Option<&TaxpayerId>,
     prefixes: Vec<String>,
     how: &OneOff<'_>,
 ) -> NewOrder {
     NewOrder {
         kind,
         manufacturer: holder.to_owned(),
-        manufacturer_vkn: taxpayer.to_owned(),
+        manufacturer_vkn: taxpayer.cloned(),
         prefixes,
         application: Application::Initial,
         target: how.target,
-        key_type: how.key_type.to_string(),
+        key_type: how.key_type,
         source: how.source.to_owned(),
         operator: how.operator.to_owned(),
     }
@@ -249,7 +249,7 @@ pub fn issue_on_record(
             let order = one_off_order(
                 OrderKind::Okc,
                 manufacturer.as_deref().unwrap_or_default(),
-                "",
+                None,
                 vec![serial.prefix().to_owned()],
                 how,
             );
@@ -478,7 +478,7 @@ impl OneOffSeal {
                 let order = one_off_order(
                     OrderKind::MaliMuhur,
                     &self.name,
-                    self.id.as_str(),
+                    Some(&self.id),
                     Vec::new(),
                     &how,
                 );

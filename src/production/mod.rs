@@ -49,13 +49,13 @@ use serde::Serialize;
 
 use crate::calendar::BusinessCalendar;
 use crate::card::provision::CardError;
-use crate::ids::{DeviceSerial, IdMode, PrefixTable};
+use crate::ids::{DeviceSerial, IdMode, PrefixTable, TaxpayerId};
 use crate::issue::{CertificateAuthority, IssueError};
 use crate::journal::{Journal, JournalError, OrderId, OrderKind, OrderState, OrderSummary, Target};
 use crate::pkcs11::token::lock;
 use crate::pkcs11::Pkcs11Error;
 use crate::profile::{Profile, ProfileName, Subject, SubjectInput};
-use crate::signer::{KeyType, SignerError};
+use crate::signer::SignerError;
 
 pub use delivery::{delivery_folder, password_manifest, CertificateFacts};
 pub use files::write_atomically;
@@ -292,13 +292,13 @@ impl Certified {
                 manufacturer: order.manufacturer.clone(),
             }),
             OrderKind::MaliMuhur => {
-                // The order holds a VKN (10 digits) or a TCKN (11).
-                let id = order.manufacturer_vkn.clone();
-                let (vkn, tckn) = if id.len() == 11 {
-                    (None, Some(id))
-                } else {
-                    (Some(id), None)
+                let (vkn, tckn) = match &order.manufacturer_vkn {
+                    Some(TaxpayerId::Vkn(vkn)) => (Some(vkn.as_str().to_owned()), None),
+                    Some(TaxpayerId::Tckn(tckn)) => (None, Some(tckn.as_str().to_owned())),
+                    None => (None, None),
                 };
+                // The identifier is checked again under this run's mode: a
+                // GİB test identifier only in test mode.
                 let input = SubjectInput {
                     vkn,
                     tckn,
@@ -388,7 +388,7 @@ impl Production<'_> {
                     ca: self.ca,
                     profile: self.profile,
                     certified: &certified,
-                    key_type: self.key_type(&order)?,
+                    key_type: order.key_type,
                 };
                 let folder = delivery_folder(&self.out, self.order).join("certs");
                 std::fs::create_dir_all(&folder).map_err(files::io(&folder))?;
@@ -440,16 +440,5 @@ impl Production<'_> {
             return Ok(());
         }
         self.deliver(journal, target, report)
-    }
-
-    /// The key type the order's devices get.
-    fn key_type(&self, order: &OrderSummary) -> Result<KeyType, ProduceError> {
-        order
-            .key_type
-            .parse::<KeyType>()
-            .map_err(|e: SignerError| ProduceError::Order {
-                order: self.order,
-                reason: e.to_string(),
-            })
     }
 }

@@ -446,6 +446,13 @@ impl fmt::Display for KeyType {
     }
 }
 
+impl serde::Serialize for KeyType {
+    /// As its name (`p256`, `rsa2048`, …).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl FromStr for KeyType {
     type Err = SignerError;
     /// `rsa2048`, `rsa3072`, `rsa4096`, `p256`, `p384`.

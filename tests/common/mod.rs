@@ -60,10 +60,13 @@ impl Workspace {
         self.dir.path().join(name)
     }
 
+    /// Runs certmint in the workspace as `test-operator` (the audit log
+    /// names who did it; certmint refuses to record without a name).
     pub fn certmint(&self, args: &[&str]) -> Run {
         Run::from(
             Command::new(env!("CARGO_BIN_EXE_certmint"))
                 .args(args)
+                .env("CERTMINT_OPERATOR", "test-operator")
                 .current_dir(self.dir.path())
                 .output()
                 .expect("run certmint"),
@@ -334,11 +337,13 @@ impl Hsm {
 }
 
 impl Workspace {
-    /// Runs certmint with SOFTHSM2_CONF (and extra variables) set.
+    /// Runs certmint as [`Workspace::certmint`] does, with SOFTHSM2_CONF
+    /// (and extra variables, which may name another operator) set.
     pub fn certmint_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         Run::from(
             Command::new(env!("CARGO_BIN_EXE_certmint"))
                 .args(args)
+                .env("CERTMINT_OPERATOR", "test-operator")
                 .envs(env.iter().copied())
                 .current_dir(self.dir.path())
                 .output()
