@@ -5,6 +5,8 @@
 # on a SoftHSM2 token, all checked with OpenSSL.
 # Output goes to ./demo-mali-muhur (or the folder given).
 set -euo pipefail
+# The audit log names who did it; the demo runs as a demo operator unless told otherwise.
+export CERTMINT_OPERATOR="${CERTMINT_OPERATOR:-demo-operator}"
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-debian.sh
