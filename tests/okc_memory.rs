@@ -52,6 +52,7 @@ fn peak_rss_kib(devices: usize) -> u64 {
             "out",
         ])
         .env("CERTMINT_JOURNAL", &journal)
+        .env("CERTMINT_OPERATOR", "test-operator")
         .current_dir(ws.dir.path())
         .output()
         .expect("GNU time (apt-get install time)");

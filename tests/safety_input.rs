@@ -345,6 +345,7 @@ fn bounded(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
         .arg(MEMORY_LIMIT)
         .arg(env!("CARGO_BIN_EXE_certmint"))
         .args(args)
+        .env("CERTMINT_OPERATOR", "test-operator")
         .envs(env.iter().copied())
         .current_dir(ws.path(""))
         .stdout(std::process::Stdio::piped())
@@ -788,6 +789,7 @@ fn an_endless_serial_list_ends_at_its_cap() {
     let mut child = std::process::Command::new("prlimit")
         .arg(MEMORY_LIMIT)
         .arg(env!("CARGO_BIN_EXE_certmint"))
+        .env("CERTMINT_OPERATOR", "test-operator")
         .args([
             "order",
             "import",
