@@ -122,7 +122,7 @@ struct HsmListArgs {
     /// Log in to the token (PIN from pin-source, --pin-env or a prompt) to list private objects too.
     #[arg(long, requires = "token")]
     login: bool,
-    /// The PKCS#11 module whose slots to list (default: $CERTMINT_PKCS11_MODULE, else SoftHSM2).
+    /// The PKCS#11 module whose slots to list (default: $CERTMINT_PKCS11_MODULE, else p11-kit's proxy).
     #[arg(long)]
     module_path: Option<PathBuf>,
     /// The module p11-kit registered under this name (e.g. softhsm2, opensc-pkcs11).
@@ -138,7 +138,8 @@ struct HsmListArgs {
 
 const URI_HELP: &str = "\n\
 Token URIs are RFC 7512: pkcs11:token=LABEL[;object=KEYLABEL]?module-path=MODULE&pin-source=file:PINFILE\n\
-module-path defaults to $CERTMINT_PKCS11_MODULE, else /usr/lib/softhsm/libsofthsm2.so.\n\
+module-name=NAME loads the module p11-kit registered as NAME; without either, $CERTMINT_PKCS11_MODULE,\n\
+else p11-kit's proxy when installed.\n\
 The PIN comes from pin-source, else from the variable named by --token-pin-env (--ca-pin-env for the CA key),\n\
 else a prompt; never from arguments.";
 
@@ -783,10 +784,10 @@ fn hsm_list(args: HsmListArgs) -> Result<()> {
             (None, Some(name)) => {
                 certmint::pkcs11::registry::Registry::system().module_path(name)?
             }
-            (None, None) => std::env::var_os("CERTMINT_PKCS11_MODULE").map_or_else(
-                || PathBuf::from(certmint::pkcs11::uri::DEFAULT_MODULE),
-                PathBuf::from,
-            ),
+            (None, None) => match std::env::var_os("CERTMINT_PKCS11_MODULE") {
+                Some(path) => PathBuf::from(path),
+                None => certmint::pkcs11::registry::default_module()?,
+            },
         };
         let slots = list::slots(&module_path)?;
         if args.json {

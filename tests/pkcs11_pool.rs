@@ -46,10 +46,17 @@ fn tokens() -> &'static Tokens {
     })
 }
 
+/// The PKCS#11 module under test: $CERTMINT_PKCS11_MODULE, else Debian's SoftHSM2.
+fn softhsm_module() -> String {
+    std::env::var("CERTMINT_PKCS11_MODULE")
+        .unwrap_or_else(|_| "/usr/lib/softhsm/libsofthsm2.so".into())
+}
+
 fn uri(token: &str, object: Option<&str>) -> Pkcs11Uri {
     let object = object.map(|o| format!(";object={o}")).unwrap_or_default();
     Pkcs11Uri::parse(&format!(
-        "pkcs11:token={token}{object}?pin-source=file:{}",
+        "pkcs11:token={token}{object}?module-path={}&pin-source=file:{}",
+        softhsm_module(),
         tokens().pin_file.display()
     ))
     .unwrap()

@@ -348,3 +348,46 @@ fn hsm_probe_json_gives_numbers_or_null() {
     }
     assert_eq!(report["ready"], true);
 }
+
+/// Without module-path, module-name or CERTMINT_PKCS11_MODULE, certmint
+/// never loads a test module: it takes p11-kit's proxy when installed, and
+/// otherwise says what to give (a usage error naming the registered modules).
+#[test]
+fn no_module_named_means_p11_kits_proxy_or_a_clear_refusal_never_softhsm2() {
+    let ws = Workspace::new();
+    let hsm = Hsm::new(&ws, &["unnamed"], "ALL");
+    let run = Run::from(
+        Command::new(env!("CARGO_BIN_EXE_certmint"))
+            .args([
+                "-vv",
+                "hsm",
+                "probe",
+                "--token",
+                &format!("pkcs11:token=unnamed?pin-source=file:{}", hsm.pin_file()),
+            ])
+            .env("SOFTHSM2_CONF", hsm.conf())
+            .env_remove("CERTMINT_PKCS11_MODULE")
+            .current_dir(ws.path("."))
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        !run.stderr.contains("libsofthsm2.so"),
+        "SoftHSM2 loaded as a default: {}",
+        run.stderr
+    );
+    let proxy = format!(
+        "/usr/lib/{}-linux-gnu/p11-kit-proxy.so",
+        std::env::consts::ARCH
+    );
+    if std::path::Path::new(&proxy).is_file() {
+        assert!(run.stderr.contains(&proxy), "{}", run.stderr);
+    } else {
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("no PKCS#11 module named") && run.stderr.contains("softhsm2"),
+            "names what to give and what is registered: {}",
+            run.stderr
+        );
+    }
+}

@@ -68,7 +68,7 @@ pub struct ObjectListing {
 
 /// The slots of the module at `module_path`, each with its token.
 pub fn slots(module_path: &Path) -> Result<Vec<SlotListing>, Pkcs11Error> {
-    let ctx = module(&module_path.to_path_buf())?;
+    let ctx = module(module_path)?;
     let call = |e: cryptoki::error::Error| Pkcs11Error::call("(module)", &e);
     let mut listing = Vec::new();
     for slot in ctx.get_all_slots().map_err(call)? {

@@ -61,6 +61,14 @@ pub enum Pkcs11Error {
         /// What failed.
         reason: String,
     },
+    /// No module named, and p11-kit's proxy, the default, is not installed.
+    #[error("no PKCS#11 module named: give module-path=/path/to/lib.so or module-name=NAME in the URI (registered with p11-kit here: {registered}), or set CERTMINT_PKCS11_MODULE; p11-kit's proxy ({proxy}, package p11-kit-modules), the default, is not installed")]
+    NoModule {
+        /// The names p11-kit has registered, or "none".
+        registered: String,
+        /// Where the proxy would be.
+        proxy: String,
+    },
     /// No token matches the URI.
     #[error("no token matches {wanted}; tokens present: {}", crate::text::escaped(.present))]
     TokenNotFound {
@@ -174,6 +182,8 @@ impl Pkcs11Error {
         match self {
             Pkcs11Error::Uri(e) => e.kind(),
             Pkcs11Error::Pin(e) => e.kind(),
+            // The module is named by an argument (or its absence).
+            Pkcs11Error::NoModule { .. } => ErrorKind::Usage,
             Pkcs11Error::WrongPin { .. }
             | Pkcs11Error::PinLocked { .. }
             | Pkcs11Error::TokenGone { .. }

@@ -168,7 +168,9 @@ pub fn probe(
     let call = |e: cryptoki::error::Error| Pkcs11Error::call(&found.label(), &e);
     let info = found.ctx.get_library_info().map_err(call)?;
     let library = LibraryFacts {
-        path: uri.module_path.display().to_string(),
+        path: super::token::module_to_load(&uri.module_path)?
+            .display()
+            .to_string(),
         manufacturer: info.manufacturer_id().trim().to_owned(),
         description: info.library_description().trim().to_owned(),
         version: info.library_version().to_string(),

@@ -127,6 +127,29 @@ impl Registry {
     }
 }
 
+/// The module to load when a URI names none: p11-kit's proxy, which loads
+/// every module p11-kit has registered, when it is installed. Never a test
+/// module such as SoftHSM2: production would then provision into whatever
+/// token a test left behind.
+pub fn default_module() -> Result<PathBuf, super::Pkcs11Error> {
+    let proxy = PathBuf::from(format!(
+        "/usr/lib/{}-linux-gnu/p11-kit-proxy.so",
+        std::env::consts::ARCH
+    ));
+    if proxy.is_file() {
+        return Ok(proxy);
+    }
+    let registered = Registry::system().names().join(", ");
+    Err(super::Pkcs11Error::NoModule {
+        registered: if registered.is_empty() {
+            "none".into()
+        } else {
+            registered
+        },
+        proxy: proxy.display().to_string(),
+    })
+}
+
 /// The value of the `module:` line of a registration (p11-kit's format:
 /// `key: value` lines, `#` comments).
 fn module_line(text: &str) -> Option<&str> {

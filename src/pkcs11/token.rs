@@ -11,7 +11,7 @@
 //! the work with [`Pkcs11Error::TokenGone`].
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 
@@ -35,8 +35,19 @@ pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
 
+/// The module a URI's `module_path` names: itself, or the default when
+/// it is empty ([`super::registry::default_module`]).
+pub fn module_to_load(path: &Path) -> Result<PathBuf, Pkcs11Error> {
+    if path.as_os_str().is_empty() {
+        super::registry::default_module()
+    } else {
+        Ok(path.to_path_buf())
+    }
+}
+
 /// The initialised context of a module, loaded once per process.
-pub fn module(path: &PathBuf) -> Result<Pkcs11, Pkcs11Error> {
+pub fn module(path: &Path) -> Result<Pkcs11, Pkcs11Error> {
+    let path = &module_to_load(path)?;
     let mut modules = lock(MODULES.get_or_init(Default::default));
     if let Some(ctx) = modules.get(path) {
         return Ok(ctx.clone());

@@ -10,9 +10,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// The module certmint uses when a URI names none (Debian's SoftHSM2).
-pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-
 /// Why a `pkcs11:` URI was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -111,7 +108,9 @@ impl UriError {
 /// A parsed `pkcs11:` URI.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Pkcs11Uri {
-    /// The PKCS#11 module to load.
+    /// The PKCS#11 module to load; empty when neither the URI nor
+    /// `CERTMINT_PKCS11_MODULE` names one ([`super::registry::default_module`]
+    /// decides when it is loaded).
     pub module_path: PathBuf,
     /// Token label.
     pub token: Option<String>,
@@ -222,7 +221,7 @@ impl Pkcs11Uri {
             .ok_or_else(|| UriError::NotPkcs11(uri.to_owned()))?;
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         let mut parsed = Pkcs11Uri {
-            module_path: PathBuf::from(DEFAULT_MODULE),
+            module_path: PathBuf::new(),
             token: None,
             serial: None,
             object: None,
