@@ -445,6 +445,12 @@ impl OneOffSeal {
         &self.label
     }
 
+    /// The seal's device row when the plan takes up a seal an earlier
+    /// one-off run left without a certificate (its one-off order exists).
+    pub fn unfinished(&self) -> Option<&Device> {
+        self.unfinished.as_ref()
+    }
+
     /// The serial of the certificate whose intent is recorded, if the CA
     /// was asked to sign.
     pub fn intent_serial(&self) -> Option<&str> {
