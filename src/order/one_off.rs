@@ -547,19 +547,3 @@ impl OneOffSeal {
         }
     }
 }
-
-/// A one-off seal and the journal it goes on record in, shared by the
-/// card provisioning command and its hooks (the intent before the card's
-/// certificate is signed).
-pub struct SealOnRecord {
-    /// The journal.
-    pub journal: Box<dyn Journal>,
-    /// The seal.
-    pub seal: OneOffSeal,
-}
-
-impl std::fmt::Debug for SealOnRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SealOnRecord({:?})", self.seal.label)
-    }
-}

@@ -6,17 +6,22 @@
 //! key target. Seals on cards go through the card station
 //! ([`crate::card::station`]).
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use super::key_target::card::CardInReader;
 use super::key_target::hsm::HsmTarget;
 use super::key_target::KeyTarget;
 use super::pipeline::{Pipeline, Record};
 use super::{Certified, ProduceError, Production, ProductionReport};
+use crate::card::provision::{CardCredentials, CardError, Step};
+use crate::card::Readers;
 use crate::issue::{CertificateAuthority, IssueError};
 use crate::journal::{Device, DeviceState, Intent, Journal, OrderId, OrderState, Target};
 use crate::order::one_off::{OnRecordError, OneOff, OneOffSeal};
+use crate::piv::{Algorithm, Slot};
 use crate::pkcs11::recovery::{ids_labelled, label_in_use, remove_labelled};
 use crate::pkcs11::token::lock;
 use crate::pkcs11::{Pkcs11Error, Token};
@@ -83,6 +88,9 @@ pub enum SealError {
     /// sign: the key was removed, and no order was made.
     #[error("{0}; the key generated for it was removed from the token")]
     KeyRemoved(Box<ProduceError>),
+    /// The card or its reader refused or failed before the pipeline ran.
+    #[error(transparent)]
+    Card(#[from] CardError),
     /// Failed after the certificate's intent was recorded: the certificate,
     /// if signed, never reached a proved token, so it is void on record and
     /// the objects of this run were removed.
@@ -91,11 +99,23 @@ pub enum SealError {
          it is recorded as void (never delivered) and the key generated for it was removed \
          from the token; run again to take up the same seal"
     )]
-    Void {
+    VoidInToken {
         /// The certificate serial, hex.
         serial: String,
         /// What failed.
-        error: Box<ProduceError>,
+        error: Box<SealError>,
+    },
+    /// Failed after the certificate's intent was recorded: the certificate,
+    /// if signed, never reached a proved card, so it is void on record.
+    #[error(
+        "certificate {serial} may have been signed but is not on a proved card: it is recorded \
+         as void (never delivered); run again with a card: {error}"
+    )]
+    VoidOnCard {
+        /// The certificate serial, hex.
+        serial: String,
+        /// What failed.
+        error: Box<SealError>,
     },
     /// The seal is proved in the token, but its record failed.
     #[error(transparent)]
@@ -107,7 +127,11 @@ impl SealError {
     pub fn kind(&self) -> crate::error::ErrorKind {
         match self {
             SealError::Produce(e) => e.kind(),
-            SealError::KeyRemoved(e) | SealError::Void { error: e, .. } => e.kind(),
+            SealError::KeyRemoved(e) => e.kind(),
+            SealError::Card(e) => e.kind(),
+            SealError::VoidInToken { error, .. } | SealError::VoidOnCard { error, .. } => {
+                error.kind()
+            }
             SealError::OnRecord(e) => e.kind(),
         }
     }
@@ -159,7 +183,6 @@ pub struct OneOffSealReport {
 struct OneOffRecord<'a> {
     journal: &'a Mutex<dyn Journal>,
     seal: Mutex<OneOffSeal>,
-    key_note: String,
 }
 
 impl Record for OneOffRecord<'_> {
@@ -176,7 +199,7 @@ impl Record for OneOffRecord<'_> {
                 &mut *lock(self.journal),
                 intent.tbs,
                 intent.serial_hex,
-                &self.key_note,
+                intent.key_note,
             )?;
         }
         Ok(())
@@ -207,16 +230,9 @@ pub fn provision_one_off_seal(
     token: Arc<Token>,
     request: &OneOffSealRequest<'_>,
 ) -> Result<OneOffSealReport, SealError> {
-    let Subject::MaliMuhur { id, trade_name } = request.subject else {
-        return Err(ProduceError::Order {
-            order: OrderId(0),
-            reason: "a seal certifies a company: give a Mali Mühür subject".into(),
-        }
-        .into());
-    };
     if !profile.key_types.contains(&request.key_type) {
         return Err(ProduceError::Issue {
-            device: format!("a seal of {}", id.as_str()),
+            device: "a seal".into(),
             error: IssueError::KeyNotAccepted {
                 key_type: request.key_type,
                 profile: profile.name,
@@ -225,10 +241,9 @@ pub fn provision_one_off_seal(
         }
         .into());
     }
-    let seal = OneOffSeal::plan(
+    let (seal, device) = plan_one_off(
         &*lock(journal),
-        id,
-        trade_name.as_str(),
+        request.subject,
         &OneOff {
             target: Target::Hsm,
             key_type: request.key_type,
@@ -236,8 +251,7 @@ pub fn provision_one_off_seal(
             operator: request.operator,
             reissue: false,
         },
-    )
-    .map_err(ProduceError::from)?;
+    )?;
     let label = seal.label().as_str().to_owned();
     let token_err = |error| ProduceError::Token {
         device: label.clone(),
@@ -246,7 +260,7 @@ pub fn provision_one_off_seal(
     // What carries the label before this run: what an earlier failed run
     // of the same seal left (removed now), or objects not on record (kept
     // unless replaced once the new seal is proved).
-    let (removed_leftovers, before) = if seal.unfinished().is_some() {
+    let (removed_leftovers, before) = if device.id != 0 {
         let removed = remove_labelled(&token, &label, &|_| true).map_err(&token_err)?;
         (removed, Vec::new())
     } else {
@@ -259,22 +273,6 @@ pub fn provision_one_off_seal(
         })
         .into());
     }
-    // The device as the pipeline sees it: the seal taken up, or one its
-    // one-off order will hold (made with the intent; the row id and order
-    // are not used before).
-    let device = match seal.unfinished() {
-        Some(device) => Device {
-            key_id: None,
-            ..device.clone()
-        },
-        None => Device {
-            id: 0,
-            order: OrderId(0),
-            serial: label.clone(),
-            state: DeviceState::Planned,
-            key_id: None,
-        },
-    };
     let certified = Certified::Company(request.subject.clone());
     let pipeline = Pipeline {
         order: device.order,
@@ -287,7 +285,6 @@ pub fn provision_one_off_seal(
     let record = OneOffRecord {
         journal,
         seal: Mutex::new(seal),
-        key_note: target.key_note(),
     };
     // Removes what this run wrote to the token (objects carrying the label
     // that were not there before), and voids the intent if one was recorded.
@@ -304,9 +301,9 @@ pub fn provision_one_off_seal(
                 if let Err(voiding) = seal.void(&mut *lock(journal), &reason) {
                     return SealError::Produce(voiding.into());
                 }
-                SealError::Void {
+                SealError::VoidInToken {
                     serial,
-                    error: Box::new(error),
+                    error: Box::new(error.into()),
                 }
             }
             None if removed > 0 => SealError::KeyRemoved(Box::new(error)),
@@ -350,6 +347,222 @@ pub fn provision_one_off_seal(
         certificate_pem: crate::pem::certificate(&signed.certificate_der),
         removed_leftovers,
         replaced_objects,
+        checks,
+        order: order.0,
+    })
+}
+
+/// Plans a seal of `subject` without an order: the seal (its label, or the
+/// seal an earlier failed one-off run left) and the device the pipeline
+/// takes — the seal's row when taken up, else one its one-off order will
+/// hold (made with the intent: its row id and order, 0 until then, are
+/// not used before).
+fn plan_one_off(
+    journal: &dyn Journal,
+    subject: &Subject,
+    how: &OneOff<'_>,
+) -> Result<(OneOffSeal, Device), ProduceError> {
+    let Subject::MaliMuhur { id, trade_name } = subject else {
+        return Err(ProduceError::Order {
+            order: OrderId(0),
+            reason: "a seal certifies a company: give a Mali Mühür subject".into(),
+        });
+    };
+    let seal = OneOffSeal::plan(journal, id, trade_name.as_str(), how)?;
+    let device = match seal.unfinished() {
+        Some(device) => Device {
+            key_id: None,
+            ..device.clone()
+        },
+        None => Device {
+            id: 0,
+            order: OrderId(0),
+            serial: seal.label().as_str().to_owned(),
+            state: DeviceState::Planned,
+            key_id: None,
+        },
+    };
+    Ok((seal, device))
+}
+
+/// A seal to provision on a PIV card without an order.
+#[derive(Clone, Copy)]
+pub struct OneOffCardSealRequest<'a> {
+    /// The company (a Mali Mühür subject).
+    pub subject: &'a Subject,
+    /// The reader holding the card.
+    pub reader: &'a str,
+    /// The slot the key goes into.
+    pub slot: Slot,
+    /// The key to generate on the card.
+    pub algorithm: Algorithm,
+    /// The card's management key and PIN (and PUK, for a PIN letter).
+    pub credentials: &'a CardCredentials,
+    /// Where the card's fresh PIN and PUK go (a new file, mode 0600).
+    pub pin_letter: Option<&'a Path>,
+    /// Overwrite a certificate in the slot that the journal does not hold.
+    pub replace: bool,
+    /// Who asks (pays the one-off order; the audit log names them).
+    pub operator: &'a str,
+    /// The command, named as the one-off order's source.
+    pub source: &'a str,
+}
+
+/// What was written to the card, proved, and put on record.
+#[derive(Debug, Clone, Serialize)]
+pub struct OneOffCardSealReport {
+    /// The reader.
+    pub reader: String,
+    /// The seal's label, `{VKN}SIGN{n}`.
+    pub label: String,
+    /// The slot.
+    pub slot: String,
+    /// The key type generated on the card.
+    pub key_type: String,
+    /// The certificate serial, hex.
+    pub serial: String,
+    /// The certificate, PEM.
+    pub certificate_pem: String,
+    /// The PIN letter written, if one was asked for.
+    pub pin_letter: Option<String>,
+    /// The serial of a certificate not on record that the slot held and
+    /// that was overwritten (`replace`).
+    pub replaced: Option<String>,
+    /// The checks the card passed (read back, test signature).
+    pub checks: Vec<String>,
+    /// The one-off order that holds the seal.
+    pub order: i64,
+}
+
+/// Provisions a seal of `request.subject` on the PIV card in
+/// `request.reader` without an order: the company's next seal label (or
+/// the seal an earlier failed one-off run left), then the pipeline of an
+/// order's seals with the card as key target — the card opened (one PIN
+/// try) and its slot judged, the key generated on it, prepare, lint,
+/// intent (with the one-off order, paid at creation), sign, verify, the
+/// certificate written, read back and test-signed, the PIN letter — and
+/// the certificate recorded issued.
+///
+/// A run refused before the intent leaves no order behind; one that fails
+/// after records the certificate void (it never reached a proved card), and
+/// the next run takes up the same seal.
+pub fn provision_one_off_card_seal(
+    journal: &Mutex<dyn Journal>,
+    ca: &CertificateAuthority,
+    profile: &Profile,
+    readers: &Readers,
+    request: &OneOffCardSealRequest<'_>,
+) -> Result<OneOffCardSealReport, SealError> {
+    let key_type = request.algorithm.key_type();
+    if !profile.key_types.contains(&key_type) {
+        return Err(CardError::KeyNotAccepted {
+            profile: profile.name,
+            key_type,
+            accepted: profile.key_types_text(),
+        }
+        .into());
+    }
+    if let Some(letter) = request.pin_letter {
+        if request.credentials.puk.is_none() {
+            return Err(CardError::NoPuk.into());
+        }
+        if letter.exists() {
+            return Err(CardError::LetterExists(letter.to_path_buf()).into());
+        }
+    }
+    let (seal, device) = plan_one_off(
+        &*lock(journal),
+        request.subject,
+        &OneOff {
+            target: Target::Card,
+            key_type,
+            source: request.source,
+            operator: request.operator,
+            reissue: false,
+        },
+    )?;
+    let label = seal.label().as_str().to_owned();
+    let certified = Certified::Company(request.subject.clone());
+    let pipeline = Pipeline {
+        order: device.order,
+        ca,
+        profile,
+        certified: &certified,
+        key_type,
+    };
+    let record = OneOffRecord {
+        journal,
+        seal: Mutex::new(seal),
+    };
+    let mut step = Step::Select;
+    let outcome = readers.with_card(request.reader, |client| {
+        let card = CardInReader::new(
+            client,
+            request.credentials,
+            request.slot,
+            request.algorithm,
+            request.reader,
+            journal,
+            ca.identity().name_der(),
+            &|_| {},
+        )
+        .with_pin_letter(request.pin_letter)
+        .replacing_unrecorded(request.replace);
+        let signed = pipeline
+            .sign_chunk(&record, &card, vec![device])
+            .map_err(|failure| *failure.error)
+            .and_then(|mut signed| {
+                let one = signed.pop().ok_or_else(|| ProduceError::Order {
+                    order: OrderId(0),
+                    reason: format!("seal {label}: the pipeline returned no certificate"),
+                })?;
+                // Proved on the card by write-back; the store keeps the
+                // pipeline's shape.
+                card.store(
+                    Path::new(""),
+                    &one.device,
+                    &one.certificate_der,
+                    &one.written,
+                )?;
+                Ok(one)
+            });
+        step = card.step();
+        Ok((signed, card.take_checks(), card.replaced()))
+    });
+    let failed = |error: SealError| -> SealError {
+        let seal = lock(&record.seal);
+        match seal.intent_serial().map(str::to_owned) {
+            Some(serial) => {
+                let reason = format!(
+                    "not provisioned: {}",
+                    crate::text::one_line(&error.to_string())
+                );
+                if let Err(voiding) = seal.void(&mut *lock(journal), &reason) {
+                    return SealError::Produce(voiding.into());
+                }
+                SealError::VoidOnCard {
+                    serial,
+                    error: Box::new(error),
+                }
+            }
+            None => error,
+        }
+    };
+    let (signed, checks, replaced) = match outcome {
+        Ok((Ok(signed), checks, replaced)) => (signed, checks, replaced),
+        Ok((Err(error), _, _)) => return Err(failed(error.into())),
+        Err(error) => return Err(failed(CardError::Card { step, error }.into())),
+    };
+    let order = lock(&record.seal).record_issued(&mut *lock(journal), &signed.certificate_der)?;
+    Ok(OneOffCardSealReport {
+        reader: request.reader.to_owned(),
+        label,
+        slot: request.slot.to_string(),
+        key_type: key_type.to_string(),
+        serial: signed.serial_hex,
+        certificate_pem: crate::pem::certificate(&signed.certificate_der),
+        pin_letter: request.pin_letter.map(|p| p.display().to_string()),
+        replaced,
         checks,
         order: order.0,
     })
