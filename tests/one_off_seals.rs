@@ -137,3 +137,64 @@ fn a_standalone_seal_and_an_orders_seal_have_the_same_profile() {
         ws.openssl_text("ordered.pem")
     );
 }
+
+#[test]
+fn a_seal_refused_by_a_lint_leaves_no_order_and_no_key() {
+    // An issuing CA that expires in one year cannot sign a 3-year seal: the
+    // lint refuses it after the key was generated in the token, before the
+    // intent (and so before the one-off order).
+    let ws = Workspace::new();
+    let config = std::fs::read_to_string(format!(
+        "{}/fixtures/profiles/lab-ca.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace(
+        "[issuing_ca]\nvalidity_years = 8",
+        "[issuing_ca]\nvalidity_years = 1",
+    )
+    .replace(
+        "[mali_muhur]\nvalidity_years = 2",
+        "[mali_muhur]\nvalidity_years = 3",
+    );
+    ws.write("short-ca.toml", config.as_bytes());
+    ws.certmint(&["ca", "init", "--dir", "ca", "--config", "short-ca.toml"])
+        .ok();
+    let hsm = Hsm::new(&ws, &["musteri"], "ALL");
+    let token = hsm.uri("musteri", None);
+    let refused = hsm_run(
+        &ws,
+        &hsm,
+        &[
+            "hsm",
+            "provision",
+            "--ca",
+            "ca",
+            "--token",
+            &token,
+            "--vkn",
+            VKN,
+            "--unvan",
+            UNVAN,
+        ],
+    );
+    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("rfc5280.validity.within_issuer")
+            && refused
+                .stderr
+                .contains("the key generated for it was removed from the token"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(hsm.objects("musteri"), vec![]);
+    let orders = hsm_run(&ws, &hsm, &["order", "list", "--json"]).ok();
+    let orders: serde_json::Value = serde_json::from_str(&orders.stdout).unwrap();
+    assert_eq!(orders.as_array().unwrap().len(), 0, "{orders}");
+    let certificates = hsm_run(&ws, &hsm, &["cert", "list", "--json"]).ok();
+    assert!(
+        certificates.stdout.trim().is_empty(),
+        "{}",
+        certificates.stdout
+    );
+}
