@@ -260,7 +260,7 @@ pub fn provision_one_off_seal(
     // What carries the label before this run: what an earlier failed run
     // of the same seal left (removed now), or objects not on record (kept
     // unless replaced once the new seal is proved).
-    let (removed_leftovers, before) = if device.id != 0 {
+    let (removed_leftovers, before) = if seal.unfinished().is_some() {
         let removed = remove_labelled(&token, &label, &|_| true).map_err(&token_err)?;
         (removed, Vec::new())
     } else {
@@ -324,7 +324,7 @@ pub fn provision_one_off_seal(
     };
     // The token is the seal's store; there is no delivery folder.
     if let Err(e) = target.store(
-        std::path::Path::new(""),
+        Path::new(""),
         &signed.device,
         &signed.certificate_der,
         &signed.written,
