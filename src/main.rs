@@ -20,7 +20,6 @@ use certmint::ids::IdMode;
 use certmint::inspect;
 use certmint::issue::IssueError;
 use certmint::keyref::KeyRefError;
-use certmint::pkcs11::provision::{ProvisionError, ProvisionRequest};
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
 use certmint::profile::{CaConfig, Profile, ProfileName, Subject, SubjectInput};
 use certmint::request;
@@ -873,74 +872,39 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
             lease_wait: std::time::Duration::from_secs(args.wait),
         });
     }
-    let key_type = args.key_type.unwrap_or(KeyType::EcP384);
     let (profile, subject, id_mode) =
         cli::mali_muhur_subject(&args.ca, &args.seal, args.out.as_ref())?;
-    if !profile.key_types.contains(&key_type) {
-        return Err(IssueError::KeyNotAccepted {
-            key_type,
-            profile: profile.name,
-            accepted: profile.key_types_text(),
-        }
-        .into());
-    }
+    let journal = std::sync::Mutex::new(args.journal.open()?);
+    let operator = args.journal.operator()?;
     let unlock = cli::unlock(args.ca_pin_env.clone(), 1);
     let directory = CaDirectory::open(&args.ca, None, &unlock)?;
     let ca = directory.ca.with_id_mode(id_mode);
     let pins = PinSource::choose(uri.pin_source.clone(), args.token_pin_env.as_deref());
     let token = Token::open(&uri, &pins, Some(1))?;
-    // On record: the seal's one-off order and intent before the CA signs.
-    let record = cli::records::plan_seal(
-        &args.journal,
-        &subject,
-        certmint::journal::Target::Hsm,
-        key_type,
-        "certmint hsm provision",
+    let report = certmint::production::seals::provision_one_off_seal(
+        &journal,
+        &ca,
+        &profile,
+        token,
+        &certmint::production::seals::OneOffSealRequest {
+            subject: &subject,
+            key_type: args.key_type.unwrap_or(KeyType::EcP384),
+            replace: args.replace,
+            operator: &operator,
+            source: "certmint hsm provision",
+        },
     )?;
-    let label = record
-        .lock()
-        .map_err(|_| anyhow::anyhow!("journal lock poisoned"))?
-        .seal
-        .label()
-        .as_str()
-        .to_owned();
-    let ca = certmint::order::one_off::record_before_signing(
-        ca,
-        record.clone(),
-        "key generated in the company's token",
-    );
-    let request = ProvisionRequest {
-        profile,
-        subject,
-        key_type,
-        label,
-        replace: args.replace,
-        not_before: now()?,
-    };
-    let provisioned =
-        certmint::pkcs11::provision::provision(&token, &ca, &request).map_err(|e| match e {
-            ProvisionError::Pkcs11(p) => anyhow::Error::from(p),
-            other => anyhow::Error::from(other),
-        });
-    let (report, order) = cli::records::finish_seal(&record, provisioned, |report| {
-        certmint::pem::der_from_pem_or_der(report.certificate_pem.as_bytes(), "CERTIFICATE")
-            .map_err(anyhow::Error::msg)
-    })?;
     if let Some(out) = &args.out {
         ca::write_new_file(out, report.certificate_pem.as_bytes(), 0o644)?;
     }
     if args.json {
-        let mut json = serde_json::to_value(&report)?;
-        if let Some(object) = json.as_object_mut() {
-            object.insert("order".into(), serde_json::json!(order));
-        }
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
             "Provisioned {:?} in token {:?}: CKA_ID {}, certificate {}",
             report.label, report.token, report.id, report.serial
         );
-        println!("On record in one-off order {order}.");
+        println!("On record in one-off order {}.", report.order);
         if report.removed_leftovers > 0 {
             println!(
                 "Removed {} leftover object(s) of an interrupted earlier run.",

@@ -1,26 +1,21 @@
-//! One card, provisioned and proved: management-key authentication, a key
-//! generated on the card, the certificate issued for that key and written
-//! beside it, read back, and a test signature made by the card verified
-//! under the certificate. Optionally the card leaves with a fresh random PIN
-//! and PUK, written to a PIN letter for the customer.
-//!
-//! Everything runs inside the caller's PC/SC transaction. The journal hook
-//! ([`CardHooks::before_signing`]) makes the intent durable before the CA
-//! signs, so a card pulled at any step leaves a state the station resumes
-//! from without a second valid certificate.
+//! The card operations of provisioning, which the card key target
+//! ([`crate::production::key_target::card`]) runs inside the pipeline:
+//! opening a card (one PIN try, management-key authentication), writing a
+//! certificate beside its key, reading it back and verifying a test
+//! signature made by the card; optionally a fresh random PIN and PUK,
+//! written to a PIN letter for the customer. Everything runs inside the
+//! caller's PC/SC transaction.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use der::DateTime;
 use serde::Serialize;
 
-use crate::issue::{CertificateAuthority, IssueError, IssuedCertificate, PreparedCertificate};
+use crate::issue::{IssueError, IssuedCertificate};
 use crate::piv::client::{PivClient, PivError, RetryState, Transport};
 use crate::piv::mgmt::ManagementKey;
 use crate::piv::{key_reference, signing_input, Algorithm, Slot};
 use crate::pkcs11::pin::Pin;
-use crate::profile::{Profile, Subject};
 use crate::signer::verify_signature;
 
 /// The factory PIN of PIV cards.
@@ -193,154 +188,6 @@ impl CardCredentials {
         }
         Ok(())
     }
-}
-
-/// What to put on one card.
-#[derive(Debug, Clone)]
-pub struct CardRequest {
-    /// The certificate profile (Mali Mühür or ÖKC).
-    pub profile: Profile,
-    /// The certificate's subject.
-    pub subject: Subject,
-    /// The key to generate.
-    pub algorithm: Algorithm,
-    /// The slot (9C for a seal).
-    pub slot: Slot,
-    /// Start of validity.
-    pub not_before: DateTime,
-    /// Write a fresh random PIN and PUK to this new file (0600) and set them.
-    pub pin_letter: Option<PathBuf>,
-}
-
-/// The caller's part in one provisioning.
-pub trait CardHooks {
-    /// Called when a step starts (progress).
-    fn step(&mut self, _step: Step) {}
-
-    /// Judges the certificate the slot already holds; an error stops before
-    /// the card is changed.
-    fn existing_certificate(&mut self, certificate: &[u8]) -> Result<(), CardError>;
-
-    /// Called after the TBS is linted and before the CA signs: the place to
-    /// make the intent durable.
-    fn before_signing(&mut self, prepared: &PreparedCertificate) -> Result<(), CardError>;
-}
-
-/// What was written to the card, proved.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProvisionedCard {
-    /// The slot.
-    pub slot: String,
-    /// The key type generated on the card.
-    pub key_type: String,
-    /// The certificate serial, hex.
-    pub serial: String,
-    /// The certificate, DER.
-    #[serde(skip)]
-    pub certificate_der: Vec<u8>,
-    /// The certificate, PEM.
-    pub certificate_pem: String,
-    /// The PIN letter written, if one was asked for.
-    pub pin_letter: Option<String>,
-    /// The checks that passed.
-    pub checks: Vec<String>,
-}
-
-/// Provisions the card `client` talks to.
-pub fn provision_card<T: Transport>(
-    client: &mut PivClient<T>,
-    ca: &CertificateAuthority,
-    credentials: &CardCredentials,
-    request: &CardRequest,
-    hooks: &mut dyn CardHooks,
-) -> Result<ProvisionedCard, CardError> {
-    let card = |step: Step| move |error: PivError| CardError::Card { step, error };
-    let key_type = request.algorithm.key_type();
-    if !request.profile.key_types.contains(&key_type) {
-        return Err(CardError::KeyNotAccepted {
-            profile: request.profile.name,
-            key_type,
-            accepted: request.profile.key_types_text(),
-        });
-    }
-    credentials.check_factory_defaults(request.pin_letter.is_some())?;
-    if request.pin_letter.is_some() && credentials.puk.is_none() {
-        return Err(CardError::NoPuk);
-    }
-    if let Some(letter) = &request.pin_letter {
-        if letter.exists() {
-            return Err(CardError::LetterExists(letter.clone()));
-        }
-    }
-
-    hooks.step(Step::Select);
-    open_card(client, credentials, &mut |step| hooks.step(step))?;
-
-    hooks.step(Step::Inspect);
-    if let Some(existing) = client
-        .get_certificate(request.slot)
-        .map_err(card(Step::Inspect))?
-    {
-        hooks.existing_certificate(&existing)?;
-    }
-
-    hooks.step(Step::GenerateKey);
-    let spki = client
-        .generate_key(request.slot, request.algorithm)
-        .map_err(card(Step::GenerateKey))?;
-
-    hooks.step(Step::Issue);
-    let issue = |error: IssueError| CardError::Issue {
-        step: Step::Issue,
-        error,
-    };
-    let prepared = ca
-        .prepare(
-            &request.profile,
-            &request.subject,
-            crate::issue::SubjectKey::checked(&spki).map_err(|e| issue(e.into()))?,
-            request.not_before,
-        )
-        .map_err(issue)?;
-    hooks.before_signing(&prepared)?;
-    let certificate = ca.sign(prepared).map_err(issue)?;
-    let mut checks = vec![format!(
-        "key generated on the card in slot {} ({key_type}); the certificate certifies it",
-        request.slot
-    )];
-    certificate
-        .certifying(&spki)
-        .map_err(|e| CardError::Check(format!("the card's key: {e}")))?;
-
-    checks.extend(write_and_prove(
-        client,
-        credentials,
-        request.slot,
-        request.algorithm,
-        &spki,
-        &certificate,
-        &mut |step| hooks.step(step),
-    )?);
-
-    let pin_letter = match (&request.pin_letter, &credentials.puk) {
-        (Some(path), Some(puk)) => {
-            hooks.step(Step::Credentials);
-            set_fresh_credentials(client, credentials, puk, path, &certificate)?;
-            checks.push("fresh random PIN and PUK set; PIN letter written (mode 0600)".into());
-            Some(path.display().to_string())
-        }
-        _ => None,
-    };
-
-    Ok(ProvisionedCard {
-        slot: request.slot.to_string(),
-        key_type: key_type.to_string(),
-        serial: certificate.serial_hex(),
-        certificate_pem: certificate.to_pem(),
-        certificate_der: certificate.der().to_vec(),
-        pin_letter,
-        checks,
-    })
 }
 
 /// Opens the card for provisioning: SELECT, the PIN checked usable and

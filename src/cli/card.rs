@@ -8,18 +8,15 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use certmint::ca::{self, CaDirectory};
-use certmint::card::provision::{
-    provision_card, CardCredentials, CardError, CardHooks, CardRequest,
-};
+use certmint::card::provision::CardCredentials;
 use certmint::card::station::{Station, StationEvent};
 use certmint::card::Readers;
 use certmint::ids::IdMode;
-use certmint::issue::PreparedCertificate;
-use certmint::journal::{Journal, OrderId, OrderKind, SqliteJournal, Target};
-use certmint::order::one_off::SealOnRecord;
+use certmint::journal::{Journal, OrderId, OrderKind, SqliteJournal};
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
 use certmint::piv::{Algorithm, Slot};
 use certmint::pkcs11::pin::{PinError, PinSource};
+use certmint::production::seals::{provision_one_off_card_seal, OneOffCardSealRequest};
 use certmint::profile::{Profile, ProfileName};
 use certmint::signer::KeyType;
 
@@ -157,7 +154,8 @@ pub struct ProvisionArgs {
     /// Set a fresh random PIN and PUK and write them to this new file (mode 0600).
     #[arg(long)]
     pin_letter: Option<PathBuf>,
-    /// Replace a certificate already in the slot.
+    /// Replace a certificate in the slot that the journal does not hold (one it holds:
+    /// void is always replaced, valid always refused).
     #[arg(long)]
     replace: bool,
     /// Also write the certificate here as PEM (never overwritten).
@@ -269,48 +267,6 @@ fn choose_reader(readers: &Readers, named: Option<String>) -> Result<String> {
     }
 }
 
-/// `card provision`'s judgement of what the slot holds already, and its
-/// record: the seal's intent before the CA signs.
-struct ProvisionHooks {
-    replace: bool,
-    replaced: Option<String>,
-    record: std::sync::Arc<Mutex<SealOnRecord>>,
-}
-
-impl CardHooks for ProvisionHooks {
-    fn existing_certificate(&mut self, certificate: &[u8]) -> Result<(), CardError> {
-        let summary = match certmint::inspect::summarize(certificate) {
-            Ok(s) => format!("serial {}, valid until {}", s.serial, s.not_after),
-            Err(_) => "data that is not a certificate".into(),
-        };
-        if !self.replace {
-            return Err(CardError::Refused(format!(
-                "the slot already holds a certificate ({summary}); pass --replace to replace it"
-            )));
-        }
-        self.replaced = Some(summary);
-        Ok(())
-    }
-
-    fn before_signing(&mut self, prepared: &PreparedCertificate) -> Result<(), CardError> {
-        // A poisoned lock only means another thread panicked; the journal's
-        // state is its own (transactions), not the lock's.
-        let mut guard = self.record.lock().unwrap_or_else(|p| p.into_inner());
-        let SealOnRecord { journal, seal } = &mut *guard;
-        seal.record_intent(
-            journal.as_mut(),
-            prepared.tbs_der(),
-            &certmint::pem::hex(prepared.serial()),
-            "key generated on a PIV card",
-        )
-        .map_err(|e| {
-            CardError::Record(format!(
-                "the certificate's intent could not be recorded, nothing was signed: {e}"
-            ))
-        })
-    }
-}
-
 fn provision(args: ProvisionArgs) -> Result<()> {
     // Everything is checked before the card is touched.
     let (profile, subject, id_mode) =
@@ -320,85 +276,47 @@ fn provision(args: ProvisionArgs) -> Result<()> {
     };
     let credentials = args.secrets.credentials(args.card_puk_env.as_deref())?;
     credentials.check_factory_defaults(args.pin_letter.is_some())?;
+    let journal = Mutex::new(args.journal.open()?);
+    let operator = args.journal.operator()?;
     let directory = CaDirectory::open(&args.ca, None, &super::unlock(args.ca_pin_env.clone(), 1))?;
     let ca = directory.ca.with_id_mode(id_mode);
     let readers = Readers::establish()?;
     let reader = choose_reader(&readers, args.reader.clone())?;
-    let record = super::records::plan_seal(
-        &args.journal,
-        &subject,
-        Target::Card,
-        args.key_type,
-        "certmint card provision",
+    let report = provision_one_off_card_seal(
+        &journal,
+        &ca,
+        &profile,
+        &readers,
+        &OneOffCardSealRequest {
+            subject: &subject,
+            reader: &reader,
+            slot: args.slot,
+            algorithm,
+            credentials: &credentials,
+            pin_letter: args.pin_letter.as_deref(),
+            replace: args.replace,
+            operator: &operator,
+            source: "certmint card provision",
+        },
     )?;
-    let request = CardRequest {
-        profile,
-        subject,
-        algorithm,
-        slot: args.slot,
-        not_before: certmint::issue::validity::now()?,
-        pin_letter: args.pin_letter.clone(),
-    };
-    let mut hooks = ProvisionHooks {
-        replace: args.replace,
-        replaced: None,
-        record: record.clone(),
-    };
-    let provisioned = readers
-        .with_card(&reader, |client| {
-            Ok(provision_card(
-                client,
-                &ca,
-                &credentials,
-                &request,
-                &mut hooks,
-            ))
-        })
-        .map_err(|error| CardError::Card {
-            step: certmint::card::provision::Step::Select,
-            error,
-        })
-        .and_then(|outcome| outcome);
-    // Signed but not proved on the card: the certificate never reached a
-    // customer, so its intent is voided; the message names it.
-    let signing = record
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .seal
-        .intent_serial()
-        .map(str::to_owned);
-    let provisioned = provisioned.map_err(|e| match signing {
-        Some(serial) => anyhow::Error::from(e).context(format!(
-            "certificate {serial} may have been signed but is not on a proved card: it is recorded \
-             as void (never delivered); run again with a card"
-        )),
-        None => e.into(),
-    });
-    let (provisioned, order) = super::records::finish_seal(&record, provisioned, |card| {
-        Ok(card.certificate_der.clone())
-    })?;
     if let Some(out) = &args.out {
-        ca::write_new_file(out, provisioned.certificate_pem.as_bytes(), 0o644)?;
+        ca::write_new_file(out, report.certificate_pem.as_bytes(), 0o644)?;
     }
     if args.json {
-        let mut json = serde_json::to_value(&provisioned)?;
-        if let Some(object) = json.as_object_mut() {
-            object.insert("order".into(), serde_json::json!(order));
-        }
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "Provisioned the card in {reader:?}: slot {}, {} key, certificate {}",
-            provisioned.slot, provisioned.key_type, provisioned.serial
+            "Provisioned the card in {reader:?}: seal {}, slot {}, {} key, certificate {}",
+            report.label, report.slot, report.key_type, report.serial
         );
-        println!("On record in one-off order {order}.");
-        if let Some(replaced) = &hooks.replaced {
-            println!("Replaced the slot's earlier certificate ({replaced}).");
+        println!("On record in one-off order {}.", report.order);
+        if let Some(replaced) = &report.replaced {
+            println!("Replaced the slot's earlier certificate (serial {replaced}, not on record).");
         }
-        for check in &provisioned.checks {
+        for check in &report.checks {
             println!("  ok  {check}");
         }
-        if let Some(letter) = &provisioned.pin_letter {
+        if let Some(letter) = &report.pin_letter {
             println!("PIN letter: {letter} (hand it to the customer apart from the card)");
         }
     }

@@ -6,11 +6,10 @@ use anyhow::Result;
 use clap::Args;
 
 use certmint::journal::OrderId;
-use certmint::order::one_off::{OneOff, OneOffSeal, SealOnRecord};
 use certmint::records::{each_audit_record, AuditFilter, RecordsError};
 use certmint::text::one_line;
 
-use super::orders::{JournalArgs, ReadJournalArgs};
+use super::orders::ReadJournalArgs;
 
 #[derive(Args)]
 #[command(
@@ -68,70 +67,4 @@ pub fn audit_show(args: AuditShowArgs) -> Result<()> {
     })?;
     out.flush()?;
     Ok(())
-}
-
-/// A seal provisioned without `--order` (`hsm provision`, `card provision`),
-/// planned on the journal: its label is the company's next seal number.
-pub fn plan_seal(
-    journal: &JournalArgs,
-    subject: &certmint::profile::Subject,
-    target: certmint::journal::Target,
-    key_type: certmint::signer::KeyType,
-    source: &str,
-) -> Result<std::sync::Arc<std::sync::Mutex<SealOnRecord>>> {
-    let certmint::profile::Subject::MaliMuhur { id, trade_name } = subject else {
-        anyhow::bail!("provisioning makes Mali Mühür certificates only");
-    };
-    let operator = journal.operator()?;
-    let opened = journal.open()?;
-    let seal = OneOffSeal::plan(
-        &opened,
-        id,
-        trade_name.as_str(),
-        &OneOff {
-            target,
-            key_type,
-            source,
-            operator: &operator,
-            reissue: false,
-        },
-    )?;
-    Ok(std::sync::Arc::new(std::sync::Mutex::new(SealOnRecord {
-        journal: Box::new(opened),
-        seal,
-    })))
-}
-
-/// After provisioning a planned seal: its certificate recorded as issued
-/// (`provisioned` = the certificate's DER), or, when provisioning failed
-/// after the CA was asked to sign, its intent voided. Returns the order.
-pub fn finish_seal<T>(
-    record: &std::sync::Mutex<SealOnRecord>,
-    provisioned: Result<T, anyhow::Error>,
-    der: impl FnOnce(&T) -> Result<Vec<u8>>,
-) -> Result<(T, certmint::journal::OrderId)> {
-    // A poisoned lock only means another thread panicked; the journal's
-    // state is its own (transactions), not the lock's.
-    let mut guard = record.lock().unwrap_or_else(|p| p.into_inner());
-    let SealOnRecord { journal, seal } = &mut *guard;
-    match provisioned {
-        Ok(done) => {
-            let order = seal.record_issued(journal.as_mut(), &der(&done)?)?;
-            Ok((done, order))
-        }
-        Err(e) => {
-            if let Some(serial) = seal.intent_serial().map(str::to_owned) {
-                seal.void(
-                    journal.as_mut(),
-                    &format!("not provisioned: {}", one_line(&format!("{e:#}"))),
-                )
-                .map_err(|v| {
-                    anyhow::Error::from(v).context(format!(
-                        "certificate {serial} could not be recorded as void"
-                    ))
-                })?;
-            }
-            Err(e)
-        }
-    }
 }

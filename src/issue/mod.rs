@@ -371,14 +371,6 @@ impl CertificateAuthority {
         self
     }
 
-    /// The same CA with its key reached through `wrap`: a guard that must
-    /// act before every signature (see
-    /// [`crate::order::one_off::record_before_signing`]).
-    pub fn map_signer(mut self, wrap: impl FnOnce(Box<dyn Signer>) -> Box<dyn Signer>) -> Self {
-        self.signer = wrap(self.signer);
-        self
-    }
-
     /// Accepts GİB's test identifiers (test mode).
     pub fn with_id_mode(mut self, id_mode: IdMode) -> Self {
         self.id_mode = id_mode;

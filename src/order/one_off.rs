@@ -445,6 +445,12 @@ impl OneOffSeal {
         &self.label
     }
 
+    /// The seal's device row when the plan takes up a seal an earlier
+    /// one-off run left without a certificate (its one-off order exists).
+    pub fn unfinished(&self) -> Option<&Device> {
+        self.unfinished.as_ref()
+    }
+
     /// The serial of the certificate whose intent is recorded, if the CA
     /// was asked to sign.
     pub fn intent_serial(&self) -> Option<&str> {
@@ -539,92 +545,5 @@ impl OneOffSeal {
             Some((_, serial)) => journal.void_intent(serial, &self.operator, reason),
             None => Ok(()),
         }
-    }
-}
-
-/// A one-off seal and the journal it goes on record in, shared by the
-/// command and the CA key's guard ([`record_before_signing`]).
-pub struct SealOnRecord {
-    /// The journal.
-    pub journal: Box<dyn Journal>,
-    /// The seal.
-    pub seal: OneOffSeal,
-}
-
-impl std::fmt::Debug for SealOnRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SealOnRecord({:?})", self.seal.label)
-    }
-}
-
-/// `ca` with its key guarded: before each signature, the certificate's
-/// intent is recorded for the seal in `record` (its one-off order made
-/// first); when that fails, the key signs nothing. For a provisioning
-/// routine that prepares and signs in one call, with no step between for
-/// the journal.
-pub fn record_before_signing(
-    ca: CertificateAuthority,
-    record: std::sync::Arc<std::sync::Mutex<SealOnRecord>>,
-    key_note: &'static str,
-) -> CertificateAuthority {
-    ca.map_signer(|inner| {
-        Box::new(IntentFirst {
-            inner,
-            record,
-            key_note,
-        })
-    })
-}
-
-/// A CA key that records each certificate's intent before it signs it.
-#[derive(Debug)]
-struct IntentFirst {
-    inner: Box<dyn crate::signer::Signer>,
-    record: std::sync::Arc<std::sync::Mutex<SealOnRecord>>,
-    key_note: &'static str,
-}
-
-impl IntentFirst {
-    fn record(&self, tbs: &[u8]) -> Result<(), crate::signer::SignerError> {
-        let refused = |reason: String| {
-            crate::signer::SignerError::SigningFailed(format!(
-                "nothing was signed: the certificate's intent could not be recorded: {reason}"
-            ))
-        };
-        let parsed =
-            x509_cert::TbsCertificate::from_der(tbs).map_err(|e| refused(e.to_string()))?;
-        let serial = hex(parsed.serial_number().as_bytes());
-        // A poisoned lock only means another thread panicked; the journal's
-        // state is its own (transactions), not the lock's.
-        let mut guard = self.record.lock().unwrap_or_else(|p| p.into_inner());
-        let SealOnRecord { journal, seal } = &mut *guard;
-        seal.record_intent(journal.as_mut(), tbs, &serial, self.key_note)
-            .map_err(|e| refused(e.to_string()))
-    }
-}
-
-impl crate::signer::Signer for IntentFirst {
-    fn algorithm(&self) -> crate::signer::SignatureAlgorithm {
-        self.inner.algorithm()
-    }
-
-    fn public_key_der(&self) -> &[u8] {
-        self.inner.public_key_der()
-    }
-
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, crate::signer::SignerError> {
-        self.record(message)?;
-        self.inner.sign(message)
-    }
-
-    fn sign_all(&self, messages: &[&[u8]]) -> Result<Vec<Vec<u8>>, crate::signer::SignerError> {
-        for message in messages {
-            self.record(message)?;
-        }
-        self.inner.sign_all(messages)
-    }
-
-    fn callers_to_keep_busy(&self) -> usize {
-        self.inner.callers_to_keep_busy()
     }
 }

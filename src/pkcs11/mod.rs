@@ -7,13 +7,14 @@
 //! - [`keys`]: finding keys, reading public keys, generating key pairs,
 //!   importing certificates.
 //! - [`signer`]: a token key behind the [`crate::signer::Signer`] trait.
-//! - [`probe`] and [`provision`]: the on-site HSM session.
+//! - [`probe`]: the on-site HSM session's preflight; [`proof`]: a seal
+//!   read back and test-signed in its token.
 
 pub mod keys;
 pub mod list;
 pub mod pin;
 pub mod probe;
-pub mod provision;
+pub mod proof;
 pub mod recovery;
 pub mod registry;
 pub mod session_process;

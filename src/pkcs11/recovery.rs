@@ -142,3 +142,33 @@ pub fn key_pair_with_id(token: &Token, id: &[u8]) -> Result<GeneratedKeyPair, Pk
         id: id.to_vec(),
     })
 }
+
+/// The CKA_IDs of the objects carrying `label` (an empty id for an object
+/// without one), in no particular order.
+pub fn ids_labelled(token: &Token, label: &str) -> Result<Vec<Vec<u8>>, Pkcs11Error> {
+    token.with_session(|s| {
+        objects_labelled(s, label)?
+            .into_iter()
+            .map(|o| super::keys::object_id(s, o))
+            .collect()
+    })
+}
+
+/// Removes the objects carrying `label` whose CKA_ID `remove` accepts;
+/// returns how many went.
+pub fn remove_labelled(
+    token: &Token,
+    label: &str,
+    remove: &dyn Fn(&[u8]) -> bool,
+) -> Result<u64, Pkcs11Error> {
+    token.with_session_changing_objects(|s| {
+        let mut removed = 0;
+        for o in objects_labelled(s, label)? {
+            if remove(&super::keys::object_id(s, o)?) {
+                s.destroy_object(o)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    })
+}

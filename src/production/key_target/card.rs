@@ -50,6 +50,13 @@ pub struct CardInReader<'a, T: Transport> {
     step: Cell<Step>,
     on_step: &'a dyn Fn(Step),
     pin_letter: Option<&'a Path>,
+    /// Overwrite a certificate the journal does not hold (this CA's,
+    /// unknown here, or another issuer's) instead of refusing the card.
+    replace_unrecorded: bool,
+    /// What a certificate the slot held and that was overwritten was.
+    replaced: RefCell<Option<String>>,
+    /// The checks the card passed, for a report of one card.
+    checks: RefCell<Vec<String>>,
 }
 
 impl<'a, T: Transport> CardInReader<'a, T> {
@@ -78,7 +85,29 @@ impl<'a, T: Transport> CardInReader<'a, T> {
             step: Cell::new(Step::Select),
             on_step,
             pin_letter: None,
+            replace_unrecorded: false,
+            replaced: RefCell::new(None),
+            checks: RefCell::new(Vec::new()),
         }
+    }
+
+    /// A certificate in the slot that the journal does not hold is
+    /// overwritten instead of refused (`card provision --replace`). One
+    /// the journal holds is judged as always: void is overwritten, valid
+    /// refused.
+    pub fn replacing_unrecorded(mut self, replace: bool) -> Self {
+        self.replace_unrecorded = replace;
+        self
+    }
+
+    /// The certificate the slot held that this card's run overwrote.
+    pub fn replaced(&self) -> Option<String> {
+        self.replaced.borrow().clone()
+    }
+
+    /// The checks the card passed, taken.
+    pub fn take_checks(&self) -> Vec<String> {
+        self.checks.take()
     }
 
     /// After the proof, the card gets a fresh random PIN and PUK, written
@@ -100,9 +129,10 @@ impl<'a, T: Transport> CardInReader<'a, T> {
     }
 
     /// Judges what the slot holds already: a certificate voided in the
-    /// journal is overwritten; one valid in the journal, one of this CA the
-    /// journal does not know, or another issuer's is refused, so no device
-    /// ever ends with two valid certificates.
+    /// journal is overwritten; one valid in the journal is refused, so no
+    /// device ever ends with two valid certificates; one of this CA the
+    /// journal does not know, or another issuer's, is refused unless
+    /// [`Self::replacing_unrecorded`].
     fn judge_existing(&self, certificate: &[u8]) -> Result<(), CardError> {
         let refuse = |why: String| CardError::Refused(why);
         let parsed = x509_cert::Certificate::from_der(certificate)
@@ -119,9 +149,13 @@ impl<'a, T: Transport> CardInReader<'a, T> {
         match record {
             Some(record) if record.status == "void" => Ok(()),
             Some(record) => Err(refuse(format!(
-                "the card already carries certificate {serial} of device {} (order {}), valid in the journal",
+                "the slot already holds a certificate valid in the journal: {serial} of device {} (order {}); use a blank card",
                 record.device_serial, record.order
             ))),
+            None if self.replace_unrecorded => {
+                *self.replaced.borrow_mut() = Some(serial);
+                Ok(())
+            }
             None if issuer == self.ca_name_der => Err(refuse(format!(
                 "the card carries certificate {serial} of this CA that the journal does not know"
             ))),
@@ -213,21 +247,33 @@ impl<T: Transport> KeyTarget for CardInReader<'_, T> {
         certificate: &IssuedCertificate,
     ) -> Result<(), ProduceError> {
         let mut client = self.client.borrow_mut();
-        write_and_prove(
-            &mut client,
-            self.credentials,
+        let mut checks = vec![format!(
+            "key generated on the card in slot {} ({}); the certificate certifies it",
             self.slot,
-            self.algorithm,
-            &key.spki,
-            certificate,
-            &mut |step| self.enter(step),
-        )
-        .map_err(card_error(device))?;
+            self.algorithm.key_type()
+        )];
+        checks.extend(
+            write_and_prove(
+                &mut client,
+                self.credentials,
+                self.slot,
+                self.algorithm,
+                &key.spki,
+                certificate,
+                &mut |step| self.enter(step),
+            )
+            .map_err(card_error(device))?,
+        );
+        *self.checks.borrow_mut() = checks;
         match (self.pin_letter, &self.credentials.puk) {
             (Some(letter), Some(puk)) => {
                 self.enter(Step::Credentials);
                 set_fresh_credentials(&mut client, self.credentials, puk, letter, certificate)
-                    .map_err(card_error(device))
+                    .map_err(card_error(device))?;
+                self.checks
+                    .borrow_mut()
+                    .push("fresh random PIN and PUK set; PIN letter written (mode 0600)".into());
+                Ok(())
             }
             (Some(_), None) => Err(card_error(device)(CardError::Refused(
                 "a PIN letter sets a new PUK too: give the card's current PUK".into(),

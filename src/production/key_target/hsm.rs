@@ -19,7 +19,7 @@ use crate::issue::IssuedCertificate;
 use crate::journal::{Device, DeviceState, Journal, OrderId, Target};
 use crate::pem::{hex, unhex};
 use crate::pkcs11::keys::{generate_key_pair, GeneratedKeyPair};
-use crate::pkcs11::provision::prove;
+use crate::pkcs11::proof::prove;
 use crate::pkcs11::recovery::{
     import_certificate_beside, key_pair_with_id, public_key_with_id, remove_certificates_labelled,
     remove_leftovers,
@@ -34,6 +34,8 @@ use crate::signer::KeyType;
 pub struct HsmTarget {
     token: Arc<Token>,
     prove: bool,
+    /// The checks the last proof passed, for a report of one seal.
+    last_proof: Mutex<Option<Vec<String>>>,
 }
 
 impl HsmTarget {
@@ -42,13 +44,23 @@ impl HsmTarget {
         Self {
             token,
             prove: false,
+            last_proof: Mutex::new(None),
         }
     }
 
     /// The target for keys generated in `token`, each proved after its
-    /// certificate is imported (see [`crate::pkcs11::provision::prove`]).
+    /// certificate is imported (see [`crate::pkcs11::proof::prove`]).
     pub fn proving(token: Arc<Token>) -> Self {
-        Self { token, prove: true }
+        Self {
+            token,
+            prove: true,
+            last_proof: Mutex::new(None),
+        }
+    }
+
+    /// The checks the last key proved passed (a proving target), taken.
+    pub fn take_last_proof(&self) -> Option<Vec<String>> {
+        lock(&self.last_proof).take()
     }
 
     /// The token.
@@ -64,6 +76,13 @@ pub struct TokenKey {
     id: Vec<u8>,
     key_type: KeyType,
     generated: Option<GeneratedKeyPair>,
+}
+
+impl TokenKey {
+    /// The key pair's CKA_ID.
+    pub fn id(&self) -> &[u8] {
+        &self.id
+    }
 }
 
 impl DeviceKey for TokenKey {
@@ -202,7 +221,7 @@ impl KeyTarget for HsmTarget {
                 Some(pair) => pair.clone(),
                 None => key_pair_with_id(&self.token, &key.id).map_err(&token_err)?,
             };
-            prove(
+            let checks = prove(
                 &self.token,
                 key.key_type,
                 &pair,
@@ -210,6 +229,7 @@ impl KeyTarget for HsmTarget {
                 &device.serial,
             )
             .map_err(&token_err)?;
+            *lock(&self.last_proof) = Some(checks);
         }
         Ok(())
     }
