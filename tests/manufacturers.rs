@@ -500,3 +500,39 @@ fn a_production_refused_for_the_ca_configuration_resumes_once_it_is_fixed() {
     }
     run(&ws, &["audit", "verify"]).ok();
 }
+
+/// `audit verify` holds the register to its audit records: an entry added
+/// behind the log's back, or one whose registration record remains after
+/// the entry was deleted, is a break (exit 6) naming the manufacturer.
+#[test]
+fn audit_verify_holds_the_register_to_its_records() {
+    let ws = Workspace::new();
+    register_manufacturer(|args| run(&ws, args), VKN, "FU", false);
+    run(&ws, &["audit", "verify"]).ok();
+    let db = rusqlite::Connection::open(ws.path("journal.sqlite")).unwrap();
+    db.execute(
+        "INSERT INTO manufacturers (vkn, name, prefixes, model_approval, registered_at)
+         VALUES ('3230512384', 'Başka A.Ş.', 'KA', 'X-1', '2026-12-05T00:00:00Z')",
+        [],
+    )
+    .unwrap();
+    let added = run(&ws, &["audit", "verify"]);
+    assert_eq!(added.code, 6, "{}", added.stderr);
+    assert!(
+        added
+            .stderr
+            .contains("manufacturer 3230512384 has no audit record of its registration"),
+        "{}",
+        added.stderr
+    );
+    db.execute("DELETE FROM manufacturers", []).unwrap();
+    let deleted = run(&ws, &["audit", "verify"]);
+    assert_eq!(deleted.code, 6, "{}", deleted.stderr);
+    assert!(
+        deleted.stderr.contains(&format!(
+            "records the registration of manufacturer {VKN}, which the journal no longer has"
+        )),
+        "{}",
+        deleted.stderr
+    );
+}

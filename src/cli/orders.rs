@@ -18,6 +18,7 @@ use certmint::journal::{
     Target,
 };
 use certmint::okc::{check_producible, purge, KeyTarget, OrderClaim, Production, ProductionReport};
+use certmint::order::manufacturer::OkcOrderTerms;
 use certmint::order::serial_list::{ListedSerial, SerialListReader};
 use certmint::order::ImportRefused;
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
@@ -420,18 +421,21 @@ fn import_okc(args: ImportArgs) -> Result<()> {
         certmint::profile::plain_name("manufacturer", name)?;
     }
     let key_type = args.key_type.unwrap_or(KeyType::EcP256);
-    let mut journal = args.journal.open()?;
-    // Checked against the register and the CA configuration before the
-    // list is read: no order is journalled that production must refuse.
-    let registered = journal.manufacturer(vkn.as_str())?.ok_or_else(|| {
-        certmint::order::manufacturer::ManufacturerError::NotRegistered {
-            vkn: vkn.as_str().to_owned(),
-        }
-    })?;
-    let prefixes =
-        registered.check_order(args.manufacturer.as_deref(), &args.prefixes, args.target)?;
     let profile = ca_profile(ca, ProfileName::OkcDevice)?;
-    certmint::order::manufacturer::check_against_profile(&profile, &prefixes, key_type)?;
+    let mut journal = args.journal.open()?;
+    // Checked before the list is read: no order is journalled that
+    // production must refuse.
+    let (registered, prefixes) = certmint::order::manufacturer::check_okc_order(
+        &journal,
+        &OkcOrderTerms {
+            vkn: vkn.as_str(),
+            name: args.manufacturer.as_deref(),
+            prefixes: &args.prefixes,
+            target: args.target,
+            key_type,
+        },
+        &profile,
+    )?;
     let prefix_table = PrefixTable::new(&prefixes)?;
     let file = std::fs::File::open(serials)
         .with_context(|| format!("cannot read {}", serials.display()))?;

@@ -2206,13 +2206,14 @@ impl Journal for SqliteJournal {
     }
 }
 
-/// What the audit records say exists: orders received, certificate
-/// intents, issued certificates (with their SHA-256) and voided intents,
-/// each with the record that says so. Checked against the tables, so that
+/// What the audit records say exists: manufacturers registered, orders
+/// received, certificate intents, issued certificates (with their SHA-256)
+/// and voided intents, each with the record that says so. Checked against the tables, so that
 /// a row deleted or added behind the log's back, or a log emptied where
 /// certificates exist, is a break.
 #[derive(Default)]
 struct Described {
+    manufacturers: std::collections::HashMap<String, (i64, bool)>,
     orders: std::collections::HashMap<i64, (i64, bool)>,
     intents: std::collections::HashMap<String, (i64, bool)>,
     issued: std::collections::HashMap<String, (i64, String, bool)>,
@@ -2224,6 +2225,11 @@ impl Described {
     fn note(&mut self, record: &AuditRecord) {
         let seq = record.seq;
         match record.event.as_str() {
+            "manufacturer.registered" => {
+                if let Some(vkn) = record.subject.strip_prefix("manufacturer ") {
+                    self.manufacturers.insert(vkn.to_owned(), (seq, false));
+                }
+            }
             "order.received" => {
                 if let Some(order) = record
                     .subject
@@ -2274,6 +2280,16 @@ impl Described {
         problems: &mut Vec<AuditProblem>,
     ) -> rusqlite::Result<()> {
         let mut journal = |problem: String| problems.push(AuditProblem { seq: 0, problem });
+        let mut manufacturers = conn.prepare("SELECT vkn FROM manufacturers ORDER BY vkn")?;
+        for vkn in manufacturers.query_map([], |r| r.get::<_, String>(0))? {
+            let vkn = vkn?;
+            match self.manufacturers.get_mut(&vkn) {
+                Some((_, seen)) => *seen = true,
+                None => journal(format!(
+                    "manufacturer {vkn} has no audit record of its registration (added, or its record deleted)"
+                )),
+            }
+        }
         let mut orders = conn.prepare("SELECT id FROM orders ORDER BY id")?;
         for order in orders.query_map([], |r| r.get::<_, i64>(0))? {
             let order = order?;
@@ -2350,6 +2366,11 @@ impl Described {
                 ),
             })
         };
+        for (vkn, (seq, seen)) in &self.manufacturers {
+            if !seen {
+                missing("registration", &format!("manufacturer {vkn}"), *seq);
+            }
+        }
         for (order, (seq, seen)) in &self.orders {
             if !seen {
                 missing("receipt", &format!("order {order}"), *seq);

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::error::ErrorKind;
 use crate::ids::{IdError, PrefixTable};
+use crate::journal::{Journal, JournalError};
 use crate::order::model::Target;
 use crate::profile::{Profile, ProfileError};
 use crate::signer::KeyType;
@@ -292,6 +293,42 @@ impl Manufacturer {
         }
         Ok(prefixes)
     }
+}
+
+/// What an ÖKC order asks for, as checked at import by [`check_okc_order`].
+#[derive(Debug, Clone, Copy)]
+pub struct OkcOrderTerms<'a> {
+    /// The manufacturer's VKN (validated).
+    pub vkn: &'a str,
+    /// The manufacturer's name, when the order gives one.
+    pub name: Option<&'a str>,
+    /// The order's prefixes; empty for all the registered ones.
+    pub prefixes: &'a [String],
+    /// Where the keys are made.
+    pub target: Target,
+    /// The key type.
+    pub key_type: KeyType,
+}
+
+/// Checks an ÖKC order before anything of it is journalled: its
+/// manufacturer must be registered in `journal`, the order must agree with
+/// the entry ([`Manufacturer::check_order`]) and with the CA configuration's
+/// `profile` ([`check_against_profile`]). Returns the registered entry and
+/// the order's prefixes.
+pub fn check_okc_order<J: Journal + ?Sized>(
+    journal: &J,
+    terms: &OkcOrderTerms<'_>,
+    profile: &Profile,
+) -> Result<(Manufacturer, Vec<String>), JournalError> {
+    let registered =
+        journal
+            .manufacturer(terms.vkn)?
+            .ok_or_else(|| ManufacturerError::NotRegistered {
+                vkn: terms.vkn.to_owned(),
+            })?;
+    let prefixes = registered.check_order(terms.name, terms.prefixes, terms.target)?;
+    check_against_profile(profile, &prefixes, terms.key_type)?;
+    Ok((registered, prefixes))
 }
 
 /// Checks an order's prefixes and key type against the CA configuration's
