@@ -4,7 +4,7 @@
 # A demo CA (Kamu SM profiles), the manufacturer's serial list of 3,000
 # fiscal devices (fixtures/orders/demo-okc-3000.csv: a semicolon CSV with a
 # BOM and CRLF, as spreadsheets export it), the order imported and marked
-# paid, produced with software keys delivered as PKCS#12 files, then checked
+# paid (its manufacturer registered first), produced with software keys delivered as PKCS#12 files, then checked
 # with OpenSSL: every certificate against the CA chain, PKCS#12 files opened
 # with their passwords, the audit chain verified. Output: ./demo-output.
 set -euo pipefail
@@ -26,8 +26,10 @@ echo "== 1. CA: root + issuing CA (EC P-256)"
 "$certmint" ca init --dir ca --key-type p256 >/dev/null
 echo "   ca/ written"
 
-echo "== 2. Import the order with the manufacturer's serial list"
-"$certmint" order import --manufacturer "Örnek Yazarkasa A.Ş." --manufacturer-vkn 4540536920 \
+echo "== 2. Register the manufacturer (GİB model approval, secure-area audit), import its order"
+"$certmint" manufacturer register --vkn 4540536920 --name "Örnek Yazarkasa A.Ş." \
+  --prefixes FU,JI --model-approval GIB-ONAY-2026/17 --secure-area-audit 2026-11-30
+"$certmint" order import --manufacturer-vkn 4540536920 --ca ca \
   --prefixes FU,JI --target soft --key-type p256 --serials "$list"
 
 echo "== 3. Production refuses the unpaid order"

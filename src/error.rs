@@ -109,14 +109,14 @@ pub const KINDS: [KindRow; 11] = [
         kind: ErrorKind::NotFound,
         code: 8,
         name: "not-found",
-        meaning: "not found: no such order, or no certificate on record matches",
+        meaning: "not found: no such order or registered manufacturer, or no certificate on record matches",
     },
     KindRow {
         kind: ErrorKind::Conflict,
         code: 9,
         name: "conflict",
         meaning: "conflict: the device serial or seal label already has a certificate on record (named in the \
-                  message); `issue --reissue` supersedes it",
+                  message); `issue --reissue` supersedes it; a manufacturer VKN registered already",
     },
     KindRow {
         kind: ErrorKind::NotReady,
@@ -248,6 +248,7 @@ fn own_kind(error: &(dyn std::error::Error + 'static)) -> ErrorKind {
         crate::production::seals::SealError,
         crate::okc::purge::PurgeError,
         crate::order::ImportRefused,
+        crate::order::manufacturer::ManufacturerError,
         crate::order::one_off::OnRecordError,
         crate::piv::apdu::ApduError,
         crate::piv::client::PivError,

@@ -54,6 +54,9 @@ enum Command {
     /// Orders: import with the serial list, payment, status.
     #[command(subcommand)]
     Order(cli::orders::OrderCommand),
+    /// The register of ÖKC manufacturers: register, list, show, change.
+    #[command(subcommand)]
+    Manufacturer(cli::manufacturers::ManufacturerCommand),
     /// ÖKC production and the purge of soft deliveries.
     #[command(subcommand)]
     Okc(cli::orders::OkcCommand),
@@ -412,6 +415,7 @@ fn main() -> ExitCode {
         Command::Hsm(HsmCommand::Provision(args)) => hsm_provision(args),
         Command::Hsm(HsmCommand::List(args)) => hsm_list(args),
         Command::Order(command) => cli::orders::order(command),
+        Command::Manufacturer(command) => cli::manufacturers::manufacturer(command),
         Command::Okc(command) => cli::orders::okc(command),
         Command::Audit(command) => cli::orders::audit(command),
         Command::Cert(command) => cli::cert::cert(command),

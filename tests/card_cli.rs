@@ -501,6 +501,7 @@ fn a_blocked_pin_is_reported_without_spending_a_try() {
 /// Imports and pays a card-target ÖKC order of `serials`; returns its number.
 fn card_order(stack: &PcscStack, serials: &[&str]) -> String {
     std::fs::write(stack.path("serials.txt"), serials.join("\n") + "\n").unwrap();
+    common::register_manufacturer(|args| certmint(stack, args, &[]), VKN, "FU", false);
     certmint(
         stack,
         &[
@@ -510,6 +511,8 @@ fn card_order(stack: &PcscStack, serials: &[&str]) -> String {
             "Örnek Yazarkasa A.Ş.",
             "--manufacturer-vkn",
             VKN,
+            "--ca",
+            "ca",
             "--prefixes",
             "FU",
             "--serials",

@@ -400,6 +400,7 @@ fn exit_3_for_an_invalid_vkn_and_a_hostile_key() {
     // The serial list of an order: every line bad, nothing imported.
     ws.write("bad.txt", b"FU-1\nXX\n");
     let list = ws.path("bad.txt").display().to_string();
+    common::ensure_manufacturer(|args| run_on_journal(&ws, args, &[]));
     let run = run_on_journal(&ws, &common::import_args("FU", &list, &[]), &[]);
     assert_fails(
         &run,

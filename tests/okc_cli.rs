@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use certmint::journal::{Journal, OrderId, SqliteJournal};
 use common::{
-    import_and_pay, import_args, produce_args, session_processes_of, spawn_on_journal, Hsm, Run,
-    Workspace, SPY_MODULE,
+    ensure_manufacturer, import_and_pay, import_args, produce_args, session_processes_of,
+    spawn_on_journal, Hsm, Run, Workspace, SPY_MODULE,
 };
 
 fn fixture(path: &str) -> String {
@@ -49,6 +49,7 @@ fn serial_list(ws: &Workspace, name: &str, prefix: &str, n: usize, seed: u64) ->
 
 fn import(ws: &Workspace, list: &str, extra: &[&str]) -> Run {
     let list = ws.path(list).display().to_string();
+    ensure_manufacturer(|args| run(ws, args));
     run(ws, &import_args("FU,JI", &list, extra))
 }
 
@@ -279,7 +280,8 @@ fn production_refuses_an_unpaid_order() {
 
 /// Imports `file` and expects refusal with these problem lines, and no order.
 fn refused_list(file: &str, expected: &[&str]) {
-    let ws = Workspace::new();
+    let ws = Workspace::with_ca(&[]);
+    ensure_manufacturer(|args| run(&ws, args));
     let run_out = run(&ws, &import_args("FU,JI", &fixture(file), &[]));
     assert_eq!(run_out.code, 3, "{file}: {}", run_out.stderr);
     for line in expected {
@@ -335,7 +337,8 @@ fn bad_serial_lists_are_reported_precisely_and_nothing_is_imported() {
 
 #[test]
 fn the_demo_list_is_a_semicolon_csv_with_a_bom_and_crlf() {
-    let ws = Workspace::new();
+    let ws = Workspace::with_ca(&[]);
+    ensure_manufacturer(|args| run(&ws, args));
     let out = run(
         &ws,
         &import_args("FU,JI", &fixture("orders/demo-okc-3000.csv"), &["--json"]),
@@ -398,10 +401,28 @@ fn serials_of_an_earlier_order_are_reported_and_good_lines_can_be_accepted() {
 
 #[test]
 fn an_additional_application_must_refer_to_the_same_manufacturer() {
-    let ws = Workspace::new();
+    let ws = Workspace::with_ca(&[]);
     serial_list(&ws, "a.txt", "FU", 3, 4);
     import(&ws, "a.txt", &[]).ok();
     serial_list(&ws, "b.txt", "JI", 3, 5);
+    run(
+        &ws,
+        &[
+            "manufacturer",
+            "register",
+            "--vkn",
+            "3230512384",
+            "--name",
+            "Başka A.Ş.",
+            "--prefixes",
+            "JI",
+            "--model-approval",
+            "GIB-ONAY-2026/18",
+            "--secure-area-audit",
+            "2026-02-01",
+        ],
+    )
+    .ok();
     let other = run(
         &ws,
         &[
@@ -411,6 +432,8 @@ fn an_additional_application_must_refer_to_the_same_manufacturer() {
             "Başka A.Ş.",
             "--manufacturer-vkn",
             "3230512384",
+            "--ca",
+            "ca",
             "--prefixes",
             "JI",
             "--serials",

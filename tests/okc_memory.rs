@@ -19,14 +19,15 @@ fn peak_rss_kib(devices: usize) -> u64 {
     let journal = ws.path("journal.sqlite").display().to_string();
     let env = [("CERTMINT_JOURNAL", journal.as_str())];
     let list = ws.path("list.txt").display().to_string();
+    common::register_manufacturer(|args| ws.certmint_env(args, &env), "4540536920", "FU", true);
     ws.certmint_env(
         &[
             "order",
             "import",
-            "--manufacturer",
-            "X",
             "--manufacturer-vkn",
             "4540536920",
+            "--ca",
+            "ca",
             "--prefixes",
             "FU",
             "--serials",

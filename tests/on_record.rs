@@ -428,7 +428,7 @@ fn a_journal_written_before_schema_versions_is_migrated_and_still_verifies() {
         "{}",
         verified.stdout
     );
-    assert_eq!(version(&ws), 2);
+    assert_eq!(version(&ws), 3);
     let listed = json_lines(&run(&["cert", "list", "--json"]).ok().stdout);
     let devices: Vec<&str> = listed
         .iter()
@@ -443,6 +443,15 @@ fn a_journal_written_before_schema_versions_is_migrated_and_still_verifies() {
     assert!(status.stdout.contains("delivered"), "{}", status.stdout);
     // The migrated journal takes new records, refuses a device it holds,
     // and its chain still holds.
+    // The fixture's CA has no configuration file: one from a fresh CA, and
+    // the order's manufacturer registered (one more audit record).
+    ws.certmint(&["ca", "init", "--dir", "fresh"]).ok();
+    std::fs::copy(
+        ws.path("fresh/certmint-ca.toml"),
+        ws.path("ca/certmint-ca.toml"),
+    )
+    .unwrap();
+    common::ensure_manufacturer(&run);
     ws.write("more.txt", b"FU10000003\nFU10000004\n");
     let refused = run(&common::import_args("FU", "more.txt", &[]));
     assert_eq!(refused.code, 3, "{}", refused.stderr);
@@ -461,7 +470,7 @@ fn a_journal_written_before_schema_versions_is_migrated_and_still_verifies() {
     .ok();
     let verified = run(&["audit", "verify"]).ok();
     assert!(
-        verified.stdout.contains("Audit chain intact: 12 records"),
+        verified.stdout.contains("Audit chain intact: 13 records"),
         "{}",
         verified.stdout
     );

@@ -3,13 +3,14 @@
 
 mod common;
 
-use common::{import_args, run_on_journal, Run, Workspace};
+use common::{ensure_manufacturer, import_args, run_on_journal, Run, Workspace};
 
 /// RFC 4180 CSV as a spreadsheet exports it: every field quoted, a comma
 /// inside a quoted field, a quote written twice. Each row keeps its line.
 #[test]
 fn order_import_reads_quoted_csv_fields_with_separators_inside() {
-    let ws = Workspace::new();
+    let ws = Workspace::with_ca(&[]);
+    ensure_manufacturer(|args| run_on_journal(&ws, args, &[]));
     ws.write(
         "list.csv",
         b"\"No\",\"Seri No\",\"Model\"\n\
@@ -336,7 +337,8 @@ fn every_help(ws: &Workspace) -> Vec<(String, String)> {
 /// Help texts say whole sentences, and tables line up.
 #[test]
 fn help_texts_are_whole_and_order_list_columns_line_up() {
-    let ws = Workspace::new();
+    let ws = Workspace::with_ca(&[]);
+    ensure_manufacturer(|args| run_on_journal(&ws, args, &[]));
     let helps = every_help(&ws);
     assert!(
         helps.len() > 25,
@@ -424,7 +426,8 @@ fn a_malformed_time_argument_is_named_once() {
 /// object, its times RFC 3339 UTC to the second.
 #[test]
 fn json_errors_and_order_pay_json() {
-    let ws = Workspace::new();
+    let ws = Workspace::with_ca(&[]);
+    ensure_manufacturer(|args| run_on_journal(&ws, args, &[]));
     ws.write("list.txt", b"FU00022547\n");
     run_on_journal(&ws, &import_args("FU", "list.txt", &[]), &[]).ok();
 

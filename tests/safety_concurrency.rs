@@ -357,13 +357,52 @@ fn another_hosts_lease_is_respected_until_it_expires_and_wait_takes_it_then() {
 
 /// Concurrent imports of overlapping lists: one order gets the serials, the
 /// other import is refused in words (exit 3, the serials of an earlier
-/// order), never with raw database text — also when both create the
-/// journal at the same moment.
+/// order), never with raw database text; two registrations of one
+/// manufacturer, made while both create the journal at the same moment,
+/// refuse the second in words (exit 9).
 #[test]
 fn concurrent_imports_of_overlapping_lists_refuse_the_loser_in_words() {
-    // Each round on a new journal: both processes also create it at once.
+    // Each round on a new journal: both registrations also create it at once.
     for _ in 0..4 {
         let ws = Workspace::with_ca(&["--key-type", "p256"]);
+        let register = [
+            "manufacturer",
+            "register",
+            "--vkn",
+            "4540536920",
+            "--name",
+            common::MANUFACTURER,
+            "--prefixes",
+            "FU,JI",
+            "--model-approval",
+            "GIB-ONAY-2026/17",
+            "--secure-area-audit",
+            "2026-01-15",
+        ];
+        let registrations = [
+            finish_within(
+                spawn(&ws, "alice", &register, &[]),
+                Duration::from_secs(120),
+                "register a",
+            ),
+            finish_within(
+                spawn(&ws, "bob", &register, &[]),
+                Duration::from_secs(120),
+                "register b",
+            ),
+        ];
+        let mut codes: Vec<i32> = registrations.iter().map(|r| r.code).collect();
+        codes.sort();
+        assert_eq!(codes, [0, 9], "one registration wins");
+        for r in &registrations {
+            assert_no_raw_errors(r);
+        }
+        assert!(
+            registrations
+                .iter()
+                .any(|r| r.stderr.contains("is registered already")),
+            "the second registration is refused in words"
+        );
         serial_list(&ws, "a.txt", "FU", 20_000, 0);
         serial_list(&ws, "b.txt", "FU", 20_000, 7 * 10_000);
         let (a, b) = (

@@ -785,7 +785,17 @@ fn prepare_takes_only_keys_that_were_checked() {
 #[test]
 fn an_endless_serial_list_ends_at_its_cap() {
     use std::io::Write as _;
-    let ws = Workspace::new();
+    let ws = Workspace::with_ca(&[]);
+    common::register_manufacturer(
+        |args| {
+            let mut args = args.to_vec();
+            args.extend_from_slice(&["--journal", "journal.db"]);
+            ws.certmint(&args)
+        },
+        "4540536920",
+        "FU",
+        false,
+    );
     let mut child = std::process::Command::new("prlimit")
         .arg(MEMORY_LIMIT)
         .arg(env!("CARGO_BIN_EXE_certmint"))
@@ -799,6 +809,10 @@ fn an_endless_serial_list_ends_at_its_cap() {
             "Örnek Yazarkasa A.Ş.",
             "--manufacturer-vkn",
             "4540536920",
+            "--ca",
+            "ca",
+            "--target",
+            "hsm",
             "--prefixes",
             "FU",
             "--serials",

@@ -13,6 +13,7 @@ pub mod bench;
 pub mod card;
 pub mod cert;
 pub mod logging;
+pub mod manufacturers;
 pub mod orders;
 pub mod records;
 pub mod vcard;

@@ -17,6 +17,7 @@ use certmint::journal::{
     Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, SqliteJournal, Target,
 };
 use certmint::okc::purge;
+use certmint::order::manufacturer::OkcOrderTerms;
 use certmint::order::serial_list::{ListedSerial, SerialListReader};
 use certmint::order::ImportRefused;
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
@@ -98,9 +99,11 @@ impl ReadJournalArgs {
 #[derive(Subcommand)]
 pub enum OrderCommand {
     /// Import an order: ÖKC with the manufacturer's serial list, or Mali Mühür seals.
-    Import(ImportArgs),
+    Import(Box<ImportArgs>),
     /// Record that an order is paid (who and when): production may start.
     Pay(PayArgs),
+    /// Cancel an unpaid order (audited); its serials are free for another order.
+    Cancel(CancelArgs),
     /// One order's state and progress.
     Status(StatusArgs),
     /// All orders.
@@ -109,9 +112,13 @@ pub enum OrderCommand {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  certmint order import --manufacturer 'Örnek Yazarkasa A.Ş.' --manufacturer-vkn 4540536920 \\\n      --prefixes FU,JI --serials fu-list.txt\n  \
+    after_help = "Examples:\n  certmint order import --manufacturer-vkn 4540536920 --ca ./ca --prefixes FU,JI --serials fu-list.txt\n  \
 certmint order import ... --additional-to 3 --serials more.csv --accept-good-lines\n  \
 certmint order import --kind mali-muhur --vkn 4540536920 --unvan 'Örnek Bilişim A.Ş.' --target card --seals 2\n\n\
+An ÖKC order names a manufacturer registered with `certmint manufacturer register` and is\n\
+checked against its entry (name, prefixes, the secure-area audit for --target soft) and\n\
+against the CA configuration in --ca (okc_device approved_prefixes and key_types), so that\n\
+no order is journalled that production must refuse.\n\
 A Mali Mühür order names the company and how many seals it gets; each seal is one card or one\n\
 key in the company's HSM, journalled as {VKN}SIGN0, {VKN}SIGN1, … (numbered on from every seal the company got before).\n\
 The list: one serial per line, or CSV/TSV with a serial column (serial, seri_no, sicil_no, …);\n\
@@ -125,15 +132,19 @@ pub struct ImportArgs {
     /// What the order produces: okc (device certificates) or mali-muhur (company seals).
     #[arg(long, default_value = "okc")]
     kind: OrderKind,
-    /// ÖKC: the manufacturer's name (goes into the certificates as organizationName).
+    /// ÖKC: the registered manufacturer's name; refused when it is not the registered one.
     #[arg(long)]
     manufacturer: Option<String>,
-    /// ÖKC: the manufacturer's VKN.
+    /// ÖKC: the VKN of a registered manufacturer (`certmint manufacturer register`).
     #[arg(long)]
     manufacturer_vkn: Option<String>,
-    /// ÖKC: the manufacturer's approved serial prefixes, comma-separated (e.g. FU,JI).
+    /// ÖKC: the serial prefixes of this order, comma-separated (e.g. FU,JI): some of the
+    /// manufacturer's registered prefixes (default: all of them).
     #[arg(long, value_delimiter = ',')]
     prefixes: Vec<String>,
+    /// The CA directory whose configuration the order is checked against (required for ÖKC).
+    #[arg(long)]
+    ca: Option<PathBuf>,
     /// ÖKC: the serial list file.
     #[arg(long)]
     serials: Option<PathBuf>,
@@ -179,6 +190,22 @@ pub struct PayArgs {
     #[arg(long)]
     order: i64,
     /// Print the order as `order status --json` does, once paid.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[command(after_help = "Example:\n  certmint order cancel --order 3\n\n\
+Only an unpaid (received) order can be cancelled: after payment there is no cancellation or\n\
+refund (the seed documents). Its serials stay on record with the cancelled order and may be\n\
+imported in another order.")]
+pub struct CancelArgs {
+    #[command(flatten)]
+    journal: JournalArgs,
+    /// The order.
+    #[arg(long)]
+    order: i64,
+    /// Print the order as `order status --json` does, once cancelled.
     #[arg(long)]
     json: bool,
 }
@@ -310,7 +337,7 @@ pub struct AuditVerifyArgs {
 
 pub fn order(command: OrderCommand) -> Result<()> {
     match command {
-        OrderCommand::Import(args) => import(args),
+        OrderCommand::Import(args) => import(*args),
         OrderCommand::Pay(args) => {
             let mut journal = args.journal.open()?;
             journal.mark_paid(OrderId(args.order), &args.journal.operator()?)?;
@@ -321,6 +348,20 @@ pub fn order(command: OrderCommand) -> Result<()> {
                 println!(
                     "Order {} marked paid by {} at {}.",
                     args.order, paid.by, paid.at
+                );
+            }
+            Ok(())
+        }
+        OrderCommand::Cancel(args) => {
+            let mut journal = args.journal.open()?;
+            let freed = journal.cancel_order(OrderId(args.order), &args.journal.operator()?)?;
+            let order = journal.order(OrderId(args.order))?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&order)?);
+            } else {
+                println!(
+                    "Order {} cancelled; {freed} serial(s) are free for another order.",
+                    args.order
                 );
             }
             Ok(())
@@ -413,31 +454,44 @@ fn import_okc(args: ImportArgs) -> Result<()> {
     } else {
         IdMode::Production
     };
-    let (Some(manufacturer), Some(manufacturer_vkn), Some(serials)) =
-        (&args.manufacturer, &args.manufacturer_vkn, &args.serials)
+    let (Some(manufacturer_vkn), Some(serials), Some(ca)) =
+        (&args.manufacturer_vkn, &args.serials, &args.ca)
     else {
-        usage!("an ÖKC order needs --manufacturer, --manufacturer-vkn, --prefixes and --serials");
+        usage!("an ÖKC order needs --manufacturer-vkn (a registered manufacturer), --serials and --ca (the CA directory it is checked against)");
     };
-    if args.prefixes.is_empty() {
-        usage!("an ÖKC order needs the manufacturer's approved --prefixes");
-    }
     if args.vkn.is_some() || args.tckn.is_some() || args.unvan.is_some() {
         usage!("--vkn, --tckn and --unvan are for Mali Mühür orders (--kind mali-muhur)");
     }
     let vkn = Vkn::parse(manufacturer_vkn, mode)?;
-    // Checked now, as the certificates will check it, so that no order is
-    // journalled that cannot be produced.
-    certmint::profile::plain_name("manufacturer", manufacturer)?;
-    let prefixes = PrefixTable::new(&args.prefixes)?;
+    if let Some(name) = &args.manufacturer {
+        certmint::profile::plain_name("manufacturer", name)?;
+    }
+    let key_type = args.key_type.unwrap_or(KeyType::EcP256);
+    let profile = ca_profile(ca, ProfileName::OkcDevice)?;
+    let mut journal = args.journal.open()?;
+    // Checked before the list is read: no order is journalled that
+    // production must refuse.
+    let (registered, prefixes) = certmint::order::manufacturer::check_okc_order(
+        &journal,
+        &OkcOrderTerms {
+            vkn: vkn.as_str(),
+            name: args.manufacturer.as_deref(),
+            prefixes: &args.prefixes,
+            target: args.target,
+            key_type,
+        },
+        &profile,
+    )?;
+    let prefix_table = PrefixTable::new(&prefixes)?;
     let file = std::fs::File::open(serials)
         .with_context(|| format!("cannot read {}", serials.display()))?;
     let file = certmint::input::CappedReader::new(file, certmint::input::MAX_SERIAL_LIST_BYTES);
-    let mut reader = SerialListReader::new(BufReader::new(file), prefixes);
+    let mut reader = SerialListReader::new(BufReader::new(file), prefix_table);
     let order = NewOrder {
         kind: OrderKind::Okc,
-        manufacturer: manufacturer.trim().to_owned(),
+        manufacturer: registered.name.clone(),
         manufacturer_vkn: Some(TaxpayerId::Vkn(vkn)),
-        prefixes: args.prefixes.clone(),
+        prefixes,
         application: match args.additional_to {
             Some(parent) => Application::Additional {
                 parent: OrderId(parent),
@@ -445,11 +499,10 @@ fn import_okc(args: ImportArgs) -> Result<()> {
             None => Application::Initial,
         },
         target: args.target,
-        key_type: args.key_type.unwrap_or(KeyType::EcP256),
+        key_type,
         source: serials.display().to_string(),
         operator: args.journal.operator()?,
     };
-    let mut journal = args.journal.open()?;
     let report = journal.import_order(&order, &mut reader, args.accept_good_lines)?;
     report_import(&args, report)
 }
@@ -489,6 +542,10 @@ fn import_seals(args: ImportArgs) -> Result<()> {
         usage!("--seals counts from 1");
     }
     let key_type = args.key_type.unwrap_or(KeyType::EcP384);
+    if let Some(ca) = &args.ca {
+        let profile = ca_profile(ca, ProfileName::MaliMuhur)?;
+        certmint::order::manufacturer::check_against_profile(&profile, &[], key_type)?;
+    }
     let mut journal = args.journal.open()?;
     let labels = certmint::order::one_off::next_seal_labels(&journal, &id, args.seals as usize)?;
     let order = NewOrder {
@@ -510,6 +567,12 @@ fn import_seals(args: ImportArgs) -> Result<()> {
     });
     let report = journal.import_order(&order, &mut seals, false)?;
     report_import(&args, report)
+}
+
+/// The profile `name` of the CA configuration in the CA directory `ca`.
+fn ca_profile(ca: &Path, name: ProfileName) -> Result<Profile> {
+    let config = certmint::profile::CaConfig::load(&ca.join(certmint::ca::CONFIG_FILE))?;
+    Ok(Profile::from_config(name, &config)?)
 }
 
 fn report_import(args: &ImportArgs, report: ImportReport) -> Result<()> {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::audit::AuditReport;
+use crate::order::manufacturer::{Manufacturer, ManufacturerChange};
 use crate::order::serial_list::{ListProblem, ListedSerial};
 
 /// Why a journal operation failed.
@@ -105,6 +106,10 @@ pub enum JournalError {
     /// No certificate matches.
     #[error("no certificate on record matches {0}")]
     NoCertificate(String),
+    /// The manufacturer register refused: an unregistered or a registered
+    /// VKN, or a change that changes nothing.
+    #[error(transparent)]
+    Manufacturer(#[from] crate::order::manufacturer::ManufacturerError),
     /// Another process kept the journal locked longer than the bounded wait.
     #[error("journal {path} is busy: another certmint process kept it locked for more than {waited_secs} s; try again once it is done")]
     Busy {
@@ -133,6 +138,7 @@ impl JournalError {
             // company or is of another kind: the import's data is wrong.
             JournalError::BadParent(_) => ErrorKind::InvalidInput,
             JournalError::Checkpoint(e) => e.kind(),
+            JournalError::Manufacturer(e) => e.kind(),
             JournalError::Database { .. }
             | JournalError::Settings { .. }
             | JournalError::WrongState { .. }
@@ -337,6 +343,37 @@ pub trait Journal: Send {
         serials: &mut dyn Iterator<Item = Result<ListedSerial, ListProblem>>,
         accept_good_lines: bool,
     ) -> Result<ImportReport, JournalError>;
+
+    /// Cancels an unpaid order (received → cancelled), audited: its serials
+    /// move to the cancelled order's record and are free for another order.
+    /// Returns how many were freed. A paid order is refused.
+    fn cancel_order(&mut self, order: OrderId, operator: &str) -> Result<u64, JournalError>;
+
+    /// Adds a manufacturer to the register, audited; a VKN registered
+    /// already is refused.
+    fn register_manufacturer(
+        &mut self,
+        manufacturer: &Manufacturer,
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// The registered manufacturer of `vkn`, if any.
+    fn manufacturer(&self, vkn: &str) -> Result<Option<Manufacturer>, JournalError>;
+
+    /// Every registered manufacturer, by VKN.
+    fn manufacturers(&self) -> Result<Vec<Manufacturer>, JournalError>;
+
+    /// Applies `change` to the entry of `vkn` in one transaction (the
+    /// entry as it is then, checked by [`Manufacturer::changed`]), with an
+    /// audit record naming the old and new values. Returns the entry
+    /// before and after.
+    fn change_manufacturer(
+        &mut self,
+        vkn: &str,
+        change: &ManufacturerChange,
+        today: time::Date,
+        operator: &str,
+    ) -> Result<(Manufacturer, Manufacturer), JournalError>;
 
     /// Records payment (received → paid), who and when.
     fn mark_paid(&mut self, order: OrderId, operator: &str) -> Result<(), JournalError>;

@@ -32,6 +32,7 @@ use super::{
 use crate::audit::checkpoint::{self, AuditKey, Checkpoint, CHECKPOINT_EVERY};
 use crate::audit::{self, AuditProblem, AuditRecord, AuditReport, GENESIS};
 use crate::ids::TaxpayerId;
+use crate::order::manufacturer::{Manufacturer, ManufacturerChange, ManufacturerError};
 use crate::order::serial_list::{ListProblem, ListedSerial};
 use crate::signer::KeyType;
 
@@ -255,6 +256,51 @@ CREATE UNIQUE INDEX one_active_certificate_per_device ON certificates(device_id)
 CREATE INDEX certificates_by_device ON certificates(device_id, id);
 "#;
 
+/// The manufacturer register and cancelled orders. Rebuilds `orders` (its
+/// state may be `cancelled`; row ids copied, so every reference stays);
+/// `manufacturers` holds one entry per VKN; `cancelled_devices` keeps the
+/// serials a cancelled order listed, so they are freed for another order
+/// (`devices.serial` is unique) and still on record.
+const MANUFACTURER_SCHEMA: &str = r#"
+CREATE TABLE orders_new (
+    id               INTEGER PRIMARY KEY,
+    kind             TEXT NOT NULL CHECK (kind IN ('okc', 'mali-muhur')),
+    manufacturer     TEXT NOT NULL,
+    manufacturer_vkn TEXT NOT NULL,
+    prefixes         TEXT NOT NULL,
+    parent_order     INTEGER REFERENCES orders(id),
+    target           TEXT NOT NULL CHECK (target IN ('soft', 'hsm', 'card', 'external')),
+    key_type         TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('received', 'paid', 'producing', 'produced', 'delivered', 'purged', 'cancelled')),
+    source           TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    paid_at          TEXT,
+    paid_by          TEXT,
+    one_off          INTEGER NOT NULL DEFAULT 0 CHECK (one_off IN (0, 1))
+);
+INSERT INTO orders_new SELECT id, kind, manufacturer, manufacturer_vkn, prefixes, parent_order, target, key_type, state, source, created_at, paid_at, paid_by, one_off FROM orders;
+DROP TABLE orders;
+ALTER TABLE orders_new RENAME TO orders;
+CREATE INDEX orders_by_taxpayer ON orders(manufacturer_vkn, id);
+
+CREATE TABLE manufacturers (
+    vkn               TEXT PRIMARY KEY,
+    name              TEXT NOT NULL,
+    prefixes          TEXT NOT NULL,
+    model_approval    TEXT NOT NULL,
+    secure_area_audit TEXT,
+    registered_at     TEXT NOT NULL,
+    changed_at        TEXT
+);
+
+CREATE TABLE cancelled_devices (
+    order_id INTEGER NOT NULL REFERENCES orders(id),
+    serial   TEXT NOT NULL,
+    line_no  INTEGER NOT NULL
+);
+CREATE INDEX cancelled_devices_by_order ON cancelled_devices(order_id);
+"#;
+
 /// One step of the schema: applying its statements, in order, takes a
 /// journal from `version - 1` to `version`.
 struct Migration {
@@ -274,10 +320,14 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: &[SUPERSEDED_SCHEMA],
     },
+    Migration {
+        version: 3,
+        sql: &[MANUFACTURER_SCHEMA],
+    },
 ];
 
 /// The schema version this build writes: the last step's.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Write transactions take the write lock at their start (`BEGIN
 /// IMMEDIATE`): a busy journal is then waited for (up to [`BUSY_WAIT`]),
@@ -503,6 +553,23 @@ fn parse<T: std::str::FromStr<Err = String>>(value: String) -> rusqlite::Result<
 /// changed outside certmint.
 fn bad_row(reason: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, reason.into())
+}
+
+fn manufacturer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Manufacturer> {
+    let prefixes: String = row.get("prefixes")?;
+    Ok(Manufacturer {
+        vkn: row.get("vkn")?,
+        name: row.get("name")?,
+        prefixes: prefixes.split(',').map(str::to_owned).collect(),
+        model_approval: row.get("model_approval")?,
+        secure_area_audit: row.get("secure_area_audit")?,
+    })
+}
+
+fn read_manufacturer(conn: &Connection, vkn: &str) -> rusqlite::Result<Option<Manufacturer>> {
+    conn.prepare_cached("SELECT * FROM manufacturers WHERE vkn = ?1")?
+        .query_row([vkn], manufacturer_from_row)
+        .optional()
 }
 
 fn device_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
@@ -913,6 +980,131 @@ impl Journal for SqliteJournal {
             problems,
             problem_count,
         })
+    }
+
+    fn cancel_order(&mut self, order: OrderId, operator: &str) -> Result<u64, JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let freed = tx
+            .execute(
+                "INSERT INTO cancelled_devices (order_id, serial, line_no)
+                 SELECT order_id, serial, line_no FROM devices WHERE order_id = ?1 ORDER BY id",
+                [order.0],
+            )
+            .map_err(db)?;
+        let details = format!("{freed} serial(s) freed for another order");
+        Self::change_order_state(
+            &tx,
+            &self.path,
+            order,
+            Transition {
+                to: OrderState::Cancelled,
+                event: "order.cancelled",
+                details: &details,
+                refused: "only an unpaid (received) order can be cancelled; after payment there is no cancellation or refund",
+            },
+            operator,
+        )?;
+        tx.execute("DELETE FROM devices WHERE order_id = ?1", [order.0])
+            .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.audit_committed()?;
+        Ok(freed as u64)
+    }
+
+    fn register_manufacturer(
+        &mut self,
+        manufacturer: &Manufacturer,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        if let Some(registered) = read_manufacturer(&tx, &manufacturer.vkn).map_err(db)? {
+            return Err(ManufacturerError::AlreadyRegistered {
+                vkn: registered.vkn,
+                name: registered.name,
+            }
+            .into());
+        }
+        tx.execute(
+            "INSERT INTO manufacturers (vkn, name, prefixes, model_approval, secure_area_audit, registered_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                manufacturer.vkn,
+                manufacturer.name,
+                manufacturer.prefixes.join(","),
+                manufacturer.model_approval,
+                manufacturer.secure_area_audit,
+                now_rfc3339()
+            ],
+        )
+        .map_err(db)?;
+        append_audit(
+            &tx,
+            operator,
+            "manufacturer.registered",
+            &format!("manufacturer {}", manufacturer.vkn),
+            &manufacturer.describe(),
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.audit_committed()
+    }
+
+    fn manufacturer(&self, vkn: &str) -> Result<Option<Manufacturer>, JournalError> {
+        read_manufacturer(&self.conn, vkn).map_err(|e| self.db(e))
+    }
+
+    fn manufacturers(&self) -> Result<Vec<Manufacturer>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM manufacturers ORDER BY vkn")
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map([], manufacturer_from_row)
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+
+    fn change_manufacturer(
+        &mut self,
+        vkn: &str,
+        change: &ManufacturerChange,
+        today: time::Date,
+        operator: &str,
+    ) -> Result<(Manufacturer, Manufacturer), JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let before = read_manufacturer(&tx, vkn).map_err(db)?.ok_or_else(|| {
+            ManufacturerError::NotRegistered {
+                vkn: vkn.to_owned(),
+            }
+        })?;
+        let after = before.changed(change, today)?;
+        tx.execute(
+            "UPDATE manufacturers SET name = ?2, prefixes = ?3, model_approval = ?4, secure_area_audit = ?5, changed_at = ?6
+             WHERE vkn = ?1",
+            params![
+                vkn,
+                after.name,
+                after.prefixes.join(","),
+                after.model_approval,
+                after.secure_area_audit,
+                now_rfc3339()
+            ],
+        )
+        .map_err(db)?;
+        append_audit(
+            &tx,
+            operator,
+            "manufacturer.changed",
+            &format!("manufacturer {vkn}"),
+            &before.describe_change(&after),
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.audit_committed()?;
+        Ok((before, after))
     }
 
     fn mark_paid(&mut self, order: OrderId, operator: &str) -> Result<(), JournalError> {
@@ -2037,13 +2229,14 @@ impl Journal for SqliteJournal {
     }
 }
 
-/// What the audit records say exists: orders received, certificate
-/// intents, issued certificates (with their SHA-256) and voided intents,
-/// each with the record that says so. Checked against the tables, so that
+/// What the audit records say exists: manufacturers registered, orders
+/// received, certificate intents, issued certificates (with their SHA-256)
+/// and voided intents, each with the record that says so. Checked against the tables, so that
 /// a row deleted or added behind the log's back, or a log emptied where
 /// certificates exist, is a break.
 #[derive(Default)]
 struct Described {
+    manufacturers: std::collections::HashMap<String, (i64, bool)>,
     orders: std::collections::HashMap<i64, (i64, bool)>,
     intents: std::collections::HashMap<String, (i64, bool)>,
     issued: std::collections::HashMap<String, (i64, String, bool)>,
@@ -2055,6 +2248,11 @@ impl Described {
     fn note(&mut self, record: &AuditRecord) {
         let seq = record.seq;
         match record.event.as_str() {
+            "manufacturer.registered" => {
+                if let Some(vkn) = record.subject.strip_prefix("manufacturer ") {
+                    self.manufacturers.insert(vkn.to_owned(), (seq, false));
+                }
+            }
             "order.received" => {
                 if let Some(order) = record
                     .subject
@@ -2105,6 +2303,16 @@ impl Described {
         problems: &mut Vec<AuditProblem>,
     ) -> rusqlite::Result<()> {
         let mut journal = |problem: String| problems.push(AuditProblem { seq: 0, problem });
+        let mut manufacturers = conn.prepare("SELECT vkn FROM manufacturers ORDER BY vkn")?;
+        for vkn in manufacturers.query_map([], |r| r.get::<_, String>(0))? {
+            let vkn = vkn?;
+            match self.manufacturers.get_mut(&vkn) {
+                Some((_, seen)) => *seen = true,
+                None => journal(format!(
+                    "manufacturer {vkn} has no audit record of its registration (added, or its record deleted)"
+                )),
+            }
+        }
         let mut orders = conn.prepare("SELECT id FROM orders ORDER BY id")?;
         for order in orders.query_map([], |r| r.get::<_, i64>(0))? {
             let order = order?;
@@ -2181,6 +2389,11 @@ impl Described {
                 ),
             })
         };
+        for (vkn, (seq, seen)) in &self.manufacturers {
+            if !seen {
+                missing("registration", &format!("manufacturer {vkn}"), *seq);
+            }
+        }
         for (order, (seq, seen)) in &self.orders {
             if !seen {
                 missing("receipt", &format!("order {order}"), *seq);

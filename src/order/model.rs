@@ -66,7 +66,8 @@ text_enum!(
 
 text_enum!(
     /// An order's life: received → paid → producing → produced → delivered
-    /// (→ purged, for soft deliveries). Production refuses an unpaid order.
+    /// (→ purged, for soft deliveries), or received → cancelled. Production
+    /// refuses an unpaid order.
     OrderState {
         /// Imported, not paid: nothing may be produced.
         Received = "received",
@@ -80,14 +81,19 @@ text_enum!(
         Delivered = "delivered",
         /// Soft key material irreversibly deleted after the deadline.
         Purged = "purged",
+        /// Cancelled before payment; its serials are free for another
+        /// order. A paid order is never cancelled (no cancellation or refund
+        /// after payment).
+        Cancelled = "cancelled",
     }
 );
 
 impl OrderState {
     /// The states an order may be in for it to move to `self` — the only
     /// legal moves of an order: received → paid → producing → produced →
-    /// delivered → purged (soft deliveries). A paid order may already be
-    /// producing when a run resumes it.
+    /// delivered → purged (soft deliveries), and received → cancelled. A
+    /// paid order may already be producing when a run resumes it; nothing
+    /// moves from paid to cancelled: no cancellation after payment.
     pub fn comes_from(self) -> &'static [OrderState] {
         match self {
             OrderState::Received => &[],
@@ -96,6 +102,7 @@ impl OrderState {
             OrderState::Produced => &[OrderState::Producing],
             OrderState::Delivered => &[OrderState::Produced],
             OrderState::Purged => &[OrderState::Delivered],
+            OrderState::Cancelled => &[OrderState::Received],
         }
     }
 
@@ -309,18 +316,19 @@ pub struct Device {
 mod tests {
     use super::*;
 
-    const ORDER_STATES: [OrderState; 6] = [
+    const ORDER_STATES: [OrderState; 7] = [
         OrderState::Received,
         OrderState::Paid,
         OrderState::Producing,
         OrderState::Produced,
         OrderState::Delivered,
         OrderState::Purged,
+        OrderState::Cancelled,
     ];
 
     /// Every legal move of an order, and nothing else.
     #[test]
-    fn an_order_moves_only_forward_one_step_or_resumes_production() {
+    fn an_order_moves_only_forward_one_step_or_resumes_production_or_is_cancelled_unpaid() {
         let legal = [
             (OrderState::Received, OrderState::Paid),
             (OrderState::Paid, OrderState::Producing),
@@ -328,6 +336,7 @@ mod tests {
             (OrderState::Producing, OrderState::Produced),
             (OrderState::Produced, OrderState::Delivered),
             (OrderState::Delivered, OrderState::Purged),
+            (OrderState::Received, OrderState::Cancelled),
         ];
         for from in ORDER_STATES {
             for to in ORDER_STATES {
@@ -345,9 +354,11 @@ mod tests {
         for to in ORDER_STATES {
             assert!(!OrderState::Purged.may_become(to), "purged → {to}");
             assert!(
-                !OrderState::Received.may_become(to) || to == OrderState::Paid,
+                !OrderState::Received.may_become(to)
+                    || matches!(to, OrderState::Paid | OrderState::Cancelled),
                 "received → {to}"
             );
+            assert!(!OrderState::Cancelled.may_become(to), "cancelled → {to}");
         }
     }
 

@@ -356,7 +356,8 @@ impl Workspace {
 pub const MANUFACTURER: &str = "Örnek Yazarkasa A.Ş.";
 
 /// `order import --manufacturer MANUFACTURER --manufacturer-vkn 4540536920
-/// --prefixes PREFIXES --serials LIST`, then `extra`.
+/// --ca ca --prefixes PREFIXES --serials LIST`, then `extra`. The
+/// manufacturer must be registered first ([`register_manufacturer`]).
 pub fn import_args<'a>(prefixes: &'a str, list: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "order",
@@ -365,6 +366,8 @@ pub fn import_args<'a>(prefixes: &'a str, list: &'a str, extra: &[&'a str]) -> V
         MANUFACTURER,
         "--manufacturer-vkn",
         "4540536920",
+        "--ca",
+        "ca",
         "--prefixes",
         prefixes,
         "--serials",
@@ -469,6 +472,41 @@ pub fn import_and_pay(
     order: &str,
     extra: &[&str],
 ) {
+    ensure_manufacturer(&run);
     run(&import_args(prefixes, list, extra)).ok();
     run(&["order", "pay", "--order", order]).ok();
+}
+
+/// Registers MANUFACTURER under `vkn` (`manufacturer register`) with the
+/// approved `prefixes` and, when `soft`, a passed secure-area audit (so
+/// that it may order soft certificates); must succeed.
+pub fn register_manufacturer(run: impl Fn(&[&str]) -> Run, vkn: &str, prefixes: &str, soft: bool) {
+    let mut args = vec![
+        "manufacturer",
+        "register",
+        "--vkn",
+        vkn,
+        "--name",
+        MANUFACTURER,
+        "--prefixes",
+        prefixes,
+        "--model-approval",
+        "GIB-ONAY-2026/17",
+    ];
+    if soft {
+        args.extend_from_slice(&["--secure-area-audit", "2026-01-15"]);
+    }
+    run(&args).ok();
+}
+
+/// Registers MANUFACTURER (VKN 4540536920, prefixes FU and JI, secure-area
+/// audit passed) unless it is registered already: the manufacturer of the
+/// tests' ÖKC orders ([`import_args`]).
+pub fn ensure_manufacturer(run: impl Fn(&[&str]) -> Run) {
+    let shown = run(&["manufacturer", "show", "--vkn", "4540536920"]);
+    if shown.code == 8 {
+        register_manufacturer(&run, "4540536920", "FU,JI", true);
+    } else {
+        shown.ok();
+    }
 }
