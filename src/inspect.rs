@@ -311,8 +311,6 @@ impl CertificateSummary {
 /// signature verifies with its own key is shown.
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestSummary {
-    /// Always `certificate-request`.
-    pub kind: &'static str,
     /// Subject attributes in order.
     pub subject: Vec<NameAttribute>,
     /// The requested key type (`p256`, `rsa2048`, …).
@@ -341,21 +339,23 @@ pub struct Pkcs12Entry {
 /// the password, its bags decrypted).
 #[derive(Debug, Clone, Serialize)]
 pub struct Pkcs12Summary {
-    /// Always `pkcs12`.
-    pub kind: &'static str,
     /// Its entries.
     pub entries: Vec<Pkcs12Entry>,
 }
 
-/// What a file holds.
+/// What a file holds; in JSON, `kind` says which.
 #[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Inspected {
     /// One certificate (PEM or DER).
     Certificate(CertificateSummary),
     /// Several certificates, as a chain PEM holds them, in file order.
-    Chain(Vec<CertificateSummary>),
+    Chain {
+        /// The certificates.
+        certificates: Vec<CertificateSummary>,
+    },
     /// A PKCS#10 request.
+    #[serde(rename = "certificate-request")]
     Request(RequestSummary),
     /// A PKCS#12 file.
     Pkcs12(Pkcs12Summary),
@@ -428,7 +428,9 @@ pub fn inspect(
             return Ok(if summaries.len() == 1 {
                 Inspected::Certificate(summaries.remove(0))
             } else {
-                Inspected::Chain(summaries)
+                Inspected::Chain {
+                    certificates: summaries,
+                }
             });
         }
         if let [label] = labels[..] {
@@ -494,7 +496,6 @@ fn summarize_request(der: &[u8], what: &str) -> Result<RequestSummary, InspectEr
             reason: e.to_string(),
         })?;
     Ok(RequestSummary {
-        kind: "certificate-request",
         subject: name_attributes(&request.info.subject),
         public_key: KeyType::of_public_key(&spki)
             .map(|k| k.to_string())
@@ -544,10 +545,7 @@ fn summarize_pkcs12(der: &[u8], password: &str) -> Result<Inspected, String> {
             },
         });
     }
-    Ok(Inspected::Pkcs12(Pkcs12Summary {
-        kind: "pkcs12",
-        entries,
-    }))
+    Ok(Inspected::Pkcs12(Pkcs12Summary { entries }))
 }
 
 impl Inspected {
@@ -555,7 +553,9 @@ impl Inspected {
     pub fn to_text(&self) -> String {
         match self {
             Inspected::Certificate(summary) => summary.to_text(),
-            Inspected::Chain(summaries) => summaries
+            Inspected::Chain {
+                certificates: summaries,
+            } => summaries
                 .iter()
                 .enumerate()
                 .map(|(i, s)| {

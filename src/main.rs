@@ -583,7 +583,7 @@ fn ca_init(args: CaInitArgs) -> Result<()> {
             "root": inspect::summarize(&report.root_der)?,
             "issuing": inspect::summarize(&report.issuing_der)?,
         });
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        cli::json::print("ca.init", &json)?;
     } else {
         println!("Created CA in {}:", args.dir.display());
         for file in &report.files {
@@ -706,7 +706,7 @@ fn issue(args: IssueArgs) -> Result<()> {
             "one_off": on_record.one_off,
             "superseded": on_record.superseded,
         });
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        cli::json::print("issue", &json)?;
     } else if args.out.is_none() {
         std::io::stdout().write_all(pem.as_bytes())?;
     } else {
@@ -741,7 +741,7 @@ fn inspect_file(args: InspectArgs) -> Result<()> {
     let what = args.file.display().to_string();
     let inspected = inspect::inspect(&bytes, &what, password.as_deref().map(String::as_str))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&inspected)?);
+        cli::json::print("inspect", &inspected)?;
     } else {
         print!("{}", inspected.to_text());
     }
@@ -767,7 +767,7 @@ fn hsm_keygen(args: HsmKeygenArgs) -> Result<()> {
             "key_type": args.key_type.to_string(),
             "public_key_pem": public_pem,
         });
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        cli::json::print("hsm.keygen", &json)?;
     } else {
         println!(
             "Generated {} key pair {label:?} in token {:?}, CKA_ID {}\n{public_pem}",
@@ -794,7 +794,7 @@ fn hsm_list(args: HsmListArgs) -> Result<()> {
         };
         let slots = list::slots(&module_path)?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&slots)?);
+            cli::json::print_list("hsm.list.slots", "slots", &slots)?;
         } else {
             println!("Module {}", module_path.display());
             print!("{}", list::slots_text(&slots));
@@ -810,7 +810,7 @@ fn hsm_list(args: HsmListArgs) -> Result<()> {
     };
     if args.json {
         let json = serde_json::json!({ "objects": objects, "more": more, "logged_in": args.login });
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        cli::json::print("hsm.list.objects", &json)?;
     } else {
         print!("{}", list::objects_text(&objects, more));
         if !args.login {
@@ -838,7 +838,7 @@ fn hsm_probe(args: HsmProbeArgs) -> Result<()> {
     let pins = PinSource::choose(uri.pin_source.clone(), args.token_pin_env.as_deref());
     let report = certmint::pkcs11::probe::probe(&uri, &key_types, &labels, &pins)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        cli::json::print("hsm.probe", &report)?;
     } else {
         print!("{}", report.to_text());
     }
@@ -902,7 +902,7 @@ fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
         ca::write_new_file(out, report.certificate_pem.as_bytes(), 0o644)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        cli::json::print("hsm.provision", &report)?;
     } else {
         println!(
             "Provisioned {:?} in token {:?}: CKA_ID {}, certificate {}",

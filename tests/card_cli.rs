@@ -166,8 +166,9 @@ fn card_list_shows_readers_atr_and_piv() {
     stack.start_card(0, &card_args(&[]));
     let run = certmint(&stack, &["card", "list", "--json"], &[]).ok();
     let readers: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(readers["schema"], "certmint.card.list/1");
     let find = |slot: u16| {
-        readers
+        readers["readers"]
             .as_array()
             .unwrap()
             .iter()

@@ -620,7 +620,7 @@ fn a_standalone_hsm_run_refused_before_signing_leaves_no_order() {
     assert_eq!(refused.code, 5, "{}", refused.stderr);
     let orders = hsm_run(&ws, &hsm, &["order", "list", "--json"]).ok();
     let orders: serde_json::Value = serde_json::from_str(&orders.stdout).unwrap();
-    assert_eq!(orders.as_array().unwrap().len(), 0, "{orders}");
+    assert_eq!(orders["orders"].as_array().unwrap().len(), 0, "{orders}");
     assert!(json_lines(&hsm_run(&ws, &hsm, &["cert", "list", "--json"]).ok().stdout).is_empty());
     // The seal made on the other journal is on that journal's record.
     assert_eq!(

@@ -190,7 +190,7 @@ fn a_seal_refused_by_a_lint_leaves_no_order_and_no_key() {
     assert_eq!(hsm.objects("musteri"), vec![]);
     let orders = hsm_run(&ws, &hsm, &["order", "list", "--json"]).ok();
     let orders: serde_json::Value = serde_json::from_str(&orders.stdout).unwrap();
-    assert_eq!(orders.as_array().unwrap().len(), 0, "{orders}");
+    assert_eq!(orders["orders"].as_array().unwrap().len(), 0, "{orders}");
     let certificates = hsm_run(&ws, &hsm, &["cert", "list", "--json"]).ok();
     assert!(
         certificates.stdout.trim().is_empty(),

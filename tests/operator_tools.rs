@@ -91,9 +91,11 @@ fn inspect_reads_a_chain_a_request_and_a_delivered_pkcs12_file() {
     assert!(text.contains("Certificate 1 of 2") && text.contains("Certificate 2 of 2"));
     let json = ws.certmint(&["inspect", "--json", "chain.pem"]).ok().stdout;
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let serials: Vec<&str> = json
+    assert_eq!(json["schema"], "certmint.inspect/1");
+    assert_eq!(json["kind"], "chain");
+    let serials: Vec<&str> = json["certificates"]
         .as_array()
-        .expect("a chain is an array")
+        .expect("a chain holds its certificates")
         .iter()
         .map(|c| c["serial"].as_str().unwrap())
         .collect();
@@ -522,10 +524,20 @@ fn issue_refuses_a_start_long_past_or_before_the_ca() {
 #[test]
 fn an_unnamed_operator_is_refused_and_reading_commands_make_no_journal() {
     let ws = Workspace::new();
-    ws.write("list.txt", b"FU00022547\n");
     let unnamed = Run::from(
         std::process::Command::new(env!("CARGO_BIN_EXE_certmint"))
-            .args(import_args("FU", "list.txt", &[]))
+            .args([
+                "manufacturer",
+                "register",
+                "--vkn",
+                "4540536920",
+                "--name",
+                "Örnek Yazarkasa A.Ş.",
+                "--prefixes",
+                "FU",
+                "--model-approval",
+                "GIB-2026-001",
+            ])
             .env_remove("USER")
             .env_remove("CERTMINT_OPERATOR")
             .current_dir(ws.path("."))
@@ -536,9 +548,10 @@ fn an_unnamed_operator_is_refused_and_reading_commands_make_no_journal() {
     assert!(unnamed.stderr.contains("--operator"), "{}", unnamed.stderr);
     assert!(
         !ws.exists("certmint-journal.sqlite") || {
-            // Opened, but nothing recorded: no order.
-            let list = ws.certmint(&["order", "list", "--json"]).ok().stdout;
-            list.trim() == "[]"
+            // Opened, but nothing recorded: no manufacturer.
+            let list = ws.certmint(&["manufacturer", "list", "--json"]).ok().stdout;
+            serde_json::from_str::<serde_json::Value>(&list).unwrap()["manufacturers"]
+                == serde_json::json!([])
         }
     );
 

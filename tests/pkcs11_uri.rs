@@ -190,7 +190,7 @@ fn hsm_list_shows_slots_tokens_and_objects_with_their_flags() {
         .certmint_env(&["hsm", "list", "--module-path", &module, "--json"], &env)
         .ok();
     let slots: serde_json::Value = serde_json::from_str(&slots.stdout).unwrap();
-    let listed: Vec<(u64, String)> = slots
+    let listed: Vec<(u64, String)> = slots["slots"]
         .as_array()
         .unwrap()
         .iter()

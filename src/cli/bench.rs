@@ -177,10 +177,10 @@ fn sign_only(args: &BenchArgs) -> Result<()> {
     let rate = certmint::tools::bench::raw_sign_rate(signer.as_ref(), duration)
         .map_err(|e| anyhow::anyhow!(e))?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "key": name, "raw_sign": rate }))?
-        );
+        super::json::print(
+            "bench.sign",
+            &serde_json::json!({ "key": name, "raw_sign": rate }),
+        )?;
     } else {
         println!(
             "Key: {name}\nsign/s: {:.0} (1 thread, {} signatures in {:.2} s, chunks of {})",
@@ -234,12 +234,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         .map_err(|e| anyhow::anyhow!(e))?;
     let batch = args.batch.map(|k| batch(k, workers)).transpose()?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "pipeline": report, "batch": batch })
-            )?
-        );
+        super::json::print(
+            "bench",
+            &serde_json::json!({ "pipeline": report, "batch": batch }),
+        )?;
     } else {
         print!("{}", report.to_text());
         if let Some(b) = batch {

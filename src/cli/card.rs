@@ -225,7 +225,7 @@ fn list(args: ListArgs) -> Result<()> {
     let readers = Readers::establish()?;
     let reports = readers.list()?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        super::json::print_list("card.list", "readers", &reports)?;
         return Ok(());
     }
     if reports.is_empty() {
@@ -303,7 +303,7 @@ fn provision(args: ProvisionArgs) -> Result<()> {
         ca::write_new_file(out, report.certificate_pem.as_bytes(), 0o644)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::json::print("card.provision", &report)?;
     } else {
         println!(
             "Provisioned the card in {reader:?}: seal {}, slot {}, {} key, certificate {}",
@@ -435,7 +435,7 @@ fn station(args: StationArgs) -> Result<()> {
     total.finish_and_clear();
     let report = result?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::json::print("production", &report)?;
     } else {
         println!(
             "Order {}: {} card(s) produced now, {} before, {} in all.",

@@ -169,8 +169,7 @@ fn list(args: ListArgs) -> Result<()> {
     }
     let count = each_certificate(&journal, &args.filter.filter(), |c| {
         if args.json {
-            serde_json::to_writer(&mut out, c).map_err(output_error)?;
-            writeln!(out).map_err(output_error)
+            super::json::write_line(&mut out, "cert", c).map_err(output_error)
         } else {
             writeln!(
                 out,
@@ -217,8 +216,7 @@ fn show(args: ShowArgs) -> Result<()> {
             if let (Some(pem), Some(object)) = (&pem, json.as_object_mut()) {
                 object.insert("pem".into(), serde_json::Value::String(pem.clone()));
             }
-            serde_json::to_writer(&mut out, &json).map_err(output_error)?;
-            writeln!(out).map_err(output_error)
+            super::json::write_line(&mut out, "cert", &json).map_err(output_error)
         } else {
             write_detail(&mut out, c, pem.as_deref()).map_err(output_error)
         }

@@ -120,7 +120,7 @@ pub fn manufacturer(command: ManufacturerCommand) -> Result<()> {
             let journal = args.journal.open()?;
             let all = journal.manufacturers()?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
+                super::json::print_list("manufacturer.list", "manufacturers", &all)?;
             } else if all.is_empty() {
                 println!("No manufacturer is registered (`certmint manufacturer register`).");
             } else {
@@ -213,7 +213,7 @@ fn register(args: RegisterArgs) -> Result<()> {
 
 fn print_entry(m: &Manufacturer, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(m)?);
+        super::json::print("manufacturer", m)?;
         return Ok(());
     }
     println!("Manufacturer VKN {}", m.vkn);

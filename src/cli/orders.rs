@@ -343,7 +343,7 @@ pub fn order(command: OrderCommand) -> Result<()> {
             journal.mark_paid(OrderId(args.order), &args.journal.operator()?)?;
             let order = journal.order(OrderId(args.order))?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&order)?);
+                super::json::print("order", &order)?;
             } else if let Some(paid) = &order.paid {
                 println!(
                     "Order {} marked paid by {} at {}.",
@@ -357,7 +357,7 @@ pub fn order(command: OrderCommand) -> Result<()> {
             let freed = journal.cancel_order(OrderId(args.order), &args.journal.operator()?)?;
             let order = journal.order(OrderId(args.order))?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&order)?);
+                super::json::print("order", &order)?;
             } else {
                 println!(
                     "Order {} cancelled; {freed} serial(s) are free for another order.",
@@ -370,7 +370,7 @@ pub fn order(command: OrderCommand) -> Result<()> {
             let journal = args.journal.open()?;
             let order = journal.order(OrderId(args.order))?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&order)?);
+                super::json::print("order", &order)?;
             } else {
                 print_order(&order);
             }
@@ -380,7 +380,7 @@ pub fn order(command: OrderCommand) -> Result<()> {
             let journal = args.journal.open()?;
             let orders = journal.orders()?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&orders)?);
+                super::json::print_list("order.list", "orders", &orders)?;
             } else {
                 println!(
                     "{:>5}  {:<10} {:<9} {:>9}  manufacturer",
@@ -577,7 +577,7 @@ fn ca_profile(ca: &Path, name: ProfileName) -> Result<Profile> {
 
 fn report_import(args: &ImportArgs, report: ImportReport) -> Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::json::print("order.import", &report)?;
     } else {
         for problem in &report.problems {
             eprintln!("  {}", problem.message);
@@ -683,7 +683,7 @@ fn purge_command(args: PurgeArgs) -> Result<()> {
         &args.journal.operator()?,
     )?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::json::print("okc.purge", &report)?;
     } else {
         if report.deliveries.is_empty() {
             println!("No soft delivery awaits purging.");
@@ -818,7 +818,7 @@ fn produce(args: ProduceArgs) -> Result<()> {
 /// stopped it before the end.
 fn report_production(report: &ProductionReport, json: bool, done: &str) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        super::json::print("production", report)?;
     } else {
         println!(
             "Order {}: {} {done} now, {} before, {} in all.",
@@ -915,7 +915,7 @@ pub fn audit(command: AuditCommand) -> Result<()> {
             let journal = args.journal.open()?;
             let report = journal.verify_audit()?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                super::json::print("audit.verify", &report)?;
             } else if report.is_intact() {
                 println!(
                     "Audit chain intact: {} records, head {}.",

@@ -47,9 +47,7 @@ pub fn audit_show(args: AuditShowArgs) -> Result<()> {
     let output = |e: std::io::Error| RecordsError::Output(e.to_string());
     each_audit_record(&journal, &filter, |record| {
         if args.json {
-            serde_json::to_writer(&mut out, record)
-                .map_err(|e| RecordsError::Output(e.to_string()))?;
-            writeln!(out).map_err(output)
+            super::json::write_line(&mut out, "audit.record", record).map_err(output)
         } else {
             // Subjects and details name what outside input named: one line each.
             writeln!(
