@@ -576,3 +576,51 @@ fn an_unnamed_operator_is_refused_and_reading_commands_make_no_journal() {
         );
     }
 }
+
+/// Every --json document names its schema and version first, lists
+/// included; JSON lines name it on every line.
+#[test]
+fn every_json_document_names_its_schema() {
+    let ws = Workspace::with_ca(&[]);
+    ws.write("list.txt", b"FU00022547\n");
+    let run = |args: &[&str]| run_on_journal(&ws, args, &[]);
+    common::import_and_pay(run, "FU", "list.txt", "1", &[]);
+    run(&common::produce_args("1", &["--json"])).ok();
+    let documents: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["order", "status", "--order", "1", "--json"],
+            "certmint.order/1",
+        ),
+        (vec!["order", "list", "--json"], "certmint.order.list/1"),
+        (vec!["audit", "verify", "--json"], "certmint.audit.verify/1"),
+        (
+            vec!["manufacturer", "list", "--json"],
+            "certmint.manufacturer.list/1",
+        ),
+        (
+            vec!["inspect", "--json", "ca/root.pem"],
+            "certmint.inspect/1",
+        ),
+    ];
+    for (args, schema) in documents {
+        let out = run(&args).ok().stdout;
+        let document: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(document["schema"], schema, "{args:?}");
+        assert!(
+            out.trim_start()
+                .starts_with(&format!("{{\n  \"schema\": \"{schema}\"")),
+            "the schema comes first: {out}"
+        );
+    }
+    for (args, schema) in [
+        (vec!["cert", "list", "--json"], "certmint.cert/1"),
+        (vec!["audit", "show", "--json"], "certmint.audit.record/1"),
+    ] {
+        let out = run(&args).ok().stdout;
+        assert!(out.lines().count() >= 1, "{args:?}");
+        for line in out.lines() {
+            let document: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(document["schema"], schema, "{line}");
+        }
+    }
+}
