@@ -425,9 +425,7 @@ pub fn purge(
         }
     }
     Ok(PurgeReport {
-        now: now
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
+        now: crate::timestamp::format(now),
         dry_run,
         deliveries: items,
         problems,
@@ -504,9 +502,7 @@ fn purge_one(
     }
     let destroyed =
         execute(&plan).map_err(|e| format!("{e}; the purge began and the next run finishes it"))?;
-    let purged_at = OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let purged_at = crate::timestamp::now();
     let mut details = format!(
         "{} PKCS#12 file(s) of {} and {} password manifest(s) overwritten and deleted by this run; stored passwords erased",
         plan.shred.len(),

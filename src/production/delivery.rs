@@ -137,9 +137,7 @@ impl Production<'_> {
         // folder are durable before the upload is recorded.
         sync_file_system(&folder)?;
         let uploaded = time::OffsetDateTime::now_utc();
-        let uploaded_at = uploaded
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let uploaded_at = crate::timestamp::format(uploaded);
         let purge_due = if soft {
             let due = self
                 .calendar
