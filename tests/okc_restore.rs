@@ -52,7 +52,7 @@ fn delivery_rewrites_certificate_files_a_crash_lost_or_tore() {
         operator: "test".into(),
     };
     let mut reader = SerialListReader::new(list.as_bytes(), PrefixTable::new(["FU"]).unwrap());
-    journal.import_order(&order, &mut reader, false).unwrap();
+    certmint::order::import::import_order(&mut journal, &order, &mut reader, false).unwrap();
     journal.mark_paid(OrderId(1), "test").unwrap();
     let journal = Mutex::new(journal);
     let calendar = BusinessCalendar::turkey();

@@ -123,7 +123,7 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
         let file = std::fs::File::open(&list_path)?;
         let mut reader =
             SerialListReader::new(std::io::BufReader::new(file), PrefixTable::new(["FU"])?);
-        journal.import_order(&order, &mut reader, false)?;
+        certmint::order::import::import_order(&mut journal, &order, &mut reader, false)?;
         journal.mark_paid(OrderId(1), "bench")?;
         let journal: Mutex<SqliteJournal> = Mutex::new(journal);
         let calendar = BusinessCalendar::turkey();

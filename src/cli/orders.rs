@@ -503,7 +503,12 @@ fn import_okc(args: ImportArgs) -> Result<()> {
         source: serials.display().to_string(),
         operator: args.journal.operator()?,
     };
-    let report = journal.import_order(&order, &mut reader, args.accept_good_lines)?;
+    let report = certmint::order::import::import_order(
+        &mut journal,
+        &order,
+        &mut reader,
+        args.accept_good_lines,
+    )?;
     report_import(&args, report)
 }
 
@@ -565,7 +570,7 @@ fn import_seals(args: ImportArgs) -> Result<()> {
             serial,
         })
     });
-    let report = journal.import_order(&order, &mut seals, false)?;
+    let report = certmint::order::import::import_order(&mut journal, &order, &mut seals, false)?;
     report_import(&args, report)
 }
 

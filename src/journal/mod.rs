@@ -18,7 +18,6 @@ use serde::Serialize;
 
 use crate::audit::AuditReport;
 use crate::order::manufacturer::{Manufacturer, ManufacturerChange};
-use crate::order::serial_list::{ListProblem, ListedSerial};
 
 /// Why a journal operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -331,18 +330,79 @@ pub struct AuditEntry {
     pub details: String,
 }
 
-/// The journal boundary.
-pub trait Journal: Send {
-    /// Imports an order and its serial list in one transaction. Bad lines,
-    /// duplicates within the list and serials of earlier orders are reported
-    /// with line numbers; with problems the order is refused as a whole
-    /// unless `accept_good_lines`.
-    fn import_order(
+/// Where a listed device went when an import tried to store it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// Stored as a new device of the order.
+    New,
+    /// The serial is a device already: of this order (a repeat in the list)
+    /// or of another.
+    Taken {
+        /// The order holding it.
+        order: OrderId,
+        /// Its line in that order's list.
+        line: usize,
+        /// Whether it has an issued certificate.
+        certified: bool,
+    },
+}
+
+/// An earlier order, as an additional application names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredParent {
+    /// Its manufacturer's (or company's) VKN or TCKN.
+    pub taxpayer: Option<crate::ids::TaxpayerId>,
+    /// What it produces.
+    pub kind: OrderKind,
+}
+
+/// What an import stores, inside the journal's one transaction for it.
+pub trait ImportStore {
+    /// The earlier order `order`, if it exists.
+    fn parent(&mut self, order: OrderId) -> Result<Option<StoredParent>, JournalError>;
+    /// Stores the order (state `received`).
+    fn insert_order(
         &mut self,
         order: &NewOrder,
-        serials: &mut dyn Iterator<Item = Result<ListedSerial, ListProblem>>,
-        accept_good_lines: bool,
-    ) -> Result<ImportReport, JournalError>;
+        parent: Option<OrderId>,
+    ) -> Result<OrderId, JournalError>;
+    /// Stores `serial` (list line `line`) as a device of `order`, unless a
+    /// device of that serial exists already.
+    fn place_device(
+        &mut self,
+        order: OrderId,
+        serial: &str,
+        line: usize,
+    ) -> Result<Placed, JournalError>;
+}
+
+/// What an import decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// Keep the order, with these details in its audit record.
+    Keep {
+        /// The order.
+        order: OrderId,
+        /// What the audit record says of it.
+        details: String,
+    },
+    /// Undo everything the import stored.
+    Undo,
+}
+
+/// The journal boundary.
+pub trait Journal: Send {
+    /// Runs `import` in one write transaction over an [`ImportStore`]: the
+    /// order and its devices are kept, with an `order.received` audit
+    /// record by `operator`, when it returns [`ImportOutcome::Keep`], and
+    /// none of it when it returns [`ImportOutcome::Undo`] or fails. The
+    /// rules of an import are `import`'s (see [`crate::order::import`]);
+    /// the journal only stores.
+    fn in_import_transaction(
+        &mut self,
+        operator: &str,
+        import: &mut dyn FnMut(&mut dyn ImportStore) -> Result<ImportOutcome, JournalError>,
+    ) -> Result<(), JournalError>;
 
     /// Cancels an unpaid order (received → cancelled), audited: its serials
     /// move to the cancelled order's record and are free for another order.

@@ -23,17 +23,15 @@ use rusqlite::{
 
 use super::lease::now_ms;
 use super::{
-    Application, AuditEntry, CertificateDetail, CertificateFilter, CertificateRecord,
-    CertificateStatus, DeliveryRecord, Device, DeviceState, ImportProblem, ImportReport, Intent,
-    IssuedRecord, Journal, JournalError, Lease, LeaseHolder, NewOrder, OrderId, OrderKind,
-    OrderState, OrderSummary, SoftDelivery, StoredCertificate, Target, VerifiedDevice,
-    MAX_REPORTED_PROBLEMS,
+    AuditEntry, CertificateDetail, CertificateFilter, CertificateRecord, CertificateStatus,
+    DeliveryRecord, Device, DeviceState, ImportOutcome, ImportStore, Intent, IssuedRecord, Journal,
+    JournalError, Lease, LeaseHolder, NewOrder, OrderId, OrderKind, OrderState, OrderSummary,
+    Placed, SoftDelivery, StoredCertificate, StoredParent, Target, VerifiedDevice,
 };
 use crate::audit::checkpoint::{self, AuditKey, Checkpoint, CHECKPOINT_EVERY};
 use crate::audit::{self, AuditProblem, AuditRecord, AuditReport, GENESIS};
 use crate::ids::TaxpayerId;
 use crate::order::manufacturer::{Manufacturer, ManufacturerChange, ManufacturerError};
-use crate::order::serial_list::{ListProblem, ListedSerial};
 use crate::signer::KeyType;
 
 const SCHEMA: &str = r#"
@@ -839,149 +837,131 @@ impl SqliteJournal {
     }
 }
 
-impl Journal for SqliteJournal {
-    fn import_order(
-        &mut self,
-        order: &NewOrder,
-        serials: &mut dyn Iterator<Item = Result<ListedSerial, ListProblem>>,
-        accept_good_lines: bool,
-    ) -> Result<ImportReport, JournalError> {
-        let db = database_error(&self.path);
-        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
-        let parent = match order.application {
-            Application::Initial => None,
-            Application::Additional { parent } => {
-                let found: Option<(String, String)> = tx
-                    .query_row(
-                        "SELECT manufacturer_vkn, kind FROM orders WHERE id = ?1",
-                        [parent.0],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()
-                    .map_err(db)?;
-                match found {
-                    None => {
-                        return Err(JournalError::BadParent(format!(
-                            "order {parent} does not exist"
-                        )))
-                    }
-                    Some((vkn, _)) if vkn != stored_taxpayer(&order.manufacturer_vkn) => {
-                        return Err(JournalError::BadParent(format!(
-                            "order {parent} belongs to VKN {vkn}, not {}",
-                            stored_taxpayer(&order.manufacturer_vkn)
-                        )));
-                    }
-                    Some((_, kind)) if kind != order.kind.as_str() => {
-                        return Err(JournalError::BadParent(format!(
-                            "order {parent} is a {kind} order"
-                        )));
-                    }
-                    Some(_) => Some(parent.0),
-                }
-            }
+/// What an import stores, inside its transaction (see
+/// [`crate::order::import`] for its rules).
+struct SqliteImport<'a> {
+    tx: &'a Transaction<'a>,
+    path: &'a Path,
+}
+
+impl ImportStore for SqliteImport<'_> {
+    fn parent(&mut self, order: OrderId) -> Result<Option<StoredParent>, JournalError> {
+        let db = database_error(self.path);
+        let found: Option<(String, String)> = self
+            .tx
+            .query_row(
+                "SELECT manufacturer_vkn, kind FROM orders WHERE id = ?1",
+                [order.0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db)?;
+        let Some((taxpayer, kind)) = found else {
+            return Ok(None);
         };
-        tx.execute(
-            "INSERT INTO orders (kind, manufacturer, manufacturer_vkn, prefixes, parent_order, target, key_type, state, source, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8, ?9)",
-            params![
-                order.kind.as_str(),
-                order.manufacturer,
-                stored_taxpayer(&order.manufacturer_vkn),
-                order.prefixes.join(","),
-                parent,
-                order.target.as_str(),
-                order.key_type.to_string(),
-                order.source,
-                now_rfc3339()
-            ],
-        )
-        .map_err(db)?;
-        let order_id = tx.last_insert_rowid();
-        let mut problems = Vec::new();
-        let mut problem_count = 0;
-        let mut accepted = 0u64;
-        let mut note = |line: usize, message: String| {
-            problem_count += 1;
-            if problems.len() < MAX_REPORTED_PROBLEMS {
-                problems.push(ImportProblem { line, message });
-            }
+        let bad = |reason: String| JournalError::Database {
+            path: self.path.display().to_string(),
+            reason: format!("order {order}: {reason}"),
         };
-        {
-            let mut insert = tx
-                .prepare("INSERT INTO devices (order_id, serial, line_no, state) VALUES (?1, ?2, ?3, 'planned')")
-                .map_err(db)?;
-            let mut existing = tx.prepare(EARLIER_DEVICE).map_err(db)?;
-            for item in serials {
-                match item {
-                    Err(problem) => note(problem.line, problem.to_string()),
-                    Ok(listed) => match insert.execute(params![
-                        order_id,
-                        listed.serial.as_str(),
-                        listed.line as i64
-                    ]) {
-                        Ok(_) => accepted += 1,
-                        Err(rusqlite::Error::SqliteFailure(e, _))
-                            if e.code == ErrorCode::ConstraintViolation =>
-                        {
-                            let (other_order, other_line, certified): (i64, i64, bool) = existing
-                                .query_row([listed.serial.as_str()], |r| {
-                                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                                })
-                                .map_err(db)?;
-                            let message = if other_order == order_id {
-                                format!(
-                                    "line {}: {} repeats line {other_line}",
-                                    listed.line, listed.serial
-                                )
-                            } else if certified {
-                                format!(
-                                    "line {}: {} was already certified in order {other_order}",
-                                    listed.line, listed.serial
-                                )
-                            } else {
-                                format!(
-                                    "line {}: {} is already in order {other_order}",
-                                    listed.line, listed.serial
-                                )
-                            };
-                            note(listed.line, message);
-                        }
-                        Err(e) => return Err(db(e)),
-                    },
-                }
-            }
-        }
-        let refused = (problem_count > 0 && !accept_good_lines) || accepted == 0;
-        if refused {
-            tx.rollback().map_err(db)?;
-            return Ok(ImportReport {
-                order: None,
-                accepted,
-                problems,
-                problem_count,
-            });
-        }
-        append_audit(
-            &tx,
-            &order.operator,
-            "order.received",
-            &format!("order {order_id}"),
-            &format!(
-                "{} order for {} (VKN {}), {accepted} devices from {}, {problem_count} problem line(s) skipped, target {}, key {}",
-                order.kind, order.manufacturer, stored_taxpayer(&order.manufacturer_vkn), order.source, order.target, order.key_type
-            ),
-        )
-        .map_err(db)?;
-        tx.commit().map_err(db)?;
-        self.audit_committed()?;
-        Ok(ImportReport {
-            order: Some(OrderId(order_id)),
-            accepted,
-            problems,
-            problem_count,
-        })
+        Ok(Some(StoredParent {
+            taxpayer: read_taxpayer(&taxpayer).map_err(bad)?,
+            kind: kind.parse().map_err(bad)?,
+        }))
     }
 
+    fn insert_order(
+        &mut self,
+        order: &NewOrder,
+        parent: Option<OrderId>,
+    ) -> Result<OrderId, JournalError> {
+        self.tx
+            .execute(
+                "INSERT INTO orders (kind, manufacturer, manufacturer_vkn, prefixes, parent_order, target, key_type, state, source, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8, ?9)",
+                params![
+                    order.kind.as_str(),
+                    order.manufacturer,
+                    stored_taxpayer(&order.manufacturer_vkn),
+                    order.prefixes.join(","),
+                    parent.map(|p| p.0),
+                    order.target.as_str(),
+                    order.key_type.to_string(),
+                    order.source,
+                    now_rfc3339()
+                ],
+            )
+            .map_err(database_error(self.path))?;
+        Ok(OrderId(self.tx.last_insert_rowid()))
+    }
+
+    fn place_device(
+        &mut self,
+        order: OrderId,
+        serial: &str,
+        line: usize,
+    ) -> Result<Placed, JournalError> {
+        let db = database_error(self.path);
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO devices (order_id, serial, line_no, state) VALUES (?1, ?2, ?3, 'planned')",
+            )
+            .map_err(db)?
+            .execute(params![order.0, serial, line as i64]);
+        match inserted {
+            Ok(_) => Ok(Placed::New),
+            // The serial is a device already (devices.serial is unique).
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == ErrorCode::ConstraintViolation =>
+            {
+                let (other, other_line, certified): (i64, i64, bool) = self
+                    .tx
+                    .prepare_cached(EARLIER_DEVICE)
+                    .map_err(db)?
+                    .query_row([serial], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(db)?;
+                Ok(Placed::Taken {
+                    order: OrderId(other),
+                    line: other_line as usize,
+                    certified,
+                })
+            }
+            Err(e) => Err(db(e)),
+        }
+    }
+}
+
+impl Journal for SqliteJournal {
+    fn in_import_transaction(
+        &mut self,
+        operator: &str,
+        import: &mut dyn FnMut(&mut dyn ImportStore) -> Result<ImportOutcome, JournalError>,
+    ) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let outcome = import(&mut SqliteImport {
+            tx: &tx,
+            path: &self.path,
+        })?;
+        match outcome {
+            ImportOutcome::Undo => {
+                tx.rollback().map_err(db)?;
+                Ok(())
+            }
+            ImportOutcome::Keep { order, details } => {
+                append_audit(
+                    &tx,
+                    operator,
+                    "order.received",
+                    &format!("order {order}"),
+                    &details,
+                )
+                .map_err(db)?;
+                tx.commit().map_err(db)?;
+                self.audit_committed()
+            }
+        }
+    }
     fn cancel_order(&mut self, order: OrderId, operator: &str) -> Result<u64, JournalError> {
         let db = database_error(&self.path);
         let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
@@ -2481,6 +2461,8 @@ impl SqliteJournal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::order::model::Application;
+    use crate::order::serial_list::ListedSerial;
 
     /// Each lookup of a device's certificate goes through an index: a scan
     /// of the certificates per device makes delivery and recovery O(n²).
@@ -2659,9 +2641,13 @@ mod tests {
             serial: crate::ids::DeviceSerial::parse("FU12345678", &crate::ids::PrefixTable::any())
                 .unwrap(),
         })];
-        let report = journal
-            .import_order(&order, &mut serials.into_iter(), false)
-            .unwrap();
+        let report = crate::order::import::import_order(
+            &mut journal,
+            &order,
+            &mut serials.into_iter(),
+            false,
+        )
+        .unwrap();
         let id = report.order.unwrap();
         journal.mark_paid(id, "op").unwrap();
         let device = journal.pending_devices(id, 0, 10).unwrap().remove(0);

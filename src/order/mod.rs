@@ -5,6 +5,7 @@
 //! Certificates signed outside an imported order go on record through a
 //! one-off order ([`one_off`]).
 
+pub mod import;
 pub mod manufacturer;
 pub mod model;
 pub mod one_off;
