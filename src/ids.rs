@@ -71,6 +71,12 @@ pub enum IdError {
         /// The value as given.
         value: String,
     },
+    /// A seal label not of the form `{VKN or TCKN}SIGN{n}`.
+    #[error("seal label {} must be a VKN or TCKN, SIGN and a number (e.g. 4540536920SIGN0)", crate::text::quoted(.value))]
+    SealLabelFormat {
+        /// The value as given.
+        value: String,
+    },
     /// A device serial whose prefix is not in the manufacturer's table.
     #[error("device serial {} has prefix {}, which is not among the approved prefixes {allowed}", crate::text::quoted(.value), crate::text::quoted(.prefix))]
     DeviceSerialPrefix {
@@ -379,13 +385,6 @@ impl DeviceSerial {
     }
 
     /// The journal name of the `index`-th Mali Mühür seal of the taxpayer
-    /// `id`: `{ID}SIGN{index}`, the label Kamu SM gives the seal's key. A
-    /// seal takes a device's place in the journal (one row per carrier to
-    /// produce); it has no prefix table.
-    pub fn seal_label(id: &TaxpayerId, index: u32) -> Self {
-        Self(format!("{}SIGN{index}", id.as_str()))
-    }
-
     /// The letter prefix (manufacturer / brand code).
     pub fn prefix(&self) -> &str {
         let letters = self.0.bytes().take_while(u8::is_ascii_uppercase).count();
@@ -395,6 +394,77 @@ impl DeviceSerial {
     /// The whole serial.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The label of a company's e-seal key: `{VKN or TCKN}SIGN{n}`, as Kamu SM
+/// labels it; `n` counts the company's seals from 0.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SealLabel(String);
+
+impl SealLabel {
+    /// The company's seal number `index`.
+    pub fn new(id: &TaxpayerId, index: u32) -> Self {
+        Self(format!("{}SIGN{index}", id.as_str()))
+    }
+
+    /// A label as certmint writes them: 10 or 11 digits, `SIGN`, a number.
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        let refused = || IdError::SealLabelFormat {
+            value: value.to_owned(),
+        };
+        let (id, number) = value.split_once("SIGN").ok_or_else(refused)?;
+        let digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+        if !(matches!(id.len(), 10 | 11) && digits(id) && digits(number) && number.len() <= 9) {
+            return Err(refused());
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The whole label.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What one device row of an order stands for: an ÖKC device by its
+/// serial, or a company's seal by its label. The two never share a type.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DeviceName {
+    /// An ÖKC device.
+    Serial(DeviceSerial),
+    /// A Mali Mühür seal.
+    Seal(SealLabel),
+}
+
+impl DeviceName {
+    /// A stored name: a device serial or a seal label, which no text can
+    /// be both of (a serial starts with letters, a label with digits).
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        match DeviceSerial::parse(value, &PrefixTable::any()) {
+            Ok(serial) => Ok(DeviceName::Serial(serial)),
+            Err(_) => SealLabel::parse(value).map(DeviceName::Seal),
+        }
+    }
+
+    /// The serial or the label.
+    pub fn as_str(&self) -> &str {
+        match self {
+            DeviceName::Serial(serial) => serial.as_str(),
+            DeviceName::Seal(label) => label.as_str(),
+        }
+    }
+}
+
+impl From<DeviceSerial> for DeviceName {
+    fn from(serial: DeviceSerial) -> Self {
+        DeviceName::Serial(serial)
+    }
+}
+
+impl From<SealLabel> for DeviceName {
+    fn from(label: SealLabel) -> Self {
+        DeviceName::Seal(label)
     }
 }
 
@@ -412,7 +482,15 @@ macro_rules! display_as_str {
         }
     )*};
 }
-display_as_str!(Vkn, Tckn, Mersis, DeviceSerial, TaxpayerId);
+display_as_str!(
+    Vkn,
+    Tckn,
+    Mersis,
+    DeviceSerial,
+    TaxpayerId,
+    SealLabel,
+    DeviceName
+);
 
 #[cfg(test)]
 mod tests {
@@ -528,5 +606,31 @@ mod tests {
         );
         assert!(PrefixTable::new(["F"]).is_err());
         assert!(PrefixTable::new(["fu"]).is_err());
+    }
+
+    #[test]
+    fn a_device_serial_and_a_seal_label_are_told_apart_and_never_confused() {
+        let vkn = TaxpayerId::Vkn(Vkn::parse("4540536920", IdMode::Production).unwrap());
+        let label = SealLabel::new(&vkn, 3);
+        assert_eq!(label.as_str(), "4540536920SIGN3");
+        assert_eq!(SealLabel::parse("4540536920SIGN3").unwrap(), label);
+        assert_eq!(
+            DeviceName::parse("4540536920SIGN3").unwrap(),
+            DeviceName::Seal(label)
+        );
+        assert!(matches!(
+            DeviceName::parse("FU00022547").unwrap(),
+            DeviceName::Serial(_)
+        ));
+        for bad in [
+            "",
+            "SIGN1",
+            "4540536920SIGN",
+            "454053692SIGN1",
+            "4540536920SIGNx",
+            "FU000225",
+        ] {
+            assert!(DeviceName::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -51,8 +51,14 @@ fn delivery_rewrites_certificate_files_a_crash_lost_or_tore() {
         source: "test".into(),
         operator: "test".into(),
     };
-    let mut reader = SerialListReader::new(list.as_bytes(), PrefixTable::new(["FU"]).unwrap());
-    certmint::order::import::import_order(&mut journal, &order, &mut reader, false).unwrap();
+    let reader = SerialListReader::new(list.as_bytes(), PrefixTable::new(["FU"]).unwrap());
+    certmint::order::import::import_order(
+        &mut journal,
+        &order,
+        &mut reader.map(|item| item.map(certmint::order::import::Listed::from)),
+        false,
+    )
+    .unwrap();
     journal.mark_paid(OrderId(1), "test").unwrap();
     let journal = Mutex::new(journal);
     let calendar = BusinessCalendar::turkey();

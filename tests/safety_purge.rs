@@ -598,15 +598,26 @@ fn assert_private(ws: &Workspace) -> usize {
 #[test]
 fn the_journal_is_private_and_keeps_no_password_after_a_purge() {
     let ws = Workspace::with_ca(&[]);
-    // The order's import makes the journal, under a umask that would leave
-    // it readable by everyone.
-    let serials: Vec<String> = (0..5).map(|i| format!("FU{:08}", 10_001_000 + i)).collect();
-    ws.write("list-1.txt", (serials.join("\n") + "\n").as_bytes());
+    // Registering the manufacturer makes the journal, under a umask that
+    // would leave it readable by everyone.
     let created = Command::new("sh")
         .arg("-c")
         .arg(r#"umask 000 && exec "$0" "$@""#)
         .arg(env!("CARGO_BIN_EXE_certmint"))
-        .args(common::import_args("FU,JI", "list-1.txt", &[]))
+        .args([
+            "manufacturer",
+            "register",
+            "--vkn",
+            "4540536920",
+            "--name",
+            common::MANUFACTURER,
+            "--prefixes",
+            "FU,JI",
+            "--model-approval",
+            "GIB-ONAY-2026/17",
+            "--secure-area-audit",
+            "2026-01-15",
+        ])
         .current_dir(ws.dir.path())
         .env("CERTMINT_JOURNAL", ws.path("journal.sqlite"))
         .env("CERTMINT_OPERATOR", "test-operator")
@@ -614,8 +625,7 @@ fn the_journal_is_private_and_keeps_no_password_after_a_purge() {
         .unwrap();
     assert!(created.status.success(), "{created:?}");
     assert!(assert_private(&ws) >= 1);
-    run(&ws, &["order", "pay", "--order", "1"]).ok();
-    run(&ws, &produce_args("1", &[])).ok();
+    soft_order(&ws, 1, "FU", 5);
 
     let manifest = String::from_utf8(ws.read("out/order-1.passwords.csv")).unwrap();
     let passwords: Vec<String> = manifest

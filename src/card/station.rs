@@ -311,7 +311,7 @@ impl Station<'_> {
                 Ok(serial) => {
                     report.produced_now = 1;
                     worker.event(StationEvent::Done {
-                        device: device.serial.clone(),
+                        device: device.name.to_string(),
                         serial,
                     });
                     Ok(())
@@ -495,14 +495,14 @@ impl Worker<'_, '_> {
                 Ok(serial) => {
                     produced.fetch_add(1, Ordering::SeqCst);
                     self.event(StationEvent::Done {
-                        device: device.serial.clone(),
+                        device: device.name.to_string(),
                         serial,
                     });
                     self.release(device, true);
                 }
                 Err(Outcome::Pulled { step, voided }) => {
                     self.event(StationEvent::CardPulled {
-                        device: device.serial.clone(),
+                        device: device.name.to_string(),
                         step,
                         voided,
                     });
@@ -510,7 +510,7 @@ impl Worker<'_, '_> {
                 }
                 Err(Outcome::Refused(error)) => {
                     self.event(StationEvent::CardRefused {
-                        device: device.serial.clone(),
+                        device: device.name.to_string(),
                         reason: error.to_string(),
                     });
                     self.release(device, false);
@@ -539,7 +539,7 @@ impl Worker<'_, '_> {
         let folder = delivery_folder(&station.out, station.order);
         let on_step = |step: Step| {
             self.event(StationEvent::Producing {
-                device: device.serial.clone(),
+                device: device.name.to_string(),
                 step,
             })
         };
@@ -580,7 +580,7 @@ impl Worker<'_, '_> {
             Ok(Err(failure)) => Err(self.failed(device, step, failure)),
             Err(error) => {
                 let error = ProduceError::Card {
-                    device: device.serial.clone(),
+                    device: device.name.to_string(),
                     error: CardError::Card { step, error },
                 };
                 Err(self.failed(device, step, error.into()))
@@ -602,7 +602,7 @@ impl Worker<'_, '_> {
         for serial in intents {
             let reason = format!(
                 "device {}: the card failed while {step} ({cause}); never delivered",
-                device.serial
+                device.name
             );
             match lock(self.journal).void_intent(&serial, &self.station.operator, &reason) {
                 Ok(()) => voided = Some(serial),

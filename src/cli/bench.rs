@@ -121,9 +121,14 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
             operator: "bench".into(),
         };
         let file = std::fs::File::open(&list_path)?;
-        let mut reader =
+        let reader =
             SerialListReader::new(std::io::BufReader::new(file), PrefixTable::new(["FU"])?);
-        certmint::order::import::import_order(&mut journal, &order, &mut reader, false)?;
+        certmint::order::import::import_order(
+            &mut journal,
+            &order,
+            &mut reader.map(|item| item.map(certmint::order::import::Listed::from)),
+            false,
+        )?;
         journal.mark_paid(OrderId(1), "bench")?;
         let journal: Mutex<SqliteJournal> = Mutex::new(journal);
         let calendar = BusinessCalendar::turkey();

@@ -17,8 +17,9 @@ use certmint::journal::{
     Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, SqliteJournal, Target,
 };
 use certmint::okc::purge;
+use certmint::order::import::Listed;
 use certmint::order::manufacturer::OkcOrderTerms;
-use certmint::order::serial_list::{ListedSerial, SerialListReader};
+use certmint::order::serial_list::SerialListReader;
 use certmint::order::ImportRefused;
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
 use certmint::production::key_target::hsm::HsmTarget;
@@ -486,7 +487,7 @@ fn import_okc(args: ImportArgs) -> Result<()> {
     let file = std::fs::File::open(serials)
         .with_context(|| format!("cannot read {}", serials.display()))?;
     let file = certmint::input::CappedReader::new(file, certmint::input::MAX_SERIAL_LIST_BYTES);
-    let mut reader = SerialListReader::new(BufReader::new(file), prefix_table);
+    let reader = SerialListReader::new(BufReader::new(file), prefix_table);
     let order = NewOrder {
         kind: OrderKind::Okc,
         manufacturer: registered.name.clone(),
@@ -506,7 +507,7 @@ fn import_okc(args: ImportArgs) -> Result<()> {
     let report = certmint::order::import::import_order(
         &mut journal,
         &order,
-        &mut reader,
+        &mut reader.map(|item| item.map(Listed::from)),
         args.accept_good_lines,
     )?;
     report_import(&args, report)
@@ -564,10 +565,10 @@ fn import_seals(args: ImportArgs) -> Result<()> {
         source: "operator".into(),
         operator: args.journal.operator()?,
     };
-    let mut seals = labels.into_iter().enumerate().map(|(i, serial)| {
-        Ok(ListedSerial {
+    let mut seals = labels.into_iter().enumerate().map(|(i, label)| {
+        Ok(Listed {
             line: i + 1,
-            serial,
+            name: label.into(),
         })
     });
     let report = certmint::order::import::import_order(&mut journal, &order, &mut seals, false)?;

@@ -30,7 +30,7 @@ use super::{
 };
 use crate::audit::checkpoint::{self, AuditKey, Checkpoint, CHECKPOINT_EVERY};
 use crate::audit::{self, AuditProblem, AuditRecord, AuditReport, GENESIS};
-use crate::ids::TaxpayerId;
+use crate::ids::{DeviceName, TaxpayerId};
 use crate::order::manufacturer::{Manufacturer, ManufacturerChange, ManufacturerError};
 use crate::signer::KeyType;
 
@@ -574,7 +574,8 @@ fn device_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     Ok(Device {
         id: row.get("id")?,
         order: OrderId(row.get("order_id")?),
-        serial: row.get("serial")?,
+        name: DeviceName::parse(&row.get::<_, String>("serial")?)
+            .map_err(|e| bad_row(e.to_string()))?,
         state: parse(row.get("state")?)?,
         key_id: row.get("key_id")?,
     })
@@ -1260,7 +1261,7 @@ impl Journal for SqliteJournal {
             &tx,
             operator,
             "device.key-generated",
-            &format!("device {}", device.serial),
+            &format!("device {}", device.name),
             &format!("CKA_ID {key_id_hex}"),
         )
         .map_err(db)?;
@@ -1299,7 +1300,7 @@ impl Journal for SqliteJournal {
                     &now,
                     operator,
                     "device.intent",
-                    &format!("device {}", intent.device.serial),
+                    &format!("device {}", intent.device.name),
                     &format!(
                         "{}; certificate {} linted",
                         intent.key_note, intent.serial_hex
@@ -1352,7 +1353,7 @@ impl Journal for SqliteJournal {
                     path: self.path.display().to_string(),
                     reason: format!(
                         "certificate {} of device {} has no recorded intent",
-                        c.serial_hex, device.serial
+                        c.serial_hex, device.name
                     ),
                 });
             }
@@ -1367,7 +1368,7 @@ impl Journal for SqliteJournal {
                     &now,
                     operator,
                     "device.certificate-issued",
-                    &format!("device {}", device.serial),
+                    &format!("device {}", device.name),
                     &format!(
                         "certificate {} signed, verified, stored; SHA-256 {}",
                         c.serial_hex, c.sha256
@@ -1912,7 +1913,10 @@ impl Journal for SqliteJournal {
         let device = Device {
             id: tx.last_insert_rowid(),
             order: order_id,
-            serial: serial.to_owned(),
+            name: DeviceName::parse(serial).map_err(|e| JournalError::Database {
+                path: self.path.display().to_string(),
+                reason: e.to_string(),
+            })?,
             state: DeviceState::Planned,
             key_id: None,
         };
@@ -1981,7 +1985,7 @@ impl Journal for SqliteJournal {
             if changed != 1 {
                 return Err(JournalError::NoCertificate(format!(
                     "issued certificate {old} of {}",
-                    intent.device.serial
+                    intent.device.name
                 )));
             }
             chain
@@ -1993,7 +1997,7 @@ impl Journal for SqliteJournal {
                     &format!("certificate {old}"),
                     &format!(
                         "{} is reissued: superseded by certificate {}",
-                        intent.device.serial, intent.serial_hex
+                        intent.device.name, intent.serial_hex
                     ),
                 )
                 .map_err(db)?;
@@ -2014,7 +2018,7 @@ impl Journal for SqliteJournal {
                 &now,
                 operator,
                 "device.intent",
-                &format!("device {}", intent.device.serial),
+                &format!("device {}", intent.device.name),
                 &format!(
                     "{}; certificate {} linted",
                     intent.key_note, intent.serial_hex
@@ -2048,7 +2052,7 @@ impl Journal for SqliteJournal {
                 path: self.path.display().to_string(),
                 reason: format!(
                     "certificate {} of {} has no recorded intent",
-                    c.serial_hex, device.serial
+                    c.serial_hex, device.name
                 ),
             });
         }
@@ -2061,7 +2065,7 @@ impl Journal for SqliteJournal {
             &tx,
             operator,
             "device.certificate-issued",
-            &format!("device {}", device.serial),
+            &format!("device {}", device.name),
             &format!(
                 "certificate {} signed, verified, recorded; SHA-256 {}",
                 c.serial_hex, c.sha256
@@ -2644,7 +2648,9 @@ mod tests {
         let report = crate::order::import::import_order(
             &mut journal,
             &order,
-            &mut serials.into_iter(),
+            &mut serials
+                .into_iter()
+                .map(|item| item.map(crate::order::import::Listed::from)),
             false,
         )
         .unwrap();

@@ -8,11 +8,31 @@
 //! The journal only stores ([`crate::journal::ImportStore`]), inside one
 //! transaction: an import that is refused leaves nothing behind.
 
+use crate::ids::DeviceName;
 use crate::journal::{
     Application, ImportOutcome, ImportProblem, ImportReport, ImportStore, Journal, JournalError,
     NewOrder, OrderId, Placed, MAX_REPORTED_PROBLEMS,
 };
 use crate::order::serial_list::{ListProblem, ListedSerial};
+
+/// One device of an order as listed: an ÖKC serial from the manufacturer's
+/// list, or a seal label an order of seals numbered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its line in the list (1-based; a seal's place in its order).
+    pub line: usize,
+    /// The device serial or the seal label.
+    pub name: DeviceName,
+}
+
+impl From<ListedSerial> for Listed {
+    fn from(listed: ListedSerial) -> Self {
+        Listed {
+            line: listed.line,
+            name: DeviceName::Serial(listed.serial),
+        }
+    }
+}
 
 /// Imports `order` with the devices `serials` lists (the serial list
 /// reader's items, or a seal order's labels), in one transaction of
@@ -20,7 +40,7 @@ use crate::order::serial_list::{ListProblem, ListedSerial};
 pub fn import_order(
     journal: &mut dyn Journal,
     order: &NewOrder,
-    serials: &mut dyn Iterator<Item = Result<ListedSerial, ListProblem>>,
+    serials: &mut dyn Iterator<Item = Result<Listed, ListProblem>>,
     accept_good_lines: bool,
 ) -> Result<ImportReport, JournalError> {
     let mut report = ImportReport {
@@ -42,7 +62,7 @@ pub fn import_order(
             match item {
                 Err(problem) => note(problem.line, problem.to_string()),
                 Ok(listed) => {
-                    let serial = listed.serial.as_str();
+                    let serial = listed.name.as_str();
                     match store.place_device(order_id, serial, listed.line)? {
                         Placed::New => report.accepted += 1,
                         Placed::Taken { order: other, line, .. } if other == order_id => note(

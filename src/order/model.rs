@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::ids::TaxpayerId;
+use crate::ids::{DeviceName, TaxpayerId};
 use crate::signer::KeyType;
 
 /// An order number.
@@ -304,8 +304,8 @@ pub struct Device {
     pub id: i64,
     /// Its order.
     pub order: OrderId,
-    /// The device serial.
-    pub serial: String,
+    /// The device serial (ÖKC), or the seal label (Mali Mühür).
+    pub name: DeviceName,
     /// Its state.
     pub state: DeviceState,
     /// Token key id (hex), once generated in a token.

@@ -17,7 +17,7 @@
 
 use der::{DateTime, Decode};
 
-use crate::ids::{DeviceSerial, TaxpayerId};
+use crate::ids::{SealLabel, TaxpayerId};
 use crate::issue::{CertificateAuthority, IssueError, IssuedCertificate, SubjectKey};
 use crate::journal::{
     Application, CertificateStatus, Device, DeviceState, Intent, Journal, JournalError, NewOrder,
@@ -91,11 +91,11 @@ pub fn next_seal_labels(
     journal: &dyn Journal,
     id: &TaxpayerId,
     count: usize,
-) -> Result<Vec<DeviceSerial>, JournalError> {
+) -> Result<Vec<SealLabel>, JournalError> {
     let mut labels = Vec::with_capacity(count);
     let mut index: u32 = 0;
     while labels.len() < count {
-        let label = DeviceSerial::seal_label(id, index);
+        let label = SealLabel::new(id, index);
         if journal.device_order(label.as_str())?.is_none() {
             labels.push(label);
         }
@@ -113,7 +113,7 @@ pub fn one_off_seal_order(
     id: &TaxpayerId,
     name: &str,
     how: &OneOff<'_>,
-) -> Result<(OrderId, DeviceSerial), JournalError> {
+) -> Result<(OrderId, SealLabel), JournalError> {
     let label = next_seal_labels(&*journal, id, 1)?.pop().ok_or_else(|| {
         JournalError::NoCertificate(format!("a free seal label of {}", id.as_str()))
     })?;
@@ -307,7 +307,7 @@ pub fn issue_on_record(
     Ok(IssuedOnRecord {
         certificate,
         order: place.device.order,
-        holder: place.device.serial.clone(),
+        holder: place.device.name.to_string(),
         one_off: place.one_off,
         superseded: place.supersedes,
     })
@@ -389,7 +389,7 @@ fn never_certified_one_off(
 pub struct OneOffSeal {
     id: TaxpayerId,
     name: String,
-    label: DeviceSerial,
+    label: SealLabel,
     target: Target,
     key_type: KeyType,
     source: String,
@@ -415,7 +415,7 @@ impl OneOffSeal {
     ) -> Result<Self, JournalError> {
         let mut index: u32 = 0;
         let (label, unfinished) = loop {
-            let label = DeviceSerial::seal_label(id, index);
+            let label = SealLabel::new(id, index);
             match journal.device_by_serial(label.as_str())? {
                 None => break (label, None),
                 Some(device) if never_certified_one_off(journal, &device, how.target)? => {
@@ -441,7 +441,7 @@ impl OneOffSeal {
     }
 
     /// The seal's label, `{VKN}SIGN{n}`.
-    pub fn label(&self) -> &DeviceSerial {
+    pub fn label(&self) -> &SealLabel {
         &self.label
     }
 

@@ -49,7 +49,7 @@ use serde::Serialize;
 
 use crate::calendar::BusinessCalendar;
 use crate::card::provision::CardError;
-use crate::ids::{DeviceSerial, IdMode, PrefixTable, TaxpayerId};
+use crate::ids::{DeviceName, IdMode, TaxpayerId};
 use crate::issue::{CertificateAuthority, IssueError};
 use crate::journal::{Journal, JournalError, OrderId, OrderKind, OrderState, OrderSummary, Target};
 use crate::pkcs11::token::lock;
@@ -317,19 +317,21 @@ impl Certified {
 
     /// The subject of the certificate for `device` (an ÖKC serial, or a
     /// seal's label).
-    pub fn subject(&self, order: OrderId, device: &str) -> Result<Subject, ProduceError> {
-        match self {
-            Certified::Devices { manufacturer } => Ok(Subject::OkcDevice {
-                // Validated at import against the manufacturer's prefixes.
-                serial: DeviceSerial::parse(device, &PrefixTable::any()).map_err(|e| {
-                    ProduceError::Order {
-                        order,
-                        reason: e.to_string(),
-                    }
-                })?,
-                manufacturer: Some(manufacturer.clone()),
+    pub fn subject(&self, order: OrderId, device: &DeviceName) -> Result<Subject, ProduceError> {
+        match (self, device) {
+            (Certified::Devices { manufacturer }, DeviceName::Serial(serial)) => {
+                Ok(Subject::OkcDevice {
+                    serial: serial.clone(),
+                    manufacturer: Some(manufacturer.clone()),
+                })
+            }
+            (Certified::Company(subject), DeviceName::Seal(_)) => Ok(subject.clone()),
+            // The journal holds an order's devices by its kind: a seal in an
+            // ÖKC order, or a serial in a seal order, was written outside.
+            (_, other) => Err(ProduceError::Order {
+                order,
+                reason: format!("device {other} is not of this order's kind"),
             }),
-            Certified::Company(subject) => Ok(subject.clone()),
         }
     }
 }

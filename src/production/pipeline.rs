@@ -178,7 +178,7 @@ impl Pipeline<'_> {
         // The key signed none of them: the chunk stops at its first device.
         let signed = self.ca.sign_all(certificates).map_err(|error| {
             failed(ProduceError::Issue {
-                device: first.serial.clone(),
+                device: first.name.to_string(),
                 error,
             })
         })?;
@@ -187,7 +187,7 @@ impl Pipeline<'_> {
             .zip(signed)
             .map(|((device, key, serial_hex), certificate)| {
                 let issue_err = |error: IssueError| ProduceError::Issue {
-                    device: device.serial.clone(),
+                    device: device.name.to_string(),
                     error,
                 };
                 let certificate = certificate.map_err(issue_err)?;
@@ -215,13 +215,13 @@ impl Pipeline<'_> {
         device: Device,
     ) -> Result<PreparedDevice<T::Key>, ProduceError> {
         let issue_err = |error: IssueError| ProduceError::Issue {
-            device: device.serial.clone(),
+            device: device.name.to_string(),
             error,
         };
-        let subject = self.certified.subject(self.order, &device.serial)?;
+        let subject = self.certified.subject(self.order, &device.name)?;
         let key = target.generate(record, &device, self.key_type)?;
         let subject_key = key.subject_key().map_err(|error| ProduceError::Key {
-            device: device.serial.clone(),
+            device: device.name.to_string(),
             error,
         })?;
         let certificate = self
@@ -263,7 +263,7 @@ impl Pipeline<'_> {
         // are the new holder's, and are not written over.
         lock(journal).confirm_lease(self.order)?;
         for device in signed {
-            store_certificate_files(folder, &device.device.serial, &device.certificate_der)?;
+            store_certificate_files(folder, device.device.name.as_str(), &device.certificate_der)?;
             target.store(
                 folder,
                 &device.device,

@@ -25,7 +25,7 @@ impl Production<'_> {
             lock(journal).void_intent(
                 &serial_hex,
                 &self.operator,
-                &format!("device {}: production was interrupted between intent and storage; never delivered", device.serial),
+                &format!("device {}: production was interrupted between intent and storage; never delivered", device.name),
             )?;
             report.voided_intents += 1;
         }

@@ -63,13 +63,13 @@ fn refuse_labels_in_use(
         after = last.id;
         for device in &page {
             let token_err = |error| ProduceError::Token {
-                device: device.serial.clone(),
+                device: device.name.to_string(),
                 error,
             };
-            if label_in_use(token, &device.serial).map_err(token_err)? {
+            if label_in_use(token, device.name.as_str()).map_err(token_err)? {
                 return Err(token_err(Pkcs11Error::LabelExists {
                     token: token.label().to_owned(),
-                    label: device.serial.clone(),
+                    label: device.name.to_string(),
                 }));
             }
         }
@@ -377,7 +377,7 @@ fn plan_one_off(
         None => Device {
             id: 0,
             order: OrderId(0),
-            serial: seal.label().as_str().to_owned(),
+            name: seal.label().clone().into(),
             state: DeviceState::Planned,
             key_id: None,
         },

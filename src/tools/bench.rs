@@ -547,14 +547,17 @@ fn measure(
         key_type: KeyType::EcP256,
     };
     let devices: Vec<Device> = (0..CHUNK)
-        .map(|index| Device {
-            id: index as i64 + 1,
-            order: OrderId(0),
-            serial: format!("FU{:08}", 22_547 + index),
-            state: DeviceState::Planned,
-            key_id: None,
+        .map(|index| {
+            Ok(Device {
+                id: index as i64 + 1,
+                order: OrderId(0),
+                name: crate::ids::DeviceName::parse(&format!("FU{:08}", 22_547 + index))
+                    .map_err(|e| e.to_string())?,
+                state: DeviceState::Planned,
+                key_id: None,
+            })
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     let verifying = VerifyingKey::new(signer.public_key_der(), signer.algorithm())
         .map_err(|e| e.to_string())?;
     let messages = distinct_messages();

@@ -179,7 +179,7 @@ impl DeviceKey for CardKey {
 
 fn card_error(device: &Device) -> impl Fn(CardError) -> ProduceError + '_ {
     move |error| ProduceError::Card {
-        device: device.serial.clone(),
+        device: device.name.to_string(),
         error,
     }
 }

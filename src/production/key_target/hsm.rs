@@ -93,7 +93,7 @@ impl DeviceKey for TokenKey {
 
 fn token_error(device: &Device) -> impl Fn(Pkcs11Error) -> ProduceError + '_ {
     move |error| ProduceError::Token {
-        device: device.serial.clone(),
+        device: device.name.to_string(),
         error,
     }
 }
@@ -104,7 +104,7 @@ impl TargetRun for HsmTarget {
     }
 
     fn remove_unrecorded(&self, device: &Device) -> Result<u64, ProduceError> {
-        remove_certificates_labelled(&self.token, &device.serial).map_err(token_error(device))
+        remove_certificates_labelled(&self.token, device.name.as_str()).map_err(token_error(device))
     }
 
     /// Removes unlabelled objects an interrupted write left (not in a
@@ -168,7 +168,7 @@ impl KeyTarget for HsmTarget {
                     .ok_or_else(|| {
                         token_err(Pkcs11Error::NoPublicKey(format!(
                             "device {} (CKA_ID {id_hex})",
-                            device.serial
+                            device.name
                         )))
                     })?;
                 Ok(TokenKey {
@@ -182,7 +182,7 @@ impl KeyTarget for HsmTarget {
                 // No label check: recovery removed every object labelled with a
                 // planned device's serial, and a search per device is O(n) on
                 // tokens that scan all objects (SoftHSM2): O(n²) per order.
-                let pair = generate_key_pair(&self.token, key_type, &device.serial, true)
+                let pair = generate_key_pair(&self.token, key_type, device.name.as_str(), true)
                     .map_err(&token_err)?;
                 record.record_key(device, &hex(&pair.id))?;
                 Ok(TokenKey {
@@ -214,7 +214,7 @@ impl KeyTarget for HsmTarget {
         key: &TokenKey,
     ) -> Result<(), ProduceError> {
         let token_err = token_error(device);
-        import_certificate_beside(&self.token, &device.serial, &key.id, certificate_der)
+        import_certificate_beside(&self.token, device.name.as_str(), &key.id, certificate_der)
             .map_err(&token_err)?;
         if self.prove {
             let pair = match &key.generated {
@@ -226,7 +226,7 @@ impl KeyTarget for HsmTarget {
                 key.key_type,
                 &pair,
                 certificate_der,
-                &device.serial,
+                device.name.as_str(),
             )
             .map_err(&token_err)?;
             *lock(&self.last_proof) = Some(checks);

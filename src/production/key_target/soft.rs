@@ -84,7 +84,7 @@ impl KeyTarget for SoftTarget {
         SoftwareSigner::generate(key_type)
             .map(|key| SoftKey { key })
             .map_err(|error| ProduceError::Key {
-                device: device.serial.clone(),
+                device: device.name.to_string(),
                 error,
             })
     }
@@ -96,21 +96,21 @@ impl KeyTarget for SoftTarget {
         certificate: &IssuedCertificate,
     ) -> Result<Pkcs12File, ProduceError> {
         let key_err = |error: SignerError| ProduceError::Key {
-            device: device.serial.clone(),
+            device: device.name.to_string(),
             error,
         };
         let password = pkcs12::random_password().map_err(|e| ProduceError::Issue {
-            device: device.serial.clone(),
+            device: device.name.to_string(),
             error: IssueError::Entropy(e),
         })?;
         let pkcs8 = key.key.to_pkcs8_der().map_err(key_err)?;
         let key_id =
             crate::pkcs11::keys::key_id(key.spki()).map_err(|error| ProduceError::Token {
-                device: device.serial.clone(),
+                device: device.name.to_string(),
                 error,
             })?;
         let bytes = pkcs12::build(
-            &device.serial,
+            device.name.as_str(),
             &pkcs8,
             &key_id,
             certificate.der(),
@@ -139,7 +139,7 @@ impl KeyTarget for SoftTarget {
         // verified, a crash leaves it to be produced again, and the new
         // file replaces whatever this one became.
         write_synced(
-            &folder.join("p12").join(format!("{}.p12", device.serial)),
+            &folder.join("p12").join(format!("{}.p12", device.name)),
             &written.bytes,
             0o600,
         )
