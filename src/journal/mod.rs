@@ -524,22 +524,6 @@ pub trait Journal: Send {
         operator: &str,
     ) -> Result<(), JournalError>;
 
-    /// The certificate was signed, verified and stored.
-    fn record_verified(
-        &mut self,
-        device: &Device,
-        certificate: &StoredCertificate<'_>,
-        operator: &str,
-    ) -> Result<(), JournalError> {
-        self.record_verified_devices(
-            &[VerifiedDevice {
-                device,
-                certificate: certificate.clone(),
-            }],
-            operator,
-        )
-    }
-
     /// producing → produced, when every device is verified; returns whether it moved.
     fn finish_production(&mut self, order: OrderId, operator: &str) -> Result<bool, JournalError>;
 
