@@ -93,8 +93,8 @@ impl CardSecretArgs {
             PinSource::choose(self.card_pin_file.clone(), self.card_pin_env.as_deref());
         let pin = match pin_source.read("the cards") {
             Err(PinError::NoSource(_)) => usage!(
-                "no PIN for the cards: name the file holding it with --card-pin-file or the \
-                 variable with --card-pin-env (there is no terminal to prompt on)"
+                "no PIN for the cards: name the variable holding it with --card-pin-env or the \
+                 file with --card-pin-file (there is no terminal to prompt on)"
             ),
             pin => pin?,
         };
