@@ -145,7 +145,7 @@ impl Readers {
                 note: None,
             };
             if present {
-                match self.with_card(name, |client| client.select()) {
+                match self.with_card_left_as_is(name, |client| client.select()) {
                     Ok(_) => report.piv = Some(true),
                     Err(PivError::NoPivApplication) => report.piv = Some(false),
                     Err(PivError::Status { .. }) => report.piv = Some(false),
@@ -165,6 +165,29 @@ impl Readers {
         reader: &str,
         operation: impl FnOnce(&mut PivClient<PcscTransport<'_>>) -> Result<R, PivError>,
     ) -> Result<R, PivError> {
+        self.with_card_then(reader, pcsc::Disposition::ResetCard, operation)
+    }
+
+    /// Runs `operation` like [`Readers::with_card`] but leaves the card as
+    /// it is afterwards: no reset, no power-off. For operations that only
+    /// look (`card list`), which must not disturb a card another program or
+    /// a person is using; they verify no PIN, so no security status is left.
+    pub fn with_card_left_as_is<R>(
+        &self,
+        reader: &str,
+        operation: impl FnOnce(&mut PivClient<PcscTransport<'_>>) -> Result<R, PivError>,
+    ) -> Result<R, PivError> {
+        self.with_card_then(reader, pcsc::Disposition::LeaveCard, operation)
+    }
+
+    /// One shared connection and one transaction around `operation`; the
+    /// transaction ends and the connection closes with `disposition`.
+    fn with_card_then<R>(
+        &self,
+        reader: &str,
+        disposition: pcsc::Disposition,
+        operation: impl FnOnce(&mut PivClient<PcscTransport<'_>>) -> Result<R, PivError>,
+    ) -> Result<R, PivError> {
         let mut card = self
             .context
             .connect(&c_name(reader), ShareMode::Shared, Protocols::ANY)
@@ -173,9 +196,12 @@ impl Readers {
         let mut client = PivClient::new(PcscTransport { transaction });
         let result = operation(&mut client);
         let PcscTransport { transaction } = client.into_transport();
-        // Ending the transaction fails only when the card is already gone,
-        // which the operation's own result reports.
-        let _ = transaction.end(pcsc::Disposition::ResetCard);
+        // Ending the transaction or the connection fails only when the card
+        // is already gone, which the operation's own result reports.
+        let _ = transaction.end(disposition);
+        // Dropping a connection resets the card (the pcsc crate's choice):
+        // it is closed explicitly with the disposition asked for.
+        let _ = card.disconnect(disposition);
         result
     }
 

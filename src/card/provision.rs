@@ -99,7 +99,7 @@ pub enum CardError {
     },
     /// A PIN letter needs the card's current PUK, and none was named; the
     /// card was not touched.
-    #[error("a PIN letter sets a new PUK too: give the card's current PUK (--card-puk-env)")]
+    #[error("a PIN letter sets a new PUK too: give the card's current PUK (--card-puk-file or --card-puk-env)")]
     NoPuk,
     /// The PIN letter's file exists; the card was not touched.
     #[error("{} already exists; a PIN letter is never overwritten", .0.display())]

@@ -25,8 +25,9 @@ use certmint::error::Stopped;
 use super::orders::{calendar, JournalArgs};
 
 const CARD_HELP: &str = "\n\
-Secrets never come from arguments: the PIN and PUK from the variables named by --card-pin-env\n\
-and --card-puk-env (else a prompt), the management key from --mgmt-key-file (hex, mode 0600) or --mgmt-key-env.\n\
+Secrets never come from arguments: the cards' PIN from the file named by --card-pin-file or the\n\
+variable named by --card-pin-env (else a prompt), the management key from --mgmt-key-file (hex;\n\
+keep the file mode 0600) or --mgmt-key-env.\n\
 The well-known factory management key and PIN are refused unless --allow-factory-defaults (test cards).\n\
 A wrong PIN is tried once: the run stops with the tries left.";
 
@@ -42,6 +43,9 @@ pub struct CardSecretArgs {
     /// Management key algorithm: 3des, aes128, aes192 or aes256.
     #[arg(long, default_value = "3des", value_parser = parse_mgmt_algorithm)]
     mgmt_algorithm: MgmtAlgorithm,
+    /// File holding the cards' PIN (a trailing newline is ignored).
+    #[arg(long, conflicts_with = "card_pin_env")]
+    card_pin_file: Option<PathBuf>,
     /// Environment variable holding the cards' PIN (else a prompt).
     #[arg(long, alias = "pin-env")]
     card_pin_env: Option<String>,
@@ -56,13 +60,14 @@ fn parse_mgmt_algorithm(text: &str) -> Result<MgmtAlgorithm, String> {
 }
 
 impl CardSecretArgs {
-    fn credentials(&self, puk_env: Option<&str>) -> Result<CardCredentials> {
+    fn credentials(&self, puk: Option<PinSource>) -> Result<CardCredentials> {
         let management_key = match (&self.mgmt_key_file, &self.mgmt_key_env) {
             (Some(path), None) => {
-                let text =
-                    zeroize::Zeroizing::new(certmint::input::read_text_file(path).with_context(
+                let text = zeroize::Zeroizing::new(
+                    certmint::input::read_secret_file(path, "the management key").with_context(
                         || format!("cannot read the management key file {}", path.display()),
-                    )?);
+                    )?,
+                );
                 ManagementKey::from_hex(self.mgmt_algorithm, text.trim())
                     .with_context(|| path.display().to_string())?
             }
@@ -84,15 +89,17 @@ impl CardSecretArgs {
             ),
             (Some(_), Some(_)) => usage!("give --mgmt-key-file or --mgmt-key-env, not both"),
         };
-        let pin = match PinSource::choose(None, self.card_pin_env.as_deref()).read("the cards") {
+        let pin_source =
+            PinSource::choose(self.card_pin_file.clone(), self.card_pin_env.as_deref());
+        let pin = match pin_source.read("the cards") {
             Err(PinError::NoSource(_)) => usage!(
-                "no PIN for the cards: name the variable holding it with --card-pin-env \
-                 (there is no terminal to prompt on)"
+                "no PIN for the cards: name the variable holding it with --card-pin-env or the \
+                 file with --card-pin-file (there is no terminal to prompt on)"
             ),
             pin => pin?,
         };
-        let puk = match puk_env {
-            Some(var) => Some(PinSource::Env(var.to_owned()).read("the cards' PUK")?),
+        let puk = match puk {
+            Some(source) => Some(source.read("the cards' PUK")?),
             None => None,
         };
         Ok(CardCredentials {
@@ -130,7 +137,8 @@ Authenticates with the management key, generates the key in slot 9c on the card,
 Mali Mühür certificate, writes it, reads it back, and verifies a test signature made by the card.\n\
 The seal is on record: the company's next seal label {{VKN}}SIGN<n> in a one-off order made just\n\
 before the CA signs (intent first), the certificate once the card proved it.\n\
-With --pin-letter the card gets a fresh random PIN and PUK, written to that new file (mode 0600).\n{CARD_HELP}"))]
+With --pin-letter the card gets a fresh random PIN and PUK, written to that new file (mode 0600);\n\
+setting the PUK needs the card's current one, from --card-puk-file or --card-puk-env.\n{CARD_HELP}"))]
 pub struct ProvisionArgs {
     /// The CA directory made by `certmint ca init`.
     #[arg(long)]
@@ -148,6 +156,9 @@ pub struct ProvisionArgs {
     slot: Slot,
     #[command(flatten)]
     secrets: CardSecretArgs,
+    /// File holding the card's current PUK (needed with --pin-letter).
+    #[arg(long, conflicts_with = "card_puk_env")]
+    card_puk_file: Option<PathBuf>,
     /// Environment variable holding the card's current PUK (needed with --pin-letter).
     #[arg(long, alias = "puk-env")]
     card_puk_env: Option<String>,
@@ -274,7 +285,12 @@ fn provision(args: ProvisionArgs) -> Result<()> {
     let Some(algorithm) = Algorithm::for_key_type(args.key_type) else {
         usage!("{} keys cannot be generated on PIV cards", args.key_type)
     };
-    let credentials = args.secrets.credentials(args.card_puk_env.as_deref())?;
+    let puk = match (&args.card_puk_file, &args.card_puk_env) {
+        (Some(path), _) => Some(PinSource::File(path.clone())),
+        (None, Some(var)) => Some(PinSource::choose(None, Some(var))),
+        (None, None) => None,
+    };
+    let credentials = args.secrets.credentials(puk)?;
     credentials.check_factory_defaults(args.pin_letter.is_some())?;
     let journal = Mutex::new(args.journal.open()?);
     let operator = args.journal.operator()?;

@@ -51,7 +51,7 @@ pub struct VirtualArgs {
     #[arg(long, conflicts_with = "eject_on_reset",
           value_parser = clap::value_parser!(u64).range(1..=MAX_MILLISECONDS))]
     eject_idle_ms: Option<u64>,
-    /// Remove a card once the reader resets it (or powers it off) after it has answered a command.
+    /// Remove a card once the reader resets it after it has answered a command.
     #[arg(long)]
     eject_on_reset: bool,
     /// Pause between removing a card and inserting the next, in milliseconds (see below).

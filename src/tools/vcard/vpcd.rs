@@ -52,14 +52,17 @@ pub enum EjectPolicy {
     /// station wrote (or failed to write), so the rehearsal does not
     /// depend on the station's protocol.
     IdleAfterUse(Duration),
-    /// Once the reader has reset the card (or powered it off) after it
-    /// answered a command — what a program does when it is through with a
-    /// card (certmint's station and `card provision` end each card's
-    /// transaction with a reset) — and then fallen quiet for
+    /// Once the reader has reset the card after it answered a command —
+    /// what a program does when it is through with a card (certmint's
+    /// station and `card provision` end each card's transaction with a
+    /// reset) — and then fallen quiet for
     /// [`QUIET_AFTER_RESET`], so that the reset itself completes. Unlike
     /// idleness, this does not depend on how long the program takes between
     /// two commands: a slow journal write in the middle of a card's
-    /// provisioning does not pull the card.
+    /// provisioning does not pull the card. A power-off is not a reset
+    /// here: pcscd powers an unused card off by itself a moment after the
+    /// last program let go of it, which says nothing about the program being
+    /// through with the card (`card list` leaves the card as it is).
     ResetAfterUse,
 }
 
@@ -429,7 +432,7 @@ impl CardSession<'_> {
                 [] => continue,
                 [code] => {
                     self.control(*code, on_event)?;
-                    let reset = matches!(*code, control::RESET | control::POWER_OFF);
+                    let reset = *code == control::RESET;
                     if quiet_since_reset.is_some() || (reset && last_command.is_some()) {
                         quiet_since_reset = Some(Instant::now());
                     }
