@@ -149,7 +149,7 @@ fn card_list_leaves_the_cards_it_lists_in_the_reader() {
         let run = certmint(&stack, &["card", "list", "--json"], &[]);
         assert_eq!(run.code, 0, "{}", said(&run));
         let readers: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-        let listed = readers
+        let listed = readers["readers"]
             .as_array()
             .unwrap()
             .iter()
