@@ -260,6 +260,7 @@ fn own_kind(error: &(dyn std::error::Error + 'static)) -> ErrorKind {
         crate::pkcs11::registry::RegistryError,
         crate::pkcs11::uri::UriError,
         crate::profile::ProfileError,
+        crate::records::RecordsError,
         crate::request::RequestError,
         crate::signer::SignerError,
         crate::tools::vcard::VcardError,

@@ -416,6 +416,9 @@ pub fn inspect(
     };
     if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
         let blocks = pem_blocks(bytes).map_err(unreadable)?;
+        if blocks.is_empty() {
+            return Err(unreadable("holds no whole PEM block".into()));
+        }
         let labels: Vec<&str> = blocks.iter().map(|(label, _)| label.as_str()).collect();
         if labels.iter().all(|l| *l == "CERTIFICATE") {
             let mut summaries = blocks

@@ -121,7 +121,7 @@ struct HsmListArgs {
     /// List this token's objects: a pkcs11: URI with token= or serial=.
     #[arg(long, conflicts_with_all = ["module_path", "module_name"])]
     token: Option<String>,
-    /// Log in to the token (PIN from pin-source, --pin-env or a prompt) to list private objects too.
+    /// Log in to the token (PIN from pin-source, --token-pin-env or a prompt) to list private objects too.
     #[arg(long, requires = "token")]
     login: bool,
     /// The PKCS#11 module whose slots to list (default: $CERTMINT_PKCS11_MODULE, else p11-kit's proxy).
@@ -437,6 +437,12 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            // A closed standard output that surfaced as an error ends quietly too.
+            for cause in err.chain() {
+                if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+                    cli::exit_quietly_if_closed(io);
+                }
+            }
             let kind = certmint::error::kind_of(err.as_ref());
             report_error(kind, &format!("{err:#}"), json);
             ExitCode::from(kind.exit_code())
@@ -466,15 +472,26 @@ fn first_line_of(text: &str) -> String {
 /// object naming its kind and exit code, for scripts.
 fn report_error(kind: certmint::error::ErrorKind, message: &str, json: bool) {
     if json {
-        let report = serde_json::json!({
-            "schema": "certmint.error/1",
-            "error": {
-                "kind": kind.name(),
-                "exit_code": kind.exit_code(),
-                "message": message,
-            }
-        });
-        eprintln!("{report}");
+        #[derive(serde::Serialize)]
+        struct ErrorReport<'a> {
+            schema: String,
+            error: ErrorBody<'a>,
+        }
+        #[derive(serde::Serialize)]
+        struct ErrorBody<'a> {
+            kind: &'a str,
+            exit_code: u8,
+            message: &'a str,
+        }
+        let report = ErrorReport {
+            schema: cli::json::schema("error"),
+            error: ErrorBody {
+                kind: kind.name(),
+                exit_code: kind.exit_code(),
+                message,
+            },
+        };
+        eprintln!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {
         eprintln!("error: {}", certmint::text::terminal_safe(message));
     }

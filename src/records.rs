@@ -40,6 +40,19 @@ pub enum RecordsError {
     Output(String),
 }
 
+impl RecordsError {
+    /// The journal's kind; a time bound that is not a time is a usage
+    /// error; the rest are failures.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            RecordsError::Journal(e) => e.kind(),
+            RecordsError::BadTime { .. } => ErrorKind::Usage,
+            RecordsError::BadRecordTime { .. } | RecordsError::Output(_) => ErrorKind::Failure,
+        }
+    }
+}
+
 /// A certificate serial as operators write it (any case, with or without
 /// colons) as the journal stores it: upper-case hex without separators.
 pub fn normalize_serial(text: &str) -> String {

@@ -435,6 +435,13 @@ fn json_errors_and_order_pay_json() {
 
     let missing = run_on_journal(&ws, &["order", "pay", "--order", "9", "--json"], &[]);
     assert_eq!(missing.code, 8);
+    assert!(
+        missing
+            .stderr
+            .starts_with("{\"schema\":\"certmint.error/1\""),
+        "the schema comes first: {}",
+        missing.stderr
+    );
     let error: serde_json::Value = serde_json::from_str(missing.stderr.trim()).unwrap();
     assert_eq!(error["schema"], "certmint.error/1");
     assert_eq!(error["error"]["kind"], "not-found");
@@ -623,4 +630,55 @@ fn every_json_document_names_its_schema() {
             assert_eq!(document["schema"], schema, "{line}");
         }
     }
+}
+
+/// `issue` never certifies a device of an unpaid order (it would bypass
+/// payment and block the order's cancellation); the order can still be
+/// cancelled.
+#[test]
+fn issue_refuses_a_device_of_an_unpaid_order() {
+    let ws = Workspace::with_ca(&[]);
+    ws.openssl_key("device", "p256");
+    ws.write("list.txt", b"FU10000001\nFU10000002\n");
+    let run = |args: &[&str]| run_on_journal(&ws, args, &[]);
+    common::ensure_manufacturer(run);
+    run(&import_args("FU", "list.txt", &[])).ok();
+    let refused = run(&[
+        "issue",
+        "--ca",
+        "ca",
+        "--profile",
+        "okc-device",
+        "--public-key",
+        "device.pub",
+        "--device-serial",
+        "FU10000001",
+        "--out",
+        "d.pem",
+    ]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("before payment"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!ws.exists("d.pem"));
+    run(&["order", "cancel", "--order", "1"]).ok();
+}
+
+/// What the review of this tool found, pinned: a malformed time bound of
+/// `audit show` is a usage error, and a file that starts like PEM but holds
+/// no whole block is not an (empty) chain.
+#[test]
+fn a_bad_time_bound_is_usage_and_a_pem_without_a_block_is_refused() {
+    let ws = Workspace::with_ca(&[]);
+    ws.write("list.txt", b"FU00022547\n");
+    let run = |args: &[&str]| run_on_journal(&ws, args, &[]);
+    common::import_and_pay(run, "FU", "list.txt", "1", &[]);
+    let bad = run(&["audit", "show", "--since", "garbage"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    ws.write("cut.pem", b"-----BEGINX");
+    let cut = ws.certmint(&["inspect", "cut.pem"]);
+    assert_eq!(cut.code, 3, "{}", cut.stderr);
+    assert!(cut.stderr.contains("no whole PEM block"), "{}", cut.stderr);
 }

@@ -149,6 +149,13 @@ fn output_error(e: impl std::fmt::Display) -> RecordsError {
     RecordsError::Output(e.to_string())
 }
 
+/// Writing a line failed: a reader that closed the pipe ends the program
+/// quietly, as everywhere (see `main`); anything else is an error.
+fn write_error(e: std::io::Error) -> RecordsError {
+    super::exit_quietly_if_closed(&e);
+    output_error(e)
+}
+
 fn device_of(c: &CertificateDetail) -> &str {
     c.device_serial
         .as_deref()
@@ -169,7 +176,7 @@ fn list(args: ListArgs) -> Result<()> {
     }
     let count = each_certificate(&journal, &args.filter.filter(), |c| {
         if args.json {
-            super::json::write_line(&mut out, "cert", c).map_err(output_error)
+            super::json::write_line(&mut out, "cert", c).map_err(write_error)
         } else {
             writeln!(
                 out,
@@ -186,7 +193,7 @@ fn list(args: ListArgs) -> Result<()> {
                 },
                 c.not_after.as_deref().unwrap_or("-")
             )
-            .map_err(output_error)
+            .map_err(write_error)
         }
     })?;
     out.flush()?;
@@ -216,7 +223,7 @@ fn show(args: ShowArgs) -> Result<()> {
             if let (Some(pem), Some(object)) = (&pem, json.as_object_mut()) {
                 object.insert("pem".into(), serde_json::Value::String(pem.clone()));
             }
-            super::json::write_line(&mut out, "cert", &json).map_err(output_error)
+            super::json::write_line(&mut out, "cert", &json).map_err(write_error)
         } else {
             write_detail(&mut out, c, pem.as_deref()).map_err(output_error)
         }

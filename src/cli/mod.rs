@@ -29,6 +29,14 @@ use certmint::ca;
 use certmint::ids::IdMode;
 use certmint::profile::{CaConfig, Profile, ProfileName, Subject, SubjectInput};
 
+/// A reader that closed standard output (`certmint cert list | head`)
+/// ends the program quietly with the status of a process ended by SIGPIPE.
+pub fn exit_quietly_if_closed(error: &std::io::Error) {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(141);
+    }
+}
+
 /// Parses a worker count: 1 to [`certmint::input::MAX_WORKERS`].
 pub fn workers_arg(text: &str) -> Result<usize, String> {
     count_arg(text, certmint::input::MAX_WORKERS)

@@ -44,7 +44,10 @@ pub fn audit_show(args: AuditShowArgs) -> Result<()> {
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let output = |e: std::io::Error| RecordsError::Output(e.to_string());
+    let output = |e: std::io::Error| {
+        super::exit_quietly_if_closed(&e);
+        RecordsError::Output(e.to_string())
+    };
     each_audit_record(&journal, &filter, |record| {
         if args.json {
             super::json::write_line(&mut out, "audit.record", record).map_err(output)

@@ -966,6 +966,27 @@ impl Journal for SqliteJournal {
     fn cancel_order(&mut self, order: OrderId, operator: &str) -> Result<u64, JournalError> {
         let db = database_error(&self.path);
         let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        // A certificate on record holds its device: such an order is not
+        // cancelled (its devices and their certificates stay on record).
+        let certified: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM certificates c JOIN devices d ON c.device_id = d.id WHERE d.order_id = ?1",
+                [order.0],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        if certified > 0 {
+            let state = Self::order_state(&tx, order)
+                .map_err(db)?
+                .ok_or(JournalError::NoOrder(order))?;
+            return Err(JournalError::WrongState {
+                order,
+                state,
+                refused: format!(
+                    "{certified} certificate(s) of its devices are on record, and a certificate on record is never deleted"
+                ),
+            });
+        }
         let freed = tx
             .execute(
                 "INSERT INTO cancelled_devices (order_id, serial, line_no)
@@ -1231,6 +1252,24 @@ impl Journal for SqliteJournal {
             [device],
         )
         .map_err(db)?;
+        // A reissue that never became a certificate supersedes nothing: the
+        // certificate it was to replace is in force again.
+        let reinstated: Option<String> = tx
+            .query_row(
+                "SELECT serial_hex FROM certificates WHERE superseded_by = ?1 AND status = 'superseded'",
+                [serial_hex],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        if reinstated.is_some() {
+            tx.execute(
+                "UPDATE certificates SET status = 'issued', superseded_by = NULL, superseded_at = NULL, superseded_operator = NULL
+                 WHERE superseded_by = ?1 AND status = 'superseded'",
+                [serial_hex],
+            )
+            .map_err(db)?;
+        }
         append_audit(
             &tx,
             operator,
@@ -1239,6 +1278,18 @@ impl Journal for SqliteJournal {
             reason,
         )
         .map_err(db)?;
+        if let Some(old) = &reinstated {
+            append_audit(
+                &tx,
+                operator,
+                "certificate.reinstated",
+                &format!("certificate {old}"),
+                &format!(
+                    "its reissue {serial_hex} never became a certificate: it is in force again"
+                ),
+            )
+            .map_err(db)?;
+        }
         tx.commit().map_err(db)?;
         self.audit_committed()
     }
@@ -2277,6 +2328,13 @@ impl Described {
                     self.superseded.insert(serial.to_owned(), (seq, false));
                 }
             }
+            // A failed reissue: the certificate it was to supersede is in
+            // force again, superseded no more.
+            "certificate.reinstated" => {
+                if let Some(serial) = record.subject.strip_prefix("certificate ") {
+                    self.superseded.remove(serial);
+                }
+            }
             _ => {}
         }
     }
@@ -2793,5 +2851,57 @@ mod tests {
         for writer in writers {
             writer.join().unwrap();
         }
+    }
+
+    /// A reissue whose signature never became a certificate supersedes
+    /// nothing: voiding its intent puts the certificate it was to replace
+    /// back in force, and the audit log still verifies.
+    #[test]
+    fn a_failed_reissue_leaves_the_old_certificate_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, device) = journal_with_an_order(dir.path());
+        let intent = |serial| Intent {
+            device: &device,
+            serial_hex: serial,
+            tbs: b"tbs",
+            key_note: "test",
+        };
+        journal
+            .record_single_intent(&intent("01"), None, "op")
+            .unwrap();
+        let der = b"certificate".to_vec();
+        let stored = StoredCertificate {
+            serial_hex: "01",
+            der: &der,
+            sha256: &crate::pem::hex(
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref(),
+            ),
+            not_before: "2026-12-05T00:00:00Z",
+            not_after: "2027-12-04T00:00:00Z",
+            p12_password: None,
+        };
+        journal
+            .record_single_issued(&device, &stored, "op")
+            .unwrap();
+        journal
+            .record_single_intent(&intent("02"), Some("01"), "op")
+            .unwrap();
+        assert_eq!(
+            journal.certificate_by_serial("01").unwrap().unwrap().status,
+            "superseded"
+        );
+        journal
+            .void_intent("02", "op", "the CA key failed")
+            .unwrap();
+        assert_eq!(
+            journal.certificate_by_serial("01").unwrap().unwrap().status,
+            "issued"
+        );
+        assert_eq!(
+            journal.certificate_by_serial("02").unwrap().unwrap().status,
+            "void"
+        );
+        let report = journal.verify_audit().unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 }

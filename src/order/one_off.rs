@@ -169,6 +169,18 @@ fn device_on_record(
     let Some(device) = journal.device_by_serial(serial)? else {
         return Ok(None);
     };
+    // Nothing is certified before its order is paid.
+    let order = journal.order(device.order)?;
+    if order.state == crate::journal::OrderState::Received {
+        return Err(JournalError::WrongState {
+            order: order.id,
+            state: order.state,
+            refused: format!(
+                "device {serial} belongs to it, and no certificate is issued before payment (record it with `certmint order pay --order {}`)",
+                order.id
+            ),
+        });
+    }
     if let Some(lease) = journal.lease(device.order)? {
         if lease.is_live_as_seen_from(&crate::journal::LeaseHolder::this_process(how.operator)) {
             return Err(JournalError::Held {

@@ -333,12 +333,14 @@ pub fn provision_one_off_seal(
     }
     let checks = target.take_last_proof().unwrap_or_default();
     let new_id = signed.written.id().to_vec();
+    // On record first: the seal is proved in the token, and a failure to
+    // remove the objects it replaces must not leave its intent open.
+    let order = lock(&record.seal).record_issued(&mut *lock(journal), &signed.certificate_der)?;
     let replaced_objects = if before.is_empty() {
         0
     } else {
         remove_labelled(&token, &label, &|id| id != new_id.as_slice()).map_err(&token_err)?
     };
-    let order = lock(&record.seal).record_issued(&mut *lock(journal), &signed.certificate_der)?;
     Ok(OneOffSealReport {
         token: token.label().to_owned(),
         label,
