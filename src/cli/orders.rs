@@ -33,21 +33,17 @@ use certmint::signer::KeyType;
 /// write the journal and its audit log.
 #[derive(Args, Clone)]
 pub struct JournalArgs {
-    /// The journal database (SQLite). Default: $CERTMINT_JOURNAL, else ./certmint-journal.sqlite.
-    #[arg(
-        long,
-        env = "CERTMINT_JOURNAL",
-        default_value = "certmint-journal.sqlite"
-    )]
-    pub journal: PathBuf,
+    #[command(flatten)]
+    pub location: ReadJournalArgs,
     /// Who is doing this, for the audit log. Default: $CERTMINT_OPERATOR, else $USER.
     #[arg(long, env = "CERTMINT_OPERATOR")]
     pub operator: Option<String>,
 }
 
 impl JournalArgs {
+    /// Opens the journal, making it when it does not exist yet.
     pub(crate) fn open(&self) -> Result<SqliteJournal> {
-        Ok(SqliteJournal::open(&self.journal)?)
+        Ok(SqliteJournal::open(&self.location.journal)?)
     }
 
     /// Who the audit log names: `--operator`, else $CERTMINT_OPERATOR, else
@@ -69,8 +65,8 @@ impl JournalArgs {
     }
 }
 
-/// Where the journal is: for commands that only read it (and take no
-/// operator, as they record nothing).
+/// Where the journal is: all a command that only reads it takes (it
+/// records nothing, so it names no operator).
 #[derive(Args, Clone)]
 pub struct ReadJournalArgs {
     /// The journal database (SQLite). Default: $CERTMINT_JOURNAL, else ./certmint-journal.sqlite.
@@ -673,8 +669,8 @@ fn purge_clock(args: &PurgeArgs) -> Result<time::OffsetDateTime> {
 fn purge_command(args: PurgeArgs) -> Result<()> {
     let calendar = calendar(&args.closed_days)?;
     let now = purge_clock(&args)?;
-    let journal_dir = std::fs::canonicalize(&args.journal.journal)
-        .with_context(|| format!("journal {}", args.journal.journal.display()))?
+    let journal_dir = std::fs::canonicalize(&args.journal.location.journal)
+        .with_context(|| format!("journal {}", args.journal.location.journal.display()))?
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();

@@ -205,11 +205,6 @@ mod tests {
             Time::GeneralTime(_)
         ));
     }
-}
-
-#[cfg(test)]
-mod requested_start_tests {
-    use super::*;
 
     fn at(text: &str) -> DateTime {
         text.parse().unwrap()
