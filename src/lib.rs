@@ -57,6 +57,7 @@ pub mod production;
 pub mod profile;
 pub mod records;
 pub mod request;
+pub mod revocation;
 pub mod signer;
 pub mod text;
 pub mod timestamp;
