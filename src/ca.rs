@@ -1,14 +1,22 @@
-//! A CA directory: the CA configuration, the root and issuing certificates
-//! and the issuing key reference, as `certmint ca init` lays them out.
+//! A CA directory: the CA configuration, the root certificate and one
+//! issuing CA per product line (certificate and key reference), as
+//! `certmint ca init` lays them out.
 //!
 //! ```text
 //! ca/
-//!   certmint-ca.toml   configuration (profiles, URLs, key reference)
-//!   root.pem           self-signed root certificate
-//!   root-key.pem       root key, PKCS#8, mode 0600 (move it offline)
-//!   issuing.pem        issuing CA certificate, signed by the root
-//!   issuing-key.pem    issuing key, PKCS#8, mode 0600
+//!   certmint-ca.toml      configuration (profiles, URLs, key references)
+//!   root.pem              self-signed root certificate
+//!   root-key.pem          root key, PKCS#8, mode 0600 (move it offline)
+//!   issuing.pem           Mali Mühür issuing CA certificate, signed by the root
+//!   issuing-key.pem       Mali Mühür issuing key, PKCS#8, mode 0600
+//!   okc-issuing.pem       ÖKC issuing CA certificate, signed by the root
+//!   okc-issuing-key.pem   ÖKC issuing key, PKCS#8, mode 0600
 //! ```
+//!
+//! A directory without the ÖKC issuing CA (no `[okc_ca]` section) still
+//! opens: its ÖKC certificates come from the Mali Mühür issuing CA, and
+//! [`CaDirectory::shared_issuing_ca`] says so, until `certmint ca add-issuing
+//! --line okc` adds one.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -22,7 +30,10 @@ use crate::ids::IdMode;
 use crate::issue::{CertificateAuthority, IssueError};
 use crate::keyref::{KeyRef, KeyRefError, Unlock};
 use crate::pem::{self, der_from_pem_or_der};
-use crate::profile::{CaConfig, Profile, ProfileError, ProfileName, Subject, SubjectInput};
+use crate::profile::{
+    CaConfig, IssuingCaFiles, ProductLine, Profile, ProfileError, ProfileName, Subject,
+    SubjectInput,
+};
 use crate::signer::{KeyType, Signer, SignerError, SoftwareSigner};
 
 /// The configuration file's name inside a CA directory.
@@ -68,6 +79,16 @@ pub enum CaError {
     /// An input file is unreadable or over its cap.
     #[error(transparent)]
     Input(#[from] crate::input::InputError),
+    /// `ca add-issuing` for a product line that already has its issuing CA.
+    #[error("{dir} already has a {line} issuing CA ({certificate}); certmint never replaces one")]
+    IssuingCaExists {
+        /// The CA directory.
+        dir: PathBuf,
+        /// The product line.
+        line: ProductLine,
+        /// Its certificate file.
+        certificate: String,
+    },
 }
 
 impl CaError {
@@ -80,6 +101,7 @@ impl CaError {
             CaError::KeyRef(e) => e.kind(),
             CaError::Signer(e) => e.kind(),
             CaError::Input(e) => e.kind(),
+            CaError::IssuingCaExists { .. } => ErrorKind::Conflict,
             CaError::AlreadyExists(_) | CaError::Io { .. } | CaError::Certificate { .. } => {
                 ErrorKind::Failure
             }
@@ -97,38 +119,62 @@ pub enum CaKey {
     Existing(String),
 }
 
+/// One issuing CA to create: its key and its subject.
+#[derive(Debug, Clone)]
+pub struct IssuingCaOptions {
+    /// The issuing key.
+    pub key: CaKey,
+    /// The issuing CA's subject (its name is the issuer name of every
+    /// certificate it signs).
+    pub subject: SubjectInput,
+}
+
+impl IssuingCaOptions {
+    /// The shipped default name of `line`'s issuing CA, with a key of `key_type`.
+    pub fn kamu_sm_defaults(line: ProductLine, key_type: KeyType) -> Self {
+        let common_name = match line {
+            ProductLine::MaliMuhur => crate::profile::MALI_MUHUR_ISSUER_CN,
+            ProductLine::Okc => crate::profile::OKC_ISSUER_CN,
+        };
+        Self {
+            key: CaKey::Generate(key_type),
+            subject: SubjectInput {
+                common_name: Some(common_name.into()),
+                ..Default::default()
+            },
+        }
+    }
+}
+
 /// What `ca init` creates.
 #[derive(Debug, Clone)]
 pub struct InitOptions {
     /// The root key.
     pub root_key: CaKey,
-    /// The issuing key.
-    pub issuing_key: CaKey,
+    /// The Mali Mühür issuing CA.
+    pub mali_muhur: IssuingCaOptions,
+    /// The ÖKC issuing CA.
+    pub okc: IssuingCaOptions,
     /// How to unlock existing keys.
     pub unlock: Unlock,
     /// The root's subject (common_name, organization, country).
     pub root_subject: SubjectInput,
-    /// The issuing CA's subject.
-    pub issuing_subject: SubjectInput,
     /// The configuration to write (profiles, URLs).
     pub config: CaConfig,
-    /// When both certificates start.
+    /// When all three certificates start.
     pub not_before: DateTime,
 }
 
 impl InitOptions {
-    /// A Mali Mühür-style CA: P-384 keys, the Kamu SM issuer name and profiles.
+    /// A Kamu SM-style CA: P-384 keys, the Kamu SM root and issuer names and profiles.
     pub fn kamu_sm_defaults(not_before: DateTime) -> Self {
         Self {
             root_key: CaKey::Generate(KeyType::EcP384),
-            issuing_key: CaKey::Generate(KeyType::EcP384),
+            mali_muhur: IssuingCaOptions::kamu_sm_defaults(ProductLine::MaliMuhur, KeyType::EcP384),
+            okc: IssuingCaOptions::kamu_sm_defaults(ProductLine::Okc, KeyType::EcP384),
             unlock: Unlock::default(),
             root_subject: SubjectInput {
                 common_name: Some("Mali Mühür Kök Sertifika Hizmet Sağlayıcısı - Sürüm 1".into()),
-                ..Default::default()
-            },
-            issuing_subject: SubjectInput {
-                common_name: Some(crate::profile::MALI_MUHUR_ISSUER_CN.into()),
                 ..Default::default()
             },
             config: CaConfig::kamu_sm_defaults(),
@@ -137,15 +183,18 @@ impl InitOptions {
     }
 }
 
-/// The files `ca init` wrote.
+/// The files `ca init` or `ca add-issuing` wrote.
 #[derive(Debug, Clone)]
 pub struct InitReport {
     /// Every file written, in order.
     pub files: Vec<PathBuf>,
     /// The root certificate's DER.
     pub root_der: Vec<u8>,
-    /// The issuing certificate's DER.
-    pub issuing_der: Vec<u8>,
+    /// Each issuing CA certificate made, with its product line.
+    pub issuing: Vec<(ProductLine, Vec<u8>)>,
+    /// Settings `ca add-issuing` gave the line's certificate profile, as
+    /// `field = value`.
+    pub filled_settings: Vec<String>,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
@@ -177,6 +226,9 @@ pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaErro
 /// The PKCS#8 PEM of a key generated at `ca init`, to be written with mode 0600.
 type KeyFile = Zeroizing<Vec<u8>>;
 
+/// A file to write: (path, contents, mode).
+type PlannedFile = (PathBuf, Zeroizing<Vec<u8>>, u32);
+
 /// A CA key ready to sign, and its key file when it was generated here.
 fn ca_key(key: &CaKey, unlock: &Unlock) -> Result<(Box<dyn Signer>, Option<KeyFile>), CaError> {
     match key {
@@ -192,71 +244,95 @@ fn ca_key(key: &CaKey, unlock: &Unlock) -> Result<(Box<dyn Signer>, Option<KeyFi
     }
 }
 
-/// Creates a root and an issuing CA in `dir`. Everything is generated in
-/// memory (or in the token) first; files are written only when all of it
-/// succeeded, and a failed write removes what this call wrote.
-pub fn init(dir: &Path, options: &InitOptions) -> Result<InitReport, CaError> {
-    if dir.join(CONFIG_FILE).exists() {
-        return Err(CaError::AlreadyExists(dir.join(CONFIG_FILE)));
+/// The configured files of `line`'s issuing CA; `None` when the
+/// configuration has none for ÖKC.
+fn issuing_files(config: &CaConfig, line: ProductLine) -> Option<IssuingCaFiles> {
+    match line {
+        ProductLine::MaliMuhur => Some(IssuingCaFiles {
+            certificate: config.ca.issuing_certificate.clone(),
+            key: config.ca.issuing_key.clone(),
+        }),
+        ProductLine::Okc => config.okc_ca.clone(),
     }
-    let mut config = options.config.clone();
-    if let CaKey::Existing(reference) = &options.issuing_key {
-        config.ca.issuing_key = reference.clone();
-    }
-    let config = &config;
-    let root_profile = Profile::from_config(ProfileName::RootCa, config)?;
-    let issuing_profile = Profile::from_config(ProfileName::IssuingCa, config)?;
-    let root_subject =
-        Subject::from_input(&root_profile, &options.root_subject, IdMode::Production)?;
-    let issuing_subject = Subject::from_input(
-        &issuing_profile,
-        &options.issuing_subject,
-        IdMode::Production,
-    )?;
+}
 
-    // (path, contents, mode) of every file, decided before anything is written.
-    let mut files: Vec<(PathBuf, Zeroizing<Vec<u8>>, u32)> = Vec::new();
-    let (root_signer, root_key_pem) = ca_key(&options.root_key, &options.unlock)?;
-    let root = CertificateAuthority::create_root(
-        root_signer,
-        &root_profile,
-        &root_subject,
-        options.not_before,
-    )?;
-    let (issuing_signer, issuing_key_pem) = ca_key(&options.issuing_key, &options.unlock)?;
-    let issuing = root.issue(
-        &issuing_profile,
-        &issuing_subject,
-        crate::issue::SubjectKey::checked(issuing_signer.public_key_der())?,
-        options.not_before,
+/// The files of the issuing CA that signs `line`'s certificates, and
+/// whether they are the Mali Mühür issuing CA's standing in for a line
+/// without one of its own. The one place that decides which issuing CA a
+/// product line uses.
+fn issuing_files_or_shared(config: &CaConfig, line: ProductLine) -> (IssuingCaFiles, bool) {
+    match issuing_files(config, line) {
+        Some(files) => (files, false),
+        None => (
+            IssuingCaFiles {
+                certificate: config.ca.issuing_certificate.clone(),
+                key: config.ca.issuing_key.clone(),
+            },
+            true,
+        ),
+    }
+}
+
+/// Records `files` as `line`'s issuing CA files in `config`.
+fn set_issuing_files(config: &mut CaConfig, line: ProductLine, files: IssuingCaFiles) {
+    match line {
+        ProductLine::MaliMuhur => {
+            config.ca.issuing_certificate = files.certificate;
+            config.ca.issuing_key = files.key;
+        }
+        ProductLine::Okc => config.okc_ca = Some(files),
+    }
+}
+
+/// Makes `line`'s issuing CA under `root`: its certificate (checked to work
+/// as a CA) and the files to write into `dir`. The key reference of an
+/// existing key goes into `config`.
+fn make_issuing_ca(
+    root: &CertificateAuthority,
+    config: &mut CaConfig,
+    line: ProductLine,
+    options: &IssuingCaOptions,
+    unlock: &Unlock,
+    not_before: DateTime,
+    dir: &Path,
+) -> Result<(Vec<u8>, Vec<PlannedFile>), CaError> {
+    let mut files = Vec::new();
+    let mut names = issuing_files(config, line).unwrap_or_else(IssuingCaFiles::okc_defaults);
+    if let CaKey::Existing(reference) = &options.key {
+        names.key = reference.clone();
+    }
+    set_issuing_files(config, line, names.clone());
+    let profile = Profile::new(ProfileName::IssuingCa, &line.issuing_ca_config(config))?;
+    let subject = Subject::from_input(&profile, &options.subject, IdMode::Production)?;
+    let (signer, key_pem) = ca_key(&options.key, unlock)?;
+    let issued = root.issue(
+        &profile,
+        &subject,
+        crate::issue::SubjectKey::checked(signer.public_key_der())?,
+        not_before,
     )?;
     // The issuing certificate must work as a CA before anything is written.
-    CertificateAuthority::new(issuing_signer, issuing.der().to_vec())?;
+    CertificateAuthority::new(signer, issued.der().to_vec())?;
+    files.push((
+        dir.join(&names.certificate),
+        Zeroizing::new(issued.to_pem().into_bytes()),
+        0o644,
+    ));
+    if let Some(key) = key_pem {
+        files.push((dir.join(&names.key), key, 0o600));
+    }
+    Ok((issued.der().to_vec(), files))
+}
 
-    let text = |s: String| Zeroizing::new(s.into_bytes());
-    files.push((dir.join(CONFIG_FILE), text(config.to_toml()), 0o644));
-    files.push((
-        dir.join(&config.ca.root_certificate),
-        text(pem::certificate(root.certificate_der())),
-        0o644,
-    ));
-    if let Some(key) = root_key_pem {
-        files.push((dir.join(ROOT_KEY_FILE), key, 0o600));
-    }
-    files.push((
-        dir.join(&config.ca.issuing_certificate),
-        text(issuing.to_pem()),
-        0o644,
-    ));
-    if let Some(key) = issuing_key_pem {
-        files.push((dir.join(&config.ca.issuing_key), key, 0o600));
-    }
+/// Writes every planned file, none of which may exist; a failed write
+/// removes what this call wrote.
+fn write_all_new(dir: &Path, files: &[PlannedFile]) -> Result<Vec<PathBuf>, CaError> {
     if let Some((existing, _, _)) = files.iter().find(|(p, _, _)| p.exists()) {
         return Err(CaError::AlreadyExists(existing.clone()));
     }
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     let mut written = Vec::new();
-    for (path, bytes, mode) in &files {
+    for (path, bytes, mode) in files {
         if let Err(e) = write_new_file(path, bytes, *mode) {
             for done in &written {
                 let _ = std::fs::remove_file(done);
@@ -265,24 +341,258 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<InitReport, CaError> {
         }
         written.push(path.clone());
     }
+    Ok(written)
+}
+
+/// Creates a root and one issuing CA per product line in `dir`. Everything
+/// is generated in memory (or in the token) first; files are written only
+/// when all of it succeeded, and a failed write removes what this call wrote.
+pub fn init(dir: &Path, options: &InitOptions) -> Result<InitReport, CaError> {
+    if dir.join(CONFIG_FILE).exists() {
+        return Err(CaError::AlreadyExists(dir.join(CONFIG_FILE)));
+    }
+    let mut config = options.config.clone();
+    let root_profile = Profile::from_config(ProfileName::RootCa, &config)?;
+    let root_subject =
+        Subject::from_input(&root_profile, &options.root_subject, IdMode::Production)?;
+
+    let mut files: Vec<PlannedFile> = Vec::new();
+    let (root_signer, root_key_pem) = ca_key(&options.root_key, &options.unlock)?;
+    let root = CertificateAuthority::create_root(
+        root_signer,
+        &root_profile,
+        &root_subject,
+        options.not_before,
+    )?;
+    files.push((
+        dir.join(&config.ca.root_certificate),
+        Zeroizing::new(pem::certificate(root.certificate_der()).into_bytes()),
+        0o644,
+    ));
+    if let Some(key) = root_key_pem {
+        files.push((dir.join(ROOT_KEY_FILE), key, 0o600));
+    }
+    let mut issuing = Vec::new();
+    for (line, ca_options) in [
+        (ProductLine::MaliMuhur, &options.mali_muhur),
+        (ProductLine::Okc, &options.okc),
+    ] {
+        let (der, ca_files) = make_issuing_ca(
+            &root,
+            &mut config,
+            line,
+            ca_options,
+            &options.unlock,
+            options.not_before,
+            dir,
+        )?;
+        files.extend(ca_files);
+        issuing.push((line, der));
+    }
+    files.insert(
+        0,
+        (
+            dir.join(CONFIG_FILE),
+            Zeroizing::new(config.to_toml().into_bytes()),
+            0o644,
+        ),
+    );
+    let written = write_all_new(dir, &files)?;
     Ok(InitReport {
         files: written,
         root_der: root.certificate_der().to_vec(),
-        issuing_der: issuing.der().to_vec(),
+        issuing,
+        filled_settings: Vec::new(),
     })
 }
 
-/// A CA directory opened for issuance.
+/// What `ca add-issuing` creates.
+#[derive(Debug, Clone)]
+pub struct AddIssuingOptions {
+    /// The product line of the new issuing CA.
+    pub line: ProductLine,
+    /// Its key and subject.
+    pub issuing: IssuingCaOptions,
+    /// The root key: a file path or `pkcs11:` URI; `None` takes the
+    /// directory's `root-key.pem`.
+    pub root_key: Option<String>,
+    /// How to unlock token keys.
+    pub unlock: Unlock,
+    /// When the new certificate starts.
+    pub not_before: DateTime,
+}
+
+/// Adds `options.line`'s issuing CA, signed by the root, to the existing CA
+/// directory `dir`, and records it in the configuration. Refuses when the
+/// line already has an issuing CA of its own. The new files are written
+/// first, then the configuration is replaced in one rename, so an
+/// interrupted run leaves the directory as it was (plus unused new files).
+pub fn add_issuing(dir: &Path, options: &AddIssuingOptions) -> Result<InitReport, CaError> {
+    let config_path = dir.join(CONFIG_FILE);
+    let mut config = CaConfig::load(&config_path)?;
+    if let Some(existing) = issuing_files(&config, options.line) {
+        return Err(CaError::IssuingCaExists {
+            dir: dir.to_path_buf(),
+            line: options.line,
+            certificate: existing.certificate,
+        });
+    }
+    let root_der = read_certificate(&dir.join(&config.ca.root_certificate))?;
+    let root_key = match &options.root_key {
+        Some(reference) => KeyRef::parse(reference, Path::new("."))?,
+        None => KeyRef::parse(ROOT_KEY_FILE, dir)?,
+    };
+    let root = CertificateAuthority::new(root_key.open(&options.unlock)?, root_der.clone())?;
+    let filled = match options.line {
+        ProductLine::Okc => fill_okc_device_defaults(&mut config),
+        ProductLine::MaliMuhur => Vec::new(),
+    };
+    let (der, files) = make_issuing_ca(
+        &root,
+        &mut config,
+        options.line,
+        &options.issuing,
+        &options.unlock,
+        options.not_before,
+        dir,
+    )?;
+    let mut written = write_all_new(dir, &files)?;
+    if let Err(e) = replace_file(&config_path, config.to_toml().as_bytes()) {
+        for done in &written {
+            let _ = std::fs::remove_file(done);
+        }
+        return Err(e);
+    }
+    written.push(config_path);
+    Ok(InitReport {
+        files: written,
+        root_der,
+        issuing: vec![(options.line, der)],
+        filled_settings: filled,
+    })
+}
+
+/// Gives the `[okc_device]` section what the ÖKC lint requires and it
+/// lacks — a policy of its own (in place of none or the Mali Mühür one),
+/// a CRL URL, a caIssuers URL — from the shipped ÖKC defaults; every other
+/// setting stays. Returns the fields set, as `field = value`.
+fn fill_okc_device_defaults(config: &mut CaConfig) -> Vec<String> {
+    let defaults = crate::profile::ProfileConfig::okc_device_defaults();
+    let section = &mut config.okc_device;
+    let mut filled = Vec::new();
+    let mut fill = |field: &str, slot: &mut Option<String>, value: &Option<String>| {
+        if let Some(value) = value {
+            *slot = Some(value.clone());
+            filled.push(format!("{field} = {value}"));
+        }
+    };
+    if section
+        .policy_oid
+        .as_deref()
+        .is_none_or(|oid| oid == crate::profile::MALI_MUHUR_POLICY_OID)
+    {
+        fill("policy_oid", &mut section.policy_oid, &defaults.policy_oid);
+    }
+    if section.crl_url.is_none() {
+        fill("crl_url", &mut section.crl_url, &defaults.crl_url);
+    }
+    if section.ca_issuers_url.is_none() {
+        fill(
+            "ca_issuers_url",
+            &mut section.ca_issuers_url,
+            &defaults.ca_issuers_url,
+        );
+    }
+    filled
+}
+
+/// Replaces `path` with `bytes` in one rename, keeping its permission bits.
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), CaError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(io_error(path))?
+        .permissions()
+        .mode()
+        & 0o777;
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".new");
+    let temporary = PathBuf::from(temporary);
+    let _ = std::fs::remove_file(&temporary);
+    write_new_file(&temporary, bytes, mode)?;
+    std::fs::rename(&temporary, path).map_err(io_error(path))?;
+    if let Some(parent) = path.parent() {
+        if let Ok(folder) = std::fs::File::open(parent) {
+            let _ = folder.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// A CA directory opened for issuance of one product line.
 #[derive(Debug)]
 pub struct CaDirectory {
     /// The directory.
     pub dir: PathBuf,
     /// Its configuration.
     pub config: CaConfig,
-    /// The issuing CA, key opened.
+    /// The product line it was opened for.
+    pub line: ProductLine,
+    /// The line's issuing CA, key opened.
     pub ca: CertificateAuthority,
     /// The root certificate's DER.
     pub root_der: Vec<u8>,
+    /// True when the line has no issuing CA of its own and `ca` is the Mali
+    /// Mühür issuing CA (a directory made before it had an ÖKC CA).
+    pub shared_issuing_ca: bool,
+}
+
+/// One product line's issuing CA as the configuration names it.
+#[derive(Debug, Clone)]
+pub struct IssuingCaOverview {
+    /// The product line.
+    pub line: ProductLine,
+    /// Its certificate file, relative to the CA directory.
+    pub certificate_file: String,
+    /// Its key reference (a file path or a `pkcs11:` URI, never a PIN).
+    pub key: String,
+    /// Its certificate's DER.
+    pub certificate_der: Vec<u8>,
+    /// True when the line has no issuing CA of its own and these are the
+    /// Mali Mühür issuing CA's.
+    pub shared_issuing_ca: bool,
+}
+
+/// What `ca show` reports: the root and each product line's issuing CA.
+#[derive(Debug, Clone)]
+pub struct CaOverview {
+    /// The configuration.
+    pub config: CaConfig,
+    /// The root certificate's DER.
+    pub root_der: Vec<u8>,
+    /// The issuing CAs, Mali Mühür first.
+    pub issuing: Vec<IssuingCaOverview>,
+}
+
+/// Reads `dir`'s configuration and certificates, opening no key.
+pub fn overview(dir: &Path) -> Result<CaOverview, CaError> {
+    let config = CaConfig::load(&dir.join(CONFIG_FILE))?;
+    let root_der = read_certificate(&dir.join(&config.ca.root_certificate))?;
+    let mut issuing = Vec::new();
+    for line in [ProductLine::MaliMuhur, ProductLine::Okc] {
+        let (files, shared_issuing_ca) = issuing_files_or_shared(&config, line);
+        issuing.push(IssuingCaOverview {
+            line,
+            certificate_der: read_certificate(&dir.join(&files.certificate))?,
+            certificate_file: files.certificate,
+            key: files.key,
+            shared_issuing_ca,
+        });
+    }
+    Ok(CaOverview {
+        config,
+        root_der,
+        issuing,
+    })
 }
 
 /// Reads a certificate file (PEM or DER) and returns its DER.
@@ -302,30 +612,181 @@ pub fn read_certificate(path: &Path) -> Result<Vec<u8>, CaError> {
 }
 
 impl CaDirectory {
-    /// Opens `dir`: reads the configuration and certificates, parses the key
-    /// reference (`key_override` replaces the configured one) and opens the
-    /// key, unlocking a token key with `unlock`.
-    pub fn open(dir: &Path, key_override: Option<&str>, unlock: &Unlock) -> Result<Self, CaError> {
+    /// Opens `dir` for issuing certificates of `line`: reads the
+    /// configuration and certificates, parses the line's issuing key
+    /// reference (`key_override` replaces the configured one) and opens
+    /// only that key, unlocking a token key with `unlock`.
+    ///
+    /// This is the one place that decides which issuing CA signs a product
+    /// line's certificates. A directory without an ÖKC issuing CA opens for
+    /// ÖKC with the Mali Mühür issuing CA and `shared_issuing_ca` set, so a
+    /// directory made before the ÖKC CA existed keeps producing; the caller
+    /// warns the operator (see [`CaDirectory::shared_issuing_ca_warning`]).
+    pub fn open(
+        dir: &Path,
+        line: ProductLine,
+        key_override: Option<&str>,
+        unlock: &Unlock,
+    ) -> Result<Self, CaError> {
         let config = CaConfig::load(&dir.join(CONFIG_FILE))?;
+        let (files, shared_issuing_ca) = issuing_files_or_shared(&config, line);
         // A configured key path is relative to the CA directory; one the
         // operator types is relative to where they typed it.
         let key_ref = match key_override {
             Some(reference) => KeyRef::parse(reference, Path::new("."))?,
-            None => KeyRef::parse(&config.ca.issuing_key, dir)?,
+            None => KeyRef::parse(&files.key, dir)?,
         };
-        let issuing_der = read_certificate(&dir.join(&config.ca.issuing_certificate))?;
+        let issuing_der = read_certificate(&dir.join(&files.certificate))?;
         let root_der = read_certificate(&dir.join(&config.ca.root_certificate))?;
         let ca = CertificateAuthority::new(key_ref.open(unlock)?, issuing_der)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             config,
+            line,
             ca,
             root_der,
+            shared_issuing_ca,
+        })
+    }
+
+    /// The opener for the issuing CA of `profile`'s certificates.
+    pub fn open_for_profile(
+        dir: &Path,
+        profile: ProfileName,
+        key_override: Option<&str>,
+        unlock: &Unlock,
+    ) -> Result<Self, CaError> {
+        // Root and issuing CA certificates are made by `ca init` and
+        // `ca add-issuing`, not through an opened directory; a request for
+        // them opens the Mali Mühür issuing CA, whose lint then refuses.
+        let line = ProductLine::of_profile(profile).unwrap_or(ProductLine::MaliMuhur);
+        Self::open(dir, line, key_override, unlock)
+    }
+
+    /// The operator's warning when the line has no issuing CA of its own.
+    pub fn shared_issuing_ca_warning(&self) -> Option<String> {
+        self.shared_issuing_ca.then(|| {
+            format!(
+                "{} has no {} issuing CA of its own: its certificates come from the Mali Mühür issuing CA ({}); add one with `certmint ca add-issuing --ca {} --line {}`",
+                self.dir.display(),
+                self.line,
+                self.config.ca.issuing_certificate,
+                self.dir.display(),
+                self.line
+            )
         })
     }
 
     /// The issuing and root certificates as one PEM chain.
     pub fn chain_pem(&self) -> String {
         pem::certificate(self.ca.certificate_der()) + &pem::certificate(&self.root_der)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p256_options() -> InitOptions {
+        let now = crate::issue::validity::now().unwrap();
+        let mut options = InitOptions::kamu_sm_defaults(now);
+        options.root_key = CaKey::Generate(KeyType::EcP256);
+        options.mali_muhur.key = CaKey::Generate(KeyType::EcP256);
+        options.okc.key = CaKey::Generate(KeyType::EcP256);
+        options
+    }
+
+    fn issuer_of(directory: &CaDirectory) -> String {
+        use der::Decode;
+        let cert = x509_cert::Certificate::from_der(directory.ca.certificate_der()).unwrap();
+        cert.tbs_certificate().subject().to_string()
+    }
+
+    #[test]
+    fn each_product_line_opens_its_own_issuing_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = init(dir.path(), &p256_options()).unwrap();
+        let lines: Vec<ProductLine> = report.issuing.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [ProductLine::MaliMuhur, ProductLine::Okc]);
+
+        let unlock = Unlock::default();
+        let mali_muhur =
+            CaDirectory::open(dir.path(), ProductLine::MaliMuhur, None, &unlock).unwrap();
+        let okc = CaDirectory::open(dir.path(), ProductLine::Okc, None, &unlock).unwrap();
+        assert!(!mali_muhur.shared_issuing_ca && !okc.shared_issuing_ca);
+        assert!(okc.shared_issuing_ca_warning().is_none());
+        assert!(issuer_of(&mali_muhur).contains("Mali Mühür Elektronik"));
+        assert!(issuer_of(&okc).contains("ÖKC Elektronik"));
+        assert_eq!(okc.root_der, mali_muhur.root_der);
+        let by_profile =
+            CaDirectory::open_for_profile(dir.path(), ProfileName::OkcDevice, None, &unlock)
+                .unwrap();
+        assert_eq!(by_profile.ca.certificate_der(), okc.ca.certificate_der());
+    }
+
+    #[test]
+    fn without_an_okc_ca_okc_shares_the_mali_muhur_one_until_one_is_added() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), &p256_options()).unwrap();
+        // Make it a directory with one issuing CA.
+        let config_path = dir.path().join(CONFIG_FILE);
+        let mut config = CaConfig::load(&config_path).unwrap();
+        config.okc_ca = None;
+        std::fs::write(&config_path, config.to_toml()).unwrap();
+        std::fs::remove_file(dir.path().join("okc-issuing.pem")).unwrap();
+        std::fs::remove_file(dir.path().join("okc-issuing-key.pem")).unwrap();
+
+        let unlock = Unlock::default();
+        let shared = CaDirectory::open(dir.path(), ProductLine::Okc, None, &unlock).unwrap();
+        assert!(shared.shared_issuing_ca);
+        assert!(issuer_of(&shared).contains("Mali Mühür Elektronik"));
+        let warning = shared.shared_issuing_ca_warning().unwrap();
+        assert!(warning.contains("ca add-issuing"), "{warning}");
+
+        let options = AddIssuingOptions {
+            line: ProductLine::Okc,
+            issuing: IssuingCaOptions::kamu_sm_defaults(ProductLine::Okc, KeyType::EcP256),
+            root_key: None,
+            unlock: Unlock::default(),
+            not_before: crate::issue::validity::now().unwrap(),
+        };
+        let added = add_issuing(dir.path(), &options).unwrap();
+        assert_eq!(added.files.last(), Some(&config_path));
+        // The defaults already satisfy the ÖKC rules: nothing to fill.
+        assert!(
+            added.filled_settings.is_empty(),
+            "{:?}",
+            added.filled_settings
+        );
+        let own = CaDirectory::open(dir.path(), ProductLine::Okc, None, &unlock).unwrap();
+        assert!(!own.shared_issuing_ca);
+        assert!(issuer_of(&own).contains("ÖKC Elektronik"));
+
+        let again = add_issuing(dir.path(), &options).unwrap_err();
+        assert!(matches!(again, CaError::IssuingCaExists { .. }), "{again}");
+        assert_eq!(again.kind(), crate::error::ErrorKind::Conflict);
+    }
+
+    #[test]
+    fn add_issuing_fills_only_what_the_okc_rules_need() {
+        let mut config = CaConfig::kamu_sm_defaults();
+        config.okc_device.policy_oid = Some(crate::profile::MALI_MUHUR_POLICY_OID.into());
+        config.okc_device.crl_url = None;
+        config.okc_device.ca_issuers_url = Some("http://pki.lab.example/okc.crt".into());
+        config.okc_device.validity_years = 4;
+        let filled = fill_okc_device_defaults(&mut config);
+        assert_eq!(
+            filled,
+            [
+                format!("policy_oid = {}", crate::profile::OKC_POLICY_OID),
+                format!("crl_url = {}", crate::profile::OKC_CRL_URL),
+            ]
+        );
+        assert_eq!(
+            config.okc_device.ca_issuers_url.as_deref(),
+            Some("http://pki.lab.example/okc.crt")
+        );
+        assert_eq!(config.okc_device.validity_years, 4);
+        assert!(fill_okc_device_defaults(&mut config).is_empty());
     }
 }

@@ -116,7 +116,8 @@ pub const KINDS: [KindRow; 11] = [
         code: 9,
         name: "conflict",
         meaning: "conflict: the device serial or seal label already has a certificate on record (named in the \
-                  message); `issue --reissue` supersedes it; a manufacturer VKN registered already",
+                  message); `issue --reissue` supersedes it; a manufacturer VKN registered already; \
+                  `ca add-issuing` for a product line that has its issuing CA",
     },
     KindRow {
         kind: ErrorKind::NotReady,

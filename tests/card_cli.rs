@@ -622,7 +622,7 @@ fn a_station_serves_two_readers_in_parallel() {
                     "-CAfile",
                     "ca/root.pem",
                     "-untrusted",
-                    "ca/issuing.pem",
+                    "ca/okc-issuing.pem",
                     &cert,
                 ],
             )

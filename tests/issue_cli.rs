@@ -274,7 +274,7 @@ fn okc_device_certificates_for_ec_and_rsa_keys() {
         "okc.pem",
     ])
     .ok();
-    assert_eq!(ws.verify_chain("okc.pem").code, 0);
+    assert_eq!(ws.verify_okc_chain("okc.pem").code, 0);
     let text = ws.openssl_text("okc.pem");
     assert!(
         text.contains("serialNumber              = PRINTABLESTRING:FU00022547\n            commonName                = UTF8STRING:FU00022547\n            organizationName          = UTF8STRING:Örnek Yazarkasa A.Ş."),
@@ -306,7 +306,7 @@ fn okc_device_certificates_for_ec_and_rsa_keys() {
         "okc-rsa.pem",
     ])
     .ok();
-    assert_eq!(ws.verify_chain("okc-rsa.pem").code, 0);
+    assert_eq!(ws.verify_okc_chain("okc-rsa.pem").code, 0);
     let text = ws.openssl_text("okc-rsa.pem");
     assert!(
         text.contains("X509v3 Key Usage: critical\n                Digital Signature\n"),

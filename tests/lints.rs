@@ -614,6 +614,54 @@ fn profile_extensions_missing() {
 }
 
 #[test]
+fn profile_extensions_order() {
+    // subjectKeyIdentifier before authorityKeyIdentifier: not the Kamu SM order.
+    fixture(ProfileName::MaliMuhur).refused_with("profile.extensions.order", |t| {
+        t.extensions.as_mut().unwrap().swap(0, 1);
+    });
+    // basicConstraints first, as an X.509 builder's usual order has it.
+    fixture(ProfileName::OkcDevice).refused_with("profile.extensions.order", |t| {
+        let extensions = t.extensions.as_mut().unwrap();
+        let at = extensions
+            .iter()
+            .position(|e| e.extn_id == BasicConstraints::OID)
+            .unwrap();
+        let bc = extensions.remove(at);
+        extensions.insert(0, bc);
+    });
+}
+
+#[test]
+fn profile_okc_revocation_information_and_policy() {
+    // An [okc_device] section without a CRL URL, a caIssuers URL, or with
+    // the Mali Mühür policy: the certificate matches its profile, and the
+    // ÖKC rules refuse the profile's certificate all the same.
+    let mut fx = fixture(ProfileName::OkcDevice);
+    fx.profile.crl_url = None;
+    let report = fx.refused_with("profile.okc.crl_distribution_point", |_| {});
+    assert!(
+        report.to_string().contains("ca add-issuing --line okc"),
+        "{report}"
+    );
+
+    let mut fx = fixture(ProfileName::OkcDevice);
+    fx.profile.ca_issuers_url = None;
+    fx.profile.ocsp_url = Some("http://ocsp.example".into());
+    fx.refused_with("profile.okc.ca_issuers", |_| {});
+
+    let mut fx = fixture(ProfileName::OkcDevice);
+    fx.profile.policy.as_mut().unwrap().oid =
+        ObjectIdentifier::new_unwrap(certmint::profile::MALI_MUHUR_POLICY_OID);
+    fx.refused_with("profile.okc.policy", |_| {});
+
+    // The Mali Mühür profile is not held to the ÖKC rules.
+    let mut fx = fixture(ProfileName::MaliMuhur);
+    fx.profile.crl_url = None;
+    let tbs = fx.good_tbs();
+    fx.ca.prepare_tbs(&fx.profile, &tbs).unwrap();
+}
+
+#[test]
 fn profile_extensions_unexpected() {
     // Mali Mühür is not a qualified certificate: QCStatements must not appear.
     fixture(ProfileName::MaliMuhur).refused_with("profile.extensions.unexpected", |t| {

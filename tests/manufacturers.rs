@@ -496,7 +496,7 @@ fn a_production_refused_for_the_ca_configuration_resumes_once_it_is_fixed() {
     assert_eq!(order_state(&ws, "1"), "delivered");
     for serial in ["FU00022547", "FU00022548", "FU00022549"] {
         let cert = format!("out/order-1/certs/{serial}.pem");
-        assert_eq!(ws.verify_chain(&cert).code, 0, "{cert}");
+        assert_eq!(ws.verify_okc_chain(&cert).code, 0, "{cert}");
     }
     run(&ws, &["audit", "verify"]).ok();
 }

@@ -98,7 +98,7 @@ fn assert_openssl_verifies_all(ws: &Workspace, order: i64, devices: usize) {
             "-CAfile",
             "ca/root.pem",
             "-untrusted",
-            "ca/issuing.pem",
+            "ca/okc-issuing.pem",
         ];
         args.extend(chunk.iter().map(String::as_str));
         let out = ws.openssl(&args).ok();
@@ -757,7 +757,7 @@ fn order_for_a_ca_in_an_hsm(ws: &Workspace, devices: usize) -> (Hsm, String) {
     .ok();
     run_with(
         ws,
-        &["ca", "init", "--dir", "ca", "--issuing-key", &key],
+        &["ca", "init", "--dir", "ca", "--okc-issuing-key", &key],
         &env,
     )
     .ok();
@@ -895,7 +895,7 @@ fn a_wrong_ca_pin_with_two_workers_is_tried_once_and_nothing_is_produced() {
     .ok();
     run_with(
         &ws,
-        &["ca", "init", "--dir", "ca", "--issuing-key", &key],
+        &["ca", "init", "--dir", "ca", "--okc-issuing-key", &key],
         &env,
     )
     .ok();

@@ -18,7 +18,7 @@ use certmint::keyref::Unlock;
 use certmint::order::serial_list::SerialListReader;
 use certmint::production::key_target::soft::SoftTarget;
 use certmint::production::{delivery_folder, Production};
-use certmint::profile::{Profile, ProfileName};
+use certmint::profile::{ProductLine, Profile, ProfileName};
 use certmint::signer::KeyType;
 
 const DEVICES: usize = 200;
@@ -29,9 +29,16 @@ fn delivery_rewrites_certificate_files_a_crash_lost_or_tore() {
     let now = certmint::issue::validity::now().unwrap();
     let mut options = InitOptions::kamu_sm_defaults(now);
     options.root_key = ca::CaKey::Generate(KeyType::EcP256);
-    options.issuing_key = ca::CaKey::Generate(KeyType::EcP256);
+    options.mali_muhur.key = ca::CaKey::Generate(KeyType::EcP256);
+    options.okc.key = ca::CaKey::Generate(KeyType::EcP256);
     ca::init(&dir.path().join("ca"), &options).unwrap();
-    let directory = CaDirectory::open(&dir.path().join("ca"), None, &Unlock::default()).unwrap();
+    let directory = CaDirectory::open(
+        &dir.path().join("ca"),
+        ProductLine::Okc,
+        None,
+        &Unlock::default(),
+    )
+    .unwrap();
     let profile = Profile::from_config(ProfileName::OkcDevice, &directory.config).unwrap();
 
     let list: String = (0..DEVICES)

@@ -29,6 +29,12 @@ fn json_lines(text: &str) -> Vec<serde_json::Value> {
 /// `openssl verify` of each certificate `cert show --pem` prints for
 /// `filter`, against the workspace CA; returns how many were checked.
 fn verify_shown(ws: &Workspace, filter: &[&str]) -> usize {
+    verify_shown_with(ws, filter, "ca/okc-issuing.pem")
+}
+
+/// As [`verify_shown`], an ÖKC certificate against the root and
+/// `okc_issuing`, a Mali Mühür one against the root and `ca/issuing.pem`.
+fn verify_shown_with(ws: &Workspace, filter: &[&str], okc_issuing: &str) -> usize {
     let mut args = vec!["cert", "show", "--pem", "--json"];
     args.extend_from_slice(filter);
     let shown = run_on_journal(ws, &args, &[]).ok();
@@ -37,7 +43,19 @@ fn verify_shown(ws: &Workspace, filter: &[&str]) -> usize {
         let pem = c["pem"].as_str().unwrap_or_else(|| panic!("no PEM in {c}"));
         let name = format!("shown-{i}.pem");
         ws.write(&name, pem.as_bytes());
-        let verified = ws.verify_chain(&name);
+        let issuing = if c["kind"] == "okc" {
+            okc_issuing
+        } else {
+            "ca/issuing.pem"
+        };
+        let verified = ws.openssl(&[
+            "verify",
+            "-CAfile",
+            "ca/root.pem",
+            "-untrusted",
+            issuing,
+            &name,
+        ]);
         assert_eq!(verified.code, 0, "{c}\n{}", verified.stderr);
         checked += 1;
     }
@@ -97,7 +115,7 @@ fn a_second_certificate_for_a_device_is_refused_and_a_reissue_supersedes_the_fir
     let json: serde_json::Value = serde_json::from_str(&second.stdout).unwrap();
     assert_eq!(json["superseded"], first_serial.as_str());
     for file in ["FU00022547-0.pem", "FU00022547-1.pem"] {
-        assert_eq!(ws.verify_chain(file).code, 0, "{file}");
+        assert_eq!(ws.verify_okc_chain(file).code, 0, "{file}");
     }
 
     // Both are on record, the first superseded by the second.
@@ -438,7 +456,11 @@ fn a_journal_written_before_schema_versions_is_migrated_and_still_verifies() {
     assert!(listed
         .iter()
         .all(|c| c["status"] == "issued" && c["order"] == 1));
-    assert_eq!(verify_shown(&ws, &["--order", "1"]), 3);
+    // The fixture's CA had a single issuing CA, which signed its ÖKC certificates.
+    assert_eq!(
+        verify_shown_with(&ws, &["--order", "1"], "ca/issuing.pem"),
+        3
+    );
     let status = run(&["order", "status", "--order", "1"]).ok();
     assert!(status.stdout.contains("delivered"), "{}", status.stdout);
     // The migrated journal takes new records, refuses a device it holds,
@@ -884,7 +906,7 @@ fn a_device_whose_order_a_live_producer_holds_is_left_to_it() {
     // Once its lease has expired unrenewed, the device is free to certify.
     hold(now_ms - 1);
     let issued = issue_device(&ws, "FU10000001", &[]).ok();
-    assert_eq!(ws.verify_chain("FU10000001-0.pem").code, 0);
+    assert_eq!(ws.verify_okc_chain("FU10000001-0.pem").code, 0);
     let json: serde_json::Value = serde_json::from_str(&issued.stdout).unwrap();
     assert_eq!(json["order"], 1);
     run(&["audit", "verify"]).ok();

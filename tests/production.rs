@@ -22,7 +22,7 @@ use certmint::keyref::Unlock;
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
 use certmint::piv::Slot;
 use certmint::pkcs11::pin::Pin;
-use certmint::profile::{Profile, ProfileName};
+use certmint::profile::{ProductLine, Profile, ProfileName};
 use common::pcsc::{require_program, PcscStack};
 use common::Run;
 
@@ -81,7 +81,13 @@ fn provision_in_reader(
     pin: &str,
     letter: Option<&Path>,
 ) -> Result<certmint::production::ProductionReport, StationError> {
-    let directory = CaDirectory::open(&stack.path("ca"), None, &Unlock::default()).unwrap();
+    let directory = CaDirectory::open(
+        &stack.path("ca"),
+        ProductLine::MaliMuhur,
+        None,
+        &Unlock::default(),
+    )
+    .unwrap();
     let profile = Profile::from_config(ProfileName::MaliMuhur, &directory.config).unwrap();
     let journal: Mutex<SqliteJournal> =
         Mutex::new(SqliteJournal::open(&stack.path("journal.sqlite")).unwrap());

@@ -79,7 +79,7 @@ fn session_children_never_inherit_the_variable_holding_the_ca_pin() {
     let mut keygen = vec!["hsm", "keygen", "--key", &key, "--key-type", "p256"];
     keygen.extend_from_slice(&pin_env);
     run_with(&ws, &keygen, &env).ok();
-    let mut init = vec!["ca", "init", "--dir", "ca", "--issuing-key", &key];
+    let mut init = vec!["ca", "init", "--dir", "ca", "--okc-issuing-key", &key];
     init.extend_from_slice(&pin_env);
     run_with(&ws, &init, &env).ok();
     paid_order(&ws, 300);

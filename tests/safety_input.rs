@@ -320,7 +320,7 @@ fn good_openssl_keys_still_pass() {
             &out,
         ])
         .ok();
-        assert_eq!(ws.verify_chain(&out).code, 0);
+        assert_eq!(ws.verify_okc_chain(&out).code, 0);
     }
     ws.openssl_key("rsa3072", "rsa3072");
     let der = der_of(&ws, "rsa3072.pub");

@@ -19,7 +19,7 @@ use certmint::order::serial_list::SerialListReader;
 use certmint::pkcs11::{PinSource, Pkcs11Signer, SessionProcesses, Token};
 use certmint::production::key_target::soft::SoftTarget;
 use certmint::production::Production;
-use certmint::profile::{Profile, ProfileName};
+use certmint::profile::{ProductLine, Profile, ProfileName};
 use certmint::signer::{KeyType, Signer, SoftwareSigner};
 
 #[derive(Args)]
@@ -96,9 +96,11 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
         let now = certmint::issue::validity::now()?;
         let mut options = InitOptions::kamu_sm_defaults(now);
         options.root_key = ca::CaKey::Generate(KeyType::EcP256);
-        options.issuing_key = ca::CaKey::Generate(KeyType::EcP256);
+        options.mali_muhur.key = ca::CaKey::Generate(KeyType::EcP256);
+        options.okc.key = ca::CaKey::Generate(KeyType::EcP256);
         ca::init(&dir.join("ca"), &options)?;
-        let directory = CaDirectory::open(&dir.join("ca"), None, &Unlock::default())?;
+        let directory =
+            CaDirectory::open(&dir.join("ca"), ProductLine::Okc, None, &Unlock::default())?;
         let profile = Profile::from_config(ProfileName::OkcDevice, &directory.config)?;
         let list: String = (0..devices)
             .map(|i| format!("FU{:08}\n", 10_000_000 + i))

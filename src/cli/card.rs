@@ -17,7 +17,7 @@ use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
 use certmint::piv::{Algorithm, Slot};
 use certmint::pkcs11::pin::{PinError, PinSource};
 use certmint::production::seals::{provision_one_off_card_seal, OneOffCardSealRequest};
-use certmint::profile::{Profile, ProfileName};
+use certmint::profile::{ProductLine, Profile, ProfileName};
 use certmint::signer::KeyType;
 
 use certmint::error::Stopped;
@@ -294,7 +294,12 @@ fn provision(args: ProvisionArgs) -> Result<()> {
     credentials.check_factory_defaults(args.pin_letter.is_some())?;
     let journal = Mutex::new(args.journal.open()?);
     let operator = args.journal.operator()?;
-    let directory = CaDirectory::open(&args.ca, None, &super::unlock(args.ca_pin_env.clone(), 1))?;
+    let directory = CaDirectory::open(
+        &args.ca,
+        ProductLine::MaliMuhur,
+        None,
+        &super::unlock(args.ca_pin_env.clone(), 1),
+    )?;
     let ca = directory.ca.with_id_mode(id_mode);
     let readers = Readers::establish()?;
     let reader = choose_reader(&readers, args.reader.clone())?;
@@ -372,15 +377,17 @@ fn station(args: StationArgs) -> Result<()> {
     if names.is_empty() {
         bail!("no card reader is connected");
     }
-    let directory = CaDirectory::open(
-        &args.ca,
-        None,
-        &super::unlock(args.ca_pin_env.clone(), names.len()),
-    )?;
     let profile_name = match order.kind {
         OrderKind::Okc => ProfileName::OkcDevice,
         OrderKind::MaliMuhur => ProfileName::MaliMuhur,
     };
+    let directory = CaDirectory::open_for_profile(
+        &args.ca,
+        profile_name,
+        None,
+        &super::unlock(args.ca_pin_env.clone(), names.len()),
+    )?;
+    super::warn_shared_issuing_ca(&directory);
     let profile = Profile::from_config(profile_name, &directory.config)?;
     let id_mode = if args.test_mode {
         IdMode::Test

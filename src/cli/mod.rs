@@ -142,6 +142,14 @@ pub fn mali_muhur_subject(
     Ok((profile, subject, id_mode))
 }
 
+/// Tells the operator, on stderr, that the opened product line has no
+/// issuing CA of its own and shares the Mali Mühür one.
+pub fn warn_shared_issuing_ca(directory: &certmint::ca::CaDirectory) {
+    if let Some(warning) = directory.shared_issuing_ca_warning() {
+        eprintln!("warning: {warning}");
+    }
+}
+
 /// How to unlock a CA key: its PIN from `pin_env` when its URI has no
 /// `pin-source`, and `sessions` token sessions, each (when more than one) in
 /// a process of its own running this program.

@@ -26,7 +26,7 @@ use certmint::production::key_target::hsm::HsmTarget;
 use certmint::production::key_target::soft::SoftTarget;
 use certmint::production::seals::provision_seals_on_token;
 use certmint::production::{check_producible, OrderClaim, Production, ProductionReport};
-use certmint::profile::{Profile, ProfileName};
+use certmint::profile::{ProductLine, Profile, ProfileName};
 use certmint::signer::KeyType;
 
 /// Where the journal is, and who is at the keyboard: for commands that
@@ -775,9 +775,11 @@ fn produce(args: ProduceArgs) -> Result<()> {
     };
     let directory = CaDirectory::open(
         &args.ca,
+        ProductLine::Okc,
         None,
         &super::unlock(args.ca_pin_env.clone(), workers),
     )?;
+    super::warn_shared_issuing_ca(&directory);
     let profile = Profile::from_config(ProfileName::OkcDevice, &directory.config)?;
     let calendar = calendar(&args.closed_days)?;
     let remaining = order.devices.saturating_sub(order.verified);
@@ -885,6 +887,7 @@ pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
     )?;
     let directory = CaDirectory::open(
         seal.ca,
+        ProductLine::MaliMuhur,
         None,
         &super::unlock(seal.ca_pin_env.map(str::to_owned), 1),
     )?;

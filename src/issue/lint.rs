@@ -638,6 +638,58 @@ fn uri_of(name: &GeneralName) -> Option<&str> {
     }
 }
 
+/// The extension order of the real Kamu SM certificates (domain.md §8).
+const EXTENSION_ORDER: [ObjectIdentifier; 8] = [
+    AuthorityKeyIdentifier::OID,
+    SubjectKeyIdentifier::OID,
+    KeyUsage::OID,
+    CertificatePolicies::OID,
+    BasicConstraints::OID,
+    ExtendedKeyUsage::OID,
+    CrlDistributionPoints::OID,
+    AuthorityInfoAccessSyntax::OID,
+];
+
+/// The Mali Mühür policy, checked when the program is compiled.
+const MALI_MUHUR_POLICY: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap(crate::profile::MALI_MUHUR_POLICY_OID);
+
+/// An ÖKC device certificate must let a relying party learn that the device
+/// is revoked (a CRL distribution point and where the issuing CA
+/// certificate is, to check the CRL's signature), and must assert the ÖKC
+/// policy, not the Mali Mühür one: the two products have different relying
+/// parties. The extensions' contents are checked against the profile
+/// elsewhere; this checks that the profile asks for them.
+fn lint_okc_revocation(f: &mut Findings, profile: &Profile, seen: &[ObjectIdentifier]) {
+    let advice = "set it in [okc_device] of certmint-ca.toml (`certmint ca add-issuing --line okc` writes the ÖKC defaults)";
+    f.check(
+        profile.crl_url.is_some() && seen.contains(&CrlDistributionPoints::OID),
+        "profile.okc.crl_distribution_point",
+        || {
+            format!(
+                "an ÖKC device certificate needs a cRLDistributionPoints URL (crl_url): {advice}"
+            )
+        },
+    );
+    f.check(
+        profile.ca_issuers_url.is_some() && seen.contains(&AuthorityInfoAccessSyntax::OID),
+        "profile.okc.ca_issuers",
+        || {
+            format!(
+                "an ÖKC device certificate needs an AIA caIssuers URL (ca_issuers_url): {advice}"
+            )
+        },
+    );
+    let mali_muhur_policy = MALI_MUHUR_POLICY;
+    f.check(
+        profile.policy.as_ref().is_some_and(|p| p.oid != mali_muhur_policy),
+        "profile.okc.policy",
+        || format!(
+            "an ÖKC device certificate needs a policy of its own (policy_oid), not the Mali Mühür policy {mali_muhur_policy}: {advice}"
+        ),
+    );
+}
+
 /// Checks the extensions: each identifier, with its decoded extension unless
 /// its bytes are known conformant.
 fn lint_extensions(
@@ -682,6 +734,24 @@ fn lint_extensions(
         f.check(seen.contains(oid), "profile.extensions.missing", || {
             format!("profile {} requires extension {oid}", profile.name)
         });
+    }
+    let ranks: Vec<usize> = extensions
+        .iter()
+        .filter_map(|(oid, _)| EXTENSION_ORDER.iter().position(|o| o == oid))
+        .collect();
+    f.check(
+        ranks.windows(2).all(|pair| pair[0] <= pair[1]),
+        "profile.extensions.order",
+        || {
+            let order: Vec<String> = extensions.iter().map(|(oid, _)| oid.to_string()).collect();
+            format!(
+                "extensions in order {}, not authorityKeyIdentifier, subjectKeyIdentifier, keyUsage, certificatePolicies, basicConstraints, extKeyUsage, cRLDistributionPoints, authorityInfoAccess",
+                order.join(", ")
+            )
+        },
+    );
+    if profile.name == ProfileName::OkcDevice {
+        lint_okc_revocation(f, profile, &seen);
     }
     for oid in &seen {
         f.check(

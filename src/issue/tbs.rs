@@ -305,33 +305,19 @@ pub fn extensions(
     extensions_with_key_id(profile, key_type, &key_identifier(spki), issuer)
 }
 
-/// The extensions `profile` prescribes, with `key_id` as the subject key identifier.
+/// The extensions `profile` prescribes, with `key_id` as the subject key
+/// identifier, in the order of the real Kamu SM certificates (domain.md §8):
+/// authorityKeyIdentifier, subjectKeyIdentifier, keyUsage,
+/// certificatePolicies, basicConstraints, extKeyUsage,
+/// cRLDistributionPoints, authorityInfoAccess. Every profile uses the one
+/// order; an extension a profile has no use for is left out in place.
 fn extensions_with_key_id(
     profile: &Profile,
     key_type: KeyType,
     key_id: &[u8],
     issuer: &IssuerIdentity,
 ) -> Result<Extensions, IssueError> {
-    let mut extensions = vec![
-        extension(
-            &BasicConstraints {
-                ca: profile.ca.is_some(),
-                path_len_constraint: profile.ca.flatten(),
-            },
-            true,
-        )?,
-        extension(&KeyUsage(profile.key_usage_for(key_type)), true)?,
-    ];
-    if !profile.extended_key_usage.is_empty() {
-        extensions.push(extension(
-            &ExtendedKeyUsage(profile.extended_key_usage.clone()),
-            false,
-        )?);
-    }
-    if let Some(policy) = &profile.policy {
-        extensions.push(extension(&policies(policy)?, false)?);
-    }
-    extensions.push(subject_key_identifier(key_id)?);
+    let mut extensions = Vec::with_capacity(8);
     if let Some(issuer_key_id) = issuer.key_identifier() {
         extensions.push(extension(
             &AuthorityKeyIdentifier {
@@ -339,6 +325,24 @@ fn extensions_with_key_id(
                 authority_cert_issuer: None,
                 authority_cert_serial_number: None,
             },
+            false,
+        )?);
+    }
+    extensions.push(subject_key_identifier(key_id)?);
+    extensions.push(extension(&KeyUsage(profile.key_usage_for(key_type)), true)?);
+    if let Some(policy) = &profile.policy {
+        extensions.push(extension(&policies(policy)?, false)?);
+    }
+    extensions.push(extension(
+        &BasicConstraints {
+            ca: profile.ca.is_some(),
+            path_len_constraint: profile.ca.flatten(),
+        },
+        true,
+    )?);
+    if !profile.extended_key_usage.is_empty() {
+        extensions.push(extension(
+            &ExtendedKeyUsage(profile.extended_key_usage.clone()),
             false,
         )?);
     }
@@ -545,6 +549,46 @@ mod tests {
     use crate::ids::IdMode;
     use crate::profile::{CaConfig, ProfileName, SubjectInput};
     use crate::signer::{Signer, SoftwareSigner};
+
+    #[test]
+    fn extensions_follow_the_kamu_sm_order_in_every_profile() {
+        use const_oid::db::rfc5280 as oids;
+        let config = CaConfig::kamu_sm_defaults();
+        let issuer = IssuerIdentity::new(
+            RdnSequence::default(),
+            Some(vec![7; 20]),
+            None,
+            SignatureAlgorithm::EcdsaP384Sha384,
+        )
+        .unwrap();
+        let order = |name: ProfileName| -> Vec<const_oid::ObjectIdentifier> {
+            let profile = Profile::from_config(name, &config).unwrap();
+            extensions_with_key_id(&profile, KeyType::EcP256, &[1; 20], &issuer)
+                .unwrap()
+                .iter()
+                .map(|e| e.extn_id)
+                .collect()
+        };
+        let kamu_sm = vec![
+            AuthorityKeyIdentifier::OID,
+            SubjectKeyIdentifier::OID,
+            KeyUsage::OID,
+            CertificatePolicies::OID,
+            BasicConstraints::OID,
+            ExtendedKeyUsage::OID,
+            CrlDistributionPoints::OID,
+            oids::ID_PE_AUTHORITY_INFO_ACCESS,
+        ];
+        assert_eq!(order(ProfileName::MaliMuhur), kamu_sm);
+        assert_eq!(order(ProfileName::OkcDevice), kamu_sm);
+        // An issuing CA: no extKeyUsage, the rest in the same order.
+        let without_eku: Vec<_> = kamu_sm
+            .iter()
+            .copied()
+            .filter(|o| *o != ExtendedKeyUsage::OID)
+            .collect();
+        assert_eq!(order(ProfileName::IssuingCa), without_eku);
+    }
 
     #[test]
     fn headers_are_written_as_der_writes_them() {

@@ -20,19 +20,44 @@ pub const KAMU_SM_USER_NOTICE: &str = "Bu sertifika ile ilgili sertifika uygulam
 /// The issuer CN of the Mali Mühür issuing CA, version 1.
 pub const MALI_MUHUR_ISSUER_CN: &str =
     "Mali Mühür Elektronik Sertifika Hizmet Sağlayıcısı - Sürüm 1";
+/// The issuer CN of the ÖKC issuing CA \[assumption: Kamu SM publishes no
+/// ÖKC CA name; this follows the Mali Mühür CA's naming\].
+pub const OKC_ISSUER_CN: &str = "ÖKC Elektronik Sertifika Hizmet Sağlayıcısı - Sürüm 1";
+/// The ÖKC device certificate policy OID \[assumption: no public ÖKC policy
+/// exists; an OID under Kamu SM's policy arc, distinct from Mali Mühür's, to
+/// be replaced by the one the CA's certificate policy assigns\].
+pub const OKC_POLICY_OID: &str = "2.16.792.1.2.1.1.5.7.60.1";
+/// The root's CRL (the ARL listing revoked issuing CAs) \[assumption\].
+pub const ROOT_CRL_URL: &str = "http://depo.kamusm.gov.tr/kurumsal/mmkshs-s1.crl";
+/// Where the root certificate is published \[assumption\].
+pub const ROOT_CA_ISSUERS_URL: &str = "http://depo.kamusm.gov.tr/kurumsal/mmkshs-s1.crt";
+/// The ÖKC issuing CA's CRL \[assumption\].
+pub const OKC_CRL_URL: &str = "http://depo.kamusm.gov.tr/kurumsal/okcshs-s1.crl";
+/// Where the ÖKC issuing CA certificate is published \[assumption\].
+pub const OKC_CA_ISSUERS_URL: &str = "http://depo.kamusm.gov.tr/kurumsal/okcshs-s1.crt";
 
 /// Everything a CA configures about its certificates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaConfig {
-    /// Where the issuing CA's certificate and key are.
+    /// Where the root and the Mali Mühür issuing CA's certificate and key are.
     pub ca: CaFiles,
+    /// Where the ÖKC issuing CA's certificate and key are. Absent in a CA
+    /// directory that has only the Mali Mühür issuing CA (see
+    /// [`crate::ca::CaDirectory::open`]); `certmint ca add-issuing --line okc` adds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub okc_ca: Option<IssuingCaFiles>,
     /// The self-signed root CA's certificate profile.
     #[serde(default = "ProfileConfig::root_ca_defaults")]
     pub root_ca: ProfileConfig,
-    /// The issuing CA's certificate profile (signed by the root).
+    /// The Mali Mühür issuing CA's certificate profile (signed by the root).
     #[serde(default = "ProfileConfig::issuing_ca_defaults")]
     pub issuing_ca: ProfileConfig,
+    /// The ÖKC issuing CA's certificate profile (signed by the root). When
+    /// absent, `[issuing_ca]` with the `[okc_device]` policy applies (see
+    /// [`CaConfig::okc_issuing_ca`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub okc_issuing_ca: Option<ProfileConfig>,
     /// Mali Mühür e-seal certificates.
     #[serde(default = "ProfileConfig::mali_muhur_defaults")]
     pub mali_muhur: ProfileConfig,
@@ -51,6 +76,26 @@ pub struct CaFiles {
     pub issuing_key: String,
     /// The root CA certificate (PEM), delivered as part of the chain.
     pub root_certificate: String,
+}
+
+/// One issuing CA's files, relative to the configuration file's folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuingCaFiles {
+    /// The issuing CA certificate (PEM).
+    pub certificate: String,
+    /// The issuing CA key reference: a PKCS#8 file path or a `pkcs11:` URI.
+    pub key: String,
+}
+
+impl IssuingCaFiles {
+    /// The ÖKC issuing CA's default files.
+    pub fn okc_defaults() -> Self {
+        Self {
+            certificate: "okc-issuing.pem".into(),
+            key: "okc-issuing-key.pem".into(),
+        }
+    }
 }
 
 impl Default for CaFiles {
@@ -113,10 +158,26 @@ impl ProfileConfig {
         Self::empty(25, &["rsa2048", "rsa3072", "rsa4096", "p256", "p384"])
     }
 
-    /// Issuing CA: 12 years \[assumption\], long enough for the subscriber
-    /// certificates it signs near the end of its issuing period.
+    /// Mali Mühür issuing CA: 12 years \[assumption\], long enough for the
+    /// subscriber certificates it signs near the end of its issuing period;
+    /// the Mali Mühür policy, and a CRL DP and caIssuers pointing at the
+    /// root, so the root's CRL can revoke it.
     pub fn issuing_ca_defaults() -> Self {
-        Self::empty(12, &["rsa2048", "rsa3072", "rsa4096", "p256", "p384"])
+        Self {
+            policy_oid: Some(MALI_MUHUR_POLICY_OID.into()),
+            cps_uri: Some(KAMU_SM_CPS_URI.into()),
+            crl_url: Some(ROOT_CRL_URL.into()),
+            ca_issuers_url: Some(ROOT_CA_ISSUERS_URL.into()),
+            ..Self::empty(12, &["rsa2048", "rsa3072", "rsa4096", "p256", "p384"])
+        }
+    }
+
+    /// ÖKC issuing CA: as the Mali Mühür one, with the ÖKC policy.
+    pub fn okc_issuing_ca_defaults() -> Self {
+        Self {
+            policy_oid: Some(OKC_POLICY_OID.into()),
+            ..Self::issuing_ca_defaults()
+        }
     }
 
     /// Mali Mühür: the confirmed Kamu SM profile (domain.md §3), Sürüm 1 URLs.
@@ -133,13 +194,17 @@ impl ProfileConfig {
         }
     }
 
-    /// ÖKC device [assumption: no public profile exists]: 5 years, Kamu SM's
-    /// policy and CPS until an ÖKC policy is published; no CRL/AIA by default.
+    /// ÖKC device [assumption: no public profile exists]: 5 years, an ÖKC
+    /// policy of its own with Kamu SM's CPS, the ÖKC issuing CA's CRL and
+    /// caIssuers (a relying party must be able to learn that a device is
+    /// revoked); no OCSP responder by default.
     pub fn okc_device_defaults() -> Self {
         Self {
             extended_key_usage: vec!["1.3.6.1.5.5.7.3.1".into(), "1.3.6.1.5.5.7.3.2".into()],
-            policy_oid: Some(MALI_MUHUR_POLICY_OID.into()),
+            policy_oid: Some(OKC_POLICY_OID.into()),
             cps_uri: Some(KAMU_SM_CPS_URI.into()),
+            crl_url: Some(OKC_CRL_URL.into()),
+            ca_issuers_url: Some(OKC_CA_ISSUERS_URL.into()),
             ..Self::empty(5, &["p256", "p384", "rsa2048"])
         }
     }
@@ -150,10 +215,28 @@ impl CaConfig {
     pub fn kamu_sm_defaults() -> Self {
         Self {
             ca: CaFiles::default(),
+            okc_ca: Some(IssuingCaFiles::okc_defaults()),
             root_ca: ProfileConfig::root_ca_defaults(),
             issuing_ca: ProfileConfig::issuing_ca_defaults(),
+            okc_issuing_ca: Some(ProfileConfig::okc_issuing_ca_defaults()),
             mali_muhur: ProfileConfig::mali_muhur_defaults(),
             okc_device: ProfileConfig::okc_device_defaults(),
+        }
+    }
+
+    /// The ÖKC issuing CA certificate's profile section: `[okc_issuing_ca]`,
+    /// else `[issuing_ca]` asserting the ÖKC device policy — so a
+    /// configuration written for one issuing CA (its validity within the
+    /// root's, its URLs) serves the second one without an edit.
+    pub fn okc_issuing_ca(&self) -> ProfileConfig {
+        match &self.okc_issuing_ca {
+            Some(section) => section.clone(),
+            None => ProfileConfig {
+                policy_oid: self.okc_device.policy_oid.clone(),
+                cps_uri: self.okc_device.cps_uri.clone(),
+                user_notice: None,
+                ..self.issuing_ca.clone()
+            },
         }
     }
 
@@ -207,6 +290,40 @@ mod tests {
         )
         .unwrap();
         assert_eq!(parsed.mali_muhur, ProfileConfig::mali_muhur_defaults());
+    }
+
+    #[test]
+    fn a_configuration_with_one_issuing_ca_has_no_okc_ca_and_derives_its_profile() {
+        let parsed: CaConfig = toml::from_str(
+            "[ca]\nissuing_certificate='a.pem'\nissuing_key='k.pem'\nroot_certificate='r.pem'\n",
+        )
+        .unwrap();
+        assert_eq!(parsed.okc_ca, None);
+        let okc_issuing = parsed.okc_issuing_ca();
+        assert_eq!(okc_issuing.policy_oid.as_deref(), Some(OKC_POLICY_OID));
+        assert_eq!(okc_issuing.validity_years, parsed.issuing_ca.validity_years);
+        assert_eq!(okc_issuing.crl_url.as_deref(), Some(ROOT_CRL_URL));
+        // An [okc_issuing_ca] section given is used as it is.
+        let mut config = CaConfig::kamu_sm_defaults();
+        let mut section = ProfileConfig::okc_issuing_ca_defaults();
+        section.validity_years = 7;
+        config.okc_issuing_ca = Some(section.clone());
+        assert_eq!(config.okc_issuing_ca(), section);
+    }
+
+    #[test]
+    fn the_okc_defaults_differ_from_mali_muhur_where_they_must() {
+        let okc = ProfileConfig::okc_device_defaults();
+        let mali_muhur = ProfileConfig::mali_muhur_defaults();
+        assert_ne!(okc.policy_oid, mali_muhur.policy_oid);
+        assert_ne!(okc.crl_url, mali_muhur.crl_url);
+        assert!(okc.ca_issuers_url.is_some() && okc.ocsp_url.is_none());
+        let issuing = ProfileConfig::issuing_ca_defaults();
+        assert_eq!(issuing.crl_url.as_deref(), Some(ROOT_CRL_URL));
+        assert_eq!(
+            ProfileConfig::okc_issuing_ca_defaults().crl_url,
+            issuing.crl_url
+        );
     }
 
     #[test]

@@ -6,8 +6,9 @@ mod config;
 mod subject;
 
 pub use config::{
-    CaConfig, CaFiles, ProfileConfig, KAMU_SM_CPS_URI, KAMU_SM_USER_NOTICE, MALI_MUHUR_EKU_OID,
-    MALI_MUHUR_ISSUER_CN, MALI_MUHUR_POLICY_OID,
+    CaConfig, CaFiles, IssuingCaFiles, ProfileConfig, KAMU_SM_CPS_URI, KAMU_SM_USER_NOTICE,
+    MALI_MUHUR_EKU_OID, MALI_MUHUR_ISSUER_CN, MALI_MUHUR_POLICY_OID, OKC_CA_ISSUERS_URL,
+    OKC_CRL_URL, OKC_ISSUER_CN, OKC_POLICY_OID, ROOT_CA_ISSUERS_URL, ROOT_CRL_URL,
 };
 pub use subject::{
     plain_name, StringType, Subject, SubjectAttribute, SubjectInput, TradeName, UB_NAME,
@@ -90,6 +91,9 @@ pub enum ProfileError {
     /// An unknown profile name.
     #[error("unknown profile {} (use mali-muhur, okc-device, root-ca or issuing-ca)", crate::text::quoted(.0))]
     UnknownProfile(String),
+    /// An unknown product line name.
+    #[error("unknown product line {} (use mali-muhur or okc)", crate::text::quoted(.0))]
+    UnknownProductLine(String),
 }
 
 impl ProfileError {
@@ -106,6 +110,7 @@ impl ProfileError {
             ProfileError::Config { .. }
             | ProfileError::BadSetting { .. }
             | ProfileError::UnknownProfile(_) => ErrorKind::Failure,
+            ProfileError::UnknownProductLine(_) => ErrorKind::InvalidInput,
         }
     }
 }
@@ -143,6 +148,55 @@ impl FromStr for ProfileName {
             "root-ca" => Ok(ProfileName::RootCa),
             "issuing-ca" => Ok(ProfileName::IssuingCa),
             other => Err(ProfileError::UnknownProfile(other.to_owned())),
+        }
+    }
+}
+
+/// A product line: each has an issuing CA of its own under the one root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProductLine {
+    /// Mali Mühür company e-seals.
+    MaliMuhur,
+    /// ÖKC fiscal device certificates.
+    Okc,
+}
+
+impl ProductLine {
+    /// The product line whose issuing CA signs certificates of `profile`;
+    /// `None` for the CA profiles, which the root signs.
+    pub fn of_profile(profile: ProfileName) -> Option<Self> {
+        match profile {
+            ProfileName::MaliMuhur => Some(ProductLine::MaliMuhur),
+            ProfileName::OkcDevice => Some(ProductLine::Okc),
+            ProfileName::RootCa | ProfileName::IssuingCa => None,
+        }
+    }
+
+    /// The configuration section of this line's issuing CA certificate.
+    pub fn issuing_ca_config(self, config: &CaConfig) -> ProfileConfig {
+        match self {
+            ProductLine::MaliMuhur => config.issuing_ca.clone(),
+            ProductLine::Okc => config.okc_issuing_ca(),
+        }
+    }
+}
+
+impl fmt::Display for ProductLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProductLine::MaliMuhur => "mali-muhur",
+            ProductLine::Okc => "okc",
+        })
+    }
+}
+
+impl FromStr for ProductLine {
+    type Err = ProfileError;
+    fn from_str(s: &str) -> Result<Self, ProfileError> {
+        match s {
+            "mali-muhur" => Ok(ProductLine::MaliMuhur),
+            "okc" => Ok(ProductLine::Okc),
+            other => Err(ProfileError::UnknownProductLine(other.to_owned())),
         }
     }
 }
@@ -384,6 +438,23 @@ mod tests {
             assert_eq!(name.to_string().parse::<ProfileName>().unwrap(), name);
         }
         assert!("mali_muhur".parse::<ProfileName>().is_err());
+    }
+
+    #[test]
+    fn product_lines_round_trip_and_map_profiles() {
+        for line in [ProductLine::MaliMuhur, ProductLine::Okc] {
+            assert_eq!(line.to_string().parse::<ProductLine>().unwrap(), line);
+        }
+        assert!("ökc".parse::<ProductLine>().is_err());
+        assert_eq!(
+            ProductLine::of_profile(ProfileName::OkcDevice),
+            Some(ProductLine::Okc)
+        );
+        assert_eq!(
+            ProductLine::of_profile(ProfileName::MaliMuhur),
+            Some(ProductLine::MaliMuhur)
+        );
+        assert_eq!(ProductLine::of_profile(ProfileName::IssuingCa), None);
     }
 
     #[test]

@@ -510,3 +510,18 @@ pub fn ensure_manufacturer(run: impl Fn(&[&str]) -> Run) {
         shown.ok();
     }
 }
+
+impl Workspace {
+    /// `openssl verify` of an ÖKC device certificate `cert` against the CA's
+    /// root and its ÖKC issuing certificate.
+    pub fn verify_okc_chain(&self, cert: &str) -> Run {
+        self.openssl(&[
+            "verify",
+            "-CAfile",
+            "ca/root.pem",
+            "-untrusted",
+            "ca/okc-issuing.pem",
+            cert,
+        ])
+    }
+}
