@@ -46,7 +46,6 @@ impl Findings {
 /// A serial an entry may carry: the content octets of a DER INTEGER that is
 /// positive, minimal and at most 20 octets long (RFC 5280 §4.1.2.2).
 pub(crate) fn serial(serial: &[u8]) -> Result<(), CrlError> {
-    let hex = crate::pem::hex(&serial[..serial.len().min(encode::MAX_SERIAL_LEN + 1)]);
     let problem = match serial {
         [] => Some("is empty"),
         s if s.len() > encode::MAX_SERIAL_LEN => Some("is longer than 20 octets"),
@@ -58,7 +57,10 @@ pub(crate) fn serial(serial: &[u8]) -> Result<(), CrlError> {
     match problem {
         Some(problem) => Err(CrlError::lint(
             "crl.serial",
-            format!("entry serial {hex} {problem}"),
+            format!(
+                "entry serial {} {problem}",
+                crate::pem::hex(&serial[..serial.len().min(encode::MAX_SERIAL_LEN + 1)])
+            ),
         )),
         None => Ok(()),
     }
