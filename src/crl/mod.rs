@@ -269,6 +269,39 @@ impl<'i, 'a> CrlBuilder<'i, 'a> {
         Ok(())
     }
 
+    /// Pushes every entry a callback-style source hands over — the shape
+    /// of the journal's `revoked_entries`, which calls `each` once per row
+    /// in serial order and returns how many rows it gave. On the first
+    /// refused entry the source is stopped with `stop(&refusal)` (an error
+    /// of its own type) and the refusal is returned, not the source's
+    /// error. A count that differs from the entries received is refused.
+    pub fn push_from<E>(
+        &mut self,
+        source: impl FnOnce(&mut dyn FnMut(RevokedEntry) -> Result<(), E>) -> Result<u64, E>,
+        stop: impl Fn(&CrlError) -> E,
+    ) -> Result<u64, BuildError<E>> {
+        let before = self.entries;
+        let mut refusal = None;
+        let given = source(&mut |entry| {
+            self.push(&entry).map_err(|error| {
+                let stopped = stop(&error);
+                refusal = Some(error);
+                stopped
+            })
+        });
+        if let Some(refusal) = refusal {
+            return Err(BuildError::Crl(refusal));
+        }
+        let given = given.map_err(BuildError::Source)?;
+        let received = self.entries - before;
+        if given != received {
+            return Err(BuildError::Crl(CrlError::Encoding(format!(
+                "the source reported {given} entries but handed over {received}"
+            ))));
+        }
+        Ok(received)
+    }
+
     /// How many entries were pushed.
     pub fn entries(&self) -> u64 {
         self.entries

@@ -371,3 +371,63 @@ fn files_are_written_atomically_and_only_over_crls() {
         .count();
     assert_eq!(leftovers, 0);
 }
+
+/// A source shaped like the journal's `revoked_entries`: a callback per
+/// row, the count at the end; a refusal stops it with the source's own error.
+#[test]
+fn a_callback_source_streams_into_the_builder_and_a_refusal_stops_it() {
+    let (_dir, directory) = ca_directory();
+    let issuer = CrlIssuer::new(directory.ca.certificate_der(), directory.ca.signer()).unwrap();
+    let rows = |serials: Vec<u8>| {
+        move |each: &mut dyn FnMut(RevokedEntry) -> Result<(), String>| -> Result<u64, String> {
+            let mut count = 0;
+            for serial in &serials {
+                each(entry(&[0x41, *serial], RevocationReason::Superseded))?;
+                count += 1;
+            }
+            Ok(count)
+        }
+    };
+    let stop = |e: &CrlError| format!("stopped: {e}");
+    let mut builder = CrlBuilder::start(&issuer, info(1)).unwrap();
+    assert_eq!(builder.push_from(rows(vec![1, 2, 3]), stop).unwrap(), 3);
+    let crl = builder.finish().unwrap();
+    assert_eq!(
+        decode(crl.der())
+            .tbs_cert_list
+            .revoked_certificates
+            .unwrap()
+            .len(),
+        3
+    );
+
+    let mut builder = CrlBuilder::start(&issuer, info(1)).unwrap();
+    let error = builder.push_from(rows(vec![1, 3, 2, 4]), stop).unwrap_err();
+    assert!(
+        matches!(error, BuildError::Crl(CrlError::Lint(ref r)) if r.has("crl.entries_sorted")),
+        "{error}"
+    );
+    assert_eq!(
+        builder.entries(),
+        2,
+        "the source stopped at the refused row"
+    );
+
+    let failing = |_: &mut dyn FnMut(RevokedEntry) -> Result<(), String>| -> Result<u64, String> {
+        Err("database gone".into())
+    };
+    let mut builder = CrlBuilder::start(&issuer, info(1)).unwrap();
+    assert!(
+        matches!(builder.push_from(failing, stop), Err(BuildError::Source(e)) if e == "database gone")
+    );
+    let miscounted =
+        |each: &mut dyn FnMut(RevokedEntry) -> Result<(), String>| -> Result<u64, String> {
+            each(entry(&[0x41], RevocationReason::Superseded))?;
+            Ok(2)
+        };
+    let mut builder = CrlBuilder::start(&issuer, info(1)).unwrap();
+    assert!(matches!(
+        builder.push_from(miscounted, stop),
+        Err(BuildError::Crl(CrlError::Encoding(_)))
+    ));
+}
