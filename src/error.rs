@@ -238,6 +238,7 @@ fn own_kind(error: &(dyn std::error::Error + 'static)) -> ErrorKind {
         crate::calendar::CalendarError,
         crate::card::provision::CardError,
         crate::card::station::StationError,
+        crate::crl::CrlError,
         crate::hardening::HardeningError,
         crate::ids::IdError,
         crate::input::InputError,

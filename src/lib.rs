@@ -27,7 +27,7 @@
 //! and [`card`] (PIV cards through PC/SC, the card station), [`calendar`]
 //! (Turkish business days), [`inspect`] (certificate summaries), [`input`]
 //! (caps on what is read), [`text`] (outside values in messages),
-//! [`records`] (finding what was issued), [`error`] (error kinds and their
+//! [`records`] (finding what was issued), [`crl`] (revocation lists), [`error`] (error kinds and their
 //! exit codes), [`timestamp`] (the one form of every time recorded or
 //! reported), [`hardening`], [`pem`].
 //!
@@ -40,6 +40,7 @@ pub mod audit;
 pub mod ca;
 pub mod calendar;
 pub mod card;
+pub mod crl;
 pub mod error;
 pub mod hardening;
 pub mod ids;

@@ -26,13 +26,15 @@ use certmint::signer::{KeyType, Signer, SoftwareSigner};
 #[command(
     after_help = "Examples:\n  certmint bench --key-type p256\n  certmint bench --ca-key ca/issuing-key.pem --workers 2 --json\n  \
 certmint bench --ca-key 'pkcs11:token=musteri;object=bench?pin-source=file:pin' --seconds 5\n  certmint bench --batch 10000\n  \
-certmint bench --key-type rsa2048 --sign-only --seconds 1\n\n\
+certmint bench --key-type rsa2048 --sign-only --seconds 1\n  certmint bench --crl 1000000\n\n\
 Efficiency = issued/s ÷ sign→verify/s (signing, then verifying those signatures, nothing else);\n\
 it is also given against 1 / (1/sign/s + 1/verify/s) of the separate rates. All are measured in the\n\
 same run with the same number of workers, by chunks of 32 as ÖKC production does. A pkcs11: key\n\
 measured with more than one worker signs in one process per session, each called by two threads\n\
 (as `okc produce` does). --batch produces a K-device soft ÖKC order into a temporary journal.\n\
---sign-only measures the key's raw signature rate alone, on one thread, and nothing else."
+--sign-only measures the key's raw signature rate alone, on one thread, and nothing else.\n\
+--crl N measures a CRL of N entries alone: build, sign, write, and the peak memory's rise over\n\
+where it stood before the build."
 )]
 pub struct BenchArgs {
     /// The CA key to measure: a key file or a pkcs11: URI.
@@ -56,6 +58,18 @@ pub struct BenchArgs {
     /// Measure only the key's raw signature rate, on one thread, for --seconds.
     #[arg(long, conflicts_with_all = ["workers", "batch"])]
     sign_only: bool,
+    /// Measure only a CRL of N synthetic entries (N at most 10,000,000): build,
+    /// sign with a CA of --key-type, write; report times, sizes, peak memory.
+    #[arg(long, value_name = "N", conflicts_with_all = ["ca_key", "workers", "batch", "sign_only"],
+          value_parser = |t: &str| super::count_arg(t, certmint::crl::MAX_ENTRIES))]
+    crl: Option<usize>,
+    /// Sign the CRL bench's CRL with this CA directory's issuing CA and its
+    /// configured key (a pkcs11: key too) instead of a fresh CA.
+    #[arg(long, value_name = "DIR", requires = "crl")]
+    ca: Option<std::path::PathBuf>,
+    /// Keep the CRL bench's CA and CRL in DIR (created) instead of a temporary directory.
+    #[arg(long, value_name = "DIR", requires = "crl")]
+    crl_out: Option<std::path::PathBuf>,
     /// JSON.
     #[arg(long)]
     json: bool,
@@ -200,9 +214,84 @@ fn sign_only(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--crl N`: a CRL of N synthetic entries, signed by a fresh CA of
+/// `--key-type`, in `--crl-out` or a temporary directory.
+fn crl(args: &BenchArgs, entries: usize) -> Result<()> {
+    let (dir, temporary) = match &args.crl_out {
+        Some(dir) => (dir.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("certmint-crl-bench-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    let result = (|| -> Result<(certmint::tools::crl_bench::CrlBenchReport, String)> {
+        let directory = match &args.ca {
+            Some(ca_dir) => {
+                CaDirectory::open(ca_dir, None, &super::unlock(args.ca_pin_env.clone(), 1))?
+            }
+            None => {
+                let now = certmint::issue::validity::now()?;
+                let mut options = InitOptions::kamu_sm_defaults(now);
+                options.root_key = ca::CaKey::Generate(args.key_type);
+                options.issuing_key = ca::CaKey::Generate(args.key_type);
+                ca::init(&dir.join("ca"), &options)?;
+                CaDirectory::open(&dir.join("ca"), None, &Unlock::default())?
+            }
+        };
+        let key = match &args.ca {
+            Some(_) => directory.config.ca.issuing_key.clone(),
+            None => format!("generated {}", args.key_type),
+        };
+        let paths = certmint::crl::CrlPaths {
+            der: dir.join("bench.crl"),
+            pem: dir.join("bench.crl.pem"),
+        };
+        let report = certmint::tools::crl_bench::crl_bench(
+            directory.ca.certificate_der(),
+            directory.ca.signer(),
+            entries as u64,
+            &paths,
+            time::OffsetDateTime::now_utc(),
+        )?;
+        Ok((report, key))
+    })();
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let (report, key) = result?;
+    if args.json {
+        return super::json::print(
+            "bench.crl",
+            &serde_json::json!({ "key": key, "crl": report }),
+        );
+    }
+    let kib = |k: Option<u64>| k.map_or("unknown".into(), |k| format!("{k} KiB"));
+    println!(
+        "CRL: {} entries, issuing CA key {}\nbuild: {:.2} s  sign and verify: {:.3} s  write: {:.2} s\n\
+         DER: {} bytes ({:.1} bytes per entry)  PEM: {} bytes\n\
+         peak memory: {} before the build, {} after, a rise of {}",
+        report.entries,
+        key,
+        report.build_seconds,
+        report.sign_seconds,
+        report.write_seconds,
+        report.der_bytes,
+        report.der_bytes as f64 / report.entries.max(1) as f64,
+        report.pem_bytes,
+        kib(report.baseline_peak_kib),
+        kib(report.peak_kib),
+        kib(report.peak_growth_kib),
+    );
+    Ok(())
+}
+
 pub fn bench(args: BenchArgs) -> Result<()> {
     if args.sign_only {
         return sign_only(&args);
+    }
+    if let Some(entries) = args.crl {
+        return crl(&args, entries);
     }
     let workers = args.workers.unwrap_or_else(super::default_workers);
     // The key as production opens it for one worker and for `workers`.
