@@ -105,17 +105,34 @@ fn revoke_by_serial_device_and_order_twice_reported_and_shown() {
         &certmint::timestamp::now(),
     ])
     .ok();
-    assert!(revoked.stdout.contains(&format!("certificate {first}: revoked at")), "{}", revoked.stdout);
+    assert!(
+        revoked
+            .stdout
+            .contains(&format!("certificate {first}: revoked at")),
+        "{}",
+        revoked.stdout
+    );
     let detail = &shown(&ws, &["--serial", &first])[0];
     assert_eq!(detail["status"], "issued");
     assert_eq!(detail["revocation"]["reason"], "key-compromise");
     assert_eq!(detail["revocation"]["operator"], "test-operator");
     assert!(detail["revocation"]["invalidity_date"].is_string());
     let text = run(&["cert", "show", "--serial", &first]).ok().stdout;
-    assert!(text.contains("Revoked:") && text.contains("key-compromise"), "{text}");
+    assert!(
+        text.contains("Revoked:") && text.contains("key-compromise"),
+        "{text}"
+    );
 
     // Twice: reported, not an error; the first reason stands.
-    let again = run(&["revoke", "--serial", &first, "--reason", "superseded", "--json"]).ok();
+    let again = run(&[
+        "revoke",
+        "--serial",
+        &first,
+        "--reason",
+        "superseded",
+        "--json",
+    ])
+    .ok();
     let lines = json_lines(&again.stdout);
     assert_eq!(lines[0]["schema"], "certmint.revoke.item/1");
     assert_eq!(lines[0]["outcome"], "already-revoked");
@@ -126,7 +143,14 @@ fn revoke_by_serial_device_and_order_twice_reported_and_shown() {
 
     // By device serial.
     let second = serial_of_device(&ws, "FU10000002");
-    run(&["revoke", "--device-serial", "FU10000002", "--reason", "cessation-of-operation"]).ok();
+    run(&[
+        "revoke",
+        "--device-serial",
+        "FU10000002",
+        "--reason",
+        "cessation-of-operation",
+    ])
+    .ok();
     assert_eq!(
         shown(&ws, &["--serial", &second])[0]["revocation"]["reason"],
         "cessation-of-operation"
@@ -151,7 +175,10 @@ fn revoke_by_serial_device_and_order_twice_reported_and_shown() {
     assert_eq!(serials, sorted);
     assert!(entries.contains(&(first.clone(), RevocationReason::KeyCompromise)));
     let table = run(&["cert", "list"]).ok().stdout;
-    assert!(table.lines().next().unwrap().ends_with("REVOKED"), "{table}");
+    assert!(
+        table.lines().next().unwrap().ends_with("REVOKED"),
+        "{table}"
+    );
     audit_intact(&ws);
     let audit = run(&["audit", "show", "--json"]).ok().stdout;
     assert_eq!(
@@ -175,18 +202,42 @@ fn unknown_serials_bad_reasons_and_bad_dates_are_refused_with_their_exit_codes()
     let no_device = run(&["revoke", "--device-serial", "FU19999999"]);
     assert_eq!(no_device.code, 8, "{}", no_device.stderr);
 
-    let hold = run(&["revoke", "--serial", &serial, "--reason", "certificate-hold"]);
+    let hold = run(&[
+        "revoke",
+        "--serial",
+        &serial,
+        "--reason",
+        "certificate-hold",
+    ]);
     assert_eq!(hold.code, 2, "{}", hold.stderr);
     assert!(hold.stderr.contains("irreversible"), "{}", hold.stderr);
     let nothing = run(&["revoke", "--reason", "key-compromise"]);
     assert_eq!(nothing.code, 2, "{}", nothing.stderr);
 
-    let future = run(&["revoke", "--serial", &serial, "--invalidity-date", "2999-01-01T00:00:00Z"]);
+    let future = run(&[
+        "revoke",
+        "--serial",
+        &serial,
+        "--invalidity-date",
+        "2999-01-01T00:00:00Z",
+    ]);
     assert_eq!(future.code, 3, "{}", future.stderr);
     assert!(future.stderr.contains("future"), "{}", future.stderr);
-    let not_a_date = run(&["revoke", "--serial", &serial, "--invalidity-date", "yesterday"]);
+    let not_a_date = run(&[
+        "revoke",
+        "--serial",
+        &serial,
+        "--invalidity-date",
+        "yesterday",
+    ]);
     assert_eq!(not_a_date.code, 3, "{}", not_a_date.stderr);
-    let before = run(&["revoke", "--serial", &serial, "--invalidity-date", "2000-01-01T00:00:00Z"]);
+    let before = run(&[
+        "revoke",
+        "--serial",
+        &serial,
+        "--invalidity-date",
+        "2000-01-01T00:00:00Z",
+    ]);
     assert_eq!(before.code, 3, "{}", before.stderr);
     assert!(before.stdout.contains("notBefore"), "{}", before.stdout);
 
@@ -217,11 +268,32 @@ fn a_dry_run_changes_nothing_and_a_device_list_reports_each_device() {
         "recalled.txt",
         b"# recalled batch\nFU10000001\n\nFU10000002\nFU17777777\n",
     );
-    let listed = run(&["revoke", "--device-list", "recalled.txt", "--reason", "key-compromise"]);
+    let listed = run(&[
+        "revoke",
+        "--device-list",
+        "recalled.txt",
+        "--reason",
+        "key-compromise",
+    ]);
     assert_eq!(listed.code, 8, "{}\n{}", listed.stdout, listed.stderr);
-    assert!(listed.stdout.contains("FU10000001 (certificate") && listed.stdout.contains("revoked already"), "{}", listed.stdout);
-    assert!(listed.stdout.contains("FU17777777: not found"), "{}", listed.stdout);
-    assert!(listed.stdout.contains("1 revoked, 1 revoked already, 1 not found, 0 refused."), "{}", listed.stdout);
+    assert!(
+        listed.stdout.contains("FU10000001 (certificate")
+            && listed.stdout.contains("revoked already"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        listed.stdout.contains("FU17777777: not found"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        listed
+            .stdout
+            .contains("1 revoked, 1 revoked already, 1 not found, 0 refused."),
+        "{}",
+        listed.stdout
+    );
     assert_eq!(revoked_serials(&ws).len(), 2);
 
     // A list with a bad line is refused whole: nothing revoked.
@@ -239,8 +311,18 @@ fn a_reissue_revokes_the_certificate_it_supersedes() {
     ws.openssl_key("device", "p256");
     let issue = |extra: &[&str], out: &str| {
         let mut args = vec![
-            "issue", "--ca", "ca", "--profile", "okc-device", "--public-key", "device.pub",
-            "--device-serial", "FU00022547", "--json", "--out", out,
+            "issue",
+            "--ca",
+            "ca",
+            "--profile",
+            "okc-device",
+            "--public-key",
+            "device.pub",
+            "--device-serial",
+            "FU00022547",
+            "--json",
+            "--out",
+            out,
         ];
         args.extend_from_slice(extra);
         run_on_journal(&ws, &args, &[]).ok()
@@ -255,7 +337,10 @@ fn a_reissue_revokes_the_certificate_it_supersedes() {
     assert_eq!(detail["status"], "superseded");
     assert_eq!(detail["revocation"]["reason"], "superseded");
     assert!(shown(&ws, &["--serial", &new])[0]["revocation"].is_null());
-    assert_eq!(revoked_serials(&ws), vec![(old, RevocationReason::Superseded)]);
+    assert_eq!(
+        revoked_serials(&ws),
+        vec![(old, RevocationReason::Superseded)]
+    );
     audit_intact(&ws);
 }
 
@@ -273,7 +358,9 @@ fn a_crash_after_signing_leaves_the_voided_certificates_revoked() {
         let Ok(conn) = rusqlite::Connection::open(ws.path("journal.sqlite")) else {
             return Vec::new();
         };
-        let Ok(mut stmt) = conn.prepare("SELECT serial_hex FROM certificates WHERE status = 'intent'") else {
+        let Ok(mut stmt) =
+            conn.prepare("SELECT serial_hex FROM certificates WHERE status = 'intent'")
+        else {
             return Vec::new();
         };
         stmt.query_map([], |r| r.get(0))
@@ -303,7 +390,10 @@ fn a_crash_after_signing_leaves_the_voided_certificates_revoked() {
             break;
         }
     }
-    assert!(!caught.is_empty(), "no run was caught with intents in flight");
+    assert!(
+        !caught.is_empty(),
+        "no run was caught with intents in flight"
+    );
     run(&common::produce_args("1", &[])).ok();
     let revoked = revoked_serials(&ws);
     for serial in &caught {
@@ -342,9 +432,20 @@ fn crl_numbers_increase_and_are_never_reused() {
     let next = journal.allocate_crl_number(&key_id, "op").unwrap();
     assert_eq!((first, spent, next), (1, 2, 3));
     journal.record_crl(&crl(next), "op").unwrap();
-    assert!(journal.record_crl(&crl(next), "op").is_err(), "recorded twice");
-    assert!(journal.record_crl(&crl(9), "op").is_err(), "never allocated");
-    let numbers: Vec<u64> = journal.crls(&key_id).unwrap().iter().map(|c| c.number).collect();
+    assert!(
+        journal.record_crl(&crl(next), "op").is_err(),
+        "recorded twice"
+    );
+    assert!(
+        journal.record_crl(&crl(9), "op").is_err(),
+        "never allocated"
+    );
+    let numbers: Vec<u64> = journal
+        .crls(&key_id)
+        .unwrap()
+        .iter()
+        .map(|c| c.number)
+        .collect();
     assert_eq!(numbers, [1, 3]);
     assert_eq!(journal.last_crl(&key_id).unwrap().unwrap().number, 3);
     // Another issuer counts on its own.
@@ -362,8 +463,18 @@ fn a_journal_of_the_previous_schema_migrates_and_revokes_what_was_superseded() {
     ws.openssl_key("device", "p256");
     let issue = |extra: &[&str], out: &str| {
         let mut args = vec![
-            "issue", "--ca", "ca", "--profile", "okc-device", "--public-key", "device.pub",
-            "--device-serial", "FU00022547", "--json", "--out", out,
+            "issue",
+            "--ca",
+            "ca",
+            "--profile",
+            "okc-device",
+            "--public-key",
+            "device.pub",
+            "--device-serial",
+            "FU00022547",
+            "--json",
+            "--out",
+            out,
         ];
         args.extend_from_slice(extra);
         let issued = run_on_journal(&ws, &args, &[]).ok();
@@ -392,5 +503,203 @@ fn a_journal_of_the_previous_schema_migrates_and_revokes_what_was_superseded() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, 4);
+    audit_intact(&ws);
+}
+
+#[test]
+fn a_seal_is_revoked_by_its_label() {
+    let ws = Workspace::with_ca(&["--key-type", "p256"]);
+    ws.openssl_key("company", "p384");
+    let run = journalled(&ws);
+    run(&[
+        "issue",
+        "--ca",
+        "ca",
+        "--profile",
+        "mali-muhur",
+        "--csr",
+        "company.csr",
+        "--vkn",
+        "4540536920",
+        "--unvan",
+        "Örnek Bilişim Anonim Şirketi",
+        "--out",
+        "seal.pem",
+    ])
+    .ok();
+    let revoked = run(&[
+        "revoke",
+        "--seal-label",
+        "4540536920SIGN0",
+        "--reason",
+        "affiliation-changed",
+        "--json",
+    ])
+    .ok();
+    let lines = json_lines(&revoked.stdout);
+    assert_eq!(lines[0]["selected"], "4540536920SIGN0");
+    assert_eq!(lines[0]["outcome"], "revoked");
+    let serial = lines[0]["serial"].as_str().unwrap();
+    let detail = &shown(&ws, &["--seal-label", "4540536920SIGN0"])[0];
+    assert_eq!(detail["serial"], serial);
+    assert_eq!(detail["revocation"]["reason"], "affiliation-changed");
+    let none = run(&["revoke", "--seal-label", "4540536920SIGN1"]);
+    assert_eq!(none.code, 8, "{}", none.stderr);
+    audit_intact(&ws);
+}
+
+/// An issuing CA certificate is revoked on record under the root's key
+/// identifier (the root's CRL lists it), once its signature verifies under
+/// the CA directory's root key; anything else is refused.
+#[test]
+fn an_issuing_ca_certificate_is_revoked_under_its_root() {
+    let ws = produced(1);
+    let run = journalled(&ws);
+    ws.certmint(&["ca", "init", "--dir", "other", "--key-type", "p256"])
+        .ok();
+    let foreign = run(&[
+        "revoke",
+        "--ca-certificate",
+        "other/issuing.pem",
+        "--ca",
+        "ca",
+    ]);
+    assert_eq!(foreign.code, 3, "{}", foreign.stderr);
+    assert!(
+        foreign.stderr.contains("not signed by the root"),
+        "{}",
+        foreign.stderr
+    );
+    let root = run(&["revoke", "--ca-certificate", "ca/root.pem", "--ca", "ca"]);
+    assert_eq!(root.code, 3, "{}", root.stderr);
+    ws.write(
+        "device.pem",
+        shown(&ws, &["--device-serial", "FU10000001", "--pem"])[0]["pem"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
+    );
+    let device = run(&["revoke", "--ca-certificate", "device.pem", "--ca", "ca"]);
+    assert_eq!(device.code, 3, "{}", device.stderr);
+    let alone = run(&["revoke", "--ca-certificate", "ca/issuing.pem"]);
+    assert_eq!(alone.code, 2, "{}", alone.stderr);
+
+    let dry = run(&[
+        "revoke",
+        "--ca-certificate",
+        "ca/issuing.pem",
+        "--ca",
+        "ca",
+        "--dry-run",
+        "--json",
+    ])
+    .ok();
+    let report: serde_json::Value = serde_json::from_str(&dry.stdout).unwrap();
+    assert_eq!(report["outcome"], "would-revoke");
+    let done = run(&[
+        "revoke",
+        "--ca-certificate",
+        "ca/issuing.pem",
+        "--ca",
+        "ca",
+        "--reason",
+        "ca-compromise",
+        "--json",
+    ])
+    .ok();
+    let report: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
+    assert_eq!(report["schema"], "certmint.revoke.ca-certificate/1");
+    assert_eq!(report["outcome"], "revoked");
+    let again = run(&["revoke", "--ca-certificate", "ca/issuing.pem", "--ca", "ca"]).ok();
+    assert!(again.stdout.contains("revoked already"), "{}", again.stdout);
+
+    // Listed under the root's key identifier, with the issuing CA's serial
+    // as OpenSSL reads it; the issuing CA's own list is untouched.
+    use der::DecodePem;
+    let root = x509_cert::Certificate::from_pem(ws.read("ca/root.pem")).unwrap();
+    let (_, root_ski) = root
+        .tbs_certificate()
+        .get_extension::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
+        .unwrap()
+        .unwrap();
+    let journal = SqliteJournal::open(&ws.path("journal.sqlite")).unwrap();
+    let mut listed = Vec::new();
+    journal
+        .revoked_entries(root_ski.0.as_bytes(), &mut |entry| {
+            listed.push((certmint::pem::hex(&entry.serial), entry.reason));
+            Ok(())
+        })
+        .unwrap();
+    let openssl_serial = ws
+        .openssl(&["x509", "-in", "ca/issuing.pem", "-noout", "-serial"])
+        .ok()
+        .stdout;
+    let openssl_serial = openssl_serial
+        .trim()
+        .trim_start_matches("serial=")
+        .to_owned();
+    assert_eq!(listed, [(openssl_serial, RevocationReason::CaCompromise)]);
+    assert!(revoked_serials(&ws).is_empty());
+    drop(journal);
+    audit_intact(&ws);
+    let audit = run(&["audit", "show", "--json"]).ok().stdout;
+    assert!(json_lines(&audit)
+        .iter()
+        .any(|r| r["event"] == "ca-certificate.revoked"));
+}
+
+/// Ctrl-C during a long list stops after the revocation in flight: every
+/// revocation done is on record, and running it again finishes the rest.
+#[test]
+fn ctrl_c_leaves_every_done_revocation_on_record() {
+    let ws = produced(400);
+    let mut child =
+        common::spawn_on_journal(&ws, "test-operator", &["revoke", "--order", "1"], &[]);
+    // Wait for the first revocations, then interrupt.
+    let started = Instant::now();
+    loop {
+        let count: i64 = rusqlite::Connection::open(ws.path("journal.sqlite"))
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM revocations", [], |r| r.get(0)))
+            .unwrap_or(0);
+        if count > 0 || started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let done = stdout
+        .lines()
+        .filter(|l| l.contains(": revoked at"))
+        .count();
+    let on_record = revoked_serials(&ws).len();
+    eprintln!(
+        "interrupted after {on_record} of 400 (exit {:?})",
+        output.status.code()
+    );
+    if output.status.code() == Some(0) {
+        // It finished before the signal arrived: everything is revoked.
+        assert_eq!(on_record, 400);
+    } else {
+        assert_eq!(output.status.code(), Some(130), "{stdout}");
+        assert!(stdout.contains("stopped by Ctrl-C"), "{stdout}");
+        assert_eq!(done, on_record, "every reported revocation is on record");
+        assert!(on_record < 400);
+    }
+    let rest = run_on_journal(&ws, &["revoke", "--order", "1", "--json"], &[]).ok();
+    let summary = json_lines(&rest.stdout).pop().unwrap();
+    assert_eq!(
+        summary["already_revoked"].as_u64().unwrap() as usize,
+        on_record
+    );
+    assert_eq!(
+        summary["revoked"].as_u64().unwrap() as usize,
+        400 - on_record
+    );
     audit_intact(&ws);
 }

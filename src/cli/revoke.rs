@@ -161,7 +161,6 @@ pub fn revoke(args: RevokeArgs) -> Result<()> {
         }
     };
     let summary = revoke::revoke(&mut journal, &selection, &options, &stop, &mut report)?;
-    drop(report);
     if let Some(e) = failed_write {
         return Err(e.into());
     }
@@ -192,7 +191,11 @@ fn item_line(item: &RevokeItem) -> String {
             outcome_words(&item.outcome)
         ),
         Some(serial) => format!("certificate {serial}: {}", outcome_words(&item.outcome)),
-        None => format!("{}: {}", one_line(&item.selected), outcome_words(&item.outcome)),
+        None => format!(
+            "{}: {}",
+            one_line(&item.selected),
+            outcome_words(&item.outcome)
+        ),
     }
 }
 

@@ -32,11 +32,11 @@ use super::{
     CaCertificateRevocation, CrlRecord, IssuedCrl, RevocationRecord, RevocationRequest,
     RevokeOutcome,
 };
-use crate::revocation::{RevocationReason, RevokedEntry};
 use crate::audit::checkpoint::{self, AuditKey, Checkpoint, CHECKPOINT_EVERY};
 use crate::audit::{self, AuditProblem, AuditRecord, AuditReport, GENESIS};
 use crate::ids::{DeviceName, TaxpayerId};
 use crate::order::manufacturer::{Manufacturer, ManufacturerChange, ManufacturerError};
+use crate::revocation::{RevocationReason, RevokedEntry};
 use crate::signer::KeyType;
 
 const SCHEMA: &str = r#"
@@ -2479,12 +2479,9 @@ impl Journal for SqliteJournal {
                         None => None,
                         Some(revoked_at) => Some(RevocationRecord {
                             revoked_at,
-                            reason: r
-                                .get::<_, String>(19)?
-                                .parse()
-                                .map_err(|e: crate::revocation::UnknownReason| {
-                                    bad_row(e.to_string())
-                                })?,
+                            reason: r.get::<_, String>(19)?.parse().map_err(
+                                |e: crate::revocation::UnknownReason| bad_row(e.to_string()),
+                            )?,
                             invalidity_date: r.get(20)?,
                             operator: r.get(21)?,
                         }),
@@ -2654,12 +2651,12 @@ impl Journal for SqliteJournal {
                  WHERE issuer_key_id = ?1 ORDER BY length(serial_hex), serial_hex",
             )
             .map_err(db)?;
-        let mut rows = stmt
-            .query([crate::pem::hex(issuer_key_id)])
-            .map_err(db)?;
+        let mut rows = stmt.query([crate::pem::hex(issuer_key_id)]).map_err(db)?;
         let bad = |serial: &str, what: &str| JournalError::Database {
             path: self.path.display().to_string(),
-            reason: format!("revocation of {serial}: {what} does not read back (changed outside certmint?)"),
+            reason: format!(
+                "revocation of {serial}: {what} does not read back (changed outside certmint?)"
+            ),
         };
         let time = |text: &str| time::OffsetDateTime::parse(text, &Rfc3339).ok();
         let mut count = 0;
@@ -2672,14 +2669,12 @@ impl Journal for SqliteJournal {
                 serial: crate::pem::parse_hex(&serial_hex)
                     .ok_or_else(|| bad(&serial_hex, "the serial"))?,
                 revoked_at: time(&revoked_at).ok_or_else(|| bad(&serial_hex, "its time"))?,
-                reason: reason
-                    .parse()
-                    .map_err(|_| bad(&serial_hex, "its reason"))?,
+                reason: reason.parse().map_err(|_| bad(&serial_hex, "its reason"))?,
                 invalidity_date: match invalidity {
                     None => None,
-                    Some(text) => Some(
-                        time(&text).ok_or_else(|| bad(&serial_hex, "its invalidity date"))?,
-                    ),
+                    Some(text) => {
+                        Some(time(&text).ok_or_else(|| bad(&serial_hex, "its invalidity date"))?)
+                    }
                 },
             };
             each(entry)?;
@@ -3016,10 +3011,11 @@ impl Described {
                 _ => {}
             }
         }
-        let mut revocations = conn.prepare(
-            "SELECT serial_hex, certificate_id IS NULL FROM revocations ORDER BY id",
-        )?;
-        for row in revocations.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))? {
+        let mut revocations =
+            conn.prepare("SELECT serial_hex, certificate_id IS NULL FROM revocations ORDER BY id")?;
+        for row in
+            revocations.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?
+        {
             let (serial, ca) = row?;
             let subject = if ca {
                 format!("ca-certificate {serial}")
@@ -3033,7 +3029,8 @@ impl Described {
                 )),
             }
         }
-        let mut crls = conn.prepare("SELECT issuer_key_id, number FROM crls ORDER BY issuer_key_id, number")?;
+        let mut crls =
+            conn.prepare("SELECT issuer_key_id, number FROM crls ORDER BY issuer_key_id, number")?;
         for row in crls.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
             let (issuer, number) = row?;
             match self.crls.get_mut(&(format!("crl {issuer}"), number)) {
@@ -3043,7 +3040,9 @@ impl Described {
                 )),
             }
         }
-        let mut numbers = conn.prepare("SELECT issuer_key_id, last_allocated FROM crl_numbers ORDER BY issuer_key_id")?;
+        let mut numbers = conn.prepare(
+            "SELECT issuer_key_id, last_allocated FROM crl_numbers ORDER BY issuer_key_id",
+        )?;
         for row in numbers.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
             let (issuer, last) = row?;
             match self.allocated.get_mut(&format!("crl {issuer}")) {
@@ -3550,7 +3549,11 @@ mod tests {
             Err(JournalError::NotRevocable { .. })
         ));
         journal
-            .void_intent("7F01", "station", "card pulled after its certificate was written")
+            .void_intent(
+                "7F01",
+                "station",
+                "card pulled after its certificate was written",
+            )
             .unwrap();
         assert_eq!(
             revoked(&journal),
@@ -3589,7 +3592,10 @@ mod tests {
             .unwrap();
         let report = journal.verify_audit().unwrap();
         assert!(
-            report.problems.iter().any(|p| p.problem.contains("ca-certificate 01 is revoked")),
+            report
+                .problems
+                .iter()
+                .any(|p| p.problem.contains("ca-certificate 01 is revoked")),
             "{:?}",
             report.problems
         );

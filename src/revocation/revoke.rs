@@ -132,7 +132,9 @@ pub fn parse_invalidity_date(text: &str) -> Result<OffsetDateTime, RevokeError> 
     let date = OffsetDateTime::parse(text.trim(), &Rfc3339)
         .map_err(|_| problem("not an RFC 3339 time such as 2026-12-01T09:00:00Z"))?;
     if date > OffsetDateTime::now_utc() {
-        return Err(problem("lies in the future; give when the key became unfit, as far as known"));
+        return Err(problem(
+            "lies in the future; give when the key became unfit, as far as known",
+        ));
     }
     Ok(date)
 }
@@ -244,8 +246,10 @@ pub fn revoke(
             ItemOutcome::Refused { .. } => summary.refused += 1,
         }
         if summary.first_problem.is_none() {
-            if let (Some(kind), ItemOutcome::NotFound { problem } | ItemOutcome::Refused { problem }) =
-                (item.kind, &item.outcome)
+            if let (
+                Some(kind),
+                ItemOutcome::NotFound { problem } | ItemOutcome::Refused { problem },
+            ) = (item.kind, &item.outcome)
             {
                 summary.first_problem = Some((problem.clone(), kind));
             }
@@ -257,7 +261,11 @@ pub fn revoke(
             let serial = crate::records::normalize_serial(text);
             let item = match one_certificate(journal, &serial)? {
                 Some(detail) => revoke_one(journal, &serial, &detail, options)?,
-                None => not_found(&serial, None, format!("no certificate on record has serial {serial}")),
+                None => not_found(
+                    &serial,
+                    None,
+                    format!("no certificate on record has serial {serial}"),
+                ),
             };
             handle(item, &mut summary);
         }
@@ -276,7 +284,10 @@ pub fn revoke(
                 let page = journal.certificates(&filter, after, PAGE)?;
                 let Some(last) = page.last() else { break };
                 after = last.id;
-                for detail in page.iter().filter(|c| c.status == CertificateStatus::Issued) {
+                for detail in page
+                    .iter()
+                    .filter(|c| c.status == CertificateStatus::Issued)
+                {
                     if stop.load(Ordering::SeqCst) {
                         summary.stopped = true;
                         break 'pages;
@@ -347,7 +358,11 @@ fn revoke_device(
     options: &RevokeOptions,
 ) -> Result<RevokeItem, RevokeError> {
     let Some(device) = journal.device_by_serial(name)? else {
-        return Ok(not_found(name, None, format!("no device or seal {name} on record")));
+        return Ok(not_found(
+            name,
+            None,
+            format!("no device or seal {name} on record"),
+        ));
     };
     let Some((serial, _)) = journal.certificate_in_force(&device)? else {
         return Ok(not_found(
@@ -358,7 +373,11 @@ fn revoke_device(
     };
     match one_certificate(journal, &serial)? {
         Some(detail) => revoke_one(journal, name, &detail, options),
-        None => Ok(not_found(name, Some(serial.clone()), format!("certificate {serial} of {name} is not on record"))),
+        None => Ok(not_found(
+            name,
+            Some(serial.clone()),
+            format!("certificate {serial} of {name} is not on record"),
+        )),
     }
 }
 
@@ -519,8 +538,7 @@ pub fn revoke_ca_certificate(
     let file = crate::text::quoted(&request.certificate.display().to_string());
     let config = crate::profile::CaConfig::load(&request.ca_dir.join(crate::ca::CONFIG_FILE))
         .map_err(|e| refuse(format!("CA directory {}: {e}", request.ca_dir.display())))?;
-    let root_der =
-        crate::ca::read_certificate(&request.ca_dir.join(&config.ca.root_certificate))?;
+    let root_der = crate::ca::read_certificate(&request.ca_dir.join(&config.ca.root_certificate))?;
     let der = crate::ca::read_certificate(request.certificate)?;
     let decode = |der: &[u8]| {
         x509_cert::Certificate::from_der(der).map_err(|e| refuse(format!("{file}: {e}")))
@@ -546,7 +564,11 @@ pub fn revoke_ca_certificate(
     let algorithm = crate::signer::SignatureAlgorithm::from_algorithm_identifier(
         certificate.signature_algorithm(),
     )
-    .ok_or_else(|| refuse(format!("{file} is signed with an algorithm certmint does not know")))?;
+    .ok_or_else(|| {
+        refuse(format!(
+            "{file} is signed with an algorithm certmint does not know"
+        ))
+    })?;
     let message = tbs.to_der().map_err(|e| refuse(format!("{file}: {e}")))?;
     let root_key = root
         .tbs_certificate()
