@@ -703,3 +703,140 @@ fn ctrl_c_leaves_every_done_revocation_on_record() {
     );
     audit_intact(&ws);
 }
+
+/// certmint in a PC/SC stack's folder, reaching its pcscd, on its journal,
+/// with the virtual cards' management key and PIN in the environment.
+fn card_certmint(stack: &common::pcsc::PcscStack, args: &[&str]) -> Run {
+    const RUN_LIMIT: Duration = Duration::from_secs(180);
+    let (out, err) = (stack.path("run.stdout"), stack.path("run.stderr"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_certmint"))
+        .args(args)
+        .envs(stack.env())
+        .env("CERTMINT_JOURNAL", stack.path("journal.sqlite"))
+        .env("CERTMINT_OPERATOR", "card-operator")
+        .env("CARD_KEY", CARD_KEY)
+        .env("CARD_PIN", "24681357")
+        .current_dir(stack.path(""))
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("run certmint");
+    let deadline = Instant::now() + RUN_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("certmint {args:?} still ran after {RUN_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: std::fs::read_to_string(&out).unwrap(),
+        stderr: std::fs::read_to_string(&err).unwrap(),
+    }
+}
+
+/// The management key the virtual cards are made with.
+const CARD_KEY: &str = "00112233445566778899AABBCCDDEEFF0011223344556677";
+
+/// The card station's pulled card: the first card is pulled while its
+/// certificate is written (the certificate was signed); the station voids
+/// the intent, and the voided certificate is revoked as superseded, so the
+/// next CRL lists it. The device's certificate on the next card is not.
+#[test]
+fn a_card_pulled_after_its_certificate_was_written_leaves_it_revoked() {
+    use common::pcsc::{require_file, require_program, PcscStack, OPENSC_PKCS11};
+    require_program("pkcs11-tool", "opensc");
+    require_program("yubico-piv-tool", "yubico-piv-tool");
+    require_program("openssl", "openssl");
+    require_file(OPENSC_PKCS11, "opensc-pkcs11");
+    let mut stack = PcscStack::start();
+    let run = |args: &[&str]| card_certmint(&stack, args);
+    run(&["ca", "init", "--dir", "ca"]).ok();
+    std::fs::write(stack.path("serials.txt"), "FU20000001\n").unwrap();
+    common::register_manufacturer(run, "4540536920", "FU", false);
+    run(&[
+        "order",
+        "import",
+        "--manufacturer",
+        "Örnek Yazarkasa A.Ş.",
+        "--manufacturer-vkn",
+        "4540536920",
+        "--ca",
+        "ca",
+        "--prefixes",
+        "FU",
+        "--serials",
+        "serials.txt",
+        "--target",
+        "card",
+        "--key-type",
+        "p256",
+    ])
+    .ok();
+    run(&["order", "pay", "--order", "1"]).ok();
+    // Two cards in turn; the first is pulled at its first PUT DATA (the
+    // certificate being written).
+    stack.start_card(
+        0,
+        &[
+            "--mgmt-key",
+            CARD_KEY,
+            "--pin",
+            "24681357",
+            "--cards",
+            "2",
+            "--eject-on-reset",
+            "--insert-pause-ms",
+            "1500",
+            "--remove-on-ins",
+            "db",
+            "--remove-on-count",
+            "1",
+        ],
+    );
+    let run = |args: &[&str]| card_certmint(&stack, args);
+    let produced = run(&[
+        "card",
+        "station",
+        "--order",
+        "1",
+        "--ca",
+        "ca",
+        "--mgmt-key-env",
+        "CARD_KEY",
+        "--pin-env",
+        "CARD_PIN",
+        "--out",
+        "deliveries",
+    ])
+    .ok();
+    let voided = produced
+        .stderr
+        .lines()
+        .find_map(|l| l.split("; certificate ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("the voided serial is named: {}", produced.stderr))
+        .to_owned();
+    let listed = json_lines(
+        &run(&["cert", "show", "--device-serial", "FU20000001", "--json"])
+            .ok()
+            .stdout,
+    );
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    for certificate in &listed {
+        if certificate["serial"] == voided.as_str() {
+            assert_eq!(certificate["status"], "void");
+            assert_eq!(certificate["revocation"]["reason"], "superseded");
+        } else {
+            assert_eq!(certificate["status"], "issued");
+            assert!(certificate["revocation"].is_null(), "{certificate}");
+        }
+    }
+    let verified = run(&["audit", "verify"]);
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+}
