@@ -543,6 +543,9 @@ fn a_seal_is_revoked_by_its_label() {
     let detail = &shown(&ws, &["--seal-label", "4540536920SIGN0"])[0];
     assert_eq!(detail["serial"], serial);
     assert_eq!(detail["revocation"]["reason"], "affiliation-changed");
+    // A seal label is not an ÖKC device serial.
+    let wrong_kind = run(&["revoke", "--device-serial", "4540536920SIGN0"]);
+    assert_eq!(wrong_kind.code, 8, "{}", wrong_kind.stderr);
     let none = run(&["revoke", "--seal-label", "4540536920SIGN1"]);
     assert_eq!(none.code, 8, "{}", none.stderr);
     audit_intact(&ws);
@@ -653,8 +656,7 @@ fn an_issuing_ca_certificate_is_revoked_under_its_root() {
 #[test]
 fn ctrl_c_leaves_every_done_revocation_on_record() {
     let ws = produced(400);
-    let mut child =
-        common::spawn_on_journal(&ws, "test-operator", &["revoke", "--order", "1"], &[]);
+    let child = common::spawn_on_journal(&ws, "test-operator", &["revoke", "--order", "1"], &[]);
     // Wait for the first revocations, then interrupt.
     let started = Instant::now();
     loop {

@@ -326,7 +326,6 @@ CREATE TABLE revocations (
 -- An issuer's revocations in serial order: hex serials without leading
 -- zeros compare as numbers when the shorter one comes first.
 CREATE INDEX revocations_by_issuer ON revocations(issuer_key_id, length(serial_hex), serial_hex);
-CREATE INDEX revocations_by_serial ON revocations(serial_hex);
 CREATE TABLE crl_numbers (
     issuer_key_id  TEXT PRIMARY KEY,
     last_allocated INTEGER NOT NULL CHECK (last_allocated > 0)

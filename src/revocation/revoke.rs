@@ -269,8 +269,12 @@ pub fn revoke(
             };
             handle(item, &mut summary);
         }
-        Selection::DeviceSerial(name) | Selection::SealLabel(name) => {
-            let item = revoke_device(journal, name.trim(), options)?;
+        Selection::DeviceSerial(name) => {
+            let item = revoke_device(journal, name.trim(), DeviceKind::Okc, options)?;
+            handle(item, &mut summary);
+        }
+        Selection::SealLabel(name) => {
+            let item = revoke_device(journal, name.trim(), DeviceKind::Seal, options)?;
             handle(item, &mut summary);
         }
         Selection::Order(order) => {
@@ -305,7 +309,8 @@ pub fn revoke(
                     break;
                 }
                 let serial = listed.map_err(|problem| list_error(path, problem.to_string()))?;
-                let item = revoke_device(journal, serial.serial.as_str(), options)?;
+                let item =
+                    revoke_device(journal, serial.serial.as_str(), DeviceKind::Okc, options)?;
                 handle(item, &mut summary);
             }
         }
@@ -351,18 +356,33 @@ fn one_certificate(
     Ok(journal.certificates(&filter, 0, 1)?.pop())
 }
 
-/// The certificate in force of the device (or seal) `name`.
+/// What a device name names: an ÖKC device serial or a seal label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeviceKind {
+    Okc,
+    Seal,
+}
+
+/// The certificate in force of the ÖKC device or seal `name`.
 fn revoke_device(
     journal: &mut dyn Journal,
     name: &str,
+    kind: DeviceKind,
     options: &RevokeOptions,
 ) -> Result<RevokeItem, RevokeError> {
-    let Some(device) = journal.device_by_serial(name)? else {
-        return Ok(not_found(
-            name,
-            None,
-            format!("no device or seal {name} on record"),
-        ));
+    let what = match kind {
+        DeviceKind::Okc => "ÖKC device",
+        DeviceKind::Seal => "seal",
+    };
+    let device = journal.device_by_serial(name)?.filter(|device| {
+        matches!(
+            (kind, &device.name),
+            (DeviceKind::Okc, crate::ids::DeviceName::Serial(_))
+                | (DeviceKind::Seal, crate::ids::DeviceName::Seal(_))
+        )
+    });
+    let Some(device) = device else {
+        return Ok(not_found(name, None, format!("no {what} {name} on record")));
     };
     let Some((serial, _)) = journal.certificate_in_force(&device)? else {
         return Ok(not_found(
