@@ -50,7 +50,7 @@ pub struct RevokeArgs {
     /// An ÖKC device serial: its certificate in force.
     #[arg(long, group = "selection")]
     device_serial: Option<String>,
-    /// A Mali Mühür seal label ({VKN}SIGN{n}): its certificate in force.
+    /// A Mali Mühür seal label, e.g. 4540536920SIGN0: its certificate in force.
     #[arg(long, group = "selection")]
     seal_label: Option<String>,
     /// Every issued certificate of this order.
