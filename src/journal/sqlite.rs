@@ -625,12 +625,19 @@ struct NewRevocation<'a> {
 }
 
 impl NewRevocation<'_> {
-    /// The audit record's subject: the certificate, or the issuing CA
-    /// certificate (no certificate row: its serial is of the root's numbering).
-    fn subject(&self) -> String {
+    /// The audit record's event and subject: the certificate, or the
+    /// issuing CA certificate (no certificate row: its serial is of the
+    /// root's numbering).
+    fn audit_event_and_subject(&self) -> (&'static str, String) {
         match self.certificate_id {
-            Some(_) => format!("certificate {}", self.serial_hex),
-            None => format!("ca-certificate {}", self.serial_hex),
+            Some(_) => (
+                "certificate.revoked",
+                format!("certificate {}", self.serial_hex),
+            ),
+            None => (
+                "ca-certificate.revoked",
+                format!("ca-certificate {}", self.serial_hex),
+            ),
         }
     }
 }
@@ -690,10 +697,7 @@ fn insert_revocation(
         revocation.invalidity_date,
         operator
     ])?;
-    let (event, subject) = match revocation.certificate_id {
-        Some(_) => ("certificate.revoked", revocation.subject()),
-        None => ("ca-certificate.revoked", revocation.subject()),
-    };
+    let (event, subject) = revocation.audit_event_and_subject();
     let invalidity = revocation
         .invalidity_date
         .as_deref()
