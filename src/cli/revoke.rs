@@ -23,7 +23,7 @@ const PROGRESS_EVERY: u64 = 1000;
 #[derive(Args)]
 #[command(after_help = "Examples:\n  \
 certmint revoke --serial 6CA31D71895FB00ACC8B4ECCBB2D82F9 --reason key-compromise\n  \
-certmint revoke --device-serial FU00022547 --reason key-compromise --invalidity-date 2026-12-01T09:00:00Z\n  \
+certmint revoke --device-serial FU00022547 --invalidity-date 2026-12-01T09:00:00Z\n  \
 certmint revoke --seal-label 4540536920SIGN0 --reason affiliation-changed\n  \
 certmint revoke --order 12 --reason key-compromise --dry-run\n  \
 certmint revoke --device-list recalled.txt --reason key-compromise --json\n  \
