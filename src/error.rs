@@ -264,6 +264,7 @@ fn own_kind(error: &(dyn std::error::Error + 'static)) -> ErrorKind {
         crate::profile::ProfileError,
         crate::records::RecordsError,
         crate::request::RequestError,
+        crate::revocation::revoke::RevokeError,
         crate::signer::SignerError,
         crate::tools::vcard::VcardError,
     );

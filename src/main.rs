@@ -66,6 +66,8 @@ enum Command {
     /// Certificates on record: list them, show them.
     #[command(subcommand)]
     Cert(cli::cert::CertCommand),
+    /// Revoke certificates: by serial, device, seal, order, device list, or an issuing CA certificate.
+    Revoke(Box<cli::revoke::RevokeArgs>),
     /// PIV smart cards through PC/SC: readers, one-card provisioning, the card station, a virtual card.
     #[command(subcommand)]
     Card(cli::card::CardCommand),
@@ -484,6 +486,7 @@ fn main() -> ExitCode {
         Command::Okc(command) => cli::orders::okc(command),
         Command::Audit(command) => cli::orders::audit(command),
         Command::Cert(command) => cli::cert::cert(command),
+        Command::Revoke(args) => cli::revoke::revoke(*args),
         Command::Card(command) => cli::card::card(command),
         Command::Bench(args) => cli::bench::bench(args),
         Command::Completions { shell } => {

@@ -6,6 +6,8 @@
 //! Revocation is irreversible: `certificateHold` (6) and `removeFromCRL` (8)
 //! are not offered, so a certificate once listed stays listed.
 
+pub mod revoke;
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -43,6 +43,9 @@ pub struct FilterArgs {
     /// The order.
     #[arg(long)]
     order: Option<i64>,
+    /// Only revoked certificates.
+    #[arg(long)]
+    revoked: bool,
 }
 
 impl FilterArgs {
@@ -53,6 +56,7 @@ impl FilterArgs {
             seal_label: self.seal_label.clone(),
             taxpayer: self.vkn.clone().or_else(|| self.tckn.clone()),
             order: self.order.map(OrderId),
+            revoked: self.revoked,
         }
     }
 
@@ -63,6 +67,7 @@ impl FilterArgs {
             && self.vkn.is_none()
             && self.tckn.is_none()
             && self.order.is_none()
+            && !self.revoked
     }
 
     /// The filters given, in words, for "nothing matches".
@@ -79,6 +84,9 @@ impl FilterArgs {
         add("--vkn", self.vkn.clone());
         add("--tckn", self.tckn.clone());
         add("--order", self.order.map(|o| o.to_string()));
+        if self.revoked {
+            parts.push("--revoked".to_owned());
+        }
         if parts.is_empty() {
             "(no filter)".into()
         } else {
@@ -89,7 +97,7 @@ impl FilterArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  certmint cert list --order 3\n  certmint cert list --vkn 4540536920 --json\n  certmint cert list --device-serial FU00022547\n\n\
+    after_help = "Examples:\n  certmint cert list --order 3\n  certmint cert list --vkn 4540536920 --json\n  certmint cert list --device-serial FU00022547\n  certmint cert list --revoked\n\n\
 Streams: the journal is read a page at a time, however many certificates it holds.\n\
 --json prints one JSON object per certificate, one per line."
 )]
@@ -170,8 +178,8 @@ fn list(args: ListArgs) -> Result<()> {
     if !args.json {
         writeln!(
             out,
-            "{:<40} {:<10} {:>6}  {:<10} {:<24} {:<11} NOT AFTER",
-            "SERIAL", "STATUS", "ORDER", "KIND", "DEVICE / SEAL", "VKN / TCKN"
+            "{:<40} {:<10} {:>6}  {:<10} {:<24} {:<11} {:<20} REVOKED",
+            "SERIAL", "STATUS", "ORDER", "KIND", "DEVICE / SEAL", "VKN / TCKN", "NOT AFTER"
         )?;
     }
     let count = each_certificate(&journal, &args.filter.filter(), |c| {
@@ -180,7 +188,7 @@ fn list(args: ListArgs) -> Result<()> {
         } else {
             writeln!(
                 out,
-                "{:<40} {:<10} {:>6}  {:<10} {:<24} {:<11} {}",
+                "{:<40} {:<10} {:>6}  {:<10} {:<24} {:<11} {:<20} {}",
                 c.serial,
                 c.status.as_str(),
                 c.order.to_string(),
@@ -191,7 +199,8 @@ fn list(args: ListArgs) -> Result<()> {
                 } else {
                     &c.taxpayer
                 },
-                c.not_after.as_deref().unwrap_or("-")
+                c.not_after.as_deref().unwrap_or("-"),
+                c.revocation.as_ref().map_or("-", |r| r.reason.name())
             )
             .map_err(write_error)
         }
@@ -275,6 +284,18 @@ fn write_detail(
             c.superseded_at.as_deref().unwrap_or("?"),
             one_line(c.superseded_operator.as_deref().unwrap_or("?"))
         )?;
+    }
+    if let Some(revocation) = &c.revocation {
+        writeln!(
+            out,
+            "  Revoked:       {} ({}) by {}",
+            revocation.revoked_at,
+            revocation.reason,
+            one_line(&revocation.operator)
+        )?;
+        if let Some(date) = &revocation.invalidity_date {
+            writeln!(out, "  Invalid since: {date}")?;
+        }
     }
     if let Some(pem) = pem {
         write!(out, "{pem}")?;

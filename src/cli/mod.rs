@@ -17,6 +17,7 @@ pub mod logging;
 pub mod manufacturers;
 pub mod orders;
 pub mod records;
+pub mod revoke;
 pub mod vcard;
 
 use std::path::{Path, PathBuf};

@@ -15,9 +15,11 @@ pub use sqlite::SqliteJournal;
 use std::time::Duration;
 
 use serde::Serialize;
+use time::OffsetDateTime;
 
 use crate::audit::AuditReport;
 use crate::order::manufacturer::{Manufacturer, ManufacturerChange};
+use crate::revocation::{RevocationReason, RevokedEntry};
 
 /// Why a journal operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +107,26 @@ pub enum JournalError {
     /// No certificate matches.
     #[error("no certificate on record matches {0}")]
     NoCertificate(String),
+    /// The certificate cannot be revoked in its status: an intent the CA
+    /// may be signing right now is finished (or voided, which revokes it)
+    /// first.
+    #[error("certificate {serial} is {status}: only an issued, superseded or void certificate can be revoked (finish or resume its order first)")]
+    NotRevocable {
+        /// The certificate serial, hex.
+        serial: String,
+        /// Its status.
+        status: CertificateStatus,
+    },
+    /// A CRL number that was never allocated, or a CRL recorded twice.
+    #[error("CRL number {number} of issuer {issuer_key_id}: {reason}")]
+    CrlNumber {
+        /// The issuer's key identifier, hex.
+        issuer_key_id: String,
+        /// The number.
+        number: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// The manufacturer register refused: an unregistered or a registered
     /// VKN, or a change that changes nothing.
     #[error(transparent)]
@@ -129,9 +151,9 @@ impl JournalError {
             | JournalError::NoJournal(_) => ErrorKind::NotFound,
             // A certificate on record (or in progress) for the device or
             // seal label already: the request conflicts with the record.
-            JournalError::AlreadyCertified { .. } | JournalError::InProgress { .. } => {
-                ErrorKind::Conflict
-            }
+            JournalError::AlreadyCertified { .. }
+            | JournalError::InProgress { .. }
+            | JournalError::NotRevocable { .. } => ErrorKind::Conflict,
             JournalError::Held { .. } => ErrorKind::Held,
             // The --additional-to order does not exist, belongs to another
             // company or is of another kind: the import's data is wrong.
@@ -142,7 +164,8 @@ impl JournalError {
             | JournalError::Settings { .. }
             | JournalError::WrongState { .. }
             | JournalError::LeaseLost { .. }
-            | JournalError::Busy { .. } => ErrorKind::Failure,
+            | JournalError::Busy { .. }
+            | JournalError::CrlNumber { .. } => ErrorKind::Failure,
         }
     }
 }
@@ -266,6 +289,8 @@ pub struct CertificateFilter {
     pub taxpayer: Option<String>,
     /// The order.
     pub order: Option<OrderId>,
+    /// Only revoked certificates.
+    pub revoked: bool,
 }
 
 /// A certificate on record, with its order and device.
@@ -308,9 +333,109 @@ pub struct CertificateDetail {
     pub superseded_at: Option<String>,
     /// Who superseded it.
     pub superseded_operator: Option<String>,
+    /// Its revocation, if it is revoked.
+    pub revocation: Option<RevocationRecord>,
     /// The certificate, once issued.
     #[serde(skip)]
     pub der: Option<Vec<u8>>,
+}
+
+/// A revocation on record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RevocationRecord {
+    /// When it was revoked (RFC 3339): the CRL entry's revocationDate.
+    pub revoked_at: String,
+    /// Why.
+    pub reason: RevocationReason,
+    /// Since when the key is known or suspected to be unfit (RFC 3339), if given.
+    pub invalidity_date: Option<String>,
+    /// Who revoked it.
+    pub operator: String,
+}
+
+/// One certificate to revoke, by its serial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRequest {
+    /// The certificate serial, upper-case hex as the journal stores it.
+    pub serial_hex: String,
+    /// Why.
+    pub reason: RevocationReason,
+    /// Since when the key is known or suspected to be unfit, if known.
+    pub invalidity_date: Option<OffsetDateTime>,
+}
+
+/// An issuing CA certificate to revoke (it is no device's certificate, so
+/// the journal has no certificate row for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaCertificateRevocation {
+    /// Its serial, upper-case hex.
+    pub serial_hex: String,
+    /// The key identifier of the root that signed it (the root's
+    /// subjectKeyIdentifier): the root's CRL lists it.
+    pub issuer_key_id: Vec<u8>,
+    /// Its subject, for the audit record.
+    pub subject: String,
+    /// Why.
+    pub reason: RevocationReason,
+    /// Since when its key is known or suspected to be unfit, if known.
+    pub invalidity_date: Option<OffsetDateTime>,
+}
+
+/// What a revocation did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum RevokeOutcome {
+    /// Revoked now.
+    Revoked {
+        /// When (RFC 3339).
+        revoked_at: String,
+    },
+    /// It was revoked already; nothing changed (revocation is irreversible,
+    /// and the first reason and date stand).
+    AlreadyRevoked {
+        /// When it was revoked (RFC 3339).
+        when: String,
+        /// Why it was revoked.
+        reason: RevocationReason,
+    },
+}
+
+/// A CRL on record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CrlRecord {
+    /// The issuer's key identifier, hex.
+    pub issuer_key_id: String,
+    /// Its CRL Number.
+    pub number: u64,
+    /// thisUpdate (RFC 3339).
+    pub this_update: String,
+    /// nextUpdate (RFC 3339).
+    pub next_update: String,
+    /// How many entries it lists.
+    pub entries: u64,
+    /// SHA-256 of its DER, hex.
+    pub sha256: String,
+    /// When it was recorded (RFC 3339).
+    pub recorded_at: String,
+    /// Who issued it.
+    pub operator: String,
+}
+
+/// What gets recorded when a CRL was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssuedCrl<'a> {
+    /// The issuer's key identifier (its subjectKeyIdentifier).
+    pub issuer_key_id: &'a [u8],
+    /// The CRL Number, as [`Journal::allocate_crl_number`] handed it out.
+    pub number: u64,
+    /// thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate.
+    pub next_update: OffsetDateTime,
+    /// How many entries it lists.
+    pub entries: u64,
+    /// SHA-256 of its DER, hex.
+    pub sha256_hex: &'a str,
 }
 
 /// One record of the audit log, as `audit show` prints it.
@@ -705,4 +830,57 @@ pub trait Journal: Send {
         &self,
         order: OrderId,
     ) -> Result<Vec<(String, u64)>, JournalError>;
+
+    /// Revokes the certificate with `request.serial_hex`, with its
+    /// `certificate.revoked` audit record, in one transaction. An issued,
+    /// superseded or void certificate (a voided intent's signature may
+    /// exist) can be revoked; an intent is refused
+    /// ([`JournalError::NotRevocable`]), an unknown serial is
+    /// [`JournalError::NoCertificate`]. A certificate revoked already is
+    /// reported as such and left as it is.
+    fn revoke(
+        &mut self,
+        request: &RevocationRequest,
+        operator: &str,
+    ) -> Result<RevokeOutcome, JournalError>;
+
+    /// Revokes an issuing CA certificate (listed by the root's CRL), with
+    /// its `ca-certificate.revoked` audit record, in one transaction.
+    fn revoke_ca_certificate(
+        &mut self,
+        revocation: &CaCertificateRevocation,
+        operator: &str,
+    ) -> Result<RevokeOutcome, JournalError>;
+
+    /// The revocation of the certificate with this serial, if it is revoked.
+    fn revocation(&self, serial_hex: &str) -> Result<Option<RevocationRecord>, JournalError>;
+
+    /// Calls `each` with every revocation of the issuer whose key
+    /// identifier is `issuer_key_id`, in ascending serial order, a row at a
+    /// time from the database (nothing is collected, so a CRL of millions
+    /// of entries holds one entry at a time). Returns how many.
+    fn revoked_entries(
+        &self,
+        issuer_key_id: &[u8],
+        each: &mut dyn FnMut(RevokedEntry) -> Result<(), JournalError>,
+    ) -> Result<u64, JournalError>;
+
+    /// The issuer's next CRL Number (1, 2, 3, …), durable and audited
+    /// (`crl.number-allocated`) when this returns: allocated before the
+    /// CRL is signed, so a crash during issuance never reuses a number.
+    fn allocate_crl_number(
+        &mut self,
+        issuer_key_id: &[u8],
+        operator: &str,
+    ) -> Result<u64, JournalError>;
+
+    /// Records a CRL once written (`crl.issued`, audited); its number must
+    /// have been allocated and not recorded before.
+    fn record_crl(&mut self, crl: &IssuedCrl<'_>, operator: &str) -> Result<(), JournalError>;
+
+    /// The issuer's CRLs on record, by number.
+    fn crls(&self, issuer_key_id: &[u8]) -> Result<Vec<CrlRecord>, JournalError>;
+
+    /// The issuer's CRL with the highest number, if any.
+    fn last_crl(&self, issuer_key_id: &[u8]) -> Result<Option<CrlRecord>, JournalError>;
 }

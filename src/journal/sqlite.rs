@@ -28,10 +28,15 @@ use super::{
     JournalError, Lease, LeaseHolder, NewOrder, OrderId, OrderKind, OrderState, OrderSummary,
     Placed, SoftDelivery, StoredCertificate, StoredParent, Target, VerifiedDevice,
 };
+use super::{
+    CaCertificateRevocation, CrlRecord, IssuedCrl, RevocationRecord, RevocationRequest,
+    RevokeOutcome,
+};
 use crate::audit::checkpoint::{self, AuditKey, Checkpoint, CHECKPOINT_EVERY};
 use crate::audit::{self, AuditProblem, AuditRecord, AuditReport, GENESIS};
 use crate::ids::{DeviceName, TaxpayerId};
 use crate::order::manufacturer::{Manufacturer, ManufacturerChange, ManufacturerError};
+use crate::revocation::{RevocationReason, RevokedEntry};
 use crate::signer::KeyType;
 
 const SCHEMA: &str = r#"
@@ -299,6 +304,45 @@ CREATE TABLE cancelled_devices (
 CREATE INDEX cancelled_devices_by_order ON cancelled_devices(order_id);
 "#;
 
+/// Revocations and CRLs. A revocation is keyed by its issuer's key
+/// identifier (the certificate's authorityKeyIdentifier) and serial, so
+/// one journal holds the certificates of several issuing CAs and the
+/// revocations of issuing CA certificates (no certificate row: they are
+/// nobody's device certificate). `crl_numbers` holds each issuer's last
+/// allocated CRL Number, committed before the CRL is signed; `crls` the
+/// CRLs written.
+const REVOCATION_SCHEMA: &str = r#"
+CREATE TABLE revocations (
+    id              INTEGER PRIMARY KEY,
+    serial_hex      TEXT NOT NULL,
+    issuer_key_id   TEXT NOT NULL,
+    certificate_id  INTEGER UNIQUE REFERENCES certificates(id),
+    revoked_at      TEXT NOT NULL,
+    reason          TEXT NOT NULL CHECK (reason IN ('unspecified', 'key-compromise', 'ca-compromise', 'affiliation-changed', 'superseded', 'cessation-of-operation', 'privilege-withdrawn', 'aa-compromise')),
+    invalidity_date TEXT,
+    operator        TEXT NOT NULL,
+    UNIQUE (issuer_key_id, serial_hex)
+);
+-- An issuer's revocations in serial order: hex serials without leading
+-- zeros compare as numbers when the shorter one comes first.
+CREATE INDEX revocations_by_issuer ON revocations(issuer_key_id, length(serial_hex), serial_hex);
+CREATE TABLE crl_numbers (
+    issuer_key_id  TEXT PRIMARY KEY,
+    last_allocated INTEGER NOT NULL CHECK (last_allocated > 0)
+);
+CREATE TABLE crls (
+    issuer_key_id TEXT NOT NULL,
+    number        INTEGER NOT NULL CHECK (number > 0),
+    this_update   TEXT NOT NULL,
+    next_update   TEXT NOT NULL,
+    entries       INTEGER NOT NULL,
+    sha256        TEXT NOT NULL,
+    recorded_at   TEXT NOT NULL,
+    operator      TEXT NOT NULL,
+    PRIMARY KEY (issuer_key_id, number)
+);
+"#;
+
 /// One step of the schema: applying its statements, in order, takes a
 /// journal from `version - 1` to `version`.
 struct Migration {
@@ -322,10 +366,18 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: &[MANUFACTURER_SCHEMA],
     },
+    Migration {
+        version: REVOCATION_VERSION,
+        sql: &[REVOCATION_SCHEMA],
+    },
 ];
 
+/// The schema step that brings revocations: a journal migrated to it has
+/// its voided and superseded certificates revoked.
+const REVOCATION_VERSION: i64 = 4;
+
 /// The schema version this build writes: the last step's.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Write transactions take the write lock at their start (`BEGIN
 /// IMMEDIATE`): a busy journal is then waited for (up to [`BUSY_WAIT`]),
@@ -543,6 +595,193 @@ fn append_audit(
     chain.write(tx)
 }
 
+/// The key identifier of the CA a TBS certificate names as its signer:
+/// its authorityKeyIdentifier's keyIdentifier (the issuing CA's
+/// subjectKeyIdentifier). The CRL of that CA lists the certificate.
+pub(crate) fn issuer_key_id_of_tbs(tbs: &[u8]) -> Result<Vec<u8>, String> {
+    use der::Decode;
+    use x509_cert::ext::pkix::AuthorityKeyIdentifier;
+    let tbs = x509_cert::TbsCertificate::from_der(tbs)
+        .map_err(|e| format!("its TBS certificate does not decode: {e}"))?;
+    let (_, aki) = tbs
+        .get_extension::<AuthorityKeyIdentifier>()
+        .map_err(|e| format!("its authorityKeyIdentifier does not decode: {e}"))?
+        .ok_or("its TBS certificate names no authorityKeyIdentifier")?;
+    aki.key_identifier
+        .map(|id| id.as_bytes().to_vec())
+        .ok_or_else(|| "its authorityKeyIdentifier has no keyIdentifier".to_owned())
+}
+
+/// A revocation to record inside a transaction.
+struct NewRevocation<'a> {
+    serial_hex: &'a str,
+    issuer_key_id_hex: &'a str,
+    /// The certificate row; `None` for an issuing CA certificate.
+    certificate_id: Option<i64>,
+    reason: RevocationReason,
+    invalidity_date: Option<String>,
+    /// Why, in words, for the audit record.
+    note: &'a str,
+}
+
+impl NewRevocation<'_> {
+    /// The audit record's event and subject: the certificate, or the
+    /// issuing CA certificate (no certificate row: its serial is of the
+    /// root's numbering).
+    fn audit_event_and_subject(&self) -> (&'static str, String) {
+        match self.certificate_id {
+            Some(_) => (
+                "certificate.revoked",
+                format!("certificate {}", self.serial_hex),
+            ),
+            None => (
+                "ca-certificate.revoked",
+                format!("ca-certificate {}", self.serial_hex),
+            ),
+        }
+    }
+}
+
+/// The revocation of `serial_hex` by `issuer_key_id_hex`, if recorded.
+fn read_revocation(
+    conn: &Connection,
+    issuer_key_id_hex: &str,
+    serial_hex: &str,
+) -> rusqlite::Result<Option<RevocationRecord>> {
+    conn.prepare_cached(
+        "SELECT revoked_at, reason, invalidity_date, operator FROM revocations
+         WHERE issuer_key_id = ?1 AND serial_hex = ?2",
+    )?
+    .query_row([issuer_key_id_hex, serial_hex], revocation_from_row)
+    .optional()
+}
+
+fn revocation_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RevocationRecord> {
+    Ok(RevocationRecord {
+        revoked_at: row.get(0)?,
+        reason: row
+            .get::<_, String>(1)?
+            .parse()
+            .map_err(|e: crate::revocation::UnknownReason| bad_row(e.to_string()))?,
+        invalidity_date: row.get(2)?,
+        operator: row.get(3)?,
+    })
+}
+
+/// Records `revocation` inside `tx` with its audit record (`certificate.revoked`
+/// or `ca-certificate.revoked`); a certificate revoked already is left as it
+/// is and reported.
+fn insert_revocation(
+    tx: &Transaction<'_>,
+    revocation: &NewRevocation<'_>,
+    operator: &str,
+) -> rusqlite::Result<RevokeOutcome> {
+    if let Some(earlier) = read_revocation(tx, revocation.issuer_key_id_hex, revocation.serial_hex)?
+    {
+        return Ok(RevokeOutcome::AlreadyRevoked {
+            when: earlier.revoked_at,
+            reason: earlier.reason,
+        });
+    }
+    let now = now_rfc3339();
+    tx.prepare_cached(
+        "INSERT INTO revocations (serial_hex, issuer_key_id, certificate_id, revoked_at, reason, invalidity_date, operator)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        revocation.serial_hex,
+        revocation.issuer_key_id_hex,
+        revocation.certificate_id,
+        now,
+        revocation.reason.name(),
+        revocation.invalidity_date,
+        operator
+    ])?;
+    let (event, subject) = revocation.audit_event_and_subject();
+    let invalidity = revocation
+        .invalidity_date
+        .as_deref()
+        .map_or(String::new(), |d| format!("; invalidity date {d}"));
+    append_audit(
+        tx,
+        operator,
+        event,
+        &subject,
+        &format!(
+            "reason {}{invalidity}; issuer key id {}; {}",
+            revocation.reason, revocation.issuer_key_id_hex, revocation.note
+        ),
+    )?;
+    Ok(RevokeOutcome::Revoked { revoked_at: now })
+}
+
+/// Revokes the certificate row `certificate_id` (serial `serial_hex`, TBS
+/// `tbs`) as superseded inside `tx`: it may have been signed and will never
+/// be the device's certificate.
+fn revoke_superseded(
+    tx: &Transaction<'_>,
+    path: &Path,
+    certificate_id: i64,
+    serial_hex: &str,
+    tbs: &[u8],
+    note: &str,
+    operator: &str,
+) -> Result<(), JournalError> {
+    let issuer = issuer_key_id_of_tbs(tbs).map_err(|reason| JournalError::Database {
+        path: path.display().to_string(),
+        reason: format!("certificate {serial_hex}: {reason}"),
+    })?;
+    insert_revocation(
+        tx,
+        &NewRevocation {
+            serial_hex,
+            issuer_key_id_hex: &crate::pem::hex(&issuer),
+            certificate_id: Some(certificate_id),
+            reason: RevocationReason::Superseded,
+            invalidity_date: None,
+            note,
+        },
+        operator,
+    )
+    .map_err(database_error(path))?;
+    Ok(())
+}
+
+/// Who the audit log names for what a schema migration records.
+const MIGRATION_OPERATOR: &str = "certmint (journal schema migration)";
+
+/// Revokes, as superseded, every certificate a journal of an older schema
+/// holds that may have been signed and will never be a device's
+/// certificate: voided intents, and certificates a completed reissue
+/// superseded. Run inside the migration's transaction.
+fn revoke_unaccounted(tx: &Transaction<'_>, path: &Path) -> Result<(), JournalError> {
+    let db = database_error(path);
+    let mut stmt = tx
+        .prepare(
+            "SELECT c.id, c.serial_hex, c.tbs, c.status FROM certificates c
+             WHERE (c.status = 'void'
+                    OR (c.status = 'superseded' AND EXISTS (SELECT 1 FROM certificates n
+                        WHERE n.serial_hex = c.superseded_by AND n.status IN ('issued', 'superseded'))))
+               AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.certificate_id = c.id)
+             ORDER BY c.id",
+        )
+        .map_err(db)?;
+    let mut rows = stmt.query([]).map_err(db)?;
+    while let Some(row) = rows.next().map_err(db)? {
+        let id: i64 = row.get(0).map_err(db)?;
+        let serial: String = row.get(1).map_err(db)?;
+        let tbs: Vec<u8> = row.get(2).map_err(db)?;
+        let status: String = row.get(3).map_err(db)?;
+        let note = if status == "void" {
+            "its intent was voided: a signature, if made, never became a delivered certificate"
+        } else {
+            "a reissue superseded it"
+        };
+        revoke_superseded(tx, path, id, &serial, &tbs, note, MIGRATION_OPERATOR)?;
+    }
+    Ok(())
+}
+
 fn parse<T: std::str::FromStr<Err = String>>(value: String) -> rusqlite::Result<T> {
     value.parse().map_err(bad_row)
 }
@@ -622,6 +861,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
             for sql in step.sql {
                 tx.execute_batch(sql).map_err(db)?;
             }
+        }
+        if version < REVOCATION_VERSION {
+            revoke_unaccounted(&tx, path)?;
         }
         let broken: i64 = tx
             .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
@@ -1233,11 +1475,11 @@ impl Journal for SqliteJournal {
     ) -> Result<(), JournalError> {
         let db = database_error(&self.path);
         let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
-        let device: i64 = tx
+        let (id, device, tbs): (i64, i64, Vec<u8>) = tx
             .query_row(
-                "SELECT device_id FROM certificates WHERE serial_hex = ?1 AND status = 'intent'",
+                "SELECT id, device_id, tbs FROM certificates WHERE serial_hex = ?1 AND status = 'intent'",
                 [serial_hex],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .map_err(db)?;
         tx.execute(
@@ -1278,6 +1520,17 @@ impl Journal for SqliteJournal {
             reason,
         )
         .map_err(db)?;
+        // The CA may have signed it before the intent was voided: listed on
+        // the next CRL, so that no signed certificate is left unaccounted for.
+        revoke_superseded(
+            &tx,
+            &self.path,
+            id,
+            serial_hex,
+            &tbs,
+            "its intent was voided: a signature, if made, never became a delivered certificate",
+            operator,
+        )?;
         if let Some(old) = &reinstated {
             append_audit(
                 &tx,
@@ -2112,6 +2365,17 @@ impl Journal for SqliteJournal {
             [device.id],
         )
         .map_err(db)?;
+        // A completed reissue: the certificate it supersedes is valid and
+        // signed, and will never be the device's certificate again.
+        let superseded: Vec<(i64, String, Vec<u8>)> = tx
+            .prepare_cached(
+                "SELECT id, serial_hex, tbs FROM certificates WHERE superseded_by = ?1 AND status = 'superseded'",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([c.serial_hex], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .map_err(db)?;
         append_audit(
             &tx,
             operator,
@@ -2123,6 +2387,17 @@ impl Journal for SqliteJournal {
             ),
         )
         .map_err(db)?;
+        for (id, old, tbs) in &superseded {
+            revoke_superseded(
+                &tx,
+                &self.path,
+                *id,
+                old,
+                tbs,
+                &format!("superseded by certificate {} (a reissue)", c.serial_hex),
+                operator,
+            )?;
+        }
         tx.commit().map_err(db)?;
         self.audit_committed()
     }
@@ -2159,12 +2434,17 @@ impl Journal for SqliteJournal {
         if let Some(order) = filter.order {
             add("d.order_id = ?", Box::new(order.0));
         }
+        if filter.revoked {
+            conditions.push("r.id IS NOT NULL".to_owned());
+        }
         args.push(Box::new(i64::try_from(limit).unwrap_or(i64::MAX)));
         let sql = format!(
             "SELECT c.id, c.serial_hex, c.status, d.order_id, o.kind, o.target, d.serial, o.manufacturer, o.manufacturer_vkn,
                     c.recorded_at, c.not_before, c.not_after, c.sha256, c.void_reason,
-                    c.superseded_by, c.superseded_at, c.superseded_operator, c.der
+                    c.superseded_by, c.superseded_at, c.superseded_operator, c.der,
+                    r.revoked_at, r.reason, r.invalidity_date, r.operator
              FROM certificates c JOIN devices d ON c.device_id = d.id JOIN orders o ON d.order_id = o.id
+                  LEFT JOIN revocations r ON r.certificate_id = c.id
              WHERE {} ORDER BY c.id LIMIT ?{}",
             conditions.join(" AND "),
             args.len()
@@ -2198,6 +2478,17 @@ impl Journal for SqliteJournal {
                     superseded_at: r.get(15)?,
                     superseded_operator: r.get(16)?,
                     der: r.get(17)?,
+                    revocation: match r.get::<_, Option<String>>(18)? {
+                        None => None,
+                        Some(revoked_at) => Some(RevocationRecord {
+                            revoked_at,
+                            reason: r.get::<_, String>(19)?.parse().map_err(
+                                |e: crate::revocation::UnknownReason| bad_row(e.to_string()),
+                            )?,
+                            invalidity_date: r.get(20)?,
+                            operator: r.get(21)?,
+                        }),
+                    },
                 })
             })
             .map_err(|e| self.db(e))?;
@@ -2262,6 +2553,270 @@ impl Journal for SqliteJournal {
             .map_err(|e| self.db(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
     }
+
+    fn revoke(
+        &mut self,
+        request: &RevocationRequest,
+        operator: &str,
+    ) -> Result<RevokeOutcome, JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let serial = request.serial_hex.as_str();
+        let (id, status, tbs): (i64, String, Vec<u8>) = tx
+            .query_row(
+                "SELECT id, status, tbs FROM certificates WHERE serial_hex = ?1",
+                [serial],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(db)?
+            .ok_or_else(|| JournalError::NoCertificate(format!("serial {serial}")))?;
+        let status: CertificateStatus = parse(status).map_err(db)?;
+        if status == CertificateStatus::Intent {
+            return Err(JournalError::NotRevocable {
+                serial: serial.to_owned(),
+                status,
+            });
+        }
+        let issuer = issuer_key_id_of_tbs(&tbs).map_err(|reason| JournalError::Database {
+            path: self.path.display().to_string(),
+            reason: format!("certificate {serial}: {reason}"),
+        })?;
+        let outcome = insert_revocation(
+            &tx,
+            &NewRevocation {
+                serial_hex: serial,
+                issuer_key_id_hex: &crate::pem::hex(&issuer),
+                certificate_id: Some(id),
+                reason: request.reason,
+                invalidity_date: request.invalidity_date.map(crate::timestamp::format),
+                note: "revoked by the operator",
+            },
+            operator,
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        if matches!(outcome, RevokeOutcome::Revoked { .. }) {
+            self.audit_committed()?;
+        }
+        Ok(outcome)
+    }
+
+    fn revoke_ca_certificate(
+        &mut self,
+        revocation: &CaCertificateRevocation,
+        operator: &str,
+    ) -> Result<RevokeOutcome, JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let note = format!("issuing CA certificate {}", revocation.subject);
+        let outcome = insert_revocation(
+            &tx,
+            &NewRevocation {
+                serial_hex: &revocation.serial_hex,
+                issuer_key_id_hex: &crate::pem::hex(&revocation.issuer_key_id),
+                certificate_id: None,
+                reason: revocation.reason,
+                invalidity_date: revocation.invalidity_date.map(crate::timestamp::format),
+                note: &note,
+            },
+            operator,
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        if matches!(outcome, RevokeOutcome::Revoked { .. }) {
+            self.audit_committed()?;
+        }
+        Ok(outcome)
+    }
+
+    fn revocation(&self, serial_hex: &str) -> Result<Option<RevocationRecord>, JournalError> {
+        self.conn
+            .prepare_cached(
+                "SELECT r.revoked_at, r.reason, r.invalidity_date, r.operator FROM revocations r
+                 JOIN certificates c ON r.certificate_id = c.id WHERE c.serial_hex = ?1",
+            )
+            .and_then(|mut stmt| stmt.query_row([serial_hex], revocation_from_row).optional())
+            .map_err(|e| self.db(e))
+    }
+
+    fn revoked_entries(
+        &self,
+        issuer_key_id: &[u8],
+        each: &mut dyn FnMut(RevokedEntry) -> Result<(), JournalError>,
+    ) -> Result<u64, JournalError> {
+        use time::format_description::well_known::Rfc3339;
+        let db = database_error(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT serial_hex, revoked_at, reason, invalidity_date FROM revocations
+                 WHERE issuer_key_id = ?1 ORDER BY length(serial_hex), serial_hex",
+            )
+            .map_err(db)?;
+        let mut rows = stmt.query([crate::pem::hex(issuer_key_id)]).map_err(db)?;
+        let bad = |serial: &str, what: &str| JournalError::Database {
+            path: self.path.display().to_string(),
+            reason: format!(
+                "revocation of {serial}: {what} does not read back (changed outside certmint?)"
+            ),
+        };
+        let time = |text: &str| time::OffsetDateTime::parse(text, &Rfc3339).ok();
+        let mut count = 0;
+        while let Some(row) = rows.next().map_err(db)? {
+            let serial_hex: String = row.get(0).map_err(db)?;
+            let revoked_at: String = row.get(1).map_err(db)?;
+            let reason: String = row.get(2).map_err(db)?;
+            let invalidity: Option<String> = row.get(3).map_err(db)?;
+            let entry = RevokedEntry {
+                serial: crate::pem::parse_hex(&serial_hex)
+                    .ok_or_else(|| bad(&serial_hex, "the serial"))?,
+                revoked_at: time(&revoked_at).ok_or_else(|| bad(&serial_hex, "its time"))?,
+                reason: reason.parse().map_err(|_| bad(&serial_hex, "its reason"))?,
+                invalidity_date: match invalidity {
+                    None => None,
+                    Some(text) => {
+                        Some(time(&text).ok_or_else(|| bad(&serial_hex, "its invalidity date"))?)
+                    }
+                },
+            };
+            each(entry)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    fn allocate_crl_number(
+        &mut self,
+        issuer_key_id: &[u8],
+        operator: &str,
+    ) -> Result<u64, JournalError> {
+        let db = database_error(&self.path);
+        let issuer = crate::pem::hex(issuer_key_id);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        tx.execute(
+            "INSERT INTO crl_numbers (issuer_key_id, last_allocated) VALUES (?1, 1)
+             ON CONFLICT(issuer_key_id) DO UPDATE SET last_allocated = last_allocated + 1",
+            [&issuer],
+        )
+        .map_err(db)?;
+        let number: i64 = tx
+            .query_row(
+                "SELECT last_allocated FROM crl_numbers WHERE issuer_key_id = ?1",
+                [&issuer],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        append_audit(
+            &tx,
+            operator,
+            "crl.number-allocated",
+            &format!("crl {issuer}"),
+            &format!("CRL number {number} allocated, before the CRL is signed"),
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.audit_committed()?;
+        u64::try_from(number).map_err(|_| JournalError::CrlNumber {
+            issuer_key_id: issuer,
+            number: 0,
+            reason: format!("the stored number {number} is not positive"),
+        })
+    }
+
+    fn record_crl(&mut self, crl: &IssuedCrl<'_>, operator: &str) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let issuer = crate::pem::hex(crl.issuer_key_id);
+        let refused = |reason: &str| JournalError::CrlNumber {
+            issuer_key_id: issuer.clone(),
+            number: crl.number,
+            reason: reason.to_owned(),
+        };
+        let number = i64::try_from(crl.number).map_err(|_| refused("too large"))?;
+        let entries = i64::try_from(crl.entries).map_err(|_| refused("too many entries"))?;
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let allocated: Option<i64> = tx
+            .query_row(
+                "SELECT last_allocated FROM crl_numbers WHERE issuer_key_id = ?1",
+                [&issuer],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        if number < 1 || allocated.is_none_or(|last| number > last) {
+            return Err(refused("was never allocated"));
+        }
+        let recorded: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM crls WHERE issuer_key_id = ?1 AND number = ?2)",
+                params![issuer, number],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        if recorded {
+            return Err(refused("is on record already"));
+        }
+        let this_update = crate::timestamp::format(crl.this_update);
+        let next_update = crate::timestamp::format(crl.next_update);
+        let now = now_rfc3339();
+        tx.execute(
+            "INSERT INTO crls (issuer_key_id, number, this_update, next_update, entries, sha256, recorded_at, operator)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![issuer, number, this_update, next_update, entries, crl.sha256_hex, now, operator],
+        )
+        .map_err(db)?;
+        append_audit(
+            &tx,
+            operator,
+            "crl.issued",
+            &format!("crl {issuer}"),
+            &format!(
+                "CRL number {number}: {entries} entries, thisUpdate {this_update}, nextUpdate {next_update}; SHA-256 {}",
+                crl.sha256_hex
+            ),
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.audit_committed()
+    }
+
+    fn crls(&self, issuer_key_id: &[u8]) -> Result<Vec<CrlRecord>, JournalError> {
+        self.crls_where(issuer_key_id, "ORDER BY number")
+    }
+
+    fn last_crl(&self, issuer_key_id: &[u8]) -> Result<Option<CrlRecord>, JournalError> {
+        Ok(self
+            .crls_where(issuer_key_id, "ORDER BY number DESC LIMIT 1")?
+            .pop())
+    }
+}
+
+impl SqliteJournal {
+    /// The issuer's CRLs, ordered and limited by `tail`.
+    fn crls_where(&self, issuer_key_id: &[u8], tail: &str) -> Result<Vec<CrlRecord>, JournalError> {
+        let sql = format!(
+            "SELECT issuer_key_id, number, this_update, next_update, entries, sha256, recorded_at, operator
+             FROM crls WHERE issuer_key_id = ?1 {tail}"
+        );
+        self.conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| {
+                stmt.query_map([crate::pem::hex(issuer_key_id)], |r| {
+                    Ok(CrlRecord {
+                        issuer_key_id: r.get(0)?,
+                        number: r.get::<_, i64>(1)?.try_into().unwrap_or_default(),
+                        this_update: r.get(2)?,
+                        next_update: r.get(3)?,
+                        entries: r.get::<_, i64>(4)?.try_into().unwrap_or_default(),
+                        sha256: r.get(5)?,
+                        recorded_at: r.get(6)?,
+                        operator: r.get(7)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(|e| self.db(e))
+    }
 }
 
 /// What the audit records say exists: manufacturers registered, orders
@@ -2277,6 +2832,22 @@ struct Described {
     issued: std::collections::HashMap<String, (i64, String, bool)>,
     voided: std::collections::HashMap<String, (i64, bool)>,
     superseded: std::collections::HashMap<String, (i64, bool)>,
+    /// Revocations by audit subject (`certificate S`, `ca-certificate S`).
+    revoked: std::collections::HashMap<String, (i64, bool)>,
+    /// CRLs recorded, by (audit subject `crl ISSUER`, number).
+    crls: std::collections::HashMap<(String, i64), (i64, bool)>,
+    /// The highest CRL number allocated per audit subject `crl ISSUER`.
+    allocated: std::collections::HashMap<String, (i64, i64, bool)>,
+}
+
+/// The number in an audit record's details that begin `CRL number N`.
+fn crl_number_in(details: &str) -> Option<i64> {
+    details
+        .strip_prefix("CRL number ")?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 impl Described {
@@ -2326,6 +2897,26 @@ impl Described {
             "certificate.superseded" => {
                 if let Some(serial) = record.subject.strip_prefix("certificate ") {
                     self.superseded.insert(serial.to_owned(), (seq, false));
+                }
+            }
+            "certificate.revoked" | "ca-certificate.revoked" => {
+                self.revoked.insert(record.subject.clone(), (seq, false));
+            }
+            "crl.issued" => {
+                if let Some(number) = crl_number_in(&record.details) {
+                    self.crls
+                        .insert((record.subject.clone(), number), (seq, false));
+                }
+            }
+            "crl.number-allocated" => {
+                if let Some(number) = crl_number_in(&record.details) {
+                    let highest = self
+                        .allocated
+                        .entry(record.subject.clone())
+                        .or_insert((seq, number, false));
+                    if number >= highest.1 {
+                        *highest = (seq, number, false);
+                    }
                 }
             }
             // A failed reissue: the certificate it was to supersede is in
@@ -2423,6 +3014,53 @@ impl Described {
                 _ => {}
             }
         }
+        let mut revocations =
+            conn.prepare("SELECT serial_hex, certificate_id IS NULL FROM revocations ORDER BY id")?;
+        for row in
+            revocations.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?
+        {
+            let (serial, ca) = row?;
+            let subject = if ca {
+                format!("ca-certificate {serial}")
+            } else {
+                format!("certificate {serial}")
+            };
+            match self.revoked.get_mut(&subject) {
+                Some((_, seen)) => *seen = true,
+                None => journal(format!(
+                    "{subject} is revoked but has no audit record of its revocation (added, or its record deleted)"
+                )),
+            }
+        }
+        let mut crls =
+            conn.prepare("SELECT issuer_key_id, number FROM crls ORDER BY issuer_key_id, number")?;
+        for row in crls.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (issuer, number) = row?;
+            match self.crls.get_mut(&(format!("crl {issuer}"), number)) {
+                Some((_, seen)) => *seen = true,
+                None => journal(format!(
+                    "CRL number {number} of issuer {issuer} has no audit record of its issue (added, or its record deleted)"
+                )),
+            }
+        }
+        let mut numbers = conn.prepare(
+            "SELECT issuer_key_id, last_allocated FROM crl_numbers ORDER BY issuer_key_id",
+        )?;
+        for row in numbers.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (issuer, last) = row?;
+            match self.allocated.get_mut(&format!("crl {issuer}")) {
+                Some((_, recorded, seen)) if *recorded == last => *seen = true,
+                Some((seq, recorded, seen)) => {
+                    *seen = true;
+                    journal(format!(
+                        "issuer {issuer}'s last allocated CRL number is {last}, but audit record {seq} allocated {recorded} last (changed behind the log's back)"
+                    ));
+                }
+                None => journal(format!(
+                    "issuer {issuer} has CRL numbers allocated but no audit record of an allocation"
+                )),
+            }
+        }
         let mut missing = |kind: &str, what: &str, seq: i64| {
             problems.push(AuditProblem {
                 seq,
@@ -2459,6 +3097,21 @@ impl Described {
         for (serial, (seq, seen)) in &self.superseded {
             if !seen {
                 missing("superseding", &format!("certificate {serial}"), *seq);
+            }
+        }
+        for (subject, (seq, seen)) in &self.revoked {
+            if !seen {
+                missing("revocation", subject, *seq);
+            }
+        }
+        for ((subject, number), (seq, seen)) in &self.crls {
+            if !seen {
+                missing("issue", &format!("CRL number {number} ({subject})"), *seq);
+            }
+        }
+        for (subject, (seq, _, seen)) in &self.allocated {
+            if !seen {
+                missing("CRL number allocation", subject, *seq);
             }
         }
         problems.sort_by_key(|p| p.seq);
@@ -2853,6 +3506,104 @@ mod tests {
         }
     }
 
+    /// A TBS certificate (made by OpenSSL) whose authorityKeyIdentifier
+    /// names the key [`TBS_ISSUER`].
+    const TBS: &str = "30820113a003020102021422620ee5915459bbfe8a82b141f0c88fbb5aa15e300a06082a8648ce3d040302300c310a300806035504030c0174301e170d3236313230353233343930335a170d3236313230363233343930335a300c310a300806035504030c01743059301306072a8648ce3d020106082a8648ce3d03010703420004ba9e777ce160e87982532c5db7a4e88b6972a6ac276676a0767c56a46ec8c38aa523a09ac42558e0fad01706555b4e40c82d88a7515d3f78ee89341c9f4095e0a3533051300f0603551d130101ff040530030101ff301f0603551d230418301680147268870411497e28047d36c9d5d9ed78160703b1301d0603551d0e041604147268870411497e28047d36c9d5d9ed78160703b1";
+    const TBS_ISSUER: &str = "7268870411497E28047D36C9D5D9ED78160703B1";
+
+    fn revoked(journal: &SqliteJournal) -> Vec<(String, RevocationReason)> {
+        let mut entries = Vec::new();
+        journal
+            .revoked_entries(&crate::pem::unhex(TBS_ISSUER), &mut |e| {
+                entries.push((crate::pem::hex(&e.serial), e.reason));
+                Ok(())
+            })
+            .unwrap();
+        entries
+    }
+
+    #[test]
+    fn the_issuer_of_a_tbs_is_its_authority_key_identifier() {
+        assert_eq!(
+            crate::pem::hex(&issuer_key_id_of_tbs(&crate::pem::unhex(TBS)).unwrap()),
+            TBS_ISSUER
+        );
+        assert!(issuer_key_id_of_tbs(b"tbs").is_err());
+    }
+
+    /// The card station's pulled card, a crash recovery and a one-off
+    /// failure all void the intent through `void_intent`: the voided
+    /// certificate is revoked as superseded in the same transaction.
+    #[test]
+    fn a_voided_intent_is_revoked_as_superseded_and_revoking_it_again_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, device) = journal_with_an_order(dir.path());
+        let tbs = crate::pem::unhex(TBS);
+        journal
+            .record_intent(&device, "7F01", &tbs, "test", "op")
+            .unwrap();
+        let request = RevocationRequest {
+            serial_hex: "7F01".into(),
+            reason: RevocationReason::KeyCompromise,
+            invalidity_date: None,
+        };
+        assert!(matches!(
+            journal.revoke(&request, "op"),
+            Err(JournalError::NotRevocable { .. })
+        ));
+        journal
+            .void_intent(
+                "7F01",
+                "station",
+                "card pulled after its certificate was written",
+            )
+            .unwrap();
+        assert_eq!(
+            revoked(&journal),
+            [("7F01".to_owned(), RevocationReason::Superseded)]
+        );
+        assert_eq!(
+            journal.revocation("7F01").unwrap().unwrap().operator,
+            "station"
+        );
+        assert!(matches!(
+            journal.revoke(&request, "op").unwrap(),
+            RevokeOutcome::AlreadyRevoked {
+                reason: RevocationReason::Superseded,
+                ..
+            }
+        ));
+        assert!(matches!(
+            journal.revoke(
+                &RevocationRequest {
+                    serial_hex: "AB".into(),
+                    ..request.clone()
+                },
+                "op"
+            ),
+            Err(JournalError::NoCertificate(_))
+        ));
+        let report = journal.verify_audit().unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        // A revocation added behind the log's back is a break.
+        journal
+            .conn
+            .execute(
+                "INSERT INTO revocations (serial_hex, issuer_key_id, revoked_at, reason, operator) VALUES ('01', 'AA', 'x', 'unspecified', 'x')",
+                [],
+            )
+            .unwrap();
+        let report = journal.verify_audit().unwrap();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.problem.contains("ca-certificate 01 is revoked")),
+            "{:?}",
+            report.problems
+        );
+    }
+
     /// A reissue whose signature never became a certificate supersedes
     /// nothing: voiding its intent puts the certificate it was to replace
     /// back in force, and the audit log still verifies.
@@ -2860,10 +3611,11 @@ mod tests {
     fn a_failed_reissue_leaves_the_old_certificate_in_force() {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, device) = journal_with_an_order(dir.path());
+        let tbs = crate::pem::unhex(TBS);
         let intent = |serial| Intent {
             device: &device,
             serial_hex: serial,
-            tbs: b"tbs",
+            tbs: &tbs,
             key_note: "test",
         };
         journal
@@ -2900,6 +3652,11 @@ mod tests {
         assert_eq!(
             journal.certificate_by_serial("02").unwrap().unwrap().status,
             "void"
+        );
+        // The voided reissue is revoked; the certificate in force again is not.
+        assert_eq!(
+            revoked(&journal),
+            [("02".to_owned(), RevocationReason::Superseded)]
         );
         let report = journal.verify_audit().unwrap();
         assert!(report.problems.is_empty(), "{:?}", report.problems);
