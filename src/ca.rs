@@ -89,6 +89,14 @@ pub enum CaError {
         /// Its certificate file.
         certificate: String,
     },
+    /// A CRL was asked of a product line without an issuing CA of its own.
+    #[error("{dir} has no {line} issuing CA of its own: its certificates come from the Mali Mühür issuing CA, whose CRL (--issuer mali-muhur) lists them")]
+    NoIssuingCa {
+        /// The CA directory.
+        dir: PathBuf,
+        /// The product line.
+        line: ProductLine,
+    },
 }
 
 impl CaError {
@@ -102,6 +110,7 @@ impl CaError {
             CaError::Signer(e) => e.kind(),
             CaError::Input(e) => e.kind(),
             CaError::IssuingCaExists { .. } => ErrorKind::Conflict,
+            CaError::NoIssuingCa { .. } => ErrorKind::NotFound,
             CaError::AlreadyExists(_) | CaError::Io { .. } | CaError::Certificate { .. } => {
                 ErrorKind::Failure
             }
@@ -681,6 +690,96 @@ impl CaDirectory {
     pub fn chain_pem(&self) -> String {
         pem::certificate(self.ca.certificate_der()) + &pem::certificate(&self.root_der)
     }
+}
+
+/// A CA whose CRL certmint issues: an issuing CA (its CRL lists the
+/// certificates it signed) or the root (its CRL, the ARL, lists revoked
+/// issuing CAs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlAuthority {
+    /// A product line's issuing CA.
+    Issuing(ProductLine),
+    /// The root.
+    Root,
+}
+
+impl std::fmt::Display for CrlAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CrlAuthority::Issuing(line) => write!(f, "{line}"),
+            CrlAuthority::Root => f.write_str("root"),
+        }
+    }
+}
+
+impl std::str::FromStr for CrlAuthority {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "root" => Ok(CrlAuthority::Root),
+            line => line
+                .parse()
+                .map(CrlAuthority::Issuing)
+                .map_err(|_| format!("unknown CRL issuer {text:?} (use okc, mali-muhur or root)")),
+        }
+    }
+}
+
+/// A CA opened to sign its CRL: its certificate, its key, and the URL its
+/// CRL is published at (what the certificates it signed name in their CRL
+/// distribution point).
+#[derive(Debug)]
+pub struct CrlSigningCa {
+    /// The CA certificate's DER.
+    pub certificate_der: Vec<u8>,
+    /// The CA key.
+    pub signer: Box<dyn Signer>,
+    /// The CRL's URL, if the configuration names one.
+    pub crl_url: Option<String>,
+}
+
+/// Opens `authority`'s certificate and key in the CA directory `dir` to sign
+/// its CRL. An issuing CA's key is its configured one; the root's is
+/// `root_key` or `root-key.pem` in the directory. A product line without an
+/// issuing CA of its own is refused: its certificates come from the Mali
+/// Mühür issuing CA, whose CRL lists them.
+pub fn open_crl_signer(
+    dir: &Path,
+    authority: CrlAuthority,
+    root_key: Option<&str>,
+    unlock: &Unlock,
+) -> Result<CrlSigningCa, CaError> {
+    let config = CaConfig::load(&dir.join(CONFIG_FILE))?;
+    let (certificate_file, key_ref, crl_url) = match authority {
+        CrlAuthority::Root => {
+            let key_ref = match root_key {
+                Some(reference) => KeyRef::parse(reference, Path::new("."))?,
+                None => KeyRef::parse(ROOT_KEY_FILE, dir)?,
+            };
+            // The issuing CA certificates name the root's CRL.
+            let crl_url = config.issuing_ca.crl_url.clone();
+            (config.ca.root_certificate.clone(), key_ref, crl_url)
+        }
+        CrlAuthority::Issuing(line) => {
+            let Some(files) = issuing_files(&config, line) else {
+                return Err(CaError::NoIssuingCa {
+                    dir: dir.to_path_buf(),
+                    line,
+                });
+            };
+            let crl_url = match line {
+                ProductLine::MaliMuhur => config.mali_muhur.crl_url.clone(),
+                ProductLine::Okc => config.okc_device.crl_url.clone(),
+            };
+            (files.certificate, KeyRef::parse(&files.key, dir)?, crl_url)
+        }
+    };
+    let certificate_der = read_certificate(&dir.join(certificate_file))?;
+    Ok(CrlSigningCa {
+        certificate_der,
+        signer: key_ref.open(unlock)?,
+        crl_url,
+    })
 }
 
 #[cfg(test)]

@@ -239,6 +239,7 @@ fn own_kind(error: &(dyn std::error::Error + 'static)) -> ErrorKind {
         crate::card::provision::CardError,
         crate::card::station::StationError,
         crate::crl::CrlError,
+        crate::crl::publish::PublishError,
         crate::hardening::HardeningError,
         crate::ids::IdError,
         crate::input::InputError,

@@ -247,6 +247,8 @@ enum CaCommand {
     AddIssuing(CaAddIssuingArgs),
     /// Show the root and each product line's issuing CA: files, names, validity, policy and URLs.
     Show(CaShowArgs),
+    /// Issue a CA's next CRL from the revocations on record: an issuing CA's, or the root's (ARL).
+    Crl(Box<cli::crl::CaCrlArgs>),
 }
 
 #[derive(Args)]
@@ -475,6 +477,7 @@ fn main() -> ExitCode {
         Command::Ca(CaCommand::Init(args)) => ca_init(args),
         Command::Ca(CaCommand::AddIssuing(args)) => ca_add_issuing(args),
         Command::Ca(CaCommand::Show(args)) => ca_show(args),
+        Command::Ca(CaCommand::Crl(args)) => cli::crl::ca_crl(*args),
         Command::Issue(args) => issue(args),
         Command::Inspect(args) => inspect_file(args),
         Command::Hsm(HsmCommand::Keygen(args)) => hsm_keygen(args),

@@ -20,7 +20,13 @@ use time::OffsetDateTime;
 const UNVAN: &str = "Örnek Bilişim Anonim Şirketi";
 
 fn open_ca(ws: &Workspace) -> CaDirectory {
-    CaDirectory::open(&ws.path("ca"), None, &Unlock::default()).unwrap()
+    CaDirectory::open(
+        &ws.path("ca"),
+        certmint::profile::ProductLine::MaliMuhur,
+        None,
+        &Unlock::default(),
+    )
+    .unwrap()
 }
 
 fn info(number: u64) -> CrlInfo {
@@ -300,8 +306,12 @@ fn a_crl_signed_by_a_softhsm_key_verifies_with_openssl() {
         &env,
     )
     .ok();
-    ws.certmint_env(&["ca", "init", "--dir", "ca", "--issuing-key", &key], &env)
-        .ok();
+    // bench --crl signs as the ÖKC issuing CA: its key is the token's.
+    ws.certmint_env(
+        &["ca", "init", "--dir", "ca", "--okc-issuing-key", &key],
+        &env,
+    )
+    .ok();
     let run = ws
         .certmint_env(
             &[
@@ -320,7 +330,7 @@ fn a_crl_signed_by_a_softhsm_key_verifies_with_openssl() {
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(report["key"], key.as_str(), "{report}");
     assert_eq!(report["crl"]["entries"], 50, "{report}");
-    openssl_verifies(&ws, "out/bench.crl", "ca/issuing.pem");
+    openssl_verifies(&ws, "out/bench.crl", "ca/okc-issuing.pem");
     let text = ws
         .openssl(&["crl", "-in", "out/bench.crl.pem", "-text", "-noout"])
         .ok()
@@ -341,7 +351,7 @@ fn bench_crl_writes_a_crl_openssl_accepts_and_reports_its_size() {
     let der_len = std::fs::metadata(ws.path("out/bench.crl")).unwrap().len();
     assert_eq!(crl["der_bytes"], der_len, "{report}");
     assert!(crl["peak_growth_kib"].is_u64(), "{report}");
-    openssl_verifies(&ws, "out/bench.crl", "out/ca/issuing.pem");
+    openssl_verifies(&ws, "out/bench.crl", "out/ca/okc-issuing.pem");
     let text = ws
         .openssl(&["crl", "-in", "out/bench.crl.pem", "-text", "-noout"])
         .ok()

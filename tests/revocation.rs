@@ -50,10 +50,11 @@ fn serial_of_device(ws: &Workspace, device: &str) -> String {
         .to_owned()
 }
 
-/// The issuing CA's key identifier (its subjectKeyIdentifier), from `ca/issuing.pem`.
+/// The ÖKC issuing CA's key identifier (its subjectKeyIdentifier), from
+/// `ca/okc-issuing.pem`: the issuer of every device certificate here.
 fn issuing_key_id(ws: &Workspace) -> Vec<u8> {
     use der::DecodePem;
-    let pem = ws.read("ca/issuing.pem");
+    let pem = ws.read("ca/okc-issuing.pem");
     let certificate = x509_cert::Certificate::from_pem(&pem).unwrap();
     let (_, ski) = certificate
         .tbs_certificate()
@@ -63,7 +64,7 @@ fn issuing_key_id(ws: &Workspace) -> Vec<u8> {
     ski.0.as_bytes().to_vec()
 }
 
-/// Every revocation of the issuing CA, as the CRL builder reads them.
+/// Every revocation of the ÖKC issuing CA, as the CRL builder reads them.
 fn revoked_serials(ws: &Workspace) -> Vec<(String, RevocationReason)> {
     let journal = SqliteJournal::open(&ws.path("journal.sqlite")).unwrap();
     let mut entries = Vec::new();

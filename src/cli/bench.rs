@@ -228,19 +228,32 @@ fn crl(args: &BenchArgs, entries: usize) -> Result<()> {
     let result = (|| -> Result<(certmint::tools::crl_bench::CrlBenchReport, String)> {
         let directory = match &args.ca {
             Some(ca_dir) => {
-                CaDirectory::open(ca_dir, None, &super::unlock(args.ca_pin_env.clone(), 1))?
+                // The ÖKC issuing CA: its device population is the one whose
+                // CRL reaches millions of entries.
+                CaDirectory::open(
+                    ca_dir,
+                    ProductLine::Okc,
+                    None,
+                    &super::unlock(args.ca_pin_env.clone(), 1),
+                )?
             }
             None => {
                 let now = certmint::issue::validity::now()?;
                 let mut options = InitOptions::kamu_sm_defaults(now);
                 options.root_key = ca::CaKey::Generate(args.key_type);
-                options.issuing_key = ca::CaKey::Generate(args.key_type);
+                options.mali_muhur.key = ca::CaKey::Generate(args.key_type);
+                options.okc.key = ca::CaKey::Generate(args.key_type);
                 ca::init(&dir.join("ca"), &options)?;
-                CaDirectory::open(&dir.join("ca"), None, &Unlock::default())?
+                CaDirectory::open(&dir.join("ca"), ProductLine::Okc, None, &Unlock::default())?
             }
         };
         let key = match &args.ca {
-            Some(_) => directory.config.ca.issuing_key.clone(),
+            Some(ca_dir) => ca::overview(ca_dir)?
+                .issuing
+                .into_iter()
+                .find(|issuing| issuing.line == directory.line)
+                .map(|issuing| issuing.key)
+                .unwrap_or_default(),
             None => format!("generated {}", args.key_type),
         };
         let paths = certmint::crl::CrlPaths {

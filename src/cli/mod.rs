@@ -12,6 +12,7 @@ macro_rules! usage {
 pub mod bench;
 pub mod card;
 pub mod cert;
+pub mod crl;
 pub mod json;
 pub mod logging;
 pub mod manufacturers;

@@ -17,6 +17,7 @@
 mod encode;
 mod files;
 pub mod lint;
+pub mod publish;
 
 pub use files::{write_files, CrlPaths};
 

@@ -17,9 +17,16 @@ fn ca_directory() -> (tempfile::TempDir, CaDirectory) {
     let now = crate::issue::validity::now().unwrap();
     let mut options = InitOptions::kamu_sm_defaults(now);
     options.root_key = CaKey::Generate(KeyType::EcP256);
-    options.issuing_key = CaKey::Generate(KeyType::EcP256);
+    options.mali_muhur.key = CaKey::Generate(KeyType::EcP256);
+    options.okc.key = CaKey::Generate(KeyType::EcP256);
     ca::init(&dir.path().join("ca"), &options).unwrap();
-    let directory = CaDirectory::open(&dir.path().join("ca"), None, &Unlock::default()).unwrap();
+    let directory = CaDirectory::open(
+        &dir.path().join("ca"),
+        crate::profile::ProductLine::MaliMuhur,
+        None,
+        &Unlock::default(),
+    )
+    .unwrap();
     (dir, directory)
 }
 
