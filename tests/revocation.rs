@@ -78,6 +78,23 @@ fn revoked_serials(ws: &Workspace) -> Vec<(String, RevocationReason)> {
     entries
 }
 
+/// Issues the ÖKC issuing CA's next CRL in `dir` (`run` runs certmint
+/// there) and returns what `openssl crl -text` shows of it.
+fn next_okc_crl_text(run: impl Fn(&[&str]) -> Run, dir: &std::path::Path) -> String {
+    run(&["ca", "crl", "--ca", "ca", "--issuer", "okc"]).ok();
+    let out = std::process::Command::new("openssl")
+        .args(["crl", "-in", "ca/crl/okcshs-s1.crl.pem", "-text", "-noout"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn audit_intact(ws: &Workspace) {
     let verified = run_on_journal(ws, &["audit", "verify"], &[]);
     assert_eq!(verified.code, 0, "{}\n{}", verified.stdout, verified.stderr);
@@ -405,6 +422,15 @@ fn a_crash_after_signing_leaves_the_voided_certificates_revoked() {
     }
     // Nothing but the voided intents is revoked; every device has its certificate.
     assert_eq!(revoked.len(), caught.len());
+    // The next CRL lists each of them as superseded.
+    let text = next_okc_crl_text(&run, ws.dir.path());
+    for serial in &caught {
+        assert!(
+            text.contains(&format!("Serial Number: {serial}")),
+            "{serial} not in\n{text}"
+        );
+    }
+    assert_eq!(text.matches("Superseded").count(), caught.len(), "{text}");
     audit_intact(&ws);
 }
 
@@ -840,6 +866,10 @@ fn a_card_pulled_after_its_certificate_was_written_leaves_it_revoked() {
             assert!(certificate["revocation"].is_null(), "{certificate}");
         }
     }
+    // The next CRL lists the pulled card's certificate, and only it.
+    let text = next_okc_crl_text(&run, &stack.path(""));
+    assert!(text.contains(&format!("Serial Number: {voided}")), "{text}");
+    assert_eq!(text.matches("Serial Number:").count(), 1, "{text}");
     let verified = run(&["audit", "verify"]);
     assert_eq!(verified.code, 0, "{}", verified.stdout);
 }
