@@ -103,13 +103,15 @@ pub const KINDS: [KindRow; 11] = [
         code: 7,
         name: "held",
         meaning: "the order is being produced by another producer (named in the message); \
-                  run again once it has finished, or wait with `--wait SECONDS`",
+                  run again once it has finished, or wait with `--wait SECONDS`; or another \
+                  `ca crl` writes into the same CRL folder",
     },
     KindRow {
         kind: ErrorKind::NotFound,
         code: 8,
         name: "not-found",
-        meaning: "not found: no such order or registered manufacturer, or no certificate on record matches",
+        meaning: "not found: no such order or registered manufacturer, or no certificate on record matches, \
+                  or no issuing CA of that product line for `ca crl`",
     },
     KindRow {
         kind: ErrorKind::Conflict,
