@@ -867,7 +867,7 @@ fn a_card_pulled_after_its_certificate_was_written_leaves_it_revoked() {
         }
     }
     // The next CRL lists the pulled card's certificate, and only it.
-    let text = next_okc_crl_text(&run, &stack.path(""));
+    let text = next_okc_crl_text(run, &stack.path(""));
     assert!(text.contains(&format!("Serial Number: {voided}")), "{text}");
     assert_eq!(text.matches("Serial Number:").count(), 1, "{text}");
     let verified = run(&["audit", "verify"]);
