@@ -1,7 +1,8 @@
 //! Each card of a station run gets its own random PIN and PUK: held by the
 //! journal before the card takes them, listed in the order's PIN letter
 //! manifest (mode 0600) at delivery, purged with the journal's copy by the
-//! soft rule; `--keep-card-pin` keeps one known PIN for the order. Through
+//! soft rule (`card pin-letters` writes a lost one again before that);
+//! `--keep-card-pin` keeps one known PIN for the order. Through
 //! the real stack: a private pcscd with vsmartcard-vpcd and virtual PIV
 //! cards (`certmint card virtual`); the PINs are checked on the cards with
 //! yubico-piv-tool.
@@ -271,6 +272,25 @@ fn each_card_gets_its_own_pin_held_by_the_journal_listed_privately_and_purged() 
         }
     }
     assert!(run.stderr.contains("done, certificate"), "{}", run.stderr);
+
+    // A manifest lost before the purge is written again from the journal,
+    // the same and as private; an existing one is never overwritten.
+    std::fs::remove_file(&manifest).unwrap();
+    let rewritten = certmint(&stack, &["card", "pin-letters", "--order", "1"]).ok();
+    assert!(
+        rewritten.stdout.contains("order-1.pins.csv"),
+        "{}",
+        rewritten.stdout
+    );
+    assert_eq!(std::fs::read_to_string(&manifest).unwrap(), text);
+    assert_eq!(mode(&manifest), 0o600);
+    let again = certmint(&stack, &["card", "pin-letters", "--order", "1"]);
+    assert_ne!(again.code, 0, "{}", said(&again));
+    assert!(
+        again.stderr.contains("never overwritten"),
+        "{}",
+        again.stderr
+    );
 
     // Not due yet: nothing is deleted.
     let early = certmint(&stack, &["okc", "purge"]).ok();

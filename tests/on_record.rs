@@ -428,7 +428,7 @@ fn a_journal_written_before_schema_versions_is_migrated_and_still_verifies() {
         "{}",
         verified.stdout
     );
-    assert_eq!(version(&ws), 3);
+    assert_eq!(version(&ws), 4);
     let listed = json_lines(&run(&["cert", "list", "--json"]).ok().stdout);
     let devices: Vec<&str> = listed
         .iter()

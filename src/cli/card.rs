@@ -140,8 +140,23 @@ pub enum CardCommand {
     Provision(ProvisionArgs),
     /// One worker per reader over an order: insert a card, produce, take it out, next.
     Station(StationArgs),
+    /// Write a card order's PIN letter manifest again from the journal (a manifest lost before the purge).
+    PinLetters(PinLettersArgs),
     /// Put a virtual PIV card into a vsmartcard-vpcd reader of pcscd (rehearsals and tests).
     Virtual(super::vcard::VirtualArgs),
+}
+
+#[derive(Args)]
+#[command(after_help = "Example:\n  certmint card pin-letters --order 7\n\n\
+Writes DELIVERIES/order-N.pins.csv again, where `card station` wrote it (the path the journal\n\
+recorded), mode 0600, from the PINs and PUKs the journal holds until `certmint okc purge` erases\n\
+them. An existing file is never overwritten; the purge deadline stays as it was; audited.")]
+pub struct PinLettersArgs {
+    #[command(flatten)]
+    journal: JournalArgs,
+    /// The order (target card, produced at the station with a PIN per card).
+    #[arg(long)]
+    order: i64,
 }
 
 #[derive(Args)]
@@ -256,6 +271,7 @@ pub fn card(command: CardCommand) -> Result<()> {
         CardCommand::List(args) => list(args),
         CardCommand::Provision(args) => provision(args),
         CardCommand::Station(args) => station(args),
+        CardCommand::PinLetters(args) => pin_letters(args),
         CardCommand::Virtual(args) => super::vcard::run(args),
     }
 }
@@ -359,6 +375,22 @@ fn provision(args: ProvisionArgs) -> Result<()> {
             println!("PIN letter: {letter} (hand it to the customer apart from the card)");
         }
     }
+    Ok(())
+}
+
+fn pin_letters(args: PinLettersArgs) -> Result<()> {
+    let operator = args.journal.operator()?;
+    let journal: Mutex<SqliteJournal> = Mutex::new(args.journal.open()?);
+    let path = certmint::production::delivery::rewrite_pin_letters(
+        &journal,
+        OrderId(args.order),
+        &operator,
+    )?;
+    println!(
+        "PIN letters of order {}: {} (mode 0600; the PIN mailer's input, kept apart from the cards)",
+        args.order,
+        path.display()
+    );
     Ok(())
 }
 

@@ -189,33 +189,12 @@ impl Production<'_> {
         Ok(())
     }
 
-    /// Writes the PIN letter manifest beside the delivery folder, mode 0600
-    /// from its creation and renamed into place whole: one line per card
-    /// that carries an issued certificate of the order and got its own PIN
-    /// and PUK, paged from the journal. Returns its absolute path.
+    /// Writes the PIN letter manifest beside the delivery folder; returns
+    /// its absolute path.
     fn write_pin_letters(&self, journal: &Mutex<dyn Journal>) -> Result<PathBuf, ProduceError> {
         let root = std::fs::canonicalize(&self.out).map_err(io(&self.out))?;
         let path = pin_letter_manifest(&root, self.order);
-        let mut manifest = AtomicFile::create(&path, 0o600)?;
-        manifest.write(b"device_serial,certificate_serial,reader,pin,puk\n")?;
-        let mut after = 0;
-        loop {
-            let page = lock(journal).card_secrets(self.order, after, 1000)?;
-            let Some((last, _)) = page.last() else { break };
-            after = *last;
-            for (_, card) in page {
-                let line = zeroize::Zeroizing::new(format!(
-                    "{},{},{},{},{}\n",
-                    card.device_serial,
-                    card.certificate_serial,
-                    csv_field(&card.reader),
-                    card.pin.expose(),
-                    card.puk.expose()
-                ));
-                manifest.write(line.as_bytes())?;
-            }
-        }
-        manifest.commit()?;
+        write_pin_letter_manifest(journal, self.order, &path)?;
         Ok(path)
     }
 
@@ -264,6 +243,78 @@ impl Production<'_> {
             ),
         })
     }
+}
+
+/// Writes `order`'s PIN letter manifest at `path`, mode 0600 from its
+/// creation and renamed into place whole: one line per card that carries
+/// an issued certificate of the order and got its own PIN and PUK, paged
+/// from the journal (memory stays flat however large the order).
+fn write_pin_letter_manifest(
+    journal: &Mutex<dyn Journal>,
+    order: OrderId,
+    path: &Path,
+) -> Result<(), ProduceError> {
+    let mut manifest = AtomicFile::create(path, 0o600)?;
+    manifest.write(b"device_serial,certificate_serial,reader,pin,puk\n")?;
+    let mut after = 0;
+    loop {
+        let page = lock(journal).card_secrets(order, after, 1000)?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        for (_, card) in page {
+            let line = zeroize::Zeroizing::new(format!(
+                "{},{},{},{},{}\n",
+                card.device_serial,
+                card.certificate_serial,
+                csv_field(&card.reader),
+                card.pin.expose(),
+                card.puk.expose()
+            ));
+            manifest.write(line.as_bytes())?;
+        }
+    }
+    manifest.commit()
+}
+
+/// Writes a card order's PIN letter manifest again, where the journal
+/// recorded it, from the PINs and PUKs the journal holds: for a manifest
+/// lost before the purge. An existing file is never overwritten, the purge
+/// deadline stays as it was, and the rewrite is audited. Returns the path.
+pub fn rewrite_pin_letters(
+    journal: &Mutex<dyn Journal>,
+    order: OrderId,
+    operator: &str,
+) -> Result<PathBuf, ProduceError> {
+    let refuse = |reason: String| ProduceError::Order { order, reason };
+    let recorded = lock(journal)
+        .unpurged_pin_letters()?
+        .into_iter()
+        .find(|letters| letters.order == order)
+        .ok_or_else(|| {
+            refuse(
+                "the journal holds no PIN letters of this order: it is not a delivered card order \
+                 whose cards got their own PINs, or its PIN letters were purged"
+                    .into(),
+            )
+        })?;
+    let path = PathBuf::from(&recorded.manifest);
+    if std::fs::symlink_metadata(&path).is_ok() {
+        return Err(refuse(format!(
+            "{} exists; a PIN letter manifest is never overwritten (move it away to write it again)",
+            path.display()
+        )));
+    }
+    write_pin_letter_manifest(journal, order, &path)?;
+    lock(journal).audit(
+        operator,
+        "order.pin-letters-rewritten",
+        &format!("order {order}"),
+        &format!(
+            "PIN letter manifest {} written again from the journal (mode 0600)",
+            path.display()
+        ),
+    )?;
+    Ok(path)
 }
 
 /// A CSV field (RFC 4180): quoted, inner quotes doubled, when it holds a
