@@ -123,7 +123,8 @@ CREATE TABLE IF NOT EXISTS delivery_files (
 );
 "#;
 
-/// The journal's files are private: they hold PKCS#12 passwords until the purge.
+/// The journal's files are private: they hold PKCS#12 passwords and card PINs
+/// and PUKs until the purge.
 const JOURNAL_MODE: u32 = 0o600;
 
 /// `journal.sqlite` → `journal.sqlite-wal`, `journal.sqlite-shm`.
