@@ -125,11 +125,11 @@ fn stack_with_card_order(serials: &[&str]) -> PcscStack {
     stack
 }
 
-/// `card station` over order 1 with -v logging, the cards' PIN and PUK
+/// `card station` over order 1 with the most logging (-vvv), the cards' PIN and PUK
 /// from variables, then `extra`.
 fn station_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
-        "-v",
+        "-vvv",
         "card",
         "station",
         "--order",
@@ -177,7 +177,8 @@ fn mode(path: &Path) -> u32 {
 /// reader; each PIN verifies on its own card (yubico-piv-tool) and the
 /// order's PIN no longer does. At delivery the PIN letter manifest (mode
 /// 0600) lists every device with its certificate, reader, PIN and PUK, as
-/// the journal holds them. No PIN or PUK reaches the -v output. The purge
+/// the journal holds them. No PIN or PUK reaches the -vvv output or a
+/// Debug rendering. The purge
 /// leaves them until the deadline, then deletes the manifest and erases the
 /// journal's copy, and the audit chain verifies.
 #[test]
@@ -269,6 +270,7 @@ fn each_card_gets_its_own_pin_held_by_the_journal_listed_privately_and_purged() 
     for card in &secrets {
         for secret in [card.pin.expose(), card.puk.expose()] {
             assert!(!said(&run).contains(secret), "{}", said(&run));
+            assert!(!format!("{card:?}").contains(secret));
         }
     }
     assert!(run.stderr.contains("done, certificate"), "{}", run.stderr);
