@@ -544,10 +544,13 @@ fn station(stack: &PcscStack, order: &str) -> Run {
             "CARD_KEY",
             "--pin-env",
             "CARD_PIN",
+            "--card-puk-env",
+            "CARD_PUK",
             "--out",
             "deliveries",
         ],
-        &[("CARD_PIN", "24681357")],
+        // The virtual cards' PUK is the factory one: each card gets its own.
+        &[("CARD_PIN", "24681357"), ("CARD_PUK", "12345678")],
     )
 }
 

@@ -446,7 +446,7 @@ fn a_journal_written_before_schema_versions_is_migrated_and_still_verifies() {
         "{}",
         verified.stdout
     );
-    assert_eq!(version(&ws), 4);
+    assert_eq!(version(&ws), certmint::journal::SCHEMA_VERSION);
     let listed = json_lines(&run(&["cert", "list", "--json"]).ok().stdout);
     let devices: Vec<&str> = listed
         .iter()

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use certmint::ca::CaDirectory;
 use certmint::calendar::BusinessCalendar;
 use certmint::card::provision::{CardCredentials, CardError};
-use certmint::card::station::{Station, StationError};
+use certmint::card::station::{PinPolicy, Station, StationError};
 use certmint::journal::{Journal, OrderId, OrderState, SqliteJournal};
 use certmint::keyref::Unlock;
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
@@ -109,6 +109,7 @@ fn provision_in_reader(
             puk: Some(Pin::new(CARD_PUK.into(), "PUK").unwrap()),
             allow_factory_defaults: false,
         },
+        pin_policy: PinPolicy::Keep,
         operator: "card-operator".into(),
         stop: Arc::new(AtomicBool::new(false)),
         on_event: &|reader, event| eprintln!("[{reader}] {event}"),

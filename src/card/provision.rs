@@ -300,6 +300,43 @@ fn random_digits(len: usize) -> Result<String, CardError> {
     Ok(digits)
 }
 
+/// The length of the PINs and PUKs certmint draws: PIV takes a PIN of 6 to
+/// 8 digits and a PUK of 8; the longest PIN is the hardest to guess.
+pub const FRESH_SECRET_DIGITS: usize = 8;
+
+/// A fresh random PIN and PUK for one card, from the operating system's
+/// random number generator (through aws-lc-rs).
+pub fn random_card_secrets() -> Result<(Pin, Pin), CardError> {
+    let secret = |what: &str| -> Result<Pin, CardError> {
+        Pin::new(random_digits(FRESH_SECRET_DIGITS)?, what)
+            .map_err(|e| CardError::Record(e.to_string()))
+    };
+    Ok((secret("new PIN")?, secret("new PUK")?))
+}
+
+/// Sets `new_puk` (authorised by `current_puk`), then `new_pin`
+/// (authorised by `current_pin`), then verifies the new PIN on the card.
+/// The PUK goes first: a card that refuses it has changed nothing.
+pub fn change_card_secrets<T: Transport>(
+    client: &mut PivClient<T>,
+    current_pin: &Pin,
+    current_puk: &Pin,
+    new_pin: &Pin,
+    new_puk: &Pin,
+) -> Result<(), CardError> {
+    let card = |error: PivError| CardError::Card {
+        step: Step::Credentials,
+        error,
+    };
+    client
+        .change_secret(key_reference::PUK, current_puk, new_puk)
+        .map_err(card)?;
+    client
+        .change_secret(key_reference::PIN, current_pin, new_pin)
+        .map_err(card)?;
+    client.verify_pin(new_pin).map_err(card)
+}
+
 /// Sets a fresh PUK and PIN and writes them to the PIN letter. The letter is
 /// written to a temporary file first, so the values are never lost: if the
 /// card refuses, the letter is removed and the card keeps its old secrets.
@@ -320,10 +357,7 @@ pub fn set_fresh_credentials<T: Transport>(
             path.display()
         ))
     };
-    let new_pin =
-        Pin::new(random_digits(8)?, "new PIN").map_err(|e| CardError::Record(e.to_string()))?;
-    let new_puk =
-        Pin::new(random_digits(8)?, "new PUK").map_err(|e| CardError::Record(e.to_string()))?;
+    let (new_pin, new_puk) = random_card_secrets()?;
     let letter = zeroize::Zeroizing::new(format!(
         "certmint PIN letter\n\
          certificate serial: {}\n\

@@ -106,6 +106,18 @@ impl fmt::Display for StationEvent {
     }
 }
 
+/// What a station run does with the cards' PIN and PUK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinPolicy {
+    /// Each card gets its own random PIN and PUK, held by the journal
+    /// before they are set, and listed in the order's PIN letter manifest
+    /// (mode 0600) at delivery; the purge deletes both by the soft rule.
+    Random,
+    /// Every card keeps the PIN and PUK it came with: one PIN, known to
+    /// the operator, for the whole order (an order that asks for it).
+    Keep,
+}
+
 /// A station run over one order.
 pub struct Station<'a> {
     /// The order (target `card`).
@@ -123,8 +135,11 @@ pub struct Station<'a> {
     pub readers: Vec<String>,
     /// The slot the keys go into.
     pub slot: Slot,
-    /// The cards' management key and PIN.
+    /// The cards' management key and PIN (and PUK, to set a fresh one).
     pub credentials: CardCredentials,
+    /// The cards' PIN and PUK after [`Station::run`]: random per card, or
+    /// kept. ([`Station::provision_card_in`] has its own PIN letter.)
+    pub pin_policy: PinPolicy,
     /// Who runs it.
     pub operator: String,
     /// Set to stop after the cards in flight.
@@ -200,7 +215,14 @@ enum Claim {
 impl Station<'_> {
     /// Runs the station until the order is done (then delivers) or stopped.
     pub fn run(&self, journal: &Mutex<dyn Journal>) -> Result<ProductionReport, StationError> {
-        self.holding_order(journal, |pipeline, algorithm, report| {
+        let fresh_secrets = self.pin_policy == PinPolicy::Random;
+        if fresh_secrets && self.credentials.puk.is_none() {
+            return Err(StationError::Card {
+                reader: self.readers.join(", "),
+                error: CardError::NoPuk,
+            });
+        }
+        self.holding_order(journal, fresh_secrets, |pipeline, algorithm, report| {
             let queue = Mutex::new(Queue::new());
             let produced = AtomicU64::new(0);
             let failure: Mutex<Option<StationError>> = Mutex::new(None);
@@ -232,6 +254,7 @@ impl Station<'_> {
                             algorithm,
                             pipeline,
                             pin_letter: None,
+                            fresh_secrets,
                         };
                         match worker.serve(produced) {
                             Ok(()) => {}
@@ -283,7 +306,7 @@ impl Station<'_> {
                 )));
             }
         }
-        self.holding_order(journal, |pipeline, algorithm, report| {
+        self.holding_order(journal, false, |pipeline, algorithm, report| {
             let pcsc = Readers::establish().map_err(|error| StationError::Reader {
                 reader: reader.to_owned(),
                 error,
@@ -299,6 +322,7 @@ impl Station<'_> {
                 algorithm,
                 pipeline,
                 pin_letter,
+                fresh_secrets: false,
             };
             let Claim::Device(device) = worker.claim()? else {
                 return Ok(());
@@ -327,10 +351,12 @@ impl Station<'_> {
     }
 
     /// Runs `work` over the order's pipeline inside one production run
-    /// (lease, recovery, delivery once every device is verified).
+    /// (lease, recovery, delivery once every device is verified; with
+    /// `fresh_secrets`, the delivery writes the PIN letter manifest).
     fn holding_order(
         &self,
         journal: &Mutex<dyn Journal>,
+        fresh_secrets: bool,
         work: impl FnOnce(&Pipeline<'_>, Algorithm, &mut ProductionReport) -> Result<(), StationError>,
     ) -> Result<ProductionReport, StationError> {
         let production = Production {
@@ -346,7 +372,7 @@ impl Station<'_> {
             calendar: self.calendar,
             lease_wait: self.lease_wait,
         };
-        production.run_scheduled(journal, &CardRun, |pipeline, report| {
+        production.run_scheduled(journal, &CardRun { fresh_secrets }, |pipeline, report| {
             let key_type = pipeline.key_type;
             let algorithm =
                 Algorithm::for_key_type(key_type).ok_or_else(|| ProduceError::Order {
@@ -382,6 +408,8 @@ struct Worker<'a, 's> {
     pipeline: &'a Pipeline<'a>,
     /// Where the card's fresh PIN and PUK go (one card at a time only).
     pin_letter: Option<&'a Path>,
+    /// Each card gets its own random PIN and PUK, held by the journal.
+    fresh_secrets: bool,
 }
 
 impl Worker<'_, '_> {
@@ -556,7 +584,8 @@ impl Worker<'_, '_> {
                 ca_name,
                 &on_step,
             )
-            .with_pin_letter(self.pin_letter);
+            .with_pin_letter(self.pin_letter)
+            .with_fresh_secrets(self.fresh_secrets.then_some(station.operator.as_str()));
             let result = self
                 .pipeline
                 .sign_chunk(&record, &card, vec![device.clone()])

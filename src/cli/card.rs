@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use certmint::ca::{self, CaDirectory};
 use certmint::card::provision::CardCredentials;
-use certmint::card::station::{Station, StationEvent};
+use certmint::card::station::{PinPolicy, Station, StationEvent};
 use certmint::card::Readers;
 use certmint::ids::IdMode;
 use certmint::journal::{Journal, OrderId, OrderKind, SqliteJournal};
@@ -52,6 +52,27 @@ pub struct CardSecretArgs {
     /// Accept the well-known factory management key and PIN (test cards only).
     #[arg(long)]
     allow_factory_defaults: bool,
+}
+
+/// Where the cards' current PUK comes from (needed to set a fresh one).
+#[derive(Args, Clone)]
+pub struct CardPukArgs {
+    /// File holding the cards' current PUK (a trailing newline is ignored).
+    #[arg(long, conflicts_with = "card_puk_env")]
+    card_puk_file: Option<PathBuf>,
+    /// Environment variable holding the cards' current PUK.
+    #[arg(long, alias = "puk-env")]
+    card_puk_env: Option<String>,
+}
+
+impl CardPukArgs {
+    fn source(&self) -> Option<PinSource> {
+        match (&self.card_puk_file, &self.card_puk_env) {
+            (Some(path), _) => Some(PinSource::File(path.clone())),
+            (None, Some(var)) => Some(PinSource::choose(None, Some(var))),
+            (None, None) => None,
+        }
+    }
 }
 
 fn parse_mgmt_algorithm(text: &str) -> Result<MgmtAlgorithm, String> {
@@ -119,8 +140,23 @@ pub enum CardCommand {
     Provision(ProvisionArgs),
     /// One worker per reader over an order: insert a card, produce, take it out, next.
     Station(StationArgs),
+    /// Write a card order's PIN letter manifest again from the journal (a manifest lost before the purge).
+    PinLetters(PinLettersArgs),
     /// Put a virtual PIV card into a vsmartcard-vpcd reader of pcscd (rehearsals and tests).
     Virtual(super::vcard::VirtualArgs),
+}
+
+#[derive(Args)]
+#[command(after_help = "Example:\n  certmint card pin-letters --order 7\n\n\
+Writes DELIVERIES/order-N.pins.csv again, where `card station` wrote it (the path the journal\n\
+recorded), mode 0600, from the PINs and PUKs the journal holds until `certmint okc purge` erases\n\
+them. An existing file is never overwritten; the purge deadline stays as it was; audited.")]
+pub struct PinLettersArgs {
+    #[command(flatten)]
+    journal: JournalArgs,
+    /// The order (target card, produced at the station with a PIN per card).
+    #[arg(long)]
+    order: i64,
 }
 
 #[derive(Args)]
@@ -156,12 +192,8 @@ pub struct ProvisionArgs {
     slot: Slot,
     #[command(flatten)]
     secrets: CardSecretArgs,
-    /// File holding the card's current PUK (needed with --pin-letter).
-    #[arg(long, conflicts_with = "card_puk_env")]
-    card_puk_file: Option<PathBuf>,
-    /// Environment variable holding the card's current PUK (needed with --pin-letter).
-    #[arg(long, alias = "puk-env")]
-    card_puk_env: Option<String>,
+    #[command(flatten)]
+    puk: CardPukArgs,
     /// Set a fresh random PIN and PUK and write them to this new file (mode 0600).
     #[arg(long)]
     pin_letter: Option<PathBuf>,
@@ -183,11 +215,17 @@ pub struct ProvisionArgs {
 }
 
 #[derive(Args)]
-#[command(after_help = format!("Examples:\n  CARD_PIN=… certmint card station --order 7 --ca ./ca --mgmt-key-file cards.key --card-pin-env CARD_PIN\n  certmint card station --order 7 --ca ./ca --reader 'Reader A' --reader 'Reader B' --mgmt-key-env CARD_KEY --card-pin-env CARD_PIN\n\n\
+#[command(after_help = format!("Examples:\n  certmint card station --order 7 --ca ./ca --mgmt-key-file cards.key --card-pin-file cards.pin --card-puk-file cards.puk\n  certmint card station --order 7 --ca ./ca --reader 'Reader A' --reader 'Reader B' --mgmt-key-env CARD_KEY --card-pin-env CARD_PIN --card-puk-env CARD_PUK\n  certmint card station --order 7 --ca ./ca --mgmt-key-file cards.key --card-pin-file order7.pin --keep-card-pin\n\n\
 Serves every reader (or those named) with one worker each: insert a blank card, the worker takes the\n\
 next device of the order, provisions the card and asks for it to be taken out. A card pulled in the\n\
 middle is reported and its device goes to the next card; the journal keeps one valid certificate per\n\
-device. Ctrl-C stops after the cards in flight; the same command resumes.\n{CARD_HELP}"))]
+device. Ctrl-C stops after the cards in flight; the same command resumes.\n\n\
+PIN letters: each card gets its own random 8-digit PIN and PUK, set with the cards' current PUK\n\
+(--card-puk-file or --card-puk-env) after the card proved its certificate. The journal holds them\n\
+before they are set; when the order is delivered they are listed in DELIVERIES/order-N.pins.csv\n\
+(mode 0600: device serial, certificate serial, reader, PIN, PUK), the PIN mailer's input, and\n\
+`certmint okc purge` deletes that manifest and erases them from the journal 10 Turkish business days\n\
+later. With --keep-card-pin every card keeps the PIN and PUK it has: one known PIN for the order.\n{CARD_HELP}"))]
 pub struct StationArgs {
     #[command(flatten)]
     journal: JournalArgs,
@@ -205,6 +243,11 @@ pub struct StationArgs {
     slot: Slot,
     #[command(flatten)]
     secrets: CardSecretArgs,
+    #[command(flatten)]
+    puk: CardPukArgs,
+    /// Every card keeps the PIN and PUK it has (one known PIN for the order) instead of its own random ones.
+    #[arg(long, conflicts_with_all = ["card_puk_file", "card_puk_env"])]
+    keep_card_pin: bool,
     /// The delivery root: the order's certificates and manifest go to DELIVERIES/order-N.
     #[arg(long, alias = "out", default_value = "deliveries")]
     deliveries: PathBuf,
@@ -228,6 +271,7 @@ pub fn card(command: CardCommand) -> Result<()> {
         CardCommand::List(args) => list(args),
         CardCommand::Provision(args) => provision(args),
         CardCommand::Station(args) => station(args),
+        CardCommand::PinLetters(args) => pin_letters(args),
         CardCommand::Virtual(args) => super::vcard::run(args),
     }
 }
@@ -285,12 +329,7 @@ fn provision(args: ProvisionArgs) -> Result<()> {
     let Some(algorithm) = Algorithm::for_key_type(args.key_type) else {
         usage!("{} keys cannot be generated on PIV cards", args.key_type)
     };
-    let puk = match (&args.card_puk_file, &args.card_puk_env) {
-        (Some(path), _) => Some(PinSource::File(path.clone())),
-        (None, Some(var)) => Some(PinSource::choose(None, Some(var))),
-        (None, None) => None,
-    };
-    let credentials = args.secrets.credentials(puk)?;
+    let credentials = args.secrets.credentials(args.puk.source())?;
     credentials.check_factory_defaults(args.pin_letter.is_some())?;
     let journal = Mutex::new(args.journal.open()?);
     let operator = args.journal.operator()?;
@@ -344,6 +383,22 @@ fn provision(args: ProvisionArgs) -> Result<()> {
     Ok(())
 }
 
+fn pin_letters(args: PinLettersArgs) -> Result<()> {
+    let operator = args.journal.operator()?;
+    let journal: Mutex<SqliteJournal> = Mutex::new(args.journal.open()?);
+    let path = certmint::production::delivery::rewrite_pin_letters(
+        &journal,
+        OrderId(args.order),
+        &operator,
+    )?;
+    println!(
+        "PIN letters of order {}: {} (mode 0600; the PIN mailer's input, kept apart from the cards)",
+        args.order,
+        path.display()
+    );
+    Ok(())
+}
+
 fn station(args: StationArgs) -> Result<()> {
     let journal: SqliteJournal = args.journal.open()?;
     let order = journal.order(OrderId(args.order))?;
@@ -357,8 +412,19 @@ fn station(args: StationArgs) -> Result<()> {
         wait,
         &stop,
     )?;
-    let credentials = args.secrets.credentials(None)?;
-    credentials.check_factory_defaults(false)?;
+    let pin_policy = if args.keep_card_pin {
+        PinPolicy::Keep
+    } else {
+        PinPolicy::Random
+    };
+    if pin_policy == PinPolicy::Random && args.puk.source().is_none() {
+        usage!(
+            "each card gets its own random PIN and PUK, which needs the cards' current PUK: \
+             give --card-puk-file or --card-puk-env (or --keep-card-pin for one known PIN for the whole order)"
+        );
+    }
+    let credentials = args.secrets.credentials(args.puk.source())?;
+    credentials.check_factory_defaults(pin_policy == PinPolicy::Random)?;
     let readers = Readers::establish()?;
     let names = if args.readers.is_empty() {
         readers.names()?
@@ -445,6 +511,7 @@ fn station(args: StationArgs) -> Result<()> {
         readers: names,
         slot: args.slot,
         credentials,
+        pin_policy,
         operator: args.journal.operator()?,
         stop: stop.clone(),
         on_event: &on_event,
@@ -472,6 +539,14 @@ fn station(args: StationArgs) -> Result<()> {
         }
         if let Some(folder) = &report.delivery {
             println!("Delivered to {folder}");
+        }
+        if let Some(letters) = &report.pin_letters {
+            println!("PIN letters: {letters} (mode 0600; the PIN mailer's input, kept apart from the cards)");
+            if let Some(due) = &report.purge_due {
+                println!(
+                    "The PIN letters and the journal's PINs are purged after the end of {due} (10 Turkish business days)."
+                );
+            }
         }
     }
     if report.stopped {

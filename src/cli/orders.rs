@@ -291,7 +291,9 @@ Works on the delivery folders and password manifests the journal recorded (absol
 any directory. Before deleting, checks that each order's key files are where the journal says;\n\
 an order whose files are not is reported and left alone, the others are purged, and the run exits 1.\n\
 Symbolic links are never followed. Overwrites each PKCS#12 file and password manifest with zeros,\n\
-syncs, unlinks, and records the purge at the real time. Idempotent; safe to run from a timer."
+syncs, unlinks, and records the purge at the real time. Card orders whose cards got their own PINs\n\
+(`card station`) are purged by the same rule: the PIN letter manifest is overwritten and deleted and\n\
+the journal's PINs and PUKs erased. Idempotent; safe to run from a timer."
 )]
 pub struct PurgeArgs {
     #[command(flatten)]
@@ -726,6 +728,29 @@ fn purge_command(args: PurgeArgs) -> Result<()> {
             if let Some(left) = &d.left_for_hand {
                 println!("  NOT COMPLETE: {}", certmint::text::one_line(left));
             }
+        }
+        for p in &report.pin_letters {
+            let due = p.due.as_deref().unwrap_or("(unknown)");
+            let manifest = certmint::text::escaped(&p.manifest);
+            let what = match (&p.refused, p.is_due, args.dry_run, p.manifest_found) {
+                (Some(reason), _, _, _) => {
+                    format!("NOT PURGED: {}", certmint::text::one_line(reason))
+                }
+                (None, true, true, _) => {
+                    "due: would delete the manifest and erase the journal's PINs".into()
+                }
+                (None, true, false, true) => {
+                    "purged: manifest overwritten and deleted, the journal's PINs erased".into()
+                }
+                (None, true, false, false) => {
+                    "purged: manifest already gone, the journal's PINs erased".into()
+                }
+                (None, false, _, _) => "not due yet".into(),
+            };
+            println!(
+                "Order {} PIN letters {manifest}: written {}, deadline end of {due} — {what}",
+                p.order, p.uploaded_at
+            );
         }
         for problem in &report.problems {
             println!("{}", certmint::text::one_line(problem));

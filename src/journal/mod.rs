@@ -10,7 +10,7 @@ pub mod lease;
 mod sqlite;
 
 pub use lease::{Lease, LeaseHolder};
-pub use sqlite::SqliteJournal;
+pub use sqlite::{SqliteJournal, SCHEMA_VERSION};
 
 use std::time::Duration;
 
@@ -273,6 +273,43 @@ pub struct SoftDelivery {
     pub uploaded_at: String,
     /// Whether a purge has begun (and was interrupted).
     pub purge_started: bool,
+}
+
+/// A card's own PIN and PUK, held by the journal from before they are set
+/// on the card until the purge of the order's PIN letters.
+#[derive(Clone)]
+pub struct CardSecrets {
+    /// The device serial.
+    pub device_serial: String,
+    /// The certificate the card carries, hex.
+    pub certificate_serial: String,
+    /// The reader the card was in, as the station names it.
+    pub reader: String,
+    /// The card's PIN.
+    pub pin: crate::pkcs11::pin::Pin,
+    /// The card's PUK.
+    pub puk: crate::pkcs11::pin::Pin,
+}
+
+impl std::fmt::Debug for CardSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardSecrets")
+            .field("device_serial", &self.device_serial)
+            .field("certificate_serial", &self.certificate_serial)
+            .field("reader", &self.reader)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A card order's PIN letter manifest that awaits its purge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinLetters {
+    /// The order.
+    pub order: OrderId,
+    /// The manifest as recorded, an absolute path.
+    pub manifest: String,
+    /// When it was written (RFC 3339): the purge deadline counts from here.
+    pub uploaded_at: String,
 }
 
 /// Which certificates `cert list` and `cert show` ask for; every filter
@@ -883,4 +920,58 @@ pub trait Journal: Send {
 
     /// The issuer's CRL with the highest number, if any.
     fn last_crl(&self, issuer_key_id: &[u8]) -> Result<Option<CrlRecord>, JournalError>;
+
+    /// Holds a card's fresh PIN and PUK under the certificate it carries,
+    /// before they are set on the card: a card that leaves with them never
+    /// has secrets the journal does not know. Audited without the secrets.
+    fn record_card_secrets(
+        &mut self,
+        device: &Device,
+        certificate_serial: &str,
+        reader: &str,
+        pin: &crate::pkcs11::pin::Pin,
+        puk: &crate::pkcs11::pin::Pin,
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// The PIN and PUK held for the card carrying `certificate_serial`,
+    /// while not purged.
+    fn card_secrets_of_certificate(
+        &self,
+        certificate_serial: &str,
+    ) -> Result<Option<CardSecrets>, JournalError>;
+
+    /// The PINs and PUKs of an order's cards that carry an issued
+    /// certificate, in device order: a page of at most `limit` after device
+    /// id `after`, with the device ids.
+    fn card_secrets(
+        &self,
+        order: OrderId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, CardSecrets)>, JournalError>;
+
+    /// Records where a card order's PIN letter manifest was written and
+    /// when: its purge deadline counts from then.
+    fn record_pin_letters(
+        &mut self,
+        order: OrderId,
+        manifest: &str,
+        uploaded_at: &str,
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// PIN letter manifests not purged yet, in order.
+    fn unpurged_pin_letters(&self) -> Result<Vec<PinLetters>, JournalError>;
+
+    /// The order's PIN letters are purged: every PIN and PUK the journal
+    /// holds for its cards erased, in one transaction with the audit
+    /// record (`details` names what was destroyed).
+    fn record_pin_letters_purged(
+        &mut self,
+        order: OrderId,
+        purged_at: &str,
+        details: &str,
+        operator: &str,
+    ) -> Result<(), JournalError>;
 }

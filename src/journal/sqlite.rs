@@ -23,10 +23,11 @@ use rusqlite::{
 
 use super::lease::now_ms;
 use super::{
-    AuditEntry, CertificateDetail, CertificateFilter, CertificateRecord, CertificateStatus,
-    DeliveryRecord, Device, DeviceState, ImportOutcome, ImportStore, Intent, IssuedRecord, Journal,
-    JournalError, Lease, LeaseHolder, NewOrder, OrderId, OrderKind, OrderState, OrderSummary,
-    Placed, SoftDelivery, StoredCertificate, StoredParent, Target, VerifiedDevice,
+    AuditEntry, CardSecrets, CertificateDetail, CertificateFilter, CertificateRecord,
+    CertificateStatus, DeliveryRecord, Device, DeviceState, ImportOutcome, ImportStore, Intent,
+    IssuedRecord, Journal, JournalError, Lease, LeaseHolder, NewOrder, OrderId, OrderKind,
+    OrderState, OrderSummary, PinLetters, Placed, SoftDelivery, StoredCertificate, StoredParent,
+    Target, VerifiedDevice,
 };
 use super::{
     CaCertificateRevocation, CrlRecord, IssuedCrl, RevocationRecord, RevocationRequest,
@@ -127,7 +128,8 @@ CREATE TABLE IF NOT EXISTS delivery_files (
 );
 "#;
 
-/// The journal's files are private: they hold PKCS#12 passwords until the purge.
+/// The journal's files are private: they hold PKCS#12 passwords and card PINs
+/// and PUKs until the purge.
 const JOURNAL_MODE: u32 = 0o600;
 
 /// `journal.sqlite` → `journal.sqlite-wal`, `journal.sqlite-shm`.
@@ -343,6 +345,30 @@ CREATE TABLE crls (
 );
 "#;
 
+/// Card PINs and PUKs and the PIN letter manifests. A card's fresh PIN
+/// and PUK are held under the certificate it carries (a card pulled after
+/// they were set keeps its voided certificate, and so its secrets stay
+/// findable) until the order's PIN letters are purged, when they are set
+/// to NULL (`secure_delete` overwrites them).
+const CARD_SECRETS_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS card_secrets (
+    certificate_serial TEXT PRIMARY KEY,
+    device_id          INTEGER NOT NULL REFERENCES devices(id),
+    reader             TEXT NOT NULL,
+    pin                TEXT,
+    puk                TEXT,
+    recorded_at        TEXT NOT NULL,
+    CHECK ((pin IS NULL) = (puk IS NULL))
+);
+CREATE INDEX IF NOT EXISTS card_secrets_by_device ON card_secrets(device_id);
+CREATE TABLE IF NOT EXISTS pin_letters (
+    order_id    INTEGER PRIMARY KEY REFERENCES orders(id),
+    manifest    TEXT NOT NULL,
+    uploaded_at TEXT NOT NULL,
+    purged_at   TEXT
+);
+"#;
+
 /// One step of the schema: applying its statements, in order, takes a
 /// journal from `version - 1` to `version`.
 struct Migration {
@@ -370,6 +396,10 @@ const MIGRATIONS: &[Migration] = &[
         version: REVOCATION_VERSION,
         sql: &[REVOCATION_SCHEMA],
     },
+    Migration {
+        version: 5,
+        sql: &[CARD_SECRETS_SCHEMA],
+    },
 ];
 
 /// The schema step that brings revocations: a journal migrated to it has
@@ -377,7 +407,7 @@ const MIGRATIONS: &[Migration] = &[
 const REVOCATION_VERSION: i64 = 4;
 
 /// The schema version this build writes: the last step's.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Write transactions take the write lock at their start (`BEGIN
 /// IMMEDIATE`): a busy journal is then waited for (up to [`BUSY_WAIT`]),
@@ -2789,6 +2819,175 @@ impl Journal for SqliteJournal {
             .crls_where(issuer_key_id, "ORDER BY number DESC LIMIT 1")?
             .pop())
     }
+
+    fn record_card_secrets(
+        &mut self,
+        device: &Device,
+        certificate_serial: &str,
+        reader: &str,
+        pin: &crate::pkcs11::pin::Pin,
+        puk: &crate::pkcs11::pin::Pin,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        Self::check_lease(&self.leases, &self.path, &tx, device.order)?;
+        tx.execute(
+            "INSERT INTO card_secrets (certificate_serial, device_id, reader, pin, puk, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                certificate_serial,
+                device.id,
+                reader,
+                pin.expose(),
+                puk.expose(),
+                now_rfc3339()
+            ],
+        )
+        .map_err(db)?;
+        append_audit(
+            &tx,
+            operator,
+            "card.secrets-recorded",
+            &format!("certificate {certificate_serial}"),
+            &format!(
+                "device {}: a fresh random PIN and PUK for the card in reader {reader:?}, \
+                 held until the order's PIN letters are purged",
+                device.name
+            ),
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.appended = true;
+        Ok(())
+    }
+
+    fn card_secrets_of_certificate(
+        &self,
+        certificate_serial: &str,
+    ) -> Result<Option<CardSecrets>, JournalError> {
+        self.conn
+            .prepare_cached(
+                "SELECT d.serial, s.certificate_serial, s.reader, s.pin, s.puk FROM card_secrets s
+                 JOIN devices d ON d.id = s.device_id
+                 WHERE s.certificate_serial = ?1 AND s.pin IS NOT NULL",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([certificate_serial], card_secrets_from_row)
+                    .optional()
+            })
+            .map_err(|e| self.db(e))
+    }
+
+    fn card_secrets(
+        &self,
+        order: OrderId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, CardSecrets)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT d.serial, s.certificate_serial, s.reader, s.pin, s.puk, d.id FROM devices d
+                 JOIN certificates c ON c.device_id = d.id AND c.status IN ('intent', 'issued') AND c.status = 'issued'
+                 JOIN card_secrets s ON s.certificate_serial = c.serial_hex AND s.pin IS NOT NULL
+                 WHERE d.order_id = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(params![order.0, after, limit as i64], |r| {
+                Ok((r.get::<_, i64>(5)?, card_secrets_from_row(r)?))
+            })
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+
+    fn record_pin_letters(
+        &mut self,
+        order: OrderId,
+        manifest: &str,
+        uploaded_at: &str,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        tx.execute(
+            "INSERT INTO pin_letters (order_id, manifest, uploaded_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(order_id) DO UPDATE SET manifest = ?2, uploaded_at = ?3, purged_at = NULL",
+            params![order.0, manifest, uploaded_at],
+        )
+        .map_err(db)?;
+        append_audit(
+            &tx,
+            operator,
+            "order.pin-letters",
+            &format!("order {order}"),
+            &format!("PIN letter manifest {manifest} written {uploaded_at} (mode 0600)"),
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.appended = true;
+        Ok(())
+    }
+
+    fn unpurged_pin_letters(&self) -> Result<Vec<PinLetters>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT order_id, manifest, uploaded_at FROM pin_letters WHERE purged_at IS NULL ORDER BY order_id",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(PinLetters {
+                    order: OrderId(r.get(0)?),
+                    manifest: r.get(1)?,
+                    uploaded_at: r.get(2)?,
+                })
+            })
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+
+    fn record_pin_letters_purged(
+        &mut self,
+        order: OrderId,
+        purged_at: &str,
+        details: &str,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let changed = tx
+            .execute(
+                "UPDATE pin_letters SET purged_at = ?1 WHERE order_id = ?2 AND purged_at IS NULL",
+                params![purged_at, order.0],
+            )
+            .map_err(db)?;
+        if changed == 0 {
+            return Err(JournalError::Database {
+                path: self.path.display().to_string(),
+                reason: format!("order {order} has no PIN letters awaiting the purge"),
+            });
+        }
+        tx.execute(
+            "UPDATE card_secrets SET pin = NULL, puk = NULL
+             WHERE device_id IN (SELECT id FROM devices WHERE order_id = ?1)",
+            [order.0],
+        )
+        .map_err(db)?;
+        append_audit(
+            &tx,
+            operator,
+            "order.pin-letters-purged",
+            &format!("order {order}"),
+            details,
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.appended = true;
+        Ok(())
+    }
 }
 
 impl SqliteJournal {
@@ -3171,6 +3370,23 @@ impl SqliteJournal {
             .map_err(|e| self.db(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
     }
+}
+
+/// A row of `card_secrets` joined with its device: (device serial,
+/// certificate serial, reader, PIN, PUK). A stored PIN that is not one
+/// (empty) means the row was changed outside certmint.
+fn card_secrets_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardSecrets> {
+    let secret = |index: usize, what: &str| -> rusqlite::Result<crate::pkcs11::pin::Pin> {
+        let value: String = r.get(index)?;
+        crate::pkcs11::pin::Pin::new(value, what).map_err(|e| bad_row(e.to_string()))
+    };
+    Ok(CardSecrets {
+        device_serial: r.get(0)?,
+        certificate_serial: r.get(1)?,
+        reader: r.get(2)?,
+        pin: secret(3, "stored card PIN")?,
+        puk: secret(4, "stored card PUK")?,
+    })
 }
 
 #[cfg(test)]

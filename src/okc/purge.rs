@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 
 use super::PURGE_AFTER_BUSINESS_DAYS;
 use crate::calendar::{BusinessCalendar, TURKEY_UTC_OFFSET};
-use crate::journal::{Journal, JournalError, SoftDelivery};
+use crate::journal::{Journal, JournalError, PinLetters, SoftDelivery};
 use crate::pkcs11::token::lock;
 use crate::text;
 
@@ -99,6 +99,30 @@ pub struct PurgeItem {
     pub refused: Option<String>,
 }
 
+/// One card order's PIN letters considered: the manifest and the PINs and
+/// PUKs the journal holds for its cards.
+#[derive(Debug, Clone, Serialize)]
+pub struct PinLetterItem {
+    /// The order.
+    pub order: i64,
+    /// When the manifest was written.
+    pub uploaded_at: String,
+    /// Its deadline: the end of this Turkish business day (`None` when it
+    /// cannot be computed; `refused` says why).
+    pub due: Option<String>,
+    /// Whether it is due now.
+    pub is_due: bool,
+    /// The manifest as recorded.
+    pub manifest: String,
+    /// Whether the manifest was there to delete (in a dry run: is there).
+    pub manifest_found: bool,
+    /// Whether the purge was recorded in the journal by this run (the
+    /// manifest deleted and the journal's PINs and PUKs erased).
+    pub purged: bool,
+    /// Why this order's PIN letters were not purged; `None` when all is well.
+    pub refused: Option<String>,
+}
+
 /// What a purge did.
 #[derive(Debug, Clone, Serialize)]
 pub struct PurgeReport {
@@ -108,6 +132,8 @@ pub struct PurgeReport {
     pub dry_run: bool,
     /// Every unpurged soft delivery.
     pub deliveries: Vec<PurgeItem>,
+    /// Every card order's PIN letters not purged yet.
+    pub pin_letters: Vec<PinLetterItem>,
     /// Problems not tied to one order (the journal's log could not be truncated).
     pub problems: Vec<String>,
 }
@@ -120,6 +146,11 @@ impl PurgeReport {
             .iter()
             .filter(|d| d.refused.is_some() || d.left_for_hand.is_some())
             .count()
+            + self
+                .pin_letters
+                .iter()
+                .filter(|p| p.refused.is_some())
+                .count()
             + self.problems.len()
     }
 }
@@ -416,6 +447,33 @@ pub fn purge(
         }
         items.push(item);
     }
+    let unpurged = lock(journal).unpurged_pin_letters()?;
+    let mut pin_letters = Vec::new();
+    for letters in unpurged {
+        let mut item = PinLetterItem {
+            order: letters.order.0,
+            uploaded_at: letters.uploaded_at.clone(),
+            due: None,
+            is_due: false,
+            manifest: letters.manifest.clone(),
+            manifest_found: false,
+            purged: false,
+            refused: None,
+        };
+        if let Err(reason) = purge_pin_letters(
+            journal,
+            calendar,
+            &letters,
+            journal_dir,
+            now,
+            dry_run,
+            operator,
+            &mut item,
+        ) {
+            item.refused = Some(reason);
+        }
+        pin_letters.push(item);
+    }
     let mut problems = Vec::new();
     if !dry_run {
         // Every real run, not only one that purged: a truncation another
@@ -428,8 +486,88 @@ pub fn purge(
         now: crate::timestamp::format(now),
         dry_run,
         deliveries: items,
+        pin_letters,
         problems,
     })
+}
+
+/// The end of the Turkish business day by which a delivery uploaded at
+/// `uploaded_at` is purged, and whether `now` is past it.
+fn deadline(
+    calendar: &BusinessCalendar,
+    uploaded_at: &str,
+    now: OffsetDateTime,
+) -> Result<(String, bool), String> {
+    let uploaded =
+        OffsetDateTime::parse(uploaded_at, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| format!("upload time {uploaded_at:?}: {e}"))?;
+    let deadline = |e: crate::calendar::CalendarError| {
+        format!("cannot compute the purge deadline: {e}; extend the calendar (--closed-days) or the holiday table")
+    };
+    let upload_day = calendar.upload_day(uploaded).map_err(deadline)?;
+    let due = calendar
+        .purge_deadline(upload_day, PURGE_AFTER_BUSINESS_DAYS)
+        .map_err(deadline)?;
+    let is_due = calendar
+        .is_purge_due(
+            upload_day,
+            PURGE_AFTER_BUSINESS_DAYS,
+            now,
+            TURKEY_UTC_OFFSET,
+        )
+        .map_err(deadline)?;
+    Ok((due.to_string(), is_due))
+}
+
+/// Purges a card order's PIN letters once due, by the soft rule: the
+/// manifest overwritten and deleted (a manifest already gone is noted, not
+/// refused: the journal's copy is erased all the same), then every PIN and
+/// PUK the journal holds for the order's cards erased, with the audit
+/// record. A manifest path that is not a regular file with one name is
+/// refused and left alone.
+#[allow(clippy::too_many_arguments)]
+fn purge_pin_letters(
+    journal: &Mutex<dyn Journal>,
+    calendar: &BusinessCalendar,
+    letters: &PinLetters,
+    journal_dir: &Path,
+    now: OffsetDateTime,
+    dry_run: bool,
+    operator: &str,
+    item: &mut PinLetterItem,
+) -> Result<(), String> {
+    let (due, is_due) = deadline(calendar, &letters.uploaded_at, now)?;
+    item.due = Some(due);
+    item.is_due = is_due;
+    let manifest = resolve(&letters.manifest, journal_dir);
+    let found = match std::fs::symlink_metadata(&manifest) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(format!("PIN letter manifest {}: {e}", manifest.display())),
+        Ok(meta) => {
+            check_regular(&manifest, &meta)?;
+            true
+        }
+    };
+    item.manifest_found = found;
+    if !is_due || dry_run {
+        return Ok(());
+    }
+    if found {
+        shred(&manifest).map_err(|e| e.to_string())?;
+        if let Some(parent) = manifest.parent() {
+            let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
+        }
+    }
+    let details = if found {
+        "PIN letter manifest overwritten and deleted; the cards' PINs and PUKs erased from the journal"
+    } else {
+        "PIN letter manifest not found (deleted before this run); the cards' PINs and PUKs erased from the journal"
+    };
+    lock(journal)
+        .record_pin_letters_purged(letters.order, &crate::timestamp::now(), details, operator)
+        .map_err(|e| e.to_string())?;
+    item.purged = true;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -444,27 +582,9 @@ fn purge_one(
     operator: &str,
     item: &mut PurgeItem,
 ) -> Result<(), String> {
-    let uploaded = OffsetDateTime::parse(
-        &delivery.uploaded_at,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map_err(|e| format!("upload time {:?}: {e}", delivery.uploaded_at))?;
-    let deadline = |e: crate::calendar::CalendarError| {
-        format!("cannot compute the purge deadline: {e}; extend the calendar (--closed-days) or the holiday table")
-    };
-    let upload_day = calendar.upload_day(uploaded).map_err(deadline)?;
-    let due = calendar
-        .purge_deadline(upload_day, PURGE_AFTER_BUSINESS_DAYS)
-        .map_err(deadline)?;
-    item.due = Some(due.to_string());
-    item.is_due = calendar
-        .is_purge_due(
-            upload_day,
-            PURGE_AFTER_BUSINESS_DAYS,
-            now,
-            TURKEY_UTC_OFFSET,
-        )
-        .map_err(deadline)?;
+    let (due, is_due) = deadline(calendar, &delivery.uploaded_at, now)?;
+    item.due = Some(due);
+    item.is_due = is_due;
 
     // The names the journal lists, to tell them from whatever else is in
     // the folder: one set per order purged, freed before the next.

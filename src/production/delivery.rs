@@ -44,6 +44,12 @@ pub fn delivery_folder(out: &Path, order: OrderId) -> PathBuf {
     out.join(format!("order-{order}"))
 }
 
+/// The PIN letter manifest of a card delivery whose cards got their own
+/// PINs and PUKs: the input of the order's PIN mailer.
+pub fn pin_letter_manifest(out: &Path, order: OrderId) -> PathBuf {
+    out.join(format!("order-{order}.pins.csv"))
+}
+
 /// The separate password manifest of a soft delivery.
 pub fn password_manifest(out: &Path, order: OrderId) -> PathBuf {
     out.join(format!("order-{order}.passwords.csv"))
@@ -133,12 +139,17 @@ impl Production<'_> {
             report.passwords = Some(path.display().to_string());
             passwords_path = Some(path.display().to_string());
         }
+        let pin_letters = if target.delivers_pin_letters() {
+            Some(self.write_pin_letters(journal)?)
+        } else {
+            None
+        };
         // The certificate files (written without fsync) and the rest of the
         // folder are durable before the upload is recorded.
         sync_file_system(&folder)?;
         let uploaded = time::OffsetDateTime::now_utc();
         let uploaded_at = crate::timestamp::format(uploaded);
-        let purge_due = if soft {
+        let purge_due = if soft || pin_letters.is_some() {
             let due = self
                 .calendar
                 .purge_deadline_for_upload(uploaded, PURGE_AFTER_BUSINESS_DAYS)
@@ -151,19 +162,40 @@ impl Production<'_> {
             None
         };
         let folder_text = folder.display().to_string();
+        if let Some(manifest) = &pin_letters {
+            // Before the delivery: a crash between the two leaves the order
+            // produced, and the next run writes the manifest again.
+            let manifest = manifest.display().to_string();
+            lock(journal).record_pin_letters(
+                self.order,
+                &manifest,
+                &uploaded_at,
+                &self.operator,
+            )?;
+            report.pin_letters = Some(manifest);
+        }
         lock(journal).record_delivery(
             self.order,
             &DeliveryRecord {
                 folder: &folder_text,
                 passwords: passwords_path.as_deref(),
                 uploaded_at: &uploaded_at,
-                purge_due: purge_due.as_deref(),
+                purge_due: purge_due.as_deref().filter(|_| soft),
             },
             &self.operator,
         )?;
         report.delivery = Some(folder.display().to_string());
         report.purge_due = purge_due;
         Ok(())
+    }
+
+    /// Writes the PIN letter manifest beside the delivery folder; returns
+    /// its absolute path.
+    fn write_pin_letters(&self, journal: &Mutex<dyn Journal>) -> Result<PathBuf, ProduceError> {
+        let root = std::fs::canonicalize(&self.out).map_err(io(&self.out))?;
+        let path = pin_letter_manifest(&root, self.order);
+        write_pin_letter_manifest(journal, self.order, &path)?;
+        Ok(path)
     }
 
     /// Refuses a soft delivery whose PKCS#12 files are not all in the
@@ -210,5 +242,87 @@ impl Production<'_> {
                 self.order
             ),
         })
+    }
+}
+
+/// Writes `order`'s PIN letter manifest at `path`, mode 0600 from its
+/// creation and renamed into place whole: one line per card that carries
+/// an issued certificate of the order and got its own PIN and PUK, paged
+/// from the journal (memory stays flat however large the order).
+fn write_pin_letter_manifest(
+    journal: &Mutex<dyn Journal>,
+    order: OrderId,
+    path: &Path,
+) -> Result<(), ProduceError> {
+    let mut manifest = AtomicFile::create(path, 0o600)?;
+    manifest.write(b"device_serial,certificate_serial,reader,pin,puk\n")?;
+    let mut after = 0;
+    loop {
+        let page = lock(journal).card_secrets(order, after, 1000)?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        for (_, card) in page {
+            let line = zeroize::Zeroizing::new(format!(
+                "{},{},{},{},{}\n",
+                card.device_serial,
+                card.certificate_serial,
+                csv_field(&card.reader),
+                card.pin.expose(),
+                card.puk.expose()
+            ));
+            manifest.write(line.as_bytes())?;
+        }
+    }
+    manifest.commit()
+}
+
+/// Writes a card order's PIN letter manifest again, where the journal
+/// recorded it, from the PINs and PUKs the journal holds: for a manifest
+/// lost before the purge. An existing file is never overwritten, the purge
+/// deadline stays as it was, and the rewrite is audited. Returns the path.
+pub fn rewrite_pin_letters(
+    journal: &Mutex<dyn Journal>,
+    order: OrderId,
+    operator: &str,
+) -> Result<PathBuf, ProduceError> {
+    let refuse = |reason: String| ProduceError::Order { order, reason };
+    let recorded = lock(journal)
+        .unpurged_pin_letters()?
+        .into_iter()
+        .find(|letters| letters.order == order)
+        .ok_or_else(|| {
+            refuse(
+                "the journal holds no PIN letters of this order: it is not a delivered card order \
+                 whose cards got their own PINs, or its PIN letters were purged"
+                    .into(),
+            )
+        })?;
+    let path = PathBuf::from(&recorded.manifest);
+    if std::fs::symlink_metadata(&path).is_ok() {
+        return Err(refuse(format!(
+            "{} exists; a PIN letter manifest is never overwritten (move it away to write it again)",
+            path.display()
+        )));
+    }
+    write_pin_letter_manifest(journal, order, &path)?;
+    lock(journal).audit(
+        operator,
+        "order.pin-letters-rewritten",
+        &format!("order {order}"),
+        &format!(
+            "PIN letter manifest {} written again from the journal (mode 0600)",
+            path.display()
+        ),
+    )?;
+    Ok(path)
+}
+
+/// A CSV field (RFC 4180): quoted, inner quotes doubled, when it holds a
+/// separator, a quote or a line break (a reader name may).
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
     }
 }

@@ -203,7 +203,10 @@ pub struct ProductionReport {
     pub delivery: Option<String>,
     /// The password manifest (soft target).
     pub passwords: Option<String>,
-    /// Purge deadline (soft target): the end of this Turkish business day.
+    /// The PIN letter manifest (card target, a random PIN and PUK per card).
+    pub pin_letters: Option<String>,
+    /// Purge deadline (soft target; card target: its PIN letters): the end
+    /// of this Turkish business day.
     pub purge_due: Option<String>,
 }
 

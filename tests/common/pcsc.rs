@@ -310,3 +310,13 @@ fn free_port_pair() -> u16 {
         }
     }
 }
+
+impl PcscStack {
+    /// Takes card `index` out of its reader for good: its process ends, its
+    /// vpcd connection closes, and pcscd sees the card leave.
+    pub fn remove_card(&mut self, index: usize) {
+        let card = &mut self.cards[index];
+        let _ = card.kill();
+        let _ = card.wait();
+    }
+}

@@ -13,7 +13,8 @@ use der::{Decode, Encode};
 
 use super::{DeviceKey, KeyTarget, TargetRun};
 use crate::card::provision::{
-    open_card, set_fresh_credentials, write_and_prove, CardCredentials, CardError, Step,
+    change_card_secrets, open_card, random_card_secrets, set_fresh_credentials, write_and_prove,
+    CardCredentials, CardError, Step,
 };
 use crate::issue::IssuedCertificate;
 use crate::journal::{Device, Journal, Target};
@@ -29,11 +30,19 @@ use crate::signer::KeyType;
 /// the card target has nothing to recover beyond the journal's intents
 /// (a card carrying a voided certificate is overwritten when it comes
 /// back) and delivers no key files.
-pub struct CardRun;
+pub struct CardRun {
+    /// Each card gets its own random PIN and PUK: the delivery writes the
+    /// PIN letter manifest, which the purge deletes.
+    pub fresh_secrets: bool,
+}
 
 impl TargetRun for CardRun {
     fn kind(&self) -> Target {
         Target::Card
+    }
+
+    fn delivers_pin_letters(&self) -> bool {
+        self.fresh_secrets
     }
 }
 
@@ -50,6 +59,13 @@ pub struct CardInReader<'a, T: Transport> {
     step: Cell<Step>,
     on_step: &'a dyn Fn(Step),
     pin_letter: Option<&'a Path>,
+    /// With an operator: after the proof the card gets a fresh random PIN
+    /// and PUK, held by the journal (recorded by this operator) before
+    /// they are set.
+    fresh_secrets_by: Option<&'a str>,
+    /// The PIN and PUK the card has: the run's, or those the journal holds
+    /// for the certificate the card came back with.
+    current: RefCell<Option<CardCredentials>>,
     /// Overwrite a certificate the journal does not hold (this CA's,
     /// unknown here, or another issuer's) instead of refusing the card.
     replace_unrecorded: bool,
@@ -85,6 +101,8 @@ impl<'a, T: Transport> CardInReader<'a, T> {
             step: Cell::new(Step::Select),
             on_step,
             pin_letter: None,
+            fresh_secrets_by: None,
+            current: RefCell::new(None),
             replace_unrecorded: false,
             replaced: RefCell::new(None),
             checks: RefCell::new(Vec::new()),
@@ -118,6 +136,15 @@ impl<'a, T: Transport> CardInReader<'a, T> {
         self
     }
 
+    /// After the proof, the card gets a fresh random PIN and PUK, held by
+    /// the journal (recorded by `operator`) before they are set on the
+    /// card; the credentials must hold the cards' current PUK. `None`: the
+    /// card keeps the PIN and PUK it has.
+    pub fn with_fresh_secrets(mut self, operator: Option<&'a str>) -> Self {
+        self.fresh_secrets_by = operator;
+        self
+    }
+
     /// The step under way (or where it failed).
     pub fn step(&self) -> Step {
         self.step.get()
@@ -126,6 +153,37 @@ impl<'a, T: Transport> CardInReader<'a, T> {
     fn enter(&self, step: Step) {
         self.step.set(step);
         (self.on_step)(step);
+    }
+
+    /// The PIN and PUK of the card in the reader: those the journal holds
+    /// for the certificate in its slot (a card that left after its fresh
+    /// secrets were set, and came back), else the run's. Reading a
+    /// certificate needs no PIN, so no try is spent.
+    fn secrets_of_card(&self, client: &mut PivClient<T>) -> Result<CardCredentials, CardError> {
+        let card = |error: PivError| CardError::Card {
+            step: Step::Select,
+            error,
+        };
+        client.select().map_err(card)?;
+        let Some(existing) = client.get_certificate(self.slot).map_err(card)? else {
+            return Ok(self.credentials.clone());
+        };
+        let Ok(parsed) = x509_cert::Certificate::from_der(&existing) else {
+            // Judged (and refused) once the card is open.
+            return Ok(self.credentials.clone());
+        };
+        let serial = hex(parsed.tbs_certificate().serial_number().as_bytes());
+        let recorded = lock(self.journal)
+            .card_secrets_of_certificate(&serial)
+            .map_err(|e| CardError::Record(e.to_string()))?;
+        Ok(match recorded {
+            Some(secrets) => CardCredentials {
+                pin: secrets.pin,
+                puk: Some(secrets.puk),
+                ..self.credentials.clone()
+            },
+            None => self.credentials.clone(),
+        })
     }
 
     /// Judges what the slot holds already: a certificate voided in the
@@ -218,7 +276,12 @@ impl<T: Transport> KeyTarget for CardInReader<'_, T> {
         }
         let mut client = self.client.borrow_mut();
         self.enter(Step::Select);
-        open_card(&mut client, self.credentials, &mut |step| self.enter(step)).map_err(&fail)?;
+        let credentials = match self.fresh_secrets_by {
+            Some(_) => self.secrets_of_card(&mut client).map_err(&fail)?,
+            None => self.credentials.clone(),
+        };
+        open_card(&mut client, &credentials, &mut |step| self.enter(step)).map_err(&fail)?;
+        *self.current.borrow_mut() = Some(credentials);
         let card = |step: Step| move |error: PivError| CardError::Card { step, error };
         self.enter(Step::Inspect);
         if let Some(existing) = client
@@ -247,6 +310,8 @@ impl<T: Transport> KeyTarget for CardInReader<'_, T> {
         certificate: &IssuedCertificate,
     ) -> Result<(), ProduceError> {
         let mut client = self.client.borrow_mut();
+        let current = self.current.borrow();
+        let credentials = current.as_ref().unwrap_or(self.credentials);
         let mut checks = vec![format!(
             "key generated on the card in slot {} ({}); the certificate certifies it",
             self.slot,
@@ -255,7 +320,7 @@ impl<T: Transport> KeyTarget for CardInReader<'_, T> {
         checks.extend(
             write_and_prove(
                 &mut client,
-                self.credentials,
+                credentials,
                 self.slot,
                 self.algorithm,
                 &key.spki,
@@ -265,6 +330,32 @@ impl<T: Transport> KeyTarget for CardInReader<'_, T> {
             .map_err(card_error(device))?,
         );
         *self.checks.borrow_mut() = checks;
+        if let Some(operator) = self.fresh_secrets_by {
+            let Some(current_puk) = &credentials.puk else {
+                return Err(card_error(device)(CardError::NoPuk));
+            };
+            self.enter(Step::Credentials);
+            let (pin, puk) = random_card_secrets().map_err(card_error(device))?;
+            // Held by the journal first: a card never leaves with a PIN
+            // nobody knows, whatever happens after the change.
+            lock(self.journal)
+                .record_card_secrets(
+                    device,
+                    &certificate.serial_hex(),
+                    self.reader,
+                    &pin,
+                    &puk,
+                    operator,
+                )
+                .map_err(|e| card_error(device)(CardError::Record(e.to_string())))?;
+            change_card_secrets(&mut client, &credentials.pin, current_puk, &pin, &puk)
+                .map_err(card_error(device))?;
+            self.checks.borrow_mut().push(
+                "fresh random PIN and PUK set, held by the journal for the PIN letters; the new PIN verifies on the card"
+                    .into(),
+            );
+            return Ok(());
+        }
         match (self.pin_letter, &self.credentials.puk) {
             (Some(letter), Some(puk)) => {
                 self.enter(Step::Credentials);

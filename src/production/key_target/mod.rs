@@ -62,6 +62,13 @@ pub trait TargetRun {
         false
     }
 
+    /// Whether the delivery writes the PIN letter manifest (card: each card
+    /// got its own random PIN and PUK), which the purge deletes by the rule
+    /// of key files.
+    fn delivers_pin_letters(&self) -> bool {
+        false
+    }
+
     /// Folders of the delivery this target writes into, made once per run.
     fn delivery_folders(&self) -> &'static [&'static str] {
         &[]
