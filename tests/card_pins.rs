@@ -161,11 +161,28 @@ fn held(stack: &PcscStack) -> Vec<CardSecrets> {
         .collect()
 }
 
+/// `yubico-piv-tool verify-pin` on the card in `reader`. The station may
+/// still hold the card for a moment after recording it: a run that could
+/// not reach the card (no PIN was tried, so no retry is spent) is repeated;
+/// a PIN the card refused is not.
 fn verify_pin(stack: &PcscStack, reader: &str, pin: &str) -> Run {
-    stack.run(
-        "yubico-piv-tool",
-        &["-r", reader, "-a", "verify-pin", "-P", pin],
-    )
+    let mut attempts = 0;
+    loop {
+        let run = stack.run(
+            "yubico-piv-tool",
+            &["-r", reader, "-a", "verify-pin", "-P", pin],
+        );
+        let said = format!("{}{}", run.stdout, run.stderr).to_lowercase();
+        let pin_tried = run.code == 0
+            || said.contains("tries left")
+            || said.contains("verification failed")
+            || said.contains("blocked");
+        attempts += 1;
+        if pin_tried || attempts == 50 {
+            return run;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn mode(path: &Path) -> u32 {
