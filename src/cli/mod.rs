@@ -10,9 +10,12 @@ macro_rules! usage {
 }
 
 pub mod bench;
+pub mod ca;
 pub mod card;
 pub mod cert;
 pub mod crl;
+pub mod hsm;
+pub mod issue;
 pub mod json;
 pub mod logging;
 pub mod manufacturers;
@@ -27,7 +30,6 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use certmint::ca;
 use certmint::ids::IdMode;
 use certmint::profile::{CaConfig, Profile, ProfileName, Subject, SubjectInput};
 
@@ -124,7 +126,7 @@ pub fn mali_muhur_subject(
             );
         }
     }
-    let config = CaConfig::load(&ca_dir.join(ca::CONFIG_FILE))?;
+    let config = CaConfig::load(&ca_dir.join(certmint::ca::CONFIG_FILE))?;
     let profile = Profile::from_config(ProfileName::MaliMuhur, &config)?;
     let id_mode = if seal.test_mode {
         IdMode::Test
