@@ -119,7 +119,8 @@ pub const KINDS: [KindRow; 11] = [
         name: "conflict",
         meaning: "conflict: the device serial or seal label already has a certificate on record (named in the \
                   message); `issue --reissue` supersedes it; a manufacturer VKN registered already; \
-                  `ca add-issuing` for a product line that has its issuing CA",
+                  `ca add-issuing` for a product line that has its issuing CA; an order whose state refuses \
+                  the request (a paid order is never cancelled); revoking an intent still in progress",
     },
     KindRow {
         kind: ErrorKind::NotReady,

@@ -151,9 +151,13 @@ impl JournalError {
             | JournalError::NoJournal(_) => ErrorKind::NotFound,
             // A certificate on record (or in progress) for the device or
             // seal label already: the request conflicts with the record.
+            // The order's state refuses the request (a paid order is not
+            // cancelled, an undelivered one not purged): that too conflicts
+            // with the record.
             JournalError::AlreadyCertified { .. }
             | JournalError::InProgress { .. }
-            | JournalError::NotRevocable { .. } => ErrorKind::Conflict,
+            | JournalError::NotRevocable { .. }
+            | JournalError::WrongState { .. } => ErrorKind::Conflict,
             JournalError::Held { .. } => ErrorKind::Held,
             // The --additional-to order does not exist, belongs to another
             // company or is of another kind: the import's data is wrong.
@@ -162,7 +166,6 @@ impl JournalError {
             JournalError::Manufacturer(e) => e.kind(),
             JournalError::Database { .. }
             | JournalError::Settings { .. }
-            | JournalError::WrongState { .. }
             | JournalError::LeaseLost { .. }
             | JournalError::Busy { .. }
             | JournalError::CrlNumber { .. } => ErrorKind::Failure,
