@@ -841,6 +841,7 @@ fn a_card_pulled_after_its_certificate_was_written_leaves_it_revoked() {
         "CARD_KEY",
         "--pin-env",
         "CARD_PIN",
+        "--keep-card-pin",
         "--out",
         "deliveries",
     ])
