@@ -332,17 +332,16 @@ fn a_crl_signed_by_a_softhsm_issuing_key_verifies_with_openssl() {
     assert_eq!(sibling.code, 0, "{}\n{}", sibling.stdout, sibling.stderr);
 }
 
-/// A run that fails after its number was allocated (here: the CRL's path
-/// is taken by a folder, so the write is refused) leaves the number spent:
-/// the next CRL gets the one after, and the journal records only CRLs
-/// that were written.
+/// A run that fails after its number was allocated (here: the PEM's path
+/// is taken by a folder, so writing it is refused after the CRL was signed
+/// and recorded) leaves the number spent: the next CRL gets the one after.
 #[test]
 fn a_failed_crl_run_never_hands_its_number_out_again() {
     let ws = Workspace::with_ca(&["--key-type", "p256"]);
     device_certificate(&ws, "FU00000001");
     assert_eq!(crl(&ws, "okc", &["--out-dir", "out"])["number"], 1);
-    std::fs::remove_file(ws.path("out/okcshs-s1.crl")).unwrap();
-    std::fs::create_dir(ws.path("out/okcshs-s1.crl")).unwrap();
+    std::fs::remove_file(ws.path("out/okcshs-s1.crl.pem")).unwrap();
+    std::fs::create_dir(ws.path("out/okcshs-s1.crl.pem")).unwrap();
     let failed = run(
         &ws,
         &[
@@ -357,36 +356,83 @@ fn a_failed_crl_run_never_hands_its_number_out_again() {
         ],
     );
     assert_ne!(failed.code, 0, "{}", failed.stdout);
-    assert!(failed.stderr.contains("okcshs-s1.crl"), "{}", failed.stderr);
-    std::fs::remove_dir(ws.path("out/okcshs-s1.crl")).unwrap();
+    assert!(
+        failed.stderr.contains("okcshs-s1.crl.pem"),
+        "{}",
+        failed.stderr
+    );
+    std::fs::remove_dir(ws.path("out/okcshs-s1.crl.pem")).unwrap();
     assert_eq!(crl(&ws, "okc", &["--out-dir", "out"])["number"], 3);
     let text = crl_text(&ws, "out/okcshs-s1.crl.pem");
     assert!(
         text.contains("X509v3 CRL Number: \n                3"),
         "{text}"
     );
-
     let journal = certmint::journal::SqliteJournal::open(&ws.path("journal.sqlite")).unwrap();
     use certmint::journal::Journal;
-    let key_id = {
-        use der::DecodePem;
-        let certificate = x509_cert::Certificate::from_pem(ws.read("ca/okc-issuing.pem")).unwrap();
-        let (_, ski) = certificate
-            .tbs_certificate()
-            .get_extension::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
-            .unwrap()
-            .unwrap();
-        ski.0.as_bytes().to_vec()
-    };
-    let recorded: Vec<u64> = journal
-        .crls(&key_id)
+    let numbers: Vec<u64> = journal
+        .crls(&okc_key_id(&ws))
         .unwrap()
         .iter()
         .map(|crl| crl.number)
         .collect();
-    assert_eq!(recorded, [1, 3]);
+    assert_eq!(numbers, [1, 2, 3]);
     drop(journal);
     audit_intact(&ws);
+}
+
+/// The ÖKC issuing CA's key identifier (its subjectKeyIdentifier).
+fn okc_key_id(ws: &Workspace) -> Vec<u8> {
+    use der::DecodePem;
+    let certificate = x509_cert::Certificate::from_pem(ws.read("ca/okc-issuing.pem")).unwrap();
+    let (_, ski) = certificate
+        .tbs_certificate()
+        .get_extension::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
+        .unwrap()
+        .unwrap();
+    ski.0.as_bytes().to_vec()
+}
+
+/// An operator on the wrong journal (a fresh one, another folder's) would
+/// sign an empty CRL over the published one, taking every revocation back:
+/// a CRL file that none of the journal's recorded CRLs is, is not replaced.
+#[test]
+fn a_crl_from_another_journal_never_replaces_the_published_one() {
+    let ws = Workspace::with_ca(&["--key-type", "p256"]);
+    device_certificate(&ws, "FU00000001");
+    run(
+        &ws,
+        &[
+            "revoke",
+            "--device-serial",
+            "FU00000001",
+            "--reason",
+            "key-compromise",
+        ],
+    )
+    .ok();
+    assert_eq!(crl(&ws, "okc", &[])["entries"], 1);
+    let published = ws.read("ca/crl/okcshs-s1.crl");
+
+    let wrong = run_on_journal(
+        &ws,
+        &["ca", "crl", "--ca", "ca", "--issuer", "okc"],
+        &[(
+            "CERTMINT_JOURNAL",
+            ws.path("other.sqlite").to_str().unwrap(),
+        )],
+    );
+    assert_eq!(wrong.code, 9, "{}\n{}", wrong.stdout, wrong.stderr);
+    assert!(
+        wrong
+            .stderr
+            .contains("none of the CRLs this journal issued"),
+        "{}",
+        wrong.stderr
+    );
+    assert_eq!(ws.read("ca/crl/okcshs-s1.crl"), published);
+    // The journal of record replaces its own CRL.
+    assert_eq!(crl(&ws, "okc", &[])["number"], 2);
 }
 
 #[test]

@@ -7,8 +7,10 @@
 //!    a crash from here on leaves a gap, never a number used twice;
 //! 3. the issuer's revocations stream from the journal into the builder,
 //!    which lints each entry; the CRL is signed and verified;
-//! 4. DER and PEM are written atomically;
-//! 5. the CRL is recorded (number, times, entries, SHA-256), audited.
+//! 4. the CRL is recorded (number, times, entries, SHA-256), audited;
+//! 5. DER and PEM are written atomically — over a CRL file only when it is
+//!    one this journal recorded (an operator on the wrong journal would
+//!    otherwise publish a CRL without the CA's revocations).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -56,6 +58,19 @@ pub enum PublishError {
         /// Why.
         reason: String,
     },
+    /// The CRL file in the way is none of the CRLs this journal issued:
+    /// the command runs on another journal than the one that made it.
+    #[error(
+        "{path} is none of the CRLs this journal issued for this CA ({last}); a CRL made from \
+         this journal could list fewer revocations than the one published. Is --journal the \
+         CA's journal of record? If that file is stale, move it away and run again"
+    )]
+    ForeignCrl {
+        /// The CRL file.
+        path: PathBuf,
+        /// What this journal last issued.
+        last: String,
+    },
     /// nextUpdate out of its bounds.
     #[error("the CRL's validity must be between 1 hour and 366 days (given {given_seconds} s)")]
     Validity {
@@ -72,6 +87,7 @@ impl PublishError {
             PublishError::Journal(e) => e.kind(),
             PublishError::Crl(e) => e.kind(),
             PublishError::Busy { .. } => ErrorKind::Held,
+            PublishError::ForeignCrl { .. } => ErrorKind::Conflict,
             PublishError::Validity { .. } => ErrorKind::Usage,
             PublishError::Io { .. } => ErrorKind::Failure,
         }
@@ -132,6 +148,7 @@ pub fn publish_crl(
     let _lock = lock_folder(&request.paths.der)?;
 
     let key_id = issuer.key_identifier().to_vec();
+    check_replaces_own_crl(journal, &key_id, &request.paths.der)?;
     let number = journal.allocate_crl_number(&key_id, request.operator)?;
     let info = CrlInfo {
         number,
@@ -151,7 +168,9 @@ pub fn publish_crl(
             super::BuildError::Source(e) => PublishError::Journal(e),
         })?;
     let crl = builder.finish()?;
-    super::write_files(&crl, request.paths)?;
+    // On record before it is published: a crash between the two leaves the
+    // previous CRL in place, which the journal knows, so the next run
+    // replaces it.
     let sha256 = crl.sha256_hex();
     journal.record_crl(
         &IssuedCrl {
@@ -164,6 +183,7 @@ pub fn publish_crl(
         },
         request.operator,
     )?;
+    super::write_files(&crl, request.paths)?;
     Ok(PublishedCrl {
         number,
         entries: crl.entries(),
@@ -174,6 +194,57 @@ pub fn publish_crl(
         der_bytes: crl.der().len() as u64,
         sha256,
     })
+}
+
+/// Refuses to replace a CRL file that is none of the CRLs this journal
+/// recorded for the issuer: an operator on the wrong journal (another
+/// folder's, a fresh one) would otherwise publish, under the CA's own key,
+/// a CRL without the revocations the CA's journal of record holds. No file
+/// is a first CRL.
+fn check_replaces_own_crl(
+    journal: &dyn Journal,
+    issuer_key_id: &[u8],
+    der_path: &Path,
+) -> Result<(), PublishError> {
+    let io = |e: std::io::Error| PublishError::Io {
+        path: der_path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let file = match std::fs::File::open(der_path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    };
+    let found = sha256_of(file).map_err(io)?;
+    let recorded = journal.crls(issuer_key_id)?;
+    if recorded
+        .iter()
+        .any(|crl| crl.sha256.eq_ignore_ascii_case(&found))
+    {
+        return Ok(());
+    }
+    Err(PublishError::ForeignCrl {
+        path: der_path.to_path_buf(),
+        last: match recorded.last() {
+            Some(last) => format!("its last is number {} of {}", last.number, last.this_update),
+            None => "it has issued none".into(),
+        },
+    })
+}
+
+/// SHA-256 of a file's contents, hex, read a block at a time.
+fn sha256_of(mut file: std::fs::File) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut block = vec![0u8; 1 << 16];
+    loop {
+        let read = file.read(&mut block)?;
+        if read == 0 {
+            break;
+        }
+        digest.update(&block[..read]);
+    }
+    Ok(crate::pem::hex(digest.finish().as_ref()))
 }
 
 /// Takes the CRL folder's lock (an exclusive `flock` on a lock file in the
