@@ -32,7 +32,9 @@ issuing CA, 90d for the root; between 1h and 366d). The CRL is linted, signed, v
 written as DER and PEM (FILE and FILE.pem) in --out-dir (default: crl/ in the CA directory), FILE\n\
 being the last part of the CRL URL the certificates name, so the folder can be published as it is.\n\n\
 The CRL Number is on record before the CRL is signed: a run that fails or is killed leaves a gap\n\
-in the numbers, never a number used twice. The root's CRL lists revoked issuing CAs\n\
+in the numbers, never a number used twice. A CRL file already in --out-dir is replaced only\n\
+when this journal issued it (exit 9 otherwise: a CRL from the wrong journal would take the CA's\n\
+revocations back). The root's CRL lists revoked issuing CAs\n\
 (`certmint revoke --ca-certificate`).")]
 pub struct CaCrlArgs {
     #[command(flatten)]
