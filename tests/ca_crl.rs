@@ -14,6 +14,13 @@ fn run(ws: &Workspace, args: &[&str]) -> Run {
     run_on_journal(ws, args, &[])
 }
 
+/// A workspace with a CA and an empty journal of record.
+fn with_ca_and_journal() -> Workspace {
+    let ws = Workspace::with_ca(&["--key-type", "p256"]);
+    drop(certmint::journal::SqliteJournal::open(&ws.path("journal.sqlite")).unwrap());
+    ws
+}
+
 /// Issues an ÖKC device certificate for `device` into `{device}.pem`, from a
 /// fresh P-256 key.
 fn device_certificate(ws: &Workspace, device: &str) {
@@ -414,14 +421,21 @@ fn a_crl_from_another_journal_never_replaces_the_published_one() {
     assert_eq!(crl(&ws, "okc", &[])["entries"], 1);
     let published = ws.read("ca/crl/okcshs-s1.crl");
 
-    let wrong = run_on_journal(
-        &ws,
-        &["ca", "crl", "--ca", "ca", "--issuer", "okc"],
-        &[(
-            "CERTMINT_JOURNAL",
-            ws.path("other.sqlite").to_str().unwrap(),
-        )],
-    );
+    let other = ws.path("other.sqlite");
+    let on_other = || {
+        run_on_journal(
+            &ws,
+            &["ca", "crl", "--ca", "ca", "--issuer", "okc"],
+            &[("CERTMINT_JOURNAL", other.to_str().unwrap())],
+        )
+    };
+    // No journal there: nothing is made, nothing signed.
+    let missing = on_other();
+    assert_eq!(missing.code, 8, "{}\n{}", missing.stdout, missing.stderr);
+    assert!(!other.exists());
+    // Another, empty journal.
+    drop(certmint::journal::SqliteJournal::open(&other).unwrap());
+    let wrong = on_other();
     assert_eq!(wrong.code, 9, "{}\n{}", wrong.stdout, wrong.stderr);
     assert!(
         wrong
@@ -437,7 +451,7 @@ fn a_crl_from_another_journal_never_replaces_the_published_one() {
 
 #[test]
 fn a_second_crl_run_on_the_same_folder_waits_its_turn() {
-    let ws = Workspace::with_ca(&["--key-type", "p256"]);
+    let ws = with_ca_and_journal();
     std::fs::create_dir(ws.path("out")).unwrap();
     let lock = std::fs::File::create(ws.path("out/.certmint-crl.lock")).unwrap();
     let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
@@ -463,7 +477,7 @@ fn a_second_crl_run_on_the_same_folder_waits_its_turn() {
 
 #[test]
 fn bad_crl_requests_are_refused_with_their_exit_codes() {
-    let ws = Workspace::with_ca(&["--key-type", "p256"]);
+    let ws = with_ca_and_journal();
     let refused = |args: &[&str], code: i32, says: &str| {
         let mut all = vec!["ca", "crl", "--ca", "ca"];
         all.extend_from_slice(args);
@@ -493,9 +507,7 @@ fn bad_crl_requests_are_refused_with_their_exit_codes() {
 
     // A directory made before the ÖKC issuing CA existed has no ÖKC CRL:
     // its ÖKC certificates are on the Mali Mühür issuing CA's.
-    let old = Workspace::new();
-    old.certmint(&["ca", "init", "--dir", "ca", "--key-type", "p256"])
-        .ok();
+    let old = with_ca_and_journal();
     let config = String::from_utf8(old.read("ca/certmint-ca.toml")).unwrap();
     assert!(config.contains("[okc_ca]"), "{config}");
     let mut without = String::new();

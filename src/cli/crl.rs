@@ -84,7 +84,9 @@ pub fn ca_crl(args: CaCrlArgs) -> Result<()> {
     let out_dir = args.out_dir.clone().unwrap_or_else(|| args.ca.join("crl"));
     // Everything that can be refused cheaply is refused before a key is
     // opened or a number allocated.
-    let mut journal = args.journal.open()?;
+    // The journal must exist: a CRL from a journal made here, empty, would
+    // take the CA's revocations back.
+    let mut journal = args.journal.location.open()?;
     let ca = ca::open_crl_signer(
         &args.ca,
         args.issuer,

@@ -114,7 +114,9 @@ pub fn revoke(args: RevokeArgs) -> Result<()> {
         operator,
         dry_run: args.dry_run,
     };
-    let mut journal = args.journal.open()?;
+    // The journal must exist: a revocation on a journal made here would
+    // reach no CRL the CA publishes.
+    let mut journal = args.journal.location.open()?;
     if let (Some(certificate), Some(ca_dir)) = (&args.ca_certificate, &args.ca) {
         let report = revoke::revoke_ca_certificate(
             &mut journal,
