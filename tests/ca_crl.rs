@@ -526,3 +526,55 @@ fn bad_crl_requests_are_refused_with_their_exit_codes() {
     assert_eq!(out.code, 8, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("--issuer mali-muhur"), "{}", out.stderr);
 }
+
+/// A CA certificate whose serial no CRL can carry (zero) is refused at
+/// `revoke`: recorded, it would make every later root CRL a lint refusal.
+#[test]
+fn a_ca_certificate_no_crl_can_list_is_not_recorded() {
+    let ws = with_ca_and_journal();
+    ws.openssl_key("rogue", "p256");
+    ws.write(
+        "ca.ext",
+        b"[v3]\nbasicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign\n",
+    );
+    ws.openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "rogue.csr",
+        "-CA",
+        "ca/root.pem",
+        "-CAkey",
+        "ca/root-key.pem",
+        "-set_serial",
+        "0",
+        "-days",
+        "30",
+        "-extfile",
+        "ca.ext",
+        "-extensions",
+        "v3",
+        "-out",
+        "zero.pem",
+    ])
+    .ok();
+    let refused = run(
+        &ws,
+        &[
+            "revoke",
+            "--ca-certificate",
+            "zero.pem",
+            "--ca",
+            "ca",
+            "--reason",
+            "ca-compromise",
+        ],
+    );
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("cannot be listed in a CRL"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(crl(&ws, "root", &[])["entries"], 0);
+}

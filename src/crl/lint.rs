@@ -45,7 +45,7 @@ impl Findings {
 
 /// A serial an entry may carry: the content octets of a DER INTEGER that is
 /// positive, minimal and at most 20 octets long (RFC 5280 §4.1.2.2).
-pub(crate) fn serial(serial: &[u8]) -> Result<(), CrlError> {
+pub fn serial(serial: &[u8]) -> Result<(), CrlError> {
     let problem = match serial {
         [] => Some("is empty"),
         s if s.len() > encode::MAX_SERIAL_LEN => Some("is longer than 20 octets"),

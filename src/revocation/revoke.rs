@@ -131,6 +131,11 @@ pub fn parse_invalidity_date(text: &str) -> Result<OffsetDateTime, RevokeError> 
     };
     let date = OffsetDateTime::parse(text.trim(), &Rfc3339)
         .map_err(|_| problem("not an RFC 3339 time such as 2026-12-01T09:00:00Z"))?;
+    // A CRL carries times from 1970 on; an earlier date could never be
+    // listed.
+    if date.year() < 1970 {
+        return Err(problem("lies before 1970"));
+    }
     if date > OffsetDateTime::now_utc() {
         return Err(problem(
             "lies in the future; give when the key became unfit, as far as known",
@@ -621,6 +626,11 @@ pub fn revoke_ca_certificate(
             });
         }
     }
+    // Recorded, a revocation is listed by every later CRL of the root: a
+    // serial no CRL can carry (zero, negative, over 20 octets) would make
+    // every one of them a lint refusal, for good.
+    crate::crl::lint::serial(tbs.serial_number().as_bytes())
+        .map_err(|e| refuse(format!("{file} cannot be listed in a CRL: {e}")))?;
     let serial = crate::pem::hex(tbs.serial_number().as_bytes());
     let subject = tbs.subject().to_string();
     let outcome = if options.dry_run {
@@ -661,6 +671,8 @@ mod tests {
         let future = parse_invalidity_date("2999-01-01T00:00:00Z").unwrap_err();
         assert!(future.to_string().contains("future"), "{future}");
         assert_eq!(future.kind(), ErrorKind::InvalidInput);
+        let early = parse_invalidity_date("1969-12-31T23:59:59Z").unwrap_err();
+        assert!(early.to_string().contains("1970"), "{early}");
         let bad = parse_invalidity_date("yesterday").unwrap_err();
         assert!(bad.to_string().contains("RFC 3339"), "{bad}");
     }
