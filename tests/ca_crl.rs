@@ -339,17 +339,94 @@ fn a_crl_signed_by_a_softhsm_issuing_key_verifies_with_openssl() {
     assert_eq!(sibling.code, 0, "{}\n{}", sibling.stdout, sibling.stderr);
 }
 
-/// A run that fails after its number was allocated (here: the PEM's path
-/// is taken by a folder, so writing it is refused after the CRL was signed
-/// and recorded) leaves the number spent: the next CRL gets the one after.
+/// A run killed after its number was allocated, while it streams the
+/// revocations, leaves the number spent: the next CRL gets the one after,
+/// and the journal records only CRLs that were signed. (A file in the way
+/// is refused before a number is allocated.)
 #[test]
-fn a_failed_crl_run_never_hands_its_number_out_again() {
-    let ws = Workspace::with_ca(&["--key-type", "p256"]);
+fn a_crl_run_killed_midway_never_hands_its_number_out_again() {
+    let ws = with_ca_and_journal();
     device_certificate(&ws, "FU00000001");
     assert_eq!(crl(&ws, "okc", &["--out-dir", "out"])["number"], 1);
-    std::fs::remove_file(ws.path("out/okcshs-s1.crl.pem")).unwrap();
-    std::fs::create_dir(ws.path("out/okcshs-s1.crl.pem")).unwrap();
-    let failed = run(
+
+    // Half a million revocations, written straight into the journal, make
+    // the next run long enough to be killed in the middle.
+    let key_id = certmint::pem::hex(&okc_key_id(&ws));
+    {
+        let mut conn = rusqlite::Connection::open(ws.path("journal.sqlite")).unwrap();
+        let tx = conn.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO revocations (serial_hex, issuer_key_id, revoked_at, reason, operator)
+                     VALUES (?1, ?2, '2026-12-01T00:00:00Z', 'key-compromise', 'test')",
+                )
+                .unwrap();
+            for i in 0..500_000u64 {
+                insert
+                    .execute(rusqlite::params![format!("4{i:031X}"), key_id])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let allocated = || -> i64 {
+        rusqlite::Connection::open(ws.path("journal.sqlite"))
+            .and_then(|conn| {
+                conn.query_row(
+                    "SELECT last_allocated FROM crl_numbers WHERE issuer_key_id = ?1",
+                    [&key_id],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap_or(0)
+    };
+    let mut child = common::certmint_on_journal(&ws, "test-operator")
+        .args([
+            "ca",
+            "crl",
+            "--ca",
+            "ca",
+            "--issuer",
+            "okc",
+            "--out-dir",
+            "out",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while allocated() < 2 && started.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(allocated(), 2, "the killed run had allocated its number");
+
+    let next = crl(&ws, "okc", &["--out-dir", "out"]);
+    assert_eq!(next["number"], 3, "{next}");
+    assert_eq!(next["entries"], 500_000, "{next}");
+    let journal = certmint::journal::SqliteJournal::open(&ws.path("journal.sqlite")).unwrap();
+    use certmint::journal::Journal;
+    let numbers: Vec<u64> = journal
+        .crls(&okc_key_id(&ws))
+        .unwrap()
+        .iter()
+        .map(|crl| crl.number)
+        .collect();
+    assert_eq!(
+        numbers,
+        [1, 3],
+        "the killed run was stopped before it signed"
+    );
+}
+
+#[test]
+fn a_file_in_the_way_is_refused_before_a_number_is_spent() {
+    let ws = with_ca_and_journal();
+    std::fs::create_dir_all(ws.path("out/okcshs-s1.crl.pem")).unwrap();
+    let refused = run(
         &ws,
         &[
             "ca",
@@ -362,30 +439,15 @@ fn a_failed_crl_run_never_hands_its_number_out_again() {
             "out",
         ],
     );
-    assert_ne!(failed.code, 0, "{}", failed.stdout);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
     assert!(
-        failed.stderr.contains("okcshs-s1.crl.pem"),
+        refused.stderr.contains("okcshs-s1.crl.pem"),
         "{}",
-        failed.stderr
+        refused.stderr
     );
+    assert!(!ws.exists("out/okcshs-s1.crl"), "nothing written");
     std::fs::remove_dir(ws.path("out/okcshs-s1.crl.pem")).unwrap();
-    assert_eq!(crl(&ws, "okc", &["--out-dir", "out"])["number"], 3);
-    let text = crl_text(&ws, "out/okcshs-s1.crl.pem");
-    assert!(
-        text.contains("X509v3 CRL Number: \n                3"),
-        "{text}"
-    );
-    let journal = certmint::journal::SqliteJournal::open(&ws.path("journal.sqlite")).unwrap();
-    use certmint::journal::Journal;
-    let numbers: Vec<u64> = journal
-        .crls(&okc_key_id(&ws))
-        .unwrap()
-        .iter()
-        .map(|crl| crl.number)
-        .collect();
-    assert_eq!(numbers, [1, 2, 3]);
-    drop(journal);
-    audit_intact(&ws);
+    assert_eq!(crl(&ws, "okc", &["--out-dir", "out"])["number"], 1);
 }
 
 /// The ÖKC issuing CA's key identifier (its subjectKeyIdentifier).

@@ -40,6 +40,14 @@ pub fn write_files(crl: &SignedCrl, paths: &CrlPaths) -> Result<(), CrlError> {
     write_atomically(&paths.pem, Kind::Pem, |out| write_pem(out, crl.der()))
 }
 
+/// Whether both files may be written: nothing in the way but CRLs (no
+/// symbolic link, no other file). Asked before a CRL Number is spent, so a
+/// file in the way refuses the run before anything is signed.
+pub fn check_paths(paths: &CrlPaths) -> Result<(), CrlError> {
+    check_replaceable(&paths.der, Kind::Der)?;
+    check_replaceable(&paths.pem, Kind::Pem)
+}
+
 /// The PEM of `der`, 64 characters a line.
 fn write_pem(out: &mut dyn Write, der: &[u8]) -> std::io::Result<()> {
     writeln!(out, "{PEM_BEGIN}")?;

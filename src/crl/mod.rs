@@ -19,7 +19,7 @@ mod files;
 pub mod lint;
 pub mod publish;
 
-pub use files::{write_files, CrlPaths};
+pub use files::{check_paths, write_files, CrlPaths};
 
 use der::asn1::AnyRef;
 use der::{Decode, Encode, Reader, SliceReader, Tag, Tagged};

@@ -148,6 +148,7 @@ pub fn publish_crl(
     let _lock = lock_folder(&request.paths.der)?;
 
     let key_id = issuer.key_identifier().to_vec();
+    super::check_paths(request.paths)?;
     check_replaces_own_crl(journal, &key_id, &request.paths.der)?;
     let number = journal.allocate_crl_number(&key_id, request.operator)?;
     let info = CrlInfo {
