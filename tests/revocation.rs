@@ -954,3 +954,41 @@ fn a_million_revocations_stream_in_serial_order_in_flat_memory() {
         peak - before
     );
 }
+
+/// A recall revokes every certificate of the order that may be valid: an
+/// intent left by a crash (signed, perhaps) is reported as refused — the
+/// order is to be resumed first — never skipped in silence.
+#[test]
+fn a_recalled_order_reports_an_intent_in_progress_instead_of_skipping_it() {
+    let ws = produced(3);
+    let run = journalled(&ws);
+    let in_progress = serial_of_device(&ws, "FU10000002");
+    {
+        let conn = rusqlite::Connection::open(ws.path("journal.sqlite")).unwrap();
+        // As a crash between signing and storing leaves it.
+        conn.execute(
+            "UPDATE certificates SET status = 'intent', der = NULL WHERE serial_hex = ?1",
+            [&in_progress],
+        )
+        .unwrap();
+    }
+    let recall = run(&[
+        "revoke",
+        "--order",
+        "1",
+        "--reason",
+        "key-compromise",
+        "--json",
+    ]);
+    assert_eq!(recall.code, 9, "{}\n{}", recall.stdout, recall.stderr);
+    let lines = json_lines(&recall.stdout);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["revoked"], 2, "{summary}");
+    assert_eq!(summary["refused"], 1, "{summary}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["serial"] == in_progress.as_str() && l["outcome"] == "refused"),
+        "{lines:?}"
+    );
+}

@@ -31,8 +31,9 @@ certmint revoke --ca-certificate ca/issuing.pem --ca ca --reason ca-compromise\n
 Reasons (RFC 5280): unspecified (the default), key-compromise, ca-compromise, affiliation-changed,\n\
 superseded, cessation-of-operation, privilege-withdrawn, aa-compromise. Revocation is irreversible:\n\
 there is no certificate-hold.\n\n\
---device-serial and --seal-label revoke the certificate in force; --order every issued certificate\n\
-of the order (a recalled batch); --device-list each listed device's certificate in force (one\n\
+--device-serial and --seal-label revoke the certificate in force; --order every certificate of\n\
+the order that may be valid (a recalled batch; an intent still in progress is refused, exit 9);\n\
+--device-list each listed device's certificate in force (one\n\
 device serial a line, or a CSV with a serial column; blank and # lines skipped; the whole list is\n\
 checked before anything is revoked). A certificate revoked already is reported and left as it is.\n\
 Each revocation is on record (with its audit record) before the next: Ctrl-C stops after the one\n\
@@ -53,7 +54,7 @@ pub struct RevokeArgs {
     /// A Mali Mühür seal label, e.g. 4540536920SIGN0: its certificate in force.
     #[arg(long, group = "selection")]
     seal_label: Option<String>,
-    /// Every issued certificate of this order.
+    /// Every certificate of this order that may be valid.
     #[arg(long, group = "selection")]
     order: Option<i64>,
     /// A file of device serials, one a line: each one's certificate in force.

@@ -293,10 +293,12 @@ pub fn revoke(
                 let page = journal.certificates(&filter, after, PAGE)?;
                 let Some(last) = page.last() else { break };
                 after = last.id;
-                for detail in page
-                    .iter()
-                    .filter(|c| c.status == CertificateStatus::Issued)
-                {
+                // Every certificate of the order that may be valid: issued,
+                // superseded (its reissue may still be in progress) and
+                // intents (signed, perhaps, before a crash: refused and
+                // reported, never skipped). Void ones were revoked when
+                // they were voided.
+                for detail in page.iter().filter(|c| c.status != CertificateStatus::Void) {
                     if stop.load(Ordering::SeqCst) {
                         summary.stopped = true;
                         break 'pages;
