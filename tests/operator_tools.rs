@@ -656,7 +656,7 @@ fn issue_refuses_a_device_of_an_unpaid_order() {
         "--out",
         "d.pem",
     ]);
-    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert_eq!(refused.code, 9, "{}", refused.stderr);
     assert!(
         refused.stderr.contains("before payment"),
         "{}",
