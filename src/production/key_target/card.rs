@@ -173,9 +173,22 @@ impl<'a, T: Transport> CardInReader<'a, T> {
             return Ok(self.credentials.clone());
         };
         let serial = hex(parsed.tbs_certificate().serial_number().as_bytes());
-        let recorded = lock(self.journal)
-            .card_secrets_of_certificate(&serial)
-            .map_err(|e| CardError::Record(e.to_string()))?;
+        // Only a certificate the journal voided brings its card's secrets:
+        // a delivered certificate is public, and a card presenting a copy
+        // of it must not be sent its real card's PIN.
+        let journal = lock(self.journal);
+        let voided = journal
+            .certificate_by_serial(&serial)
+            .map_err(|e| CardError::Record(e.to_string()))?
+            .is_some_and(|record| record.status == "void");
+        let recorded = if voided {
+            journal
+                .card_secrets_of_certificate(&serial)
+                .map_err(|e| CardError::Record(e.to_string()))?
+        } else {
+            None
+        };
+        drop(journal);
         Ok(match recorded {
             Some(secrets) => CardCredentials {
                 pin: secrets.pin,
