@@ -499,3 +499,66 @@ fn a_station_without_the_cards_puk_is_refused_as_usage() {
     assert_eq!(run.code, 2, "{}", said(&run));
     assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
 }
+
+/// A run stopped after its first card, resumed with the order's one PIN
+/// (`--keep-card-pin`): the card that got its own PIN still gets its PIN
+/// letter at delivery, and the purge rule covers it; the PIN is never
+/// stranded in the journal.
+#[test]
+fn a_run_resumed_with_the_orders_pin_still_delivers_the_pin_letters_of_earlier_cards() {
+    let mut stack = stack_with_card_order(&["FU70000001", "FU70000002"]);
+    let card_args = [
+        "--mgmt-key",
+        CARD_KEY,
+        "--pin",
+        ORDER_PIN,
+        "--puk",
+        CARD_PUK,
+        "--cards",
+        "1",
+        "--eject-on-reset",
+    ];
+    stack.start_card(0, &card_args);
+    let first = spawn(
+        &stack,
+        &station_args(&["--card-puk-env", "CARD_PUK"]),
+        "first",
+    );
+    let deadline = Instant::now() + RUN_LIMIT;
+    while journal(&stack).order(OrderId(1)).unwrap().verified < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the first card was not produced:\n{}",
+            output(&stack, "first", -1).stderr
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let stopped = finish(&stack, first, "first");
+    assert_eq!(stopped.code, 130, "{}", said(&stopped));
+    let secrets = held(&stack);
+    assert_eq!(secrets.len(), 1, "{secrets:?}");
+
+    stack.start_card(1, &card_args);
+    let resumed = certmint(&stack, &station_args(&["--keep-card-pin"]));
+    assert_eq!(resumed.code, 0, "{}", said(&resumed));
+    let manifest = stack.path("deliveries/order-1.pins.csv");
+    assert!(manifest.exists(), "{}", said(&resumed));
+    assert_eq!(mode(&manifest), 0o600);
+    let listed = std::fs::read_to_string(&manifest).unwrap();
+    assert!(listed.contains("FU70000001"), "{listed}");
+    assert!(
+        listed.contains(secrets[0].pin.expose()),
+        "the first card's PIN is in its letter"
+    );
+    assert!(
+        !listed.contains("FU70000002"),
+        "the second card kept the order's PIN:\n{listed}"
+    );
+    let letters = journal(&stack).unpurged_pin_letters().unwrap();
+    assert_eq!(letters.len(), 1, "the purge rule covers it");
+}

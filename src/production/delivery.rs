@@ -139,7 +139,12 @@ impl Production<'_> {
             report.passwords = Some(path.display().to_string());
             passwords_path = Some(path.display().to_string());
         }
-        let pin_letters = if target.delivers_pin_letters() {
+        // Any card of the order with its own PIN on record gets its letter,
+        // whatever this run's PIN policy: a run resumed with the order's
+        // one PIN must not strand the PINs an earlier run set.
+        let pin_letters = if target.delivers_pin_letters()
+            || !lock(journal).card_secrets(self.order, 0, 1)?.is_empty()
+        {
             Some(self.write_pin_letters(journal)?)
         } else {
             None
