@@ -637,8 +637,17 @@ impl CaDirectory {
         key_override: Option<&str>,
         unlock: &Unlock,
     ) -> Result<Self, CaError> {
-        let config = CaConfig::load(&dir.join(CONFIG_FILE))?;
+        let mut config = CaConfig::load(&dir.join(CONFIG_FILE))?;
         let (files, shared_issuing_ca) = issuing_files_or_shared(&config, line);
+        if shared_issuing_ca && line == ProductLine::Okc {
+            // A certificate names the CRL and the certificate of the CA that
+            // signs it: the Mali Mühür issuing CA lists these ÖKC
+            // certificates in its CRL, so they point there, not at an ÖKC
+            // CRL that CA does not sign.
+            config.okc_device.crl_url = config.mali_muhur.crl_url.clone();
+            config.okc_device.ca_issuers_url = config.mali_muhur.ca_issuers_url.clone();
+            config.okc_device.ocsp_url = config.mali_muhur.ocsp_url.clone();
+        }
         // A configured key path is relative to the CA directory; one the
         // operator types is relative to where they typed it.
         let key_ref = match key_override {
