@@ -142,6 +142,50 @@ pub struct RevokedEntry {
     pub invalidity_date: Option<OffsetDateTime>,
 }
 
+/// Refuses to sign with an issuing CA whose own certificate is revoked on
+/// record (`certmint revoke --ca-certificate`): a certificate it signed
+/// after that would chain to a revoked CA. Its revocation is keyed by its
+/// issuer, the root, whose key identifier is the certificate's
+/// authorityKeyIdentifier; the root's revocations are few (issuing CA
+/// certificates only), so they are read through.
+pub fn check_issuing_ca_in_force(
+    journal: &dyn crate::journal::Journal,
+    ca_certificate_der: &[u8],
+) -> Result<(), crate::journal::JournalError> {
+    use der::Decode;
+    use x509_cert::ext::pkix::AuthorityKeyIdentifier;
+    let Ok(certificate) = x509_cert::Certificate::from_der(ca_certificate_der) else {
+        // The CA certificate was parsed when the CA was opened.
+        return Ok(());
+    };
+    let tbs = certificate.tbs_certificate();
+    let Some(root_key_id) = tbs
+        .get_extension::<AuthorityKeyIdentifier>()
+        .ok()
+        .flatten()
+        .and_then(|(_, aki)| aki.key_identifier)
+    else {
+        return Ok(());
+    };
+    let serial = tbs.serial_number().as_bytes();
+    let mut revoked = None;
+    journal.revoked_entries(root_key_id.as_bytes(), &mut |entry| {
+        if entry.serial == serial {
+            revoked = Some(entry);
+        }
+        Ok(())
+    })?;
+    match revoked {
+        None => Ok(()),
+        Some(entry) => Err(crate::journal::JournalError::IssuingCaRevoked {
+            subject: tbs.subject().to_string(),
+            serial: crate::pem::hex(serial),
+            revoked_at: crate::timestamp::format(entry.revoked_at),
+            reason: entry.reason,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

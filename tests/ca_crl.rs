@@ -243,6 +243,29 @@ fn the_roots_crl_rejects_every_chain_under_a_revoked_issuing_ca() {
         after.stdout,
         after.stderr
     );
+    // A revoked issuing CA signs nothing more.
+    ws.openssl_key("FU00000002", "p256");
+    let refused = run(
+        &ws,
+        &[
+            "issue",
+            "--ca",
+            "ca",
+            "--profile",
+            "okc-device",
+            "--public-key",
+            "FU00000002.pub",
+            "--device-serial",
+            "FU00000002",
+            "--manufacturer",
+            "Örnek Yazarkasa",
+            "--out",
+            "FU00000002.pem",
+        ],
+    );
+    assert_eq!(refused.code, 9, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("was revoked"), "{}", refused.stderr);
+    assert!(!ws.exists("FU00000002.pem"));
     // The ARL is valid for 90 days unless told otherwise.
     let this_update = time::OffsetDateTime::parse(
         arl["this_update"].as_str().unwrap(),

@@ -117,6 +117,19 @@ pub enum JournalError {
         /// Its status.
         status: CertificateStatus,
     },
+    /// The issuing CA's own certificate is revoked on record: it signs no
+    /// more certificates.
+    #[error("the issuing CA {subject} (certificate {serial}) was revoked at {revoked_at} ({reason}): it signs nothing more; give its product line a new issuing CA")]
+    IssuingCaRevoked {
+        /// The issuing CA's subject.
+        subject: String,
+        /// Its certificate's serial, hex.
+        serial: String,
+        /// When it was revoked (RFC 3339).
+        revoked_at: String,
+        /// Why.
+        reason: crate::revocation::RevocationReason,
+    },
     /// A CRL number that was never allocated, or a CRL recorded twice.
     #[error("CRL number {number} of issuer {issuer_key_id}: {reason}")]
     CrlNumber {
@@ -157,7 +170,8 @@ impl JournalError {
             JournalError::AlreadyCertified { .. }
             | JournalError::InProgress { .. }
             | JournalError::NotRevocable { .. }
-            | JournalError::WrongState { .. } => ErrorKind::Conflict,
+            | JournalError::WrongState { .. }
+            | JournalError::IssuingCaRevoked { .. } => ErrorKind::Conflict,
             JournalError::Held { .. } => ErrorKind::Held,
             // The --additional-to order does not exist, belongs to another
             // company or is of another kind: the import's data is wrong.

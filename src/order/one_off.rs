@@ -239,6 +239,7 @@ pub fn issue_on_record(
     how: &OneOff<'_>,
 ) -> Result<IssuedOnRecord, OnRecordError> {
     // Everything that can refuse does so before anything is written.
+    crate::revocation::check_issuing_ca_in_force(journal, ca.certificate_der())?;
     let on_record = match subject {
         Subject::OkcDevice { serial, .. } => device_on_record(journal, serial.as_str(), how)?,
         Subject::MaliMuhur { .. } => None,

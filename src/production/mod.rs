@@ -374,6 +374,8 @@ impl Production<'_> {
             .order(self.order)
             .map_err(ProduceError::from)?;
         check_producible(&order, self.profile.name, target.kind())?;
+        crate::revocation::check_issuing_ca_in_force(&*lock(journal), self.ca.certificate_der())
+            .map_err(ProduceError::from)?;
         if matches!(order.state, OrderState::Delivered | OrderState::Purged) {
             return Ok(ProductionReport {
                 order: self.order.0,

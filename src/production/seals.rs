@@ -241,6 +241,8 @@ pub fn provision_one_off_seal(
         }
         .into());
     }
+    crate::revocation::check_issuing_ca_in_force(&*lock(journal), ca.certificate_der())
+        .map_err(ProduceError::from)?;
     let (seal, device) = plan_one_off(
         &*lock(journal),
         request.subject,
@@ -472,6 +474,8 @@ pub fn provision_one_off_card_seal(
             return Err(CardError::LetterExists(letter.to_path_buf()).into());
         }
     }
+    crate::revocation::check_issuing_ca_in_force(&*lock(journal), ca.certificate_der())
+        .map_err(ProduceError::from)?;
     let (seal, device) = plan_one_off(
         &*lock(journal),
         request.subject,
