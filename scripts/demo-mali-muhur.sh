@@ -8,17 +8,24 @@ set -euo pipefail
 # The audit log names who did it; the demo runs as a demo operator unless told otherwise.
 export CERTMINT_OPERATOR="${CERTMINT_OPERATOR:-demo-operator}"
 cd "$(dirname "$0")/.."
+repo="$PWD"
 
 bash scripts/setup-debian.sh
-cargo build --release --quiet
-certmint="$PWD/target/release/certmint"
+# CERTMINT_BIN runs another build of certmint (the test suite runs this
+# script with its own debug build); by default the release build.
+if [ -n "${CERTMINT_BIN:-}" ]; then
+  certmint="$CERTMINT_BIN"
+else
+  cargo build --release --quiet
+  certmint="$PWD/target/release/certmint"
+fi
 
 out="${1:-demo-mali-muhur}"
 rm -rf "$out"
 mkdir -p "$out"
 cd "$out"
 
-echo "== 1. CA: root + issuing (EC P-384, Kamu SM Mali Mühür names and URLs)"
+echo "== 1. CA: root + one issuing CA per product line (EC P-384, Kamu SM names and URLs)"
 "$certmint" ca init --dir ca
 
 echo "== 2. The customer makes a key and a certificate request (OpenSSL, as a customer would)"
@@ -36,11 +43,12 @@ openssl pkey -in device.key -pubout -out device.pub
   --device-serial FU00022547 --out FU00022547.pem
 
 echo "== 5. Independent check with OpenSSL"
-openssl verify -CAfile ca/root.pem -untrusted ca/issuing.pem company.pem FU00022547.pem
+openssl verify -CAfile ca/root.pem -untrusted ca/issuing.pem company.pem
+openssl verify -CAfile ca/root.pem -untrusted ca/okc-issuing.pem FU00022547.pem
 
 echo "== 6. On-site HSM session, rehearsed on a SoftHSM2 token: probe, provision, verify"
 export SOFTHSM2_CONF
-SOFTHSM2_CONF=$(bash ../softhsm/new-token.sh hsm musteri | cut -d= -f2)
+SOFTHSM2_CONF=$(bash "$repo/softhsm/new-token.sh" hsm musteri | cut -d= -f2)
 token="pkcs11:token=musteri?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$PWD/hsm/user.pin"
 "$certmint" hsm probe --token "$token" --vkn 3230512384
 "$certmint" hsm provision --ca ca --token "$token" --vkn 3230512384 \

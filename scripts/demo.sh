@@ -11,8 +11,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-debian.sh
-cargo build --release --quiet
-certmint="$PWD/target/release/certmint"
+# CERTMINT_BIN runs another build of certmint (the test suite runs this
+# script with its own debug build); by default the release build.
+if [ -n "${CERTMINT_BIN:-}" ]; then
+  certmint="$CERTMINT_BIN"
+  build="the build at $CERTMINT_BIN"
+else
+  cargo build --release --quiet
+  certmint="$PWD/target/release/certmint"
+  build="release build"
+fi
 list="$PWD/fixtures/orders/demo-okc-3000.csv"
 
 out="${1:-demo-output}"
@@ -22,7 +30,7 @@ cd "$out"
 export CERTMINT_JOURNAL="$PWD/certmint-journal.sqlite"
 export CERTMINT_OPERATOR="demo-operator"
 
-echo "== 1. CA: root + issuing CA (EC P-256)"
+echo "== 1. CA: root + issuing CAs, one per product line (EC P-256)"
 "$certmint" ca init --dir ca --key-type p256 >/dev/null
 echo "   ca/ written"
 
@@ -48,7 +56,7 @@ echo "== 5. A re-run issues nothing"
 
 echo "== 6. Independent checks with OpenSSL"
 cd deliveries/order-1
-ls certs/*.pem | xargs -n 500 openssl verify -CAfile ../../ca/root.pem -untrusted ../../ca/issuing.pem \
+ls certs/*.pem | xargs -n 500 openssl verify -CAfile ../../ca/root.pem -untrusted ../../ca/okc-issuing.pem \
   | grep -c ': OK$' | sed 's/^/   certificates verified: /'
 checked=0
 while IFS=, read -r serial file password; do
@@ -66,6 +74,6 @@ cd ../..
 echo "== 7. Summary"
 "$certmint" order status --order 1
 devices=$(($(wc -l < deliveries/order-1/manifest.csv) - 1))
-echo "   $devices devices in $(awk "BEGIN{printf \"%.1f\", $end - $start}") s (release build, this machine)"
+echo "   $devices devices in $(awk "BEGIN{printf \"%.1f\", $end - $start}") s ($build, this machine)"
 echo "   delivery: $PWD/deliveries/order-1  passwords: $PWD/deliveries/order-1.passwords.csv"
 echo "   purge:    certmint okc purge --deliveries deliveries   (after 10 Turkish business days)"
