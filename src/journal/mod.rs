@@ -553,7 +553,7 @@ pub enum ImportOutcome {
 }
 
 /// The journal boundary.
-pub trait Journal: Send {
+pub trait Journal: Send + crate::audit::tables::AuditStorage {
     /// Runs `import` in one write transaction over an [`ImportStore`]: the
     /// order and its devices are kept, with an `order.received` audit
     /// record by `operator`, when it returns [`ImportOutcome::Keep`], and
@@ -757,8 +757,12 @@ pub trait Journal: Send {
         details: &str,
     ) -> Result<(), JournalError>;
 
-    /// Checks the audit chain.
-    fn verify_audit(&self) -> Result<AuditReport, JournalError>;
+    /// Checks the audit chain, its checkpoints and the tables against it
+    /// ([`crate::audit::tables`]): the rules are the same for every backend,
+    /// which only streams what it stores.
+    fn verify_audit(&self) -> Result<AuditReport, JournalError> {
+        crate::audit::tables::verify_journal(self)
+    }
 
     /// The journal's record of the certificate with this serial, if it has one.
     fn certificate_by_serial(
