@@ -771,9 +771,10 @@ pub trait Journal: Send + crate::audit::tables::AuditStorage {
     ) -> Result<Option<CertificateRecord>, JournalError>;
 
     /// Takes `order`'s producer lease for `holder`, for `ttl` unless renewed,
-    /// in one write transaction. A lease of a holder that is gone (see
-    /// [`LeaseHolder::is_gone_as_seen_from`]) or expired is taken over, and
-    /// the take-over audited; it is returned. A live holder's lease is
+    /// in one write transaction. Who may take it is [`lease::decide`]'s
+    /// rule, asked with the row read in that transaction: a lease of a
+    /// holder that is gone or expired is taken over, and the take-over
+    /// audited ([`lease::take_over_details`]); it is returned. A live holder's lease is
     /// refused with [`JournalError::Held`]. Until it is released, this
     /// journal refuses to record keys, intents or certificates of the order
     /// once another holder has taken the lease ([`JournalError::LeaseLost`]).

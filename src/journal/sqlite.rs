@@ -21,7 +21,7 @@ use rusqlite::{
     params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
 };
 
-use super::lease::now_ms;
+use super::lease::{self, now_ms, LeaseDecision};
 use super::{
     AuditEntry, CardSecrets, CertificateDetail, CertificateFilter, CertificateRecord,
     CertificateStatus, DeliveryRecord, Device, DeviceState, ImportOutcome, ImportStore, Intent,
@@ -1041,14 +1041,8 @@ impl SqliteJournal {
         let Some(mine) = leases.get(&order) else {
             return Ok(());
         };
-        let lease = read_lease(tx, order).map_err(database_error(path))?;
-        match lease {
-            Some(lease) if &lease.holder.holder_id == mine => Ok(()),
-            other => Err(JournalError::LeaseLost {
-                order,
-                by: other.map_or_else(|| "nobody".into(), |l| l.holder.to_string()),
-            }),
-        }
+        let current = read_lease(tx, order).map_err(database_error(path))?;
+        lease::held_by(current.as_ref(), mine).map_err(|by| JournalError::LeaseLost { order, by })
     }
 
     fn order_state(tx: &Connection, order: OrderId) -> Result<Option<OrderState>, rusqlite::Error> {
@@ -2021,39 +2015,27 @@ impl Journal for SqliteJournal {
             return Err(JournalError::NoOrder(order));
         }
         let previous = read_lease(&tx, order).map_err(db)?;
-        let taken_over = match previous {
-            None => None,
-            Some(lease) if lease.holder.holder_id == holder.holder_id => None,
-            Some(lease) => {
-                if lease.is_live_as_seen_from(holder) {
-                    return Err(JournalError::Held {
-                        order,
-                        lease: Box::new(lease),
-                    });
-                }
-                let why = if lease.holder.is_gone_as_seen_from(holder) {
-                    "its process is gone"
-                } else {
-                    "its lease expired unrenewed"
-                };
+        let decision = lease::decide(previous.as_ref(), holder, now_ms());
+        let taken_over = match (decision, previous) {
+            (LeaseDecision::Refuse, Some(lease)) => {
+                return Err(JournalError::Held {
+                    order,
+                    lease: Box::new(lease),
+                })
+            }
+            (LeaseDecision::TakeOver(why), Some(lease)) => {
                 append_audit(
                     &tx,
                     &holder.operator,
                     "order.lease-taken-over",
                     &format!("order {order}"),
-                    &format!(
-                        "from {} (holder {}, since {}, last renewed {}): {why}; taken by {} (holder {})",
-                        lease.holder,
-                        lease.holder.holder_id,
-                        lease.acquired_at,
-                        lease.renewed_at,
-                        holder,
-                        holder.holder_id
-                    ),
+                    &lease::take_over_details(&lease, holder, why),
                 )
                 .map_err(db)?;
                 Some(lease)
             }
+            // Take and Renew (a refusal or take-over always has a row).
+            _ => None,
         };
         let now = now_rfc3339();
         tx.execute(
