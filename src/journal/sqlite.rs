@@ -2524,7 +2524,7 @@ impl Journal for SqliteJournal {
             .map_err(db)?
             .ok_or_else(|| JournalError::NoCertificate(format!("serial {serial}")))?;
         let status: CertificateStatus = parse(status).map_err(db)?;
-        if status == CertificateStatus::Intent {
+        if !status.may_be_revoked() {
             return Err(JournalError::NotRevocable {
                 serial: serial.to_owned(),
                 status,
