@@ -9,6 +9,7 @@
 //! key outside the database and kept outside it, do (see docs/audit.md).
 
 pub mod checkpoint;
+pub mod tables;
 
 use std::collections::HashMap;
 
@@ -120,14 +121,41 @@ pub fn verify(
     records: impl Iterator<Item = AuditRecord>,
     head: Option<(i64, Vec<u8>)>,
 ) -> AuditReport {
-    let mut problems = Vec::new();
-    let mut expected_seq = 1;
-    let mut prev = GENESIS.to_vec();
-    let mut count = 0;
+    let mut chain = ChainCheck::default();
     for record in records {
-        count += 1;
+        chain.add(record);
+    }
+    chain.finish(head)
+}
+
+/// The chain checked one record at a time, in `seq` order, so that a log of
+/// any length is read as a stream: [`verify`] in steps.
+#[derive(Debug)]
+pub struct ChainCheck {
+    problems: Vec<AuditProblem>,
+    expected_seq: i64,
+    prev: Vec<u8>,
+    count: u64,
+}
+
+impl Default for ChainCheck {
+    fn default() -> Self {
+        ChainCheck {
+            problems: Vec::new(),
+            expected_seq: 1,
+            prev: GENESIS.to_vec(),
+            count: 0,
+        }
+    }
+}
+
+impl ChainCheck {
+    /// Checks the next record against the one before it.
+    pub fn add(&mut self, record: AuditRecord) {
+        let expected_seq = self.expected_seq;
+        self.count += 1;
         if record.seq != expected_seq {
-            problems.push(AuditProblem {
+            self.problems.push(AuditProblem {
                 seq: expected_seq,
                 problem: if record.seq > expected_seq {
                     format!(
@@ -139,8 +167,8 @@ pub fn verify(
                 },
             });
         }
-        if record.prev_hash != prev {
-            problems.push(AuditProblem {
+        if record.prev_hash != self.prev {
+            self.problems.push(AuditProblem {
                 seq: record.seq,
                 problem: "does not follow the record before it (a record was deleted, changed or reordered)".into(),
             });
@@ -155,7 +183,7 @@ pub fn verify(
             &record.details,
         );
         if hash.as_slice() != record.hash.as_slice() {
-            problems.push(AuditProblem {
+            self.problems.push(AuditProblem {
                 seq: record.seq,
                 problem: format!(
                     "was changed after it was written ({} {} {})",
@@ -163,25 +191,30 @@ pub fn verify(
                 ),
             });
         }
-        prev = record.hash;
-        expected_seq = record.seq + 1;
+        self.prev = record.hash;
+        self.expected_seq = record.seq + 1;
     }
-    if let Some((head_seq, head_hash)) = head {
-        if head_seq != expected_seq - 1 || head_hash != prev {
-            problems.push(AuditProblem {
-                seq: head_seq,
-                problem: format!("the journal's head is record {head_seq} but the chain ends at record {}: records were cut off the end", expected_seq - 1),
-            });
+
+    /// Checks the chain's end against the journal's head and reports.
+    pub fn finish(mut self, head: Option<(i64, Vec<u8>)>) -> AuditReport {
+        let expected_seq = self.expected_seq;
+        if let Some((head_seq, head_hash)) = head {
+            if head_seq != expected_seq - 1 || head_hash != self.prev {
+                self.problems.push(AuditProblem {
+                    seq: head_seq,
+                    problem: format!("the journal's head is record {head_seq} but the chain ends at record {}: records were cut off the end", expected_seq - 1),
+                });
+            }
         }
-    }
-    AuditReport {
-        records: count,
-        head: crate::pem::hex(&prev),
-        problems,
-        checkpoints: 0,
-        anchored_up_to: 0,
-        not_yet_anchored: count,
-        notes: Vec::new(),
+        AuditReport {
+            records: self.count,
+            head: crate::pem::hex(&self.prev),
+            problems: self.problems,
+            checkpoints: 0,
+            anchored_up_to: 0,
+            not_yet_anchored: self.count,
+            notes: Vec::new(),
+        }
     }
 }
 

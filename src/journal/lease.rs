@@ -87,25 +87,19 @@ impl LeaseHolder {
     /// same host, and either another boot or no process with its pid. A
     /// holder on another host is never judged here: only its expiry counts.
     pub fn is_gone_as_seen_from(&self, here: &LeaseHolder) -> bool {
+        self.is_gone_given(here, &process_runs)
+    }
+
+    /// [`Self::is_gone_as_seen_from`], with `runs` telling whether a
+    /// process of this host (pid, start time) runs.
+    fn is_gone_given(&self, here: &LeaseHolder, runs: &dyn Fn(u32, u64) -> bool) -> bool {
         if self.host != here.host || self.boot_id.is_empty() || here.boot_id.is_empty() {
             return false;
         }
         if self.boot_id != here.boot_id {
             return true;
         }
-        let Ok(pid) = i32::try_from(self.pid) else {
-            return false;
-        };
-        // Signal 0 checks existence only. EPERM means it exists (another user's).
-        if matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Err(nix::errno::Errno::ESRCH)
-        ) {
-            return true;
-        }
-        // A process with that pid that started at another time reused it.
-        self.start_time != 0
-            && process_start_time(self.pid).is_some_and(|started| started != self.start_time)
+        !runs(self.pid, self.start_time)
     }
 
     /// Whether this holder ran on the same host in the same boot as `here`,
@@ -123,11 +117,126 @@ impl Lease {
     /// another host cannot be asked after: its lease must have been renewed
     /// within its time.
     pub fn is_live_as_seen_from(&self, here: &LeaseHolder) -> bool {
-        if self.holder.is_local_to(here) {
-            return !self.holder.is_gone_as_seen_from(here);
-        }
-        self.expires_at_ms >= now_ms()
+        self.is_live_given(here, now_ms(), &process_runs)
     }
+
+    /// [`Self::is_live_as_seen_from`] at `now_ms`, with `runs` telling
+    /// whether a process of this host runs.
+    fn is_live_given(
+        &self,
+        here: &LeaseHolder,
+        now_ms: i64,
+        runs: &dyn Fn(u32, u64) -> bool,
+    ) -> bool {
+        if self.holder.is_local_to(here) {
+            return !self.holder.is_gone_given(here, runs);
+        }
+        self.expires_at_ms >= now_ms
+    }
+}
+
+/// What a request for an order's lease comes to. The rule is the same for
+/// every journal backend: the backend reads the lease row, asks
+/// [`decide`], and writes the row (or refuses) in the same transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseDecision {
+    /// Nobody holds the lease: take it.
+    Take,
+    /// The requester holds it already: take it afresh, expiry renewed.
+    Renew,
+    /// Its holder is gone or let it expire: take it over, audited.
+    TakeOver(TakeOverReason),
+    /// A live holder has it: refuse ([`super::JournalError::Held`]).
+    Refuse,
+}
+
+/// Why a lease may be taken over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TakeOverReason {
+    /// Its holder ran on this host and its process is gone (or the host
+    /// rebooted since).
+    HolderGone,
+    /// Its holder cannot be asked after and did not renew it in time.
+    Expired,
+}
+
+impl fmt::Display for TakeOverReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TakeOverReason::HolderGone => "its process is gone",
+            TakeOverReason::Expired => "its lease expired unrenewed",
+        })
+    }
+}
+
+/// Who may take `current` (the order's lease row, if any) for `requester`
+/// at `now_ms`, as seen from the requester's host.
+pub fn decide(current: Option<&Lease>, requester: &LeaseHolder, now_ms: i64) -> LeaseDecision {
+    decide_given(current, requester, now_ms, &process_runs)
+}
+
+/// [`decide`], with `runs` telling whether a process of this host (pid,
+/// start time) runs: pure, so that every case is tested.
+fn decide_given(
+    current: Option<&Lease>,
+    requester: &LeaseHolder,
+    now_ms: i64,
+    runs: &dyn Fn(u32, u64) -> bool,
+) -> LeaseDecision {
+    let Some(lease) = current else {
+        return LeaseDecision::Take;
+    };
+    if lease.holder.holder_id == requester.holder_id {
+        return LeaseDecision::Renew;
+    }
+    if lease.is_live_given(requester, now_ms, runs) {
+        return LeaseDecision::Refuse;
+    }
+    LeaseDecision::TakeOver(if lease.holder.is_gone_given(requester, runs) {
+        TakeOverReason::HolderGone
+    } else {
+        TakeOverReason::Expired
+    })
+}
+
+/// The details of the `order.lease-taken-over` audit record.
+pub fn take_over_details(previous: &Lease, requester: &LeaseHolder, why: TakeOverReason) -> String {
+    format!(
+        "from {} (holder {}, since {}, last renewed {}): {why}; taken by {} (holder {})",
+        previous.holder,
+        previous.holder.holder_id,
+        previous.acquired_at,
+        previous.renewed_at,
+        requester,
+        requester.holder_id
+    )
+}
+
+/// Whether the holder `holder_id` still holds `current`; if not, who does
+/// (for [`super::JournalError::LeaseLost`]).
+pub fn held_by(current: Option<&Lease>, holder_id: &str) -> Result<(), String> {
+    match current {
+        Some(lease) if lease.holder.holder_id == holder_id => Ok(()),
+        other => Err(other.map_or_else(|| "nobody".into(), |l| l.holder.to_string())),
+    }
+}
+
+/// Whether process `pid` runs on this host and, when `start_time` is known
+/// (not 0), is the one that started then. A pid that cannot be asked after
+/// counts as running: only what is known gone is taken over.
+fn process_runs(pid: u32, start_time: u64) -> bool {
+    let Ok(signed) = i32::try_from(pid) else {
+        return true;
+    };
+    // Signal 0 checks existence only. EPERM means it exists (another user's).
+    if matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(signed), None),
+        Err(nix::errno::Errno::ESRCH)
+    ) {
+        return false;
+    }
+    // A process with that pid that started at another time reused it.
+    !(start_time != 0 && process_start_time(pid).is_some_and(|started| started != start_time))
 }
 
 impl fmt::Display for LeaseHolder {
@@ -216,5 +325,171 @@ mod tests {
             ..here.clone()
         };
         assert!(!expired(remote).is_live_as_seen_from(&here));
+    }
+
+    /// Where the lease's holder ran, relative to the requester.
+    #[derive(Debug, Clone, Copy)]
+    enum Place {
+        SameBoot,
+        OtherBoot,
+        HolderBootUnknown,
+        RequesterBootUnknown,
+        OtherHost,
+    }
+
+    /// Every lease row a requester can meet, decided by the rule with the
+    /// process table given, against the rule stated case by case.
+    #[test]
+    fn every_lease_case_is_decided_by_the_rule() {
+        let now = 1_000_000;
+        let requester = LeaseHolder {
+            holder_id: "requester".into(),
+            host: "station-1".into(),
+            boot_id: "boot-a".into(),
+            pid: 100,
+            start_time: 7,
+            operator: "op".into(),
+        };
+        assert_eq!(
+            decide_given(None, &requester, now, &|_, _| true),
+            LeaseDecision::Take
+        );
+        use LeaseDecision::*;
+        use TakeOverReason::*;
+        for own in [true, false] {
+            for place in [
+                Place::SameBoot,
+                Place::OtherBoot,
+                Place::HolderBootUnknown,
+                Place::RequesterBootUnknown,
+                Place::OtherHost,
+            ] {
+                for runs in [true, false] {
+                    for expired in [true, false] {
+                        let mut here = requester.clone();
+                        let mut holder = LeaseHolder {
+                            holder_id: if own { "requester" } else { "holder" }.into(),
+                            pid: 200,
+                            start_time: 9,
+                            ..requester.clone()
+                        };
+                        match place {
+                            Place::SameBoot => {}
+                            Place::OtherBoot => holder.boot_id = "boot-b".into(),
+                            Place::HolderBootUnknown => holder.boot_id = String::new(),
+                            Place::RequesterBootUnknown => here.boot_id = String::new(),
+                            Place::OtherHost => holder.host = "station-2".into(),
+                        }
+                        let lease = Lease {
+                            holder,
+                            acquired_at: String::new(),
+                            renewed_at: String::new(),
+                            expires_at_ms: if expired { now - 1 } else { now },
+                        };
+                        let asked = std::cell::Cell::new(false);
+                        let table = |pid: u32, start_time: u64| {
+                            assert_eq!(
+                                (pid, start_time),
+                                (200, 9),
+                                "the holder's process is asked after"
+                            );
+                            asked.set(true);
+                            runs
+                        };
+                        let decided = decide_given(Some(&lease), &here, now, &table);
+                        let expected = match (own, place, runs, expired) {
+                            (true, ..) => Renew,
+                            // Its process can be asked after: only that counts.
+                            (false, Place::SameBoot, true, _) => Refuse,
+                            (false, Place::SameBoot, false, _) => TakeOver(HolderGone),
+                            // Another boot: the process is gone, but the
+                            // lease is kept until it expires.
+                            (false, Place::OtherBoot, _, false) => Refuse,
+                            (false, Place::OtherBoot, _, true) => TakeOver(HolderGone),
+                            // Cannot be asked after: only the expiry counts.
+                            (false, _, _, false) => Refuse,
+                            (false, _, _, true) => TakeOver(Expired),
+                        };
+                        assert_eq!(
+                            decided, expected,
+                            "own {own}, {place:?}, process runs {runs}, expired {expired}"
+                        );
+                        assert_eq!(
+                            asked.get(),
+                            !own && matches!(place, Place::SameBoot),
+                            "the process table is asked only about a holder of this host and boot"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A lease is live up to its expiry instant, included.
+    #[test]
+    fn a_remote_lease_is_live_until_its_expiry_included() {
+        let here = LeaseHolder::this_process("op");
+        let lease = Lease {
+            holder: LeaseHolder {
+                holder_id: "other".into(),
+                host: "station-2".into(),
+                ..here.clone()
+            },
+            acquired_at: String::new(),
+            renewed_at: String::new(),
+            expires_at_ms: 5_000,
+        };
+        let runs = |_: u32, _: u64| true;
+        assert_eq!(
+            decide_given(Some(&lease), &here, 5_000, &runs),
+            LeaseDecision::Refuse
+        );
+        assert_eq!(
+            decide_given(Some(&lease), &here, 5_001, &runs),
+            LeaseDecision::TakeOver(TakeOverReason::Expired)
+        );
+    }
+
+    #[test]
+    fn a_lease_is_held_by_its_holder_only_and_a_lost_one_names_who_has_it() {
+        let here = LeaseHolder::this_process("op");
+        let lease = Lease {
+            holder: here.clone(),
+            acquired_at: String::new(),
+            renewed_at: String::new(),
+            expires_at_ms: 0,
+        };
+        assert_eq!(held_by(Some(&lease), &here.holder_id), Ok(()));
+        assert_eq!(held_by(Some(&lease), "someone-else"), Err(here.to_string()));
+        assert_eq!(held_by(None, &here.holder_id), Err("nobody".into()));
+    }
+
+    #[test]
+    fn a_take_over_names_both_holders_and_why() {
+        let here = LeaseHolder::this_process("op");
+        let previous = Lease {
+            holder: LeaseHolder {
+                holder_id: "old-holder".into(),
+                host: "station-2".into(),
+                ..here.clone()
+            },
+            acquired_at: "2026-01-01T00:00:00Z".into(),
+            renewed_at: "2026-01-01T00:00:10Z".into(),
+            expires_at_ms: 0,
+        };
+        let details = take_over_details(&previous, &here, TakeOverReason::Expired);
+        assert!(
+            details.starts_with("from operator op on host station-2"),
+            "{details}"
+        );
+        assert!(details.contains("(holder old-holder, since 2026-01-01T00:00:00Z, last renewed 2026-01-01T00:00:10Z)"), "{details}");
+        assert!(
+            details.contains(": its lease expired unrenewed; taken by"),
+            "{details}"
+        );
+        assert!(
+            details.ends_with(&format!("(holder {})", here.holder_id)),
+            "{details}"
+        );
     }
 }

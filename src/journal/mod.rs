@@ -570,7 +570,7 @@ pub enum ImportOutcome {
 }
 
 /// The journal boundary.
-pub trait Journal: Send {
+pub trait Journal: Send + crate::audit::tables::AuditStorage {
     /// Runs `import` in one write transaction over an [`ImportStore`]: the
     /// order and its devices are kept, with an `order.received` audit
     /// record by `operator`, when it returns [`ImportOutcome::Keep`], and
@@ -774,8 +774,12 @@ pub trait Journal: Send {
         details: &str,
     ) -> Result<(), JournalError>;
 
-    /// Checks the audit chain.
-    fn verify_audit(&self) -> Result<AuditReport, JournalError>;
+    /// Checks the audit chain, its checkpoints and the tables against it
+    /// ([`crate::audit::tables`]): the rules are the same for every backend,
+    /// which only streams what it stores.
+    fn verify_audit(&self) -> Result<AuditReport, JournalError> {
+        crate::audit::tables::verify_journal(self)
+    }
 
     /// The journal's record of the certificate with this serial, if it has one.
     fn certificate_by_serial(
@@ -784,9 +788,10 @@ pub trait Journal: Send {
     ) -> Result<Option<CertificateRecord>, JournalError>;
 
     /// Takes `order`'s producer lease for `holder`, for `ttl` unless renewed,
-    /// in one write transaction. A lease of a holder that is gone (see
-    /// [`LeaseHolder::is_gone_as_seen_from`]) or expired is taken over, and
-    /// the take-over audited; it is returned. A live holder's lease is
+    /// in one write transaction. Who may take it is [`lease::decide`]'s
+    /// rule, asked with the row read in that transaction: a lease of a
+    /// holder that is gone or expired is taken over, and the take-over
+    /// audited ([`lease::take_over_details`]); it is returned. A live holder's lease is
     /// refused with [`JournalError::Held`]. Until it is released, this
     /// journal refuses to record keys, intents or certificates of the order
     /// once another holder has taken the lease ([`JournalError::LeaseLost`]).

@@ -21,7 +21,7 @@ use rusqlite::{
     params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
 };
 
-use super::lease::now_ms;
+use super::lease::{self, now_ms, LeaseDecision};
 use super::{
     AuditEntry, CardSecrets, CertificateDetail, CertificateFilter, CertificateRecord,
     CertificateStatus, DeliveryRecord, Device, DeviceState, ImportOutcome, ImportStore, Intent,
@@ -34,7 +34,8 @@ use super::{
     RevokeOutcome,
 };
 use crate::audit::checkpoint::{self, AuditKey, Checkpoint, CHECKPOINT_EVERY};
-use crate::audit::{self, AuditProblem, AuditRecord, AuditReport, GENESIS};
+use crate::audit::tables::{AuditCheckpoints, AuditStorage, AuditedFact};
+use crate::audit::{self, AuditRecord, GENESIS};
 use crate::ids::{DeviceName, TaxpayerId};
 use crate::order::manufacturer::{Manufacturer, ManufacturerChange, ManufacturerError};
 use crate::revocation::{RevocationReason, RevokedEntry};
@@ -1040,14 +1041,8 @@ impl SqliteJournal {
         let Some(mine) = leases.get(&order) else {
             return Ok(());
         };
-        let lease = read_lease(tx, order).map_err(database_error(path))?;
-        match lease {
-            Some(lease) if &lease.holder.holder_id == mine => Ok(()),
-            other => Err(JournalError::LeaseLost {
-                order,
-                by: other.map_or_else(|| "nobody".into(), |l| l.holder.to_string()),
-            }),
-        }
+        let current = read_lease(tx, order).map_err(database_error(path))?;
+        lease::held_by(current.as_ref(), mine).map_err(|by| JournalError::LeaseLost { order, by })
     }
 
     fn order_state(tx: &Connection, order: OrderId) -> Result<Option<OrderState>, rusqlite::Error> {
@@ -1987,67 +1982,6 @@ impl Journal for SqliteJournal {
         self.audit_committed()
     }
 
-    fn verify_audit(&self) -> Result<AuditReport, JournalError> {
-        let key = AuditKey::load(&self.path)?;
-        let lines = checkpoint::read(&self.path, key.as_ref())?;
-        let wanted: std::collections::HashSet<i64> = lines
-            .as_deref()
-            .map(|l| audit::checkpointed_seqs(l).collect())
-            .unwrap_or_default();
-        let head = Self::head(&self.conn).map_err(|e| self.db(e))?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT seq, at, operator, event, subject, details, prev_hash, hash FROM audit ORDER BY seq")
-            .map_err(|e| self.db(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(AuditRecord {
-                    seq: r.get(0)?,
-                    at: r.get(1)?,
-                    operator: r.get(2)?,
-                    event: r.get(3)?,
-                    subject: r.get(4)?,
-                    details: r.get(5)?,
-                    prev_hash: r.get(6)?,
-                    hash: r.get(7)?,
-                })
-            })
-            .map_err(|e| self.db(e))?;
-        let mut error = None;
-        let mut hashes = std::collections::HashMap::new();
-        let mut described = Described::default();
-        let records = rows
-            .map_while(|r| match r {
-                Ok(record) => Some(record),
-                Err(e) => {
-                    error = Some(e);
-                    None
-                }
-            })
-            .inspect(|record| {
-                if wanted.contains(&record.seq) {
-                    hashes.insert(record.seq, record.hash.clone());
-                }
-                described.note(record);
-            });
-        let mut report = audit::verify(records, head.clone());
-        if let Some(e) = error {
-            return Err(self.db(e));
-        }
-        if head.is_none() && report.records > 0 {
-            report.problems.push(AuditProblem {
-                seq: report.records as i64,
-                problem: "the journal's head record is missing: the log's end cannot be checked"
-                    .into(),
-            });
-        }
-        audit::check_checkpoints(&mut report, lines.as_deref(), key.is_some(), &hashes);
-        described
-            .check(&self.conn, &mut report.problems)
-            .map_err(|e| self.db(e))?;
-        Ok(report)
-    }
-
     fn certificate_by_serial(
         &self,
         serial_hex: &str,
@@ -2081,39 +2015,27 @@ impl Journal for SqliteJournal {
             return Err(JournalError::NoOrder(order));
         }
         let previous = read_lease(&tx, order).map_err(db)?;
-        let taken_over = match previous {
-            None => None,
-            Some(lease) if lease.holder.holder_id == holder.holder_id => None,
-            Some(lease) => {
-                if lease.is_live_as_seen_from(holder) {
-                    return Err(JournalError::Held {
-                        order,
-                        lease: Box::new(lease),
-                    });
-                }
-                let why = if lease.holder.is_gone_as_seen_from(holder) {
-                    "its process is gone"
-                } else {
-                    "its lease expired unrenewed"
-                };
+        let decision = lease::decide(previous.as_ref(), holder, now_ms());
+        let taken_over = match (decision, previous) {
+            (LeaseDecision::Refuse, Some(lease)) => {
+                return Err(JournalError::Held {
+                    order,
+                    lease: Box::new(lease),
+                })
+            }
+            (LeaseDecision::TakeOver(why), Some(lease)) => {
                 append_audit(
                     &tx,
                     &holder.operator,
                     "order.lease-taken-over",
                     &format!("order {order}"),
-                    &format!(
-                        "from {} (holder {}, since {}, last renewed {}): {why}; taken by {} (holder {})",
-                        lease.holder,
-                        lease.holder.holder_id,
-                        lease.acquired_at,
-                        lease.renewed_at,
-                        holder,
-                        holder.holder_id
-                    ),
+                    &lease::take_over_details(&lease, holder, why),
                 )
                 .map_err(db)?;
                 Some(lease)
             }
+            // Take and Renew (a refusal or take-over always has a row).
+            _ => None,
         };
         let now = now_rfc3339();
         tx.execute(
@@ -2602,7 +2524,7 @@ impl Journal for SqliteJournal {
             .map_err(db)?
             .ok_or_else(|| JournalError::NoCertificate(format!("serial {serial}")))?;
         let status: CertificateStatus = parse(status).map_err(db)?;
-        if status == CertificateStatus::Intent {
+        if !status.may_be_revoked() {
             return Err(JournalError::NotRevocable {
                 serial: serial.to_owned(),
                 status,
@@ -3018,304 +2940,104 @@ impl SqliteJournal {
     }
 }
 
-/// What the audit records say exists: manufacturers registered, orders
-/// received, certificate intents, issued certificates (with their SHA-256)
-/// and voided intents, each with the record that says so. Checked against the tables, so that
-/// a row deleted or added behind the log's back, or a log emptied where
-/// certificates exist, is a break.
-#[derive(Default)]
-struct Described {
-    manufacturers: std::collections::HashMap<String, (i64, bool)>,
-    orders: std::collections::HashMap<i64, (i64, bool)>,
-    intents: std::collections::HashMap<String, (i64, bool)>,
-    issued: std::collections::HashMap<String, (i64, String, bool)>,
-    voided: std::collections::HashMap<String, (i64, bool)>,
-    superseded: std::collections::HashMap<String, (i64, bool)>,
-    /// Revocations by audit subject (`certificate S`, `ca-certificate S`).
-    revoked: std::collections::HashMap<String, (i64, bool)>,
-    /// CRLs recorded, by (audit subject `crl ISSUER`, number).
-    crls: std::collections::HashMap<(String, i64), (i64, bool)>,
-    /// The highest CRL number allocated per audit subject `crl ISSUER`.
-    allocated: std::collections::HashMap<String, (i64, i64, bool)>,
-}
-
-/// The number in an audit record's details that begin `CRL number N`.
-fn crl_number_in(details: &str) -> Option<i64> {
-    details
-        .strip_prefix("CRL number ")?
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
-}
-
-impl Described {
-    fn note(&mut self, record: &AuditRecord) {
-        let seq = record.seq;
-        match record.event.as_str() {
-            "manufacturer.registered" => {
-                if let Some(vkn) = record.subject.strip_prefix("manufacturer ") {
-                    self.manufacturers.insert(vkn.to_owned(), (seq, false));
-                }
-            }
-            "order.received" => {
-                if let Some(order) = record
-                    .subject
-                    .strip_prefix("order ")
-                    .and_then(|o| o.parse().ok())
-                {
-                    self.orders.insert(order, (seq, false));
-                }
-            }
-            "device.intent" => {
-                if let Some(serial) = record
-                    .details
-                    .rsplit_once("; certificate ")
-                    .and_then(|(_, rest)| rest.strip_suffix(" linted"))
-                {
-                    self.intents.insert(serial.to_owned(), (seq, false));
-                }
-            }
-            "device.certificate-issued" => {
-                let serial = record
-                    .details
-                    .strip_prefix("certificate ")
-                    .and_then(|rest| rest.split_once(' '))
-                    .map(|(serial, _)| serial);
-                let sha256 = record.details.rsplit_once("SHA-256 ").map(|(_, h)| h);
-                if let (Some(serial), Some(sha256)) = (serial, sha256) {
-                    self.issued
-                        .insert(serial.to_owned(), (seq, sha256.to_owned(), false));
-                }
-            }
-            "certificate.voided" => {
-                if let Some(serial) = record.subject.strip_prefix("certificate ") {
-                    self.voided.insert(serial.to_owned(), (seq, false));
-                }
-            }
-            "certificate.superseded" => {
-                if let Some(serial) = record.subject.strip_prefix("certificate ") {
-                    self.superseded.insert(serial.to_owned(), (seq, false));
-                }
-            }
-            "certificate.revoked" | "ca-certificate.revoked" => {
-                self.revoked.insert(record.subject.clone(), (seq, false));
-            }
-            "crl.issued" => {
-                if let Some(number) = crl_number_in(&record.details) {
-                    self.crls
-                        .insert((record.subject.clone(), number), (seq, false));
-                }
-            }
-            "crl.number-allocated" => {
-                if let Some(number) = crl_number_in(&record.details) {
-                    let highest = self
-                        .allocated
-                        .entry(record.subject.clone())
-                        .or_insert((seq, number, false));
-                    if number >= highest.1 {
-                        *highest = (seq, number, false);
-                    }
-                }
-            }
-            // A failed reissue: the certificate it was to supersede is in
-            // force again, superseded no more.
-            "certificate.reinstated" => {
-                if let Some(serial) = record.subject.strip_prefix("certificate ") {
-                    self.superseded.remove(serial);
-                }
-            }
-            _ => {}
-        }
+impl AuditStorage for SqliteJournal {
+    fn audit_checkpoints(&self) -> Result<AuditCheckpoints, JournalError> {
+        let key = AuditKey::load(&self.path)?;
+        let lines = checkpoint::read(&self.path, key.as_ref())?;
+        Ok(AuditCheckpoints {
+            has_key: key.is_some(),
+            lines,
+        })
     }
 
-    fn check(
-        mut self,
-        conn: &Connection,
-        problems: &mut Vec<AuditProblem>,
-    ) -> rusqlite::Result<()> {
-        let mut journal = |problem: String| problems.push(AuditProblem { seq: 0, problem });
-        let mut manufacturers = conn.prepare("SELECT vkn FROM manufacturers ORDER BY vkn")?;
-        for vkn in manufacturers.query_map([], |r| r.get::<_, String>(0))? {
-            let vkn = vkn?;
-            match self.manufacturers.get_mut(&vkn) {
-                Some((_, seen)) => *seen = true,
-                None => journal(format!(
-                    "manufacturer {vkn} has no audit record of its registration (added, or its record deleted)"
-                )),
-            }
+    fn audit_head(&self) -> Result<Option<(i64, Vec<u8>)>, JournalError> {
+        Self::head(&self.conn).map_err(|e| self.db(e))
+    }
+
+    fn each_audit_record(&self, each: &mut dyn FnMut(AuditRecord)) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, at, operator, event, subject, details, prev_hash, hash FROM audit ORDER BY seq")
+            .map_err(db)?;
+        let mut rows = stmt.query([]).map_err(db)?;
+        while let Some(r) = rows.next().map_err(db)? {
+            each(AuditRecord {
+                seq: r.get(0).map_err(db)?,
+                at: r.get(1).map_err(db)?,
+                operator: r.get(2).map_err(db)?,
+                event: r.get(3).map_err(db)?,
+                subject: r.get(4).map_err(db)?,
+                details: r.get(5).map_err(db)?,
+                prev_hash: r.get(6).map_err(db)?,
+                hash: r.get(7).map_err(db)?,
+            });
         }
-        let mut orders = conn.prepare("SELECT id FROM orders ORDER BY id")?;
-        for order in orders.query_map([], |r| r.get::<_, i64>(0))? {
-            let order = order?;
-            match self.orders.get_mut(&order) {
-                Some((_, seen)) => *seen = true,
-                None => journal(format!(
-                    "order {order} has no audit record of its receipt (added, or its record deleted)"
-                )),
-            }
-        }
-        let mut certificates =
-            conn.prepare("SELECT serial_hex, status, sha256, der FROM certificates ORDER BY id")?;
-        let mut rows = certificates.query([])?;
-        while let Some(row) = rows.next()? {
-            let serial: String = row.get(0)?;
-            let status: String = row.get(1)?;
-            match self.intents.get_mut(&serial) {
-                Some((_, seen)) => *seen = true,
-                None => journal(format!(
-                    "certificate {serial} has no audit record of its intent (added, or its record deleted)"
-                )),
-            }
-            if status == "superseded" {
-                match self.superseded.get_mut(&serial) {
-                    Some((_, seen)) => *seen = true,
-                    None => journal(format!(
-                        "certificate {serial} is superseded but has no audit record of its superseding"
-                    )),
-                }
-            }
-            match status.as_str() {
-                "issued" | "superseded" => {
-                    let sha256: Option<String> = row.get(2)?;
-                    let der: Option<Vec<u8>> = row.get(3)?;
-                    let actual = der.map(|der| {
-                        crate::pem::hex(
-                            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref(),
-                        )
-                    });
-                    match self.issued.get_mut(&serial) {
-                        None => journal(format!(
-                            "certificate {serial} is issued but has no audit record of its issue (added, or its record deleted)"
-                        )),
-                        Some((seq, recorded, seen)) => {
-                            *seen = true;
-                            // Written with or without colons between the bytes.
-                            let plain = |h: &str| h.replace(':', "").to_ascii_uppercase();
-                            let recorded_plain = plain(recorded);
-                            let matches = |h: &Option<String>| {
-                                h.as_deref().is_some_and(|h| plain(h) == recorded_plain)
-                            };
-                            if !matches(&sha256) || !matches(&actual) {
-                                journal(format!(
-                                    "certificate {serial} is not the certificate audit record {seq} says was issued (SHA-256 {recorded})"
-                                ));
-                            }
-                        }
-                    }
-                }
-                "void" => match self.voided.get_mut(&serial) {
-                    Some((_, seen)) => *seen = true,
-                    None => journal(format!(
-                        "certificate {serial} is void but has no audit record of its voiding"
-                    )),
-                },
-                _ => {}
-            }
-        }
-        let mut revocations =
-            conn.prepare("SELECT serial_hex, certificate_id IS NULL FROM revocations ORDER BY id")?;
-        for row in
-            revocations.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?
-        {
-            let (serial, ca) = row?;
-            let subject = if ca {
-                format!("ca-certificate {serial}")
-            } else {
-                format!("certificate {serial}")
-            };
-            match self.revoked.get_mut(&subject) {
-                Some((_, seen)) => *seen = true,
-                None => journal(format!(
-                    "{subject} is revoked but has no audit record of its revocation (added, or its record deleted)"
-                )),
-            }
-        }
-        let mut crls =
-            conn.prepare("SELECT issuer_key_id, number FROM crls ORDER BY issuer_key_id, number")?;
-        for row in crls.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-            let (issuer, number) = row?;
-            match self.crls.get_mut(&(format!("crl {issuer}"), number)) {
-                Some((_, seen)) => *seen = true,
-                None => journal(format!(
-                    "CRL number {number} of issuer {issuer} has no audit record of its issue (added, or its record deleted)"
-                )),
-            }
-        }
-        let mut numbers = conn.prepare(
-            "SELECT issuer_key_id, last_allocated FROM crl_numbers ORDER BY issuer_key_id",
-        )?;
-        for row in numbers.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-            let (issuer, last) = row?;
-            match self.allocated.get_mut(&format!("crl {issuer}")) {
-                Some((_, recorded, seen)) if *recorded == last => *seen = true,
-                Some((seq, recorded, seen)) => {
-                    *seen = true;
-                    journal(format!(
-                        "issuer {issuer}'s last allocated CRL number is {last}, but audit record {seq} allocated {recorded} last (changed behind the log's back)"
-                    ));
-                }
-                None => journal(format!(
-                    "issuer {issuer} has CRL numbers allocated but no audit record of an allocation"
-                )),
-            }
-        }
-        let mut missing = |kind: &str, what: &str, seq: i64| {
-            problems.push(AuditProblem {
-                seq,
-                problem: format!(
-                    "records the {kind} of {what}, which the journal no longer has (deleted)"
-                ),
-            })
-        };
-        for (vkn, (seq, seen)) in &self.manufacturers {
-            if !seen {
-                missing("registration", &format!("manufacturer {vkn}"), *seq);
-            }
-        }
-        for (order, (seq, seen)) in &self.orders {
-            if !seen {
-                missing("receipt", &format!("order {order}"), *seq);
-            }
-        }
-        for (serial, (seq, seen)) in &self.intents {
-            if !seen {
-                missing("intent", &format!("certificate {serial}"), *seq);
-            }
-        }
-        for (serial, (seq, _, seen)) in &self.issued {
-            if !seen {
-                missing("issue", &format!("certificate {serial}"), *seq);
-            }
-        }
-        for (serial, (seq, seen)) in &self.voided {
-            if !seen {
-                missing("voiding", &format!("certificate {serial}"), *seq);
-            }
-        }
-        for (serial, (seq, seen)) in &self.superseded {
-            if !seen {
-                missing("superseding", &format!("certificate {serial}"), *seq);
-            }
-        }
-        for (subject, (seq, seen)) in &self.revoked {
-            if !seen {
-                missing("revocation", subject, *seq);
-            }
-        }
-        for ((subject, number), (seq, seen)) in &self.crls {
-            if !seen {
-                missing("issue", &format!("CRL number {number} ({subject})"), *seq);
-            }
-        }
-        for (subject, (seq, _, seen)) in &self.allocated {
-            if !seen {
-                missing("CRL number allocation", subject, *seq);
-            }
-        }
-        problems.sort_by_key(|p| p.seq);
         Ok(())
     }
+
+    fn each_audited_fact(&self, each: &mut dyn FnMut(AuditedFact<'_>)) -> Result<(), JournalError> {
+        each_audited_row(&self.conn, each).map_err(|e| self.db(e))
+    }
+}
+
+/// The rows of every table the audit log describes, in the order
+/// [`AuditStorage::each_audited_fact`] gives them.
+fn each_audited_row(
+    conn: &Connection,
+    each: &mut dyn FnMut(AuditedFact<'_>),
+) -> rusqlite::Result<()> {
+    let mut manufacturers = conn.prepare("SELECT vkn FROM manufacturers ORDER BY vkn")?;
+    for vkn in manufacturers.query_map([], |r| r.get::<_, String>(0))? {
+        each(AuditedFact::Manufacturer { vkn: &vkn? });
+    }
+    let mut orders = conn.prepare("SELECT id FROM orders ORDER BY id")?;
+    for id in orders.query_map([], |r| r.get::<_, i64>(0))? {
+        each(AuditedFact::Order { id: id? });
+    }
+    let mut certificates =
+        conn.prepare("SELECT serial_hex, status, sha256, der FROM certificates ORDER BY id")?;
+    let mut rows = certificates.query([])?;
+    while let Some(row) = rows.next()? {
+        let serial: String = row.get(0)?;
+        let status: String = row.get(1)?;
+        let sha256: Option<String> = row.get(2)?;
+        let der: Option<Vec<u8>> = row.get(3)?;
+        each(AuditedFact::Certificate {
+            serial: &serial,
+            status: &status,
+            sha256: sha256.as_deref(),
+            der: der.as_deref(),
+        });
+    }
+    let mut revocations =
+        conn.prepare("SELECT serial_hex, certificate_id IS NULL FROM revocations ORDER BY id")?;
+    for row in revocations.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))? {
+        let (serial, of_ca_certificate) = row?;
+        each(AuditedFact::Revocation {
+            serial: &serial,
+            of_ca_certificate,
+        });
+    }
+    let mut crls =
+        conn.prepare("SELECT issuer_key_id, number FROM crls ORDER BY issuer_key_id, number")?;
+    for row in crls.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (issuer, number) = row?;
+        each(AuditedFact::Crl {
+            issuer_key_id: &issuer,
+            number,
+        });
+    }
+    let mut numbers = conn
+        .prepare("SELECT issuer_key_id, last_allocated FROM crl_numbers ORDER BY issuer_key_id")?;
+    for row in numbers.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (issuer, last_allocated) = row?;
+        each(AuditedFact::CrlNumber {
+            issuer_key_id: &issuer,
+            last_allocated,
+        });
+    }
+    Ok(())
 }
 
 impl SqliteJournal {

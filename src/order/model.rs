@@ -185,6 +185,16 @@ text_enum!(
     }
 );
 
+impl CertificateStatus {
+    /// Whether the operator may revoke a certificate in this status. An
+    /// intent may still be signing: its order's run (or its recovery)
+    /// decides whether it becomes issued or void, and only then can it be
+    /// revoked.
+    pub fn may_be_revoked(self) -> bool {
+        !matches!(self, CertificateStatus::Intent)
+    }
+}
+
 /// Initial application, or an additional one referring to an earlier order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Application {
@@ -315,6 +325,23 @@ pub struct Device {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every status but an intent may be revoked.
+    #[test]
+    fn only_an_intent_is_not_revocable() {
+        for status in [
+            CertificateStatus::Intent,
+            CertificateStatus::Issued,
+            CertificateStatus::Void,
+            CertificateStatus::Superseded,
+        ] {
+            assert_eq!(
+                status.may_be_revoked(),
+                status != CertificateStatus::Intent,
+                "{status}"
+            );
+        }
+    }
 
     const ORDER_STATES: [OrderState; 7] = [
         OrderState::Received,
