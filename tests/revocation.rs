@@ -992,3 +992,56 @@ fn a_recalled_order_reports_an_intent_in_progress_instead_of_skipping_it() {
         "{lines:?}"
     );
 }
+
+/// Someone who can write the database changes what a revocation says (its
+/// reason, its time): `audit verify` names the difference from the audit
+/// record, and a CRL would otherwise publish the altered entry.
+#[test]
+fn a_revocation_changed_behind_certmints_back_breaks_the_audit() {
+    let ws = produced(1);
+    let run = journalled(&ws);
+    run(&[
+        "revoke",
+        "--device-serial",
+        "FU10000001",
+        "--reason",
+        "key-compromise",
+    ])
+    .ok();
+    audit_intact(&ws);
+    for (column, value, named) in [
+        ("reason", "unspecified", "reason"),
+        ("revoked_at", "2030-01-01T00:00:00Z", "revocation time"),
+        ("invalidity_date", "2026-01-01T00:00:00Z", "invalidity date"),
+    ] {
+        let copy = ws.path("tampered.sqlite");
+        std::fs::copy(ws.path("journal.sqlite"), &copy).unwrap();
+        let _ = std::fs::remove_file(ws.path("tampered.sqlite-wal"));
+        if ws.exists("journal.sqlite-wal") {
+            std::fs::copy(
+                ws.path("journal.sqlite-wal"),
+                ws.path("tampered.sqlite-wal"),
+            )
+            .unwrap();
+        }
+        let conn = rusqlite::Connection::open(&copy).unwrap();
+        conn.execute(&format!("UPDATE revocations SET {column} = ?1"), [value])
+            .unwrap();
+        drop(conn);
+        let verified = run_on_journal(
+            &ws,
+            &["audit", "verify", "--journal", copy.to_str().unwrap()],
+            &[],
+        );
+        assert_eq!(
+            verified.code, 6,
+            "{column}: {}\n{}",
+            verified.stdout, verified.stderr
+        );
+        let said = format!("{}{}", verified.stdout, verified.stderr);
+        assert!(
+            said.contains("differs from its audit record") && said.contains(named),
+            "{column}: {said}"
+        );
+    }
+}

@@ -55,6 +55,14 @@ pub enum AuditedFact<'a> {
         serial: &'a str,
         /// Whether it revokes a CA certificate (no certificate row of ours).
         of_ca_certificate: bool,
+        /// When (RFC 3339): the CRL entry's revocationDate.
+        revoked_at: &'a str,
+        /// Why (the reason's name).
+        reason: &'a str,
+        /// Its invalidity date (RFC 3339), if any.
+        invalidity_date: Option<&'a str>,
+        /// The issuer's key identifier, hex: whose CRL lists it.
+        issuer_key_id: &'a str,
     },
     /// A recorded CRL.
     Crl {
@@ -142,12 +150,59 @@ struct Described {
     issued: HashMap<String, (i64, String, bool)>,
     voided: HashMap<String, (i64, bool)>,
     superseded: HashMap<String, (i64, bool)>,
-    /// Revocations by audit subject (`certificate S`, `ca-certificate S`).
-    revoked: HashMap<String, (i64, bool)>,
+    /// Revocations by audit subject (`certificate S`, `ca-certificate S`),
+    /// with the details their record gives.
+    revoked: HashMap<String, (i64, String, bool)>,
     /// CRLs recorded, by (audit subject `crl ISSUER`, number).
     crls: HashMap<(String, i64), (i64, bool)>,
     /// The highest CRL number allocated per audit subject `crl ISSUER`.
     allocated: HashMap<String, (i64, i64, bool)>,
+}
+
+/// What a revocation row says, to hold against the details of its audit
+/// record: `reason R[; invalidity date D][; revoked at T]; issuer key id K; …`
+/// (records written before the time was part of them lack `revoked at`).
+struct RevocationFacts<'a> {
+    revoked_at: &'a str,
+    reason: &'a str,
+    invalidity_date: Option<&'a str>,
+    issuer_key_id: &'a str,
+}
+
+impl RevocationFacts<'_> {
+    /// The first field the row and the record disagree on, if any.
+    fn differs_from(&self, details: &str) -> Option<&'static str> {
+        let mut reason = None;
+        let mut invalidity = None;
+        let mut revoked_at = None;
+        let mut issuer = None;
+        for part in details.split("; ") {
+            if let Some(value) = part.strip_prefix("reason ") {
+                reason.get_or_insert(value);
+            } else if let Some(value) = part.strip_prefix("invalidity date ") {
+                invalidity.get_or_insert(value);
+            } else if let Some(value) = part.strip_prefix("revoked at ") {
+                revoked_at.get_or_insert(value);
+            } else if let Some(value) = part.strip_prefix("issuer key id ") {
+                issuer = Some(value);
+                // The note follows; it may contain anything.
+                break;
+            }
+        }
+        if reason != Some(self.reason) {
+            return Some("reason");
+        }
+        if invalidity != self.invalidity_date {
+            return Some("invalidity date");
+        }
+        if revoked_at.is_some_and(|at| at != self.revoked_at) {
+            return Some("revocation time");
+        }
+        if issuer != Some(self.issuer_key_id) {
+            return Some("issuer");
+        }
+        None
+    }
 }
 
 /// The number in an audit record's details that begin `CRL number N`.
@@ -215,7 +270,8 @@ impl Described {
                 }
             }
             "certificate.revoked" | "ca-certificate.revoked" => {
-                self.revoked.insert(record.subject.clone(), (seq, false));
+                self.revoked
+                    .insert(record.subject.clone(), (seq, record.details.clone(), false));
             }
             "crl.issued" => {
                 if let Some(number) = crl_number_in(&record.details) {
@@ -269,6 +325,10 @@ impl Described {
             AuditedFact::Revocation {
                 serial,
                 of_ca_certificate,
+                revoked_at,
+                reason,
+                invalidity_date,
+                issuer_key_id,
             } => {
                 let subject = if of_ca_certificate {
                     format!("ca-certificate {serial}")
@@ -276,7 +336,23 @@ impl Described {
                     format!("certificate {serial}")
                 };
                 match self.revoked.get_mut(&subject) {
-                    Some((_, seen)) => *seen = true,
+                    Some((seq, details, seen)) => {
+                        *seen = true;
+                        let stored = RevocationFacts {
+                            revoked_at,
+                            reason,
+                            invalidity_date,
+                            issuer_key_id,
+                        };
+                        if let Some(what) = stored.differs_from(details) {
+                            problems.push(AuditProblem {
+                                seq: *seq,
+                                problem: format!(
+                                    "{subject}: the revocation on record differs from its audit record ({what}): changed outside certmint"
+                                ),
+                            });
+                        }
+                    }
                     None => journal_problem(problems, format!(
                         "{subject} is revoked but has no audit record of its revocation (added, or its record deleted)"
                     )),
@@ -415,7 +491,7 @@ impl Described {
                 missing("superseding", &format!("certificate {serial}"), *seq);
             }
         }
-        for (subject, (seq, seen)) in &self.revoked {
+        for (subject, (seq, _, seen)) in &self.revoked {
             if !seen {
                 missing("revocation", subject, *seq);
             }

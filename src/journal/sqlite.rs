@@ -739,7 +739,7 @@ fn insert_revocation(
         event,
         &subject,
         &format!(
-            "reason {}{invalidity}; issuer key id {}; {}",
+            "reason {}{invalidity}; revoked at {now}; issuer key id {}; {}",
             revocation.reason, revocation.issuer_key_id_hex, revocation.note
         ),
     )?;
@@ -3010,13 +3010,24 @@ fn each_audited_row(
             der: der.as_deref(),
         });
     }
-    let mut revocations =
-        conn.prepare("SELECT serial_hex, certificate_id IS NULL FROM revocations ORDER BY id")?;
-    for row in revocations.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))? {
-        let (serial, of_ca_certificate) = row?;
+    let mut revocations = conn.prepare(
+        "SELECT serial_hex, certificate_id IS NULL, revoked_at, reason, invalidity_date, issuer_key_id
+         FROM revocations ORDER BY id",
+    )?;
+    let mut rows = revocations.query([])?;
+    while let Some(row) = rows.next()? {
+        let serial: String = row.get(0)?;
+        let revoked_at: String = row.get(2)?;
+        let reason: String = row.get(3)?;
+        let invalidity_date: Option<String> = row.get(4)?;
+        let issuer_key_id: String = row.get(5)?;
         each(AuditedFact::Revocation {
             serial: &serial,
-            of_ca_certificate,
+            of_ca_certificate: row.get(1)?,
+            revoked_at: &revoked_at,
+            reason: &reason,
+            invalidity_date: invalidity_date.as_deref(),
+            issuer_key_id: &issuer_key_id,
         });
     }
     let mut crls =
