@@ -24,8 +24,16 @@ fn with_ca_and_journal() -> Workspace {
 /// Issues an ÖKC device certificate for `device` into `{device}.pem`, from a
 /// fresh P-256 key.
 fn device_certificate(ws: &Workspace, device: &str) {
+    issue_device(ws, device, &[]).ok();
+}
+
+/// `issue` of an ÖKC device certificate for `device` into `{device}.pem`,
+/// from a fresh P-256 key, with `env` variables: what it did.
+fn issue_device(ws: &Workspace, device: &str, env: &[(&str, &str)]) -> Run {
     ws.openssl_key(device, "p256");
-    run(
+    let public_key = format!("{device}.pub");
+    let out = format!("{device}.pem");
+    run_on_journal(
         ws,
         &[
             "issue",
@@ -34,16 +42,16 @@ fn device_certificate(ws: &Workspace, device: &str) {
             "--profile",
             "okc-device",
             "--public-key",
-            &format!("{device}.pub"),
+            &public_key,
             "--device-serial",
             device,
             "--manufacturer",
             "Örnek Yazarkasa",
             "--out",
-            &format!("{device}.pem"),
+            &out,
         ],
+        env,
     )
-    .ok();
 }
 
 /// `ca crl --json` for `issuer`, with `extra` arguments: its report.
@@ -244,25 +252,7 @@ fn the_roots_crl_rejects_every_chain_under_a_revoked_issuing_ca() {
         after.stderr
     );
     // A revoked issuing CA signs nothing more.
-    ws.openssl_key("FU00000002", "p256");
-    let refused = run(
-        &ws,
-        &[
-            "issue",
-            "--ca",
-            "ca",
-            "--profile",
-            "okc-device",
-            "--public-key",
-            "FU00000002.pub",
-            "--device-serial",
-            "FU00000002",
-            "--manufacturer",
-            "Örnek Yazarkasa",
-            "--out",
-            "FU00000002.pem",
-        ],
-    );
+    let refused = issue_device(&ws, "FU00000002", &[]);
     assert_eq!(refused.code, 9, "{}\n{}", refused.stdout, refused.stderr);
     assert!(refused.stderr.contains("was revoked"), "{}", refused.stderr);
     assert!(!ws.exists("FU00000002.pem"));
@@ -298,31 +288,8 @@ fn a_crl_signed_by_a_softhsm_issuing_key_verifies_with_openssl() {
         &env,
     )
     .ok();
-    let issue = |device: &str| {
-        ws.openssl_key(device, "p256");
-        run_on_journal(
-            &ws,
-            &[
-                "issue",
-                "--ca",
-                "ca",
-                "--profile",
-                "okc-device",
-                "--public-key",
-                &format!("{device}.pub"),
-                "--device-serial",
-                device,
-                "--manufacturer",
-                "Örnek Yazarkasa",
-                "--out",
-                &format!("{device}.pem"),
-            ],
-            &env,
-        )
-        .ok();
-    };
-    issue("FU00000001");
-    issue("FU00000002");
+    issue_device(&ws, "FU00000001", &env).ok();
+    issue_device(&ws, "FU00000002", &env).ok();
     run(
         &ws,
         &[
@@ -374,7 +341,7 @@ fn a_crl_run_killed_midway_never_hands_its_number_out_again() {
 
     // Half a million revocations, written straight into the journal, make
     // the next run long enough to be killed in the middle.
-    let key_id = certmint::pem::hex(&okc_key_id(&ws));
+    let key_id = certmint::pem::hex(&ws.key_id_of("ca/okc-issuing.pem"));
     {
         let mut conn = rusqlite::Connection::open(ws.path("journal.sqlite")).unwrap();
         let tx = conn.transaction().unwrap();
@@ -433,7 +400,7 @@ fn a_crl_run_killed_midway_never_hands_its_number_out_again() {
     let journal = certmint::journal::SqliteJournal::open(&ws.path("journal.sqlite")).unwrap();
     use certmint::journal::Journal;
     let numbers: Vec<u64> = journal
-        .crls(&okc_key_id(&ws))
+        .crls(&ws.key_id_of("ca/okc-issuing.pem"))
         .unwrap()
         .iter()
         .map(|crl| crl.number)
@@ -471,18 +438,6 @@ fn a_file_in_the_way_is_refused_before_a_number_is_spent() {
     assert!(!ws.exists("out/okcshs-s1.crl"), "nothing written");
     std::fs::remove_dir(ws.path("out/okcshs-s1.crl.pem")).unwrap();
     assert_eq!(crl(&ws, "okc", &["--out-dir", "out"])["number"], 1);
-}
-
-/// The ÖKC issuing CA's key identifier (its subjectKeyIdentifier).
-fn okc_key_id(ws: &Workspace) -> Vec<u8> {
-    use der::DecodePem;
-    let certificate = x509_cert::Certificate::from_pem(ws.read("ca/okc-issuing.pem")).unwrap();
-    let (_, ski) = certificate
-        .tbs_certificate()
-        .get_extension::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
-        .unwrap()
-        .unwrap();
-    ski.0.as_bytes().to_vec()
 }
 
 /// An operator on the wrong journal (a fresh one, another folder's) would

@@ -50,18 +50,10 @@ fn serial_of_device(ws: &Workspace, device: &str) -> String {
         .to_owned()
 }
 
-/// The ÖKC issuing CA's key identifier (its subjectKeyIdentifier), from
-/// `ca/okc-issuing.pem`: the issuer of every device certificate here.
+/// The ÖKC issuing CA's key identifier: the issuer of every device
+/// certificate here.
 fn issuing_key_id(ws: &Workspace) -> Vec<u8> {
-    use der::DecodePem;
-    let pem = ws.read("ca/okc-issuing.pem");
-    let certificate = x509_cert::Certificate::from_pem(&pem).unwrap();
-    let (_, ski) = certificate
-        .tbs_certificate()
-        .get_extension::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
-        .unwrap()
-        .unwrap();
-    ski.0.as_bytes().to_vec()
+    ws.key_id_of("ca/okc-issuing.pem")
 }
 
 /// Every revocation of the ÖKC issuing CA, as the CRL builder reads them.

@@ -525,3 +525,18 @@ impl Workspace {
         ])
     }
 }
+
+impl Workspace {
+    /// The subjectKeyIdentifier of the CA certificate `cert` (PEM): the key
+    /// identifier the journal keys that CA's revocations and CRLs by.
+    pub fn key_id_of(&self, cert: &str) -> Vec<u8> {
+        use der::DecodePem;
+        let certificate = x509_cert::Certificate::from_pem(self.read(cert)).unwrap();
+        let (_, ski) = certificate
+            .tbs_certificate()
+            .get_extension::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
+            .unwrap()
+            .unwrap();
+        ski.0.as_bytes().to_vec()
+    }
+}
