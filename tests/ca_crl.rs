@@ -17,7 +17,7 @@ fn run(ws: &Workspace, args: &[&str]) -> Run {
 /// A workspace with a CA and an empty journal of record.
 fn with_ca_and_journal() -> Workspace {
     let ws = Workspace::with_ca(&["--key-type", "p256"]);
-    drop(certmint::journal::SqliteJournal::open(&ws.path("journal.sqlite")).unwrap());
+    drop(certmint::journal::SqlJournal::open(&ws.path("journal.sqlite")).unwrap());
     ws
 }
 
@@ -397,7 +397,7 @@ fn a_crl_run_killed_midway_never_hands_its_number_out_again() {
     let next = crl(&ws, "okc", &["--out-dir", "out"]);
     assert_eq!(next["number"], 3, "{next}");
     assert_eq!(next["entries"], 500_000, "{next}");
-    let journal = certmint::journal::SqliteJournal::open(&ws.path("journal.sqlite")).unwrap();
+    let journal = certmint::journal::SqlJournal::open(&ws.path("journal.sqlite")).unwrap();
     use certmint::journal::Journal;
     let numbers: Vec<u64> = journal
         .crls(&ws.key_id_of("ca/okc-issuing.pem"))
@@ -474,7 +474,7 @@ fn a_crl_from_another_journal_never_replaces_the_published_one() {
     assert_eq!(missing.code, 8, "{}\n{}", missing.stdout, missing.stderr);
     assert!(!other.exists());
     // Another, empty journal.
-    drop(certmint::journal::SqliteJournal::open(&other).unwrap());
+    drop(certmint::journal::SqlJournal::open(&other).unwrap());
     let wrong = on_other();
     assert_eq!(wrong.code, 9, "{}\n{}", wrong.stdout, wrong.stderr);
     assert!(

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use certmint::journal::{Journal, OrderId, SqliteJournal};
+use certmint::journal::{Journal, OrderId, SqlJournal};
 use common::pcsc::{require_program, PcscStack, OPENSC_PKCS11};
 use common::Run;
 
@@ -554,14 +554,14 @@ fn station(stack: &PcscStack, order: &str) -> Run {
     )
 }
 
-fn journal(stack: &PcscStack) -> SqliteJournal {
-    SqliteJournal::open(&stack.path("journal.sqlite")).unwrap()
+fn journal(stack: &PcscStack) -> SqlJournal {
+    SqlJournal::open(&stack.path("journal.sqlite")).unwrap()
 }
 
 /// Checks that the station `run` produced a card for each of `serials` (order
 /// 1), that each device has exactly one valid certificate, and that the
 /// audit chain is intact; returns the journal for more checks.
-fn produced_one_certificate_each(stack: &PcscStack, run: &Run, serials: &[&str]) -> SqliteJournal {
+fn produced_one_certificate_each(stack: &PcscStack, run: &Run, serials: &[&str]) -> SqlJournal {
     assert!(
         run.stdout
             .contains(&format!("{} card(s) produced now", serials.len())),

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use certmint::journal::{CardSecrets, Journal, OrderId, SqliteJournal};
+use certmint::journal::{CardSecrets, Journal, OrderId, SqlJournal};
 use common::pcsc::{require_program, PcscStack};
 use common::{Run, Workspace};
 
@@ -147,8 +147,8 @@ fn station_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-fn journal(stack: &PcscStack) -> SqliteJournal {
-    SqliteJournal::open(&stack.path("journal.sqlite")).unwrap()
+fn journal(stack: &PcscStack) -> SqlJournal {
+    SqlJournal::open(&stack.path("journal.sqlite")).unwrap()
 }
 
 /// The PINs and PUKs the journal holds for order 1's cards.

@@ -13,7 +13,7 @@ mod common;
 use std::time::Duration;
 
 use certmint::error::{ErrorKind, KINDS};
-use certmint::journal::{Journal, LeaseHolder, OrderId, SqliteJournal};
+use certmint::journal::{Journal, LeaseHolder, OrderId, SqlJournal};
 use common::{import_and_pay, run_on_journal, Hsm, Run, Workspace};
 
 const UNVAN: &str = "Örnek Bilişim Anonim Şirketi";
@@ -501,7 +501,7 @@ fn exit_7_for_an_order_another_producer_holds() {
         operator: "alice".into(),
         ..LeaseHolder::this_process("alice")
     };
-    SqliteJournal::open(&ws.path("journal.sqlite"))
+    SqlJournal::open(&ws.path("journal.sqlite"))
         .unwrap()
         .acquire_lease(OrderId(1), &station, Duration::from_secs(600))
         .unwrap();

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use certmint::journal::{Journal, OrderId, SqliteJournal};
+use certmint::journal::{Journal, OrderId, SqlJournal};
 use common::{
     ensure_manufacturer, import_and_pay, import_args, produce_args, session_processes_of,
     spawn_on_journal, Hsm, Run, Workspace, SPY_MODULE,
@@ -65,8 +65,8 @@ fn produce(ws: &Workspace, order: &str, extra: &[&str]) -> Run {
     run(ws, &produce_args(order, extra))
 }
 
-fn journal(ws: &Workspace) -> SqliteJournal {
-    SqliteJournal::open(&ws.path("journal.sqlite")).unwrap()
+fn journal(ws: &Workspace) -> SqlJournal {
+    SqlJournal::open(&ws.path("journal.sqlite")).unwrap()
 }
 
 /// Every device of the order has exactly one certificate that is not void.

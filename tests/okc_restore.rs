@@ -12,7 +12,7 @@ use certmint::ca::{self, CaDirectory, InitOptions};
 use certmint::calendar::BusinessCalendar;
 use certmint::ids::PrefixTable;
 use certmint::journal::{
-    Application, Journal, NewOrder, OrderId, OrderKind, OrderState, SqliteJournal, Target,
+    Application, Journal, NewOrder, OrderId, OrderKind, OrderState, SqlJournal, Target,
 };
 use certmint::keyref::Unlock;
 use certmint::order::serial_list::SerialListReader;
@@ -44,7 +44,7 @@ fn delivery_rewrites_certificate_files_a_crash_lost_or_tore() {
     let list: String = (0..DEVICES)
         .map(|i| format!("FU{:08}\n", 20_000_000 + i))
         .collect();
-    let mut journal = SqliteJournal::open(&dir.path().join("journal.sqlite")).unwrap();
+    let mut journal = SqlJournal::open(&dir.path().join("journal.sqlite")).unwrap();
     let order = NewOrder {
         kind: OrderKind::Okc,
         manufacturer: "Örnek Yazarkasa A.Ş.".into(),

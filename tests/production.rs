@@ -17,7 +17,7 @@ use certmint::ca::CaDirectory;
 use certmint::calendar::BusinessCalendar;
 use certmint::card::provision::{CardCredentials, CardError};
 use certmint::card::station::{PinPolicy, Station, StationError};
-use certmint::journal::{Journal, OrderId, OrderState, SqliteJournal};
+use certmint::journal::{Journal, OrderId, OrderState, SqlJournal};
 use certmint::keyref::Unlock;
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
 use certmint::piv::Slot;
@@ -67,7 +67,7 @@ fn one_seal_order(stack: &PcscStack) -> OrderId {
         ],
     )
     .ok();
-    let journal = SqliteJournal::open(&stack.path("journal.sqlite")).unwrap();
+    let journal = SqlJournal::open(&stack.path("journal.sqlite")).unwrap();
     let order = journal.orders().unwrap().last().unwrap().id;
     certmint(stack, &["order", "pay", "--order", &order.to_string()]).ok();
     order
@@ -89,8 +89,8 @@ fn provision_in_reader(
     )
     .unwrap();
     let profile = Profile::from_config(ProfileName::MaliMuhur, &directory.config).unwrap();
-    let journal: Mutex<SqliteJournal> =
-        Mutex::new(SqliteJournal::open(&stack.path("journal.sqlite")).unwrap());
+    let journal: Mutex<SqlJournal> =
+        Mutex::new(SqlJournal::open(&stack.path("journal.sqlite")).unwrap());
     let calendar = BusinessCalendar::turkey();
     let station = Station {
         order,
@@ -144,7 +144,7 @@ fn a_seal_goes_onto_the_card_in_a_reader_through_the_pipeline_and_a_second_is_re
 
     // On record: one valid certificate for the seal, the order delivered,
     // the audit chain intact.
-    let journal = SqliteJournal::open(&stack.path("journal.sqlite")).unwrap();
+    let journal = SqlJournal::open(&stack.path("journal.sqlite")).unwrap();
     let active = journal.active_certificates_per_device(order).unwrap();
     assert_eq!(active.len(), 1, "{active:?}");
     let seal = active[0].0.clone();
@@ -221,7 +221,7 @@ fn a_seal_goes_onto_the_card_in_a_reader_through_the_pipeline_and_a_second_is_re
         } => assert!(why.contains(&serial), "{why}"),
         other => panic!("{other}"),
     }
-    let journal = SqliteJournal::open(&stack.path("journal.sqlite")).unwrap();
+    let journal = SqlJournal::open(&stack.path("journal.sqlite")).unwrap();
     assert_eq!(journal.order(second).unwrap().verified, 0);
     assert!(journal.dangling_intents(second).unwrap().is_empty());
     assert_eq!(

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use certmint::journal::{IssuedCrl, Journal, SqliteJournal};
+use certmint::journal::{IssuedCrl, Journal, SqlJournal};
 use certmint::revocation::RevocationReason;
 use common::{run_on_journal, Run, Workspace};
 
@@ -58,7 +58,7 @@ fn issuing_key_id(ws: &Workspace) -> Vec<u8> {
 
 /// Every revocation of the ÖKC issuing CA, as the CRL builder reads them.
 fn revoked_serials(ws: &Workspace) -> Vec<(String, RevocationReason)> {
-    let journal = SqliteJournal::open(&ws.path("journal.sqlite")).unwrap();
+    let journal = SqlJournal::open(&ws.path("journal.sqlite")).unwrap();
     let mut entries = Vec::new();
     let count = journal
         .revoked_entries(&issuing_key_id(ws), &mut |entry| {
@@ -432,7 +432,7 @@ fn a_crash_after_signing_leaves_the_voided_certificates_revoked() {
 fn crl_numbers_increase_and_are_never_reused() {
     let ws = produced(1);
     let key_id = issuing_key_id(&ws);
-    let mut journal = SqliteJournal::open(&ws.path("journal.sqlite")).unwrap();
+    let mut journal = SqlJournal::open(&ws.path("journal.sqlite")).unwrap();
     let first = journal.allocate_crl_number(&key_id, "op").unwrap();
     let now = time::OffsetDateTime::now_utc();
     let crl = |number| IssuedCrl {
@@ -447,7 +447,7 @@ fn crl_numbers_increase_and_are_never_reused() {
     // Allocated, then "crashed" before signing: the number is spent.
     let spent = journal.allocate_crl_number(&key_id, "op").unwrap();
     drop(journal);
-    let mut journal = SqliteJournal::open(&ws.path("journal.sqlite")).unwrap();
+    let mut journal = SqlJournal::open(&ws.path("journal.sqlite")).unwrap();
     let next = journal.allocate_crl_number(&key_id, "op").unwrap();
     assert_eq!((first, spent, next), (1, 2, 3));
     journal.record_crl(&crl(next), "op").unwrap();
@@ -645,7 +645,7 @@ fn an_issuing_ca_certificate_is_revoked_under_its_root() {
         .get_extension::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
         .unwrap()
         .unwrap();
-    let journal = SqliteJournal::open(&ws.path("journal.sqlite")).unwrap();
+    let journal = SqlJournal::open(&ws.path("journal.sqlite")).unwrap();
     let mut listed = Vec::new();
     journal
         .revoked_entries(root_ski.0.as_bytes(), &mut |entry| {
@@ -886,7 +886,7 @@ fn a_million_revocations_stream_in_serial_order_in_flat_memory() {
     const ENTRIES: u64 = 1_000_000;
     let ws = Workspace::new();
     let path = ws.path("journal.sqlite");
-    drop(SqliteJournal::open(&path).unwrap());
+    drop(SqlJournal::open(&path).unwrap());
     {
         let mut conn = rusqlite::Connection::open(&path).unwrap();
         let tx = conn.transaction().unwrap();
@@ -912,7 +912,7 @@ fn a_million_revocations_stream_in_serial_order_in_flat_memory() {
         drop(insert);
         tx.commit().unwrap();
     }
-    let journal = SqliteJournal::open(&path).unwrap();
+    let journal = SqlJournal::open(&path).unwrap();
     let before = rss_kib();
     let mut peak = before;
     let mut previous: Vec<u8> = Vec::new();

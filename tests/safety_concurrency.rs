@@ -10,7 +10,7 @@ mod common;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use certmint::journal::{Journal, LeaseHolder, OrderId, SqliteJournal};
+use certmint::journal::{Journal, LeaseHolder, OrderId, SqlJournal};
 use common::{import_and_pay, spawn_on_journal, Hsm, Run, Workspace};
 
 /// Text no output of certmint may show: SQLite's own words.
@@ -21,8 +21,8 @@ const RAW_ERRORS: &[&str] = &[
     "SQLITE",
 ];
 
-fn journal(ws: &Workspace) -> SqliteJournal {
-    SqliteJournal::open(&ws.path("journal.sqlite")).unwrap()
+fn journal(ws: &Workspace) -> SqlJournal {
+    SqlJournal::open(&ws.path("journal.sqlite")).unwrap()
 }
 
 /// certmint run by `operator` on this workspace's journal, not yet waited for.

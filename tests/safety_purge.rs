@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use certmint::journal::{Journal, OrderId, SqliteJournal};
+use certmint::journal::{Journal, OrderId, SqlJournal};
 use common::{import_and_pay, produce_args, spawn_on_journal, Run, Workspace};
 
 /// certmint in `dir` with the workspace's journal (absolute) and an operator.
@@ -85,8 +85,8 @@ fn p12_files(ws: &Workspace, order: i64) -> usize {
         .unwrap_or(0)
 }
 
-fn journal(ws: &Workspace) -> SqliteJournal {
-    SqliteJournal::open(&ws.path("journal.sqlite")).unwrap()
+fn journal(ws: &Workspace) -> SqlJournal {
+    SqlJournal::open(&ws.path("journal.sqlite")).unwrap()
 }
 
 /// Changes the journal behind certmint's back (an older journal, a clock or

@@ -11,9 +11,7 @@ use serde::Serialize;
 use certmint::ca::{self, CaDirectory, InitOptions};
 use certmint::calendar::BusinessCalendar;
 use certmint::ids::PrefixTable;
-use certmint::journal::{
-    Application, Journal, NewOrder, OrderId, OrderKind, SqliteJournal, Target,
-};
+use certmint::journal::{Application, Journal, NewOrder, OrderId, OrderKind, SqlJournal, Target};
 use certmint::keyref::{KeyRef, Unlock};
 use certmint::order::serial_list::SerialListReader;
 use certmint::pkcs11::{PinSource, Pkcs11Signer, SessionProcesses, Token};
@@ -121,7 +119,7 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
             .collect();
         let list_path = dir.join("list.txt");
         std::fs::write(&list_path, list)?;
-        let mut journal = SqliteJournal::open(&dir.join("journal.sqlite"))?;
+        let mut journal = SqlJournal::open(&dir.join("journal.sqlite"))?;
         let order = NewOrder {
             kind: OrderKind::Okc,
             manufacturer: "Bench A.Ş.".into(),
@@ -146,7 +144,7 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
             false,
         )?;
         journal.mark_paid(OrderId(1), "bench")?;
-        let journal: Mutex<SqliteJournal> = Mutex::new(journal);
+        let journal: Mutex<SqlJournal> = Mutex::new(journal);
         let calendar = BusinessCalendar::turkey();
         let chain = vec![
             directory.ca.certificate_der().to_vec(),

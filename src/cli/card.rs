@@ -12,7 +12,7 @@ use certmint::card::provision::CardCredentials;
 use certmint::card::station::{PinPolicy, Station, StationEvent};
 use certmint::card::Readers;
 use certmint::ids::IdMode;
-use certmint::journal::{Journal, OrderId, OrderKind, SqliteJournal};
+use certmint::journal::{Journal, OrderId, OrderKind, SqlJournal};
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
 use certmint::piv::{Algorithm, Slot};
 use certmint::pkcs11::pin::{PinError, PinSource};
@@ -385,7 +385,7 @@ fn provision(args: ProvisionArgs) -> Result<()> {
 
 fn pin_letters(args: PinLettersArgs) -> Result<()> {
     let operator = args.journal.operator()?;
-    let journal: Mutex<SqliteJournal> = Mutex::new(args.journal.open()?);
+    let journal: Mutex<SqlJournal> = Mutex::new(args.journal.open()?);
     let path = certmint::production::delivery::rewrite_pin_letters(
         &journal,
         OrderId(args.order),
@@ -400,7 +400,7 @@ fn pin_letters(args: PinLettersArgs) -> Result<()> {
 }
 
 fn station(args: StationArgs) -> Result<()> {
-    let journal: SqliteJournal = args.journal.open()?;
+    let journal: SqlJournal = args.journal.open()?;
     let order = journal.order(OrderId(args.order))?;
     let journal = Mutex::new(journal);
     let stop = super::stop_on_ctrl_c("cards")?;

@@ -14,7 +14,8 @@ use certmint::calendar::BusinessCalendar;
 use certmint::error::Stopped;
 use certmint::ids::{IdMode, PrefixTable, TaxpayerId, Vkn};
 use certmint::journal::{
-    Application, ImportReport, Journal, NewOrder, OrderId, OrderKind, SqliteJournal, Target,
+    Application, ImportReport, Journal, JournalAddress, NewOrder, OrderId, OrderKind, SqlJournal,
+    Target,
 };
 use certmint::okc::purge;
 use certmint::order::import::Listed;
@@ -42,8 +43,8 @@ pub struct JournalArgs {
 
 impl JournalArgs {
     /// Opens the journal, making it when it does not exist yet.
-    pub(crate) fn open(&self) -> Result<SqliteJournal> {
-        Ok(SqliteJournal::open(&self.location.journal)?)
+    pub(crate) fn open(&self) -> Result<SqlJournal> {
+        Ok(SqlJournal::open_at(&self.location.journal)?)
     }
 
     /// Who the audit log names: `--operator`, else $CERTMINT_OPERATOR, else
@@ -69,27 +70,24 @@ impl JournalArgs {
 /// records nothing, so it names no operator).
 #[derive(Args, Clone)]
 pub struct ReadJournalArgs {
-    /// The journal database (SQLite). Default: $CERTMINT_JOURNAL, else ./certmint-journal.sqlite.
+    /// The journal: an SQLite file, or a postgresql:// URL shared by several
+    /// stations (its password from PGPASSWORD or ~/.pgpass, never the URL).
+    /// Default: $CERTMINT_JOURNAL, else ./certmint-journal.sqlite.
     #[arg(
         long,
         env = "CERTMINT_JOURNAL",
-        default_value = "certmint-journal.sqlite"
+        default_value = "certmint-journal.sqlite",
+        value_name = "PATH|URL"
     )]
-    pub journal: PathBuf,
+    pub journal: JournalAddress,
 }
 
 impl ReadJournalArgs {
     /// Opens the journal, which must exist: reading a journal that is not
     /// there would make an empty one, and report an empty record instead of
     /// saying that the operator is in the wrong folder.
-    pub(crate) fn open(&self) -> Result<SqliteJournal> {
-        if !self.journal.exists() {
-            return Err(certmint::journal::JournalError::NoJournal(
-                self.journal.display().to_string(),
-            )
-            .into());
-        }
-        Ok(SqliteJournal::open(&self.journal)?)
+    pub(crate) fn open(&self) -> Result<SqlJournal> {
+        Ok(SqlJournal::open_existing(&self.journal)?)
     }
 }
 
@@ -671,12 +669,17 @@ fn purge_clock(args: &PurgeArgs) -> Result<time::OffsetDateTime> {
 fn purge_command(args: PurgeArgs) -> Result<()> {
     let calendar = calendar(&args.closed_days)?;
     let now = purge_clock(&args)?;
-    let journal_dir = std::fs::canonicalize(&args.journal.location.journal)
-        .with_context(|| format!("journal {}", args.journal.location.journal.display()))?
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let journal: Mutex<SqliteJournal> = Mutex::new(args.journal.open()?);
+    // Deliveries recorded relative to the journal (by older journals) are
+    // found beside its file; a server's journal has no folder of its own.
+    let journal_dir = match args.journal.location.journal.file() {
+        Some(file) => std::fs::canonicalize(file)
+            .with_context(|| format!("journal {}", file.display()))?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        None => std::env::current_dir().context("the current folder")?,
+    };
+    let journal: Mutex<SqlJournal> = Mutex::new(args.journal.open()?);
     let report = purge::purge(
         &journal,
         &calendar,

@@ -2,15 +2,17 @@
 //! of an order and of each device is a durable row written *before* the side
 //! effect it authorises, together with its hash-chained audit record.
 //!
-//! [`Journal`] is the boundary; [`SqliteJournal`] the embedded implementation
-//! (WAL, `synchronous=FULL`, checked at start-up). A server database can take
-//! its place for several stations sharing one queue.
+//! [`Journal`] is the boundary; [`SqlJournal`] its implementation, on an
+//! embedded SQLite file (one station) or a PostgreSQL server (several
+//! stations sharing one record).
 
+pub mod address;
 pub mod lease;
-mod sqlite;
+mod sql;
 
+pub use address::JournalAddress;
 pub use lease::{Lease, LeaseHolder};
-pub use sqlite::{SqliteJournal, SCHEMA_VERSION};
+pub use sql::{SqlJournal, SCHEMA_VERSION};
 
 use std::time::Duration;
 

@@ -1,0 +1,325 @@
+//! Where the journal is: a path is an embedded SQLite file, a
+//! `postgresql://` URL a shared PostgreSQL database.
+//!
+//! The database password never comes from the command line (it would show
+//! in the process list and the shell's history): an address that holds one
+//! is refused. It comes from `PGPASSWORD`, or from the password file libpq
+//! reads (`PGPASSFILE`, else `~/.pgpass`, mode 0600), as for `psql`.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use postgres::config::{Host, SslMode};
+use postgres::{Client, Config, NoTls};
+
+use super::JournalError;
+
+/// The longest journal address taken.
+const MAX_ADDRESS: usize = 4096;
+
+/// Where the journal is.
+#[derive(Clone)]
+pub enum JournalAddress {
+    /// An SQLite file.
+    File(PathBuf),
+    /// A PostgreSQL database.
+    Server(Box<ServerAddress>),
+}
+
+impl std::fmt::Debug for JournalAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_string())
+    }
+}
+
+impl std::fmt::Display for JournalAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JournalAddress::File(path) => write!(f, "{}", path.display()),
+            JournalAddress::Server(server) => f.write_str(server.shown()),
+        }
+    }
+}
+
+/// A PostgreSQL journal: its connection settings (never a password) and
+/// how it is named in messages.
+#[derive(Clone)]
+pub struct ServerAddress {
+    config: Config,
+    shown: String,
+}
+
+impl JournalAddress {
+    /// Reads a journal address: `postgresql://` (or `postgres://`) is a
+    /// server, anything else a file path.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.len() > MAX_ADDRESS {
+            return Err(format!(
+                "a journal address is at most {MAX_ADDRESS} characters"
+            ));
+        }
+        if text.is_empty() {
+            return Err("the journal address is empty".into());
+        }
+        if text.starts_with("postgresql://") || text.starts_with("postgres://") {
+            ServerAddress::parse(text).map(|server| JournalAddress::Server(Box::new(server)))
+        } else if text.contains("://") {
+            Err(format!(
+                "{text:?} is neither a file path nor a postgresql:// URL"
+            ))
+        } else {
+            Ok(JournalAddress::File(PathBuf::from(text)))
+        }
+    }
+
+    /// The file, for an SQLite journal.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            JournalAddress::File(path) => Some(path),
+            JournalAddress::Server(_) => None,
+        }
+    }
+}
+
+impl FromStr for JournalAddress {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::parse(text)
+    }
+}
+
+impl ServerAddress {
+    fn parse(text: &str) -> Result<Self, String> {
+        let config = Config::from_str(text)
+            .map_err(|e| format!("the journal address is not a PostgreSQL URL: {e}"))?;
+        if config.get_password().is_some() {
+            return Err(
+                "the journal address holds a password, which would show in the process list \
+                 and the shell's history: give it in PGPASSWORD or a password file \
+                 (PGPASSFILE, else ~/.pgpass) instead"
+                    .into(),
+            );
+        }
+        let host = config
+            .get_hosts()
+            .iter()
+            .map(|host| match host {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let port = config
+            .get_ports()
+            .first()
+            .map_or(String::new(), |p| format!(":{p}"));
+        let user = config.get_user().map_or(String::new(), |u| format!("{u}@"));
+        let database = config.get_dbname().unwrap_or("");
+        let shown = format!("postgresql://{user}{host}{port}/{database}");
+        Ok(Self { config, shown })
+    }
+
+    /// The address as messages name it (no password is ever in it).
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Where this station keeps the audit chain's signed checkpoints of
+    /// this journal: a file under `CERTMINT_AUDIT_DIR`, else
+    /// `$XDG_STATE_HOME/certmint`, else `~/.local/state/certmint`, named
+    /// after the address. Never in the database: whoever can write the
+    /// database must not be able to rewrite what anchors its log.
+    pub fn anchor(&self) -> PathBuf {
+        let dir = std::env::var_os("CERTMINT_AUDIT_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("XDG_STATE_HOME").map(|d| PathBuf::from(d).join("certmint"))
+            })
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/certmint"))
+            })
+            .unwrap_or_else(|| PathBuf::from("."));
+        let name: String = self
+            .shown
+            .trim_start_matches("postgresql://")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        dir.join(format!("{name}.journal"))
+    }
+
+    /// Connects, with the password from `PGPASSWORD` or the password file.
+    pub fn connect(&self) -> Result<Client, String> {
+        let mut config = self.config.clone();
+        if config.get_user().is_none() {
+            if let Ok(user) = std::env::var("USER") {
+                config.user(&user);
+            }
+        }
+        if let Some(password) = self.password(&config)? {
+            config.password(password.as_bytes());
+        }
+        if config.get_ssl_mode() == SslMode::Require {
+            return Err(
+                "sslmode=require: this certmint connects to PostgreSQL without TLS; reach a remote \
+                 server through a TLS tunnel or a Unix socket, or use sslmode=disable on a trusted network"
+                    .into(),
+            );
+        }
+        config.connect(NoTls).map_err(|e| e.to_string())
+    }
+
+    /// The password for `config`'s server, database and user: `PGPASSWORD`,
+    /// else the first matching line of the password file.
+    fn password(&self, config: &Config) -> Result<Option<zeroize::Zeroizing<String>>, String> {
+        if let Ok(password) = std::env::var("PGPASSWORD") {
+            if !password.is_empty() {
+                return Ok(Some(zeroize::Zeroizing::new(password)));
+            }
+        }
+        let file = match std::env::var_os("PGPASSFILE") {
+            Some(file) => PathBuf::from(file),
+            None => match std::env::var_os("HOME") {
+                Some(home) => PathBuf::from(home).join(".pgpass"),
+                None => return Ok(None),
+            },
+        };
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => zeroize::Zeroizing::new(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("password file {}: {e}", file.display())),
+        };
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file)
+                .map_err(|e| format!("password file {}: {e}", file.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(format!(
+                    "password file {} is readable by others (mode {:o}): make it 0600",
+                    file.display(),
+                    mode & 0o777
+                ));
+            }
+        }
+        let host = match config.get_hosts().first() {
+            Some(Host::Tcp(name)) => name.clone(),
+            Some(Host::Unix(_)) | None => "localhost".to_owned(),
+        };
+        let port = config
+            .get_ports()
+            .first()
+            .copied()
+            .unwrap_or(5432)
+            .to_string();
+        let database = config.get_dbname().unwrap_or("");
+        let user = config.get_user().unwrap_or("");
+        Ok(text
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .find_map(|line| {
+                let fields = pgpass_fields(line);
+                let [h, p, d, u, password] = fields.as_slice() else {
+                    return None;
+                };
+                let matches = |field: &str, value: &str| field == "*" || field == value;
+                (matches(h, &host) && matches(p, &port) && matches(d, database) && matches(u, user))
+                    .then(|| zeroize::Zeroizing::new(password.clone()))
+            }))
+    }
+}
+
+/// The five fields of a password file line (`host:port:database:user:password`),
+/// with `\:` and `\\` unescaped.
+fn pgpass_fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    if let Some(field) = fields.last_mut() {
+                        field.push(next);
+                    }
+                }
+            }
+            ':' if fields.len() < 5 => fields.push(String::new()),
+            _ => {
+                if let Some(field) = fields.last_mut() {
+                    field.push(c);
+                }
+            }
+        }
+    }
+    fields
+}
+
+impl super::SqlJournal {
+    /// Opens (creating if needed) the journal at `address`.
+    pub fn open_at(address: &JournalAddress) -> Result<Self, JournalError> {
+        match address {
+            JournalAddress::File(path) => Self::open(path),
+            JournalAddress::Server(server) => Self::open_server(server),
+        }
+    }
+
+    /// Opens the journal at `address`, which must exist: reading a journal
+    /// that is not there would make an empty one, and report an empty
+    /// record instead of saying that the operator is in the wrong folder
+    /// or named the wrong database.
+    pub fn open_existing(address: &JournalAddress) -> Result<Self, JournalError> {
+        let exists = match address {
+            JournalAddress::File(path) => path.exists(),
+            JournalAddress::Server(server) => super::sql::has_server_journal(server)?,
+        };
+        if !exists {
+            return Err(JournalError::NoJournal(address.to_string()));
+        }
+        Self::open_at(address)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_is_a_file_and_a_postgresql_url_a_server() {
+        assert!(matches!(
+            JournalAddress::parse("journal.sqlite").unwrap(),
+            JournalAddress::File(_)
+        ));
+        let server = JournalAddress::parse("postgresql://certmint@db.example:5433/ca").unwrap();
+        assert_eq!(
+            server.to_string(),
+            "postgresql://certmint@db.example:5433/ca"
+        );
+        assert!(JournalAddress::parse("mysql://x/y").is_err());
+        assert!(JournalAddress::parse("").is_err());
+    }
+
+    #[test]
+    fn a_password_in_the_address_is_refused_and_never_repeated() {
+        let refused = JournalAddress::parse("postgresql://certmint:s3cret@db/ca").unwrap_err();
+        assert!(refused.contains("PGPASSWORD"), "{refused}");
+        assert!(!refused.contains("s3cret"), "{refused}");
+        let refused = JournalAddress::parse("postgresql://db/ca?password=s3cret").unwrap_err();
+        assert!(!refused.contains("s3cret"), "{refused}");
+    }
+
+    #[test]
+    fn password_file_fields_unescape_colons_and_backslashes() {
+        assert_eq!(
+            pgpass_fields(r"db:5432:ca:certmint:pa\:ss\\word"),
+            ["db", "5432", "ca", "certmint", r"pa:ss\word"]
+        );
+        assert_eq!(pgpass_fields("*:*:*:*:x:y"), ["*", "*", "*", "*", "x:y"]);
+    }
+}
