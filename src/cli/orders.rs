@@ -44,7 +44,7 @@ pub struct JournalArgs {
 impl JournalArgs {
     /// Opens the journal, making it when it does not exist yet.
     pub(crate) fn open(&self) -> Result<SqlJournal> {
-        Ok(SqlJournal::open_at(&self.location.journal)?)
+        Ok(SqlJournal::open_at(&self.location.address()?)?)
     }
 
     /// Who the audit log names: `--operator`, else $CERTMINT_OPERATOR, else
@@ -79,7 +79,7 @@ pub struct ReadJournalArgs {
         default_value = "certmint-journal.sqlite",
         value_name = "PATH|URL"
     )]
-    pub journal: JournalAddress,
+    pub journal: String,
 }
 
 impl ReadJournalArgs {
@@ -87,7 +87,17 @@ impl ReadJournalArgs {
     /// there would make an empty one, and report an empty record instead of
     /// saying that the operator is in the wrong folder.
     pub(crate) fn open(&self) -> Result<SqlJournal> {
-        Ok(SqlJournal::open_existing(&self.journal)?)
+        Ok(SqlJournal::open_existing(&self.address()?)?)
+    }
+
+    /// The journal's address, read. Read here rather than by the argument
+    /// parser, whose errors repeat the value given: a password put in the
+    /// address is refused without being repeated.
+    pub(crate) fn address(&self) -> Result<JournalAddress> {
+        match JournalAddress::parse(&self.journal) {
+            Ok(address) => Ok(address),
+            Err(reason) => usage!("--journal / CERTMINT_JOURNAL: {reason}"),
+        }
     }
 }
 
@@ -671,7 +681,7 @@ fn purge_command(args: PurgeArgs) -> Result<()> {
     let now = purge_clock(&args)?;
     // Deliveries recorded relative to the journal (by older journals) are
     // found beside its file; a server's journal has no folder of its own.
-    let journal_dir = match args.journal.location.journal.file() {
+    let journal_dir = match args.journal.location.address()?.file() {
         Some(file) => std::fs::canonicalize(file)
             .with_context(|| format!("journal {}", file.display()))?
             .parent()

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod pcsc;
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,0 +1,361 @@
+//! One journal, two databases: every test body here runs twice, on the
+//! embedded SQLite file and on a PostgreSQL database of a real throwaway
+//! server (`common::postgres`), through the `certmint` binary. What holds
+//! for one must hold for the other: one certificate per device enforced by
+//! the database itself, resumption after SIGKILL, revocation and CRLs, the
+//! audit chain and its tamper evidence, the schema version.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::postgres;
+use common::{import_args, produce_args, Run, Workspace};
+
+/// Which database the journal of a test lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A workspace with a CA and a journal on `backend`.
+struct Bench {
+    ws: Workspace,
+    backend: Backend,
+    /// The journal's address: a file path or a postgresql:// URL.
+    journal: String,
+}
+
+impl Bench {
+    fn new(backend: Backend) -> Self {
+        let ws = Workspace::with_ca(&["--key-type", "p256"]);
+        let journal = match backend {
+            Backend::Sqlite => ws.path("journal.sqlite").display().to_string(),
+            Backend::Postgres => postgres::cluster().new_database(),
+        };
+        Self {
+            ws,
+            backend,
+            journal,
+        }
+    }
+
+    /// certmint on this journal, not yet run.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_certmint"));
+        command
+            .args(args)
+            .env("CERTMINT_JOURNAL", &self.journal)
+            .env("CERTMINT_OPERATOR", "test-operator")
+            .env("CERTMINT_AUDIT_DIR", self.ws.path("audit"))
+            .current_dir(self.ws.dir.path());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run certmint"))
+    }
+
+    /// Runs SQL on the journal's database behind certmint's back.
+    fn sql(&self, query: &str) -> Result<String, String> {
+        match self.backend {
+            Backend::Sqlite => {
+                let conn = rusqlite::Connection::open(&self.journal).map_err(|e| e.to_string())?;
+                conn.execute_batch(query).map_err(|e| e.to_string())?;
+                Ok(String::new())
+            }
+            Backend::Postgres => {
+                postgres::cluster().try_psql(postgres::database_of(&self.journal), query)
+            }
+        }
+    }
+
+    /// `devices` serials FU10000000… imported (manufacturer registered) as order 1.
+    fn import(&self, devices: usize) {
+        let list: String = (0..devices)
+            .map(|i| format!("FU{:08}\n", 10_000_000 + i))
+            .collect();
+        self.ws.write("list.txt", list.as_bytes());
+        common::ensure_manufacturer(|args| self.run(args));
+        let path = self.ws.path("list.txt").display().to_string();
+        self.run(&import_args("FU,JI", &path, &[])).ok();
+    }
+
+    /// The order's issued certificates, by `cert list --json`.
+    fn issued(&self, order: &str) -> Vec<serde_json::Value> {
+        let out = self.run(&["cert", "list", "--order", order, "--json"]).ok();
+        out.stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|c| c["status"] == "issued")
+            .collect()
+    }
+
+    fn audit_intact(&self) {
+        let out = self.run(&["audit", "verify", "--json"]);
+        let json: serde_json::Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}\n{}", out.stdout, out.stderr));
+        assert_eq!(json["problems"].as_array().unwrap().len(), 0, "{json}");
+        assert_eq!(out.code, 0);
+    }
+
+    /// `openssl verify` of every delivered certificate of order 1.
+    fn openssl_verifies_all(&self, devices: usize) {
+        let dir = self.ws.path("out/order-1/certs");
+        let mut pems: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path().display().to_string())
+            .filter(|p| p.ends_with(".pem"))
+            .collect();
+        pems.sort();
+        assert_eq!(pems.len(), devices);
+        for chunk in pems.chunks(250) {
+            let mut args = vec![
+                "verify",
+                "-CAfile",
+                "ca/root.pem",
+                "-untrusted",
+                "ca/okc-issuing.pem",
+            ];
+            args.extend(chunk.iter().map(String::as_str));
+            let out = self.ws.openssl(&args).ok();
+            assert_eq!(
+                out.stdout.lines().filter(|l| l.ends_with(": OK")).count(),
+                chunk.len(),
+                "{}",
+                out.stdout
+            );
+        }
+    }
+}
+
+/// Runs the test body `$name` once per database.
+macro_rules! on_both_journals {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn on_sqlite() {
+                    super::$name(super::Backend::Sqlite);
+                }
+                #[test]
+                fn on_postgresql() {
+                    super::$name(super::Backend::Postgres);
+                }
+            }
+        )*
+    };
+}
+
+on_both_journals!(
+    an_order_is_produced_once_per_device_and_a_rerun_issues_nothing,
+    the_database_itself_refuses_a_second_certificate_in_force,
+    a_producer_killed_at_random_points_resumes_without_a_second_certificate,
+    a_revoked_certificate_is_on_the_next_crl,
+    a_record_changed_behind_certmints_back_is_named,
+    a_journal_of_a_newer_schema_is_refused,
+);
+
+fn an_order_is_produced_once_per_device_and_a_rerun_issues_nothing(backend: Backend) {
+    let bench = Bench::new(backend);
+    bench.import(60);
+    let unpaid = bench.run(&produce_args("1", &[]));
+    assert_ne!(unpaid.code, 0);
+    assert!(unpaid.stderr.contains("is not paid"), "{}", unpaid.stderr);
+    bench.run(&["order", "pay", "--order", "1"]).ok();
+    let produced = bench.run(&produce_args("1", &["--json"])).ok();
+    let json: serde_json::Value = serde_json::from_str(&produced.stdout).unwrap();
+    assert_eq!(json["produced_now"], 60, "{json}");
+    bench.openssl_verifies_all(60);
+    assert_eq!(bench.issued("1").len(), 60);
+    let again = bench.run(&produce_args("1", &["--json"])).ok();
+    let json: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(json["produced_now"], 0, "{json}");
+    assert_eq!(json["already_done"], 60, "{json}");
+    let status = bench
+        .run(&["order", "status", "--order", "1", "--json"])
+        .ok();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status["state"], "delivered");
+    assert_eq!(status["verified"], 60);
+    bench.audit_intact();
+}
+
+fn the_database_itself_refuses_a_second_certificate_in_force(backend: Backend) {
+    let bench = Bench::new(backend);
+    bench.import(3);
+    bench.run(&["order", "pay", "--order", "1"]).ok();
+    bench.run(&produce_args("1", &[])).ok();
+    // Whatever writes the database, a device never gets a second
+    // certificate in force, and a serial never a second device.
+    let refused = bench
+        .sql(
+            "INSERT INTO certificates (device_id, serial_hex, status, tbs, recorded_at) \
+             SELECT id, 'ABCDEF', 'intent', tbs, 'now' FROM certificates WHERE status = 'issued' LIMIT 1",
+        )
+        .unwrap_err();
+    assert!(
+        refused.contains("UNIQUE") || refused.contains("unique"),
+        "{refused}"
+    );
+    let refused = bench
+        .sql(
+            "INSERT INTO devices (order_id, serial, line_no, state) \
+             SELECT order_id, serial, 99, 'planned' FROM devices LIMIT 1",
+        )
+        .unwrap_err();
+    assert!(
+        refused.contains("UNIQUE") || refused.contains("unique"),
+        "{refused}"
+    );
+    bench.audit_intact();
+}
+
+fn a_producer_killed_at_random_points_resumes_without_a_second_certificate(backend: Backend) {
+    let bench = Bench::new(backend);
+    bench.import(300);
+    bench.run(&["order", "pay", "--order", "1"]).ok();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    eprintln!("crash test seed {seed}");
+    let mut x = seed;
+    for _ in 0..5 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut child = bench
+            .command(&produce_args("1", &[]))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(60 + (x >> 33) % 500));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    bench.run(&produce_args("1", &[])).ok();
+    let issued = bench.issued("1");
+    assert_eq!(issued.len(), 300);
+    let mut devices: Vec<&str> = issued
+        .iter()
+        .map(|c| c["device_serial"].as_str().unwrap())
+        .collect();
+    devices.sort();
+    devices.dedup();
+    assert_eq!(devices.len(), 300, "a device has two issued certificates");
+    bench.openssl_verifies_all(300);
+    bench.audit_intact();
+}
+
+fn a_revoked_certificate_is_on_the_next_crl(backend: Backend) {
+    let bench = Bench::new(backend);
+    bench.import(5);
+    bench.run(&["order", "pay", "--order", "1"]).ok();
+    bench.run(&produce_args("1", &[])).ok();
+    let serial = bench.issued("1")[2]["serial"].as_str().unwrap().to_owned();
+    bench
+        .run(&["revoke", "--serial", &serial, "--reason", "key-compromise"])
+        .ok();
+    let again = bench
+        .run(&["revoke", "--serial", &serial, "--reason", "key-compromise"])
+        .ok();
+    assert!(
+        again.stdout.contains("1 revoked already"),
+        "{}",
+        again.stdout
+    );
+    bench
+        .run(&["ca", "crl", "--ca", "ca", "--issuer", "okc"])
+        .ok();
+    let crl = std::fs::read_dir(bench.ws.path("ca/crl"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "crl"))
+        .unwrap();
+    let text = bench
+        .ws
+        .openssl(&[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            crl.to_str().unwrap(),
+            "-noout",
+            "-text",
+        ])
+        .ok();
+    assert!(text.stdout.contains(&serial), "{}", text.stdout);
+    assert!(text.stdout.contains("Key Compromise"), "{}", text.stdout);
+    bench.audit_intact();
+}
+
+fn a_record_changed_behind_certmints_back_is_named(backend: Backend) {
+    let bench = Bench::new(backend);
+    bench.import(4);
+    bench.run(&["order", "pay", "--order", "1"]).ok();
+    bench.run(&produce_args("1", &[])).ok();
+    bench.audit_intact();
+    bench
+        .sql("UPDATE audit SET details = 'nothing happened' WHERE seq = 3")
+        .unwrap();
+    let broken = bench.run(&["audit", "verify"]);
+    assert_eq!(broken.code, 6, "{}\n{}", broken.stdout, broken.stderr);
+    assert!(
+        broken
+            .stderr
+            .contains("record 3: was changed after it was written"),
+        "{}",
+        broken.stderr
+    );
+}
+
+fn a_journal_of_a_newer_schema_is_refused(backend: Backend) {
+    let bench = Bench::new(backend);
+    bench.import(1);
+    let newer = certmint::journal::SCHEMA_VERSION + 1;
+    match backend {
+        Backend::Sqlite => bench.sql(&format!("PRAGMA user_version = {newer}")),
+        Backend::Postgres => bench.sql(&format!("UPDATE certmint_schema SET version = {newer}")),
+    }
+    .unwrap();
+    let refused = bench.run(&["order", "list"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains(&format!(
+            "its schema is version {newer}, newer than this certmint knows"
+        )),
+        "{}",
+        refused.stderr
+    );
+}
+
+/// A journal that is not there is named, not made empty, by a command that
+/// only reads; a database password in the address is refused unrepeated.
+#[test]
+fn a_missing_journal_and_a_password_in_the_address_are_refused_in_words() {
+    let bench = Bench::new(Backend::Postgres);
+    let missing = bench.run(&["order", "list"]);
+    assert_eq!(missing.code, 8, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("no journal at"),
+        "{}",
+        missing.stderr
+    );
+    let with_password = Command::new(env!("CARGO_BIN_EXE_certmint"))
+        .args([
+            "order",
+            "list",
+            "--journal",
+            "postgresql://certmint:s3cret@db.example/ca",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&with_password.stderr);
+    assert_eq!(with_password.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("PGPASSWORD"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
