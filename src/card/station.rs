@@ -21,12 +21,14 @@ use std::time::Duration;
 use super::provision::{CardCredentials, CardError, Step};
 use super::{ReaderWatch, Readers};
 use crate::issue::CertificateAuthority;
-use crate::journal::{Device, Journal, OrderId};
+use crate::journal::{Device, Journal, LeaseHolder, OrderId};
 use crate::piv::client::PivError;
 use crate::piv::{Algorithm, Slot};
 use crate::pkcs11::token::lock;
 use crate::production::key_target::card::{CardInReader, CardRun};
+use crate::production::pipeline::CLAIM_AGAIN_AFTER;
 use crate::production::pipeline::{ChunkFailure, JournalRecord, Pipeline};
+use crate::production::recovery::void_left_intents;
 use crate::production::{delivery_folder, ProduceError, Production, ProductionReport};
 use crate::profile::Profile;
 
@@ -195,15 +197,21 @@ impl StationError {
 struct Queue {
     /// Devices given back by a pulled or refused card, served first.
     retry: VecDeque<Device>,
-    /// The next page of pending devices from the journal.
+    /// Devices this station claimed from the journal and has not begun.
     page: VecDeque<Device>,
-    /// The journal cursor: the last device id paged in.
-    after: i64,
-    /// Whether the journal has no more pending devices past the cursor.
+    /// Whether the order has no pending device left to claim, here or
+    /// with another station.
     exhausted: bool,
+    /// When a claim last came back empty while other stations held
+    /// devices: the next is tried [`CLAIM_AGAIN_AFTER`] later.
+    claimed_nothing_at: Option<std::time::Instant>,
     /// Devices on a card right now.
     in_flight: HashSet<i64>,
 }
+
+/// Devices a station claims at a time: a few cards' worth, so that other
+/// stations on the same order find devices to take.
+const CARDS_CLAIMED: usize = 8;
 
 enum Claim {
     Device(Device),
@@ -389,8 +397,8 @@ impl Queue {
         Queue {
             retry: VecDeque::new(),
             page: VecDeque::new(),
-            after: 0,
             exhausted: false,
+            claimed_nothing_at: None,
             in_flight: HashSet::new(),
         }
     }
@@ -444,17 +452,31 @@ impl Worker<'_, '_> {
         }
     }
 
-    /// Pages the next pending devices in from the journal when the queue ran dry.
+    /// Claims the order's next pending devices for this station when the
+    /// queue ran dry (other stations may share the order, each device is
+    /// claimed by one), voiding the intents a station that died left on
+    /// them.
     fn refill(&self, queue: &mut Queue) -> Result<(), StationError> {
-        if queue.page.is_empty() && !queue.exhausted {
-            let page = lock(self.journal)
-                .pending_devices(self.station.order, queue.after, 64)
+        let waiting = queue
+            .claimed_nothing_at
+            .is_some_and(|at| at.elapsed() < CLAIM_AGAIN_AFTER);
+        if queue.page.is_empty() && !queue.exhausted && !waiting {
+            let holder = LeaseHolder::this_process(&self.station.operator);
+            let claim = lock(self.journal)
+                .claim_devices(self.station.order, &holder, CARDS_CLAIMED)
                 .map_err(ProduceError::from)?;
-            match page.last() {
-                Some(last) => queue.after = last.id,
-                None => queue.exhausted = true,
-            }
-            queue.page.extend(page);
+            let held_by_others = claim.held_by_others;
+            let (devices, _voided) = void_left_intents(
+                self.journal,
+                &CardRun {
+                    fresh_secrets: self.fresh_secrets,
+                },
+                &self.station.operator,
+                claim.devices,
+            )?;
+            queue.claimed_nothing_at = devices.is_empty().then(std::time::Instant::now);
+            queue.exhausted = devices.is_empty() && held_by_others == 0;
+            queue.page.extend(devices);
         }
         Ok(())
     }
@@ -463,7 +485,10 @@ impl Worker<'_, '_> {
     fn order_done(&self) -> Result<bool, StationError> {
         let mut queue = lock(self.queue);
         self.refill(&mut queue)?;
-        Ok(queue.retry.is_empty() && queue.page.is_empty() && queue.in_flight.is_empty())
+        Ok(queue.exhausted
+            && queue.retry.is_empty()
+            && queue.page.is_empty()
+            && queue.in_flight.is_empty())
     }
 
     fn claim(&self) -> Result<Claim, StationError> {
@@ -478,7 +503,7 @@ impl Worker<'_, '_> {
                 queue.in_flight.insert(device.id);
                 Ok(Claim::Device(device))
             }
-            None if queue.in_flight.is_empty() => Ok(Claim::Finished),
+            None if queue.in_flight.is_empty() && queue.exhausted => Ok(Claim::Finished),
             None => Ok(Claim::Wait),
         }
     }

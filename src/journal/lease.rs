@@ -1,11 +1,16 @@
-//! One producer per order: the producer lease.
+//! The producers of an order: each holds a lease on it.
 //!
 //! Every producer of an order (`okc produce`, `hsm provision --order`, the
-//! card station) holds the order's lease while it works: taken in one write
-//! transaction before recovery, renewed while it runs, released at the end.
-//! A second producer is refused at once with the holder's name, or waits
-//! for it. A holder that died is taken over (and audited): its process is
-//! gone from this same host and boot, or its lease expired unrenewed.
+//! card station) holds a lease on the order while it works: taken in one
+//! write transaction before recovery, renewed while it runs, released at
+//! the end. A lease is [`Sharing::Shared`] (stations that split the order's
+//! devices between them, each claiming chunks of devices: soft keys and
+//! cards) or [`Sharing::Exclusive`] (one producer at a time: keys in one
+//! HSM token, whose clean-up after a crash must know nobody else writes
+//! it). A producer that may not join is refused at once with the holder's
+//! name, or waits. A holder that died is taken over (and audited): its
+//! process is gone from this same host and boot, or its lease expired
+//! unrenewed; the devices it had claimed are free again.
 //!
 //! A lease is a journal row, not a file lock, so that a journal shared by
 //! several stations (a server database) keeps the same rule.
@@ -36,11 +41,44 @@ pub struct LeaseHolder {
     pub operator: String,
 }
 
+/// Whether other producers may work on an order beside a lease's holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sharing {
+    /// One producer at a time.
+    Exclusive,
+    /// Any number of shared producers, each on the devices it claimed.
+    Shared,
+}
+
+impl Sharing {
+    /// How the journal stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sharing::Exclusive => "exclusive",
+            Sharing::Shared => "shared",
+        }
+    }
+}
+
+impl std::str::FromStr for Sharing {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "exclusive" => Ok(Sharing::Exclusive),
+            "shared" => Ok(Sharing::Shared),
+            other => Err(format!("unknown lease sharing {other:?}")),
+        }
+    }
+}
+
 /// An order's lease as the journal holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Lease {
     /// Who holds it.
     pub holder: LeaseHolder,
+    /// Whether others may produce the order beside it.
+    pub sharing: Sharing,
     /// When it was taken (RFC 3339, UTC).
     pub acquired_at: String,
     /// When it was last renewed (RFC 3339, UTC).
@@ -199,6 +237,59 @@ fn decide_given(
     })
 }
 
+/// What joining an order as one of its producers comes to, given every
+/// lease on it that is not released. The rule is the same for every
+/// journal backend: the backend reads the rows, asks [`join`], and writes
+/// (or refuses) in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinDecision<'a> {
+    /// A live lease that keeps the requester out (an exclusive holder, or
+    /// any holder when the requester asks for the order alone).
+    pub refused_by: Option<&'a Lease>,
+    /// Leases whose holders are gone or let them expire: released, their
+    /// devices' claims freed, audited.
+    pub take_over: Vec<(&'a Lease, TakeOverReason)>,
+}
+
+/// Who may join `current` (the order's unreleased leases) as `requester`,
+/// sharing as `sharing`, at `now_ms`, as seen from the requester's host.
+pub fn join<'a>(
+    current: &'a [Lease],
+    requester: &LeaseHolder,
+    sharing: Sharing,
+    now_ms: i64,
+) -> JoinDecision<'a> {
+    join_given(current, requester, sharing, now_ms, &process_runs)
+}
+
+/// [`join`], with `runs` telling whether a process of this host runs.
+fn join_given<'a>(
+    current: &'a [Lease],
+    requester: &LeaseHolder,
+    sharing: Sharing,
+    now_ms: i64,
+    runs: &dyn Fn(u32, u64) -> bool,
+) -> JoinDecision<'a> {
+    let mut decision = JoinDecision {
+        refused_by: None,
+        take_over: Vec::new(),
+    };
+    for lease in current {
+        match decide_given(Some(lease), requester, now_ms, runs) {
+            LeaseDecision::TakeOver(why) => decision.take_over.push((lease, why)),
+            LeaseDecision::Refuse
+                if sharing == Sharing::Exclusive || lease.sharing == Sharing::Exclusive =>
+            {
+                decision.refused_by.get_or_insert(lease);
+            }
+            // A live shared holder beside a shared requester, or the
+            // requester's own lease.
+            _ => {}
+        }
+    }
+    decision
+}
+
 /// The details of the `order.lease-taken-over` audit record.
 pub fn take_over_details(previous: &Lease, requester: &LeaseHolder, why: TakeOverReason) -> String {
     format!(
@@ -315,6 +406,8 @@ mod tests {
         let here = LeaseHolder::this_process("op");
         let expired = |holder: LeaseHolder| Lease {
             holder,
+            sharing: Sharing::Exclusive,
+            sharing: Sharing::Exclusive,
             acquired_at: String::new(),
             renewed_at: String::new(),
             expires_at_ms: now_ms() - 3_600_000,
@@ -382,6 +475,8 @@ mod tests {
                         }
                         let lease = Lease {
                             holder,
+                            sharing: Sharing::Exclusive,
+                            sharing: Sharing::Exclusive,
                             acquired_at: String::new(),
                             renewed_at: String::new(),
                             expires_at_ms: if expired { now - 1 } else { now },
@@ -435,6 +530,8 @@ mod tests {
                 host: "station-2".into(),
                 ..here.clone()
             },
+            sharing: Sharing::Exclusive,
+            sharing: Sharing::Exclusive,
             acquired_at: String::new(),
             renewed_at: String::new(),
             expires_at_ms: 5_000,
@@ -455,6 +552,8 @@ mod tests {
         let here = LeaseHolder::this_process("op");
         let lease = Lease {
             holder: here.clone(),
+            sharing: Sharing::Exclusive,
+            sharing: Sharing::Exclusive,
             acquired_at: String::new(),
             renewed_at: String::new(),
             expires_at_ms: 0,
@@ -473,6 +572,7 @@ mod tests {
                 host: "station-2".into(),
                 ..here.clone()
             },
+            sharing: Sharing::Exclusive,
             acquired_at: "2026-01-01T00:00:00Z".into(),
             renewed_at: "2026-01-01T00:00:10Z".into(),
             expires_at_ms: 0,
@@ -491,5 +591,53 @@ mod tests {
             details.ends_with(&format!("(holder {})", here.holder_id)),
             "{details}"
         );
+    }
+
+    /// Shared producers join each other; an exclusive one keeps everyone
+    /// out and is kept out; the dead are taken over whatever they shared.
+    #[test]
+    fn shared_producers_join_each_other_and_an_exclusive_one_is_alone() {
+        let here = LeaseHolder::this_process("op");
+        let other = |id: &str, sharing: Sharing, expires_at_ms: i64| Lease {
+            holder: LeaseHolder {
+                holder_id: id.into(),
+                host: "station-2".into(),
+                ..here.clone()
+            },
+            sharing,
+            acquired_at: String::new(),
+            renewed_at: String::new(),
+            expires_at_ms,
+        };
+        let runs = |_: u32, _: u64| true;
+        let live_shared = [
+            other("a", Sharing::Shared, 2_000),
+            other("b", Sharing::Shared, 2_000),
+        ];
+        let joined = join_given(&live_shared, &here, Sharing::Shared, 1_000, &runs);
+        assert_eq!(joined.refused_by, None);
+        assert!(joined.take_over.is_empty());
+        let alone = join_given(&live_shared, &here, Sharing::Exclusive, 1_000, &runs);
+        assert_eq!(alone.refused_by, Some(&live_shared[0]));
+        let live_exclusive = [other("a", Sharing::Exclusive, 2_000)];
+        let kept_out = join_given(&live_exclusive, &here, Sharing::Shared, 1_000, &runs);
+        assert_eq!(kept_out.refused_by, Some(&live_exclusive[0]));
+        let dead = [
+            other("a", Sharing::Exclusive, 500),
+            other("b", Sharing::Shared, 2_000),
+        ];
+        let after_expiry = join_given(&dead, &here, Sharing::Shared, 1_000, &runs);
+        assert_eq!(after_expiry.refused_by, None);
+        assert_eq!(
+            after_expiry.take_over,
+            vec![(&dead[0], TakeOverReason::Expired)]
+        );
+        let mine = [Lease {
+            holder: here.clone(),
+            ..other("x", Sharing::Exclusive, 500)
+        }];
+        let renewed = join_given(&mine, &here, Sharing::Exclusive, 1_000, &runs);
+        assert_eq!(renewed.refused_by, None);
+        assert!(renewed.take_over.is_empty());
     }
 }

@@ -11,7 +11,7 @@ pub mod lease;
 mod sql;
 
 pub use address::JournalAddress;
-pub use lease::{Lease, LeaseHolder};
+pub use lease::{Lease, LeaseHolder, Sharing};
 pub use sql::{SqlJournal, SCHEMA_VERSION};
 
 use std::time::Duration;
@@ -511,6 +511,28 @@ pub struct AuditEntry {
     pub details: String,
 }
 
+/// What a claim of devices got.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceClaim {
+    /// The devices claimed now, in device order.
+    pub devices: Vec<Device>,
+    /// Pending devices that live producers have claimed.
+    pub held_by_others: u64,
+}
+
+/// One producer of an order, as `order status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Station {
+    /// Its lease.
+    pub lease: Lease,
+    /// When it gave the lease back or it was taken over (RFC 3339), if so.
+    pub released_at: Option<String>,
+    /// Whether it may still be working, as seen from the asking host.
+    pub live: bool,
+    /// How many of the order's devices it produced.
+    pub produced: u64,
+}
+
 /// Where a listed device went when an import tried to store it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placed {
@@ -789,23 +811,45 @@ pub trait Journal: Send + crate::audit::tables::AuditStorage {
         serial_hex: &str,
     ) -> Result<Option<CertificateRecord>, JournalError>;
 
-    /// Takes `order`'s producer lease for `holder`, for `ttl` unless renewed,
-    /// in one write transaction. Who may take it is [`lease::decide`]'s
-    /// rule, asked with the row read in that transaction: a lease of a
-    /// holder that is gone or expired is taken over, and the take-over
-    /// audited ([`lease::take_over_details`]); it is returned. A live holder's lease is
-    /// refused with [`JournalError::Held`]. Until it is released, this
-    /// journal refuses to record keys, intents or certificates of the order
-    /// once another holder has taken the lease ([`JournalError::LeaseLost`]).
+    /// Joins `order` as one of its producers: a lease for `holder`, for
+    /// `ttl` unless renewed, shared with other producers or not as
+    /// `sharing` says, in one write transaction. Who may join is
+    /// [`lease::join`]'s rule, asked with the rows read in that
+    /// transaction: leases of holders that are gone or expired are taken
+    /// over (released, their devices' claims freed, audited with
+    /// [`lease::take_over_details`]) and returned. A live holder that keeps
+    /// the requester out is refused with [`JournalError::Held`]. Until it is
+    /// released, this journal refuses to record keys, intents or
+    /// certificates of the order once the lease was taken over, or of a
+    /// device this holder has not claimed ([`JournalError::LeaseLost`]).
     fn acquire_lease(
         &mut self,
         order: OrderId,
         holder: &LeaseHolder,
         ttl: Duration,
-    ) -> Result<Option<Lease>, JournalError>;
+        sharing: Sharing,
+    ) -> Result<Vec<Lease>, JournalError>;
+
+    /// Claims up to `limit` of the order's pending devices that nobody has
+    /// claimed, for `holder` (whose lease this journal took), in device
+    /// order, in one write transaction; leases of holders that died are
+    /// taken over first, so their devices are free. A claimed device may
+    /// carry an intent its dead claimer left: the producer voids it first
+    /// (see [`Journal::certificate_in_force`]). Also says how many pending
+    /// devices live producers have claimed.
+    fn claim_devices(
+        &mut self,
+        order: OrderId,
+        holder: &LeaseHolder,
+        limit: usize,
+    ) -> Result<DeviceClaim, JournalError>;
+
+    /// The order's producers, past and present, with how many devices each
+    /// produced; live ones first, as seen from `here`.
+    fn stations(&self, order: OrderId, here: &LeaseHolder) -> Result<Vec<Station>, JournalError>;
 
     /// Extends `holder`'s lease by `ttl` from now; [`JournalError::LeaseLost`]
-    /// when another holder has it.
+    /// when it was taken over.
     fn renew_lease(
         &mut self,
         order: OrderId,
@@ -813,17 +857,18 @@ pub trait Journal: Send + crate::audit::tables::AuditStorage {
         ttl: Duration,
     ) -> Result<(), JournalError>;
 
-    /// Gives `holder`'s lease back (nothing when another holder has it).
+    /// Gives `holder`'s lease back, and the claims of its devices not yet
+    /// verified (nothing when it was taken over).
     fn release_lease(&mut self, order: OrderId, holder: &LeaseHolder) -> Result<(), JournalError>;
 
-    /// Refuses ([`JournalError::LeaseLost`]) when this connection took
-    /// `order`'s lease and another holder has it now. A producer asks just
+    /// Refuses ([`JournalError::LeaseLost`]) when this connection took a
+    /// lease on `order` and it was taken over since. A producer asks just
     /// before the CA signs a chunk and before it writes a chunk's files, so
     /// that a producer judged dead signs and writes nothing more.
     fn confirm_lease(&self, order: OrderId) -> Result<(), JournalError>;
 
-    /// The order's lease, if anyone holds one.
-    fn lease(&self, order: OrderId) -> Result<Option<Lease>, JournalError>;
+    /// The order's leases not released, in the order they were taken.
+    fn leases(&self, order: OrderId) -> Result<Vec<Lease>, JournalError>;
 
     /// The device with this serial (an ÖKC device serial or a seal label),
     /// in whichever order holds it.

@@ -181,7 +181,7 @@ fn device_on_record(
             ),
         });
     }
-    if let Some(lease) = journal.lease(device.order)? {
+    for lease in journal.leases(device.order)? {
         if lease.is_live_as_seen_from(&crate::journal::LeaseHolder::this_process(how.operator)) {
             return Err(JournalError::Held {
                 order: device.order,

@@ -1,5 +1,7 @@
-//! One producer per order: the order's lease row, taken before anything is
-//! touched, renewed while the work runs, given back when it ends.
+//! The producers of an order: each holds a lease on it, taken before
+//! anything is touched, renewed while the work runs, given back when it
+//! ends. Whether producers share an order is decided here, by where the
+//! keys go ([`sharing_for`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, RecvTimeoutError};
@@ -8,8 +10,22 @@ use std::time::{Duration, Instant};
 
 use super::{ProduceError, Production};
 use crate::journal::lease::{LEASE_RENEW_EVERY, LEASE_TTL};
-use crate::journal::{Journal, JournalError, LeaseHolder, OrderId};
+use crate::journal::{Journal, JournalError, LeaseHolder, OrderId, Sharing, Target};
 use crate::pkcs11::token::lock;
+
+/// Whether producers of an order with keys on `target` may work on it at
+/// the same time. Soft keys and cards: yes, each on the devices it claims
+/// (several stations, each with its own readers, on one order). Keys in
+/// an HSM token: one producer at a time, because a crash's clean-up of the
+/// token removes what the journal does not know, which must be nobody
+/// else's work in progress, and one token opened by two processes at the
+/// same moment can fail either.
+pub fn sharing_for(target: Target) -> Sharing {
+    match target {
+        Target::Soft | Target::Card => Sharing::Shared,
+        Target::Hsm | Target::External => Sharing::Exclusive,
+    }
+}
 
 /// Proof that the order's producer lease is held: [`Production::start`]
 /// takes one, so nothing recovers or produces an order without it.
@@ -41,7 +57,8 @@ impl<'a> OrderClaim<'a> {
         stop: &AtomicBool,
     ) -> Result<Self, ProduceError> {
         let holder = LeaseHolder::this_process(operator);
-        acquire_lease_waiting(journal, order, &holder, wait, stop)?;
+        let sharing = sharing_for(lock(journal).order(order)?.target);
+        acquire_lease_waiting(journal, order, &holder, sharing, wait, stop)?;
         Ok(Self {
             journal,
             order,
@@ -66,12 +83,13 @@ fn acquire_lease_waiting(
     journal: &Mutex<dyn Journal>,
     order: OrderId,
     holder: &LeaseHolder,
+    sharing: Sharing,
     wait: Duration,
     stop: &AtomicBool,
 ) -> Result<(), ProduceError> {
     let deadline = Instant::now().checked_add(wait);
     loop {
-        let attempt = lock(journal).acquire_lease(order, holder, LEASE_TTL);
+        let attempt = lock(journal).acquire_lease(order, holder, LEASE_TTL, sharing);
         let left = deadline.map_or(Duration::MAX, |d| {
             d.saturating_duration_since(Instant::now())
         });
@@ -86,14 +104,15 @@ fn acquire_lease_waiting(
 }
 
 impl Production<'_> {
-    /// Runs `work` holding the order's producer lease: one producer per
-    /// order at a time. The lease is taken (waiting up to
+    /// Runs `work` holding a lease on the order, shared with other
+    /// producers or not as [`sharing_for`] `target` says. The lease is taken (waiting up to
     /// [`Production::lease_wait`] for a live holder), renewed every
     /// [`LEASE_RENEW_EVERY`] while `work` runs, and given back when it ends,
     /// whether it succeeded or not.
     pub(super) fn holding_lease<T, E: From<ProduceError>>(
         &self,
         journal: &Mutex<dyn Journal>,
+        target: Target,
         work: impl FnOnce(&HeldLease) -> Result<T, E>,
     ) -> Result<T, E> {
         let lease = HeldLease {
@@ -103,6 +122,7 @@ impl Production<'_> {
             journal,
             self.order,
             &lease.holder,
+            sharing_for(target),
             self.lease_wait,
             &self.stop,
         )?;

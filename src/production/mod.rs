@@ -384,7 +384,7 @@ impl Production<'_> {
                 ..Default::default()
             });
         }
-        self.holding_lease(journal, |lease| {
+        self.holding_lease(journal, target.kind(), |lease| {
             let mut report = ProductionReport::default();
             // As it stands now: another producer may have finished it while this one waited.
             let order = self.start(journal, lease, target, &mut report)?;

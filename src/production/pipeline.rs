@@ -24,8 +24,11 @@ use super::key_target::{DeviceKey, KeyTarget};
 use super::{Certified, ProduceError, Production, ProductionReport};
 use der::DateTime;
 
+use super::recovery::void_left_intents;
 use crate::issue::{CertificateAuthority, IssueError, PreparedCertificate};
-use crate::journal::{Device, Intent, Journal, OrderId, StoredCertificate, VerifiedDevice};
+use crate::journal::{
+    Device, Intent, Journal, LeaseHolder, OrderId, StoredCertificate, VerifiedDevice,
+};
 use crate::pem::hex;
 use crate::pkcs11::token::lock;
 use crate::profile::Profile;
@@ -37,6 +40,10 @@ use crate::signer::KeyType;
 /// flight as intents, which the next run voids. (`certmint bench` measures
 /// the pipeline in chunks of this size too.)
 pub const CHUNK: usize = 32;
+
+/// How long a producer with nothing left to claim waits before it looks
+/// again, while other producers still hold devices of the order.
+pub const CLAIM_AGAIN_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Where the pipeline's durable steps before signing go: the journal in
 /// production ([`JournalRecord`]); memory in the bench.
@@ -331,6 +338,7 @@ impl Production<'_> {
             operator: &self.operator,
         };
         let produced = AtomicU64::new(0);
+        let voided_now = AtomicU64::new(0);
         let failure: Mutex<Option<ProduceError>> = Mutex::new(None);
         // Two threads per session process, when the CA key signs in them.
         let threads = crate::signer::pipeline_threads(self.workers, self.ca.signer());
@@ -384,32 +392,47 @@ impl Production<'_> {
             }
             drop(send_signed);
             drop(receive_devices);
-            // The feeder pages through the journal.
-            let mut after = 0;
-            'feed: loop {
-                let page = match lock(journal).pending_devices(self.order, after, 256) {
-                    Ok(page) => page,
+            // The feeder claims the order's pending devices a chunk at a
+            // time: other producers may share the order, each device is
+            // claimed by one. With nothing left to claim while others hold
+            // devices, it waits: a producer that dies lets its devices go
+            // when its lease is taken over, and this one takes them up.
+            let holder = LeaseHolder::this_process(&self.operator);
+            loop {
+                if lock(&failure).is_some() || self.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let claimed = lock(journal)
+                    .claim_devices(self.order, &holder, CHUNK)
+                    .map_err(ProduceError::from)
+                    .and_then(|claim| {
+                        let held_by_others = claim.held_by_others;
+                        void_left_intents(journal, target, &self.operator, claim.devices)
+                            .map(|(devices, voided)| (devices, voided, held_by_others))
+                    });
+                let (chunk, voided, held_by_others) = match claimed {
+                    Ok(claimed) => claimed,
                     Err(e) => {
-                        keep_first_failure(&failure, e.into());
+                        keep_first_failure(&failure, e);
                         break;
                     }
                 };
-                let Some(last) = page.last() else { break };
-                after = last.id;
-                let mut devices = page.into_iter().peekable();
-                while devices.peek().is_some() {
-                    if lock(&failure).is_some() || self.stop.load(Ordering::SeqCst) {
-                        break 'feed;
+                voided_now.fetch_add(voided, Ordering::SeqCst);
+                if chunk.is_empty() {
+                    if held_by_others == 0 {
+                        break;
                     }
-                    let chunk: Vec<Device> = devices.by_ref().take(CHUNK).collect();
-                    if send_devices.send(chunk).is_err() {
-                        break 'feed;
-                    }
+                    std::thread::sleep(CLAIM_AGAIN_AFTER);
+                    continue;
+                }
+                if send_devices.send(chunk).is_err() {
+                    break;
                 }
             }
             drop(send_devices);
         });
         report.produced_now = produced.load(Ordering::SeqCst);
+        report.voided_intents += voided_now.load(Ordering::SeqCst);
         if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }

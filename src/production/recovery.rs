@@ -1,12 +1,14 @@
 //! After a crash: intents that never became certificates are voided
 //! (whatever was signed was neither stored nor delivered), and what the
-//! interrupted run left on the key target goes.
+//! interrupted run left on the key target goes. At the start of a run for
+//! the devices nobody claims; during a run for each device claimed from a
+//! producer that died.
 
 use std::sync::Mutex;
 
 use super::key_target::TargetRun;
 use super::{ProduceError, Production, ProductionReport};
-use crate::journal::Journal;
+use crate::journal::{CertificateStatus, Device, Journal};
 use crate::pkcs11::token::lock;
 use crate::profile::ProfileName;
 
@@ -35,4 +37,41 @@ impl Production<'_> {
             target.recover(journal, self.order, company_token, &self.operator)?;
         Ok(())
     }
+}
+
+/// Voids the intents that producers which died left on `claimed` (devices
+/// just claimed from them), removing what they left on the key target
+/// first; returns the devices as they stand after it, and how many intents
+/// were voided.
+pub(crate) fn void_left_intents(
+    journal: &Mutex<dyn Journal>,
+    target: &dyn TargetRun,
+    operator: &str,
+    claimed: Vec<Device>,
+) -> Result<(Vec<Device>, u64), ProduceError> {
+    let mut voided = 0;
+    let mut devices = Vec::with_capacity(claimed.len());
+    for device in claimed {
+        let in_force = lock(journal).certificate_in_force(&device)?;
+        let Some((serial_hex, CertificateStatus::Intent)) = in_force else {
+            devices.push(device);
+            continue;
+        };
+        target.remove_unrecorded(&device)?;
+        lock(journal).void_intent(
+            &serial_hex,
+            operator,
+            &format!(
+                "device {}: its producer died between intent and storage (its lease was taken over); never delivered",
+                device.name
+            ),
+        )?;
+        voided += 1;
+        // As the voiding left it (planned, or key generated).
+        let device = lock(journal)
+            .device_by_serial(device.name.as_str())?
+            .unwrap_or(device);
+        devices.push(device);
+    }
+    Ok((devices, voided))
 }

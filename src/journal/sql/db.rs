@@ -225,6 +225,13 @@ pub(crate) trait Database: Send {
     /// Makes erased secrets unreadable in the database's own files, as far
     /// as the database allows.
     fn erase_freed_secrets(&mut self) -> Result<(), JournalError>;
+
+    /// What ends a `SELECT` of rows to claim: rows another transaction has
+    /// locked are passed over (PostgreSQL's `FOR UPDATE SKIP LOCKED`);
+    /// nothing where one writer at a time holds the whole database.
+    fn skip_locked(&self) -> &'static str {
+        ""
+    }
 }
 
 /// Why a query stopped: the database failed, or the caller's `each` did.

@@ -19,7 +19,7 @@ use crate::audit::checkpoint::{self, AuditKey, Checkpoint, CHECKPOINT_EVERY};
 use crate::audit::tables::{AuditCheckpoints, AuditStorage, AuditedFact};
 use crate::audit::{self, AuditRecord, GENESIS};
 use crate::ids::{DeviceName, TaxpayerId};
-use crate::journal::lease::{self, now_ms, LeaseDecision};
+use crate::journal::lease::{self, now_ms};
 use crate::journal::{
     AuditEntry, CardSecrets, CertificateDetail, CertificateFilter, CertificateRecord,
     CertificateStatus, DeliveryRecord, Device, DeviceState, ImportOutcome, ImportStore, Intent,
@@ -28,8 +28,8 @@ use crate::journal::{
     Target, VerifiedDevice,
 };
 use crate::journal::{
-    CaCertificateRevocation, CrlRecord, IssuedCrl, RevocationRecord, RevocationRequest,
-    RevokeOutcome,
+    CaCertificateRevocation, CrlRecord, DeviceClaim, IssuedCrl, RevocationRecord,
+    RevocationRequest, RevokeOutcome, Sharing, Station,
 };
 use crate::order::manufacturer::{Manufacturer, ManufacturerChange, ManufacturerError};
 use crate::revocation::{RevocationReason, RevokedEntry};
@@ -66,8 +66,8 @@ pub(super) const AUDIT_OF_ORDER: &str = "SELECT a.seq, a.at, a.operator, a.event
 const DEVICE_COLUMNS: &str = "id, order_id, serial, state, key_id";
 
 /// The columns [`lease_from_row`] reads.
-const LEASE_COLUMNS: &str =
-    "holder_id, host, boot_id, pid, start_time, operator, acquired_at, renewed_at, expires_at_ms";
+const LEASE_COLUMNS: &str = "s.holder_id, s.host, s.boot_id, s.pid, s.start_time, s.operator, \
+     s.acquired_at, s.renewed_at, s.expires_at_ms, s.sharing";
 
 /// The columns [`manufacturer_from_row`] reads.
 const MANUFACTURER_COLUMNS: &str = "vkn, name, prefixes, model_approval, secure_area_audit";
@@ -158,18 +158,73 @@ fn lease_from_row(row: &Row) -> Result<Lease, BadRow> {
             start_time: u64::try_from(row.get::<i64>(4)?).unwrap_or(0),
             operator: row.get(5)?,
         },
+        sharing: parse(row.get(9)?)?,
         acquired_at: row.get(6)?,
         renewed_at: row.get(7)?,
         expires_at_ms: row.get(8)?,
     })
 }
 
-fn read_lease(db: &mut dyn Database, order: OrderId) -> Result<Option<Lease>, JournalError> {
-    db.row(
-        &format!("SELECT {LEASE_COLUMNS} FROM producer_leases WHERE order_id = ?1"),
+/// The order's leases not released, in the order they were taken.
+fn read_leases(db: &mut dyn Database, order: OrderId) -> Result<Vec<Lease>, JournalError> {
+    db.rows(
+        &format!(
+            "SELECT {LEASE_COLUMNS} FROM station_leases s
+             WHERE s.order_id = ?1 AND s.released_at IS NULL ORDER BY s.acquired_at, s.holder_id"
+        ),
         params![order.0],
         lease_from_row,
     )
+}
+
+/// Takes over the leases `dead` (their holders are gone or let them
+/// expire) for `holder` inside `tx`: released, their devices' claims
+/// freed, each audited. Returns them.
+fn take_over(
+    tx: &mut dyn Database,
+    order: OrderId,
+    holder: &LeaseHolder,
+    dead: &[(&Lease, lease::TakeOverReason)],
+) -> Result<Vec<Lease>, JournalError> {
+    let now = now_rfc3339();
+    let mut taken = Vec::with_capacity(dead.len());
+    for (lease, why) in dead {
+        tx.execute(
+            "UPDATE station_leases SET released_at = ?1 WHERE order_id = ?2 AND holder_id = ?3",
+            params![now, order.0, lease.holder.holder_id],
+        )?;
+        let freed = tx.execute(
+            "UPDATE devices SET claimed_by = NULL WHERE order_id = ?1 AND claimed_by = ?2",
+            params![order.0, lease.holder.holder_id],
+        )?;
+        append_audit(
+            tx,
+            &holder.operator,
+            "order.lease-taken-over",
+            &format!("order {order}"),
+            &format!(
+                "{}; {freed} device(s) it had claimed are free again",
+                lease::take_over_details(lease, holder, *why)
+            ),
+        )?;
+        taken.push((*lease).clone());
+    }
+    Ok(taken)
+}
+
+/// Who holds `order` now that `holder_id`'s lease is gone: the producers
+/// with live leases, named, or "nobody".
+fn taker(tx: &mut dyn Database, order: OrderId, holder_id: &str) -> Result<String, JournalError> {
+    let others: Vec<String> = read_leases(tx, order)?
+        .into_iter()
+        .filter(|l| l.holder.holder_id != holder_id)
+        .map(|l| l.holder.to_string())
+        .collect();
+    Ok(if others.is_empty() {
+        "nobody".to_owned()
+    } else {
+        others.join(", ")
+    })
 }
 
 fn expiry(ttl: Duration) -> i64 {
@@ -555,9 +610,10 @@ impl SqlJournal {
         Ok(())
     }
 
-    /// Refuses a production write of `order` when this connection took the
-    /// order's lease and another holder has it now (it judged this one dead).
-    fn check_lease(
+    /// Refuses a production write of `order` when this connection took a
+    /// lease on the order and it was taken over since (another producer
+    /// judged this one dead).
+    fn check_own_lease(
         leases: &HashMap<OrderId, String>,
         tx: &mut dyn Database,
         order: OrderId,
@@ -565,8 +621,52 @@ impl SqlJournal {
         let Some(mine) = leases.get(&order) else {
             return Ok(());
         };
-        let current = read_lease(tx, order)?;
-        lease::held_by(current.as_ref(), mine).map_err(|by| JournalError::LeaseLost { order, by })
+        let live: Option<bool> = tx.row(
+            "SELECT released_at IS NULL FROM station_leases WHERE order_id = ?1 AND holder_id = ?2",
+            params![order.0, mine],
+            |r| r.get(0),
+        )?;
+        if live == Some(true) {
+            return Ok(());
+        }
+        let by = taker(tx, order, mine)?;
+        Err(JournalError::LeaseLost { order, by })
+    }
+
+    /// Refuses a production write of `devices` when this connection took a
+    /// lease on their order and it was taken over since, or one of them is
+    /// not claimed by it (a producer that comes back after its lease was
+    /// taken over never writes over another's work).
+    fn check_claims(
+        leases: &HashMap<OrderId, String>,
+        tx: &mut dyn Database,
+        devices: &[&Device],
+    ) -> Result<(), JournalError> {
+        let mut orders: Vec<OrderId> = devices.iter().map(|d| d.order).collect();
+        orders.dedup();
+        for order in orders {
+            Self::check_own_lease(leases, tx, order)?;
+        }
+        for device in devices {
+            let Some(mine) = leases.get(&device.order) else {
+                continue;
+            };
+            let claimed_by: Option<String> = tx.query_row(
+                "SELECT claimed_by FROM devices WHERE id = ?1",
+                params![device.id],
+                |r| r.get(0),
+            )?;
+            if claimed_by.as_deref() != Some(mine.as_str()) {
+                return Err(JournalError::LeaseLost {
+                    order: device.order,
+                    by: format!(
+                        "another producer (device {} is no longer claimed by this one)",
+                        device.name
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn order_state(
@@ -1042,7 +1142,7 @@ impl Journal for SqlJournal {
         operator: &str,
     ) -> Result<(), JournalError> {
         let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
-        Self::check_lease(&self.leases, &mut *tx, device.order)?;
+        Self::check_claims(&self.leases, &mut *tx, &[device])?;
         tx.execute(
             "UPDATE devices SET state = 'key-generated', key_id = ?1 WHERE id = ?2",
             params![key_id_hex, device.id],
@@ -1064,11 +1164,8 @@ impl Journal for SqlJournal {
         operator: &str,
     ) -> Result<(), JournalError> {
         let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
-        let mut orders: Vec<OrderId> = intents.iter().map(|i| i.device.order).collect();
-        orders.dedup();
-        for order in orders {
-            Self::check_lease(&self.leases, &mut *tx, order)?;
-        }
+        let devices: Vec<&Device> = intents.iter().map(|i| i.device).collect();
+        Self::check_claims(&self.leases, &mut *tx, &devices)?;
         let mut chain = AuditChain::read(&mut *tx)?;
         let now = now_rfc3339();
         for intent in intents {
@@ -1103,11 +1200,8 @@ impl Journal for SqlJournal {
         operator: &str,
     ) -> Result<(), JournalError> {
         let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
-        let mut orders: Vec<OrderId> = verified.iter().map(|v| v.device.order).collect();
-        orders.dedup();
-        for order in orders {
-            Self::check_lease(&self.leases, &mut *tx, order)?;
-        }
+        let devices: Vec<&Device> = verified.iter().map(|v| v.device).collect();
+        Self::check_claims(&self.leases, &mut *tx, &devices)?;
         let mut chain = AuditChain::read(&mut *tx)?;
         let now = now_rfc3339();
         for VerifiedDevice {
@@ -1137,8 +1231,9 @@ impl Journal for SqlJournal {
                 });
             }
             tx.execute(
-                "UPDATE devices SET state = 'verified', p12_password = ?1 WHERE id = ?2",
-                params![c.p12_password, device.id],
+                "UPDATE devices SET state = 'verified', p12_password = ?1, produced_by = ?3, claimed_by = NULL
+                 WHERE id = ?2",
+                params![c.p12_password, device.id, self.leases.get(&device.order)],
             )?;
             chain.append(
                 &mut *tx,
@@ -1408,39 +1503,28 @@ impl Journal for SqlJournal {
         order: OrderId,
         holder: &LeaseHolder,
         ttl: Duration,
-    ) -> Result<Option<Lease>, JournalError> {
+        sharing: Sharing,
+    ) -> Result<Vec<Lease>, JournalError> {
         let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
         if Self::order_state(&mut *tx, order)?.is_none() {
             return Err(JournalError::NoOrder(order));
         }
-        let previous = read_lease(&mut *tx, order)?;
-        let decision = lease::decide(previous.as_ref(), holder, now_ms());
-        let taken_over = match (decision, previous) {
-            (LeaseDecision::Refuse, Some(lease)) => {
-                return Err(JournalError::Held {
-                    order,
-                    lease: Box::new(lease),
-                })
-            }
-            (LeaseDecision::TakeOver(why), Some(lease)) => {
-                append_audit(
-                    &mut *tx,
-                    &holder.operator,
-                    "order.lease-taken-over",
-                    &format!("order {order}"),
-                    &lease::take_over_details(&lease, holder, why),
-                )?;
-                Some(lease)
-            }
-            // Take and Renew (a refusal or take-over always has a row).
-            _ => None,
-        };
+        let current = read_leases(&mut *tx, order)?;
+        let decision = lease::join(&current, holder, sharing, now_ms());
+        if let Some(lease) = decision.refused_by {
+            return Err(JournalError::Held {
+                order,
+                lease: Box::new(lease.clone()),
+            });
+        }
+        let taken_over = take_over(&mut *tx, order, holder, &decision.take_over)?;
         let now = now_rfc3339();
         tx.execute(
-            "INSERT INTO producer_leases (order_id, holder_id, host, boot_id, pid, operator, acquired_at, renewed_at, expires_at_ms, start_time)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)
-             ON CONFLICT(order_id) DO UPDATE SET holder_id = ?2, host = ?3, boot_id = ?4, pid = ?5,
-                 operator = ?6, acquired_at = ?7, renewed_at = ?7, expires_at_ms = ?8, start_time = ?9",
+            "INSERT INTO station_leases (order_id, holder_id, host, boot_id, pid, operator, sharing, acquired_at, renewed_at, expires_at_ms, start_time)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)
+             ON CONFLICT(order_id, holder_id) DO UPDATE SET host = ?3, boot_id = ?4, pid = ?5,
+                 operator = ?6, sharing = ?7, acquired_at = ?8, renewed_at = ?8, expires_at_ms = ?9,
+                 start_time = ?10, released_at = NULL",
             params![
                 order.0,
                 holder.holder_id,
@@ -1448,18 +1532,87 @@ impl Journal for SqlJournal {
                 holder.boot_id,
                 holder.pid,
                 holder.operator,
+                sharing.as_str(),
                 now,
                 expiry(ttl),
                 i64::try_from(holder.start_time).unwrap_or(0)
             ],
-        )
-        ?;
+        )?;
         tx.commit()?;
-        if taken_over.is_some() {
+        if !taken_over.is_empty() {
             self.appended = true;
         }
         self.leases.insert(order, holder.holder_id.clone());
         Ok(taken_over)
+    }
+
+    fn claim_devices(
+        &mut self,
+        order: OrderId,
+        holder: &LeaseHolder,
+        limit: usize,
+    ) -> Result<DeviceClaim, JournalError> {
+        let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
+        Self::check_own_lease(&self.leases, &mut *tx, order)?;
+        let current = read_leases(&mut *tx, order)?;
+        let decision = lease::join(&current, holder, Sharing::Shared, now_ms());
+        let taken_over = take_over(&mut *tx, order, holder, &decision.take_over)?;
+        let claim_sql = format!(
+            "UPDATE devices SET claimed_by = ?3 WHERE id IN (
+                 SELECT id FROM devices
+                 WHERE order_id = ?1 AND state NOT IN ('verified', 'delivered') AND claimed_by IS NULL
+                 ORDER BY id LIMIT ?2{})
+             RETURNING {DEVICE_COLUMNS}",
+            tx.skip_locked()
+        );
+        let mut devices = tx.rows(
+            &claim_sql,
+            params![
+                order.0,
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                holder.holder_id
+            ],
+            device_from_row,
+        )?;
+        devices.sort_by_key(|d| d.id);
+        let held_by_others: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM devices
+             WHERE order_id = ?1 AND claimed_by IS NOT NULL AND claimed_by <> ?2
+               AND state NOT IN ('verified', 'delivered')",
+            params![order.0, holder.holder_id],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        if !taken_over.is_empty() {
+            self.appended = true;
+        }
+        Ok(DeviceClaim {
+            devices,
+            held_by_others: u64::try_from(held_by_others).unwrap_or(0),
+        })
+    }
+
+    fn stations(&self, order: OrderId, here: &LeaseHolder) -> Result<Vec<Station>, JournalError> {
+        let mut stations = self.reader()?.rows(
+            &format!(
+                "SELECT {LEASE_COLUMNS}, s.released_at,
+                        (SELECT COUNT(*) FROM devices d WHERE d.order_id = s.order_id AND d.produced_by = s.holder_id)
+                 FROM station_leases s WHERE s.order_id = ?1 ORDER BY s.acquired_at, s.holder_id"
+            ),
+            params![order.0],
+            |r| {
+                let lease = lease_from_row(r)?;
+                let released_at: Option<String> = r.get(10)?;
+                Ok(Station {
+                    live: released_at.is_none() && lease.is_live_as_seen_from(here),
+                    lease,
+                    released_at,
+                    produced: u64::try_from(r.get::<i64>(11)?).unwrap_or(0),
+                })
+            },
+        )?;
+        stations.sort_by_key(|s| !s.live);
+        Ok(stations)
     }
 
     fn renew_lease(
@@ -1469,15 +1622,13 @@ impl Journal for SqlJournal {
         ttl: Duration,
     ) -> Result<(), JournalError> {
         let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
-        let changed = tx
-            .execute(
-                "UPDATE producer_leases SET renewed_at = ?1, expires_at_ms = ?2 WHERE order_id = ?3 AND holder_id = ?4",
-                params![now_rfc3339(), expiry(ttl), order.0, holder.holder_id],
-            )
-            ?;
+        let changed = tx.execute(
+            "UPDATE station_leases SET renewed_at = ?1, expires_at_ms = ?2
+             WHERE order_id = ?3 AND holder_id = ?4 AND released_at IS NULL",
+            params![now_rfc3339(), expiry(ttl), order.0, holder.holder_id],
+        )?;
         if changed != 1 {
-            let by = read_lease(&mut *tx, order)?
-                .map_or_else(|| "nobody".into(), |l| l.holder.to_string());
+            let by = taker(&mut *tx, order, &holder.holder_id)?;
             return Err(JournalError::LeaseLost { order, by });
         }
         tx.commit()
@@ -1485,19 +1636,27 @@ impl Journal for SqlJournal {
 
     fn release_lease(&mut self, order: OrderId, holder: &LeaseHolder) -> Result<(), JournalError> {
         self.leases.remove(&order);
-        self.db.get_mut().execute(
-            "DELETE FROM producer_leases WHERE order_id = ?1 AND holder_id = ?2",
-            params![order.0, holder.holder_id],
+        let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
+        let released = tx.execute(
+            "UPDATE station_leases SET released_at = ?1
+             WHERE order_id = ?2 AND holder_id = ?3 AND released_at IS NULL",
+            params![now_rfc3339(), order.0, holder.holder_id],
         )?;
-        Ok(())
+        if released == 1 {
+            tx.execute(
+                "UPDATE devices SET claimed_by = NULL WHERE order_id = ?1 AND claimed_by = ?2",
+                params![order.0, holder.holder_id],
+            )?;
+        }
+        tx.commit()
     }
 
     fn confirm_lease(&self, order: OrderId) -> Result<(), JournalError> {
-        Self::check_lease(&self.leases, self.reader()?.as_mut(), order)
+        Self::check_own_lease(&self.leases, self.reader()?.as_mut(), order)
     }
 
-    fn lease(&self, order: OrderId) -> Result<Option<Lease>, JournalError> {
-        read_lease(self.reader()?.as_mut(), order)
+    fn leases(&self, order: OrderId) -> Result<Vec<Lease>, JournalError> {
+        read_leases(self.reader()?.as_mut(), order)
     }
 
     fn device_by_serial(&self, serial: &str) -> Result<Option<Device>, JournalError> {
@@ -1607,7 +1766,7 @@ impl Journal for SqlJournal {
         operator: &str,
     ) -> Result<(), JournalError> {
         let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
-        Self::check_lease(&self.leases, &mut *tx, intent.device.order)?;
+        Self::check_own_lease(&self.leases, &mut *tx, intent.device.order)?;
         let mut chain = AuditChain::read(&mut *tx)?;
         let now = now_rfc3339();
         if let Some(old) = supersedes {
@@ -1670,7 +1829,7 @@ impl Journal for SqlJournal {
         operator: &str,
     ) -> Result<(), JournalError> {
         let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
-        Self::check_lease(&self.leases, &mut *tx, device.order)?;
+        Self::check_own_lease(&self.leases, &mut *tx, device.order)?;
         let c = certificate;
         let changed = tx
             .execute(
@@ -2106,7 +2265,7 @@ impl Journal for SqlJournal {
         operator: &str,
     ) -> Result<(), JournalError> {
         let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
-        Self::check_lease(&self.leases, &mut *tx, device.order)?;
+        Self::check_claims(&self.leases, &mut *tx, &[device])?;
         tx.execute(
             "INSERT INTO card_secrets (certificate_serial, device_id, reader, pin, puk, recorded_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -453,6 +453,10 @@ impl Database for PostgresDb {
         self.client.batch_execute("ROLLBACK").map_err(db_error)
     }
 
+    fn skip_locked(&self) -> &'static str {
+        " FOR UPDATE SKIP LOCKED"
+    }
+
     fn erase_freed_secrets(&mut self) -> Result<(), JournalError> {
         // The erased passwords' old row versions stay in the tables' files
         // until a vacuum removes them. What the server keeps beyond its
