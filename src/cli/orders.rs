@@ -752,6 +752,21 @@ fn purge_command(args: PurgeArgs) -> Result<()> {
                 p.order, p.uploaded_at
             );
         }
+        for c in &report.stray_card_secrets {
+            let due = c.due.as_deref().unwrap_or("(unknown)");
+            let what = match (&c.refused, c.is_due, args.dry_run) {
+                (Some(reason), _, _) => {
+                    format!("NOT ERASED: {}", certmint::text::one_line(reason))
+                }
+                (None, true, true) => "due: would erase its PIN and PUK".into(),
+                (None, true, false) => "erased: its PIN and PUK are gone from the journal".into(),
+                (None, false, _) => "not due yet".into(),
+            };
+            println!(
+                "Card without a delivered certificate {} (device {}, order {}): PIN and PUK recorded {}, deadline end of {due} — {what}",
+                c.certificate_serial, c.device_serial, c.order, c.recorded_at
+            );
+        }
         for problem in &report.problems {
             println!("{}", certmint::text::one_line(problem));
         }

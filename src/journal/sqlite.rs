@@ -33,6 +33,7 @@ use super::{
     CaCertificateRevocation, CrlRecord, IssuedCrl, RevocationRecord, RevocationRequest,
     RevokeOutcome,
 };
+use super::{HeldCardSecrets, StrayCardSecrets};
 use crate::audit::checkpoint::{self, AuditKey, Checkpoint, CHECKPOINT_EVERY};
 use crate::audit::tables::{AuditCheckpoints, AuditStorage, AuditedFact};
 use crate::audit::{self, AuditRecord, GENESIS};
@@ -370,6 +371,17 @@ CREATE TABLE IF NOT EXISTS pin_letters (
 );
 "#;
 
+/// A card's PIN and PUK change in two commands (PUK, then PIN), and a card
+/// can leave between or during them: a row is recorded `pending`, with the
+/// secrets the card had before (`old_pin`, `old_puk`), before the card is
+/// changed, and becomes `set` (the old ones erased) once the card took and
+/// verified the new ones. Rows written before this step are `set`.
+const CARD_SECRETS_PENDING_SCHEMA: &str = r#"
+ALTER TABLE card_secrets ADD COLUMN state TEXT NOT NULL DEFAULT 'set' CHECK (state IN ('pending', 'set'));
+ALTER TABLE card_secrets ADD COLUMN old_pin TEXT;
+ALTER TABLE card_secrets ADD COLUMN old_puk TEXT;
+"#;
+
 /// One step of the schema: applying its statements, in order, takes a
 /// journal from `version - 1` to `version`.
 struct Migration {
@@ -401,6 +413,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: &[CARD_SECRETS_SCHEMA],
     },
+    Migration {
+        version: 6,
+        sql: &[CARD_SECRETS_PENDING_SCHEMA],
+    },
 ];
 
 /// The schema step that brings revocations: a journal migrated to it has
@@ -408,7 +424,7 @@ const MIGRATIONS: &[Migration] = &[
 const REVOCATION_VERSION: i64 = 4;
 
 /// The schema version this build writes: the last step's.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Write transactions take the write lock at their start (`BEGIN
 /// IMMEDIATE`): a busy journal is then waited for (up to [`BUSY_WAIT`]),
@@ -2893,7 +2909,7 @@ impl Journal for SqliteJournal {
             });
         }
         tx.execute(
-            "UPDATE card_secrets SET pin = NULL, puk = NULL
+            "UPDATE card_secrets SET pin = NULL, puk = NULL, old_pin = NULL, old_puk = NULL
              WHERE device_id IN (SELECT id FROM devices WHERE order_id = ?1)",
             [order.0],
         )
@@ -2903,6 +2919,165 @@ impl Journal for SqliteJournal {
             operator,
             "order.pin-letters-purged",
             &format!("order {order}"),
+            details,
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.appended = true;
+        Ok(())
+    }
+
+    fn record_pending_card_secrets(
+        &mut self,
+        device: &Device,
+        certificate_serial: &str,
+        reader: &str,
+        new: (&crate::pkcs11::pin::Pin, &crate::pkcs11::pin::Pin),
+        old: (&crate::pkcs11::pin::Pin, &crate::pkcs11::pin::Pin),
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        Self::check_lease(&self.leases, &self.path, &tx, device.order)?;
+        tx.execute(
+            "INSERT INTO card_secrets
+                 (certificate_serial, device_id, reader, pin, puk, recorded_at, state, old_pin, old_puk)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8)",
+            params![
+                certificate_serial,
+                device.id,
+                reader,
+                new.0.expose(),
+                new.1.expose(),
+                now_rfc3339(),
+                old.0.expose(),
+                old.1.expose()
+            ],
+        )
+        .map_err(db)?;
+        append_audit(
+            &tx,
+            operator,
+            "card.secrets-recorded",
+            &format!("certificate {certificate_serial}"),
+            &format!(
+                "device {}: a fresh random PIN and PUK for the card in reader {reader:?}, \
+                 pending until the card took them, held until the order's PIN letters are purged",
+                device.name
+            ),
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.appended = true;
+        Ok(())
+    }
+
+    fn card_secrets_held(
+        &self,
+        certificate_serial: &str,
+    ) -> Result<Option<HeldCardSecrets>, JournalError> {
+        self.conn
+            .prepare_cached(
+                "SELECT d.serial, s.certificate_serial, s.reader, s.pin, s.puk, s.state, s.old_pin, s.old_puk
+                 FROM card_secrets s JOIN devices d ON d.id = s.device_id
+                 WHERE s.certificate_serial = ?1",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([certificate_serial], held_card_secrets_from_row)
+                    .optional()
+            })
+            .map_err(|e| self.db(e))
+    }
+
+    fn confirm_card_secrets(
+        &mut self,
+        certificate_serial: &str,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let changed = tx
+            .execute(
+                "UPDATE card_secrets SET state = 'set', old_pin = NULL, old_puk = NULL
+                 WHERE certificate_serial = ?1 AND state = 'pending' AND pin IS NOT NULL",
+                [certificate_serial],
+            )
+            .map_err(db)?;
+        if changed == 0 {
+            return Err(JournalError::Database {
+                path: self.path.display().to_string(),
+                reason: format!(
+                    "certificate {certificate_serial} has no pending card PIN and PUK to confirm"
+                ),
+            });
+        }
+        append_audit(
+            &tx,
+            operator,
+            "card.secrets-set",
+            &format!("certificate {certificate_serial}"),
+            "the card took its fresh PIN and PUK and verified the PIN; the ones it had before are erased",
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.appended = true;
+        Ok(())
+    }
+
+    fn stray_card_secrets(&self) -> Result<Vec<StrayCardSecrets>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT s.certificate_serial, d.serial, d.order_id, s.recorded_at
+                 FROM card_secrets s
+                 JOIN devices d ON d.id = s.device_id
+                 JOIN certificates c ON c.serial_hex = s.certificate_serial
+                 WHERE s.pin IS NOT NULL AND c.status <> 'issued'
+                 ORDER BY s.recorded_at, s.certificate_serial",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(StrayCardSecrets {
+                    certificate_serial: r.get(0)?,
+                    device_serial: r.get(1)?,
+                    order: OrderId(r.get(2)?),
+                    recorded_at: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+
+    fn erase_stray_card_secrets(
+        &mut self,
+        certificate_serial: &str,
+        details: &str,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let db = database_error(&self.path);
+        let tx = self.conn.transaction_with_behavior(IMMEDIATE).map_err(db)?;
+        let changed = tx
+            .execute(
+                "UPDATE card_secrets SET pin = NULL, puk = NULL, old_pin = NULL, old_puk = NULL
+                 WHERE certificate_serial = ?1 AND pin IS NOT NULL
+                 AND certificate_serial NOT IN (SELECT serial_hex FROM certificates WHERE status = 'issued')",
+                [certificate_serial],
+            )
+            .map_err(db)?;
+        if changed == 0 {
+            return Err(JournalError::Database {
+                path: self.path.display().to_string(),
+                reason: format!(
+                    "certificate {certificate_serial} has no PIN and PUK of a card without an issued certificate to erase"
+                ),
+            });
+        }
+        append_audit(
+            &tx,
+            operator,
+            "card.secrets-erased",
+            &format!("certificate {certificate_serial}"),
             details,
         )
         .map_err(db)?;
@@ -3102,6 +3277,33 @@ impl SqliteJournal {
             })
             .map_err(|e| self.db(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+}
+
+/// A row of `card_secrets` joined with its device, with its state: (device
+/// serial, certificate serial, reader, PIN, PUK, state, old PIN, old PUK).
+/// An erased row (NULL PIN) is [`HeldCardSecrets::Erased`].
+fn held_card_secrets_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HeldCardSecrets> {
+    if r.get::<_, Option<String>>(3)?.is_none() {
+        return Ok(HeldCardSecrets::Erased);
+    }
+    let secrets = card_secrets_from_row(r)?;
+    let state: String = r.get(5)?;
+    match state.as_str() {
+        "set" => Ok(HeldCardSecrets::Set(secrets)),
+        "pending" => {
+            let secret = |index: usize, what: &str| -> rusqlite::Result<crate::pkcs11::pin::Pin> {
+                let value: Option<String> = r.get(index)?;
+                let value = value.ok_or_else(|| bad_row(format!("a pending {what} is missing")))?;
+                crate::pkcs11::pin::Pin::new(value, what).map_err(|e| bad_row(e.to_string()))
+            };
+            Ok(HeldCardSecrets::Pending {
+                old_pin: secret(6, "card's previous PIN")?,
+                old_puk: secret(7, "card's previous PUK")?,
+                new: secrets,
+            })
+        }
+        other => Err(bad_row(format!("card secrets in state {other:?}"))),
     }
 }
 
