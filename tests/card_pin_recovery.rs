@@ -196,10 +196,11 @@ fn spawn_station(stack: &PcscStack, name: &str) -> Child {
 }
 
 /// A virtual card in the first reader with the order's PIN and the factory
-/// PUK that loses contact right after answering its `count`th CHANGE
-/// REFERENCE DATA and comes back as it is, then stays; then `extra`.
-fn start_card_losing_contact_at_change(
+/// PUK that loses contact right after answering its `count`th command with
+/// instruction `ins` (hex) and comes back as it is, then stays; then `extra`.
+fn start_card_losing_contact(
     stack: &mut PcscStack,
+    ins: &str,
     count: &str,
     extra: &[&str],
 ) -> usize {
@@ -213,7 +214,7 @@ fn start_card_losing_contact_at_change(
         "--insert-pause-ms",
         "1500",
         "--remove-on-ins",
-        "24",
+        ins,
         "--remove-on-count",
         count,
         "--lose-contact",
@@ -282,7 +283,7 @@ fn wrong_pins_tried(log: &str) -> usize {
 fn a_card_pulled_between_its_new_puk_and_its_new_pin_is_finished_and_takes_the_device() {
     let mut stack = stack_with_card_order(&["FU81000001"]);
     // The first CHANGE REFERENCE DATA of the card is its PUK's.
-    let card = start_card_losing_contact_at_change(&mut stack, "1", &[]);
+    let card = start_card_losing_contact(&mut stack, "24", "1", &[]);
     let station = spawn_station(&stack, "station");
     let deadline = Instant::now() + RUN_LIMIT;
     while journal(&stack).order(OrderId(1)).unwrap().verified < 1 {
@@ -365,6 +366,65 @@ fn a_card_pulled_between_its_new_puk_and_its_new_pin_is_finished_and_takes_the_d
     assert!(journal(&stack).verify_audit().unwrap().is_intact());
 }
 
+/// The card loses contact while its certificate is read back: the journal
+/// recorded its new PIN and PUK as pending before the certificate was
+/// written, and neither was set. It comes back carrying the new (voided)
+/// certificate with its old PIN and PUK; the station opens it with the old
+/// PIN and sets the new secrets with no PIN or PUK refused, and the card
+/// takes the device.
+#[test]
+fn a_card_pulled_after_its_certificate_was_written_is_opened_with_its_old_pin() {
+    let mut stack = stack_with_card_order(&["FU83000001"]);
+    // GET DATA of the slot: looked at before the PIN, inspected once the
+    // card is open, then read back after it was written.
+    let card = start_card_losing_contact(&mut stack, "cb", "3", &[]);
+    let station = spawn_station(&stack, "station");
+    let deadline = Instant::now() + RUN_LIMIT;
+    while journal(&stack).order(OrderId(1)).unwrap().verified < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the card did not take the device:\n{}\n{}",
+            output(&stack, "station", -1).stderr,
+            stack.card_log(card)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = stack.card_log(card);
+    assert!(
+        log.contains("lost contact by fault injection after answering GET DATA (CB) #3"),
+        "{log}"
+    );
+    assert_eq!(wrong_pins_tried(&log), 0, "no wrong PIN was tried:\n{log}");
+    assert!(
+        !log.contains("CHANGE REFERENCE DATA (16 data octets) -> 63 C"),
+        "no wrong PUK was tried:\n{log}"
+    );
+    let so_far = output(&stack, "station", -1);
+    assert!(
+        so_far
+            .stderr
+            .contains("card pulled (or lost contact) while reading the certificate back"),
+        "{}",
+        so_far.stderr
+    );
+    assert!(
+        so_far
+            .stderr
+            .contains("finishing an interrupted PIN and PUK change"),
+        "{}",
+        so_far.stderr
+    );
+    let voided = voided_serial(&so_far);
+    assert!(matches!(
+        journal(&stack).card_secrets_held(&voided).unwrap(),
+        Some(HeldCardSecrets::Set(_))
+    ));
+    stack.remove_card(card);
+    let run = finish(&stack, station, "station");
+    assert_eq!(run.code, 0, "{}", said(&run));
+    assert!(journal(&stack).verify_audit().unwrap().is_intact());
+}
+
 /// A card that took its new PIN (and so its new PUK) and lost contact
 /// before the journal confirmed it, whose PIN allows only two tries: the
 /// station tries the old PIN (wrong; one try left) and then refuses the
@@ -379,7 +439,7 @@ fn a_card_pulled_between_its_new_puk_and_its_new_pin_is_finished_and_takes_the_d
 fn a_card_that_cannot_be_brought_to_a_known_state_is_refused_and_its_pins_are_purged_later() {
     let mut stack = stack_with_card_order(&["FU82000001"]);
     // The second CHANGE REFERENCE DATA of the card is its PIN's.
-    let card = start_card_losing_contact_at_change(&mut stack, "2", &["--pin-tries", "2"]);
+    let card = start_card_losing_contact(&mut stack, "24", "2", &["--pin-tries", "2"]);
     let station = spawn_station(&stack, "station");
     let so_far = wait_for_stderr(&stack, "station", "card refused");
     let reader = stack.reader(0);
