@@ -466,6 +466,7 @@ pub fn finish_interrupted_change<T: Transport>(
         // The PIN is changed last: a card with the new PIN has the new PUK.
         Some(true) => Ok(()),
         Some(false) => {
+            let puk_blocked = || FinishError::Unknown("its PUK is blocked".into());
             match client.change_secret(key_reference::PUK, change.old_puk, change.new_puk) {
                 Ok(()) => {}
                 Err(PivError::WrongSecret { .. }) => {
@@ -477,9 +478,11 @@ pub fn finish_interrupted_change<T: Transport>(
                                 "it refuses both PUKs the journal holds for it ({tries_left} PUK tries left)"
                             )))
                         }
+                        Err(PivError::Blocked { .. }) => return Err(puk_blocked()),
                         Err(other) => return Err(other.into()),
                     }
                 }
+                Err(PivError::Blocked { .. }) => return Err(puk_blocked()),
                 Err(other) => return Err(other.into()),
             }
             client.change_secret(key_reference::PIN, change.old_pin, change.new_pin)?;
