@@ -40,6 +40,8 @@ use crate::signer::{KeyType, Signer, SignerError, SoftwareSigner};
 pub const CONFIG_FILE: &str = "certmint-ca.toml";
 /// The root key file's name inside a CA directory.
 pub const ROOT_KEY_FILE: &str = "root-key.pem";
+/// Where `ca crl` writes CRLs inside a CA directory unless told otherwise.
+pub const DEFAULT_CRL_FOLDER: &str = "crl";
 
 /// Why a CA directory could not be created or used.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +91,29 @@ pub enum CaError {
         /// Its certificate file.
         certificate: String,
     },
+    /// `ca add-issuing --replace` for an issuing CA that is still in force.
+    #[error("the {line} issuing CA of {dir} ({certificate}, serial {serial}) is neither revoked on record nor expired: certmint replaces only a retired CA. Revoke it first (`certmint revoke --ca-certificate {dir}/{certificate} --ca {dir} --reason …`)")]
+    IssuingCaInForce {
+        /// The CA directory.
+        dir: PathBuf,
+        /// The product line.
+        line: ProductLine,
+        /// Its certificate file.
+        certificate: String,
+        /// Its serial, hex.
+        serial: String,
+    },
+    /// `ca add-issuing --replace` for a line with no issuing CA of its own.
+    #[error("{dir} has no {line} issuing CA of its own to replace: add one with `certmint ca add-issuing --ca {dir} --line {line}` (without --replace)")]
+    NothingToReplace {
+        /// The CA directory.
+        dir: PathBuf,
+        /// The product line.
+        line: ProductLine,
+    },
+    /// The journal could not be read or written.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     /// A CRL was asked of a product line without an issuing CA of its own.
     #[error("{dir} has no {line} issuing CA of its own: its certificates come from the Mali Mühür issuing CA, whose CRL (--issuer mali-muhur) lists them")]
     NoIssuingCa {
@@ -109,7 +134,11 @@ impl CaError {
             CaError::KeyRef(e) => e.kind(),
             CaError::Signer(e) => e.kind(),
             CaError::Input(e) => e.kind(),
-            CaError::IssuingCaExists { .. } => ErrorKind::Conflict,
+            CaError::Journal(e) => e.kind(),
+            CaError::IssuingCaExists { .. } | CaError::IssuingCaInForce { .. } => {
+                ErrorKind::Conflict
+            }
+            CaError::NothingToReplace { .. } => ErrorKind::NotFound,
             CaError::NoIssuingCa { .. } => ErrorKind::NotFound,
             CaError::AlreadyExists(_) | CaError::Io { .. } | CaError::Certificate { .. } => {
                 ErrorKind::Failure
@@ -479,6 +508,268 @@ pub fn add_issuing(dir: &Path, options: &AddIssuingOptions) -> Result<InitReport
         issuing: vec![(options.line, der)],
         filled_settings: filled,
     })
+}
+
+/// Why a retired issuing CA could be replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retirement {
+    /// Its certificate is revoked on record (the root's CRL lists it).
+    Revoked {
+        /// When (RFC 3339).
+        revoked_at: String,
+        /// Why.
+        reason: crate::revocation::RevocationReason,
+    },
+    /// Its certificate has expired.
+    Expired {
+        /// Its notAfter.
+        not_after: String,
+    },
+}
+
+impl std::fmt::Display for Retirement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Retirement::Revoked { revoked_at, reason } => {
+                write!(f, "revoked at {revoked_at} ({reason})")
+            }
+            Retirement::Expired { not_after } => write!(f, "expired at {not_after}"),
+        }
+    }
+}
+
+/// What `ca add-issuing --replace` did.
+#[derive(Debug, Clone)]
+pub struct ReplaceReport {
+    /// The new issuing CA, as `ca add-issuing` reports it.
+    pub added: InitReport,
+    /// The retired certificate's serial, hex.
+    pub retired_serial: String,
+    /// Why it could be replaced.
+    pub retirement: Retirement,
+    /// The retired files: (old name, retired name) — the certificate, its
+    /// key file, then its last CRL in `ca crl`'s default folder.
+    pub retired_files: Vec<(PathBuf, PathBuf)>,
+    /// The retired key when it is not a file (a `pkcs11:` URI): it stays
+    /// in its token, untouched.
+    pub retired_key_elsewhere: Option<String>,
+}
+
+/// Replaces `options.line`'s issuing CA, which must be retired — its
+/// certificate revoked on record in `journal` (`certmint revoke
+/// --ca-certificate`) or expired at `now` — with a new one signed by the
+/// root, written under the line's file names. The retired certificate and
+/// key files are kept, renamed `NAME.retired-SERIAL.pem` (never deleted; a
+/// key in a token stays there); the root's CRL keeps listing the revoked
+/// certificate, which is on record. Files are linked to their retired names
+/// first (never over an existing file), then the new files written, then
+/// the configuration replaced in one rename; a failure puts the retired
+/// files back. Audited (`ca.issuing-replaced`).
+pub fn replace_issuing(
+    dir: &Path,
+    options: &AddIssuingOptions,
+    journal: &mut dyn crate::journal::Journal,
+    operator: &str,
+) -> Result<ReplaceReport, CaError> {
+    use der::Decode;
+    let config_path = dir.join(CONFIG_FILE);
+    let mut config = CaConfig::load(&config_path)?;
+    let Some(existing) = issuing_files(&config, options.line) else {
+        return Err(CaError::NothingToReplace {
+            dir: dir.to_path_buf(),
+            line: options.line,
+        });
+    };
+    let certificate_path = dir.join(&existing.certificate);
+    let old_der = read_certificate(&certificate_path)?;
+    let old = x509_cert::Certificate::from_der(&old_der).map_err(|e| CaError::Certificate {
+        path: certificate_path.clone(),
+        reason: e.to_string(),
+    })?;
+    let old_serial = crate::pem::hex(old.tbs_certificate().serial_number().as_bytes());
+    let not_after = old.tbs_certificate().validity().not_after.to_date_time();
+    let retirement = match crate::revocation::check_issuing_ca_in_force(&*journal, &old_der) {
+        Err(crate::journal::JournalError::IssuingCaRevoked {
+            revoked_at, reason, ..
+        }) => Retirement::Revoked { revoked_at, reason },
+        Err(other) => return Err(other.into()),
+        Ok(()) if not_after < options.not_before => Retirement::Expired {
+            not_after: not_after.to_string(),
+        },
+        Ok(()) => {
+            return Err(CaError::IssuingCaInForce {
+                dir: dir.to_path_buf(),
+                line: options.line,
+                certificate: existing.certificate,
+                serial: old_serial,
+            })
+        }
+    };
+    // The new CA takes the line's file names: the certificate's, and the
+    // key's when the old key was a file (a token key's reference names no
+    // file, so a generated key gets the line's default name).
+    let defaults = match options.line {
+        ProductLine::MaliMuhur => IssuingCaFiles {
+            certificate: crate::profile::CaFiles::default().issuing_certificate,
+            key: crate::profile::CaFiles::default().issuing_key,
+        },
+        ProductLine::Okc => IssuingCaFiles::okc_defaults(),
+    };
+    let old_key = KeyRef::parse(&existing.key, dir)?;
+    let new_names = IssuingCaFiles {
+        certificate: existing.certificate.clone(),
+        key: match &old_key {
+            KeyRef::File(_) => existing.key.clone(),
+            KeyRef::Pkcs11(_) => defaults.key,
+        },
+    };
+    set_issuing_files(&mut config, options.line, new_names);
+    let root_der = read_certificate(&dir.join(&config.ca.root_certificate))?;
+    let root_key = match &options.root_key {
+        Some(reference) => KeyRef::parse(reference, Path::new("."))?,
+        None => KeyRef::parse(ROOT_KEY_FILE, dir)?,
+    };
+    let root = CertificateAuthority::new(root_key.open(&options.unlock)?, root_der.clone())?;
+    let (der, files) = make_issuing_ca(
+        &root,
+        &mut config,
+        options.line,
+        &options.issuing,
+        &options.unlock,
+        options.not_before,
+        dir,
+    )?;
+
+    let mut to_retire = vec![certificate_path];
+    let mut retired_key_elsewhere = None;
+    match old_key {
+        KeyRef::File(path) => to_retire.push(path),
+        KeyRef::Pkcs11(_) => retired_key_elsewhere = Some(existing.key.clone()),
+    }
+    // The retired CA's last CRL in `ca crl`'s default folder: the new CA's
+    // goes to the same file (the line's CRL URL), and `ca crl` writes only
+    // over a CRL of the CA it signs for.
+    let crl_url = match options.line {
+        ProductLine::MaliMuhur => config.mali_muhur.crl_url.as_deref(),
+        ProductLine::Okc => config.okc_device.crl_url.as_deref(),
+    };
+    let crl_name =
+        crate::crl::publish::file_name_from_url(crl_url, &format!("{}.crl", options.line));
+    for name in [crl_name.clone(), format!("{crl_name}.pem")] {
+        let path = dir.join(DEFAULT_CRL_FOLDER).join(name);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            to_retire.push(path);
+        }
+    }
+    let retired_files: Vec<(PathBuf, PathBuf)> = to_retire
+        .into_iter()
+        .map(|path| {
+            let retired = retired_name(&path, &old_serial);
+            (path, retired)
+        })
+        .collect();
+    retire_files(&retired_files)?;
+    let restore = || {
+        for (path, retired) in &retired_files {
+            let _ = std::fs::rename(retired, path);
+        }
+    };
+    let mut written = match write_all_new(dir, &files) {
+        Ok(written) => written,
+        Err(e) => {
+            restore();
+            return Err(e);
+        }
+    };
+    if let Err(e) = replace_file(&config_path, config.to_toml().as_bytes()) {
+        for done in &written {
+            let _ = std::fs::remove_file(done);
+        }
+        restore();
+        return Err(e);
+    }
+    written.push(config_path);
+    let new_serial = x509_cert::Certificate::from_der(&der)
+        .map(|c| crate::pem::hex(c.tbs_certificate().serial_number().as_bytes()))
+        .unwrap_or_default();
+    let moved: Vec<String> = retired_files
+        .iter()
+        .map(|(path, retired)| format!("{} -> {}", path.display(), retired.display()))
+        .collect();
+    journal.audit(
+        operator,
+        "ca.issuing-replaced",
+        &format!("{} issuing CA", options.line),
+        &format!(
+            "certificate {old_serial} ({retirement}) retired, its files kept as {}{}; \
+             new certificate {new_serial} signed by the root",
+            moved.join(", "),
+            retired_key_elsewhere
+                .as_deref()
+                .map(|key| format!("; its key stays in its token ({key})"))
+                .unwrap_or_default()
+        ),
+    )?;
+    Ok(ReplaceReport {
+        added: InitReport {
+            files: written,
+            root_der,
+            issuing: vec![(options.line, der)],
+            filled_settings: Vec::new(),
+        },
+        retired_serial: old_serial,
+        retirement,
+        retired_files,
+        retired_key_elsewhere,
+    })
+}
+
+/// `issuing.pem` of certificate serial `ABC` retired: `issuing.retired-ABC.pem`.
+fn retired_name(path: &Path, serial: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let extension = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}.retired-{serial}{extension}"))
+}
+
+/// Moves each (path, retired) file to its retired name: linked there first
+/// (which fails rather than replace an existing file), then unlinked from
+/// its name; a failure puts back what was moved.
+fn retire_files(files: &[(PathBuf, PathBuf)]) -> Result<(), CaError> {
+    let put_back = |moved: &[(PathBuf, PathBuf)]| {
+        for (path, retired) in moved {
+            let _ = std::fs::rename(retired, path);
+        }
+    };
+    for (index, (path, retired)) in files.iter().enumerate() {
+        if let Err(e) = std::fs::hard_link(path, retired) {
+            put_back(&files[..index]);
+            return Err(match e.kind() {
+                std::io::ErrorKind::AlreadyExists => CaError::AlreadyExists(retired.clone()),
+                _ => CaError::Io {
+                    path: retired.clone(),
+                    reason: e.to_string(),
+                },
+            });
+        }
+        if let Err(e) = std::fs::remove_file(path) {
+            // Only the link just made goes; the file keeps its name.
+            let _ = std::fs::remove_file(retired);
+            put_back(&files[..index]);
+            return Err(io_error(path)(e));
+        }
+    }
+    if let Some(parent) = files.first().and_then(|(path, _)| path.parent()) {
+        if let Ok(folder) = std::fs::File::open(parent) {
+            let _ = folder.sync_all();
+        }
+    }
+    Ok(())
 }
 
 /// Gives the `[okc_device]` section what the ÖKC lint requires and it

@@ -111,7 +111,7 @@ pub const KINDS: [KindRow; 11] = [
         code: 8,
         name: "not-found",
         meaning: "not found: no such order or registered manufacturer, or no certificate on record matches, \
-                  or no issuing CA of that product line for `ca crl`",
+                  or no issuing CA of that product line for `ca crl` or `ca add-issuing --replace`",
     },
     KindRow {
         kind: ErrorKind::Conflict,
@@ -119,8 +119,8 @@ pub const KINDS: [KindRow; 11] = [
         name: "conflict",
         meaning: "conflict: the device serial or seal label already has a certificate on record (named in the \
                   message); `issue --reissue` supersedes it; a manufacturer VKN registered already; \
-                  `ca add-issuing` for a product line that has its issuing CA; an order whose state refuses \
-                  the request (a paid order is never cancelled); revoking an intent still in progress",
+                  `ca add-issuing` for a product line that has its issuing CA, or `--replace` of one in force \
+                  (not revoked, not expired); an order whose state refuses the request (a paid order is never cancelled); revoking an intent still in progress",
     },
     KindRow {
         kind: ErrorKind::NotReady,

@@ -13,7 +13,7 @@ mod common;
 use std::time::Duration;
 
 use certmint::error::{ErrorKind, KINDS};
-use certmint::journal::{Journal, LeaseHolder, OrderId, SqlJournal};
+use certmint::journal::{Journal, LeaseHolder, OrderId, Sharing, SqlJournal};
 use common::{import_and_pay, run_on_journal, Hsm, Run, Workspace};
 
 const UNVAN: &str = "Örnek Bilişim Anonim Şirketi";
@@ -503,7 +503,12 @@ fn exit_7_for_an_order_another_producer_holds() {
     };
     SqlJournal::open(&ws.path("journal.sqlite"))
         .unwrap()
-        .acquire_lease(OrderId(1), &station, Duration::from_secs(600))
+        .acquire_lease(
+            OrderId(1),
+            &station,
+            Duration::from_secs(600),
+            Sharing::Exclusive,
+        )
         .unwrap();
     let run = run_on_journal(&ws, &["okc", "produce", "--order", "1", "--ca", "ca"], &[]);
     assert_fails(

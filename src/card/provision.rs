@@ -45,6 +45,8 @@ pub enum Step {
     TestSignature,
     /// Fresh PIN and PUK, PIN letter.
     Credentials,
+    /// Finishing a PIN and PUK change that a card left in the middle of.
+    FinishSecrets,
 }
 
 impl fmt::Display for Step {
@@ -59,6 +61,7 @@ impl fmt::Display for Step {
             Step::ReadBack => "reading the certificate back",
             Step::TestSignature => "making the test signature",
             Step::Credentials => "setting the new PIN and PUK",
+            Step::FinishSecrets => "finishing an interrupted PIN and PUK change",
         })
     }
 }
@@ -384,4 +387,107 @@ pub fn set_fresh_credentials<T: Transport>(
         )));
     }
     std::fs::rename(&temporary, path).map_err(record)
+}
+
+/// The PINs and PUKs a card can have after a change of its secrets
+/// ([`change_card_secrets`]: the PUK first, then the PIN) was cut short:
+/// before, between or during the two commands.
+pub struct InterruptedChange<'a> {
+    /// The PIN the card had before the change.
+    pub old_pin: &'a Pin,
+    /// The PUK the card had before the change.
+    pub old_puk: &'a Pin,
+    /// The PIN the change sets.
+    pub new_pin: &'a Pin,
+    /// The PUK the change sets.
+    pub new_puk: &'a Pin,
+}
+
+/// Why an interrupted change could not be finished: the card is in none of
+/// the states the change can leave, or finding out would risk blocking it.
+#[derive(Debug, thiserror::Error)]
+pub enum FinishError {
+    /// The card failed or left.
+    #[error(transparent)]
+    Card(#[from] PivError),
+    /// Nothing was risked: the card's state is not one the change leaves,
+    /// or the PIN has too few tries left to try a PIN that may be wrong.
+    #[error("{0}")]
+    Unknown(String),
+}
+
+/// Brings a card whose PIN and PUK change was interrupted to the new PIN
+/// and PUK, spending no try that could block a secret.
+///
+/// The change sets the PUK first, then the PIN, so the card has the old PIN
+/// (with the old or the new PUK) or the new PIN (then with the new PUK).
+/// The PIN's retry counter is read first (no try spent); a PIN is only
+/// tried while the counter shows at least two tries, so a wrong one never
+/// blocks it, and the right one restores the counter. The old PIN is tried
+/// first: a card is most often pulled before its change began. With the
+/// old PIN, the PUK is changed from the old to the new one; a card that
+/// refuses the old PUK has the new one already, which a change from the new
+/// PUK to itself confirms (restoring the PUK's counter, which PIV cannot
+/// read). Then the PIN is changed and the new PIN verified.
+pub fn finish_interrupted_change<T: Transport>(
+    client: &mut PivClient<T>,
+    change: &InterruptedChange<'_>,
+) -> Result<(), FinishError> {
+    client.select()?;
+    let mut opened_with_new_pin = None;
+    for (is_new, pin) in [(false, change.old_pin), (true, change.new_pin)] {
+        match client.retry_state(key_reference::PIN)? {
+            RetryState::Blocked => {
+                return Err(FinishError::Unknown(
+                    "its PIN is blocked".into(),
+                ))
+            }
+            RetryState::TriesLeft(tries) if tries < 2 => {
+                return Err(FinishError::Unknown(format!(
+                    "its PIN has {tries} try left and may be either of the two PINs the journal holds \
+                     for it; certmint does not try a PIN that could block it"
+                )))
+            }
+            RetryState::TriesLeft(_) | RetryState::Verified => {}
+        }
+        match client.verify_pin(pin) {
+            Ok(()) => {
+                opened_with_new_pin = Some(is_new);
+                break;
+            }
+            Err(PivError::WrongSecret { .. }) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    match opened_with_new_pin {
+        None => Err(FinishError::Unknown(
+            "it refuses both PINs the journal holds for it (its old and its new one)".into(),
+        )),
+        // The PIN is changed last: a card with the new PIN has the new PUK.
+        Some(true) => Ok(()),
+        Some(false) => {
+            let puk_blocked = || FinishError::Unknown("its PUK is blocked".into());
+            match client.change_secret(key_reference::PUK, change.old_puk, change.new_puk) {
+                Ok(()) => {}
+                Err(PivError::WrongSecret { .. }) => {
+                    match client.change_secret(key_reference::PUK, change.new_puk, change.new_puk)
+                    {
+                        Ok(()) => {}
+                        Err(PivError::WrongSecret { tries_left, .. }) => {
+                            return Err(FinishError::Unknown(format!(
+                                "it refuses both PUKs the journal holds for it ({tries_left} PUK tries left)"
+                            )))
+                        }
+                        Err(PivError::Blocked { .. }) => return Err(puk_blocked()),
+                        Err(other) => return Err(other.into()),
+                    }
+                }
+                Err(PivError::Blocked { .. }) => return Err(puk_blocked()),
+                Err(other) => return Err(other.into()),
+            }
+            client.change_secret(key_reference::PIN, change.old_pin, change.new_pin)?;
+            client.verify_pin(change.new_pin)?;
+            Ok(())
+        }
+    }
 }

@@ -462,9 +462,9 @@ impl Worker<'_, '_> {
             .is_some_and(|at| at.elapsed() < CLAIM_AGAIN_AFTER);
         if queue.page.is_empty() && !queue.exhausted && !waiting {
             let holder = LeaseHolder::this_process(&self.station.operator);
-            let claim = lock(self.journal)
-                .claim_devices(self.station.order, &holder, CARDS_CLAIMED)
-                .map_err(ProduceError::from)?;
+            let claim =
+                lock(self.journal).claim_devices(self.station.order, &holder, CARDS_CLAIMED);
+            let claim = claim.map_err(ProduceError::from)?;
             let held_by_others = claim.held_by_others;
             let (devices, _voided) = void_left_intents(
                 self.journal,

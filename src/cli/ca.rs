@@ -44,15 +44,27 @@ pub(crate) struct CaShowArgs {
 certmint ca add-issuing --ca ./ca --line okc --key 'pkcs11:token=ca;object=okc-2026?pin-source=file:/run/secrets/ca.pin'\n\n\
 Signs the new issuing CA certificate with the root key (root-key.pem in the CA directory, or --root-key),\n\
 writes okc-issuing.pem (and okc-issuing-key.pem for a generated key) and records it in certmint-ca.toml.\n\
-Refuses (exit 9) when the line already has an issuing CA of its own. Never overwrites."
+Refuses (exit 9) when the line already has an issuing CA of its own. Never overwrites.\n\n\
+With --replace, replaces the line's issuing CA once it is retired: its certificate revoked on record\n\
+(`certmint revoke --ca-certificate ca/issuing.pem --ca ca --reason …`) or expired; refused (exit 9)\n\
+while it is in force. The new CA takes the line's file names; the retired certificate and key files\n\
+are kept as NAME.retired-SERIAL.pem (a key in a token stays there), never deleted; the root's CRL\n\
+keeps listing the revoked certificate. Audited in the journal (ca.issuing-replaced).\n\
+  certmint ca add-issuing --ca ./ca --line mali-muhur --replace"
 )]
 pub(crate) struct CaAddIssuingArgs {
     /// The CA directory made by `certmint ca init`.
     #[arg(long)]
     ca: PathBuf,
-    /// The product line of the new issuing CA: okc (mali-muhur always exists).
+    /// The product line of the new issuing CA: okc (mali-muhur always exists, and can only be replaced).
     #[arg(long)]
     line: ProductLine,
+    /// Replace the line's issuing CA, which must be revoked on record or expired.
+    #[arg(long)]
+    replace: bool,
+    /// The journal that holds the revocation, and the operator (with --replace).
+    #[command(flatten)]
+    journal: super::orders::JournalArgs,
     /// Key type of a generated issuing key: p384, p256, rsa2048, rsa3072 or rsa4096.
     #[arg(long, default_value = "p384")]
     key_type: KeyType,
@@ -174,6 +186,18 @@ pub(crate) fn print_issuing_report(
     report: &ca::InitReport,
     json: bool,
 ) -> Result<()> {
+    print_issuing_report_with(schema, dir, report, json, None)
+}
+
+/// [`print_issuing_report`], with the retired issuing CA of a replacement
+/// (`retired` in the JSON).
+fn print_issuing_report_with(
+    schema: &str,
+    dir: &Path,
+    report: &ca::InitReport,
+    json: bool,
+    retired: Option<serde_json::Value>,
+) -> Result<()> {
     if json {
         let mut document = serde_json::json!({
             "dir": dir,
@@ -189,6 +213,9 @@ pub(crate) fn print_issuing_report(
                 ProductLine::Okc => "okc_issuing",
             };
             document[key] = serde_json::to_value(inspect::summarize(der)?)?;
+        }
+        if let Some(retired) = retired {
+            document["retired"] = retired;
         }
         super::json::print(schema, &document)?;
     } else {
@@ -310,6 +337,39 @@ pub(crate) fn ca_add_issuing(args: CaAddIssuingArgs) -> Result<()> {
         unlock: super::unlock(args.ca_pin_env.clone(), 1),
         not_before: certmint::issue::validity::now()?,
     };
+    if args.replace {
+        let operator = args.journal.operator()?;
+        let mut journal = args.journal.open()?;
+        let replaced = ca::replace_issuing(&args.ca, &options, &mut journal, &operator)
+            .with_context(|| format!("ca add-issuing --replace {}", args.ca.display()))?;
+        let retired = serde_json::json!({
+            "serial": replaced.retired_serial,
+            "why": replaced.retirement.to_string(),
+            "files": replaced.retired_files.iter().map(|(from, to)| {
+                serde_json::json!({"from": from, "to": to})
+            }).collect::<Vec<_>>(),
+            "key_in_token": replaced.retired_key_elsewhere,
+        });
+        if !args.json {
+            println!(
+                "Retired the {} issuing CA, certificate {} ({}):",
+                args.line, replaced.retired_serial, replaced.retirement
+            );
+            for (from, to) in &replaced.retired_files {
+                println!("  {} kept as {}", from.display(), to.display());
+            }
+            if let Some(key) = &replaced.retired_key_elsewhere {
+                println!("  its key stays in its token: {key}");
+            }
+        }
+        return print_issuing_report_with(
+            "ca.add_issuing",
+            &args.ca,
+            &replaced.added,
+            args.json,
+            Some(retired),
+        );
+    }
     let report = ca::add_issuing(&args.ca, &options)
         .with_context(|| format!("ca add-issuing {}", args.ca.display()))?;
     print_issuing_report("ca.add_issuing", &args.ca, &report, args.json)

@@ -222,7 +222,9 @@ middle is reported and its device goes to the next card; the journal keeps one v
 device. Ctrl-C stops after the cards in flight; the same command resumes.\n\n\
 PIN letters: each card gets its own random 8-digit PIN and PUK, set with the cards' current PUK\n\
 (--card-puk-file or --card-puk-env) after the card proved its certificate. The journal holds them\n\
-before they are set; when the order is delivered they are listed in DELIVERIES/order-N.pins.csv\n\
+(pending, with the card's old ones) before the certificate goes on the card; a card that comes back\n\
+after leaving in the middle has its change finished first, with no PIN try that could block it, or\n\
+is refused (take it out and set it aside). When the order is delivered they are listed in DELIVERIES/order-N.pins.csv\n\
 (mode 0600: device serial, certificate serial, reader, PIN, PUK), the PIN mailer's input, and\n\
 `certmint okc purge` deletes that manifest and erases them from the journal 10 Turkish business days\n\
 later. With --keep-card-pin every card keeps the PIN and PUK it has: one known PIN for the order.\n{CARD_HELP}"))]

@@ -81,7 +81,10 @@ pub fn ca_crl(args: CaCrlArgs) -> Result<()> {
         })?,
     };
     let operator = args.journal.operator()?;
-    let out_dir = args.out_dir.clone().unwrap_or_else(|| args.ca.join("crl"));
+    let out_dir = args
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| args.ca.join(ca::DEFAULT_CRL_FOLDER));
     // Everything that can be refused cheaply is refused before a key is
     // opened or a number allocated.
     // The journal must exist: a CRL from a journal made here, empty, would

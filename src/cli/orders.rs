@@ -376,10 +376,26 @@ pub fn order(command: OrderCommand) -> Result<()> {
         OrderCommand::Status(args) => {
             let journal = args.journal.open()?;
             let order = journal.order(OrderId(args.order))?;
+            let here = certmint::journal::LeaseHolder::this_process("");
+            let stations = journal.stations(order.id, &here)?;
             if args.json {
-                super::json::print("order", &order)?;
+                /// An order with its producers (`order status --json`).
+                #[derive(serde::Serialize)]
+                struct OrderStatus<'a> {
+                    #[serde(flatten)]
+                    order: &'a certmint::journal::OrderSummary,
+                    stations: &'a [certmint::journal::Station],
+                }
+                super::json::print(
+                    "order",
+                    &OrderStatus {
+                        order: &order,
+                        stations: &stations,
+                    },
+                )?;
             } else {
                 print_order(&order);
+                print_stations(&stations);
             }
             Ok(())
         }
@@ -408,6 +424,34 @@ pub fn order(command: OrderCommand) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// The order's producers: live ones first, each with what it produced.
+fn print_stations(stations: &[certmint::journal::Station]) {
+    if stations.is_empty() {
+        return;
+    }
+    let live = stations.iter().filter(|s| s.live).count();
+    println!("  producers: {} ({live} live)", stations.len());
+    for station in stations {
+        let state = match (&station.released_at, station.live) {
+            (_, true) => format!(
+                "live, {} lease renewed {}",
+                station.lease.sharing.as_str(),
+                station.lease.renewed_at
+            ),
+            (Some(at), false) => format!("done {at}"),
+            (None, false) => format!(
+                "gone (lease last renewed {}, taken over when another producer next claims)",
+                station.lease.renewed_at
+            ),
+        };
+        println!(
+            "    {:>7} produced  {} — {state}",
+            station.produced,
+            certmint::text::one_line(&station.lease.holder.to_string())
+        );
     }
 }
 
@@ -765,6 +809,21 @@ fn purge_command(args: PurgeArgs) -> Result<()> {
                 p.order, p.uploaded_at
             );
         }
+        for c in &report.stray_card_secrets {
+            let due = c.due.as_deref().unwrap_or("(unknown)");
+            let what = match (&c.refused, c.is_due, args.dry_run) {
+                (Some(reason), _, _) => {
+                    format!("NOT ERASED: {}", certmint::text::one_line(reason))
+                }
+                (None, true, true) => "due: would erase its PIN and PUK".into(),
+                (None, true, false) => "erased: its PIN and PUK are gone from the journal".into(),
+                (None, false, _) => "not due yet".into(),
+            };
+            println!(
+                "Card without a delivered certificate {} (device {}, order {}): PIN and PUK recorded {}, deadline end of {due} — {what}",
+                c.certificate_serial, c.device_serial, c.order, c.recorded_at
+            );
+        }
         for problem in &report.problems {
             println!("{}", certmint::text::one_line(problem));
         }
@@ -874,6 +933,12 @@ fn report_production(report: &ProductionReport, json: bool, done: &str) -> Resul
         }
         if let Some(folder) = &report.delivery {
             println!("Delivered to {folder}");
+        }
+        if report.delivered_by_another {
+            println!(
+                "Order {} is produced; another producer of it delivers it (`certmint order status --order {}`).",
+                report.order, report.order
+            );
         }
         if let Some(passwords) = &report.passwords {
             println!("PKCS#12 passwords: {passwords} (send it by another channel)");

@@ -407,7 +407,6 @@ mod tests {
         let expired = |holder: LeaseHolder| Lease {
             holder,
             sharing: Sharing::Exclusive,
-            sharing: Sharing::Exclusive,
             acquired_at: String::new(),
             renewed_at: String::new(),
             expires_at_ms: now_ms() - 3_600_000,
@@ -476,7 +475,6 @@ mod tests {
                         let lease = Lease {
                             holder,
                             sharing: Sharing::Exclusive,
-                            sharing: Sharing::Exclusive,
                             acquired_at: String::new(),
                             renewed_at: String::new(),
                             expires_at_ms: if expired { now - 1 } else { now },
@@ -531,7 +529,6 @@ mod tests {
                 ..here.clone()
             },
             sharing: Sharing::Exclusive,
-            sharing: Sharing::Exclusive,
             acquired_at: String::new(),
             renewed_at: String::new(),
             expires_at_ms: 5_000,
@@ -552,7 +549,6 @@ mod tests {
         let here = LeaseHolder::this_process("op");
         let lease = Lease {
             holder: here.clone(),
-            sharing: Sharing::Exclusive,
             sharing: Sharing::Exclusive,
             acquired_at: String::new(),
             renewed_at: String::new(),

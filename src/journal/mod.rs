@@ -320,6 +320,42 @@ impl std::fmt::Debug for CardSecrets {
     }
 }
 
+/// What the journal holds for the card that carries a certificate.
+#[derive(Debug, Clone)]
+pub enum HeldCardSecrets {
+    /// The card took this PIN and PUK and verified the PIN.
+    Set(CardSecrets),
+    /// Recorded before the card was changed, which may have stopped before,
+    /// between or during the PUK's and the PIN's change: the card has the
+    /// old or the new PUK, and the old PIN (with either PUK) or the new PIN
+    /// (with the new PUK).
+    Pending {
+        /// The PIN and PUK the card is to take.
+        new: CardSecrets,
+        /// The PIN the card had before.
+        old_pin: crate::pkcs11::pin::Pin,
+        /// The PUK the card had before.
+        old_puk: crate::pkcs11::pin::Pin,
+    },
+    /// Erased by the purge: the journal no longer knows this card's PIN.
+    Erased,
+}
+
+/// A card's PIN and PUK held for a certificate that is not issued (the card
+/// left the station without a delivered certificate): the purge erases
+/// them once due, counted from `recorded_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrayCardSecrets {
+    /// The certificate the card carries, hex.
+    pub certificate_serial: String,
+    /// Its device serial.
+    pub device_serial: String,
+    /// Its device's order.
+    pub order: OrderId,
+    /// When they were recorded (RFC 3339).
+    pub recorded_at: String,
+}
+
 /// A card order's PIN letter manifest that awaits its purge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PinLetters {
@@ -990,19 +1026,6 @@ pub trait Journal: Send + crate::audit::tables::AuditStorage {
     /// The issuer's CRL with the highest number, if any.
     fn last_crl(&self, issuer_key_id: &[u8]) -> Result<Option<CrlRecord>, JournalError>;
 
-    /// Holds a card's fresh PIN and PUK under the certificate it carries,
-    /// before they are set on the card: a card that leaves with them never
-    /// has secrets the journal does not know. Audited without the secrets.
-    fn record_card_secrets(
-        &mut self,
-        device: &Device,
-        certificate_serial: &str,
-        reader: &str,
-        pin: &crate::pkcs11::pin::Pin,
-        puk: &crate::pkcs11::pin::Pin,
-        operator: &str,
-    ) -> Result<(), JournalError>;
-
     /// The PIN and PUK held for the card carrying `certificate_serial`,
     /// while not purged.
     fn card_secrets_of_certificate(
@@ -1040,6 +1063,50 @@ pub trait Journal: Send + crate::audit::tables::AuditStorage {
         &mut self,
         order: OrderId,
         purged_at: &str,
+        details: &str,
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// Holds a card's fresh PIN and PUK (`new`: PIN, PUK) as pending under
+    /// the certificate it is to carry, with the PIN and PUK it has now
+    /// (`old`), before the certificate is written and the secrets are
+    /// changed: wherever the card leaves, the journal knows every PIN and
+    /// PUK it can have. Audited without the secrets.
+    fn record_pending_card_secrets(
+        &mut self,
+        device: &Device,
+        certificate_serial: &str,
+        reader: &str,
+        new: (&crate::pkcs11::pin::Pin, &crate::pkcs11::pin::Pin),
+        old: (&crate::pkcs11::pin::Pin, &crate::pkcs11::pin::Pin),
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// What the journal holds for the card carrying `certificate_serial`,
+    /// in whatever state (`None`: nothing was ever recorded for it).
+    fn card_secrets_held(
+        &self,
+        certificate_serial: &str,
+    ) -> Result<Option<HeldCardSecrets>, JournalError>;
+
+    /// The card carrying `certificate_serial` took its pending PIN and PUK:
+    /// they are set, and the old ones erased. Audited.
+    fn confirm_card_secrets(
+        &mut self,
+        certificate_serial: &str,
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// The PINs and PUKs held (not erased) for certificates that are not
+    /// issued, oldest first.
+    fn stray_card_secrets(&self) -> Result<Vec<StrayCardSecrets>, JournalError>;
+
+    /// Erases the PIN and PUK (and any old ones) held for
+    /// `certificate_serial`, which must not be issued, with the audit record
+    /// (`details` says why).
+    fn erase_stray_card_secrets(
+        &mut self,
+        certificate_serial: &str,
         details: &str,
         operator: &str,
     ) -> Result<(), JournalError>;

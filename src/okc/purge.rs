@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 
 use super::PURGE_AFTER_BUSINESS_DAYS;
 use crate::calendar::{BusinessCalendar, TURKEY_UTC_OFFSET};
-use crate::journal::{Journal, JournalError, PinLetters, SoftDelivery};
+use crate::journal::{Journal, JournalError, PinLetters, SoftDelivery, StrayCardSecrets};
 use crate::pkcs11::token::lock;
 use crate::text;
 
@@ -123,6 +123,30 @@ pub struct PinLetterItem {
     pub refused: Option<String>,
 }
 
+/// The PIN and PUK held for a card that left the station without a
+/// delivered certificate (its certificate void, or an intent never
+/// finished), kept only so the station can open that card if it comes back.
+#[derive(Debug, Clone, Serialize)]
+pub struct StrayCardItem {
+    /// The certificate the card carries.
+    pub certificate_serial: String,
+    /// Its device.
+    pub device_serial: String,
+    /// The device's order.
+    pub order: i64,
+    /// When the PIN and PUK were recorded.
+    pub recorded_at: String,
+    /// Their deadline: the end of this Turkish business day (`None` when it
+    /// cannot be computed; `refused` says why).
+    pub due: Option<String>,
+    /// Whether it is due now.
+    pub is_due: bool,
+    /// Whether this run erased them.
+    pub erased: bool,
+    /// Why they were not erased; `None` when all is well.
+    pub refused: Option<String>,
+}
+
 /// What a purge did.
 #[derive(Debug, Clone, Serialize)]
 pub struct PurgeReport {
@@ -134,6 +158,8 @@ pub struct PurgeReport {
     pub deliveries: Vec<PurgeItem>,
     /// Every card order's PIN letters not purged yet.
     pub pin_letters: Vec<PinLetterItem>,
+    /// Every card PIN and PUK held for a certificate that is not issued.
+    pub stray_card_secrets: Vec<StrayCardItem>,
     /// Problems not tied to one order (the journal's log could not be truncated).
     pub problems: Vec<String>,
 }
@@ -150,6 +176,11 @@ impl PurgeReport {
                 .pin_letters
                 .iter()
                 .filter(|p| p.refused.is_some())
+                .count()
+            + self
+                .stray_card_secrets
+                .iter()
+                .filter(|c| c.refused.is_some())
                 .count()
             + self.problems.len()
     }
@@ -474,6 +505,26 @@ pub fn purge(
         }
         pin_letters.push(item);
     }
+    let stray = lock(journal).stray_card_secrets()?;
+    let mut stray_card_secrets = Vec::new();
+    for card in stray {
+        let mut item = StrayCardItem {
+            certificate_serial: card.certificate_serial.clone(),
+            device_serial: card.device_serial.clone(),
+            order: card.order.0,
+            recorded_at: card.recorded_at.clone(),
+            due: None,
+            is_due: false,
+            erased: false,
+            refused: None,
+        };
+        if let Err(reason) =
+            erase_stray_card_secrets(journal, calendar, &card, now, dry_run, operator, &mut item)
+        {
+            item.refused = Some(reason);
+        }
+        stray_card_secrets.push(item);
+    }
     let mut problems = Vec::new();
     if !dry_run {
         // Every real run, not only one that purged: a truncation another
@@ -487,6 +538,7 @@ pub fn purge(
         dry_run,
         deliveries: items,
         pin_letters,
+        stray_card_secrets,
         problems,
     })
 }
@@ -567,6 +619,39 @@ fn purge_pin_letters(
         .record_pin_letters_purged(letters.order, &crate::timestamp::now(), details, operator)
         .map_err(|e| e.to_string())?;
     item.purged = true;
+    Ok(())
+}
+
+/// Erases the PIN and PUK held for a card that left the station without a
+/// delivered certificate, once due: at the end of the 10th Turkish business
+/// day after they were recorded, whatever the state of the order. They only
+/// let the station open that card if it comes back; after the deadline a
+/// card that comes back is refused, never tried with a PIN certmint does
+/// not know.
+fn erase_stray_card_secrets(
+    journal: &Mutex<dyn Journal>,
+    calendar: &BusinessCalendar,
+    card: &StrayCardSecrets,
+    now: OffsetDateTime,
+    dry_run: bool,
+    operator: &str,
+    item: &mut StrayCardItem,
+) -> Result<(), String> {
+    let (due, is_due) = deadline(calendar, &card.recorded_at, now)?;
+    item.due = Some(due);
+    item.is_due = is_due;
+    if !is_due || dry_run {
+        return Ok(());
+    }
+    let details = format!(
+        "device {} (order {}): the PIN and PUK of a card that left the station without a delivered \
+         certificate, recorded {}, erased from the journal",
+        card.device_serial, card.order, card.recorded_at
+    );
+    lock(journal)
+        .erase_stray_card_secrets(&card.certificate_serial, &details, operator)
+        .map_err(|e| e.to_string())?;
+    item.erased = true;
     Ok(())
 }
 

@@ -51,7 +51,9 @@ use crate::calendar::BusinessCalendar;
 use crate::card::provision::CardError;
 use crate::ids::{DeviceName, IdMode, TaxpayerId};
 use crate::issue::{CertificateAuthority, IssueError};
-use crate::journal::{Journal, JournalError, OrderId, OrderKind, OrderState, OrderSummary, Target};
+use crate::journal::{
+    Journal, JournalError, LeaseHolder, OrderId, OrderKind, OrderState, OrderSummary, Target,
+};
 use crate::pkcs11::token::lock;
 use crate::pkcs11::Pkcs11Error;
 use crate::profile::{Profile, ProfileName, Subject, SubjectInput};
@@ -208,6 +210,9 @@ pub struct ProductionReport {
     /// Purge deadline (soft target; card target: its PIN letters): the end
     /// of this Turkish business day.
     pub purge_due: Option<String>,
+    /// Whether another producer of the order finished it and delivers it
+    /// (producers that share an order: the one that finishes it delivers).
+    pub delivered_by_another: bool,
 }
 
 /// Refuses an order that cannot be produced under `profile` with its keys
@@ -440,10 +445,32 @@ impl Production<'_> {
         if matches!(order.state, OrderState::Delivered | OrderState::Purged) {
             return Ok(());
         }
-        if order.state != OrderState::Produced
-            && (report.stopped || !lock(journal).finish_production(self.order, &self.operator)?)
-        {
-            report.stopped = true;
+        if order.state != OrderState::Produced {
+            if report.stopped {
+                return Ok(());
+            }
+            // The journal's lock is given back before the delivery takes it.
+            let finished = lock(journal).finish_production(self.order, &self.operator);
+            match finished {
+                Ok(true) => return self.deliver(journal, target, report),
+                Ok(false) => {
+                    report.stopped = true;
+                    return Ok(());
+                }
+                // Another producer of the order finished it in between.
+                Err(JournalError::WrongState { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Produced by another producer: while it lives, it delivers (one
+        // delivery writes the folder); one that died left it to this one.
+        let here = LeaseHolder::this_process(&self.operator);
+        let leases = lock(journal).leases(self.order)?;
+        let another_delivers = leases.iter().any(|lease| {
+            lease.holder.holder_id != here.holder_id && lease.is_live_as_seen_from(&here)
+        });
+        if another_delivers {
+            report.delivered_by_another = true;
             return Ok(());
         }
         self.deliver(journal, target, report)

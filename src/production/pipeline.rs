@@ -402,14 +402,13 @@ impl Production<'_> {
                 if lock(&failure).is_some() || self.stop.load(Ordering::SeqCst) {
                     break;
                 }
-                let claimed = lock(journal)
-                    .claim_devices(self.order, &holder, CHUNK)
-                    .map_err(ProduceError::from)
-                    .and_then(|claim| {
-                        let held_by_others = claim.held_by_others;
-                        void_left_intents(journal, target, &self.operator, claim.devices)
-                            .map(|(devices, voided)| (devices, voided, held_by_others))
-                    });
+                // The journal's lock is given back before the intents are voided.
+                let claim = lock(journal).claim_devices(self.order, &holder, CHUNK);
+                let claimed = claim.map_err(ProduceError::from).and_then(|claim| {
+                    let held_by_others = claim.held_by_others;
+                    void_left_intents(journal, target, &self.operator, claim.devices)
+                        .map(|(devices, voided)| (devices, voided, held_by_others))
+                });
                 let (chunk, voided, held_by_others) = match claimed {
                     Ok(claimed) => claimed,
                     Err(e) => {

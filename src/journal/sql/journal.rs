@@ -31,6 +31,7 @@ use crate::journal::{
     CaCertificateRevocation, CrlRecord, DeviceClaim, IssuedCrl, RevocationRecord,
     RevocationRequest, RevokeOutcome, Sharing, Station,
 };
+use crate::journal::{HeldCardSecrets, StrayCardSecrets};
 use crate::order::manufacturer::{Manufacturer, ManufacturerChange, ManufacturerError};
 use crate::revocation::{RevocationReason, RevokedEntry};
 use crate::signer::KeyType;
@@ -45,7 +46,8 @@ pub(super) const ISSUED_PAGE: &str =
 pub(super) const DANGLING_INTENTS: &str =
     "SELECT c.serial_hex, d.id, d.order_id, d.serial, d.state, d.key_id FROM certificates c
      JOIN devices d ON c.device_id = d.id
-     WHERE d.order_id = ?1 AND c.status IN ('intent', 'issued') AND c.status = 'intent' ORDER BY d.id";
+     WHERE d.order_id = ?1 AND c.status IN ('intent', 'issued') AND c.status = 'intent'
+       AND d.claimed_by IS NULL ORDER BY d.id";
 
 /// The order and line of a serial already in the journal, and whether it was certified.
 pub(super) const EARLIER_DEVICE: &str = "SELECT d.order_id, d.line_no,
@@ -2255,46 +2257,6 @@ impl Journal for SqlJournal {
             .pop())
     }
 
-    fn record_card_secrets(
-        &mut self,
-        device: &Device,
-        certificate_serial: &str,
-        reader: &str,
-        pin: &crate::pkcs11::pin::Pin,
-        puk: &crate::pkcs11::pin::Pin,
-        operator: &str,
-    ) -> Result<(), JournalError> {
-        let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
-        Self::check_claims(&self.leases, &mut *tx, &[device])?;
-        tx.execute(
-            "INSERT INTO card_secrets (certificate_serial, device_id, reader, pin, puk, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                certificate_serial,
-                device.id,
-                reader,
-                pin.expose(),
-                puk.expose(),
-                now_rfc3339()
-            ],
-        )
-        ?;
-        append_audit(
-            &mut *tx,
-            operator,
-            "card.secrets-recorded",
-            &format!("certificate {certificate_serial}"),
-            &format!(
-                "device {}: a fresh random PIN and PUK for the card in reader {reader:?}, \
-                 held until the order's PIN letters are purged",
-                device.name
-            ),
-        )?;
-        tx.commit()?;
-        self.appended = true;
-        Ok(())
-    }
-
     fn card_secrets_of_certificate(
         &self,
         certificate_serial: &str,
@@ -2382,7 +2344,7 @@ impl Journal for SqlJournal {
             });
         }
         tx.execute(
-            "UPDATE card_secrets SET pin = NULL, puk = NULL
+            "UPDATE card_secrets SET pin = NULL, puk = NULL, old_pin = NULL, old_puk = NULL
              WHERE device_id IN (SELECT id FROM devices WHERE order_id = ?1)",
             params![order.0],
         )?;
@@ -2391,6 +2353,145 @@ impl Journal for SqlJournal {
             operator,
             "order.pin-letters-purged",
             &format!("order {order}"),
+            details,
+        )?;
+        tx.commit()?;
+        self.appended = true;
+        Ok(())
+    }
+
+    fn record_pending_card_secrets(
+        &mut self,
+        device: &Device,
+        certificate_serial: &str,
+        reader: &str,
+        new: (&crate::pkcs11::pin::Pin, &crate::pkcs11::pin::Pin),
+        old: (&crate::pkcs11::pin::Pin, &crate::pkcs11::pin::Pin),
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
+        Self::check_claims(&self.leases, &mut *tx, &[device])?;
+        tx.execute(
+            "INSERT INTO card_secrets
+                 (certificate_serial, device_id, reader, pin, puk, recorded_at, state, old_pin, old_puk)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8)",
+            params![
+                certificate_serial,
+                device.id,
+                reader,
+                new.0.expose(),
+                new.1.expose(),
+                now_rfc3339(),
+                old.0.expose(),
+                old.1.expose()
+            ],
+        )?;
+        append_audit(
+            &mut *tx,
+            operator,
+            "card.secrets-recorded",
+            &format!("certificate {certificate_serial}"),
+            &format!(
+                "device {}: a fresh random PIN and PUK for the card in reader {reader:?}, \
+                 pending until the card took them, held until the order's PIN letters are purged",
+                device.name
+            ),
+        )?;
+        tx.commit()?;
+        self.appended = true;
+        Ok(())
+    }
+
+    fn card_secrets_held(
+        &self,
+        certificate_serial: &str,
+    ) -> Result<Option<HeldCardSecrets>, JournalError> {
+        self.reader()?.row(
+            "SELECT d.serial, s.certificate_serial, s.reader, s.pin, s.puk, s.state, s.old_pin, s.old_puk
+             FROM card_secrets s JOIN devices d ON d.id = s.device_id
+             WHERE s.certificate_serial = ?1",
+            params![certificate_serial],
+            held_card_secrets_from_row,
+        )
+    }
+
+    fn confirm_card_secrets(
+        &mut self,
+        certificate_serial: &str,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
+        let changed = tx.execute(
+            "UPDATE card_secrets SET state = 'set', old_pin = NULL, old_puk = NULL
+             WHERE certificate_serial = ?1 AND state = 'pending' AND pin IS NOT NULL",
+            params![certificate_serial],
+        )?;
+        if changed == 0 {
+            return Err(JournalError::Database {
+                path: tx.location().to_owned(),
+                reason: format!(
+                    "certificate {certificate_serial} has no pending card PIN and PUK to confirm"
+                ),
+            });
+        }
+        append_audit(
+            &mut *tx,
+            operator,
+            "card.secrets-set",
+            &format!("certificate {certificate_serial}"),
+            "the card took its fresh PIN and PUK and verified the PIN; the ones it had before are erased",
+        )?;
+        tx.commit()?;
+        self.appended = true;
+        Ok(())
+    }
+
+    fn stray_card_secrets(&self) -> Result<Vec<StrayCardSecrets>, JournalError> {
+        self.reader()?.rows(
+            "SELECT s.certificate_serial, d.serial, d.order_id, s.recorded_at
+             FROM card_secrets s
+             JOIN devices d ON d.id = s.device_id
+             JOIN certificates c ON c.serial_hex = s.certificate_serial
+             WHERE s.pin IS NOT NULL AND c.status <> 'issued'
+             ORDER BY s.recorded_at, s.certificate_serial",
+            params![],
+            |r| {
+                Ok(StrayCardSecrets {
+                    certificate_serial: r.get(0)?,
+                    device_serial: r.get(1)?,
+                    order: OrderId(r.get(2)?),
+                    recorded_at: r.get(3)?,
+                })
+            },
+        )
+    }
+
+    fn erase_stray_card_secrets(
+        &mut self,
+        certificate_serial: &str,
+        details: &str,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
+        let changed = tx.execute(
+            "UPDATE card_secrets SET pin = NULL, puk = NULL, old_pin = NULL, old_puk = NULL
+             WHERE certificate_serial = ?1 AND pin IS NOT NULL
+             AND certificate_serial NOT IN (SELECT serial_hex FROM certificates WHERE status = 'issued')",
+            params![certificate_serial],
+        )?;
+        if changed == 0 {
+            return Err(JournalError::Database {
+                path: tx.location().to_owned(),
+                reason: format!(
+                    "certificate {certificate_serial} has no PIN and PUK of a card without an issued certificate to erase"
+                ),
+            });
+        }
+        append_audit(
+            &mut *tx,
+            operator,
+            "card.secrets-erased",
+            &format!("certificate {certificate_serial}"),
             details,
         )?;
         tx.commit()?;
@@ -2605,6 +2706,33 @@ fn each_audited_row(
             Ok(())
         },
     )
+}
+
+/// A row of `card_secrets` joined with its device, with its state: (device
+/// serial, certificate serial, reader, PIN, PUK, state, old PIN, old PUK).
+/// An erased row (NULL PIN) is [`HeldCardSecrets::Erased`].
+fn held_card_secrets_from_row(r: &Row) -> Result<HeldCardSecrets, BadRow> {
+    if r.get::<Option<String>>(3)?.is_none() {
+        return Ok(HeldCardSecrets::Erased);
+    }
+    let secrets = card_secrets_from_row(r)?;
+    let state: String = r.get(5)?;
+    match state.as_str() {
+        "set" => Ok(HeldCardSecrets::Set(secrets)),
+        "pending" => {
+            let secret = |index: usize, what: &str| -> Result<crate::pkcs11::pin::Pin, BadRow> {
+                let value: Option<String> = r.get(index)?;
+                let value = value.ok_or_else(|| BadRow(format!("a pending {what} is missing")))?;
+                crate::pkcs11::pin::Pin::new(value, what).map_err(|e| BadRow(e.to_string()))
+            };
+            Ok(HeldCardSecrets::Pending {
+                old_pin: secret(6, "card's previous PIN")?,
+                old_puk: secret(7, "card's previous PUK")?,
+                new: secrets,
+            })
+        }
+        other => Err(BadRow(format!("card secrets in state {other:?}"))),
+    }
 }
 
 /// A row of `card_secrets` joined with its device: (device serial,
@@ -2839,26 +2967,35 @@ mod tests {
         }
     }
 
-    /// One producer per order: a live holder's lease is refused to another
+    /// An exclusive lease: a live holder's lease is refused to another
     /// (naming the holder), given back it can be taken, and an expired one
     /// is taken over (audited). A producer whose lease was taken over is
     /// refused its next production write.
     #[test]
-    fn an_order_lease_has_one_holder_and_a_taken_over_holder_writes_nothing_more() {
+    fn an_exclusive_lease_has_one_holder_and_a_taken_over_holder_writes_nothing_more() {
         let dir = tempfile::tempdir().unwrap();
         let (mut first, device) = journal_with_an_order(dir.path());
         let mut second = SqlJournal::open(&dir.path().join("j.sqlite")).unwrap();
         let order = device.order;
         let (alice, bob) = (holder("alice", "station-1"), holder("bob", "station-2"));
 
+        let exclusive = Sharing::Exclusive;
         assert_eq!(
             first
-                .acquire_lease(order, &alice, Duration::from_secs(60))
+                .acquire_lease(order, &alice, Duration::from_secs(60), exclusive)
                 .unwrap(),
-            None
+            vec![]
+        );
+        assert_eq!(
+            first
+                .claim_devices(order, &alice, 10)
+                .unwrap()
+                .devices
+                .len(),
+            1
         );
         let refused = second
-            .acquire_lease(order, &bob, Duration::from_secs(60))
+            .acquire_lease(order, &bob, Duration::from_secs(60), exclusive)
             .unwrap_err();
         let message = refused.to_string();
         assert!(matches!(refused, JournalError::Held { .. }), "{message}");
@@ -2872,9 +3009,12 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
 
         let taken = second
-            .acquire_lease(order, &bob, Duration::from_secs(60))
+            .acquire_lease(order, &bob, Duration::from_secs(60), exclusive)
             .unwrap();
-        assert_eq!(taken.map(|l| l.holder), Some(alice.clone()));
+        assert_eq!(
+            taken.into_iter().map(|l| l.holder).collect::<Vec<_>>(),
+            vec![alice.clone()]
+        );
         let lost = first
             .record_intent(&device, "01", b"tbs", "test", "alice")
             .unwrap_err();
@@ -2883,17 +3023,25 @@ mod tests {
             first.renew_lease(order, &alice, Duration::from_secs(60)),
             Err(JournalError::LeaseLost { .. })
         ));
+        // The device alice had claimed is free: bob takes it up.
+        let claimed = second.claim_devices(order, &bob, 10).unwrap();
+        assert_eq!(claimed.devices.len(), 1);
         second
             .record_intent(&device, "01", b"tbs", "test", "bob")
             .unwrap();
         // Giving back a lease one no longer holds leaves the holder's alone.
         first.release_lease(order, &alice).unwrap();
-        assert_eq!(
-            second.lease(order).unwrap().map(|l| l.holder),
-            Some(bob.clone())
-        );
+        let holders = |journal: &SqlJournal| -> Vec<LeaseHolder> {
+            journal
+                .leases(order)
+                .unwrap()
+                .into_iter()
+                .map(|l| l.holder)
+                .collect()
+        };
+        assert_eq!(holders(&second), vec![bob.clone()]);
         second.release_lease(order, &bob).unwrap();
-        assert_eq!(second.lease(order).unwrap(), None);
+        assert_eq!(holders(&second), vec![]);
         let audit = second.verify_audit().unwrap();
         assert!(audit.is_intact());
         let events: i64 = raw(&second)
@@ -2904,6 +3052,51 @@ mod tests {
             )
             .unwrap();
         assert_eq!(events, 1);
+    }
+
+    /// Shared leases: producers split an order's devices, each claimed by
+    /// one; a producer that let its lease expire loses its claims to the
+    /// others, and what it then writes of them is refused.
+    #[test]
+    fn shared_producers_claim_each_device_once_and_a_lapsed_one_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut first, device) = journal_with_an_order(dir.path());
+        let mut second = SqlJournal::open(&dir.path().join("j.sqlite")).unwrap();
+        let order = device.order;
+        let (alice, bob) = (holder("alice", "station-1"), holder("bob", "station-2"));
+        first
+            .acquire_lease(order, &alice, Duration::from_millis(1), Sharing::Shared)
+            .unwrap();
+        second
+            .acquire_lease(order, &bob, Duration::from_secs(60), Sharing::Shared)
+            .unwrap();
+        // An exclusive producer is kept out while shared ones work.
+        let mut third = SqlJournal::open(&dir.path().join("j.sqlite")).unwrap();
+        let carol = holder("carol", "station-3");
+        assert!(matches!(
+            third.acquire_lease(order, &carol, Duration::from_secs(60), Sharing::Exclusive),
+            Err(JournalError::Held { .. })
+        ));
+        let mine = first.claim_devices(order, &alice, 10).unwrap();
+        assert_eq!(mine.devices, vec![device.clone()]);
+        std::thread::sleep(Duration::from_millis(5));
+        // Alice's lease lapsed (another host: only its expiry counts): bob
+        // takes it over at his next claim and gets her device.
+        let taken = second.claim_devices(order, &bob, 10).unwrap();
+        assert_eq!(taken.devices, vec![device.clone()]);
+        assert_eq!(taken.held_by_others, 0);
+        let lost = first
+            .record_intent(&device, "01", b"tbs", "test", "alice")
+            .unwrap_err();
+        assert!(matches!(lost, JournalError::LeaseLost { .. }), "{lost}");
+        second
+            .record_intent(&device, "01", b"tbs", "test", "bob")
+            .unwrap();
+        let stations = second.stations(order, &bob).unwrap();
+        assert_eq!(stations.len(), 2);
+        assert!(stations[0].live && stations[0].lease.holder == bob);
+        assert!(!stations[1].live && stations[1].released_at.is_some());
+        assert!(second.verify_audit().unwrap().is_intact());
     }
 
     /// A journal another process keeps locked past the bounded wait is

@@ -352,6 +352,51 @@ CREATE TABLE IF NOT EXISTS pin_letters (
 );
 "#;
 
+/// A card's PIN and PUK change in two commands (PUK, then PIN), and a card
+/// can leave between or during them: a row is recorded `pending`, with the
+/// secrets the card had before (`old_pin`, `old_puk`), before the card is
+/// changed, and becomes `set` (the old ones erased) once the card took and
+/// verified the new ones. Rows written before this step are `set`.
+const CARD_SECRETS_PENDING_SCHEMA: &str = r#"
+ALTER TABLE card_secrets ADD COLUMN state TEXT NOT NULL DEFAULT 'set' CHECK (state IN ('pending', 'set'));
+ALTER TABLE card_secrets ADD COLUMN old_pin TEXT;
+ALTER TABLE card_secrets ADD COLUMN old_puk TEXT;
+"#;
+
+/// Several producers on one order (see [`crate::journal::lease`]): a
+/// lease per producer (`station_leases`, shared or exclusive, kept once
+/// released so that `order status` can say who produced what), the
+/// producer that claimed each pending device (`devices.claimed_by`) and
+/// the one that produced it (`devices.produced_by`). The one-producer
+/// leases of the step before become exclusive ones. The partial index
+/// finds an order's devices that nobody claimed, however many are done.
+const STATIONS_SCHEMA: &str = r#"
+CREATE TABLE station_leases (
+    order_id      INTEGER NOT NULL REFERENCES orders(id),
+    holder_id     TEXT NOT NULL,
+    host          TEXT NOT NULL,
+    boot_id       TEXT NOT NULL,
+    start_time    INTEGER NOT NULL DEFAULT 0,
+    pid           INTEGER NOT NULL,
+    operator      TEXT NOT NULL,
+    sharing       TEXT NOT NULL CHECK (sharing IN ('exclusive', 'shared')),
+    acquired_at   TEXT NOT NULL,
+    renewed_at    TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    released_at   TEXT,
+    PRIMARY KEY (order_id, holder_id)
+);
+INSERT INTO station_leases (order_id, holder_id, host, boot_id, start_time, pid, operator, sharing, acquired_at, renewed_at, expires_at_ms)
+    SELECT order_id, holder_id, host, boot_id, start_time, pid, operator, 'exclusive', acquired_at, renewed_at, expires_at_ms
+    FROM producer_leases;
+DROP TABLE producer_leases;
+ALTER TABLE devices ADD COLUMN claimed_by TEXT;
+ALTER TABLE devices ADD COLUMN produced_by TEXT;
+CREATE INDEX devices_unclaimed ON devices(order_id, id)
+    WHERE state NOT IN ('verified', 'delivered') AND claimed_by IS NULL;
+CREATE INDEX devices_claimed ON devices(order_id, claimed_by) WHERE claimed_by IS NOT NULL;
+"#;
+
 /// One step of the schema: applying its statements, in order, takes a
 /// journal from `version - 1` to `version`.
 pub(super) struct Migration {
@@ -382,6 +427,14 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 5,
         sql: &[CARD_SECRETS_SCHEMA],
+    },
+    Migration {
+        version: 6,
+        sql: &[CARD_SECRETS_PENDING_SCHEMA],
+    },
+    Migration {
+        version: 7,
+        sql: &[STATIONS_SCHEMA],
     },
 ];
 

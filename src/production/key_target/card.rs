@@ -13,14 +13,16 @@ use der::{Decode, Encode};
 
 use super::{DeviceKey, KeyTarget, TargetRun};
 use crate::card::provision::{
-    change_card_secrets, open_card, random_card_secrets, set_fresh_credentials, write_and_prove,
-    CardCredentials, CardError, Step,
+    change_card_secrets, finish_interrupted_change, open_card, random_card_secrets,
+    set_fresh_credentials, write_and_prove, CardCredentials, CardError, FinishError,
+    InterruptedChange, Step,
 };
 use crate::issue::IssuedCertificate;
-use crate::journal::{Device, Journal, Target};
+use crate::journal::{Device, HeldCardSecrets, Journal, Target};
 use crate::pem::hex;
 use crate::piv::client::{PivClient, PivError, Transport};
 use crate::piv::{Algorithm, Slot};
+use crate::pkcs11::pin::Pin;
 use crate::pkcs11::token::lock;
 use crate::production::pipeline::Record;
 use crate::production::ProduceError;
@@ -157,20 +159,30 @@ impl<'a, T: Transport> CardInReader<'a, T> {
 
     /// The PIN and PUK of the card in the reader: those the journal holds
     /// for the certificate in its slot (a card that left after its fresh
-    /// secrets were set, and came back), else the run's. Reading a
-    /// certificate needs no PIN, so no try is spent.
-    fn secrets_of_card(&self, client: &mut PivClient<T>) -> Result<CardCredentials, CardError> {
+    /// secrets were recorded, and came back), else the run's; with the
+    /// certificate whose secrets they are. Reading a certificate needs no
+    /// PIN, so no try is spent. A card that left in the middle of its
+    /// change is first brought to its new PIN and PUK
+    /// ([`finish_interrupted_change`]); one the journal no longer holds a
+    /// PIN for, or that cannot be brought to a known state, is refused
+    /// without a try of a PIN certmint is not sure of.
+    fn secrets_of_card(
+        &self,
+        client: &mut PivClient<T>,
+        operator: &str,
+    ) -> Result<(CardCredentials, Option<String>), CardError> {
         let card = |error: PivError| CardError::Card {
             step: Step::Select,
             error,
         };
+        let run = || Ok((self.credentials.clone(), None));
         client.select().map_err(card)?;
         let Some(existing) = client.get_certificate(self.slot).map_err(card)? else {
-            return Ok(self.credentials.clone());
+            return run();
         };
         let Ok(parsed) = x509_cert::Certificate::from_der(&existing) else {
             // Judged (and refused) once the card is open.
-            return Ok(self.credentials.clone());
+            return run();
         };
         let serial = hex(parsed.tbs_certificate().serial_number().as_bytes());
         // Only a certificate the journal voided brings its card's secrets:
@@ -181,22 +193,68 @@ impl<'a, T: Transport> CardInReader<'a, T> {
             .certificate_by_serial(&serial)
             .map_err(|e| CardError::Record(e.to_string()))?
             .is_some_and(|record| record.status == "void");
-        let recorded = if voided {
+        let held = if voided {
             journal
-                .card_secrets_of_certificate(&serial)
+                .card_secrets_held(&serial)
                 .map_err(|e| CardError::Record(e.to_string()))?
         } else {
             None
         };
         drop(journal);
-        Ok(match recorded {
-            Some(secrets) => CardCredentials {
-                pin: secrets.pin,
-                puk: Some(secrets.puk),
-                ..self.credentials.clone()
-            },
-            None => self.credentials.clone(),
-        })
+        let with = |pin: Pin, puk: Pin| CardCredentials {
+            pin,
+            puk: Some(puk),
+            ..self.credentials.clone()
+        };
+        let refuse = |why: String| {
+            CardError::Refused(format!(
+                "the card in reader {:?} (void certificate {serial}) {why}. Take it out and set it \
+                 aside: it carries no valid certificate, and certmint tries no PIN it is not sure of; \
+                 reset it to its factory state with the card vendor's tool before it is used again",
+                self.reader
+            ))
+        };
+        match held {
+            None => run(),
+            Some(HeldCardSecrets::Set(secrets)) => {
+                Ok((with(secrets.pin, secrets.puk), Some(serial)))
+            }
+            Some(HeldCardSecrets::Erased) => Err(refuse(
+                "left the station long ago and the purge erased its PIN and PUK from the journal"
+                    .into(),
+            )),
+            Some(HeldCardSecrets::Pending {
+                new,
+                old_pin,
+                old_puk,
+            }) => {
+                self.enter(Step::FinishSecrets);
+                let change = InterruptedChange {
+                    old_pin: &old_pin,
+                    old_puk: &old_puk,
+                    new_pin: &new.pin,
+                    new_puk: &new.puk,
+                };
+                match finish_interrupted_change(client, &change) {
+                    Ok(()) => {}
+                    Err(FinishError::Card(error)) => {
+                        return Err(CardError::Card {
+                            step: Step::FinishSecrets,
+                            error,
+                        })
+                    }
+                    Err(FinishError::Unknown(why)) => {
+                        return Err(refuse(format!(
+                            "left in the middle of its PIN and PUK change, and {why}"
+                        )))
+                    }
+                }
+                lock(self.journal)
+                    .confirm_card_secrets(&serial, operator)
+                    .map_err(|e| CardError::Record(e.to_string()))?;
+                Ok((with(new.pin, new.puk), Some(serial)))
+            }
+        }
     }
 
     /// Judges what the slot holds already: a certificate voided in the
@@ -289,11 +347,29 @@ impl<T: Transport> KeyTarget for CardInReader<'_, T> {
         }
         let mut client = self.client.borrow_mut();
         self.enter(Step::Select);
-        let credentials = match self.fresh_secrets_by {
-            Some(_) => self.secrets_of_card(&mut client).map_err(&fail)?,
-            None => self.credentials.clone(),
+        let (credentials, held_for) = match self.fresh_secrets_by {
+            Some(operator) => self.secrets_of_card(&mut client, operator).map_err(&fail)?,
+            None => (self.credentials.clone(), None),
         };
-        open_card(&mut client, &credentials, &mut |step| self.enter(step)).map_err(&fail)?;
+        open_card(&mut client, &credentials, &mut |step| self.enter(step))
+            .map_err(|error| match (error, &held_for) {
+                // The journal's PIN for this one card: wrong only on this
+                // card, which is refused; the station goes on.
+                (
+                    CardError::Card {
+                        error: PivError::WrongSecret { tries_left, .. },
+                        ..
+                    },
+                    Some(serial),
+                ) => CardError::Refused(format!(
+                    "the card in reader {:?} refuses the PIN the journal holds for it (void \
+                     certificate {serial}; {tries_left} tries left, certmint does not try again): \
+                     take it out and set it aside",
+                    self.reader
+                )),
+                (error, _) => error,
+            })
+            .map_err(&fail)?;
         *self.current.borrow_mut() = Some(credentials);
         let card = |step: Step| move |error: PivError| CardError::Card { step, error };
         self.enter(Step::Inspect);
@@ -325,6 +401,31 @@ impl<T: Transport> KeyTarget for CardInReader<'_, T> {
         let mut client = self.client.borrow_mut();
         let current = self.current.borrow();
         let credentials = current.as_ref().unwrap_or(self.credentials);
+        // With fresh secrets: drawn and held by the journal as pending,
+        // with the PIN and PUK the card has now, before the certificate
+        // goes on the card. A card that leaves from here on carries either
+        // its old certificate (whose secrets the journal holds) or this one,
+        // and its PIN and PUK are among those the journal holds for it.
+        let fresh = match self.fresh_secrets_by {
+            Some(operator) => {
+                let Some(current_puk) = &credentials.puk else {
+                    return Err(card_error(device)(CardError::NoPuk));
+                };
+                let (pin, puk) = random_card_secrets().map_err(card_error(device))?;
+                lock(self.journal)
+                    .record_pending_card_secrets(
+                        device,
+                        &certificate.serial_hex(),
+                        self.reader,
+                        (&pin, &puk),
+                        (&credentials.pin, current_puk),
+                        operator,
+                    )
+                    .map_err(|e| card_error(device)(CardError::Record(e.to_string())))?;
+                Some((operator, current_puk, pin, puk))
+            }
+            None => None,
+        };
         let mut checks = vec![format!(
             "key generated on the card in slot {} ({}); the certificate certifies it",
             self.slot,
@@ -343,26 +444,13 @@ impl<T: Transport> KeyTarget for CardInReader<'_, T> {
             .map_err(card_error(device))?,
         );
         *self.checks.borrow_mut() = checks;
-        if let Some(operator) = self.fresh_secrets_by {
-            let Some(current_puk) = &credentials.puk else {
-                return Err(card_error(device)(CardError::NoPuk));
-            };
+        if let Some((operator, current_puk, pin, puk)) = fresh {
             self.enter(Step::Credentials);
-            let (pin, puk) = random_card_secrets().map_err(card_error(device))?;
-            // Held by the journal first: a card never leaves with a PIN
-            // nobody knows, whatever happens after the change.
-            lock(self.journal)
-                .record_card_secrets(
-                    device,
-                    &certificate.serial_hex(),
-                    self.reader,
-                    &pin,
-                    &puk,
-                    operator,
-                )
-                .map_err(|e| card_error(device)(CardError::Record(e.to_string())))?;
             change_card_secrets(&mut client, &credentials.pin, current_puk, &pin, &puk)
                 .map_err(card_error(device))?;
+            lock(self.journal)
+                .confirm_card_secrets(&certificate.serial_hex(), operator)
+                .map_err(|e| card_error(device)(CardError::Record(e.to_string())))?;
             self.checks.borrow_mut().push(
                 "fresh random PIN and PUK set, held by the journal for the PIN letters; the new PIN verifies on the card"
                     .into(),
