@@ -9,7 +9,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use certmint::audit::AuditBroken;
-use certmint::calendar::BusinessCalendar;
 use certmint::error::Stopped;
 use certmint::ids::{IdMode, PrefixTable, TaxpayerId, Vkn};
 use certmint::journal::{
@@ -23,7 +22,9 @@ use certmint::order::ImportRefused;
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
 use certmint::production::key_target::hsm::HsmTarget;
 use certmint::production::key_target::soft::SoftTarget;
-use certmint::production::setup::{okc_token, OpenedTarget, ProductionSetup, SetupRequest};
+use certmint::production::setup::{
+    business_calendar, okc_token, OpenedTarget, ProductionSetup, SetupRequest,
+};
 use certmint::production::ProductionReport;
 use certmint::profile::{Profile, ProfileName};
 use certmint::signer::KeyType;
@@ -610,12 +611,6 @@ fn report_import(args: &ImportArgs, report: ImportReport) -> Result<()> {
     }
 }
 
-pub(crate) fn calendar(closed_days: &Option<PathBuf>) -> Result<BusinessCalendar> {
-    Ok(certmint::production::setup::business_calendar(
-        closed_days.as_deref(),
-    )?)
-}
-
 pub fn okc(command: OkcCommand) -> Result<()> {
     match command {
         OkcCommand::Produce(args) => produce(args),
@@ -661,7 +656,7 @@ fn purge_clock(args: &PurgeArgs) -> Result<time::OffsetDateTime> {
 }
 
 fn purge_command(args: PurgeArgs) -> Result<()> {
-    let calendar = calendar(&args.closed_days)?;
+    let calendar = business_calendar(args.closed_days.as_deref())?;
     let now = purge_clock(&args)?;
     let journal_dir = std::fs::canonicalize(&args.journal.location.journal)
         .with_context(|| format!("journal {}", args.journal.location.journal.display()))?
