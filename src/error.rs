@@ -252,6 +252,7 @@ fn own_kind(error: &(dyn std::error::Error + 'static)) -> ErrorKind {
         crate::keyref::KeyRefError,
         crate::production::ProduceError,
         crate::production::seals::SealError,
+        crate::production::setup::SetupError,
         crate::okc::purge::PurgeError,
         crate::order::ImportRefused,
         crate::order::manufacturer::ManufacturerError,

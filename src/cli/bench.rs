@@ -10,14 +10,15 @@ use serde::Serialize;
 
 use certmint::ca::{self, CaDirectory, InitOptions};
 use certmint::calendar::BusinessCalendar;
-use certmint::ids::PrefixTable;
+use certmint::ids::{IdMode, PrefixTable};
 use certmint::journal::{Application, Journal, NewOrder, OrderId, OrderKind, SqlJournal, Target};
 use certmint::keyref::{KeyRef, Unlock};
 use certmint::order::serial_list::SerialListReader;
 use certmint::pkcs11::{PinSource, Pkcs11Signer, SessionProcesses, Token};
 use certmint::production::key_target::soft::SoftTarget;
+use certmint::production::setup::IssuingCa;
 use certmint::production::Production;
-use certmint::profile::{ProductLine, Profile, ProfileName};
+use certmint::profile::{ProductLine, ProfileName};
 use certmint::signer::{KeyType, Signer, SoftwareSigner};
 
 #[derive(Args)]
@@ -111,9 +112,12 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
         options.mali_muhur.key = ca::CaKey::Generate(KeyType::EcP256);
         options.okc.key = ca::CaKey::Generate(KeyType::EcP256);
         ca::init(&dir.join("ca"), &options)?;
-        let directory =
-            CaDirectory::open(&dir.join("ca"), ProductLine::Okc, None, &Unlock::default())?;
-        let profile = Profile::from_config(ProfileName::OkcDevice, &directory.config)?;
+        let issuing = IssuingCa::open(
+            &dir.join("ca"),
+            ProfileName::OkcDevice,
+            IdMode::Production,
+            &Unlock::default(),
+        )?;
         let list: String = (0..devices)
             .map(|i| format!("FU{:08}\n", 10_000_000 + i))
             .collect();
@@ -146,16 +150,12 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
         journal.mark_paid(OrderId(1), "bench")?;
         let journal: Mutex<SqlJournal> = Mutex::new(journal);
         let calendar = BusinessCalendar::turkey();
-        let chain = vec![
-            directory.ca.certificate_der().to_vec(),
-            directory.root_der.clone(),
-        ];
-        let target = SoftTarget::new(&chain)?;
+        let target = SoftTarget::new(&issuing.chain)?;
         let production = Production {
             order: OrderId(1),
-            ca: &directory.ca,
-            profile: &profile,
-            chain,
+            ca: &issuing.ca,
+            profile: &issuing.profile,
+            chain: issuing.chain.clone(),
             out: dir.join("out"),
             workers,
             operator: "bench".into(),

@@ -7,22 +7,25 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
-use certmint::ca::{self, CaDirectory};
+use certmint::ca;
 use certmint::card::provision::CardCredentials;
-use certmint::card::station::{PinPolicy, Station, StationEvent};
+use certmint::card::station::{PinPolicy, StationEvent};
 use certmint::card::Readers;
 use certmint::ids::IdMode;
-use certmint::journal::{Journal, OrderId, OrderKind, SqlJournal};
+use certmint::journal::{OrderId, SqlJournal, Target};
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
 use certmint::piv::{Algorithm, Slot};
 use certmint::pkcs11::pin::{PinError, PinSource};
 use certmint::production::seals::{provision_one_off_card_seal, OneOffCardSealRequest};
-use certmint::profile::{ProductLine, Profile, ProfileName};
+use certmint::production::setup::{
+    IssuingCa, OpenedTarget, ProductionSetup, SetupRequest, StationCards,
+};
+use certmint::profile::ProfileName;
 use certmint::signer::KeyType;
 
 use certmint::error::Stopped;
 
-use super::orders::{calendar, JournalArgs};
+use super::orders::JournalArgs;
 
 const CARD_HELP: &str = "\n\
 Secrets never come from arguments: the cards' PIN from the file named by --card-pin-file or the\n\
@@ -335,13 +338,12 @@ fn provision(args: ProvisionArgs) -> Result<()> {
     credentials.check_factory_defaults(args.pin_letter.is_some())?;
     let journal = Mutex::new(args.journal.open()?);
     let operator = args.journal.operator()?;
-    let directory = CaDirectory::open(
+    let IssuingCa { ca, .. } = IssuingCa::open(
         &args.ca,
-        ProductLine::MaliMuhur,
-        None,
+        ProfileName::MaliMuhur,
+        id_mode,
         &super::unlock(args.ca_pin_env.clone(), 1),
     )?;
-    let ca = directory.ca.with_id_mode(id_mode);
     let readers = Readers::establish()?;
     let reader = choose_reader(&readers, args.reader.clone())?;
     let report = provision_one_off_card_seal(
@@ -401,19 +403,9 @@ fn pin_letters(args: PinLettersArgs) -> Result<()> {
     Ok(())
 }
 
-fn station(args: StationArgs) -> Result<()> {
-    let journal: SqlJournal = args.journal.open()?;
-    let order = journal.order(OrderId(args.order))?;
-    let journal = Mutex::new(journal);
-    let stop = super::stop_on_ctrl_c("cards")?;
-    let wait = std::time::Duration::from_secs(args.wait);
-    let _claim = certmint::production::OrderClaim::take(
-        &journal,
-        order.id,
-        &args.journal.operator()?,
-        wait,
-        &stop,
-    )?;
+/// The station's cards: the PIN policy, the cards' credentials and the
+/// readers to serve (one worker each), checked once the order is claimed.
+fn open_cards(args: &StationArgs) -> Result<OpenedTarget<StationCards>> {
     let pin_policy = if args.keep_card_pin {
         PinPolicy::Keep
     } else {
@@ -445,31 +437,43 @@ fn station(args: StationArgs) -> Result<()> {
     if names.is_empty() {
         bail!("no card reader is connected");
     }
-    let profile_name = match order.kind {
-        OrderKind::Okc => ProfileName::OkcDevice,
-        OrderKind::MaliMuhur => ProfileName::MaliMuhur,
-    };
-    let directory = CaDirectory::open_for_profile(
-        &args.ca,
-        profile_name,
-        None,
-        &super::unlock(args.ca_pin_env.clone(), names.len()),
-    )?;
-    super::warn_shared_issuing_ca(&directory);
-    let profile = Profile::from_config(profile_name, &directory.config)?;
-    let id_mode = if args.test_mode {
-        IdMode::Test
-    } else {
-        IdMode::Production
-    };
-    let ca = directory.ca.with_id_mode(id_mode);
-    let calendar = calendar(&None)?;
+    Ok(OpenedTarget {
+        workers: names.len(),
+        target: StationCards {
+            readers: names,
+            slot: args.slot,
+            credentials,
+            pin_policy,
+        },
+    })
+}
 
+fn station(args: StationArgs) -> Result<()> {
+    let journal = Mutex::new(args.journal.open()?);
+    let request = SetupRequest {
+        order: OrderId(args.order),
+        profile: None,
+        target: Some(Target::Card),
+        ca_dir: &args.ca,
+        ca_unlock: super::unlock(args.ca_pin_env.clone(), 1),
+        id_mode: if args.test_mode {
+            IdMode::Test
+        } else {
+            IdMode::Production
+        },
+        closed_days: None,
+        operator: args.journal.operator()?,
+        lease_wait: std::time::Duration::from_secs(args.wait),
+        on_ctrl_c: Some(super::ctrl_c_notice("cards")),
+    };
+    let (setup, cards) = ProductionSetup::open(&journal, request, |_| open_cards(&args))?;
+    super::warn_shared_issuing_ca(setup.issuing.shared_issuing_ca_warning.as_deref());
     // The live view: one line per reader on a terminal, one log line per
     // event otherwise (logs, CI).
     let live = std::io::stderr().is_terminal();
     let view = indicatif::MultiProgress::new();
-    let lines: Vec<(String, indicatif::ProgressBar)> = names
+    let lines: Vec<(String, indicatif::ProgressBar)> = cards
+        .readers
         .iter()
         .map(|name| {
             let bar = view.add(indicatif::ProgressBar::new_spinner());
@@ -482,7 +486,7 @@ fn station(args: StationArgs) -> Result<()> {
             (name.clone(), bar)
         })
         .collect();
-    let total = view.add(indicatif::ProgressBar::new(order.devices));
+    let total = view.add(indicatif::ProgressBar::new(setup.order.devices));
     total.set_style(
         indicatif::ProgressStyle::with_template(
             "  order {msg} [{bar:30}] {pos}/{len} cards, {per_sec}, ETA {eta}",
@@ -491,7 +495,7 @@ fn station(args: StationArgs) -> Result<()> {
         .progress_chars("=> "),
     );
     total.set_message(args.order.to_string());
-    total.set_position(order.verified);
+    total.set_position(setup.order.verified);
     let on_event = |reader: &str, event: &StationEvent| {
         if let StationEvent::Done { .. } = event {
             total.inc(1);
@@ -504,22 +508,7 @@ fn station(args: StationArgs) -> Result<()> {
             eprintln!("[{reader}] {event}");
         }
     };
-    let station = Station {
-        order: OrderId(args.order),
-        ca: &ca,
-        profile: &profile,
-        chain: vec![ca.certificate_der().to_vec(), directory.root_der.clone()],
-        out: args.deliveries.clone(),
-        readers: names,
-        slot: args.slot,
-        credentials,
-        pin_policy,
-        operator: args.journal.operator()?,
-        stop: stop.clone(),
-        on_event: &on_event,
-        calendar: &calendar,
-        lease_wait: wait,
-    };
+    let station = setup.station(args.deliveries.clone(), cards, &on_event);
     let result = station.run(&journal);
     for (_, bar) in &lines {
         bar.finish_and_clear();

@@ -6,10 +6,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
-use certmint::ca::{self, CaDirectory};
+use certmint::ca;
 use certmint::ids::IdMode;
+use certmint::journal::{OrderId, Target};
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
-use certmint::profile::ProductLine;
+use certmint::production::seals::provision_seals_on_token;
+use certmint::production::setup::{IssuingCa, OpenedTarget, ProductionSetup, SetupRequest};
+use certmint::profile::ProfileName;
 use certmint::signer::KeyType;
 
 #[derive(Subcommand)]
@@ -268,26 +271,14 @@ pub(crate) fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
         {
             usage!("with --order the company, the key type and the labels come from the order: leave out --vkn, --tckn, --unvan, --key-type, --replace and --out");
         }
-        return super::orders::provision_seals(super::orders::SealOrder {
-            journal: &args.journal,
-            order,
-            ca: &args.ca,
-            token: uri,
-            deliveries: &args.deliveries,
-            token_pin_env: args.token_pin_env.as_deref(),
-            ca_pin_env: args.ca_pin_env.as_deref(),
-            id_mode: args.seal.id_mode(),
-            json: args.json,
-            lease_wait: std::time::Duration::from_secs(args.wait),
-        });
+        return provision_seal_order(&args, &uri, order);
     }
     let (profile, subject, id_mode) =
         super::mali_muhur_subject(&args.ca, &args.seal, args.out.as_ref())?;
     let journal = std::sync::Mutex::new(args.journal.open()?);
     let operator = args.journal.operator()?;
     let unlock = super::unlock(args.ca_pin_env.clone(), 1);
-    let directory = CaDirectory::open(&args.ca, ProductLine::MaliMuhur, None, &unlock)?;
-    let ca = directory.ca.with_id_mode(id_mode);
+    let IssuingCa { ca, .. } = IssuingCa::open(&args.ca, ProfileName::MaliMuhur, id_mode, &unlock)?;
     let pins = PinSource::choose(uri.pin_source.clone(), args.token_pin_env.as_deref());
     let token = Token::open(&uri, &pins, Some(1))?;
     let report = certmint::production::seals::provision_one_off_seal(
@@ -331,6 +322,36 @@ pub(crate) fn hsm_provision(args: HsmProvisionArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Provisions every seal of a paid Mali Mühür order (hsm target) in the
+/// company's token, through the same journalled production as ÖKC
+/// batches: intent before signing, recovery of an interrupted run, delivery.
+fn provision_seal_order(args: &HsmProvisionArgs, token: &Pkcs11Uri, order: i64) -> Result<()> {
+    let journal = std::sync::Mutex::new(args.journal.open()?);
+    let request = SetupRequest {
+        order: OrderId(order),
+        profile: Some(ProfileName::MaliMuhur),
+        target: Some(Target::Hsm),
+        ca_dir: &args.ca,
+        ca_unlock: super::unlock(args.ca_pin_env.clone(), 1),
+        id_mode: args.seal.id_mode(),
+        closed_days: None,
+        operator: args.journal.operator()?,
+        lease_wait: std::time::Duration::from_secs(args.wait),
+        on_ctrl_c: Some(super::ctrl_c_notice("seal")),
+    };
+    let (setup, token) = ProductionSetup::open(&journal, request, |_| {
+        let pins = PinSource::choose(token.pin_source.clone(), args.token_pin_env.as_deref());
+        let token = Token::open(token, &pins, Some(1))?;
+        Ok::<_, anyhow::Error>(OpenedTarget {
+            target: token,
+            workers: 1,
+        })
+    })?;
+    let production = setup.production(args.deliveries.clone(), &|| {});
+    let report = provision_seals_on_token(&production, &journal, token)?;
+    super::orders::report_production(&report, args.json, "seal(s) provisioned")
 }
 
 pub(crate) fn hsm(command: HsmCommand) -> Result<()> {

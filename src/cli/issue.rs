@@ -188,7 +188,7 @@ pub(crate) fn issue(args: IssueArgs) -> Result<()> {
                 CaError::KeyRef(KeyRefError::Signer(s)) => anyhow::Error::from(s).context("CA key"),
                 other => anyhow::Error::from(other),
             })?;
-    super::warn_shared_issuing_ca(&directory);
+    super::warn_shared_issuing_ca(directory.shared_issuing_ca_warning().as_deref());
     let ca = directory.ca.with_id_mode(id_mode);
     let key = certmint::issue::SubjectKey::checked(&public_key)?;
     let mut journal = args.journal.open()?;

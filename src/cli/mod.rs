@@ -25,10 +25,10 @@ pub mod revoke;
 pub mod vcard;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use certmint::ids::IdMode;
 use certmint::profile::{CaConfig, Profile, ProfileName, Subject, SubjectInput};
@@ -61,19 +61,22 @@ pub fn default_workers() -> usize {
 }
 
 /// A flag set by Ctrl-C: the work stops after what is in flight (`what`).
-/// A second Ctrl-C is the operator insisting: leave at once (the journal
-/// stays consistent).
 pub fn stop_on_ctrl_c(what: &'static str) -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
+    Ok(certmint::production::setup::stop_on_ctrl_c(ctrl_c_notice(
+        what,
+    ))?)
+}
+
+/// What Ctrl-C tells the operator: the work stops after the `what` in
+/// flight. A second Ctrl-C is the operator insisting: leave at once (the
+/// journal stays consistent).
+pub fn ctrl_c_notice(what: &'static str) -> certmint::production::setup::OnCtrlC {
+    Box::new(move |again| {
+        if again {
             std::process::exit(130);
         }
         eprintln!("\nStopping after the {what} in flight… (Ctrl-C again to leave at once)");
     })
-    .context("cannot install the Ctrl-C handler")?;
-    Ok(stop)
 }
 
 /// The company a Mali Mühür seal certifies, as `hsm provision` and
@@ -147,9 +150,10 @@ pub fn mali_muhur_subject(
 }
 
 /// Tells the operator, on stderr, that the opened product line has no
-/// issuing CA of its own and shares the Mali Mühür one.
-pub fn warn_shared_issuing_ca(directory: &certmint::ca::CaDirectory) {
-    if let Some(warning) = directory.shared_issuing_ca_warning() {
+/// issuing CA of its own and shares the Mali Mühür one (`warning`, when it
+/// does).
+pub fn warn_shared_issuing_ca(warning: Option<&str>) {
+    if let Some(warning) = warning {
         eprintln!("warning: {warning}");
     }
 }

@@ -9,8 +9,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use certmint::audit::AuditBroken;
-use certmint::ca::CaDirectory;
-use certmint::calendar::BusinessCalendar;
 use certmint::error::Stopped;
 use certmint::ids::{IdMode, PrefixTable, TaxpayerId, Vkn};
 use certmint::journal::{
@@ -25,9 +23,11 @@ use certmint::order::ImportRefused;
 use certmint::pkcs11::{PinSource, Pkcs11Uri, Token};
 use certmint::production::key_target::hsm::HsmTarget;
 use certmint::production::key_target::soft::SoftTarget;
-use certmint::production::seals::provision_seals_on_token;
-use certmint::production::{check_producible, OrderClaim, Production, ProductionReport};
-use certmint::profile::{ProductLine, Profile, ProfileName};
+use certmint::production::setup::{
+    business_calendar, okc_token, OpenedTarget, ProductionSetup, SetupRequest,
+};
+use certmint::production::ProductionReport;
+use certmint::profile::{Profile, ProfileName};
 use certmint::signer::KeyType;
 
 /// Where the journal is, and who is at the keyboard: for commands that
@@ -663,19 +663,6 @@ fn report_import(args: &ImportArgs, report: ImportReport) -> Result<()> {
     }
 }
 
-pub(crate) fn calendar(closed_days: &Option<PathBuf>) -> Result<BusinessCalendar> {
-    let calendar = BusinessCalendar::turkey();
-    Ok(match closed_days {
-        Some(path) => {
-            let text = certmint::input::read_text_file(path)?;
-            let days = BusinessCalendar::parse_closed_days_file(&text)
-                .with_context(|| path.display().to_string())?;
-            calendar.with_extra_closed_days(days)?
-        }
-        None => calendar,
-    })
-}
-
 pub fn okc(command: OkcCommand) -> Result<()> {
     match command {
         OkcCommand::Produce(args) => produce(args),
@@ -721,7 +708,7 @@ fn purge_clock(args: &PurgeArgs) -> Result<time::OffsetDateTime> {
 }
 
 fn purge_command(args: PurgeArgs) -> Result<()> {
-    let calendar = calendar(&args.closed_days)?;
+    let calendar = business_calendar(args.closed_days.as_deref())?;
     let now = purge_clock(&args)?;
     // Deliveries recorded relative to the journal (by older journals) are
     // found beside its file; a server's journal has no folder of its own.
@@ -836,50 +823,36 @@ fn purge_command(args: PurgeArgs) -> Result<()> {
 }
 
 fn produce(args: ProduceArgs) -> Result<()> {
-    let journal = args.journal.open()?;
-    let order = journal.order(OrderId(args.order))?;
-    let journal = Mutex::new(journal);
-    // Checked before any token is touched.
-    check_producible(&order, ProfileName::OkcDevice, order.target)?;
-    let stop = super::stop_on_ctrl_c("devices")?;
-    let wait = std::time::Duration::from_secs(args.wait);
-    let _claim = OrderClaim::take(&journal, order.id, &args.journal.operator()?, wait, &stop)?;
+    let journal = Mutex::new(args.journal.open()?);
     let workers = args.workers.unwrap_or_else(super::default_workers);
-    let token = match (order.target, &args.token) {
-        (Target::Soft, None) => None,
-        (Target::Hsm, Some(uri)) => {
-            let uri = Pkcs11Uri::parse(uri)?;
-            let pins = PinSource::choose(uri.pin_source.clone(), args.token_pin_env.as_deref());
-            Some(Token::open(&uri, &pins, Some(workers))?)
-        }
-        (Target::Hsm, None) => usage!(
-            "order {} is for the hsm target: give the manufacturer's token with --token",
-            args.order
-        ),
-        (Target::Soft, Some(_)) => usage!(
-            "order {} is for the soft target: leave out --token",
-            args.order
-        ),
-        (Target::Card, _) => usage!(
-            "order {} is for the card target: produce it with `certmint card station --order {}`",
-            args.order,
-            args.order
-        ),
-        (Target::External, _) => usage!(
-            "order {} records a certificate issued for a key from outside: there is nothing to produce",
-            args.order
-        ),
+    let request = SetupRequest {
+        order: OrderId(args.order),
+        profile: Some(ProfileName::OkcDevice),
+        target: None,
+        ca_dir: &args.ca,
+        ca_unlock: super::unlock(args.ca_pin_env.clone(), workers),
+        id_mode: IdMode::Production,
+        closed_days: args.closed_days.as_deref(),
+        operator: args.journal.operator()?,
+        lease_wait: std::time::Duration::from_secs(args.wait),
+        on_ctrl_c: Some(super::ctrl_c_notice("devices")),
     };
-    let directory = CaDirectory::open(
-        &args.ca,
-        ProductLine::Okc,
-        None,
-        &super::unlock(args.ca_pin_env.clone(), workers),
-    )?;
-    super::warn_shared_issuing_ca(&directory);
-    let profile = Profile::from_config(ProfileName::OkcDevice, &directory.config)?;
-    let calendar = calendar(&args.closed_days)?;
-    let remaining = order.devices.saturating_sub(order.verified);
+    let (setup, token) = ProductionSetup::open(&journal, request, |order| {
+        let token = match okc_token(order, args.token.as_deref())? {
+            None => None,
+            Some(uri) => {
+                let uri = Pkcs11Uri::parse(uri)?;
+                let pins = PinSource::choose(uri.pin_source.clone(), args.token_pin_env.as_deref());
+                Some(Token::open(&uri, &pins, Some(workers))?)
+            }
+        };
+        Ok::<_, anyhow::Error>(OpenedTarget {
+            target: token,
+            workers,
+        })
+    })?;
+    super::warn_shared_issuing_ca(setup.issuing.shared_issuing_ca_warning.as_deref());
+    let remaining = setup.order.devices.saturating_sub(setup.order.verified);
     let bar = indicatif::ProgressBar::new(remaining);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -890,25 +863,9 @@ fn produce(args: ProduceArgs) -> Result<()> {
     );
     bar.set_message(args.order.to_string());
     let on_device = || bar.inc(1);
-    let chain = vec![
-        directory.ca.certificate_der().to_vec(),
-        directory.root_der.clone(),
-    ];
-    let production = Production {
-        order: OrderId(args.order),
-        ca: &directory.ca,
-        profile: &profile,
-        chain: chain.clone(),
-        out: args.deliveries.clone(),
-        workers,
-        operator: args.journal.operator()?,
-        stop: stop.clone(),
-        on_device: &on_device,
-        calendar: &calendar,
-        lease_wait: wait,
-    };
+    let production = setup.production(args.deliveries.clone(), &on_device);
     let result = match token {
-        None => production.run(&journal, &SoftTarget::new(&chain)?),
+        None => production.run(&journal, &SoftTarget::new(&setup.issuing.chain)?),
         Some(token) => production.run(&journal, &HsmTarget::new(token)),
     };
     bar.finish_and_clear();
@@ -917,7 +874,7 @@ fn produce(args: ProduceArgs) -> Result<()> {
 
 /// Prints what a production run did; `Stopped` (exit 130) when Ctrl-C
 /// stopped it before the end.
-fn report_production(report: &ProductionReport, json: bool, done: &str) -> Result<()> {
+pub(crate) fn report_production(report: &ProductionReport, json: bool, done: &str) -> Result<()> {
     if json {
         super::json::print("production", report)?;
     } else {
@@ -953,67 +910,6 @@ fn report_production(report: &ProductionReport, json: bool, done: &str) -> Resul
         return Err(Stopped.into());
     }
     Ok(())
-}
-
-/// A Mali Mühür order to provision in the company's HSM (`hsm provision
-/// --order`).
-pub struct SealOrder<'a> {
-    pub journal: &'a JournalArgs,
-    pub order: i64,
-    pub ca: &'a std::path::Path,
-    pub token: Pkcs11Uri,
-    pub deliveries: &'a std::path::Path,
-    pub token_pin_env: Option<&'a str>,
-    pub ca_pin_env: Option<&'a str>,
-    pub id_mode: IdMode,
-    pub json: bool,
-    /// How long to wait for another producer of the order.
-    pub lease_wait: std::time::Duration,
-}
-
-/// Provisions every seal of a paid Mali Mühür order (hsm target) in the
-/// company's token, through the same journalled production as ÖKC
-/// batches: intent before signing, recovery of an interrupted run, delivery.
-pub fn provision_seals(seal: SealOrder<'_>) -> Result<()> {
-    let journal = seal.journal.open()?;
-    let order = journal.order(OrderId(seal.order))?;
-    let journal = Mutex::new(journal);
-    // Checked before any token is touched.
-    check_producible(&order, ProfileName::MaliMuhur, Target::Hsm)?;
-    let stop = super::stop_on_ctrl_c("seal")?;
-    let _claim = OrderClaim::take(
-        &journal,
-        order.id,
-        &seal.journal.operator()?,
-        seal.lease_wait,
-        &stop,
-    )?;
-    let directory = CaDirectory::open(
-        seal.ca,
-        ProductLine::MaliMuhur,
-        None,
-        &super::unlock(seal.ca_pin_env.map(str::to_owned), 1),
-    )?;
-    let profile = Profile::from_config(ProfileName::MaliMuhur, &directory.config)?;
-    let ca = directory.ca.with_id_mode(seal.id_mode);
-    let pins = PinSource::choose(seal.token.pin_source.clone(), seal.token_pin_env);
-    let token = Token::open(&seal.token, &pins, Some(1))?;
-    let calendar = calendar(&None)?;
-    let production = Production {
-        order: OrderId(seal.order),
-        ca: &ca,
-        profile: &profile,
-        chain: vec![ca.certificate_der().to_vec(), directory.root_der.clone()],
-        out: seal.deliveries.to_path_buf(),
-        workers: 1,
-        operator: seal.journal.operator()?,
-        stop,
-        on_device: &|| {},
-        calendar: &calendar,
-        lease_wait: seal.lease_wait,
-    };
-    let report = provision_seals_on_token(&production, &journal, token)?;
-    report_production(&report, seal.json, "seal(s) provisioned")
 }
 
 pub fn audit(command: AuditCommand) -> Result<()> {

@@ -15,7 +15,9 @@
 //! the threaded run of an order), [`lease`] (one producer per order),
 //! [`recovery`] (what a crash left), [`seals`] (seal orders in a company's
 //! token), [`delivery`] (the delivery folder and
-//! its manifests) and [`files`] (fsync and `O_NOFOLLOW` writes).
+//! its manifests), [`files`] (fsync and `O_NOFOLLOW` writes) and [`setup`]
+//! (what a run needs before it starts: the order checked and claimed, its
+//! key target and issuing CA opened, Ctrl-C, the calendar).
 //!
 //! Workers take devices a chunk at a time and record the chunk's intents in
 //! one transaction (two worker threads per session process when the CA key
@@ -39,6 +41,7 @@ pub mod lease;
 pub mod pipeline;
 pub mod recovery;
 pub mod seals;
+pub mod setup;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
