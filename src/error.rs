@@ -249,6 +249,7 @@ fn own_kind(error: &(dyn std::error::Error + 'static)) -> ErrorKind {
         crate::inspect::InspectError,
         crate::issue::IssueError,
         crate::journal::JournalError,
+        crate::journal::CopyError,
         crate::keyref::KeyRefError,
         crate::production::ProduceError,
         crate::production::seals::SealError,

@@ -52,6 +52,9 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(cli::orders::AuditCommand),
+    /// The journal itself: copy a station's journal into the shared one.
+    #[command(subcommand)]
+    Journal(cli::journal::JournalCommand),
     /// Certificates on record: list them, show them.
     #[command(subcommand)]
     Cert(cli::cert::CertCommand),
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
         Command::Hsm(command) => cli::hsm::hsm(command),
         Command::Order(command) => cli::orders::order(command),
         Command::Manufacturer(command) => cli::manufacturers::manufacturer(command),
+        Command::Journal(command) => cli::journal::journal(command),
         Command::Okc(command) => cli::orders::okc(command),
         Command::Audit(command) => cli::orders::audit(command),
         Command::Cert(command) => cli::cert::cert(command),

@@ -16,6 +16,7 @@ pub mod cert;
 pub mod crl;
 pub mod hsm;
 pub mod issue;
+pub mod journal;
 pub mod json;
 pub mod logging;
 pub mod manufacturers;

@@ -12,6 +12,7 @@ mod sql;
 
 pub use address::JournalAddress;
 pub use lease::{Lease, LeaseHolder, Sharing};
+pub use sql::copy::{copy_journal, CopyError, CopyReport};
 pub use sql::{SqlJournal, SCHEMA_VERSION};
 
 use std::time::Duration;

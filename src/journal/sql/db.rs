@@ -356,6 +356,12 @@ impl From<NoRow> for JournalError {
     }
 }
 
+impl From<NoRow> for crate::journal::CopyError {
+    fn from(e: NoRow) -> Self {
+        JournalError::from(e).into()
+    }
+}
+
 /// `.optional()`: a missing row is `None`.
 pub(crate) trait Optional<T> {
     fn optional(self) -> Result<Option<T>, JournalError>;

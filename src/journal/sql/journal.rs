@@ -88,7 +88,7 @@ struct Transition<'a> {
 pub struct SqlJournal {
     /// The connection. Reads borrow it through the cell (the journal's
     /// reads take `&self`); writes take it mutably.
-    db: RefCell<Box<dyn Database>>,
+    pub(super) db: RefCell<Box<dyn Database>>,
     /// Where this station keeps the audit chain's signed checkpoints and
     /// their key: beside a journal file, or a local file named after the
     /// server's journal. Never in the database: whoever can write the
@@ -238,13 +238,13 @@ fn expiry(ttl: Duration) -> i64 {
 /// one transaction (a batch of devices) chain exactly as if each had been
 /// appended in its own. The write transaction holds the journal's one
 /// writer lock, so no other station appends in between.
-struct AuditChain {
+pub(super) struct AuditChain {
     seq: i64,
     hash: Vec<u8>,
 }
 
 impl AuditChain {
-    fn read(tx: &mut dyn Database) -> Result<Self, JournalError> {
+    pub(super) fn read(tx: &mut dyn Database) -> Result<Self, JournalError> {
         let (seq, hash) = tx
             .row(
                 "SELECT seq, hash FROM audit_head WHERE id = 1",
@@ -255,7 +255,7 @@ impl AuditChain {
         Ok(Self { seq, hash })
     }
 
-    fn append(
+    pub(super) fn append(
         &mut self,
         tx: &mut dyn Database,
         at: &str,
@@ -275,7 +275,7 @@ impl AuditChain {
         Ok(())
     }
 
-    fn write(&self, tx: &mut dyn Database) -> Result<(), JournalError> {
+    pub(super) fn write(&self, tx: &mut dyn Database) -> Result<(), JournalError> {
         tx.execute(
             "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT(id) DO UPDATE SET seq = ?1, hash = ?2",
             params![self.seq, &self.hash],
@@ -291,8 +291,20 @@ fn append_audit(
     subject: &str,
     details: &str,
 ) -> Result<(), JournalError> {
+    append_audit_at(tx, &now_rfc3339(), operator, event, subject, details)
+}
+
+/// Appends one audit record written `at` to the chain, inside `tx`.
+pub(super) fn append_audit_at(
+    tx: &mut dyn Database,
+    at: &str,
+    operator: &str,
+    event: &str,
+    subject: &str,
+    details: &str,
+) -> Result<(), JournalError> {
     let mut chain = AuditChain::read(tx)?;
-    chain.append(tx, &now_rfc3339(), operator, event, subject, details)?;
+    chain.append(tx, at, operator, event, subject, details)?;
     chain.write(tx)
 }
 
@@ -543,6 +555,12 @@ impl SqlJournal {
             audit_key: None,
             leases: HashMap::new(),
         })
+    }
+
+    /// Notes that audit records were appended through the journal's
+    /// connection: a checkpoint is signed when the journal is dropped.
+    pub(super) fn mark_appended(&mut self) {
+        self.appended = true;
     }
 
     /// Where the journal is (a file, or a server address without its password).

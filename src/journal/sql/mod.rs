@@ -3,6 +3,7 @@
 //! default for one station ([`sqlite`]), and one for PostgreSQL, shared by
 //! several stations ([`postgres`]).
 
+pub mod copy;
 pub(crate) mod db;
 mod journal;
 mod postgres;
