@@ -359,3 +359,155 @@ fn a_missing_journal_and_a_password_in_the_address_are_refused_in_words() {
     assert!(stderr.contains("PGPASSWORD"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "{stderr}");
 }
+
+// Several producers on one order: `okc produce` processes started at once
+// share a soft order, each device claimed by one of them.
+on_both_journals!(
+    three_producers_share_a_soft_order_and_certify_each_device_once,
+    a_producer_killed_ten_times_leaves_its_devices_to_the_others,
+);
+
+impl Bench {
+    /// `okc produce` of order 1 as `operator`, started.
+    fn spawn_producer(&self, operator: &str) -> std::process::Child {
+        self.command(&produce_args("1", &[]))
+            .env("CERTMINT_OPERATOR", operator)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Each device of order 1 has one issued certificate, and the delivery
+    /// holds its files and nothing else: a certificate (PEM and DER) and a
+    /// PKCS#12 per device, no file left half written.
+    fn one_certificate_and_no_orphan_file_per_device(&self, devices: usize) {
+        let issued = self.issued("1");
+        let mut serials: Vec<String> = issued
+            .iter()
+            .map(|c| c["device_serial"].as_str().unwrap().to_owned())
+            .collect();
+        serials.sort();
+        serials.dedup();
+        assert_eq!(
+            serials.len(),
+            devices,
+            "a device without, or with two, certificates"
+        );
+        assert_eq!(issued.len(), devices);
+        for (folder, extensions) in [("certs", &["der", "pem"][..]), ("p12", &["p12"][..])] {
+            let mut names: Vec<String> =
+                std::fs::read_dir(self.ws.path(&format!("out/order-1/{folder}")))
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect();
+            names.sort();
+            let mut expected: Vec<String> = serials
+                .iter()
+                .flat_map(|s| extensions.iter().map(move |e| format!("{s}.{e}")))
+                .collect();
+            expected.sort();
+            assert_eq!(names, expected, "out/order-1/{folder}");
+        }
+    }
+
+    /// The producers `order status` names, and the devices each produced.
+    fn stations(&self) -> Vec<(String, u64)> {
+        let status = self
+            .run(&["order", "status", "--order", "1", "--json"])
+            .ok();
+        let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+        status["stations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["lease"]["holder"]["operator"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                    s["produced"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn three_producers_share_a_soft_order_and_certify_each_device_once(backend: Backend) {
+    let bench = Bench::new(backend);
+    bench.import(1500);
+    bench.run(&["order", "pay", "--order", "1"]).ok();
+    let producers: Vec<_> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|operator| bench.spawn_producer(operator))
+        .collect();
+    let runs: Vec<Run> = producers
+        .into_iter()
+        .map(|child| Run::from(child.wait_with_output().unwrap()).ok())
+        .collect();
+    let delivered = runs
+        .iter()
+        .filter(|run| run.stdout.contains("Delivered to"))
+        .count();
+    assert_eq!(delivered, 1, "one producer delivers");
+    bench.one_certificate_and_no_orphan_file_per_device(1500);
+    bench.openssl_verifies_all(1500);
+    let stations = bench.stations();
+    assert_eq!(stations.len(), 3, "{stations:?}");
+    assert_eq!(
+        stations.iter().map(|(_, n)| n).sum::<u64>(),
+        1500,
+        "{stations:?}"
+    );
+    bench.audit_intact();
+}
+
+fn a_producer_killed_ten_times_leaves_its_devices_to_the_others(backend: Backend) {
+    let bench = Bench::new(backend);
+    bench.import(3000);
+    bench.run(&["order", "pay", "--order", "1"]).ok();
+    let survivors: Vec<_> = ["alice", "bob"]
+        .iter()
+        .map(|operator| bench.spawn_producer(operator))
+        .collect();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    eprintln!("kill seed {seed}");
+    let mut x = seed;
+    for _ in 0..10 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut victim = bench.spawn_producer("mallory");
+        std::thread::sleep(Duration::from_millis(50 + (x >> 33) % 350));
+        let _ = victim.kill(); // SIGKILL
+        let _ = victim.wait();
+    }
+    for child in survivors {
+        Run::from(child.wait_with_output().unwrap()).ok();
+    }
+    // The survivors took the killed producer's devices over: the order is
+    // complete and delivered, with one certificate per device.
+    let status = bench
+        .run(&["order", "status", "--order", "1", "--json"])
+        .ok();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status["state"], "delivered", "{status}");
+    bench.one_certificate_and_no_orphan_file_per_device(3000);
+    bench.openssl_verifies_all(3000);
+    // Whatever a killed producer had signed and not stored is void on
+    // record and revoked: nothing signed is unaccounted for.
+    let all = bench.run(&["cert", "list", "--order", "1", "--json"]).ok();
+    for line in all.stdout.lines() {
+        let cert: serde_json::Value = serde_json::from_str(line).unwrap();
+        if cert["status"] == "void" {
+            assert!(cert["revocation"].is_object(), "{cert}");
+        }
+    }
+    let produced: u64 = bench.stations().iter().map(|(_, n)| n).sum();
+    assert_eq!(produced, 3000);
+    bench.audit_intact();
+}

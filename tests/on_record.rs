@@ -881,9 +881,9 @@ fn a_device_whose_order_a_live_producer_holds_is_left_to_it() {
     let hold = |expires_at_ms: i64| {
         let conn = rusqlite::Connection::open(ws.path("journal.sqlite")).unwrap();
         conn.execute(
-            "INSERT INTO producer_leases (order_id, holder_id, host, boot_id, pid, operator, acquired_at, renewed_at, expires_at_ms)
-             VALUES (1, 'other', 'other-station', 'boot', 4242, 'ayse', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', ?1)
-             ON CONFLICT(order_id) DO UPDATE SET expires_at_ms = ?1",
+            "INSERT INTO station_leases (order_id, holder_id, host, boot_id, pid, operator, sharing, acquired_at, renewed_at, expires_at_ms)
+             VALUES (1, 'other', 'other-station', 'boot', 4242, 'ayse', 'shared', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', ?1)
+             ON CONFLICT(order_id, holder_id) DO UPDATE SET expires_at_ms = ?1",
             [expires_at_ms],
         )
         .unwrap();
