@@ -209,9 +209,10 @@ struct Queue {
     in_flight: HashSet<i64>,
 }
 
-/// Devices a station claims at a time: a few cards' worth, so that other
-/// stations on the same order find devices to take.
-const CARDS_CLAIMED: usize = 8;
+/// Devices a station claims at a time: one card's worth (a card takes
+/// seconds, a claim a moment), so that every station on the order, however
+/// small, finds devices to take.
+const CARDS_CLAIMED: usize = 1;
 
 enum Claim {
     Device(Device),
