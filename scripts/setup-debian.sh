@@ -10,11 +10,13 @@
 #   reader driver that `certmint card virtual` plugs a virtual PIV card into,
 #   and the PC/SC client library the pcsc crate links against;
 # - yubico-piv-tool: an independent PIV client of the virtual card (the
-#   interop tests), beside OpenSC's opensc-tool and pkcs11-tool.
+#   interop tests), beside OpenSC's opensc-tool and pkcs11-tool;
+# - postgresql: the server programs (initdb, pg_ctl) the tests make a
+#   throwaway cluster with, and psql, for the shared journal's tests.
 # Idempotent: installs nothing when everything is present.
 set -euo pipefail
 
-packages=(openssl softhsm2 opensc opensc-pkcs11 time pcscd vsmartcard-vpcd libpcsclite-dev yubico-piv-tool)
+packages=(openssl softhsm2 opensc opensc-pkcs11 time pcscd vsmartcard-vpcd libpcsclite-dev yubico-piv-tool postgresql)
 
 missing=()
 for p in "${packages[@]}"; do

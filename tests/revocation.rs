@@ -502,12 +502,22 @@ fn a_journal_of_the_previous_schema_migrates_and_revokes_what_was_superseded() {
     };
     let old = issue(&[], "first.pem");
     issue(&["--reissue"], "second.pem");
-    // Back to version 3: the revocation and card PIN tables did not exist then.
+    // Back to version 3: the revocation and card PIN tables did not exist
+    // then, nor the stations' leases and claims (one producer per order).
     {
         let conn = rusqlite::Connection::open(ws.path("journal.sqlite")).unwrap();
         conn.execute_batch(
             "DROP TABLE revocations; DROP TABLE crls; DROP TABLE crl_numbers;
-             DROP TABLE card_secrets; DROP TABLE pin_letters; PRAGMA user_version = 3;",
+             DROP TABLE card_secrets; DROP TABLE pin_letters;
+             DROP INDEX devices_unclaimed; DROP INDEX devices_claimed;
+             ALTER TABLE devices DROP COLUMN claimed_by; ALTER TABLE devices DROP COLUMN produced_by;
+             DROP TABLE station_leases;
+             CREATE TABLE producer_leases (
+                 order_id INTEGER PRIMARY KEY REFERENCES orders(id), holder_id TEXT NOT NULL,
+                 host TEXT NOT NULL, boot_id TEXT NOT NULL, start_time INTEGER NOT NULL DEFAULT 0,
+                 pid INTEGER NOT NULL, operator TEXT NOT NULL, acquired_at TEXT NOT NULL,
+                 renewed_at TEXT NOT NULL, expires_at_ms INTEGER NOT NULL);
+             PRAGMA user_version = 3;",
         )
         .unwrap();
     }

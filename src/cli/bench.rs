@@ -11,7 +11,7 @@ use serde::Serialize;
 use certmint::ca::{self, CaDirectory, InitOptions};
 use certmint::calendar::BusinessCalendar;
 use certmint::ids::{IdMode, PrefixTable};
-use certmint::journal::{Application, Journal, NewOrder, OrderId, OrderKind, SqlJournal, Target};
+use certmint::journal::{Application, Journal, NewOrder, OrderKind, SqlJournal, Target};
 use certmint::keyref::{KeyRef, Unlock};
 use certmint::order::serial_list::SerialListReader;
 use certmint::pkcs11::{PinSource, Pkcs11Signer, SessionProcesses, Token};
@@ -54,6 +54,11 @@ pub struct BenchArgs {
     /// Also produce a K-device soft ÖKC order and report devices/s and peak memory (K at most 1,000,000).
     #[arg(long, value_parser = |t: &str| super::count_arg(t, certmint::input::MAX_BENCH_BATCH))]
     batch: Option<usize>,
+    /// Run --batch on this journal instead of a temporary SQLite file: a
+    /// postgresql:// URL of an empty database (a journal with orders is
+    /// refused: the bench never writes into a journal of record).
+    #[arg(long, value_name = "URL", requires = "batch")]
+    batch_journal: Option<String>,
     /// Measure only the key's raw signature rate, on one thread, for --seconds.
     #[arg(long, conflicts_with_all = ["workers", "batch"])]
     sign_only: bool,
@@ -86,6 +91,8 @@ fn seconds_arg(text: &str) -> Result<f64, String> {
 
 #[derive(Serialize)]
 struct BatchReport {
+    /// The journal's database: SQLite or PostgreSQL.
+    journal: &'static str,
     devices: usize,
     workers: usize,
     seconds: f64,
@@ -102,7 +109,14 @@ fn peak_rss_kib() -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
+fn batch(devices: usize, workers: usize, journal: Option<&str>) -> Result<BatchReport> {
+    let address = match journal {
+        None => None,
+        Some(text) => match certmint::journal::JournalAddress::parse(text) {
+            Ok(address) => Some(address),
+            Err(reason) => usage!("--batch-journal: {reason}"),
+        },
+    };
     let dir = std::env::temp_dir().join(format!("certmint-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let result = (|| -> Result<BatchReport> {
@@ -123,7 +137,16 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
             .collect();
         let list_path = dir.join("list.txt");
         std::fs::write(&list_path, list)?;
-        let mut journal = SqlJournal::open(&dir.join("journal.sqlite"))?;
+        let mut journal = match &address {
+            None => SqlJournal::open(&dir.join("journal.sqlite"))?,
+            Some(address) => {
+                let journal = SqlJournal::open_at(address)?;
+                if !journal.orders()?.is_empty() {
+                    usage!("--batch-journal {address}: the journal has orders; the bench runs on an empty database only");
+                }
+                journal
+            }
+        };
         let order = NewOrder {
             kind: OrderKind::Okc,
             manufacturer: "Bench A.Ş.".into(),
@@ -141,18 +164,19 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
         let file = std::fs::File::open(&list_path)?;
         let reader =
             SerialListReader::new(std::io::BufReader::new(file), PrefixTable::new(["FU"])?);
-        certmint::order::import::import_order(
+        let imported = certmint::order::import::import_order(
             &mut journal,
             &order,
             &mut reader.map(|item| item.map(certmint::order::import::Listed::from)),
             false,
         )?;
-        journal.mark_paid(OrderId(1), "bench")?;
+        let order_id = imported.order.context("the bench order was not imported")?;
+        journal.mark_paid(order_id, "bench")?;
         let journal: Mutex<SqlJournal> = Mutex::new(journal);
         let calendar = BusinessCalendar::turkey();
         let target = SoftTarget::new(&issuing.chain)?;
         let production = Production {
-            order: OrderId(1),
+            order: order_id,
             ca: &issuing.ca,
             profile: &issuing.profile,
             chain: issuing.chain.clone(),
@@ -168,6 +192,11 @@ fn batch(devices: usize, workers: usize) -> Result<BatchReport> {
         production.run(&journal, &target)?;
         let seconds = start.elapsed().as_secs_f64();
         Ok(BatchReport {
+            journal: if address.as_ref().is_some_and(|a| a.file().is_none()) {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            },
             devices,
             workers,
             seconds,
@@ -339,7 +368,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let duration = Duration::from_secs_f64(args.seconds.max(0.1));
     let report = certmint::tools::bench::bench(single, parallel, &name, workers, duration)
         .map_err(|e| anyhow::anyhow!(e))?;
-    let batch = args.batch.map(|k| batch(k, workers)).transpose()?;
+    let batch = args
+        .batch
+        .map(|k| batch(k, workers, args.batch_journal.as_deref()))
+        .transpose()?;
     if args.json {
         super::json::print(
             "bench",
@@ -349,8 +381,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         print!("{}", report.to_text());
         if let Some(b) = batch {
             println!(
-                "\nBatch: {} soft ÖKC devices (P-256, durable journal, PKCS#12) with {} workers in {:.1} s: {:.0} devices/s, peak memory {} KiB",
+                "\nBatch: {} soft ÖKC devices (P-256, durable {} journal, PKCS#12) with {} workers in {:.1} s: {:.0} devices/s, peak memory {} KiB",
                 b.devices,
+                b.journal,
                 b.workers,
                 b.seconds,
                 b.devices_per_second,
