@@ -262,8 +262,10 @@ pub struct StationArgs {
     /// Accept GİB's test identifiers. Never in production.
     #[arg(long)]
     test_mode: bool,
-    /// When another producer holds the order: wait up to SECONDS for it to finish
-    /// (default: refuse at once, naming it; exit 7).
+    /// When a producer that keeps this one out holds the order (one with the
+    /// order alone: keys in a token), wait up to SECONDS for it to finish
+    /// (default: refuse at once, naming it; exit 7). Producers of a shared
+    /// order (soft keys, cards) work beside each other and never wait.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     wait: u64,
     /// Print the report as JSON.

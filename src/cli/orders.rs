@@ -251,8 +251,11 @@ pub enum OkcCommand {
     after_help = "Examples:\n  certmint okc produce --order 3 --ca ./ca --deliveries ./deliveries\n  \
 certmint okc produce --order 4 --ca ./ca --deliveries ./deliveries --token 'pkcs11:token=URETICI?pin-source=file:pin'\n\n\
 Ctrl-C stops after the devices in flight (exit 130); running the same command again resumes\n\
-and never issues a second certificate for a device. One producer per order: while another\n\
-producer holds the order, this one is refused at once naming it (exit 7), or waits with --wait."
+and never issues a second certificate for a device. A soft order may be produced by several\n\
+processes at once (on one journal, e.g. PostgreSQL): each certifies the devices it claims, and\n\
+the one that finishes the order delivers it. An order with keys in a token (--token) has one\n\
+producer at a time: while another holds it, this one is refused naming it (exit 7), or waits\n\
+with --wait."
 )]
 pub struct ProduceArgs {
     #[command(flatten)]
@@ -283,8 +286,10 @@ pub struct ProduceArgs {
     /// Extra closed days (one YYYY-MM-DD per line) for the purge deadline.
     #[arg(long)]
     closed_days: Option<PathBuf>,
-    /// When another producer holds the order: wait up to SECONDS for it to finish
-    /// (default: refuse at once, naming it; exit 7).
+    /// When a producer that keeps this one out holds the order (one with the
+    /// order alone: keys in a token), wait up to SECONDS for it to finish
+    /// (default: refuse at once, naming it; exit 7). Producers of a shared
+    /// order (soft keys, cards) work beside each other and never wait.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     wait: u64,
     /// Print the report as JSON.

@@ -66,7 +66,9 @@ pub enum JournalError {
     /// A signed checkpoint of the audit chain could not be written or read.
     #[error(transparent)]
     Checkpoint(#[from] crate::audit::checkpoint::CheckpointError),
-    /// Another producer holds the order's lease: one producer per order.
+    /// Another producer holds a lease on the order that keeps this one out
+    /// (an exclusive producer, or a shared one when this one asks for the
+    /// order alone).
     #[error(
         "order {order} is being produced by another producer: {} since {} (last seen {}); \
          run again once it has finished, or wait for it with --wait SECONDS",

@@ -12,7 +12,7 @@
 //!
 //! The rooms: [`key_target`] (the [`key_target::KeyTarget`] trait, soft, hsm and
 //! card), [`pipeline`] (prepare → lint → intent → sign → verify → store, and
-//! the threaded run of an order), [`lease`] (one producer per order),
+//! the threaded run of an order), [`lease`] (the producers of an order, shared or exclusive),
 //! [`recovery`] (what a crash left), [`seals`] (seal orders in a company's
 //! token), [`delivery`] (the delivery folder and
 //! its manifests), [`files`] (fsync and `O_NOFOLLOW` writes) and [`setup`]

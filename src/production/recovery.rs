@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use super::key_target::TargetRun;
 use super::{ProduceError, Production, ProductionReport};
-use crate::journal::{CertificateStatus, Device, Journal};
+use crate::journal::{CertificateStatus, Device, DeviceState, Journal};
 use crate::pkcs11::token::lock;
 use crate::profile::ProfileName;
 
@@ -52,6 +52,12 @@ pub(crate) fn void_left_intents(
     let mut voided = 0;
     let mut devices = Vec::with_capacity(claimed.len());
     for device in claimed {
+        // Only a device whose intent was recorded can carry one (recording
+        // it moves the device to that state): the others need no look.
+        if matches!(device.state, DeviceState::Planned | DeviceState::KeyGenerated) {
+            devices.push(device);
+            continue;
+        }
         let in_force = lock(journal).certificate_in_force(&device)?;
         let Some((serial_hex, CertificateStatus::Intent)) = in_force else {
             devices.push(device);

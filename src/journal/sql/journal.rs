@@ -64,6 +64,33 @@ pub(super) const AUDIT_OF_ORDER: &str = "SELECT a.seq, a.at, a.operator, a.event
                          WHERE c.serial_hex = substr(a.subject, 13) AND d.order_id = ?3)))
      ORDER BY a.seq LIMIT ?4";
 
+/// Rows written by one statement at most: a chunk of devices is one
+/// statement per table instead of one per device (a statement is a round
+/// trip to a database server), within any database's limit on parameters.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// `(?1, ?2, …), (?k+1, …)`: `rows` tuples of `columns` parameters, each
+/// followed by the SQL `literals` (`, 'intent'`), if any.
+fn value_tuples(rows: usize, columns: usize, literals: &str) -> String {
+    (0..rows)
+        .map(|row| {
+            let tuple: Vec<String> = (1..=columns)
+                .map(|column| format!("?{}", row * columns + column))
+                .collect();
+            format!("({}{literals})", tuple.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `?first, ?first+1, …`: `count` parameters, for `IN (…)`.
+fn parameter_list(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("?{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The columns [`device_from_row`] reads.
 const DEVICE_COLUMNS: &str = "id, order_id, serial, state, key_id";
 
@@ -272,6 +299,53 @@ impl AuditChain {
         )?;
         self.seq = seq;
         self.hash = hash.to_vec();
+        Ok(())
+    }
+
+    /// Appends `records` (operator, event, subject, details), all written
+    /// `at`, chained in their order, in as few statements as rows allow.
+    pub(super) fn append_all(
+        &mut self,
+        tx: &mut dyn Database,
+        at: &str,
+        records: &[(&str, &str, String, String)],
+    ) -> Result<(), JournalError> {
+        for group in records.chunks(ROWS_PER_STATEMENT) {
+            let mut rows: Vec<(i64, Vec<u8>, Vec<u8>)> = Vec::with_capacity(group.len());
+            for (operator, event, subject, details) in group {
+                let seq = self.seq + 1;
+                let hash =
+                    audit::record_hash(&self.hash, seq, at, operator, event, subject, details);
+                rows.push((
+                    seq,
+                    std::mem::replace(&mut self.hash, hash.to_vec()),
+                    hash.to_vec(),
+                ));
+                self.seq = seq;
+            }
+            let mut values: Vec<Param<'_>> = Vec::with_capacity(group.len() * 8);
+            for ((operator, event, subject, details), (seq, prev_hash, hash)) in
+                group.iter().zip(&rows)
+            {
+                values.extend([
+                    Param::Int(*seq),
+                    Param::Text(at),
+                    Param::Text(operator),
+                    Param::Text(event),
+                    Param::Text(subject),
+                    Param::Text(details),
+                    Param::Blob(prev_hash),
+                    Param::Blob(hash),
+                ]);
+            }
+            tx.execute(
+                &format!(
+                    "INSERT INTO audit (seq, at, operator, event, subject, details, prev_hash, hash) VALUES {}",
+                    value_tuples(group.len(), 8, "")
+                ),
+                &values,
+            )?;
+        }
         Ok(())
     }
 
@@ -667,23 +741,45 @@ impl SqlJournal {
         for order in orders {
             Self::check_own_lease(leases, tx, order)?;
         }
-        for device in devices {
-            let Some(mine) = leases.get(&device.order) else {
+        let mut orders: Vec<OrderId> = devices.iter().map(|d| d.order).collect();
+        orders.sort_unstable_by_key(|o| o.0);
+        orders.dedup();
+        for order in orders {
+            let Some(mine) = leases.get(&order) else {
                 continue;
             };
-            let claimed_by: Option<String> = tx.query_row(
-                "SELECT claimed_by FROM devices WHERE id = ?1",
-                params![device.id],
-                |r| r.get(0),
-            )?;
-            if claimed_by.as_deref() != Some(mine.as_str()) {
-                return Err(JournalError::LeaseLost {
-                    order: device.order,
-                    by: format!(
-                        "another producer (device {} is no longer claimed by this one)",
-                        device.name
+            let of_order: Vec<&&Device> = devices.iter().filter(|d| d.order == order).collect();
+            for group in of_order.chunks(ROWS_PER_STATEMENT) {
+                let mut values = vec![Param::Text(mine)];
+                values.extend(group.iter().map(|d| Param::Int(d.id)));
+                let claimed: i64 = tx.query_row(
+                    &format!(
+                        "SELECT COUNT(*) FROM devices WHERE claimed_by = ?1 AND id IN ({})",
+                        parameter_list(2, group.len())
                     ),
-                });
+                    &values,
+                    |r| r.get(0),
+                )?;
+                if usize::try_from(claimed).ok() == Some(group.len()) {
+                    continue;
+                }
+                // Which one: named in the refusal.
+                for device in group {
+                    let claimed_by: Option<String> = tx.query_row(
+                        "SELECT claimed_by FROM devices WHERE id = ?1",
+                        params![device.id],
+                        |r| r.get(0),
+                    )?;
+                    if claimed_by.as_deref() != Some(mine.as_str()) {
+                        return Err(JournalError::LeaseLost {
+                            order,
+                            by: format!(
+                                "another producer (device {} is no longer claimed by this one)",
+                                device.name
+                            ),
+                        });
+                    }
+                }
             }
         }
         Ok(())
@@ -1188,27 +1284,48 @@ impl Journal for SqlJournal {
         Self::check_claims(&self.leases, &mut *tx, &devices)?;
         let mut chain = AuditChain::read(&mut *tx)?;
         let now = now_rfc3339();
-        for intent in intents {
+        for group in intents.chunks(ROWS_PER_STATEMENT) {
+            let mut values: Vec<Param<'_>> = Vec::with_capacity(group.len() * 4);
+            for intent in group {
+                values.extend([
+                    Param::Int(intent.device.id),
+                    Param::Text(intent.serial_hex),
+                    Param::Blob(intent.tbs),
+                    Param::Text(&now),
+                ]);
+            }
             tx.execute(
-                "INSERT INTO certificates (device_id, serial_hex, status, tbs, recorded_at) VALUES (?1, ?2, 'intent', ?3, ?4)",
-                params![intent.device.id, intent.serial_hex, intent.tbs, now],
-            )?;
-            tx.execute(
-                "UPDATE devices SET state = 'intent-recorded' WHERE id = ?1",
-                params![intent.device.id],
-            )?;
-            chain.append(
-                &mut *tx,
-                &now,
-                operator,
-                "device.intent",
-                &format!("device {}", intent.device.name),
                 &format!(
-                    "{}; certificate {} linted",
-                    intent.key_note, intent.serial_hex
+                    "INSERT INTO certificates (device_id, serial_hex, tbs, recorded_at, status)
+                     VALUES {}",
+                    value_tuples(group.len(), 4, ", 'intent'")
                 ),
+                &values,
+            )?;
+            let ids: Vec<Param<'_>> = group.iter().map(|i| Param::Int(i.device.id)).collect();
+            tx.execute(
+                &format!(
+                    "UPDATE devices SET state = 'intent-recorded' WHERE id IN ({})",
+                    parameter_list(1, ids.len())
+                ),
+                &ids,
             )?;
         }
+        let records: Vec<(&str, &str, String, String)> = intents
+            .iter()
+            .map(|intent| {
+                (
+                    operator,
+                    "device.intent",
+                    format!("device {}", intent.device.name),
+                    format!(
+                        "{}; certificate {} linted",
+                        intent.key_note, intent.serial_hex
+                    ),
+                )
+            })
+            .collect();
+        chain.append_all(&mut *tx, &now, &records)?;
         chain.write(&mut *tx)?;
         tx.commit()?;
         self.audit_committed()
@@ -1255,18 +1372,22 @@ impl Journal for SqlJournal {
                  WHERE id = ?2",
                 params![c.p12_password, device.id, self.leases.get(&device.order)],
             )?;
-            chain.append(
-                &mut *tx,
-                &now,
-                operator,
-                "device.certificate-issued",
-                &format!("device {}", device.name),
-                &format!(
-                    "certificate {} signed, verified, stored; SHA-256 {}",
-                    c.serial_hex, c.sha256
-                ),
-            )?;
         }
+        let records: Vec<(&str, &str, String, String)> = verified
+            .iter()
+            .map(|v| {
+                (
+                    operator,
+                    "device.certificate-issued",
+                    format!("device {}", v.device.name),
+                    format!(
+                        "certificate {} signed, verified, stored; SHA-256 {}",
+                        v.certificate.serial_hex, v.certificate.sha256
+                    ),
+                )
+            })
+            .collect();
+        chain.append_all(&mut *tx, &now, &records)?;
         chain.write(&mut *tx)?;
         tx.commit()?;
         self.audit_committed()
