@@ -45,17 +45,20 @@ database() {
 cd "$out"
 export CERTMINT_OPERATOR=stations CERTMINT_AUDIT_DIR="$out/audit"
 
-echo "== 1. bench --batch $devices: SQLite, then PostgreSQL"
-"$certmint" bench --batch "$devices" --seconds 1 --json > bench-sqlite.json
-"$certmint" bench --batch "$devices" --seconds 1 --json \
-    --batch-journal "$(database bench)" > bench-postgresql.json
+echo "== 1. bench --batch $devices: SQLite, then PostgreSQL, three rounds back to back"
+for round in 1 2 3; do
+    "$certmint" bench --batch "$devices" --seconds 0.1 --json > "bench-sqlite-$round.json"
+    "$certmint" bench --batch "$devices" --seconds 0.1 --json \
+        --batch-journal "$(database "bench$round")" > "bench-postgresql-$round.json"
+done
 python3 - <<'EOF'
-import json
-s = json.load(open("bench-sqlite.json"))["batch"]
-p = json.load(open("bench-postgresql.json"))["batch"]
-print(f"SQLite:     {s['devices_per_second']:.0f} devices/s ({s['devices']} devices, {s['workers']} workers, {s['seconds']:.1f} s)")
-print(f"PostgreSQL: {p['devices_per_second']:.0f} devices/s ({p['devices']} devices, {p['workers']} workers, {p['seconds']:.1f} s)")
-print(f"PostgreSQL / SQLite: {p['devices_per_second'] / s['devices_per_second']:.2f}")
+import json, statistics
+rate = lambda name: [json.load(open(f"bench-{name}-{r}.json"))["batch"]["devices_per_second"] for r in (1, 2, 3)]
+s, p = rate("sqlite"), rate("postgresql")
+print("SQLite devices/s:     " + ", ".join(f"{x:.0f}" for x in s) + f"  (median {statistics.median(s):.0f})")
+print("PostgreSQL devices/s: " + ", ".join(f"{x:.0f}" for x in p) + f"  (median {statistics.median(p):.0f})")
+print("PostgreSQL / SQLite, each round: " + ", ".join(f"{b / a:.2f}" for a, b in zip(s, p))
+      + f"; of the medians: {statistics.median(p) / statistics.median(s):.2f}")
 EOF
 
 "$certmint" ca init --dir ca --key-type p256 >/dev/null
@@ -82,12 +85,14 @@ produce() {
     python3 -c "print(f'{$end - $start:.2f}')"
 }
 
-echo "== 2. one station, then two, on $devices devices (PostgreSQL)"
-one="$(database one)"; order "$one"
-two="$(database two)"; order "$two"
-t1=$(produce "$one" 1 one)
-t2=$(produce "$two" 2 two)
-python3 -c "print(f'1 station: {$t1} s ({$devices / $t1:.0f} devices/s); 2 stations: {$t2} s ({$devices / $t2:.0f} devices/s); 2 stations ÷ 1: {$t1 / $t2:.2f}')"
+echo "== 2. one station, then two, on $devices devices (PostgreSQL), two rounds"
+for round in 1 2; do
+    one="$(database "one$round")"; order "$one"
+    two="$(database "two$round")"; order "$two"
+    t1=$(produce "$one" 1 "one$round")
+    t2=$(produce "$two" 2 "two$round")
+    python3 -c "print(f'round $round: 1 station {$t1} s ({$devices / $t1:.0f} devices/s); 2 stations {$t2} s ({$devices / $t2:.0f} devices/s); 2 stations ÷ 1: {$t1 / $t2:.2f}')"
+done
 
 echo "== 3. three stations at once on $devices devices (PostgreSQL)"
 three="$(database three)"; order "$three"

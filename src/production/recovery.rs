@@ -54,7 +54,10 @@ pub(crate) fn void_left_intents(
     for device in claimed {
         // Only a device whose intent was recorded can carry one (recording
         // it moves the device to that state): the others need no look.
-        if matches!(device.state, DeviceState::Planned | DeviceState::KeyGenerated) {
+        if matches!(
+            device.state,
+            DeviceState::Planned | DeviceState::KeyGenerated
+        ) {
             devices.push(device);
             continue;
         }
