@@ -174,3 +174,55 @@ fn a_broken_source_and_a_password_in_an_address_are_refused() {
     assert_eq!(leaked.code, 2, "{}", leaked.stderr);
     assert!(!leaked.stderr.contains("s3cret"), "{}", leaked.stderr);
 }
+
+/// A copy holds the target's writer lock for its whole length: into a
+/// journal a producer is at work on, it is refused, copying nothing.
+#[test]
+fn a_copy_into_a_journal_a_producer_is_at_work_on_is_refused() {
+    use certmint::journal::{Journal, JournalAddress, LeaseHolder, OrderId, Sharing, SqlJournal};
+    let ws = Workspace::with_ca(&["--key-type", "p256"]);
+    let station = ws.path("station.sqlite").display().to_string();
+    let shared = postgres::cluster().new_database();
+    produced_order(&ws, &station, 40_000_000, 3, "1");
+    // The shared journal has a paid order, which a station elsewhere produces.
+    let list: String = (50_000_000..50_000_003)
+        .map(|n| format!("FU{n:08}\n"))
+        .collect();
+    ws.write("shared.txt", list.as_bytes());
+    common::ensure_manufacturer(|args| certmint(&ws, &shared, args));
+    let path = ws.path("shared.txt").display().to_string();
+    certmint(&ws, &shared, &import_args("FU,JI", &path, &[])).ok();
+    certmint(&ws, &shared, &["order", "pay", "--order", "1"]).ok();
+    std::env::set_var("CERTMINT_AUDIT_DIR", ws.path("audit"));
+    let mut journal = SqlJournal::open_at(&JournalAddress::parse(&shared).unwrap()).unwrap();
+    let elsewhere = LeaseHolder {
+        host: "station-9".into(),
+        operator: "deniz".into(),
+        ..LeaseHolder::this_process("deniz")
+    };
+    journal
+        .acquire_lease(
+            OrderId(1),
+            &elsewhere,
+            std::time::Duration::from_secs(600),
+            Sharing::Shared,
+        )
+        .unwrap();
+    let refused = certmint(
+        &ws,
+        &shared,
+        &["journal", "copy", "--from", &station, "--to", &shared],
+    );
+    assert_eq!(refused.code, 9, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("a producer is at work on the target journal")
+            && refused.stderr.contains("operator deniz on host station-9"),
+        "{}",
+        refused.stderr
+    );
+    let orders = certmint(&ws, &shared, &["order", "list", "--json"]).ok();
+    let orders: serde_json::Value = serde_json::from_str(&orders.stdout).unwrap();
+    assert_eq!(orders["orders"].as_array().unwrap().len(), 1, "{orders}");
+}

@@ -482,14 +482,22 @@ impl Worker<'_, '_> {
         Ok(())
     }
 
-    /// Whether the order is done: nothing queued and nothing on a card.
+    /// Whether the order is done: nothing queued or on a card here, and
+    /// every device of the order certified, by this station or another.
+    /// Asked while a reader waits for a card, so it claims nothing: a
+    /// device claimed with no card to take it would wait at this station
+    /// while other stations' readers stand idle.
     fn order_done(&self) -> Result<bool, StationError> {
-        let mut queue = lock(self.queue);
-        self.refill(&mut queue)?;
-        Ok(queue.exhausted
-            && queue.retry.is_empty()
-            && queue.page.is_empty()
-            && queue.in_flight.is_empty())
+        {
+            let queue = lock(self.queue);
+            if !(queue.retry.is_empty() && queue.page.is_empty() && queue.in_flight.is_empty()) {
+                return Ok(false);
+            }
+        }
+        let order = lock(self.journal)
+            .order(self.station.order)
+            .map_err(ProduceError::from)?;
+        Ok(order.verified >= order.devices)
     }
 
     fn claim(&self) -> Result<Claim, StationError> {

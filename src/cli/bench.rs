@@ -140,9 +140,13 @@ fn batch(devices: usize, workers: usize, journal: Option<&str>) -> Result<BatchR
         let mut journal = match &address {
             None => SqlJournal::open(&dir.join("journal.sqlite"))?,
             Some(address) => {
+                if address.file().is_some() {
+                    usage!("--batch-journal takes a postgresql:// URL (the SQLite batch runs on a temporary file of its own)");
+                }
                 let journal = SqlJournal::open_at(address)?;
-                if !journal.orders()?.is_empty() {
-                    usage!("--batch-journal {address}: the journal has orders; the bench runs on an empty database only");
+                // A journal with anything on record is someone's record.
+                if certmint::audit::tables::AuditStorage::audit_head(&journal)?.is_some() {
+                    usage!("--batch-journal {address}: the journal holds records; the bench runs on an empty database only");
                 }
                 journal
             }

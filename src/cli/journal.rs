@@ -52,7 +52,15 @@ fn copy(args: CopyArgs) -> Result<()> {
         }
     };
     let (from, to) = (address("from", &args.from)?, address("to", &args.to)?);
-    if from.to_string() == to.to_string() {
+    // The same file under two spellings is the same journal.
+    let same = match (from.file(), to.file()) {
+        (Some(a), Some(b)) => match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => a == b,
+        },
+        _ => from.to_string() == to.to_string(),
+    };
+    if same {
         usage!("--from and --to name the same journal");
     }
     let operator = match args

@@ -63,9 +63,11 @@ impl JournalAddress {
         }
         if text.starts_with("postgresql://") || text.starts_with("postgres://") {
             ServerAddress::parse(text).map(|server| JournalAddress::Server(Box::new(server)))
-        } else if text.contains("://") {
+        } else if let Some((scheme, _)) = text.split_once("://") {
+            // Only the scheme is repeated: the rest may hold a password.
             Err(format!(
-                "{text:?} is neither a file path nor a postgresql:// URL"
+                "an address of scheme {:?} is neither a file path nor a postgresql:// URL",
+                crate::text::one_line(&scheme.chars().take(32).collect::<String>())
             ))
         } else {
             Ok(JournalAddress::File(PathBuf::from(text)))
@@ -202,11 +204,13 @@ impl ServerAddress {
                 .permissions()
                 .mode();
             if mode & 0o077 != 0 {
-                return Err(format!(
-                    "password file {} is readable by others (mode {:o}): make it 0600",
+                // As libpq: a file others can read is not used, and said so.
+                tracing::warn!(
+                    "password file {} is readable by others (mode {:o}): not used; make it 0600",
                     file.display(),
                     mode & 0o777
-                ));
+                );
+                return Ok(None);
             }
         }
         let host = match config.get_hosts().first() {
@@ -219,10 +223,12 @@ impl ServerAddress {
             .copied()
             .unwrap_or(5432)
             .to_string();
-        let database = config.get_dbname().unwrap_or("");
         let user = config.get_user().unwrap_or("");
+        // As libpq: the database defaults to the user's name.
+        let database = config.get_dbname().unwrap_or(user);
         Ok(text
             .lines()
+            .map(|line| line.strip_suffix('\r').unwrap_or(line))
             .filter(|line| !line.starts_with('#'))
             .find_map(|line| {
                 let fields = pgpass_fields(line);
@@ -311,6 +317,10 @@ mod tests {
         assert!(refused.contains("PGPASSWORD"), "{refused}");
         assert!(!refused.contains("s3cret"), "{refused}");
         let refused = JournalAddress::parse("postgresql://db/ca?password=s3cret").unwrap_err();
+        assert!(!refused.contains("s3cret"), "{refused}");
+        // A mistyped scheme is named, and nothing after it.
+        let refused = JournalAddress::parse("postgress://certmint:s3cret@db/ca").unwrap_err();
+        assert!(refused.contains("\"postgress\""), "{refused}");
         assert!(!refused.contains("s3cret"), "{refused}");
     }
 

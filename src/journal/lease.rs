@@ -155,7 +155,15 @@ impl Lease {
     /// another host cannot be asked after: its lease must have been renewed
     /// within its time.
     pub fn is_live_as_seen_from(&self, here: &LeaseHolder) -> bool {
-        self.is_live_given(here, now_ms(), &process_runs)
+        self.is_live_at(here, now_ms())
+    }
+
+    /// [`Self::is_live_as_seen_from`] with the time `now_ms` taken from the
+    /// journal's clock ([`super::Journal::clock_ms`]), which every station
+    /// shares: a lease written by a host whose clock runs ahead or behind
+    /// is judged by the same clock that wrote its expiry.
+    pub fn is_live_at(&self, here: &LeaseHolder, now_ms: i64) -> bool {
+        self.is_live_given(here, now_ms, &process_runs)
     }
 
     /// [`Self::is_live_as_seen_from`] at `now_ms`, with `runs` telling

@@ -712,7 +712,9 @@ pub trait Journal: Send + crate::audit::tables::AuditStorage {
     fn dangling_intents(&self, order: OrderId) -> Result<Vec<(String, Device)>, JournalError>;
 
     /// Voids a dangling intent (its signature, if made, was never stored or
-    /// delivered); the device goes back to `Planned` or `KeyGenerated`.
+    /// delivered); the device goes back to `Planned` or `KeyGenerated`. An
+    /// intent voided already (by another producer of the order) is left as
+    /// it is.
     fn void_intent(
         &mut self,
         serial_hex: &str,
@@ -908,6 +910,11 @@ pub trait Journal: Send + crate::audit::tables::AuditStorage {
 
     /// The order's leases not released, in the order they were taken.
     fn leases(&self, order: OrderId) -> Result<Vec<Lease>, JournalError>;
+
+    /// The journal's clock (Unix time, milliseconds): a server journal's
+    /// is the server's, so that stations judge a lease's expiry by the
+    /// clock that wrote it ([`Lease::is_live_at`]).
+    fn clock_ms(&self) -> Result<i64, JournalError>;
 
     /// The device with this serial (an ÖKC device serial or a seal label),
     /// in whichever order holds it.

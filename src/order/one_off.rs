@@ -181,8 +181,12 @@ fn device_on_record(
             ),
         });
     }
+    let now_ms = journal.clock_ms()?;
     for lease in journal.leases(device.order)? {
-        if lease.is_live_as_seen_from(&crate::journal::LeaseHolder::this_process(how.operator)) {
+        if lease.is_live_at(
+            &crate::journal::LeaseHolder::this_process(how.operator),
+            now_ms,
+        ) {
             return Err(JournalError::Held {
                 order: device.order,
                 lease: Box::new(lease),

@@ -430,8 +430,17 @@ impl Production<'_> {
         report.devices = order.devices;
         report.already_done = order.verified;
         if order.state == OrderState::Producing || order.state == OrderState::Paid {
-            lock(journal).start_production(self.order, &self.operator)?;
-            self.recover(journal, target, report)?;
+            let started = lock(journal).start_production(self.order, &self.operator);
+            match started {
+                Ok(()) => self.recover(journal, target, report)?,
+                // Another producer of the order finished it in between:
+                // nothing is left to produce, and the order as it stands
+                // now says who delivers.
+                Err(JournalError::WrongState { .. }) => {
+                    return Ok(lock(journal).order(self.order)?);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(order)
     }
@@ -455,7 +464,7 @@ impl Production<'_> {
             // The journal's lock is given back before the delivery takes it.
             let finished = lock(journal).finish_production(self.order, &self.operator);
             match finished {
-                Ok(true) => return self.deliver(journal, target, report),
+                Ok(true) => {}
                 Ok(false) => {
                     report.stopped = true;
                     return Ok(());
@@ -465,13 +474,24 @@ impl Production<'_> {
                 Err(e) => return Err(e.into()),
             }
         }
-        // Produced by another producer: while it lives, it delivers (one
-        // delivery writes the folder); one that died left it to this one.
+        // Produced: one delivery writes the folder. The order's producers
+        // finish together (each waits while another holds devices), and
+        // each asks the same rule, so they agree on one of them: the live
+        // one with the least holder id. One that died is not asked, and one
+        // that finds the order produced and undelivered later takes it up.
         let here = LeaseHolder::this_process(&self.operator);
-        let leases = lock(journal).leases(self.order)?;
-        let another_delivers = leases.iter().any(|lease| {
-            lease.holder.holder_id != here.holder_id && lease.is_live_as_seen_from(&here)
-        });
+        let (leases, now_ms) = {
+            let journal = lock(journal);
+            (journal.leases(self.order)?, journal.clock_ms()?)
+        };
+        let deliverer = leases
+            .iter()
+            .filter(|lease| {
+                lease.holder.holder_id == here.holder_id || lease.is_live_at(&here, now_ms)
+            })
+            .map(|lease| lease.holder.holder_id.as_str())
+            .min();
+        let another_delivers = deliverer.is_some_and(|id| id != here.holder_id);
         if another_delivers {
             report.delivered_by_another = true;
             return Ok(());

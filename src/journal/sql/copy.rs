@@ -126,6 +126,26 @@ pub fn copy_journal(
     to: &mut SqlJournal,
     operator: &str,
 ) -> Result<CopyReport, CopyError> {
+    // One state of the source throughout: its chain verified and its rows
+    // read in one read-only transaction.
+    {
+        let source = from.db.get_mut();
+        source
+            .begin_snapshot()
+            .map_err(|e| super::db::journal_error(source.location(), source.busy_wait_secs(), e))?;
+    }
+    let copied = copy_snapshot(from, to, operator);
+    let source = from.db.get_mut();
+    let _ = source.rollback();
+    copied
+}
+
+/// [`copy_journal`], inside the source's snapshot.
+fn copy_snapshot(
+    from: &mut SqlJournal,
+    to: &mut SqlJournal,
+    operator: &str,
+) -> Result<CopyReport, CopyError> {
     let audit = from.verify_audit()?;
     if !audit.is_intact() {
         return Err(CopyError::SourceBroken(audit.problems.len()));
@@ -134,6 +154,9 @@ pub fn copy_journal(
     let from_location = from.location();
     let to_location = to.location();
     let source = from.db.get_mut().as_mut();
+    let source_now = source
+        .now_ms()
+        .map_err(|e| super::db::journal_error(source.location(), source.busy_wait_secs(), e))?;
     let at_work: Vec<String> = rows_of(
         source,
         "SELECT s.order_id, s.host, s.pid, s.operator, s.holder_id, s.boot_id, s.start_time,
@@ -141,25 +164,7 @@ pub fn copy_journal(
          FROM station_leases s WHERE s.released_at IS NULL",
     )?
     .iter()
-    .filter_map(|row| {
-        let lease = crate::journal::Lease {
-            holder: LeaseHolder {
-                holder_id: row.get(4).ok()?,
-                host: row.get(1).ok()?,
-                boot_id: row.get(5).ok()?,
-                pid: row.get(2).ok()?,
-                start_time: u64::try_from(row.get::<i64>(6).ok()?).unwrap_or(0),
-                operator: row.get(3).ok()?,
-            },
-            sharing: crate::journal::Sharing::Shared,
-            acquired_at: row.get(7).ok()?,
-            renewed_at: row.get(8).ok()?,
-            expires_at_ms: row.get(9).ok()?,
-        };
-        lease
-            .is_live_as_seen_from(&here)
-            .then(|| format!("order {}: {}", row.get::<i64>(0).unwrap_or(0), lease.holder))
-    })
+    .filter_map(|row| live_producer(row, &here, source_now))
     .collect();
     if let Some(first) = at_work.first() {
         return Err(CopyError::Conflict(format!(
@@ -172,6 +177,27 @@ pub fn copy_journal(
         |r| Ok((r.get::<i64>(0)?, r.get::<Vec<u8>>(1)?)),
     )?;
 
+    // The copy holds the target's writer lock for its whole length: with
+    // producers at work on the target, their writes would wait past the
+    // bounded wait and fail.
+    let target = to.db.get_mut().as_mut();
+    let target_now = target
+        .now_ms()
+        .map_err(|e| super::db::journal_error(target.location(), target.busy_wait_secs(), e))?;
+    let busy: Vec<String> = rows_of(
+        target,
+        "SELECT s.order_id, s.host, s.pid, s.operator, s.holder_id, s.boot_id, s.start_time,
+                s.acquired_at, s.renewed_at, s.expires_at_ms, s.sharing
+         FROM station_leases s WHERE s.released_at IS NULL",
+    )?
+    .iter()
+    .filter_map(|row| live_producer(row, &here, target_now))
+    .collect();
+    if let Some(first) = busy.first() {
+        return Err(CopyError::Conflict(format!(
+            "a producer is at work on the target journal ({first}); copy into it while no order is being produced"
+        )));
+    }
     let mut tx = WriteTx::begin(to.db.get_mut().as_mut())?;
     refuse_conflicts(source, &mut *tx)?;
     let mut report = CopyReport {
@@ -411,6 +437,29 @@ pub fn copy_journal(
         return Err(CopyError::TargetBroken(after.problems.len()));
     }
     Ok(report)
+}
+
+/// A lease row (order, host, pid, operator, holder id, boot id, start time,
+/// acquired, renewed, expiry, sharing) whose holder may still be at work,
+/// as seen from `here`, named; `None` for one that is gone.
+fn live_producer(row: &Row, here: &LeaseHolder, now_ms: i64) -> Option<String> {
+    let lease = crate::journal::Lease {
+        holder: LeaseHolder {
+            holder_id: row.get(4).ok()?,
+            host: row.get(1).ok()?,
+            boot_id: row.get(5).ok()?,
+            pid: row.get(2).ok()?,
+            start_time: u64::try_from(row.get::<i64>(6).ok()?).unwrap_or(0),
+            operator: row.get(3).ok()?,
+        },
+        sharing: crate::journal::Sharing::Shared,
+        acquired_at: row.get(7).ok()?,
+        renewed_at: row.get(8).ok()?,
+        expires_at_ms: row.get(9).ok()?,
+    };
+    lease
+        .is_live_at(here, now_ms)
+        .then(|| format!("order {}: {}", row.get::<i64>(0).unwrap_or(0), lease.holder))
 }
 
 /// Refuses a copy that would put a record in the target twice.

@@ -116,7 +116,16 @@ impl Row {
             .0
             .get(index)
             .ok_or_else(|| BadRow(format!("a row has no column {index}")))?;
-        T::from_cell(cell).map_err(|want| BadRow(format!("column {index} is not {want}: {cell:?}")))
+        // The value is not repeated: a column may hold a password or a PIN.
+        T::from_cell(cell).map_err(|want| {
+            let found = match cell {
+                Cell::Null => "NULL",
+                Cell::Int(_) => "an integer",
+                Cell::Text(_) => "text",
+                Cell::Blob(_) => "bytes",
+            };
+            BadRow(format!("column {index} is not {want} but {found}"))
+        })
     }
 }
 
@@ -216,6 +225,11 @@ pub(crate) trait Database: Send {
     /// transaction reads what the one before it committed.
     fn begin_write(&mut self) -> Result<(), DbError>;
 
+    /// Begins a read-only transaction that sees one state of the journal
+    /// throughout (a copy reads every table of it); ended with
+    /// [`Database::rollback`].
+    fn begin_snapshot(&mut self) -> Result<(), DbError>;
+
     /// Commits the write transaction: durable when this returns.
     fn commit(&mut self) -> Result<(), DbError>;
 
@@ -225,6 +239,14 @@ pub(crate) trait Database: Send {
     /// Makes erased secrets unreadable in the database's own files, as far
     /// as the database allows.
     fn erase_freed_secrets(&mut self) -> Result<(), JournalError>;
+
+    /// The database's clock, Unix time in milliseconds: leases are written
+    /// and judged by it, so stations whose own clocks differ still agree
+    /// on when a lease expired. An embedded database's clock is this
+    /// machine's.
+    fn now_ms(&mut self) -> Result<i64, DbError> {
+        Ok(crate::journal::lease::now_ms())
+    }
 
     /// What ends a `SELECT` of rows to claim: rows another transaction has
     /// locked are passed over (PostgreSQL's `FOR UPDATE SKIP LOCKED`);

@@ -19,7 +19,7 @@ use crate::audit::checkpoint::{self, AuditKey, Checkpoint, CHECKPOINT_EVERY};
 use crate::audit::tables::{AuditCheckpoints, AuditStorage, AuditedFact};
 use crate::audit::{self, AuditRecord, GENESIS};
 use crate::ids::{DeviceName, TaxpayerId};
-use crate::journal::lease::{self, now_ms};
+use crate::journal::lease;
 use crate::journal::{
     AuditEntry, CardSecrets, CertificateDetail, CertificateFilter, CertificateRecord,
     CertificateStatus, DeliveryRecord, Device, DeviceState, ImportOutcome, ImportStore, Intent,
@@ -256,8 +256,15 @@ fn taker(tx: &mut dyn Database, order: OrderId, holder_id: &str) -> Result<Strin
     })
 }
 
-fn expiry(ttl: Duration) -> i64 {
-    now_ms().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+/// When a lease renewed at `now_ms` (the journal's clock) for `ttl` expires.
+fn expiry(now_ms: i64, ttl: Duration) -> i64 {
+    now_ms.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The clock of the database behind `tx`, as a journal error.
+fn clock(tx: &mut dyn Database) -> Result<i64, JournalError> {
+    tx.now_ms()
+        .map_err(|e| super::db::journal_error(tx.location(), tx.busy_wait_secs(), e))
 }
 
 /// The audit chain's head while records are appended in one transaction:
@@ -1183,13 +1190,28 @@ impl Journal for SqlJournal {
         reason: &str,
     ) -> Result<(), JournalError> {
         let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
-        let (id, device, tbs): (i64, i64, Vec<u8>) = tx
-            .query_row(
-                "SELECT id, device_id, tbs FROM certificates WHERE serial_hex = ?1 AND status = 'intent'",
+        let intent: Option<(i64, i64, Vec<u8>)> = tx.row(
+            "SELECT id, device_id, tbs FROM certificates WHERE serial_hex = ?1 AND status = 'intent'",
+            params![serial_hex],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let Some((id, device, tbs)) = intent else {
+            // Voided already: another producer of the order, recovering the
+            // same dead producer's work, was first. Anything else is not an
+            // intent to void.
+            let status: Option<String> = tx.row(
+                "SELECT status FROM certificates WHERE serial_hex = ?1",
                 params![serial_hex],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            ?;
+                |r| r.get(0),
+            )?;
+            return match status.as_deref() {
+                Some("void") => Ok(()),
+                _ => Err(JournalError::Database {
+                    path: tx.location().to_owned(),
+                    reason: format!("certificate {serial_hex} is not an intent in progress"),
+                }),
+            };
+        };
         tx.execute(
             "UPDATE certificates SET status = 'void', void_reason = ?1 WHERE serial_hex = ?2",
             params![reason, serial_hex],
@@ -1651,7 +1673,8 @@ impl Journal for SqlJournal {
             return Err(JournalError::NoOrder(order));
         }
         let current = read_leases(&mut *tx, order)?;
-        let decision = lease::join(&current, holder, sharing, now_ms());
+        let now_ms = clock(&mut *tx)?;
+        let decision = lease::join(&current, holder, sharing, now_ms);
         if let Some(lease) = decision.refused_by {
             return Err(JournalError::Held {
                 order,
@@ -1675,7 +1698,7 @@ impl Journal for SqlJournal {
                 holder.operator,
                 sharing.as_str(),
                 now,
-                expiry(ttl),
+                expiry(now_ms, ttl),
                 i64::try_from(holder.start_time).unwrap_or(0)
             ],
         )?;
@@ -1696,7 +1719,8 @@ impl Journal for SqlJournal {
         let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
         Self::check_own_lease(&self.leases, &mut *tx, order)?;
         let current = read_leases(&mut *tx, order)?;
-        let decision = lease::join(&current, holder, Sharing::Shared, now_ms());
+        let now_ms = clock(&mut *tx)?;
+        let decision = lease::join(&current, holder, Sharing::Shared, now_ms);
         let taken_over = take_over(&mut *tx, order, holder, &decision.take_over)?;
         let claim_sql = format!(
             "UPDATE devices SET claimed_by = ?3 WHERE id IN (
@@ -1734,7 +1758,9 @@ impl Journal for SqlJournal {
     }
 
     fn stations(&self, order: OrderId, here: &LeaseHolder) -> Result<Vec<Station>, JournalError> {
-        let mut stations = self.reader()?.rows(
+        let mut db = self.reader()?;
+        let now_ms = clock(db.as_mut())?;
+        let mut stations = db.rows(
             &format!(
                 "SELECT {LEASE_COLUMNS}, s.released_at,
                         (SELECT COUNT(*) FROM devices d WHERE d.order_id = s.order_id AND d.produced_by = s.holder_id)
@@ -1745,7 +1771,7 @@ impl Journal for SqlJournal {
                 let lease = lease_from_row(r)?;
                 let released_at: Option<String> = r.get(10)?;
                 Ok(Station {
-                    live: released_at.is_none() && lease.is_live_as_seen_from(here),
+                    live: released_at.is_none() && lease.is_live_at(here, now_ms),
                     lease,
                     released_at,
                     produced: u64::try_from(r.get::<i64>(11)?).unwrap_or(0),
@@ -1763,10 +1789,16 @@ impl Journal for SqlJournal {
         ttl: Duration,
     ) -> Result<(), JournalError> {
         let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
+        let now_ms = clock(&mut *tx)?;
         let changed = tx.execute(
             "UPDATE station_leases SET renewed_at = ?1, expires_at_ms = ?2
              WHERE order_id = ?3 AND holder_id = ?4 AND released_at IS NULL",
-            params![now_rfc3339(), expiry(ttl), order.0, holder.holder_id],
+            params![
+                now_rfc3339(),
+                expiry(now_ms, ttl),
+                order.0,
+                holder.holder_id
+            ],
         )?;
         if changed != 1 {
             let by = taker(&mut *tx, order, &holder.holder_id)?;
@@ -1798,6 +1830,10 @@ impl Journal for SqlJournal {
 
     fn leases(&self, order: OrderId) -> Result<Vec<Lease>, JournalError> {
         read_leases(self.reader()?.as_mut(), order)
+    }
+
+    fn clock_ms(&self) -> Result<i64, JournalError> {
+        clock(self.reader()?.as_mut())
     }
 
     fn device_by_serial(&self, serial: &str) -> Result<Option<Device>, JournalError> {
@@ -3204,7 +3240,7 @@ mod tests {
         let order = device.order;
         let (alice, bob) = (holder("alice", "station-1"), holder("bob", "station-2"));
         first
-            .acquire_lease(order, &alice, Duration::from_millis(1), Sharing::Shared)
+            .acquire_lease(order, &alice, Duration::from_secs(60), Sharing::Shared)
             .unwrap();
         second
             .acquire_lease(order, &bob, Duration::from_secs(60), Sharing::Shared)
@@ -3218,6 +3254,9 @@ mod tests {
         ));
         let mine = first.claim_devices(order, &alice, 10).unwrap();
         assert_eq!(mine.devices, vec![device.clone()]);
+        first
+            .renew_lease(order, &alice, Duration::from_millis(1))
+            .unwrap();
         std::thread::sleep(Duration::from_millis(5));
         // Alice's lease lapsed (another host: only its expiry counts): bob
         // takes it over at his next claim and gets her device.

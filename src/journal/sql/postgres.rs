@@ -456,12 +456,28 @@ impl Database for PostgresDb {
         locked
     }
 
+    fn begin_snapshot(&mut self) -> Result<(), DbError> {
+        self.client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(db_error)
+    }
+
     fn commit(&mut self) -> Result<(), DbError> {
         self.client.batch_execute("COMMIT").map_err(db_error)
     }
 
     fn rollback(&mut self) -> Result<(), DbError> {
         self.client.batch_execute("ROLLBACK").map_err(db_error)
+    }
+
+    fn now_ms(&mut self) -> Result<i64, DbError> {
+        self.client
+            .query_one(
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+                &[],
+            )
+            .and_then(|row| row.try_get::<_, i64>(0))
+            .map_err(db_error)
     }
 
     fn skip_locked(&self) -> &'static str {

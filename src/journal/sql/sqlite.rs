@@ -695,6 +695,12 @@ impl Database for SqliteDb {
         Ok(())
     }
 
+    fn begin_snapshot(&mut self) -> Result<(), DbError> {
+        // A deferred transaction reads one snapshot of the write-ahead log
+        // from its first read to its end.
+        self.conn.execute_batch("BEGIN").map_err(db_error)
+    }
+
     fn commit(&mut self) -> Result<(), DbError> {
         self.in_write = false;
         self.conn.execute_batch("COMMIT").map_err(|e| {
