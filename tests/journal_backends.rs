@@ -511,3 +511,69 @@ fn a_producer_killed_ten_times_leaves_its_devices_to_the_others(backend: Backend
     assert_eq!(produced, 3000);
     bench.audit_intact();
 }
+
+/// A journal on a server across a network, over TLS (`sslmode=require`):
+/// the server is verified against the roots given (`sslrootcert`), and its
+/// name against the address; a server of an unknown issuer, or of another
+/// name, is refused, saying why. (The test server refuses any connection
+/// in the clear on its TCP port, so one that works is TLS.)
+#[test]
+fn a_journal_over_tls_verifies_the_server_and_refuses_one_it_cannot() {
+    let tls = postgres::tls_cluster();
+    let name = format!("tls_journal_{}", std::process::id());
+    tls.cluster
+        .psql("postgres", &format!("CREATE DATABASE {name}"));
+    let ws = Workspace::new();
+    let run = |journal: &str, args: &[&str]| {
+        Run::from(
+            Command::new(env!("CARGO_BIN_EXE_certmint"))
+                .args(args)
+                .env("CERTMINT_JOURNAL", journal)
+                .env("CERTMINT_OPERATOR", "test-operator")
+                .env("CERTMINT_AUDIT_DIR", ws.path("audit"))
+                .current_dir(ws.dir.path())
+                .output()
+                .expect("run certmint"),
+        )
+    };
+    let ca = tls.ca.display().to_string();
+    let verified = tls.tcp_url(
+        "localhost",
+        &name,
+        &format!("sslmode=require&sslrootcert={ca}"),
+    );
+    common::register_manufacturer(|args| run(&verified, args), "4540536920", "FU", true);
+    let shown = run(&verified, &["manufacturer", "show", "--vkn", "4540536920"]).ok();
+    assert!(shown.stdout.contains("4540536920"), "{}", shown.stdout);
+    run(&verified, &["audit", "verify"]).ok();
+
+    let in_the_clear = run(
+        &tls.tcp_url("localhost", &name, "sslmode=disable"),
+        &["order", "list"],
+    );
+    assert_ne!(in_the_clear.code, 0, "the server takes TLS only");
+    let unknown_issuer = run(
+        &tls.tcp_url("localhost", &name, "sslmode=require"),
+        &["order", "list"],
+    );
+    assert_eq!(unknown_issuer.code, 1, "{}", unknown_issuer.stderr);
+    assert!(
+        unknown_issuer.stderr.contains("UnknownIssuer"),
+        "{}",
+        unknown_issuer.stderr
+    );
+    let other_name = run(
+        &tls.tcp_url(
+            "127.0.0.1",
+            &name,
+            &format!("sslmode=verify-full&sslrootcert={ca}"),
+        ),
+        &["order", "list"],
+    );
+    assert_eq!(other_name.code, 1, "{}", other_name.stderr);
+    assert!(
+        other_name.stderr.contains("not valid for name"),
+        "{}",
+        other_name.stderr
+    );
+}

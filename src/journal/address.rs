@@ -47,6 +47,76 @@ impl std::fmt::Display for JournalAddress {
 pub struct ServerAddress {
     config: Config,
     shown: String,
+    /// The TLS roots to verify the server against (`sslrootcert`), if given.
+    root_file: Option<PathBuf>,
+}
+
+/// An error and its causes, each once (a failed TLS handshake says why:
+/// an unknown issuer, a name that does not match).
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let said = e.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        cause = e.source();
+    }
+    text
+}
+
+/// `%XX` escapes of a URL's query value decoded; `None` for a broken one.
+fn percent_decoded(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = text.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            byte => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The address with the TLS settings the client does not read taken out:
+/// `sslrootcert` (returned), and `sslmode=verify-ca`/`verify-full` read as
+/// `require` (certmint always verifies the server's chain and name).
+fn tls_settings(text: &str) -> Result<(String, Option<PathBuf>), String> {
+    let Some((base, query)) = text.split_once('?') else {
+        return Ok((text.to_owned(), None));
+    };
+    let mut root_file = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("sslrootcert", value)) => {
+                let value = percent_decoded(value)
+                    .ok_or("the journal address's sslrootcert is not a well-formed value")?;
+                root_file = Some(PathBuf::from(value));
+            }
+            Some(("sslmode", "verify-ca" | "verify-full")) => kept.push("sslmode=require"),
+            _ => kept.push(pair),
+        }
+    }
+    let address = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((address, root_file))
 }
 
 impl JournalAddress {
@@ -92,7 +162,8 @@ impl FromStr for JournalAddress {
 
 impl ServerAddress {
     fn parse(text: &str) -> Result<Self, String> {
-        let config = Config::from_str(text)
+        let (text, root_file) = tls_settings(text)?;
+        let config = Config::from_str(&text)
             .map_err(|e| format!("the journal address is not a PostgreSQL URL: {e}"))?;
         if config.get_password().is_some() {
             return Err(
@@ -118,7 +189,11 @@ impl ServerAddress {
         let user = config.get_user().map_or(String::new(), |u| format!("{u}@"));
         let database = config.get_dbname().unwrap_or("");
         let shown = format!("postgresql://{user}{host}{port}/{database}");
-        Ok(Self { config, shown })
+        Ok(Self {
+            config,
+            shown,
+            root_file,
+        })
     }
 
     /// The address as messages name it (no password is ever in it).
@@ -167,14 +242,25 @@ impl ServerAddress {
         if let Some(password) = self.password(&config)? {
             config.password(password.as_bytes());
         }
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(
-                "sslmode=require: this certmint connects to PostgreSQL without TLS; reach a remote \
-                 server through a TLS tunnel or a Unix socket, or use sslmode=disable on a trusted network"
-                    .into(),
-            );
+        // As libpq: TLS is for networks; a Unix socket is this machine's.
+        if config
+            .get_hosts()
+            .iter()
+            .all(|host| matches!(host, Host::Unix(_)))
+        {
+            config.ssl_mode(SslMode::Disable);
         }
-        config.connect(NoTls).map_err(|e| e.to_string())
+        match config.get_ssl_mode() {
+            // TLS, and the server verified: its chain against the roots,
+            // its name against the address.
+            SslMode::Require => {
+                let tls = super::tls::RustlsConnect::new(self.root_file.as_deref())?;
+                config.connect(tls).map_err(|e| with_causes(&e))
+            }
+            // `prefer` (the default) and `disable`: no TLS. A connection in
+            // the clear is one the operator chose by not asking for TLS.
+            _ => config.connect(NoTls).map_err(|e| with_causes(&e)),
+        }
     }
 
     /// The password for `config`'s server, database and user: `PGPASSWORD`,
@@ -322,6 +408,24 @@ mod tests {
         let refused = JournalAddress::parse("postgress://certmint:s3cret@db/ca").unwrap_err();
         assert!(refused.contains("\"postgress\""), "{refused}");
         assert!(!refused.contains("s3cret"), "{refused}");
+    }
+
+    #[test]
+    fn tls_settings_the_client_does_not_read_are_taken_out_of_the_address() {
+        let (address, roots) = tls_settings(
+            "postgresql://u@db/ca?sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20roots.pem&application_name=x",
+        )
+        .unwrap();
+        assert_eq!(
+            address,
+            "postgresql://u@db/ca?sslmode=require&application_name=x"
+        );
+        assert_eq!(roots, Some(PathBuf::from("/etc/ca roots.pem")));
+        assert_eq!(
+            tls_settings("postgresql://u@db/ca").unwrap(),
+            ("postgresql://u@db/ca".to_owned(), None)
+        );
+        assert!(tls_settings("postgresql://u@db/ca?sslrootcert=%zz").is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod address;
 pub mod lease;
 mod sql;
+mod tls;
 
 pub use address::JournalAddress;
 pub use lease::{Lease, LeaseHolder, Sharing};
