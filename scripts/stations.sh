@@ -10,6 +10,10 @@
 # 3. three `okc produce` at once on a third order: each device certified
 #    once (`cert list`), every certificate checked with `openssl verify`,
 #    the audit chain verified, and the stations' counts (`order status`).
+# 4. two `okc produce` at work while a third is started and killed with
+#    SIGKILL ten times at random moments: the survivors take its devices
+#    over; one issued certificate per device, every void intent revoked,
+#    no file but one certificate and one PKCS#12 per device.
 #
 # Usage: bash scripts/stations.sh [N]   (default 10000). Output: ./stations-output.
 set -euo pipefail
@@ -117,3 +121,36 @@ echo "openssl verify: $verified certificates OK"
 "$certmint" audit verify | head -1
 "$certmint" order status --order 1 | sed -n '/producers:/,$p'
 echo "three stations: $t3 s"
+
+echo "== 4. one station killed (SIGKILL) ten times at random moments while two run, on $devices devices (PostgreSQL)"
+four="$(database four)"; order "$four"
+export CERTMINT_JOURNAL="$four"
+for s in 1 2; do
+    CERTMINT_OPERATOR="survivor-$s" "$certmint" okc produce --order 1 --ca ca --deliveries deliveries-four \
+        > "produce-four-$s.txt" 2>&1 &
+done
+for kill in $(seq 10); do
+    CERTMINT_OPERATOR=victim "$certmint" okc produce --order 1 --ca ca --deliveries deliveries-four \
+        > /dev/null 2>&1 &
+    victim=$!
+    sleep "0.$(( RANDOM % 9 + 1 ))"
+    kill -KILL "$victim" 2>/dev/null || true
+    wait "$victim" 2>/dev/null || true
+done
+wait
+"$certmint" cert list --order 1 --json > certs-four.json
+python3 - "$devices" <<'EOF'
+import json, os, sys
+devices = int(sys.argv[1])
+certs = [json.loads(l) for l in open("certs-four.json")]
+issued = [c["device_serial"] for c in certs if c["status"] == "issued"]
+void = [c for c in certs if c["status"] == "void"]
+assert len(issued) == devices == len(set(issued)), (len(issued), len(set(issued)))
+assert all(c["revocation"] for c in void), "a void certificate not revoked"
+files = sorted(os.listdir("deliveries-four/order-1/certs")) + sorted(os.listdir("deliveries-four/order-1/p12"))
+expected = sorted(f"{s}.{e}" for s in issued for e in ("der", "pem")) + sorted(f"{s}.p12" for s in issued)
+assert files == expected, "files other than one certificate and one PKCS#12 per device"
+print(f"one issued certificate for each of {devices} devices; {len(void)} void intent(s) of the killed station, all revoked; no other file")
+EOF
+"$certmint" audit verify | head -1
+"$certmint" order status --order 1 | sed -n '/state:/p;/producers:/,$p'
