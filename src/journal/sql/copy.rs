@@ -110,6 +110,30 @@ fn text(row: &Row, index: usize) -> Result<String, JournalError> {
     })
 }
 
+/// The source row's values from column `from` on, as parameters, the one
+/// at `at` (counted from `from`) replaced by `value`: a row id in the
+/// target's numbering.
+fn params_of<'a>(
+    row: &'a Row,
+    from: usize,
+    at: usize,
+    value: Param<'a>,
+) -> Result<Vec<Param<'a>>, JournalError> {
+    let mut cells: Vec<Param<'a>> = row
+        .0
+        .get(from..)
+        .unwrap_or_default()
+        .iter()
+        .map(param)
+        .collect();
+    let cell = cells.get_mut(at).ok_or_else(|| JournalError::Database {
+        path: "the source journal".into(),
+        reason: "a row has fewer columns than its query names".into(),
+    })?;
+    *cell = value;
+    Ok(cells)
+}
+
 /// A row id mapped from the source's numbering to the target's.
 fn mapped(map: &HashMap<i64, i64>, old: i64, what: &str) -> Result<i64, JournalError> {
     map.get(&old)
@@ -233,12 +257,11 @@ fn copy_snapshot(
          FROM orders ORDER BY id",
     )? {
         let old = int(&row, 0)?;
-        let parent = match row.0[5] {
-            Cell::Int(parent) => Param::Int(mapped(&orders, parent, "order")?),
+        let parent = match row.0.get(5) {
+            Some(Cell::Int(parent)) => Param::Int(mapped(&orders, *parent, "order")?),
             _ => Param::Null,
         };
-        let mut cells: Vec<Param<'_>> = row.0[1..].iter().map(param).collect();
-        cells[4] = parent;
+        let cells = params_of(&row, 1, 4, parent)?;
         let new: i64 = tx.query_row(
             "INSERT INTO orders (kind, manufacturer, manufacturer_vkn, prefixes, parent_order, target, key_type,
                                  state, source, created_at, paid_at, paid_by, one_off)
@@ -258,8 +281,7 @@ fn copy_snapshot(
     )? {
         let old = int(&row, 0)?;
         let order = mapped(&orders, int(&row, 1)?, "order")?;
-        let mut cells: Vec<Param<'_>> = row.0[1..].iter().map(param).collect();
-        cells[0] = Param::Int(order);
+        let cells = params_of(&row, 1, 0, Param::Int(order))?;
         let new: i64 = tx.query_row(
             "INSERT INTO devices (order_id, serial, line_no, state, key_id, p12_password, produced_by)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
@@ -279,8 +301,7 @@ fn copy_snapshot(
     )? {
         let old = int(&row, 0)?;
         let device = mapped(&devices, int(&row, 1)?, "device")?;
-        let mut cells: Vec<Param<'_>> = row.0[1..].iter().map(param).collect();
-        cells[0] = Param::Int(device);
+        let cells = params_of(&row, 1, 0, Param::Int(device))?;
         let new: i64 = tx.query_row(
             "INSERT INTO certificates (device_id, serial_hex, status, tbs, der, sha256, not_before, not_after,
                                        recorded_at, void_reason, superseded_by, superseded_at, superseded_operator)
@@ -321,8 +342,7 @@ fn copy_snapshot(
     ] {
         for row in rows_of(source, select)? {
             let order = mapped(&orders, int(&row, 0)?, "order")?;
-            let mut cells: Vec<Param<'_>> = row.0.iter().map(param).collect();
-            cells[0] = Param::Int(order);
+            let cells = params_of(&row, 0, 0, Param::Int(order))?;
             tx.execute(insert, &cells)?;
         }
     }
@@ -333,8 +353,7 @@ fn copy_snapshot(
          FROM card_secrets ORDER BY certificate_serial",
     )? {
         let device = mapped(&devices, int(&row, 1)?, "device")?;
-        let mut cells: Vec<Param<'_>> = row.0.iter().map(param).collect();
-        cells[1] = Param::Int(device);
+        let cells = params_of(&row, 0, 1, Param::Int(device))?;
         tx.execute(
             "INSERT INTO card_secrets (certificate_serial, device_id, reader, pin, puk, recorded_at, state, old_pin, old_puk)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -347,12 +366,11 @@ fn copy_snapshot(
         "SELECT serial_hex, issuer_key_id, certificate_id, revoked_at, reason, invalidity_date, operator
          FROM revocations ORDER BY id",
     )? {
-        let certificate = match row.0[2] {
-            Cell::Int(old) => Param::Int(mapped(&certificates, old, "certificate")?),
+        let certificate = match row.0.get(2) {
+            Some(Cell::Int(old)) => Param::Int(mapped(&certificates, *old, "certificate")?),
             _ => Param::Null,
         };
-        let mut cells: Vec<Param<'_>> = row.0.iter().map(param).collect();
-        cells[2] = certificate;
+        let cells = params_of(&row, 0, 2, certificate)?;
         tx.execute(
             "INSERT INTO revocations (serial_hex, issuer_key_id, certificate_id, revoked_at, reason, invalidity_date, operator)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

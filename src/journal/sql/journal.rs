@@ -451,14 +451,20 @@ fn read_revocation(
 }
 
 fn revocation_from_row(row: &Row) -> Result<RevocationRecord, BadRow> {
+    revocation_at(row, 0)
+}
+
+/// A revocation (revoked at, reason, invalidity date, operator) from
+/// column `first` on.
+fn revocation_at(row: &Row, first: usize) -> Result<RevocationRecord, BadRow> {
     Ok(RevocationRecord {
-        revoked_at: row.get(0)?,
+        revoked_at: row.get(first)?,
         reason: row
-            .get::<String>(1)?
+            .get::<String>(first + 1)?
             .parse()
             .map_err(|e: crate::revocation::UnknownReason| BadRow(e.to_string()))?,
-        invalidity_date: row.get(2)?,
-        operator: row.get(3)?,
+        invalidity_date: row.get(first + 2)?,
+        operator: row.get(first + 3)?,
     })
 }
 
@@ -2148,15 +2154,7 @@ impl Journal for SqlJournal {
                 der: r.get(17)?,
                 revocation: match r.get::<Option<String>>(18)? {
                     None => None,
-                    Some(revoked_at) => Some(RevocationRecord {
-                        revoked_at,
-                        reason: r
-                            .get::<String>(19)?
-                            .parse()
-                            .map_err(|e: crate::revocation::UnknownReason| BadRow(e.to_string()))?,
-                        invalidity_date: r.get(20)?,
-                        operator: r.get(21)?,
-                    }),
+                    Some(_) => Some(revocation_at(r, 18)?),
                 },
             })
         })
