@@ -298,15 +298,11 @@ impl AuditChain {
         subject: &str,
         details: &str,
     ) -> Result<(), JournalError> {
-        let seq = self.seq + 1;
-        let hash = audit::record_hash(&self.hash, seq, at, operator, event, subject, details);
-        tx.execute(
-            "INSERT INTO audit (seq, at, operator, event, subject, details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![seq, at, operator, event, subject, details, &self.hash, hash.as_slice()],
-        )?;
-        self.seq = seq;
-        self.hash = hash.to_vec();
-        Ok(())
+        self.append_all(
+            tx,
+            at,
+            &[(operator, event, subject.to_owned(), details.to_owned())],
+        )
     }
 
     /// Appends `records` (operator, event, subject, details), all written
