@@ -156,6 +156,7 @@ on_both_journals!(
     a_revoked_certificate_is_on_the_next_crl,
     a_record_changed_behind_certmints_back_is_named,
     a_journal_of_a_newer_schema_is_refused,
+    a_journal_of_the_schema_before_is_migrated_when_opened,
 );
 
 fn an_order_is_produced_once_per_device_and_a_rerun_issues_nothing(backend: Backend) {
@@ -333,6 +334,35 @@ fn a_journal_of_a_newer_schema_is_refused(backend: Backend) {
     );
 }
 
+fn a_journal_of_the_schema_before_is_migrated_when_opened(backend: Backend) {
+    let bench = Bench::new(backend);
+    bench.import(3);
+    let before = certmint::journal::SCHEMA_VERSION - 1;
+    // The step before this one: no PID namespace kept with a lease.
+    let downgrade = match backend {
+        Backend::Sqlite => format!(
+            "ALTER TABLE station_leases DROP COLUMN pid_namespace; PRAGMA user_version = {before}"
+        ),
+        Backend::Postgres => format!(
+            "ALTER TABLE station_leases DROP COLUMN pid_namespace; \
+             UPDATE certmint_schema SET version = {before}"
+        ),
+    };
+    bench.sql(&downgrade).unwrap();
+    bench.run(&["order", "pay", "--order", "1"]).ok();
+    bench.run(&produce_args("1", &[])).ok();
+    let status = bench
+        .run(&["order", "status", "--order", "1", "--json"])
+        .ok();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let namespace = &status["stations"][0]["lease"]["holder"]["pid_namespace"];
+    assert!(
+        namespace.as_str().is_some_and(|n| n.starts_with("pid:[")),
+        "{status}"
+    );
+    bench.audit_intact();
+}
+
 /// A journal that is not there is named, not made empty, by a command that
 /// only reads; a database password in the address is refused unrepeated.
 #[test]
@@ -365,6 +395,7 @@ fn a_missing_journal_and_a_password_in_the_address_are_refused_in_words() {
 on_both_journals!(
     three_producers_share_a_soft_order_and_certify_each_device_once,
     a_producer_killed_ten_times_leaves_its_devices_to_the_others,
+    a_producer_frozen_past_its_lease_never_replaces_the_key_file_of_the_one_that_took_over,
 );
 
 impl Bench {
@@ -510,6 +541,183 @@ fn a_producer_killed_ten_times_leaves_its_devices_to_the_others(backend: Backend
     let produced: u64 = bench.stations().iter().map(|(_, n)| n).sum();
     assert_eq!(produced, 3000);
     bench.audit_intact();
+}
+
+fn a_producer_frozen_past_its_lease_never_replaces_the_key_file_of_the_one_that_took_over(
+    backend: Backend,
+) {
+    let bench = Bench::new(backend);
+    bench.import(300);
+    bench.run(&["order", "pay", "--order", "1"]).ok();
+    // Mallory is frozen (SIGSTOP) while PKCS#12 files of its chunk wait
+    // for their record: past its check of the lease, before the journal
+    // records the devices (their certificates are intents still).
+    let mut mallory = bench.spawn_producer("mallory");
+    let p12 = bench.ws.path("out/order-1/p12");
+    // (device serial, certificate serial) of each PKCS#12 file waiting.
+    let pending = |dir: &std::path::Path| -> Vec<(String, String)> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .filter_map(|name| {
+                        let (device, serial) = name.strip_suffix(".p12.tmp")?.split_once('.')?;
+                        Some((device.to_owned(), serial.to_owned()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let intents = || -> Vec<(String, String)> {
+        let all = bench.run(&["cert", "list", "--order", "1", "--json"]).ok();
+        all.stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|c| c["status"] == "intent")
+            .map(|c| {
+                let text = |key: &str| c[key].as_str().unwrap().to_ascii_uppercase();
+                (text("device_serial"), text("serial"))
+            })
+            .collect()
+    };
+    let pid = nix::unistd::Pid::from_raw(mallory.id() as i32);
+    let started = std::time::Instant::now();
+    let caught: Vec<String>;
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "mallory was never caught with key files waiting and no transaction open"
+        );
+        assert!(mallory.try_wait().unwrap().is_none(), "mallory ended early");
+        if pending(&p12).is_empty() {
+            continue;
+        }
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        // Stopped once waitpid says so, not when the signal is sent.
+        let stopped =
+            nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WUNTRACED)).unwrap();
+        assert!(
+            matches!(stopped, nix::sys::wait::WaitStatus::Stopped(..)),
+            "{stopped:?}"
+        );
+        // Frozen in the middle of a journal write, it would hold the
+        // writer's lock (until the server ends its session): let it go on.
+        if bench.writer_is_free() {
+            let intents = intents();
+            let in_the_window = pending(&p12).into_iter().any(|(device, serial)| {
+                intents.contains(&(device.to_ascii_uppercase(), serial.to_ascii_uppercase()))
+            });
+            if in_the_window {
+                // Its chunk: key files written before it froze, and those
+                // it writes when it wakes.
+                caught = intents.into_iter().map(|(device, _)| device).collect();
+                break;
+            }
+        }
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Seen from the others, mallory now runs on another host and let its
+    // lease expire (on this host a stopped process is never taken over).
+    bench
+        .sql(
+            "UPDATE station_leases SET host = 'station-elsewhere', expires_at_ms = 0 \
+             WHERE operator = 'mallory'",
+        )
+        .unwrap();
+    // Alice takes the order over and delivers it whole.
+    let alice = Run::from(bench.spawn_producer("alice").wait_with_output().unwrap()).ok();
+    assert!(alice.stdout.contains("Delivered to"), "{}", alice.stdout);
+    // Mallory wakes: the journal refuses what it still holds, and it writes
+    // over nothing.
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let mallory = Run::from(mallory.wait_with_output().unwrap());
+    assert_ne!(mallory.code, 0, "{}", mallory.stdout);
+    assert!(mallory.stderr.contains("taken over"), "{}", mallory.stderr);
+    bench.one_certificate_and_no_orphan_file_per_device(300);
+    bench.openssl_verifies_all(300);
+    // Every certificate mallory had signed and not recorded is void and
+    // revoked; each device it had signed for when it froze was produced
+    // again by alice, and its PKCS#12 holds alice's certificate,
+    // the one on record.
+    let all = bench.run(&["cert", "list", "--order", "1", "--json"]).ok();
+    for line in all.stdout.lines() {
+        let cert: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_ne!(cert["status"], "intent", "{cert}");
+        if cert["status"] == "void" {
+            assert!(cert["revocation"].is_object(), "{cert}");
+        }
+    }
+    bench.pkcs12_holds_the_certificate_on_record(&caught);
+    bench.audit_intact();
+}
+
+impl Bench {
+    /// Whether no process holds the journal's write lock at this moment.
+    fn writer_is_free(&self) -> bool {
+        match self.backend {
+            Backend::Sqlite => rusqlite::Connection::open(&self.journal)
+                .and_then(|conn| {
+                    conn.busy_timeout(Duration::ZERO)?;
+                    conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK")
+                })
+                .is_ok(),
+            Backend::Postgres => self
+                .sql(
+                    "BEGIN; SET LOCAL lock_timeout = '200ms'; \
+                     SELECT id FROM journal_writer FOR UPDATE; ROLLBACK",
+                )
+                .is_ok(),
+        }
+    }
+
+    /// The PKCS#12 of each of `devices` (order 1), opened with its
+    /// password from the manifest, holds the certificate the journal
+    /// recorded (the one in `certs/`, written from the journal).
+    fn pkcs12_holds_the_certificate_on_record(&self, devices: &[String]) {
+        let passwords = String::from_utf8(self.ws.read("out/order-1.passwords.csv")).unwrap();
+        let folder = self.ws.path("out/order-1");
+        let body = |pem: &str| -> String {
+            let start = pem
+                .find("-----BEGIN CERTIFICATE-----")
+                .expect("a certificate");
+            let end = pem[start..].find("-----END CERTIFICATE-----").unwrap() + start;
+            pem[start..end].lines().skip(1).collect::<String>()
+        };
+        for device in devices {
+            let password = passwords
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{device},p12/{device}.p12,")))
+                .unwrap_or_else(|| panic!("{device}: no password"));
+            let out = Command::new("openssl")
+                .args([
+                    "pkcs12",
+                    "-in",
+                    &format!("p12/{device}.p12"),
+                    "-passin",
+                    "env:P12_PASSWORD",
+                    "-nokeys",
+                    "-clcerts",
+                ])
+                .env("P12_PASSWORD", password)
+                .current_dir(&folder)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{device}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let recorded =
+                String::from_utf8(self.ws.read(&format!("out/order-1/certs/{device}.pem")))
+                    .unwrap();
+            assert_eq!(
+                body(&String::from_utf8_lossy(&out.stdout)),
+                body(&recorded),
+                "{device}: the PKCS#12 holds another certificate than the one on record"
+            );
+        }
+    }
 }
 
 /// A journal on a server across a network, over TLS (`sslmode=require`):

@@ -31,6 +31,11 @@ pub struct LeaseHolder {
     pub host: String,
     /// The kernel's boot id: a pid means something only within one boot.
     pub boot_id: String,
+    /// The PID namespace the process runs in (`/proc/self/ns/pid`, e.g.
+    /// `pid:[4026531836]`); empty when unknown. Two containers may share
+    /// a host name and a kernel, but a pid means something only within
+    /// its namespace.
+    pub pid_namespace: String,
     /// The process id.
     pub pid: u32,
     /// When the process started, in clock ticks since boot (field 22 of
@@ -115,6 +120,10 @@ impl LeaseHolder {
             boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
                 .map(|s| s.trim().to_owned())
                 .unwrap_or_default(),
+            pid_namespace: std::fs::read_link("/proc/self/ns/pid")
+                .ok()
+                .and_then(|link| link.into_os_string().into_string().ok())
+                .unwrap_or_default(),
             pid: std::process::id(),
             start_time: process_start_time(std::process::id()).unwrap_or(0),
             operator: operator.to_owned(),
@@ -122,8 +131,10 @@ impl LeaseHolder {
     }
 
     /// Whether this holder is known to be gone, as seen from `here`: the
-    /// same host, and either another boot or no process with its pid. A
-    /// holder on another host is never judged here: only its expiry counts.
+    /// same host, and either another boot or no process with its pid in
+    /// the same PID namespace. A holder on another host, or in another
+    /// namespace (another container), is never judged here: only its
+    /// expiry counts.
     pub fn is_gone_as_seen_from(&self, here: &LeaseHolder) -> bool {
         self.is_gone_given(here, &process_runs)
     }
@@ -137,13 +148,22 @@ impl LeaseHolder {
         if self.boot_id != here.boot_id {
             return true;
         }
-        !runs(self.pid, self.start_time)
+        self.shares_pid_namespace_with(here) && !runs(self.pid, self.start_time)
     }
 
-    /// Whether this holder ran on the same host in the same boot as `here`,
-    /// so that its process can be asked after.
+    /// Whether this holder's pid can be looked up from `here`: both PID
+    /// namespaces known, and the same.
+    fn shares_pid_namespace_with(&self, here: &LeaseHolder) -> bool {
+        !self.pid_namespace.is_empty() && self.pid_namespace == here.pid_namespace
+    }
+
+    /// Whether this holder ran on the same host in the same boot and PID
+    /// namespace as `here`, so that its process can be asked after.
     fn is_local_to(&self, here: &LeaseHolder) -> bool {
-        self.host == here.host && !self.boot_id.is_empty() && self.boot_id == here.boot_id
+        self.host == here.host
+            && !self.boot_id.is_empty()
+            && self.boot_id == here.boot_id
+            && self.shares_pid_namespace_with(here)
     }
 }
 
@@ -391,6 +411,14 @@ mod tests {
             ..here.clone()
         };
         assert!(!elsewhere.is_gone_as_seen_from(&here));
+        // Another container on this kernel: its pid means nothing here.
+        assert!(here.pid_namespace.starts_with("pid:["), "{here:?}");
+        let other_container = LeaseHolder {
+            pid_namespace: "pid:[1]".into(),
+            pid,
+            ..here.clone()
+        };
+        assert!(!other_container.is_gone_as_seen_from(&here));
     }
 
     /// A pid that another process reused does not pass for the holder: the
@@ -434,6 +462,9 @@ mod tests {
         OtherBoot,
         HolderBootUnknown,
         RequesterBootUnknown,
+        /// The same host and boot, another container's PID namespace.
+        OtherPidNamespace,
+        HolderPidNamespaceUnknown,
         OtherHost,
     }
 
@@ -446,6 +477,7 @@ mod tests {
             holder_id: "requester".into(),
             host: "station-1".into(),
             boot_id: "boot-a".into(),
+            pid_namespace: "pid:[4026531836]".into(),
             pid: 100,
             start_time: 7,
             operator: "op".into(),
@@ -462,6 +494,8 @@ mod tests {
                 Place::OtherBoot,
                 Place::HolderBootUnknown,
                 Place::RequesterBootUnknown,
+                Place::OtherPidNamespace,
+                Place::HolderPidNamespaceUnknown,
                 Place::OtherHost,
             ] {
                 for runs in [true, false] {
@@ -478,6 +512,12 @@ mod tests {
                             Place::OtherBoot => holder.boot_id = "boot-b".into(),
                             Place::HolderBootUnknown => holder.boot_id = String::new(),
                             Place::RequesterBootUnknown => here.boot_id = String::new(),
+                            Place::OtherPidNamespace => {
+                                holder.pid_namespace = "pid:[4026532999]".into()
+                            }
+                            Place::HolderPidNamespaceUnknown => {
+                                holder.pid_namespace = String::new()
+                            }
                             Place::OtherHost => holder.host = "station-2".into(),
                         }
                         let lease = Lease {
@@ -518,7 +558,7 @@ mod tests {
                         assert_eq!(
                             asked.get(),
                             !own && matches!(place, Place::SameBoot),
-                            "the process table is asked only about a holder of this host and boot"
+                            "the process table is asked only about a holder of this host, boot and PID namespace"
                         );
                     }
                 }

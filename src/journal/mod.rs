@@ -217,6 +217,16 @@ pub struct IssuedRecord {
     pub der: Vec<u8>,
 }
 
+/// A device whose key the journal knows to be in a PKCS#12 file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedKeyFile {
+    /// The device serial: the file's delivered name without `.p12`.
+    pub device_serial: String,
+    /// The serial (hex) of the device's issued certificate, which the file
+    /// holds.
+    pub certificate_serial: String,
+}
+
 /// A certificate's status in the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CertificateRecord {
@@ -798,7 +808,7 @@ pub trait Journal: Send + crate::audit::tables::AuditStorage {
         operator: &str,
     ) -> Result<(), JournalError>;
 
-    /// Device serials of an order that have a PKCS#12 file (a password is
+    /// The devices of an order that have a PKCS#12 file (a password is
     /// stored), in device order: the files a soft delivery must hold. A
     /// page of at most `limit` devices after device id `after`, with their
     /// ids, so that memory stays flat however large the order.
@@ -807,7 +817,7 @@ pub trait Journal: Send + crate::audit::tables::AuditStorage {
         order: OrderId,
         after: i64,
         limit: usize,
-    ) -> Result<Vec<(i64, String)>, JournalError>;
+    ) -> Result<Vec<(i64, RecordedKeyFile)>, JournalError>;
 
     /// Notes that the purge of a delivered order has begun: from now on a
     /// key file found missing was destroyed by an earlier, interrupted run.

@@ -36,6 +36,7 @@ use super::PURGE_AFTER_BUSINESS_DAYS;
 use crate::calendar::{BusinessCalendar, TURKEY_UTC_OFFSET};
 use crate::journal::{Journal, JournalError, PinLetters, SoftDelivery, StrayCardSecrets};
 use crate::pkcs11::token::lock;
+use crate::production::key_target::soft::PENDING_KEY_FILE_SUFFIX;
 use crate::text;
 
 /// How many file names a refusal lists before it only counts.
@@ -326,6 +327,12 @@ fn plan(
                 } else if expected.contains(&name) {
                     check_regular(&path, &meta)?;
                     present.insert(name);
+                    plan.shred.push(path);
+                } else if name.ends_with(PENDING_KEY_FILE_SUFFIX) && meta.is_file() {
+                    // A key file certmint wrote whose certificate the
+                    // journal never recorded (a stale producer's): its key
+                    // goes with the others.
+                    check_regular(&path, &meta)?;
                     plan.shred.push(path);
                 } else {
                     plan.foreign.push(path);
@@ -687,7 +694,10 @@ fn purge_one(
         }
         expected.extend(page);
     }
-    let expected: Vec<String> = expected.into_iter().map(|(_, serial)| serial).collect();
+    let expected: Vec<String> = expected
+        .into_iter()
+        .map(|(_, file)| file.device_serial)
+        .collect();
     let plan = plan(delivery, &expected, journal_dir, out)?;
     item.files = plan.shred.len() as u64 + u64::from(plan.passwords.is_some());
     item.links_removed = shown(&plan.links);

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use der::DateTime;
 
 use super::files::{io, restore_certificate_files, sync_file_system, write_atomically, AtomicFile};
+use super::key_target::soft::{key_file_name, pending_key_file_name, PENDING_KEY_FILE_SUFFIX};
 use super::key_target::TargetRun;
 use super::{ProduceError, Production, ProductionReport};
 use crate::journal::{DeliveryRecord, Journal, OrderId};
@@ -130,8 +131,10 @@ impl Production<'_> {
                 };
                 after = *last;
                 for (_, serial, password) in page {
-                    let line =
-                        zeroize::Zeroizing::new(format!("{serial},p12/{serial}.p12,{password}\n"));
+                    let line = zeroize::Zeroizing::new(format!(
+                        "{serial},p12/{},{password}\n",
+                        key_file_name(&serial)
+                    ));
                     passwords.write(line.as_bytes())?;
                 }
             }
@@ -203,15 +206,24 @@ impl Production<'_> {
         Ok(path)
     }
 
-    /// Refuses a soft delivery whose PKCS#12 files are not all in the
-    /// folder as regular files: the password manifest would list keys the
-    /// manufacturer never gets, and the journal would call it delivered.
+    /// Puts every recorded PKCS#12 file under its delivered name and
+    /// refuses a soft delivery whose files are not all there as regular
+    /// files: the password manifest would list keys the manufacturer never
+    /// gets, and the journal would call it delivered.
+    ///
+    /// A file still under its pending name holding the recorded
+    /// certificate (a crash came between the record and the rename) is
+    /// renamed into place. Every other pending file holds a key whose
+    /// certificate the journal never recorded (an intent voided, a producer
+    /// whose lease was taken over): it is shredded, never delivered.
     fn check_pkcs12_files(
         &self,
         journal: &Mutex<dyn Journal>,
         folder: &Path,
     ) -> Result<(), ProduceError> {
         let p12_dir = folder.join("p12");
+        let is_file =
+            |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file());
         // Paged from the journal and only the first names kept: memory
         // stays flat however large the order.
         let (mut missing, mut shown) = (0usize, Vec::new());
@@ -220,19 +232,28 @@ impl Production<'_> {
             let page = lock(journal).pkcs12_serials(self.order, after, 1000)?;
             let Some((last, _)) = page.last() else { break };
             after = *last;
-            for (_, serial) in page {
-                let name = format!("{serial}.p12");
-                if !std::fs::symlink_metadata(p12_dir.join(&name)).is_ok_and(|meta| meta.is_file())
-                {
-                    missing += 1;
-                    if shown.len() < 10 {
-                        shown.push(name);
-                    }
+            for (_, file) in page {
+                let name = key_file_name(&file.device_serial);
+                let delivered = p12_dir.join(&name);
+                if is_file(&delivered) {
+                    continue;
+                }
+                let pending = p12_dir.join(pending_key_file_name(
+                    &file.device_serial,
+                    &file.certificate_serial,
+                ));
+                if is_file(&pending) {
+                    std::fs::rename(&pending, &delivered).map_err(io(&delivered))?;
+                    continue;
+                }
+                missing += 1;
+                if shown.len() < 10 {
+                    shown.push(name);
                 }
             }
         }
         if missing == 0 {
-            return Ok(());
+            return shred_unrecorded_key_files(&p12_dir);
         }
         let names = crate::text::some_of(&shown, missing);
         Err(ProduceError::Order {
@@ -248,6 +269,37 @@ impl Production<'_> {
             ),
         })
     }
+}
+
+/// Shreds the pending PKCS#12 files left in `p12_dir` once every recorded
+/// one has its delivered name: their certificates are on no record, and
+/// their keys must not travel with the delivery.
+fn shred_unrecorded_key_files(p12_dir: &Path) -> Result<(), ProduceError> {
+    let entries = match std::fs::read_dir(p12_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        entries => entries.map_err(io(p12_dir))?,
+    };
+    for entry in entries {
+        let path = entry.map_err(io(p12_dir))?.path();
+        let pending = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.ends_with(PENDING_KEY_FILE_SUFFIX));
+        if !pending {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&path).map_err(io(&path))?;
+        if meta.file_type().is_symlink() {
+            // Not certmint's: removing a link never touches what it names.
+            std::fs::remove_file(&path).map_err(io(&path))?;
+        } else if meta.is_file() {
+            crate::okc::purge::shred(&path).map_err(|e| ProduceError::Io {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes `order`'s PIN letter manifest at `path`, mode 0600 from its

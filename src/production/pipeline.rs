@@ -27,7 +27,7 @@ use der::DateTime;
 use super::recovery::void_left_intents;
 use crate::issue::{CertificateAuthority, IssueError, PreparedCertificate};
 use crate::journal::{
-    Device, Intent, Journal, LeaseHolder, OrderId, StoredCertificate, VerifiedDevice,
+    Device, Intent, Journal, JournalError, LeaseHolder, OrderId, StoredCertificate, VerifiedDevice,
 };
 use crate::pem::hex;
 use crate::pkcs11::token::lock;
@@ -250,14 +250,19 @@ impl Pipeline<'_> {
     }
 
     /// Stores a chunk of signed devices, then records them verified in one
-    /// transaction. What must be durable before that record is what the
-    /// key target's store makes durable (soft: the PKCS#12, the only copy of
-    /// the device key; hsm: the certificate object in the token).
+    /// transaction, then publishes them. What must be durable before that
+    /// record is what the key target's store makes durable (soft: the
+    /// PKCS#12, the only copy of the device key, under a name of its own
+    /// certificate; hsm: the certificate object in the token).
     ///
-    /// The certificate files are written without fsync: the journal's
-    /// verified record holds the same DER, and the delivery checks every
-    /// certificate file against it, rewrites any that a crash lost, and syncs
-    /// the file system before recording the upload.
+    /// Nothing takes a delivered name before the record: a producer whose
+    /// lease was taken over while it stored (it froze past the lease's
+    /// expiry) is refused by the journal, and the device's files stay those
+    /// of the producer that took it over. The certificate files are written
+    /// after the record and without fsync: the journal's verified record
+    /// holds the same DER, and the delivery checks every certificate file
+    /// against it, rewrites any that a crash lost, and syncs the file
+    /// system before recording the upload.
     pub fn store_chunk<T: KeyTarget + ?Sized>(
         &self,
         journal: &Mutex<dyn Journal>,
@@ -266,11 +271,10 @@ impl Pipeline<'_> {
         operator: &str,
         signed: &[SignedDevice<T::Written>],
     ) -> Result<(), ProduceError> {
-        // Still this producer's order: files of one taken over meanwhile
-        // are the new holder's, and are not written over.
+        // Still this producer's order: no key file is written for one
+        // taken over meanwhile.
         lock(journal).confirm_lease(self.order)?;
         for device in signed {
-            store_certificate_files(folder, device.device.name.as_str(), &device.certificate_der)?;
             target.store(
                 folder,
                 &device.device,
@@ -300,7 +304,22 @@ impl Pipeline<'_> {
                 },
             })
             .collect();
-        lock(journal).record_verified_devices(&verified, operator)?;
+        let recorded = lock(journal).record_verified_devices(&verified, operator);
+        if let Err(error) = recorded {
+            // Only a refusal is known to have written nothing: after any
+            // other failure the record may have committed, and what was
+            // stored may be the only copy of a recorded key.
+            if matches!(error, JournalError::LeaseLost { .. }) {
+                for device in signed {
+                    target.discard(folder, &device.device, &device.written);
+                }
+            }
+            return Err(error.into());
+        }
+        for device in signed {
+            target.publish(folder, &device.device, &device.written)?;
+            store_certificate_files(folder, device.device.name.as_str(), &device.certificate_der)?;
+        }
         Ok(())
     }
 }

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::db::{params, Cell, Database, Param, Row, WriteTx};
-use super::journal::{append_audit_at, now_rfc3339, AuditChain};
+use super::journal::{append_audit_at, lease_from_row, now_rfc3339, AuditChain, LEASE_COLUMNS};
 use super::SqlJournal;
 use crate::journal::{Journal, JournalError, LeaseHolder};
 
@@ -183,9 +183,9 @@ fn copy_snapshot(
         .map_err(|e| super::db::journal_error(source.location(), source.busy_wait_secs(), e))?;
     let at_work: Vec<String> = rows_of(
         source,
-        "SELECT s.order_id, s.host, s.pid, s.operator, s.holder_id, s.boot_id, s.start_time,
-                s.acquired_at, s.renewed_at, s.expires_at_ms, s.sharing
-         FROM station_leases s WHERE s.released_at IS NULL",
+        &format!(
+            "SELECT {LEASE_COLUMNS}, s.order_id FROM station_leases s WHERE s.released_at IS NULL"
+        ),
     )?
     .iter()
     .filter_map(|row| live_producer(row, &here, source_now))
@@ -210,9 +210,9 @@ fn copy_snapshot(
         .map_err(|e| super::db::journal_error(target.location(), target.busy_wait_secs(), e))?;
     let busy: Vec<String> = rows_of(
         target,
-        "SELECT s.order_id, s.host, s.pid, s.operator, s.holder_id, s.boot_id, s.start_time,
-                s.acquired_at, s.renewed_at, s.expires_at_ms, s.sharing
-         FROM station_leases s WHERE s.released_at IS NULL",
+        &format!(
+            "SELECT {LEASE_COLUMNS}, s.order_id FROM station_leases s WHERE s.released_at IS NULL"
+        ),
     )?
     .iter()
     .filter_map(|row| live_producer(row, &here, target_now))
@@ -333,11 +333,11 @@ fn copy_snapshot(
         ),
         (
             "SELECT order_id, holder_id, host, boot_id, start_time, pid, operator, sharing, acquired_at,
-                    renewed_at, expires_at_ms, released_at
+                    renewed_at, expires_at_ms, released_at, pid_namespace
              FROM station_leases ORDER BY order_id, acquired_at",
             "INSERT INTO station_leases (order_id, holder_id, host, boot_id, start_time, pid, operator, sharing,
-                                         acquired_at, renewed_at, expires_at_ms, released_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, COALESCE(?12, ?10))",
+                                         acquired_at, renewed_at, expires_at_ms, released_at, pid_namespace)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, COALESCE(?12, ?10), ?13)",
         ),
     ] {
         for row in rows_of(source, select)? {
@@ -457,27 +457,17 @@ fn copy_snapshot(
     Ok(report)
 }
 
-/// A lease row (order, host, pid, operator, holder id, boot id, start time,
-/// acquired, renewed, expiry, sharing) whose holder may still be at work,
-/// as seen from `here`, named; `None` for one that is gone.
+/// A lease row ([`LEASE_COLUMNS`], then the order) whose holder may still
+/// be at work, as seen from `here`, named; `None` for one that is gone.
 fn live_producer(row: &Row, here: &LeaseHolder, now_ms: i64) -> Option<String> {
-    let lease = crate::journal::Lease {
-        holder: LeaseHolder {
-            holder_id: row.get(4).ok()?,
-            host: row.get(1).ok()?,
-            boot_id: row.get(5).ok()?,
-            pid: row.get(2).ok()?,
-            start_time: u64::try_from(row.get::<i64>(6).ok()?).unwrap_or(0),
-            operator: row.get(3).ok()?,
-        },
-        sharing: crate::journal::Sharing::Shared,
-        acquired_at: row.get(7).ok()?,
-        renewed_at: row.get(8).ok()?,
-        expires_at_ms: row.get(9).ok()?,
-    };
-    lease
-        .is_live_at(here, now_ms)
-        .then(|| format!("order {}: {}", row.get::<i64>(0).unwrap_or(0), lease.holder))
+    let lease = lease_from_row(row).ok()?;
+    lease.is_live_at(here, now_ms).then(|| {
+        format!(
+            "order {}: {}",
+            row.get::<i64>(11).unwrap_or(0),
+            lease.holder
+        )
+    })
 }
 
 /// Refuses a copy that would put a record in the target twice.

@@ -31,7 +31,7 @@ use crate::journal::{
     CaCertificateRevocation, CrlRecord, DeviceClaim, IssuedCrl, RevocationRecord,
     RevocationRequest, RevokeOutcome, Sharing, Station,
 };
-use crate::journal::{HeldCardSecrets, StrayCardSecrets};
+use crate::journal::{HeldCardSecrets, RecordedKeyFile, StrayCardSecrets};
 use crate::order::manufacturer::{Manufacturer, ManufacturerChange, ManufacturerError};
 use crate::revocation::{RevocationReason, RevokedEntry};
 use crate::signer::KeyType;
@@ -94,9 +94,9 @@ fn parameter_list(first: usize, count: usize) -> String {
 /// The columns [`device_from_row`] reads.
 const DEVICE_COLUMNS: &str = "id, order_id, serial, state, key_id";
 
-/// The columns [`lease_from_row`] reads.
-const LEASE_COLUMNS: &str = "s.holder_id, s.host, s.boot_id, s.pid, s.start_time, s.operator, \
-     s.acquired_at, s.renewed_at, s.expires_at_ms, s.sharing";
+/// The columns [`lease_from_row`] reads, the first eleven of a row.
+pub(super) const LEASE_COLUMNS: &str = "s.holder_id, s.host, s.boot_id, s.pid, s.start_time, \
+     s.operator, s.acquired_at, s.renewed_at, s.expires_at_ms, s.sharing, s.pid_namespace";
 
 /// The columns [`manufacturer_from_row`] reads.
 const MANUFACTURER_COLUMNS: &str = "vkn, name, prefixes, model_approval, secure_area_audit";
@@ -177,12 +177,13 @@ fn read_taxpayer(text: &str) -> Result<Option<TaxpayerId>, String> {
         .map_err(|e| format!("stored VKN/TCKN {text:?}: {e}"))
 }
 
-fn lease_from_row(row: &Row) -> Result<Lease, BadRow> {
+pub(super) fn lease_from_row(row: &Row) -> Result<Lease, BadRow> {
     Ok(Lease {
         holder: LeaseHolder {
             holder_id: row.get(0)?,
             host: row.get(1)?,
             boot_id: row.get(2)?,
+            pid_namespace: row.get(10)?,
             pid: row.get(3)?,
             start_time: u64::try_from(row.get::<i64>(4)?).unwrap_or(0),
             operator: row.get(5)?,
@@ -1533,12 +1534,17 @@ impl Journal for SqlJournal {
         order: OrderId,
         after: i64,
         limit: usize,
-    ) -> Result<Vec<(i64, String)>, JournalError> {
+    ) -> Result<Vec<(i64, RecordedKeyFile)>, JournalError> {
         self.reader()?.rows(
-            "SELECT id, serial FROM devices WHERE order_id = ?1 AND id > ?2 AND p12_password IS NOT NULL
-                 ORDER BY id LIMIT ?3",
+            "SELECT d.id, d.serial, c.serial_hex FROM devices d
+             JOIN certificates c ON c.device_id = d.id AND c.status IN ('intent', 'issued') AND c.status = 'issued'
+             WHERE d.order_id = ?1 AND d.id > ?2 AND d.p12_password IS NOT NULL
+             ORDER BY d.id LIMIT ?3",
             params![order.0, after, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+                Ok((r.get(0)?, RecordedKeyFile {
+                    device_serial: r.get(1)?,
+                    certificate_serial: r.get(2)?,
+                }))
             },
         )
     }
@@ -1686,11 +1692,11 @@ impl Journal for SqlJournal {
         let taken_over = take_over(&mut *tx, order, holder, &decision.take_over)?;
         let now = now_rfc3339();
         tx.execute(
-            "INSERT INTO station_leases (order_id, holder_id, host, boot_id, pid, operator, sharing, acquired_at, renewed_at, expires_at_ms, start_time)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)
+            "INSERT INTO station_leases (order_id, holder_id, host, boot_id, pid, operator, sharing, acquired_at, renewed_at, expires_at_ms, start_time, pid_namespace)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)
              ON CONFLICT(order_id, holder_id) DO UPDATE SET host = ?3, boot_id = ?4, pid = ?5,
                  operator = ?6, sharing = ?7, acquired_at = ?8, renewed_at = ?8, expires_at_ms = ?9,
-                 start_time = ?10, released_at = NULL",
+                 start_time = ?10, pid_namespace = ?11, released_at = NULL",
             params![
                 order.0,
                 holder.holder_id,
@@ -1701,7 +1707,8 @@ impl Journal for SqlJournal {
                 sharing.as_str(),
                 now,
                 expiry(now_ms, ttl),
-                i64::try_from(holder.start_time).unwrap_or(0)
+                i64::try_from(holder.start_time).unwrap_or(0),
+                holder.pid_namespace
             ],
         )?;
         tx.commit()?;
@@ -1771,12 +1778,12 @@ impl Journal for SqlJournal {
             params![order.0],
             |r| {
                 let lease = lease_from_row(r)?;
-                let released_at: Option<String> = r.get(10)?;
+                let released_at: Option<String> = r.get(11)?;
                 Ok(Station {
                     live: released_at.is_none() && lease.is_live_at(here, now_ms),
                     lease,
                     released_at,
-                    produced: u64::try_from(r.get::<i64>(11)?).unwrap_or(0),
+                    produced: u64::try_from(r.get::<i64>(12)?).unwrap_or(0),
                 })
             },
         )?;
@@ -3130,6 +3137,7 @@ mod tests {
             holder_id: format!("{name}-id"),
             host: host.into(),
             boot_id: "boot".into(),
+            pid_namespace: "pid:[1]".into(),
             pid: 1,
             start_time: 0,
             operator: name.into(),

@@ -30,11 +30,27 @@ use crate::journal::JournalError;
 /// above all) before it reports the journal busy.
 const BUSY_WAIT: Duration = Duration::from_secs(30);
 
+/// How long the server lets a session sit inside a transaction without a
+/// statement before it ends the session and rolls the transaction back: a
+/// station frozen (or cut off) in the middle of a write must not hold the
+/// writer row, and with it every other station, longer than its lease
+/// lasts. certmint's transactions never wait on anything but the database.
+const IDLE_IN_TRANSACTION: Duration = crate::journal::lease::LEASE_TTL;
+
 /// The advisory lock key under which the schema is made (any constant
 /// that no other application on the database uses: "certmint" in ASCII).
 const SCHEMA_LOCK: i64 = 0x6365_7274_6d69_6e74;
 
-/// The schema at [`SCHEMA_VERSION`], as the SQLite journal's migrations
+/// The schema version of the first PostgreSQL journals: [`SCHEMA`].
+const FIRST_VERSION: i64 = 7;
+
+/// The schema steps after [`FIRST_VERSION`], each with the version it
+/// brings: the statements of the SQLite journal's step of that version,
+/// which PostgreSQL runs as they are. A new journal runs them after
+/// [`SCHEMA`]; an older one runs those it lacks, in one transaction.
+const STEPS: &[(i64, &str)] = &[(8, super::sqlite::PID_NAMESPACE_SCHEMA)];
+
+/// The schema at [`FIRST_VERSION`], as the SQLite journal's migrations
 /// leave it, in PostgreSQL's types: 64-bit integers throughout (SQLite's
 /// integers are 64-bit), `BYTEA` for blobs, text compared byte by byte
 /// (`COLLATE "C"`, as SQLite compares) so that hex serials and VKNs sort
@@ -300,8 +316,10 @@ impl PostgresDb {
         })?;
         client
             .batch_execute(&format!(
-                "SET lock_timeout = '{}s'; SET client_min_messages = warning",
-                BUSY_WAIT.as_secs()
+                "SET lock_timeout = '{}s'; SET idle_in_transaction_session_timeout = '{}s'; \
+                 SET client_min_messages = warning",
+                BUSY_WAIT.as_secs(),
+                IDLE_IN_TRANSACTION.as_secs()
             ))
             .map_err(failed)?;
         let setting = |client: &mut Client, name: &str| -> Result<String, JournalError> {
@@ -371,17 +389,31 @@ impl PostgresDb {
             if version > SCHEMA_VERSION {
                 return Err(newer_schema(&location, version));
             }
-            if version < SCHEMA_VERSION {
-                // Each later schema step adds its PostgreSQL statements here.
+            if version < FIRST_VERSION {
                 return Err(JournalError::Settings {
                     path: location.clone(),
                     reason: format!(
-                        "its schema is version {version}, which this certmint cannot migrate to {SCHEMA_VERSION}"
+                        "its schema is version {version}, older than any PostgreSQL journal certmint made"
                     ),
                 });
             }
+            if version == SCHEMA_VERSION {
+                return tx.commit().map_err(failed);
+            }
+            for (step, sql) in STEPS.iter().filter(|(step, _)| *step > version) {
+                tx.batch_execute(sql).map_err(failed)?;
+                tracing::info!("{location}: schema migrated to version {step}");
+            }
+            tx.execute(
+                "UPDATE certmint_schema SET version = $1 WHERE id = 1",
+                &[&SCHEMA_VERSION],
+            )
+            .map_err(failed)?;
         } else {
             tx.batch_execute(SCHEMA).map_err(failed)?;
+            for (_, sql) in STEPS {
+                tx.batch_execute(sql).map_err(failed)?;
+            }
             tx.execute(
                 "INSERT INTO certmint_schema (id, version) VALUES (1, $1)",
                 &[&SCHEMA_VERSION],

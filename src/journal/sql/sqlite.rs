@@ -397,6 +397,12 @@ CREATE INDEX devices_unclaimed ON devices(order_id, id)
 CREATE INDEX devices_claimed ON devices(order_id, claimed_by) WHERE claimed_by IS NOT NULL;
 "#;
 
+/// The PID namespace of a lease's holder (see
+/// [`crate::journal::LeaseHolder::pid_namespace`]): empty for the leases
+/// taken before, whose holders are then judged by their expiry alone.
+pub(super) const PID_NAMESPACE_SCHEMA: &str =
+    "ALTER TABLE station_leases ADD COLUMN pid_namespace TEXT NOT NULL DEFAULT ''";
+
 /// One step of the schema: applying its statements, in order, takes a
 /// journal from `version - 1` to `version`.
 pub(super) struct Migration {
@@ -435,6 +441,10 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 7,
         sql: &[STATIONS_SCHEMA],
+    },
+    Migration {
+        version: 8,
+        sql: &[PID_NAMESPACE_SCHEMA],
     },
 ];
 

@@ -95,8 +95,8 @@ pub trait DeviceKey {
 /// intent is durable, the CA signed and the certificate was checked to
 /// certify the key) [`KeyTarget::write_back`] on the same thread, then
 /// [`KeyTarget::store`] on the storer's thread, then
-/// [`KeyTarget::chunk_stored`] once per chunk, and only then records the
-/// device verified.
+/// [`KeyTarget::chunk_stored`] once per chunk, then records the chunk's
+/// devices verified, and only then [`KeyTarget::publish`] per device.
 pub trait KeyTarget: TargetRun {
     /// A device's key, from generation to write-back.
     type Key: DeviceKey + Send;
@@ -141,6 +141,26 @@ pub trait KeyTarget: TargetRun {
     fn chunk_stored(&self, _folder: &Path) -> Result<(), ProduceError> {
         Ok(())
     }
+
+    /// After the journal recorded `device` verified with this certificate:
+    /// puts what [`KeyTarget::store`] kept apart under its delivered name
+    /// (soft: renames the PKCS#12 into place). Never before the record: a
+    /// producer whose lease was taken over while it stored is refused by
+    /// the journal, and so never replaces the file of the producer that
+    /// took the device over.
+    fn publish(
+        &self,
+        _folder: &Path,
+        _device: &Device,
+        _written: &Self::Written,
+    ) -> Result<(), ProduceError> {
+        Ok(())
+    }
+
+    /// The journal refused to record `device` for this producer (its lease
+    /// or its claim was taken over): removes what [`KeyTarget::store`] kept
+    /// apart, which no record will ever name.
+    fn discard(&self, _folder: &Path, _device: &Device, _written: &Self::Written) {}
 
     /// The password of the key file of `written`, recorded with the device
     /// (soft).

@@ -9,7 +9,7 @@ use super::pkcs12::{self, CaChain};
 use super::{DeviceKey, KeyTarget, TargetRun};
 use crate::issue::{IssueError, IssuedCertificate, SubjectKey};
 use crate::journal::{Device, Target};
-use crate::production::files::{sync_folder, write_synced};
+use crate::production::files::{io, sync_folder, write_synced};
 use crate::production::pipeline::Record;
 use crate::production::ProduceError;
 use crate::signer::{KeyType, Signer, SignerError, SoftwareSigner};
@@ -51,6 +51,35 @@ impl DeviceKey for SoftKey {
 pub struct Pkcs12File {
     bytes: Vec<u8>,
     password: Zeroizing<String>,
+    /// The serial (hex) of the certificate it holds: names the file while
+    /// it waits for the journal's record.
+    certificate_serial: String,
+}
+
+/// The end of the name of a PKCS#12 file waiting for its device's record:
+/// a key file certmint wrote, which delivery either renames into place
+/// (the journal recorded its certificate) or shreds (it never will).
+pub const PENDING_KEY_FILE_SUFFIX: &str = ".p12.tmp";
+
+/// The name of `device`'s PKCS#12 holding the certificate
+/// `certificate_serial` until the journal records it: one name per
+/// certificate, so two producers of one device (one of them stale) never
+/// write the same file.
+pub fn pending_key_file_name(device: &str, certificate_serial: &str) -> String {
+    format!("{device}.{certificate_serial}{PENDING_KEY_FILE_SUFFIX}")
+}
+
+/// The delivered name of `device`'s PKCS#12.
+pub fn key_file_name(device: &str) -> String {
+    format!("{device}.p12")
+}
+
+/// Where `written` waits for its device's record.
+fn pending_path(folder: &Path, device: &Device, written: &Pkcs12File) -> std::path::PathBuf {
+    folder.join("p12").join(pending_key_file_name(
+        device.name.as_str(),
+        &written.certificate_serial,
+    ))
 }
 
 impl TargetRun for SoftTarget {
@@ -123,11 +152,20 @@ impl KeyTarget for SoftTarget {
                 reason: e,
             })
         })?;
-        Ok(Pkcs12File { bytes, password })
+        Ok(Pkcs12File {
+            bytes,
+            password,
+            certificate_serial: crate::pem::hex(certificate.serial()),
+        })
     }
 
     /// The PKCS#12 is the only copy of the device key: each file is
     /// fsynced, and its name with one fsync of the `p12` folder per chunk.
+    /// It is written under a name of its own certificate
+    /// ([`pending_key_file_name`]) and takes the delivered name only once
+    /// the journal recorded the device ([`KeyTarget::publish`]): a producer
+    /// whose lease was taken over while it froze never writes over the file
+    /// of the producer that took the device over.
     fn store(
         &self,
         folder: &Path,
@@ -135,11 +173,8 @@ impl KeyTarget for SoftTarget {
         _certificate_der: &[u8],
         written: &Pkcs12File,
     ) -> Result<(), ProduceError> {
-        // Written in place, not renamed: until this device is recorded
-        // verified, a crash leaves it to be produced again, and the new
-        // file replaces whatever this one became.
         write_synced(
-            &folder.join("p12").join(format!("{}.p12", device.name)),
+            &pending_path(folder, device, written),
             &written.bytes,
             0o600,
         )
@@ -147,6 +182,39 @@ impl KeyTarget for SoftTarget {
 
     fn chunk_stored(&self, folder: &Path) -> Result<(), ProduceError> {
         sync_folder(&folder.join("p12"))
+    }
+
+    /// The rename is not synced here: the delivery finishes a rename a
+    /// crash lost (the file under its pending name holds the recorded
+    /// certificate) and syncs the file system before recording the upload.
+    fn publish(
+        &self,
+        folder: &Path,
+        device: &Device,
+        written: &Pkcs12File,
+    ) -> Result<(), ProduceError> {
+        let pending = pending_path(folder, device, written);
+        let delivered = folder.join("p12").join(key_file_name(device.name.as_str()));
+        match std::fs::rename(&pending, &delivered) {
+            // The delivery renamed it already: a producer frozen between
+            // the record and here, whose order another finished meanwhile.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && std::fs::symlink_metadata(&delivered).is_ok_and(|m| m.is_file()) =>
+            {
+                Ok(())
+            }
+            renamed => renamed.map_err(io(&delivered)),
+        }
+    }
+
+    fn discard(&self, folder: &Path, device: &Device, written: &Pkcs12File) {
+        let pending = pending_path(folder, device, written);
+        // Best effort: a file left behind is shredded by the delivery or
+        // the purge, which know it by its name.
+        if let Err(e) = crate::okc::purge::shred(&pending) {
+            tracing::warn!("{}: not removed: {e}", pending.display());
+        }
     }
 
     fn key_file_password<'w>(&self, written: &'w Pkcs12File) -> Option<&'w str> {
