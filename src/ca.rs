@@ -322,11 +322,60 @@ fn set_issuing_files(config: &mut CaConfig, line: ProductLine, files: IssuingCaF
     }
 }
 
+/// Where the CA certificates the root key signs go on record: the intent
+/// before the key signs, the certificate after, and only then a file. A
+/// certificate whose intent is on record but not the certificate never
+/// reached a file (everything is made in memory first).
+pub struct CaLedger<'a> {
+    /// The journal.
+    pub journal: &'a mut dyn crate::journal::Journal,
+    /// Who is doing this, for the audit log.
+    pub operator: &'a str,
+}
+
+impl CaLedger<'_> {
+    /// Records the intent of `prepared` (`role`: `root`, or `issuing LINE`),
+    /// has `signer_ca` sign it, and records the certificate.
+    fn sign(
+        &mut self,
+        signer_ca: &CertificateAuthority,
+        prepared: crate::issue::PreparedCertificate,
+        role: &str,
+    ) -> Result<crate::issue::IssuedCertificate, CaError> {
+        use der::Decode;
+        let subject = x509_cert::TbsCertificate::from_der(prepared.tbs_der())
+            .map(|tbs| tbs.subject().to_string())
+            .map_err(|e| IssueError::Encoding(e.to_string()))?;
+        let issuer_key_id = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(
+            signer_ca.signer().public_key_der(),
+        )
+        .map(|spki| crate::issue::tbs::key_identifier(&spki))
+        .map_err(|e| IssueError::Encoding(e.to_string()))?;
+        let serial_hex = pem::hex(prepared.serial());
+        self.journal.record_ca_certificate_intent(
+            &crate::journal::CaCertificateIntent {
+                serial_hex: &serial_hex,
+                issuer_key_id: &issuer_key_id,
+                subject: &subject,
+                role,
+                tbs: prepared.tbs_der(),
+            },
+            self.operator,
+        )?;
+        let issued = signer_ca.sign(prepared)?;
+        self.journal
+            .record_ca_certificate_issued(&serial_hex, issued.der(), self.operator)?;
+        Ok(issued)
+    }
+}
+
 /// Makes `line`'s issuing CA under `root`: its certificate (checked to work
 /// as a CA) and the files to write into `dir`. The key reference of an
 /// existing key goes into `config`.
+#[allow(clippy::too_many_arguments)]
 fn make_issuing_ca(
     root: &CertificateAuthority,
+    ledger: &mut CaLedger<'_>,
     config: &mut CaConfig,
     line: ProductLine,
     options: &IssuingCaOptions,
@@ -343,12 +392,13 @@ fn make_issuing_ca(
     let profile = Profile::new(ProfileName::IssuingCa, &line.issuing_ca_config(config))?;
     let subject = Subject::from_input(&profile, &options.subject, IdMode::Production)?;
     let (signer, key_pem) = ca_key(&options.key, unlock)?;
-    let issued = root.issue(
+    let prepared = root.prepare(
         &profile,
         &subject,
         crate::issue::SubjectKey::checked(signer.public_key_der())?,
         not_before,
     )?;
+    let issued = ledger.sign(root, prepared, &format!("issuing {line}"))?;
     // The issuing certificate must work as a CA before anything is written.
     CertificateAuthority::new(signer, issued.der().to_vec())?;
     files.push((
@@ -385,7 +435,11 @@ fn write_all_new(dir: &Path, files: &[PlannedFile]) -> Result<Vec<PathBuf>, CaEr
 /// Creates a root and one issuing CA per product line in `dir`. Everything
 /// is generated in memory (or in the token) first; files are written only
 /// when all of it succeeded, and a failed write removes what this call wrote.
-pub fn init(dir: &Path, options: &InitOptions) -> Result<InitReport, CaError> {
+pub fn init(
+    dir: &Path,
+    options: &InitOptions,
+    ledger: &mut CaLedger<'_>,
+) -> Result<InitReport, CaError> {
     if dir.join(CONFIG_FILE).exists() {
         return Err(CaError::AlreadyExists(dir.join(CONFIG_FILE)));
     }
@@ -396,12 +450,16 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<InitReport, CaError> {
 
     let mut files: Vec<PlannedFile> = Vec::new();
     let (root_signer, root_key_pem) = ca_key(&options.root_key, &options.unlock)?;
-    let root = CertificateAuthority::create_root(
-        root_signer,
+    let self_signing = CertificateAuthority::self_signing(root_signer, &root_subject)?;
+    let own_key = self_signing.signer().public_key_der().to_vec();
+    let prepared = self_signing.prepare(
         &root_profile,
         &root_subject,
+        crate::issue::SubjectKey::checked(&own_key)?,
         options.not_before,
     )?;
+    let root_certificate = ledger.sign(&self_signing, prepared, "root")?;
+    let root = self_signing.with_certificate(root_certificate.der().to_vec())?;
     files.push((
         dir.join(&config.ca.root_certificate),
         Zeroizing::new(pem::certificate(root.certificate_der()).into_bytes()),
@@ -417,6 +475,7 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<InitReport, CaError> {
     ] {
         let (der, ca_files) = make_issuing_ca(
             &root,
+            ledger,
             &mut config,
             line,
             ca_options,
@@ -465,7 +524,11 @@ pub struct AddIssuingOptions {
 /// line already has an issuing CA of its own. The new files are written
 /// first, then the configuration is replaced in one rename, so an
 /// interrupted run leaves the directory as it was (plus unused new files).
-pub fn add_issuing(dir: &Path, options: &AddIssuingOptions) -> Result<InitReport, CaError> {
+pub fn add_issuing(
+    dir: &Path,
+    options: &AddIssuingOptions,
+    ledger: &mut CaLedger<'_>,
+) -> Result<InitReport, CaError> {
     let config_path = dir.join(CONFIG_FILE);
     let mut config = CaConfig::load(&config_path)?;
     if let Some(existing) = issuing_files(&config, options.line) {
@@ -487,6 +550,7 @@ pub fn add_issuing(dir: &Path, options: &AddIssuingOptions) -> Result<InitReport
     };
     let (der, files) = make_issuing_ca(
         &root,
+        ledger,
         &mut config,
         options.line,
         &options.issuing,
@@ -632,6 +696,10 @@ pub fn replace_issuing(
     let root = CertificateAuthority::new(root_key.open(&options.unlock)?, root_der.clone())?;
     let (der, files) = make_issuing_ca(
         &root,
+        &mut CaLedger {
+            journal: &mut *journal,
+            operator,
+        },
         &mut config,
         options.line,
         &options.issuing,
@@ -1095,6 +1163,14 @@ mod tests {
         options
     }
 
+    /// A journal in `dir` for the CA certificates a test makes.
+    fn journal_in(dir: &Path) -> crate::journal::SqlJournal {
+        crate::journal::SqlJournal::open_at(&crate::journal::JournalAddress::File(
+            dir.join("journal.sqlite"),
+        ))
+        .unwrap()
+    }
+
     fn issuer_of(directory: &CaDirectory) -> String {
         use der::Decode;
         let cert = x509_cert::Certificate::from_der(directory.ca.certificate_der()).unwrap();
@@ -1104,9 +1180,42 @@ mod tests {
     #[test]
     fn each_product_line_opens_its_own_issuing_ca() {
         let dir = tempfile::tempdir().unwrap();
-        let report = init(dir.path(), &p256_options()).unwrap();
+        let mut journal = journal_in(dir.path());
+        let mut ledger = CaLedger {
+            journal: &mut journal,
+            operator: "op",
+        };
+        let report = init(dir.path(), &p256_options(), &mut ledger).unwrap();
         let lines: Vec<ProductLine> = report.issuing.iter().map(|(l, _)| *l).collect();
         assert_eq!(lines, [ProductLine::MaliMuhur, ProductLine::Okc]);
+        // The three certificates the root key signed are on record, issued.
+        let serial_of = |der: &[u8]| {
+            use der::Decode;
+            let cert = x509_cert::Certificate::from_der(der).unwrap();
+            crate::pem::hex(cert.tbs_certificate().serial_number().as_bytes())
+        };
+        let on_record: Vec<(String, String, String)> =
+            crate::journal::Journal::ca_certificates(&journal)
+                .unwrap()
+                .into_iter()
+                .map(|c| (c.role, c.status, c.serial))
+                .collect();
+        assert_eq!(
+            on_record,
+            [
+                ("root".into(), "issued".into(), serial_of(&report.root_der)),
+                (
+                    "issuing mali-muhur".into(),
+                    "issued".into(),
+                    serial_of(&report.issuing[0].1)
+                ),
+                (
+                    "issuing okc".into(),
+                    "issued".into(),
+                    serial_of(&report.issuing[1].1)
+                ),
+            ]
+        );
 
         let unlock = Unlock::default();
         let mali_muhur =
@@ -1126,7 +1235,12 @@ mod tests {
     #[test]
     fn without_an_okc_ca_okc_shares_the_mali_muhur_one_until_one_is_added() {
         let dir = tempfile::tempdir().unwrap();
-        init(dir.path(), &p256_options()).unwrap();
+        let mut journal = journal_in(dir.path());
+        let mut ledger = CaLedger {
+            journal: &mut journal,
+            operator: "op",
+        };
+        init(dir.path(), &p256_options(), &mut ledger).unwrap();
         // Make it a directory with one issuing CA.
         let config_path = dir.path().join(CONFIG_FILE);
         let mut config = CaConfig::load(&config_path).unwrap();
@@ -1149,7 +1263,7 @@ mod tests {
             unlock: Unlock::default(),
             not_before: crate::issue::validity::now().unwrap(),
         };
-        let added = add_issuing(dir.path(), &options).unwrap();
+        let added = add_issuing(dir.path(), &options, &mut ledger).unwrap();
         assert_eq!(added.files.last(), Some(&config_path));
         // The defaults already satisfy the ÖKC rules: nothing to fill.
         assert!(
@@ -1161,7 +1275,7 @@ mod tests {
         assert!(!own.shared_issuing_ca);
         assert!(issuer_of(&own).contains("ÖKC Elektronik"));
 
-        let again = add_issuing(dir.path(), &options).unwrap_err();
+        let again = add_issuing(dir.path(), &options, &mut ledger).unwrap_err();
         assert!(matches!(again, CaError::IssuingCaExists { .. }), "{again}");
         assert_eq!(again.kind(), crate::error::ErrorKind::Conflict);
     }

@@ -337,18 +337,20 @@ fn a_journal_of_a_newer_schema_is_refused(backend: Backend) {
 fn a_journal_of_the_schema_before_is_migrated_when_opened(backend: Backend) {
     let bench = Bench::new(backend);
     bench.import(3);
-    let before = certmint::journal::SCHEMA_VERSION - 1;
-    // The step before this one: no PID namespace kept with a lease.
+    // Version 7, the first on PostgreSQL: no PID namespace kept with a
+    // lease, no CA certificates on record.
     let downgrade = match backend {
-        Backend::Sqlite => format!(
-            "ALTER TABLE station_leases DROP COLUMN pid_namespace; PRAGMA user_version = {before}"
-        ),
-        Backend::Postgres => format!(
-            "ALTER TABLE station_leases DROP COLUMN pid_namespace; \
-             UPDATE certmint_schema SET version = {before}"
-        ),
+        Backend::Sqlite => {
+            "DROP TABLE ca_certificates; \
+             ALTER TABLE station_leases DROP COLUMN pid_namespace; PRAGMA user_version = 7"
+        }
+        Backend::Postgres => {
+            "DROP TABLE ca_certificates; \
+             ALTER TABLE station_leases DROP COLUMN pid_namespace; \
+             UPDATE certmint_schema SET version = 7"
+        }
     };
-    bench.sql(&downgrade).unwrap();
+    bench.sql(downgrade).unwrap();
     bench.run(&["order", "pay", "--order", "1"]).ok();
     bench.run(&produce_args("1", &[])).ok();
     let status = bench

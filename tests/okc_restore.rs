@@ -31,7 +31,16 @@ fn delivery_rewrites_certificate_files_a_crash_lost_or_tore() {
     options.root_key = ca::CaKey::Generate(KeyType::EcP256);
     options.mali_muhur.key = ca::CaKey::Generate(KeyType::EcP256);
     options.okc.key = ca::CaKey::Generate(KeyType::EcP256);
-    ca::init(&dir.path().join("ca"), &options).unwrap();
+    let mut journal = SqlJournal::open(&dir.path().join("journal.sqlite")).unwrap();
+    ca::init(
+        &dir.path().join("ca"),
+        &options,
+        &mut ca::CaLedger {
+            journal: &mut journal,
+            operator: "test",
+        },
+    )
+    .unwrap();
     let directory = CaDirectory::open(
         &dir.path().join("ca"),
         ProductLine::Okc,
@@ -44,7 +53,6 @@ fn delivery_rewrites_certificate_files_a_crash_lost_or_tore() {
     let list: String = (0..DEVICES)
         .map(|i| format!("FU{:08}\n", 20_000_000 + i))
         .collect();
-    let mut journal = SqlJournal::open(&dir.path().join("journal.sqlite")).unwrap();
     let order = NewOrder {
         kind: OrderKind::Okc,
         manufacturer: "Örnek Yazarkasa A.Ş.".into(),

@@ -911,3 +911,55 @@ fn a_device_whose_order_a_live_producer_holds_is_left_to_it() {
     assert_eq!(json["order"], 1);
     run(&["audit", "verify"]).ok();
 }
+
+/// The certificates the root key signs in `ca init` (its own and the two
+/// issuing CAs') are on record like any other: each intent before the key
+/// signs, each certificate after, in the audit log with its serial.
+#[test]
+fn the_ca_certificates_the_root_key_signs_are_on_record() {
+    let ws = Workspace::new();
+    let on = ["--journal", "ca-journal.sqlite"];
+    let mut init = vec!["ca", "init", "--dir", "ca", "--key-type", "p256"];
+    init.extend(on);
+    ws.certmint(&init).ok();
+    let mut show = vec!["audit", "show", "--json"];
+    show.extend(on);
+    let records = json_lines(&ws.certmint(&show).ok().stdout);
+    let of = |event: &str| -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| r["event"] == event)
+            .map(|r| r["subject"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (intents, issued) = (of("ca-certificate.intent"), of("ca-certificate.issued"));
+    assert_eq!(issued.len(), 3, "{records:?}");
+    assert_eq!(intents, issued, "an intent before each certificate");
+    // Each intent comes before its certificate.
+    for subject in &issued {
+        let at = |event: &str| {
+            records
+                .iter()
+                .position(|r| r["event"] == event && r["subject"] == subject.as_str())
+                .unwrap()
+        };
+        assert!(at("ca-certificate.intent") < at("ca-certificate.issued"));
+    }
+    let trimmed = |hex: &str| hex.trim_start_matches('0').to_ascii_uppercase();
+    for pem in ["ca/root.pem", "ca/issuing.pem", "ca/okc-issuing.pem"] {
+        let serial = ws
+            .openssl(&["x509", "-in", pem, "-noout", "-serial"])
+            .ok()
+            .stdout;
+        let serial = trimmed(serial.trim().trim_start_matches("serial="));
+        assert!(
+            issued
+                .iter()
+                .any(|s| trimmed(s.trim_start_matches("certificate ")) == serial),
+            "{pem} (serial {serial}) is not on record: {issued:?}"
+        );
+    }
+    let mut verify = vec!["audit", "verify"];
+    verify.extend(on);
+    ws.certmint(&verify).ok();
+}

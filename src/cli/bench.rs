@@ -125,7 +125,7 @@ fn batch(devices: usize, workers: usize, journal: Option<&str>) -> Result<BatchR
         options.root_key = ca::CaKey::Generate(KeyType::EcP256);
         options.mali_muhur.key = ca::CaKey::Generate(KeyType::EcP256);
         options.okc.key = ca::CaKey::Generate(KeyType::EcP256);
-        ca::init(&dir.join("ca"), &options)?;
+        throwaway_ca(&dir, &options)?;
         let issuing = IssuingCa::open(
             &dir.join("ca"),
             ProfileName::OkcDevice,
@@ -274,7 +274,7 @@ fn crl(args: &BenchArgs, entries: usize) -> Result<()> {
                 options.root_key = ca::CaKey::Generate(args.key_type);
                 options.mali_muhur.key = ca::CaKey::Generate(args.key_type);
                 options.okc.key = ca::CaKey::Generate(args.key_type);
-                ca::init(&dir.join("ca"), &options)?;
+                throwaway_ca(&dir, &options)?;
                 CaDirectory::open(&dir.join("ca"), ProductLine::Okc, None, &Unlock::default())?
             }
         };
@@ -395,5 +395,23 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// A throwaway CA in `dir/ca` for a bench, its certificates on record in a
+/// throwaway journal beside it (`dir/ca-journal.sqlite`), which goes with
+/// the folder.
+fn throwaway_ca(dir: &std::path::Path, options: &InitOptions) -> Result<()> {
+    let mut journal = certmint::journal::SqlJournal::open_at(
+        &certmint::journal::JournalAddress::File(dir.join("ca-journal.sqlite")),
+    )?;
+    ca::init(
+        &dir.join("ca"),
+        options,
+        &mut ca::CaLedger {
+            journal: &mut journal,
+            operator: "certmint bench",
+        },
+    )?;
     Ok(())
 }

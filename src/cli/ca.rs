@@ -62,7 +62,8 @@ pub(crate) struct CaAddIssuingArgs {
     /// Replace the line's issuing CA, which must be revoked on record or expired.
     #[arg(long)]
     replace: bool,
-    /// The journal that holds the revocation, and the operator (with --replace).
+    /// The journal that records the certificate the root key signs (and holds the revocation
+    /// with --replace), and the operator.
     #[command(flatten)]
     journal: super::orders::JournalArgs,
     /// Key type of a generated issuing key: p384, p256, rsa2048, rsa3072 or rsa4096.
@@ -132,12 +133,16 @@ pub(crate) struct CaInitArgs {
     /// Start from this configuration file instead of the Kamu SM defaults.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The journal that records the three certificates the root key signs, and the operator.
+    #[command(flatten)]
+    journal: super::orders::JournalArgs,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub(crate) fn ca_init(args: CaInitArgs) -> Result<()> {
+    let operator = args.journal.operator()?;
     let config = match &args.config {
         Some(path) => CaConfig::load(path)?,
         None => CaConfig::kamu_sm_defaults(),
@@ -166,8 +171,13 @@ pub(crate) fn ca_init(args: CaInitArgs) -> Result<()> {
         config,
         not_before: certmint::issue::validity::now()?,
     };
-    let report =
-        ca::init(&args.dir, &options).with_context(|| format!("ca init {}", args.dir.display()))?;
+    let mut journal = args.journal.open()?;
+    let mut ledger = ca::CaLedger {
+        journal: &mut journal,
+        operator: &operator,
+    };
+    let report = ca::init(&args.dir, &options, &mut ledger)
+        .with_context(|| format!("ca init {}", args.dir.display()))?;
     print_issuing_report("ca.init", &args.dir, &report, args.json)?;
     if !args.json {
         println!(
@@ -370,7 +380,13 @@ pub(crate) fn ca_add_issuing(args: CaAddIssuingArgs) -> Result<()> {
             Some(retired),
         );
     }
-    let report = ca::add_issuing(&args.ca, &options)
+    let operator = args.journal.operator()?;
+    let mut journal = args.journal.open()?;
+    let mut ledger = ca::CaLedger {
+        journal: &mut journal,
+        operator: &operator,
+    };
+    let report = ca::add_issuing(&args.ca, &options, &mut ledger)
         .with_context(|| format!("ca add-issuing {}", args.ca.display()))?;
     print_issuing_report("ca.add_issuing", &args.ca, &report, args.json)
 }

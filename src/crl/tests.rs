@@ -19,7 +19,15 @@ fn ca_directory() -> (tempfile::TempDir, CaDirectory) {
     options.root_key = CaKey::Generate(KeyType::EcP256);
     options.mali_muhur.key = CaKey::Generate(KeyType::EcP256);
     options.okc.key = CaKey::Generate(KeyType::EcP256);
-    ca::init(&dir.path().join("ca"), &options).unwrap();
+    let mut journal = crate::journal::SqlJournal::open_at(&crate::journal::JournalAddress::File(
+        dir.path().join("ca-journal.sqlite"),
+    ))
+    .unwrap();
+    let mut ledger = ca::CaLedger {
+        journal: &mut journal,
+        operator: "op",
+    };
+    ca::init(&dir.path().join("ca"), &options, &mut ledger).unwrap();
     let directory = CaDirectory::open(
         &dir.path().join("ca"),
         crate::profile::ProductLine::MaliMuhur,

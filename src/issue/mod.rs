@@ -344,13 +344,25 @@ impl CertificateAuthority {
         subject: &Subject,
         not_before: DateTime,
     ) -> Result<Self, IssueError> {
+        let root = Self::self_signing(signer, subject)?;
+        let own_key = root.signer.public_key_der().to_vec();
+        let certificate =
+            root.issue(profile, subject, SubjectKey::checked(&own_key)?, not_before)?;
+        root.with_certificate(certificate.der)
+    }
+
+    /// The root CA of `signer` named `subject` before it has a certificate:
+    /// it prepares and signs its own, self-signed, and nothing else (its
+    /// certificate carries no authorityKeyIdentifier). Then
+    /// [`Self::with_certificate`] makes it a CA.
+    pub fn self_signing(signer: Box<dyn Signer>, subject: &Subject) -> Result<Self, IssueError> {
         let identity = IssuerIdentity::new(
             tbs::encode_name(&subject.attributes())?,
             None,
             None,
             signer.algorithm(),
         )?;
-        let root = Self {
+        Ok(Self {
             verifying_key: VerifyingKey::new(signer.public_key_der(), signer.algorithm())?,
             signer,
             certificate_der: Vec::new(),
@@ -358,11 +370,14 @@ impl CertificateAuthority {
             entropy: Box::new(OsEntropy),
             id_mode: IdMode::Production,
             templates: Default::default(),
-        };
-        let own_key = root.signer.public_key_der().to_vec();
-        let certificate =
-            root.issue(profile, subject, SubjectKey::checked(&own_key)?, not_before)?;
-        Self::new(root.signer, certificate.der)
+        })
+    }
+
+    /// This CA's key with `certificate_der` as its certificate (a root's
+    /// own, signed through [`Self::self_signing`]), checked as for
+    /// [`Self::new`].
+    pub fn with_certificate(self, certificate_der: Vec<u8>) -> Result<Self, IssueError> {
+        Self::new(self.signer, certificate_der)
     }
 
     /// Uses `entropy` for serial numbers instead of the OS CSPRNG.

@@ -470,6 +470,44 @@ pub struct RevocationRequest {
     pub invalidity_date: Option<OffsetDateTime>,
 }
 
+/// A CA certificate the root key is about to sign (the root's own, or an
+/// issuing CA's): recorded before it signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaCertificateIntent<'a> {
+    /// Its serial, upper-case hex.
+    pub serial_hex: &'a str,
+    /// The key identifier of the root that signs it.
+    pub issuer_key_id: &'a [u8],
+    /// Its subject, as shown.
+    pub subject: &'a str,
+    /// What it is: `root`, or `issuing LINE`.
+    pub role: &'a str,
+    /// The TBSCertificate the root key is about to sign.
+    pub tbs: &'a [u8],
+}
+
+/// A CA certificate as the journal holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaCertificateRecord {
+    /// Its serial, upper-case hex.
+    pub serial: String,
+    /// The signing root's key identifier, hex.
+    pub issuer_key_id: String,
+    /// Its subject.
+    pub subject: String,
+    /// `root`, or `issuing LINE`.
+    pub role: String,
+    /// `intent` (the root key was about to sign it; no file ever held it)
+    /// or `issued`.
+    pub status: String,
+    /// When the intent was recorded (RFC 3339).
+    pub intended_at: String,
+    /// When the certificate was recorded (RFC 3339), once issued.
+    pub issued_at: Option<String>,
+    /// Who made it.
+    pub operator: String,
+}
+
 /// An issuing CA certificate to revoke (it is no device's certificate, so
 /// the journal has no certificate row for it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1006,6 +1044,27 @@ pub trait Journal: Send + crate::audit::tables::AuditStorage {
         request: &RevocationRequest,
         operator: &str,
     ) -> Result<RevokeOutcome, JournalError>;
+
+    /// Records that the root key is about to sign a CA certificate, with a
+    /// `ca-certificate.intent` audit record, in one transaction. A serial
+    /// on record already is refused.
+    fn record_ca_certificate_intent(
+        &mut self,
+        intent: &CaCertificateIntent<'_>,
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// Records the CA certificate signed for the intent of its serial, with
+    /// a `ca-certificate.issued` audit record, in one transaction.
+    fn record_ca_certificate_issued(
+        &mut self,
+        serial_hex: &str,
+        der: &[u8],
+        operator: &str,
+    ) -> Result<(), JournalError>;
+
+    /// Every CA certificate on record, in the order they were intended.
+    fn ca_certificates(&self) -> Result<Vec<CaCertificateRecord>, JournalError>;
 
     /// Revokes an issuing CA certificate (listed by the root's CRL), with
     /// its `ca-certificate.revoked` audit record, in one transaction.

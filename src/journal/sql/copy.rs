@@ -389,6 +389,14 @@ fn copy_snapshot(
             "INSERT INTO crls (issuer_key_id, number, this_update, next_update, entries, sha256, recorded_at, operator)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         ),
+        (
+            // One CA certificate recorded the same in both journals is kept once.
+            "SELECT serial_hex, issuer_key_id, subject, role, status, tbs, der, intended_at, issued_at, operator
+             FROM ca_certificates ORDER BY intended_at, serial_hex",
+            "INSERT INTO ca_certificates (serial_hex, issuer_key_id, subject, role, status, tbs, der, intended_at,
+                                          issued_at, operator)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (serial_hex) DO NOTHING",
+        ),
     ] {
         for row in rows_of(source, select)? {
             let cells: Vec<Param<'_>> = row.0.iter().map(param).collect();
@@ -551,6 +559,26 @@ fn refuse_conflicts(source: &mut dyn Database, target: &mut dyn Database) -> Res
         if there.is_some_and(|there| there.0 != row.0) {
             return Err(CopyError::Conflict(format!(
                 "manufacturer {vkn} is registered differently in the two journals"
+            )));
+        }
+    }
+    for row in rows_of(
+        source,
+        "SELECT serial_hex, status, der FROM ca_certificates ORDER BY serial_hex",
+    )? {
+        let serial = text(&row, 0)?;
+        let mut there = None;
+        target.each(
+            "SELECT serial_hex, status, der FROM ca_certificates WHERE serial_hex = ?1",
+            params![serial],
+            &mut |r| {
+                there = Some(r);
+                Ok(())
+            },
+        )?;
+        if there.is_some_and(|there| there.0 != row.0) {
+            return Err(CopyError::Conflict(format!(
+                "CA certificate {serial} is recorded differently in the two journals"
             )));
         }
     }

@@ -28,8 +28,8 @@ use crate::journal::{
     Target, VerifiedDevice,
 };
 use crate::journal::{
-    CaCertificateRevocation, CrlRecord, DeviceClaim, IssuedCrl, RevocationRecord,
-    RevocationRequest, RevokeOutcome, Sharing, Station,
+    CaCertificateIntent, CaCertificateRecord, CaCertificateRevocation, CrlRecord, DeviceClaim,
+    IssuedCrl, RevocationRecord, RevocationRequest, RevokeOutcome, Sharing, Station,
 };
 use crate::journal::{HeldCardSecrets, RecordedKeyFile, StrayCardSecrets};
 use crate::order::manufacturer::{Manufacturer, ManufacturerChange, ManufacturerError};
@@ -2255,6 +2255,97 @@ impl Journal for SqlJournal {
             self.audit_committed()?;
         }
         Ok(outcome)
+    }
+
+    fn record_ca_certificate_intent(
+        &mut self,
+        intent: &CaCertificateIntent<'_>,
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
+        let issuer = crate::pem::hex(intent.issuer_key_id);
+        tx.execute(
+            "INSERT INTO ca_certificates (serial_hex, issuer_key_id, subject, role, status, tbs, intended_at, operator)
+             VALUES (?1, ?2, ?3, ?4, 'intent', ?5, ?6, ?7)",
+            params![
+                intent.serial_hex,
+                issuer,
+                intent.subject,
+                intent.role,
+                intent.tbs,
+                now_rfc3339(),
+                operator
+            ],
+        )?;
+        append_audit(
+            &mut *tx,
+            operator,
+            "ca-certificate.intent",
+            &format!("certificate {}", intent.serial_hex),
+            &format!(
+                "{} certificate {} about to be signed by the root key {issuer}",
+                intent.role, intent.subject
+            ),
+        )?;
+        tx.commit()?;
+        self.appended = true;
+        Ok(())
+    }
+
+    fn record_ca_certificate_issued(
+        &mut self,
+        serial_hex: &str,
+        der: &[u8],
+        operator: &str,
+    ) -> Result<(), JournalError> {
+        let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
+        let recorded: Option<(String, String)> = tx.row(
+            "SELECT subject, role FROM ca_certificates WHERE serial_hex = ?1 AND status = 'intent'",
+            params![serial_hex],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let Some((subject, role)) = recorded else {
+            return Err(JournalError::NoCertificate(format!(
+                "CA certificate {serial_hex} in progress"
+            )));
+        };
+        tx.execute(
+            "UPDATE ca_certificates SET status = 'issued', der = ?2, issued_at = ?3 WHERE serial_hex = ?1",
+            params![serial_hex, der, now_rfc3339()],
+        )?;
+        let sha256 = crate::pem::hex_colons(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref(),
+        );
+        append_audit(
+            &mut *tx,
+            operator,
+            "ca-certificate.issued",
+            &format!("certificate {serial_hex}"),
+            &format!("{role} certificate {subject} signed, SHA-256 {sha256}"),
+        )?;
+        tx.commit()?;
+        self.appended = true;
+        Ok(())
+    }
+
+    fn ca_certificates(&self) -> Result<Vec<CaCertificateRecord>, JournalError> {
+        self.reader()?.rows(
+            "SELECT serial_hex, issuer_key_id, subject, role, status, intended_at, issued_at, operator
+             FROM ca_certificates ORDER BY intended_at, serial_hex",
+            params![],
+            |r| {
+                Ok(CaCertificateRecord {
+                    serial: r.get(0)?,
+                    issuer_key_id: r.get(1)?,
+                    subject: r.get(2)?,
+                    role: r.get(3)?,
+                    status: r.get(4)?,
+                    intended_at: r.get(5)?,
+                    issued_at: r.get(6)?,
+                    operator: r.get(7)?,
+                })
+            },
+        )
     }
 
     fn revoke_ca_certificate(

@@ -15,7 +15,7 @@ use crate::journal::JournalError;
 pub use journal::SqlJournal;
 
 /// The schema version this build writes, for both databases.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// The schema step that brings revocations: a journal migrated to it has
 /// its voided and superseded certificates revoked.

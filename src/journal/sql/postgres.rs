@@ -46,9 +46,29 @@ const FIRST_VERSION: i64 = 7;
 
 /// The schema steps after [`FIRST_VERSION`], each with the version it
 /// brings: the statements of the SQLite journal's step of that version,
-/// which PostgreSQL runs as they are. A new journal runs them after
+/// which PostgreSQL runs as they are, or in PostgreSQL's types. A new journal runs them after
 /// [`SCHEMA`]; an older one runs those it lacks, in one transaction.
-const STEPS: &[(i64, &str)] = &[(8, super::sqlite::PID_NAMESPACE_SCHEMA)];
+const STEPS: &[(i64, &str)] = &[
+    (8, super::sqlite::PID_NAMESPACE_SCHEMA),
+    (9, CA_CERTIFICATES_SCHEMA),
+];
+
+/// Schema step 9 (the CA certificates the root key signs), in
+/// PostgreSQL's types.
+const CA_CERTIFICATES_SCHEMA: &str = r#"
+CREATE TABLE ca_certificates (
+    serial_hex    TEXT COLLATE "C" PRIMARY KEY,
+    issuer_key_id TEXT COLLATE "C" NOT NULL,
+    subject       TEXT NOT NULL,
+    role          TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('intent', 'issued')),
+    tbs           BYTEA NOT NULL,
+    der           BYTEA,
+    intended_at   TEXT NOT NULL,
+    issued_at     TEXT,
+    operator      TEXT NOT NULL
+);
+"#;
 
 /// The schema at [`FIRST_VERSION`], as the SQLite journal's migrations
 /// leave it, in PostgreSQL's types: 64-bit integers throughout (SQLite's

@@ -403,6 +403,23 @@ CREATE INDEX devices_claimed ON devices(order_id, claimed_by) WHERE claimed_by I
 pub(super) const PID_NAMESPACE_SCHEMA: &str =
     "ALTER TABLE station_leases ADD COLUMN pid_namespace TEXT NOT NULL DEFAULT ''";
 
+/// The CA certificates the root key signs (its own, the issuing CAs'):
+/// the intent before it signs, the certificate after.
+const CA_CERTIFICATES_SCHEMA: &str = r#"
+CREATE TABLE ca_certificates (
+    serial_hex    TEXT PRIMARY KEY,
+    issuer_key_id TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    role          TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('intent', 'issued')),
+    tbs           BLOB NOT NULL,
+    der           BLOB,
+    intended_at   TEXT NOT NULL,
+    issued_at     TEXT,
+    operator      TEXT NOT NULL
+);
+"#;
+
 /// One step of the schema: applying its statements, in order, takes a
 /// journal from `version - 1` to `version`.
 pub(super) struct Migration {
@@ -445,6 +462,10 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 8,
         sql: &[PID_NAMESPACE_SCHEMA],
+    },
+    Migration {
+        version: 9,
+        sql: &[CA_CERTIFICATES_SCHEMA],
     },
 ];
 
