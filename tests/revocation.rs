@@ -502,12 +502,13 @@ fn a_journal_of_the_previous_schema_migrates_and_revokes_what_was_superseded() {
     };
     let old = issue(&[], "first.pem");
     issue(&["--reissue"], "second.pem");
-    // Back to version 3: the revocation and card PIN tables did not exist
-    // then, nor the stations' leases and claims (one producer per order).
+    // Back to version 3: the revocation, card PIN and CA certificate tables
+    // did not exist then, nor the stations' leases and claims (one
+    // producer per order).
     {
         let conn = rusqlite::Connection::open(ws.path("journal.sqlite")).unwrap();
         conn.execute_batch(
-            "DROP TABLE revocations; DROP TABLE crls; DROP TABLE crl_numbers;
+            "DROP TABLE ca_certificates; DROP TABLE revocations; DROP TABLE crls; DROP TABLE crl_numbers;
              DROP TABLE card_secrets; DROP TABLE pin_letters;
              DROP INDEX devices_unclaimed; DROP INDEX devices_claimed;
              ALTER TABLE devices DROP COLUMN claimed_by; ALTER TABLE devices DROP COLUMN produced_by;
