@@ -32,9 +32,9 @@ pub struct LeaseHolder {
     /// The kernel's boot id: a pid means something only within one boot.
     pub boot_id: String,
     /// The PID namespace the process runs in (`/proc/self/ns/pid`, e.g.
-    /// `pid:[4026531836]`); empty when unknown. Two containers may share
-    /// a host name and a kernel, but a pid means something only within
-    /// its namespace.
+    /// `pid:[4026531836]`); empty when unknown (a lease written before
+    /// certmint kept it). Two containers may share a host name and a
+    /// kernel, but a pid means something only within its namespace.
     pub pid_namespace: String,
     /// The process id.
     pub pid: u32,
@@ -134,7 +134,9 @@ impl LeaseHolder {
     /// same host, and either another boot or no process with its pid in
     /// the same PID namespace. A holder on another host, or in another
     /// namespace (another container), is never judged here: only its
-    /// expiry counts.
+    /// expiry counts. A namespace unknown on either side is taken as the
+    /// same (a lease written before namespaces were kept keeps the rule it
+    /// was written under).
     pub fn is_gone_as_seen_from(&self, here: &LeaseHolder) -> bool {
         self.is_gone_given(here, &process_runs)
     }
@@ -148,13 +150,15 @@ impl LeaseHolder {
         if self.boot_id != here.boot_id {
             return true;
         }
-        self.shares_pid_namespace_with(here) && !runs(self.pid, self.start_time)
+        !self.in_another_pid_namespace_than(here) && !runs(self.pid, self.start_time)
     }
 
-    /// Whether this holder's pid can be looked up from `here`: both PID
-    /// namespaces known, and the same.
-    fn shares_pid_namespace_with(&self, here: &LeaseHolder) -> bool {
-        !self.pid_namespace.is_empty() && self.pid_namespace == here.pid_namespace
+    /// Whether this holder's pid means nothing at `here`: both PID
+    /// namespaces known, and different.
+    fn in_another_pid_namespace_than(&self, here: &LeaseHolder) -> bool {
+        !self.pid_namespace.is_empty()
+            && !here.pid_namespace.is_empty()
+            && self.pid_namespace != here.pid_namespace
     }
 
     /// Whether this holder ran on the same host in the same boot and PID
@@ -163,7 +167,7 @@ impl LeaseHolder {
         self.host == here.host
             && !self.boot_id.is_empty()
             && self.boot_id == here.boot_id
-            && self.shares_pid_namespace_with(here)
+            && !self.in_another_pid_namespace_than(here)
     }
 }
 
@@ -538,11 +542,15 @@ mod tests {
                             runs
                         };
                         let decided = decide_given(Some(&lease), &here, now, &table);
+                        // A namespace not known (a lease written before
+                        // they were kept) is taken as this one.
+                        let asked_after =
+                            matches!(place, Place::SameBoot | Place::HolderPidNamespaceUnknown);
                         let expected = match (own, place, runs, expired) {
                             (true, ..) => Renew,
                             // Its process can be asked after: only that counts.
-                            (false, Place::SameBoot, true, _) => Refuse,
-                            (false, Place::SameBoot, false, _) => TakeOver(HolderGone),
+                            (false, _, true, _) if asked_after => Refuse,
+                            (false, _, false, _) if asked_after => TakeOver(HolderGone),
                             // Another boot: the process is gone, but the
                             // lease is kept until it expires.
                             (false, Place::OtherBoot, _, false) => Refuse,
@@ -557,7 +565,7 @@ mod tests {
                         );
                         assert_eq!(
                             asked.get(),
-                            !own && matches!(place, Place::SameBoot),
+                            !own && asked_after,
                             "the process table is asked only about a holder of this host, boot and PID namespace"
                         );
                     }

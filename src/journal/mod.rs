@@ -223,8 +223,8 @@ pub struct RecordedKeyFile {
     /// The device serial: the file's delivered name without `.p12`.
     pub device_serial: String,
     /// The serial (hex) of the device's issued certificate, which the file
-    /// holds.
-    pub certificate_serial: String,
+    /// holds; `None` while none is (a reissue in progress).
+    pub certificate_serial: Option<String>,
 }
 
 /// A certificate's status in the journal.

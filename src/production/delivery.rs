@@ -1,5 +1,5 @@
 //! The delivery of a finished order: the folder with every certificate
-//! (checked against the journal and rewritten where a crash lost it), the
+//! (written from the journal's record, by the one delivering station), the
 //! manifests, the CA chain, and for a target that delivers key files the
 //! PKCS#12 check and the separate password manifest; then the upload is
 //! recorded.
@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use der::DateTime;
 
-use super::files::{io, restore_certificate_files, sync_file_system, write_atomically, AtomicFile};
+use super::files::{io, sync_file_system, write_atomically, write_certificate_files, AtomicFile};
 use super::key_target::soft::{key_file_name, pending_key_file_name, PENDING_KEY_FILE_SUFFIX};
 use super::key_target::TargetRun;
 use super::{ProduceError, Production, ProductionReport};
@@ -94,7 +94,7 @@ impl Production<'_> {
             let Some((last, _)) = page.last() else { break };
             after = *last;
             for (_, record) in page {
-                restore_certificate_files(&certs, &record.device_serial, &record.der)?;
+                write_certificate_files(&certs, &record.device_serial, &record.der)?;
                 let line = format!(
                     "{},{},{},{},{}\n",
                     record.device_serial,
@@ -213,9 +213,11 @@ impl Production<'_> {
     ///
     /// A file still under its pending name holding the recorded
     /// certificate (a crash came between the record and the rename) is
-    /// renamed into place. Every other pending file holds a key whose
-    /// certificate the journal never recorded (an intent voided, a producer
-    /// whose lease was taken over): it is shredded, never delivered.
+    /// renamed into place, over whatever the delivered name holds (a file
+    /// of an intent voided since, or one that is not certmint's). Every
+    /// other pending file holds a key whose certificate the journal never
+    /// recorded (an intent voided, a producer whose lease was taken over):
+    /// it is shredded, never delivered.
     fn check_pkcs12_files(
         &self,
         journal: &Mutex<dyn Journal>,
@@ -235,15 +237,20 @@ impl Production<'_> {
             for (_, file) in page {
                 let name = key_file_name(&file.device_serial);
                 let delivered = p12_dir.join(&name);
-                if is_file(&delivered) {
-                    continue;
+                if let Some(serial) = &file.certificate_serial {
+                    let pending = p12_dir.join(pending_key_file_name(&file.device_serial, serial));
+                    if is_file(&pending) {
+                        match std::fs::rename(&pending, &delivered) {
+                            Ok(()) => continue,
+                            // Its producer published it meanwhile.
+                            Err(e)
+                                if e.kind() == std::io::ErrorKind::NotFound
+                                    && is_file(&delivered) => {}
+                            Err(e) => return Err(io(&delivered)(e)),
+                        }
+                    }
                 }
-                let pending = p12_dir.join(pending_key_file_name(
-                    &file.device_serial,
-                    &file.certificate_serial,
-                ));
-                if is_file(&pending) {
-                    std::fs::rename(&pending, &delivered).map_err(io(&delivered))?;
+                if is_file(&delivered) {
                     continue;
                 }
                 missing += 1;
@@ -288,15 +295,24 @@ fn shred_unrecorded_key_files(p12_dir: &Path) -> Result<(), ProduceError> {
         if !pending {
             continue;
         }
-        let meta = std::fs::symlink_metadata(&path).map_err(io(&path))?;
+        let meta = match std::fs::symlink_metadata(&path) {
+            // Its producer discarded it meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            meta => meta.map_err(io(&path))?,
+        };
         if meta.file_type().is_symlink() {
             // Not certmint's: removing a link never touches what it names.
             std::fs::remove_file(&path).map_err(io(&path))?;
         } else if meta.is_file() {
-            crate::okc::purge::shred(&path).map_err(|e| ProduceError::Io {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+            if let Err(e) = crate::okc::purge::shred(&path) {
+                // Gone meanwhile (its producer discarded it) is done.
+                if std::fs::symlink_metadata(&path).is_ok() {
+                    return Err(ProduceError::Io {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
         }
     }
     Ok(())

@@ -133,32 +133,11 @@ impl AtomicFile {
     }
 }
 
-/// Writes a device's certificate into the delivery folder, PEM and DER,
-/// without fsync: the journal holds the same DER, and the delivery checks
-/// every certificate file against it, rewrites any that a crash lost or
-/// tore, and syncs the file system before it records the upload.
-pub(crate) fn store_certificate_files(
-    folder: &Path,
-    device_serial: &str,
-    certificate_der: &[u8],
-) -> Result<(), ProduceError> {
-    let certs = folder.join("certs");
-    write_unsynced(
-        &certs.join(format!("{device_serial}.pem")),
-        pem::certificate(certificate_der).as_bytes(),
-        0o644,
-    )?;
-    write_unsynced(
-        &certs.join(format!("{device_serial}.der")),
-        certificate_der,
-        0o644,
-    )
-}
-
-/// Checks a device's certificate files against the journal's DER and
-/// rewrites any that is missing or different (a crash can lose or tear
-/// them: they are written without fsync).
-pub(crate) fn restore_certificate_files(
+/// Writes a device's certificate files (PEM and DER) from the journal's
+/// DER, without fsync (the delivery syncs the file system once, before it
+/// records the upload), leaving alone one already identical (a delivery
+/// resumed after a crash, which may have lost or torn any).
+pub(crate) fn write_certificate_files(
     certs: &Path,
     device_serial: &str,
     certificate_der: &[u8],

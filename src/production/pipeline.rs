@@ -4,7 +4,7 @@
 //! ```text
 //! key target: generate ─► prepare + lint ─► intents (one durable record)
 //!   ─► lease confirmed ─► CA signs ─► verify ─► key target: write back
-//!   ─► key target: store ─► certificate files ─► journal: verified
+//!   ─► key target: store ─► journal: verified ─► key target: publish
 //! ```
 //!
 //! [`Pipeline::sign_chunk`] runs up to the write-back, [`Pipeline::store_chunk`]
@@ -19,7 +19,7 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 
 use super::delivery::CertificateFacts;
-use super::files::{io, store_certificate_files};
+use super::files::io;
 use super::key_target::{DeviceKey, KeyTarget};
 use super::{Certified, ProduceError, Production, ProductionReport};
 use der::DateTime;
@@ -258,11 +258,10 @@ impl Pipeline<'_> {
     /// Nothing takes a delivered name before the record: a producer whose
     /// lease was taken over while it stored (it froze past the lease's
     /// expiry) is refused by the journal, and the device's files stay those
-    /// of the producer that took it over. The certificate files are written
-    /// after the record and without fsync: the journal's verified record
-    /// holds the same DER, and the delivery checks every certificate file
-    /// against it, rewrites any that a crash lost, and syncs the file
-    /// system before recording the upload.
+    /// of the producer that took it over. The certificate files are not
+    /// written here at all: the journal's verified record holds the DER,
+    /// and the one delivering station writes every certificate file from
+    /// it, so no producer writes into a folder being delivered.
     pub fn store_chunk<T: KeyTarget + ?Sized>(
         &self,
         journal: &Mutex<dyn Journal>,
@@ -318,7 +317,6 @@ impl Pipeline<'_> {
         }
         for device in signed {
             target.publish(folder, &device.device, &device.written)?;
-            store_certificate_files(folder, device.device.name.as_str(), &device.certificate_der)?;
         }
         Ok(())
     }

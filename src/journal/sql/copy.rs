@@ -156,6 +156,7 @@ pub fn copy_journal(
         let source = from.db.get_mut();
         source
             .begin_snapshot()
+            .and_then(|()| source.allow_long_transaction())
             .map_err(|e| super::db::journal_error(source.location(), source.busy_wait_secs(), e))?;
     }
     let copied = copy_snapshot(from, to, operator);
@@ -223,6 +224,8 @@ fn copy_snapshot(
         )));
     }
     let mut tx = WriteTx::begin(to.db.get_mut().as_mut())?;
+    tx.allow_long_transaction()
+        .map_err(|e| super::db::journal_error(tx.location(), tx.busy_wait_secs(), e))?;
     refuse_conflicts(source, &mut *tx)?;
     let mut report = CopyReport {
         from: from_location.clone(),
@@ -392,7 +395,7 @@ fn copy_snapshot(
         (
             // One CA certificate recorded the same in both journals is kept once.
             "SELECT serial_hex, issuer_key_id, subject, role, status, tbs, der, intended_at, issued_at, operator
-             FROM ca_certificates ORDER BY intended_at, serial_hex",
+             FROM ca_certificates ORDER BY id",
             "INSERT INTO ca_certificates (serial_hex, issuer_key_id, subject, role, status, tbs, der, intended_at,
                                           issued_at, operator)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (serial_hex) DO NOTHING",

@@ -230,6 +230,15 @@ pub(crate) trait Database: Send {
     /// [`Database::rollback`].
     fn begin_snapshot(&mut self) -> Result<(), DbError>;
 
+    /// Lets the open transaction sit between statements longer than the
+    /// server lets an ordinary one (PostgreSQL ends a certmint session idle
+    /// in a transaction after a lease's time): a copy holds its two
+    /// transactions open while it works on the other journal. Nothing where
+    /// there is no such limit.
+    fn allow_long_transaction(&mut self) -> Result<(), DbError> {
+        Ok(())
+    }
+
     /// Commits the write transaction: durable when this returns.
     fn commit(&mut self) -> Result<(), DbError>;
 

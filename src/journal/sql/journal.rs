@@ -1537,7 +1537,7 @@ impl Journal for SqlJournal {
     ) -> Result<Vec<(i64, RecordedKeyFile)>, JournalError> {
         self.reader()?.rows(
             "SELECT d.id, d.serial, c.serial_hex FROM devices d
-             JOIN certificates c ON c.device_id = d.id AND c.status IN ('intent', 'issued') AND c.status = 'issued'
+             LEFT JOIN certificates c ON c.device_id = d.id AND c.status IN ('intent', 'issued') AND c.status = 'issued'
              WHERE d.order_id = ?1 AND d.id > ?2 AND d.p12_password IS NOT NULL
              ORDER BY d.id LIMIT ?3",
             params![order.0, after, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
@@ -2331,7 +2331,7 @@ impl Journal for SqlJournal {
     fn ca_certificates(&self) -> Result<Vec<CaCertificateRecord>, JournalError> {
         self.reader()?.rows(
             "SELECT serial_hex, issuer_key_id, subject, role, status, intended_at, issued_at, operator
-             FROM ca_certificates ORDER BY intended_at, serial_hex",
+             FROM ca_certificates ORDER BY id",
             params![],
             |r| {
                 Ok(CaCertificateRecord {

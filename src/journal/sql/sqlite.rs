@@ -407,7 +407,8 @@ pub(super) const PID_NAMESPACE_SCHEMA: &str =
 /// the intent before it signs, the certificate after.
 const CA_CERTIFICATES_SCHEMA: &str = r#"
 CREATE TABLE ca_certificates (
-    serial_hex    TEXT PRIMARY KEY,
+    id            INTEGER PRIMARY KEY,
+    serial_hex    TEXT NOT NULL UNIQUE,
     issuer_key_id TEXT NOT NULL,
     subject       TEXT NOT NULL,
     role          TEXT NOT NULL,
