@@ -22,6 +22,7 @@ use certmint::keyref::Unlock;
 use certmint::piv::mgmt::{ManagementKey, MgmtAlgorithm};
 use certmint::piv::Slot;
 use certmint::pkcs11::pin::Pin;
+use certmint::production::Production;
 use certmint::profile::{ProductLine, Profile, ProfileName};
 use common::pcsc::{require_program, PcscStack};
 use common::Run;
@@ -93,14 +94,22 @@ fn provision_in_reader(
         Mutex::new(SqlJournal::open(&stack.path("journal.sqlite")).unwrap());
     let calendar = BusinessCalendar::turkey();
     let station = Station {
-        order,
-        ca: &directory.ca,
-        profile: &profile,
-        chain: vec![
-            directory.ca.certificate_der().to_vec(),
-            directory.root_der.clone(),
-        ],
-        out: stack.path("deliveries"),
+        production: Production {
+            order,
+            ca: &directory.ca,
+            profile: &profile,
+            chain: vec![
+                directory.ca.certificate_der().to_vec(),
+                directory.root_der.clone(),
+            ],
+            out: stack.path("deliveries"),
+            workers: 1,
+            operator: "card-operator".into(),
+            stop: Arc::new(AtomicBool::new(false)),
+            on_device: &|| {},
+            calendar: &calendar,
+            lease_wait: std::time::Duration::ZERO,
+        },
         readers: vec![stack.reader(0)],
         slot: Slot::Signature,
         credentials: CardCredentials {
@@ -110,11 +119,7 @@ fn provision_in_reader(
             allow_factory_defaults: false,
         },
         pin_policy: PinPolicy::Keep,
-        operator: "card-operator".into(),
-        stop: Arc::new(AtomicBool::new(false)),
         on_event: &|reader, event| eprintln!("[{reader}] {event}"),
-        calendar: &calendar,
-        lease_wait: std::time::Duration::ZERO,
     };
     station.provision_card_in(&journal, &stack.reader(0), letter)
 }

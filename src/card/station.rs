@@ -13,15 +13,14 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use super::provision::{CardCredentials, CardError, Step};
 use super::{ReaderWatch, Readers};
-use crate::issue::CertificateAuthority;
-use crate::journal::{Device, Journal, LeaseHolder, OrderId};
+use crate::journal::{Device, Journal, LeaseHolder};
 use crate::piv::client::PivError;
 use crate::piv::{Algorithm, Slot};
 use crate::pkcs11::token::lock;
@@ -30,7 +29,6 @@ use crate::production::pipeline::CLAIM_AGAIN_AFTER;
 use crate::production::pipeline::{ChunkFailure, JournalRecord, Pipeline};
 use crate::production::recovery::void_left_intents;
 use crate::production::{delivery_folder, ProduceError, Production, ProductionReport};
-use crate::profile::Profile;
 
 /// How long a wait lasts before the worker looks at the stop flag again.
 const WAKE_UP: Duration = Duration::from_millis(250);
@@ -122,17 +120,14 @@ pub enum PinPolicy {
 
 /// A station run over one order.
 pub struct Station<'a> {
-    /// The order (target `card`).
-    pub order: OrderId,
-    /// The issuing CA, with the identifier mode of the run (GİB's test
-    /// identifiers only in test mode).
-    pub ca: &'a CertificateAuthority,
-    /// The order's profile: okc-device, or mali-muhur for a seal order.
-    pub profile: &'a Profile,
-    /// The CA chain for the delivery.
-    pub chain: Vec<Vec<u8>>,
-    /// Where the delivery folder goes.
-    pub out: PathBuf,
+    /// The run of the order the station schedules readers for: the order
+    /// (target `card`), the issuing CA with the identifier mode of the run
+    /// (GİB's test identifiers only in test mode), the order's profile
+    /// (okc-device, or mali-muhur for a seal order), the chain and folder
+    /// of the delivery, the operator, the stop flag, the calendar (card
+    /// orders have no purge deadline) and the lease wait. Its workers are
+    /// the readers.
+    pub production: Production<'a>,
     /// The readers to serve.
     pub readers: Vec<String>,
     /// The slot the keys go into.
@@ -142,17 +137,8 @@ pub struct Station<'a> {
     /// The cards' PIN and PUK after [`Station::run`]: random per card, or
     /// kept. ([`Station::provision_card_in`] has its own PIN letter.)
     pub pin_policy: PinPolicy,
-    /// Who runs it.
-    pub operator: String,
-    /// Set to stop after the cards in flight.
-    pub stop: Arc<AtomicBool>,
     /// Receives every worker's events: (reader, event).
     pub on_event: &'a (dyn Fn(&str, &StationEvent) + Sync),
-    /// For the delivery (card orders have no purge deadline).
-    pub calendar: &'a crate::calendar::BusinessCalendar,
-    /// How long to wait for another producer of the order to finish
-    /// (zero: refuse at once, naming it).
-    pub lease_wait: std::time::Duration,
 }
 
 /// Why the station stopped before the order was done.
@@ -368,28 +354,16 @@ impl Station<'_> {
         fresh_secrets: bool,
         work: impl FnOnce(&Pipeline<'_>, Algorithm, &mut ProductionReport) -> Result<(), StationError>,
     ) -> Result<ProductionReport, StationError> {
-        let production = Production {
-            order: self.order,
-            ca: self.ca,
-            profile: self.profile,
-            chain: self.chain.clone(),
-            out: self.out.clone(),
-            workers: self.readers.len(),
-            operator: self.operator.clone(),
-            stop: self.stop.clone(),
-            on_device: &|| {},
-            calendar: self.calendar,
-            lease_wait: self.lease_wait,
-        };
-        production.run_scheduled(journal, &CardRun { fresh_secrets }, |pipeline, report| {
-            let key_type = pipeline.key_type;
-            let algorithm =
-                Algorithm::for_key_type(key_type).ok_or_else(|| ProduceError::Order {
-                    order: self.order,
-                    reason: format!("{key_type} keys cannot be generated on PIV cards"),
-                })?;
-            work(pipeline, algorithm, report)
-        })
+        self.production
+            .run_scheduled(journal, &CardRun { fresh_secrets }, |pipeline, report| {
+                let key_type = pipeline.key_type;
+                let algorithm =
+                    Algorithm::for_key_type(key_type).ok_or_else(|| ProduceError::Order {
+                        order: self.production.order,
+                        reason: format!("{key_type} keys cannot be generated on PIV cards"),
+                    })?;
+                work(pipeline, algorithm, report)
+            })
     }
 }
 
@@ -423,7 +397,7 @@ struct Worker<'a, 's> {
 
 impl Worker<'_, '_> {
     fn stopping(&self) -> bool {
-        self.halt.load(Ordering::SeqCst) || self.station.stop.load(Ordering::SeqCst)
+        self.halt.load(Ordering::SeqCst) || self.station.production.stop.load(Ordering::SeqCst)
     }
 
     fn event(&self, event: StationEvent) {
@@ -462,9 +436,12 @@ impl Worker<'_, '_> {
             .claimed_nothing_at
             .is_some_and(|at| at.elapsed() < CLAIM_AGAIN_AFTER);
         if queue.page.is_empty() && !queue.exhausted && !waiting {
-            let holder = LeaseHolder::this_process(&self.station.operator);
-            let claim =
-                lock(self.journal).claim_devices(self.station.order, &holder, CARDS_CLAIMED);
+            let holder = LeaseHolder::this_process(&self.station.production.operator);
+            let claim = lock(self.journal).claim_devices(
+                self.station.production.order,
+                &holder,
+                CARDS_CLAIMED,
+            );
             let claim = claim.map_err(ProduceError::from)?;
             let held_by_others = claim.held_by_others;
             let (devices, _voided) = void_left_intents(
@@ -472,7 +449,7 @@ impl Worker<'_, '_> {
                 &CardRun {
                     fresh_secrets: self.fresh_secrets,
                 },
-                &self.station.operator,
+                &self.station.production.operator,
                 claim.devices,
             )?;
             queue.claimed_nothing_at = devices.is_empty().then(std::time::Instant::now);
@@ -495,7 +472,7 @@ impl Worker<'_, '_> {
             }
         }
         let order = lock(self.journal)
-            .order(self.station.order)
+            .order(self.station.production.order)
             .map_err(ProduceError::from)?;
         Ok(order.verified >= order.devices)
     }
@@ -595,17 +572,17 @@ impl Worker<'_, '_> {
         let station = self.station;
         let record = JournalRecord {
             journal: self.journal,
-            order: station.order,
-            operator: &station.operator,
+            order: station.production.order,
+            operator: &station.production.operator,
         };
-        let folder = delivery_folder(&station.out, station.order);
+        let folder = delivery_folder(&station.production.out, station.production.order);
         let on_step = |step: Step| {
             self.event(StationEvent::Producing {
                 device: device.name.to_string(),
                 step,
             })
         };
-        let ca_name = station.ca.identity().name_der();
+        let ca_name = station.production.ca.identity().name_der();
         let mut step = Step::Select;
         let outcome = self.pcsc.with_card(self.reader, |client| {
             let card = CardInReader::new(
@@ -619,7 +596,10 @@ impl Worker<'_, '_> {
                 &on_step,
             )
             .with_pin_letter(self.pin_letter)
-            .with_fresh_secrets(self.fresh_secrets.then_some(station.operator.as_str()));
+            .with_fresh_secrets(
+                self.fresh_secrets
+                    .then_some(station.production.operator.as_str()),
+            );
             let result = self
                 .pipeline
                 .sign_chunk(&record, &card, vec![device.clone()])
@@ -627,7 +607,13 @@ impl Worker<'_, '_> {
                     // Proved on the card; a failure to record it stops the
                     // station, and the next run's recovery voids its intent.
                     self.pipeline
-                        .store_chunk(self.journal, &card, &folder, &station.operator, &signed)
+                        .store_chunk(
+                            self.journal,
+                            &card,
+                            &folder,
+                            &station.production.operator,
+                            &signed,
+                        )
                         .map_err(ChunkFailure::from)?;
                     Ok(signed)
                 });
@@ -667,7 +653,11 @@ impl Worker<'_, '_> {
                 "device {}: the card failed while {step} ({cause}); never delivered",
                 device.name
             );
-            match lock(self.journal).void_intent(&serial, &self.station.operator, &reason) {
+            match lock(self.journal).void_intent(
+                &serial,
+                &self.station.production.operator,
+                &reason,
+            ) {
                 Ok(()) => voided = Some(serial),
                 Err(e) => return Outcome::Fatal(StationError::Produce(e.into())),
             }

@@ -1,6 +1,5 @@
 //! `certmint bench`: parsing and reporting; the measuring is in the library.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -9,15 +8,13 @@ use clap::Args;
 use serde::Serialize;
 
 use certmint::ca::{self, CaDirectory, InitOptions};
-use certmint::calendar::BusinessCalendar;
 use certmint::ids::{IdMode, PrefixTable};
 use certmint::journal::{Application, Journal, NewOrder, OrderKind, SqlJournal, Target};
 use certmint::keyref::{KeyRef, Unlock};
 use certmint::order::serial_list::SerialListReader;
 use certmint::pkcs11::{PinSource, Pkcs11Signer, SessionProcesses, Token};
 use certmint::production::key_target::soft::SoftTarget;
-use certmint::production::setup::IssuingCa;
-use certmint::production::Production;
+use certmint::production::setup::{OpenedTarget, ProductionSetup, SetupRequest};
 use certmint::profile::{ProductLine, ProfileName};
 use certmint::signer::{KeyType, Signer, SoftwareSigner};
 
@@ -126,12 +123,6 @@ fn batch(devices: usize, workers: usize, journal: Option<&str>) -> Result<BatchR
         options.mali_muhur.key = ca::CaKey::Generate(KeyType::EcP256);
         options.okc.key = ca::CaKey::Generate(KeyType::EcP256);
         throwaway_ca(&dir, &options)?;
-        let issuing = IssuingCa::open(
-            &dir.join("ca"),
-            ProfileName::OkcDevice,
-            IdMode::Production,
-            &Unlock::default(),
-        )?;
         let list: String = (0..devices)
             .map(|i| format!("FU{:08}\n", 10_000_000 + i))
             .collect();
@@ -177,21 +168,28 @@ fn batch(devices: usize, workers: usize, journal: Option<&str>) -> Result<BatchR
         let order_id = imported.order.context("the bench order was not imported")?;
         journal.mark_paid(order_id, "bench")?;
         let journal: Mutex<SqlJournal> = Mutex::new(journal);
-        let calendar = BusinessCalendar::turkey();
-        let target = SoftTarget::new(&issuing.chain)?;
-        let production = Production {
+        // Set up as `okc produce` sets up a run: the same checks, claim,
+        // issuing CA and calendar.
+        let request = SetupRequest {
             order: order_id,
-            ca: &issuing.ca,
-            profile: &issuing.profile,
-            chain: issuing.chain.clone(),
-            out: dir.join("out"),
-            workers,
+            profile: Some(ProfileName::OkcDevice),
+            target: Some(Target::Soft),
+            ca_dir: &dir.join("ca"),
+            ca_unlock: Unlock::default(),
+            id_mode: IdMode::Production,
+            closed_days: None,
             operator: "bench".into(),
-            stop: Arc::new(AtomicBool::new(false)),
-            on_device: &|| {},
-            calendar: &calendar,
-            lease_wait: std::time::Duration::ZERO,
+            lease_wait: Duration::ZERO,
+            on_ctrl_c: None,
         };
+        let (setup, ()) = ProductionSetup::open(&journal, request, |_| {
+            Ok::<_, anyhow::Error>(OpenedTarget {
+                target: (),
+                workers,
+            })
+        })?;
+        let target = SoftTarget::new(&setup.issuing.chain)?;
+        let production = setup.production(dir.join("out"), &|| {});
         let start = Instant::now();
         production.run(&journal, &target)?;
         let seconds = start.elapsed().as_secs_f64();

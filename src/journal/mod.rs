@@ -51,6 +51,17 @@ pub enum JournalError {
     /// No journal at this path (a command that only reads does not make one).
     #[error("no journal at {0}: give --journal PATH or set CERTMINT_JOURNAL, or run where the journal is")]
     NoJournal(String),
+    /// A device state change the device's state does not allow
+    /// ([`DeviceState::may_become`]): the record and the request disagree.
+    #[error("device {device} is {from}: it may not become {to}")]
+    DeviceMove {
+        /// The device.
+        device: String,
+        /// Its state on record.
+        from: String,
+        /// The state asked for.
+        to: DeviceState,
+    },
     /// A state change the order's state does not allow.
     #[error("order {order} is {state}: {refused}")]
     WrongState {
@@ -177,6 +188,7 @@ impl JournalError {
             | JournalError::InProgress { .. }
             | JournalError::NotRevocable { .. }
             | JournalError::WrongState { .. }
+            | JournalError::DeviceMove { .. }
             | JournalError::IssuingCaRevoked { .. } => ErrorKind::Conflict,
             JournalError::Held { .. } => ErrorKind::Held,
             // The --additional-to order does not exist, belongs to another

@@ -29,6 +29,9 @@ macro_rules! text_enum {
         pub enum $name { $($(#[$vmeta])* $variant),* }
 
         impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
             /// The name stored in the journal and shown to operators.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),* }

@@ -345,21 +345,15 @@ impl<'j> ProductionSetup<'j> {
         cards: StationCards,
         on_event: &'s (dyn Fn(&str, &StationEvent) + Sync),
     ) -> Station<'s> {
+        let mut production = self.production(out, &|| {});
+        production.workers = cards.readers.len();
         Station {
-            order: self.order.id,
-            ca: &self.issuing.ca,
-            profile: &self.issuing.profile,
-            chain: self.issuing.chain.clone(),
-            out,
+            production,
             readers: cards.readers,
             slot: cards.slot,
             credentials: cards.credentials,
             pin_policy: cards.pin_policy,
-            operator: self.operator.clone(),
-            stop: self.stop.clone(),
             on_event,
-            calendar: &self.calendar,
-            lease_wait: self.lease_wait,
         }
     }
 }

@@ -94,6 +94,63 @@ fn parameter_list(first: usize, count: usize) -> String {
 /// The columns [`device_from_row`] reads.
 const DEVICE_COLUMNS: &str = "id, order_id, serial, state, key_id";
 
+/// `state IN ('planned', …)`: the condition of every device state change
+/// the journal writes. A device may be recorded in one of `to` from the
+/// states [`DeviceState::may_become`] allows, or stay in it: the only legal
+/// moves, written once.
+fn moving_to(to: &[DeviceState]) -> String {
+    let from: Vec<String> = DeviceState::ALL
+        .iter()
+        .filter(|from| to.iter().any(|to| *from == to || from.may_become(*to)))
+        .map(|from| format!("'{}'", from.as_str()))
+        .collect();
+    format!("state IN ({})", from.join(", "))
+}
+
+/// The refusal of a move to `to` of one of `ids` whose state does not allow
+/// it, named; `None` when every one of them may make it.
+fn illegal_move(
+    tx: &mut dyn Database,
+    ids: &[i64],
+    to: DeviceState,
+) -> Result<Option<JournalError>, JournalError> {
+    for group in ids.chunks(ROWS_PER_STATEMENT) {
+        let values: Vec<Param<'_>> = group.iter().map(|id| Param::Int(*id)).collect();
+        let found: Option<(String, String)> = tx.row(
+            &format!(
+                "SELECT serial, state FROM devices WHERE id IN ({}) AND NOT {} LIMIT 1",
+                parameter_list(1, group.len()),
+                moving_to(&[to])
+            ),
+            &values,
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if let Some((device, from)) = found {
+            return Ok(Some(JournalError::DeviceMove { device, from, to }));
+        }
+    }
+    Ok(None)
+}
+
+/// Refuses, naming the device, when fewer than `ids.len()` devices moved to
+/// `to` (`moved`): one of them was in a state that does not allow it.
+fn check_moved(
+    tx: &mut dyn Database,
+    ids: &[i64],
+    to: DeviceState,
+    moved: u64,
+) -> Result<(), JournalError> {
+    if usize::try_from(moved).ok() == Some(ids.len()) {
+        return Ok(());
+    }
+    Err(
+        illegal_move(tx, ids, to)?.unwrap_or_else(|| JournalError::Database {
+            path: tx.location().to_owned(),
+            reason: format!("{moved} of {} device(s) moved to {to}", ids.len()),
+        }),
+    )
+}
+
 /// The columns [`lease_from_row`] reads, the first eleven of a row.
 pub(super) const LEASE_COLUMNS: &str = "s.holder_id, s.host, s.boot_id, s.pid, s.start_time, \
      s.operator, s.acquired_at, s.renewed_at, s.expires_at_ms, s.sharing, s.pid_namespace";
@@ -1219,13 +1276,20 @@ impl Journal for SqlJournal {
             "UPDATE certificates SET status = 'void', void_reason = ?1 WHERE serial_hex = ?2",
             params![reason, serial_hex],
         )?;
-        // A device certified before (a failed reissue) keeps its state.
+        // A device certified before (a failed reissue) keeps its state: the
+        // legal moves do not take it back.
         tx.execute(
-            "UPDATE devices SET state = CASE WHEN key_id IS NULL THEN 'planned' ELSE 'key-generated' END
-             WHERE id = ?1 AND state NOT IN ('verified', 'delivered')",
-            params![device],
-        )
-        ?;
+            &format!(
+                "UPDATE devices SET state = CASE WHEN key_id IS NULL THEN ?2 ELSE ?3 END
+                 WHERE id = ?1 AND {}",
+                moving_to(&[DeviceState::Planned, DeviceState::KeyGenerated])
+            ),
+            params![
+                device,
+                DeviceState::Planned.as_str(),
+                DeviceState::KeyGenerated.as_str()
+            ],
+        )?;
         // A reissue that never became a certificate supersedes nothing: the
         // certificate it was to replace is in force again.
         let reinstated: Option<String> = tx
@@ -1284,10 +1348,15 @@ impl Journal for SqlJournal {
     ) -> Result<(), JournalError> {
         let mut tx = WriteTx::begin(self.db.get_mut().as_mut())?;
         Self::check_claims(&self.leases, &mut *tx, &[device])?;
-        tx.execute(
-            "UPDATE devices SET state = 'key-generated', key_id = ?1 WHERE id = ?2",
-            params![key_id_hex, device.id],
+        let to = DeviceState::KeyGenerated;
+        let moved = tx.execute(
+            &format!(
+                "UPDATE devices SET state = ?3, key_id = ?1 WHERE id = ?2 AND {}",
+                moving_to(&[to])
+            ),
+            params![key_id_hex, device.id, to.as_str()],
         )?;
+        check_moved(&mut *tx, &[device.id], to, moved)?;
         append_audit(
             &mut *tx,
             operator,
@@ -1327,14 +1396,19 @@ impl Journal for SqlJournal {
                 ),
                 &values,
             )?;
-            let ids: Vec<Param<'_>> = group.iter().map(|i| Param::Int(i.device.id)).collect();
-            tx.execute(
+            let to = DeviceState::IntentRecorded;
+            let ids: Vec<i64> = group.iter().map(|i| i.device.id).collect();
+            let mut values = vec![Param::Text(to.as_str())];
+            values.extend(ids.iter().map(|id| Param::Int(*id)));
+            let moved = tx.execute(
                 &format!(
-                    "UPDATE devices SET state = 'intent-recorded' WHERE id IN ({})",
-                    parameter_list(1, ids.len())
+                    "UPDATE devices SET state = ?1 WHERE id IN ({}) AND {}",
+                    parameter_list(2, ids.len()),
+                    moving_to(&[to])
                 ),
-                &ids,
+                &values,
             )?;
+            check_moved(&mut *tx, &ids, to, moved)?;
         }
         let records: Vec<(&str, &str, String, String)> = intents
             .iter()
@@ -1392,11 +1466,21 @@ impl Journal for SqlJournal {
                     ),
                 });
             }
-            tx.execute(
-                "UPDATE devices SET state = 'verified', p12_password = ?1, produced_by = ?3, claimed_by = NULL
-                 WHERE id = ?2",
-                params![c.p12_password, device.id, self.leases.get(&device.order)],
+            let to = DeviceState::Verified;
+            let moved = tx.execute(
+                &format!(
+                    "UPDATE devices SET state = ?4, p12_password = ?1, produced_by = ?3, claimed_by = NULL
+                     WHERE id = ?2 AND {}",
+                    moving_to(&[to])
+                ),
+                params![
+                    c.p12_password,
+                    device.id,
+                    self.leases.get(&device.order),
+                    to.as_str()
+                ],
             )?;
+            check_moved(&mut *tx, &[device.id], to, moved)?;
         }
         let records: Vec<(&str, &str, String, String)> = verified
             .iter()
@@ -1517,13 +1601,23 @@ impl Journal for SqlJournal {
                 params![order.0, delivery.passwords],
             )
         })
-        .and_then(|_| {
-            tx.execute(
-                "UPDATE devices SET state = 'delivered' WHERE order_id = ?1",
-                params![order.0],
-            )
-        })
         ?;
+        let to = DeviceState::Delivered;
+        let left: Option<(String, String)> = tx.row(
+            &format!(
+                "SELECT serial, state FROM devices WHERE order_id = ?1 AND NOT {} LIMIT 1",
+                moving_to(&[to])
+            ),
+            params![order.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if let Some((device, from)) = left {
+            return Err(JournalError::DeviceMove { device, from, to });
+        }
+        tx.execute(
+            "UPDATE devices SET state = ?2 WHERE order_id = ?1",
+            params![order.0, to.as_str()],
+        )?;
         tx.commit()?;
         self.appended = true;
         Ok(())
@@ -1986,11 +2080,15 @@ impl Journal for SqlJournal {
             params![intent.device.id, intent.serial_hex, intent.tbs, now],
         )
         ?;
+        // A device certified before (a reissue) stays verified until the
+        // new certificate supersedes the old.
         tx.execute(
-            "UPDATE devices SET state = 'intent-recorded' WHERE id = ?1 AND state IN ('planned', 'key-generated')",
-            params![intent.device.id],
-        )
-        ?;
+            &format!(
+                "UPDATE devices SET state = ?2 WHERE id = ?1 AND {}",
+                moving_to(&[DeviceState::IntentRecorded])
+            ),
+            params![intent.device.id, DeviceState::IntentRecorded.as_str()],
+        )?;
         chain
             .append(
                 &mut *tx,
@@ -2033,11 +2131,26 @@ impl Journal for SqlJournal {
                 ),
             });
         }
-        tx.execute(
-            "UPDATE devices SET state = 'verified' WHERE id = ?1 AND state NOT IN ('verified', 'delivered')",
-            params![device.id],
-        )
-        ?;
+        // A delivered device (a reissue) stays delivered; any other state
+        // must be one a device may be verified from.
+        let to = DeviceState::Verified;
+        let moved = tx.execute(
+            &format!(
+                "UPDATE devices SET state = ?2 WHERE id = ?1 AND {}",
+                moving_to(&[to])
+            ),
+            params![device.id, to.as_str()],
+        )?;
+        if moved == 0 {
+            let state: Option<String> = tx.row(
+                "SELECT state FROM devices WHERE id = ?1",
+                params![device.id],
+                |r| r.get(0),
+            )?;
+            if state.as_deref() != Some(DeviceState::Delivered.as_str()) {
+                check_moved(&mut *tx, &[device.id], to, moved)?;
+            }
+        }
         // A completed reissue: the certificate it supersedes is valid and
         // signed, and will never be the device's certificate again.
         let superseded: Vec<(i64, String, Vec<u8>)> = tx.rows(
@@ -3578,6 +3691,102 @@ mod tests {
         assert_eq!(
             revoked(&journal),
             [("02".to_owned(), RevocationReason::Superseded)]
+        );
+        let report = journal.verify_audit().unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+
+    /// The condition of every device state change is the typed rule: the
+    /// states a device may move from, and the state itself.
+    #[test]
+    fn device_state_changes_follow_the_typed_rule() {
+        use DeviceState::*;
+        assert_eq!(
+            moving_to(&[IntentRecorded]),
+            "state IN ('planned', 'key-generated', 'intent-recorded')"
+        );
+        assert_eq!(
+            moving_to(&[Verified]),
+            "state IN ('intent-recorded', 'verified')"
+        );
+        assert_eq!(
+            moving_to(&[Planned, KeyGenerated]),
+            "state IN ('planned', 'key-generated', 'intent-recorded')"
+        );
+        assert_eq!(
+            moving_to(&[Delivered]),
+            "state IN ('verified', 'delivered')"
+        );
+    }
+
+    /// A move the rule forbids is refused by the journal, naming the device
+    /// and both states: a device without an intent is never recorded
+    /// verified, and a verified one gets no key generated again.
+    #[test]
+    fn the_journal_refuses_a_device_move_the_rule_forbids() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, device) = journal_with_an_order(dir.path());
+        let der = b"certificate".to_vec();
+        let sha256 =
+            crate::pem::hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref());
+        let stored = |serial| StoredCertificate {
+            serial_hex: serial,
+            der: &der,
+            sha256: &sha256,
+            not_before: "2026-12-05T00:00:00Z",
+            not_after: "2027-12-04T00:00:00Z",
+            p12_password: Some("pw"),
+        };
+        // Planned, no intent: never verified.
+        let refused = journal
+            .record_verified_devices(
+                &[VerifiedDevice {
+                    device: &device,
+                    certificate: stored("01"),
+                }],
+                "op",
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                JournalError::Database { .. } | JournalError::DeviceMove { .. }
+            ),
+            "{refused}"
+        );
+        let tbs = crate::pem::unhex(TBS);
+        let intent = |serial| Intent {
+            device: &device,
+            serial_hex: serial,
+            tbs: &tbs,
+            key_note: "test",
+        };
+        journal.record_intents(&[intent("01")], "op").unwrap();
+        journal
+            .record_verified_devices(
+                &[VerifiedDevice {
+                    device: &device,
+                    certificate: stored("01"),
+                }],
+                "op",
+            )
+            .unwrap();
+        // Verified: no new intent in a production chunk (the database's
+        // one-certificate-per-device index refuses it first), and no key
+        // generated again, named.
+        assert!(journal.record_intents(&[intent("02")], "op").is_err());
+        let refused = journal.record_key(&device, "AB", "op").unwrap_err();
+        assert!(
+            matches!(
+                &refused,
+                JournalError::DeviceMove { device: name, from, to: DeviceState::KeyGenerated }
+                    if name == "FU12345678" && from == "verified"
+            ),
+            "{refused}"
+        );
+        assert_eq!(
+            refused.to_string(),
+            "device FU12345678 is verified: it may not become key-generated"
         );
         let report = journal.verify_audit().unwrap();
         assert!(report.problems.is_empty(), "{:?}", report.problems);
