@@ -204,8 +204,11 @@ impl ServerAddress {
     /// Where this station keeps the audit chain's signed checkpoints of
     /// this journal: a file under `CERTMINT_AUDIT_DIR`, else
     /// `$XDG_STATE_HOME/certmint`, else `~/.local/state/certmint`, named
-    /// after the address. Never in the database: whoever can write the
-    /// database must not be able to rewrite what anchors its log.
+    /// after the server, port, user and database the address leads to
+    /// (spelt with or without the default port or user, in any case of the
+    /// host name, it is one journal). Never in the database: whoever can
+    /// write the database must not be able to rewrite what anchors its
+    /// log, nor which file does.
     pub fn anchor(&self) -> PathBuf {
         let dir = std::env::var_os("CERTMINT_AUDIT_DIR")
             .map(PathBuf::from)
@@ -216,19 +219,52 @@ impl ServerAddress {
                 std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/certmint"))
             })
             .unwrap_or_else(|| PathBuf::from("."));
-        let name: String = self
-            .shown
-            .trim_start_matches("postgresql://")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
+        let file_of = |spelt: &str| {
+            let name: String = spelt
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            dir.join(format!("{name}.journal"))
+        };
+        let anchor = file_of(&self.canonical());
+        // Checkpoints kept under the address as it was spelt, before names
+        // were resolved, stay in use.
+        let spelt = file_of(self.shown.trim_start_matches("postgresql://"));
+        if !anchor.exists() && spelt.exists() {
+            return spelt;
+        }
+        anchor
+    }
+
+    /// `user@host:port/database` as the connection resolves it: the user
+    /// `$USER` when the address names none, the port 5432 when none, host
+    /// names in lower case.
+    fn canonical(&self) -> String {
+        let hosts = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|host| match host {
+                Host::Tcp(name) => name.to_ascii_lowercase(),
+                Host::Unix(path) => path.display().to_string(),
             })
-            .collect();
-        dir.join(format!("{name}.journal"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        let user = self
+            .config
+            .get_user()
+            .map(str::to_owned)
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_default();
+        let database = self.config.get_dbname().unwrap_or(&user);
+        format!("{user}@{hosts}:{port}/{database}")
     }
 
     /// Connects, with the password from `PGPASSWORD` or the password file.
@@ -381,6 +417,31 @@ impl super::SqlJournal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One journal, however its address is spelt: the checkpoints a
+    /// station keeps of it are in one file.
+    #[test]
+    fn spellings_of_one_journal_share_their_checkpoints() {
+        let anchor = |text: &str| match JournalAddress::parse(text).unwrap() {
+            JournalAddress::Server(server) => server.anchor(),
+            JournalAddress::File(_) => unreachable!(),
+        };
+        let user = std::env::var("USER").unwrap_or_default();
+        let plain = anchor("postgresql://certmint@DB.example/ca");
+        assert_eq!(anchor("postgres://certmint@db.example:5432/ca"), plain);
+        assert_eq!(
+            anchor("postgresql://certmint@db.example/ca?sslmode=require"),
+            plain
+        );
+        assert_ne!(anchor("postgresql://certmint@db.example:5433/ca"), plain);
+        assert_ne!(anchor("postgresql://certmint@db.example/other"), plain);
+        if !user.is_empty() {
+            assert_eq!(
+                anchor("postgresql://db.example/ca"),
+                anchor(&format!("postgresql://{user}@db.example:5432/ca"))
+            );
+        }
+    }
 
     #[test]
     fn a_path_is_a_file_and_a_postgresql_url_a_server() {
