@@ -369,47 +369,130 @@ impl CaLedger<'_> {
     }
 }
 
-/// Makes `line`'s issuing CA under `root`: its certificate (checked to work
-/// as a CA) and the files to write into `dir`. The key reference of an
-/// existing key goes into `config`.
-#[allow(clippy::too_many_arguments)]
-fn make_issuing_ca(
-    root: &CertificateAuthority,
-    ledger: &mut CaLedger<'_>,
-    config: &mut CaConfig,
+/// The names of `line`'s issuing CA files in `config` (the ÖKC defaults
+/// for a line without any yet), its key's taken from `options` when it
+/// names an existing key.
+fn issuing_names(
+    config: &CaConfig,
     line: ProductLine,
     options: &IssuingCaOptions,
-    unlock: &Unlock,
-    not_before: DateTime,
-    dir: &Path,
-) -> Result<(Vec<u8>, Vec<PlannedFile>), CaError> {
-    let mut files = Vec::new();
+) -> IssuingCaFiles {
     let mut names = issuing_files(config, line).unwrap_or_else(IssuingCaFiles::okc_defaults);
     if let CaKey::Existing(reference) = &options.key {
         names.key = reference.clone();
     }
-    set_issuing_files(config, line, names.clone());
-    let profile = Profile::new(ProfileName::IssuingCa, &line.issuing_ca_config(config))?;
-    let subject = Subject::from_input(&profile, &options.subject, IdMode::Production)?;
-    let (signer, key_pem) = ca_key(&options.key, unlock)?;
-    let prepared = root.prepare(
-        &profile,
-        &subject,
-        crate::issue::SubjectKey::checked(signer.public_key_der())?,
-        not_before,
-    )?;
-    let issued = ledger.sign(root, prepared, &format!("issuing {line}"))?;
-    // The issuing certificate must work as a CA before anything is written.
-    CertificateAuthority::new(signer, issued.der().to_vec())?;
-    files.push((
-        dir.join(&names.certificate),
-        Zeroizing::new(issued.to_pem().into_bytes()),
-        0o644,
-    ));
-    if let Some(key) = key_pem {
-        files.push((dir.join(&names.key), key, 0o600));
+    names
+}
+
+/// The files a new issuing CA of `line` writes into `dir`: its certificate,
+/// and its key when generated here.
+fn issuing_paths(
+    config: &CaConfig,
+    line: ProductLine,
+    options: &IssuingCaOptions,
+    dir: &Path,
+) -> Vec<PathBuf> {
+    let names = issuing_names(config, line, options);
+    let mut paths = vec![dir.join(&names.certificate)];
+    if matches!(options.key, CaKey::Generate(_)) {
+        paths.push(dir.join(&names.key));
     }
-    Ok((issued.der().to_vec(), files))
+    paths
+}
+
+/// Refuses when one of `paths` exists: certmint never overwrites CA files.
+fn refuse_existing_paths(paths: &[PathBuf]) -> Result<(), CaError> {
+    match paths
+        .iter()
+        .find(|path| std::fs::symlink_metadata(path).is_ok())
+    {
+        Some(existing) => Err(CaError::AlreadyExists(existing.clone())),
+        None => Ok(()),
+    }
+}
+
+/// A product line's issuing CA before the root signs its certificate: its
+/// file names, profile, subject and key, every one checked, so that
+/// nothing the root key signs fails for them afterwards.
+struct IssuingCaPlan {
+    line: ProductLine,
+    names: IssuingCaFiles,
+    profile: Profile,
+    subject: Subject,
+    signer: Box<dyn Signer>,
+    key_pem: Option<KeyFile>,
+}
+
+impl IssuingCaPlan {
+    /// Plans `line`'s issuing CA; the key reference of an existing key goes
+    /// into `config`.
+    fn new(
+        config: &mut CaConfig,
+        line: ProductLine,
+        options: &IssuingCaOptions,
+        unlock: &Unlock,
+    ) -> Result<Self, CaError> {
+        let names = issuing_names(config, line, options);
+        set_issuing_files(config, line, names.clone());
+        let profile = Profile::new(ProfileName::IssuingCa, &line.issuing_ca_config(config))?;
+        let subject = Subject::from_input(&profile, &options.subject, IdMode::Production)?;
+        let (signer, key_pem) = ca_key(&options.key, unlock)?;
+        Ok(Self {
+            line,
+            names,
+            profile,
+            subject,
+            signer,
+            key_pem,
+        })
+    }
+
+    /// Has `root` sign the certificate, on record through `ledger`, checks
+    /// that it works as a CA, and returns it with the files to write into
+    /// `dir`.
+    fn sign(
+        self,
+        root: &CertificateAuthority,
+        ledger: &mut CaLedger<'_>,
+        not_before: DateTime,
+        dir: &Path,
+    ) -> Result<(Vec<u8>, Vec<PlannedFile>), CaError> {
+        let prepared = root.prepare(
+            &self.profile,
+            &self.subject,
+            crate::issue::SubjectKey::checked(self.signer.public_key_der())?,
+            not_before,
+        )?;
+        let issued = ledger.sign(root, prepared, &format!("issuing {}", self.line))?;
+        // The issuing certificate must work as a CA before anything is written.
+        CertificateAuthority::new(self.signer, issued.der().to_vec())?;
+        let mut files = vec![(
+            dir.join(&self.names.certificate),
+            Zeroizing::new(issued.to_pem().into_bytes()),
+            0o644,
+        )];
+        if let Some(key) = self.key_pem {
+            files.push((dir.join(&self.names.key), key, 0o600));
+        }
+        Ok((issued.der().to_vec(), files))
+    }
+}
+
+/// Refuses `ca init` of `dir` when a file it would write exists already:
+/// before any key is opened, any journal record made, anything signed.
+pub fn refuse_existing(dir: &Path, options: &InitOptions) -> Result<(), CaError> {
+    let config = &options.config;
+    let mut paths = vec![dir.join(CONFIG_FILE), dir.join(&config.ca.root_certificate)];
+    if matches!(options.root_key, CaKey::Generate(_)) {
+        paths.push(dir.join(ROOT_KEY_FILE));
+    }
+    for (line, ca_options) in [
+        (ProductLine::MaliMuhur, &options.mali_muhur),
+        (ProductLine::Okc, &options.okc),
+    ] {
+        paths.extend(issuing_paths(config, line, ca_options, dir));
+    }
+    refuse_existing_paths(&paths)
 }
 
 /// Writes every planned file, none of which may exist; a failed write
@@ -440,16 +523,27 @@ pub fn init(
     options: &InitOptions,
     ledger: &mut CaLedger<'_>,
 ) -> Result<InitReport, CaError> {
-    if dir.join(CONFIG_FILE).exists() {
-        return Err(CaError::AlreadyExists(dir.join(CONFIG_FILE)));
-    }
+    refuse_existing(dir, options)?;
     let mut config = options.config.clone();
     let root_profile = Profile::from_config(ProfileName::RootCa, &config)?;
     let root_subject =
         Subject::from_input(&root_profile, &options.root_subject, IdMode::Production)?;
+    let (root_signer, root_key_pem) = ca_key(&options.root_key, &options.unlock)?;
+    // Every key opened and every subject checked before the root key signs.
+    let mut plans = Vec::new();
+    for (line, ca_options) in [
+        (ProductLine::MaliMuhur, &options.mali_muhur),
+        (ProductLine::Okc, &options.okc),
+    ] {
+        plans.push(IssuingCaPlan::new(
+            &mut config,
+            line,
+            ca_options,
+            &options.unlock,
+        )?);
+    }
 
     let mut files: Vec<PlannedFile> = Vec::new();
-    let (root_signer, root_key_pem) = ca_key(&options.root_key, &options.unlock)?;
     let self_signing = CertificateAuthority::self_signing(root_signer, &root_subject)?;
     let own_key = self_signing.signer().public_key_der().to_vec();
     let prepared = self_signing.prepare(
@@ -469,20 +563,9 @@ pub fn init(
         files.push((dir.join(ROOT_KEY_FILE), key, 0o600));
     }
     let mut issuing = Vec::new();
-    for (line, ca_options) in [
-        (ProductLine::MaliMuhur, &options.mali_muhur),
-        (ProductLine::Okc, &options.okc),
-    ] {
-        let (der, ca_files) = make_issuing_ca(
-            &root,
-            ledger,
-            &mut config,
-            line,
-            ca_options,
-            &options.unlock,
-            options.not_before,
-            dir,
-        )?;
+    for plan in plans {
+        let line = plan.line;
+        let (der, ca_files) = plan.sign(&root, ledger, options.not_before, dir)?;
         files.extend(ca_files);
         issuing.push((line, der));
     }
@@ -548,16 +631,10 @@ pub fn add_issuing(
         ProductLine::Okc => fill_okc_device_defaults(&mut config),
         ProductLine::MaliMuhur => Vec::new(),
     };
-    let (der, files) = make_issuing_ca(
-        &root,
-        ledger,
-        &mut config,
-        options.line,
-        &options.issuing,
-        &options.unlock,
-        options.not_before,
-        dir,
-    )?;
+    // Checked before the root key signs: its files are free, its key opens.
+    refuse_existing_paths(&issuing_paths(&config, options.line, &options.issuing, dir))?;
+    let plan = IssuingCaPlan::new(&mut config, options.line, &options.issuing, &options.unlock)?;
+    let (der, files) = plan.sign(&root, ledger, options.not_before, dir)?;
     let mut written = write_all_new(dir, &files)?;
     if let Err(e) = replace_file(&config_path, config.to_toml().as_bytes()) {
         for done in &written {
@@ -694,19 +771,7 @@ pub fn replace_issuing(
         None => KeyRef::parse(ROOT_KEY_FILE, dir)?,
     };
     let root = CertificateAuthority::new(root_key.open(&options.unlock)?, root_der.clone())?;
-    let (der, files) = make_issuing_ca(
-        &root,
-        &mut CaLedger {
-            journal: &mut *journal,
-            operator,
-        },
-        &mut config,
-        options.line,
-        &options.issuing,
-        &options.unlock,
-        options.not_before,
-        dir,
-    )?;
+    let plan = IssuingCaPlan::new(&mut config, options.line, &options.issuing, &options.unlock)?;
 
     let mut to_retire = vec![certificate_path];
     let mut retired_key_elsewhere = None;
@@ -740,6 +805,19 @@ pub fn replace_issuing(
     let restore = || {
         for (path, retired) in &retired_files {
             let _ = std::fs::rename(retired, path);
+        }
+    };
+    // Signed once the retired files are out of the way: nothing that can
+    // fail before the files are written comes after the root key signs.
+    let mut ledger = CaLedger {
+        journal: &mut *journal,
+        operator,
+    };
+    let (der, files) = match plan.sign(&root, &mut ledger, options.not_before, dir) {
+        Ok(signed) => signed,
+        Err(e) => {
+            restore();
+            return Err(e);
         }
     };
     let mut written = match write_all_new(dir, &files) {

@@ -962,4 +962,20 @@ fn the_ca_certificates_the_root_key_signs_are_on_record() {
     let mut verify = vec!["audit", "verify"];
     verify.extend(on);
     ws.certmint(&verify).ok();
+
+    // A CA directory in the way is refused before anything is signed or
+    // recorded: no journal is even made.
+    std::fs::create_dir(ws.path("taken")).unwrap();
+    ws.write("taken/root.pem", b"not ours");
+    let refused = ws.certmint(&[
+        "ca",
+        "init",
+        "--dir",
+        "taken",
+        "--journal",
+        "other-journal.sqlite",
+    ]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("already exists"), "{}", refused.stderr);
+    assert!(!ws.exists("other-journal.sqlite"));
 }

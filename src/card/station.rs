@@ -449,6 +449,7 @@ impl Worker<'_, '_> {
                 &CardRun {
                     fresh_secrets: self.fresh_secrets,
                 },
+                &delivery_folder(&self.station.production.out, self.station.production.order),
                 &self.station.production.operator,
                 claim.devices,
             )?;

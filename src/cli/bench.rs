@@ -397,8 +397,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
 }
 
 /// A throwaway CA in `dir/ca` for a bench, its certificates on record in a
-/// throwaway journal beside it (`dir/ca-journal.sqlite`), which goes with
-/// the folder.
+/// journal beside it (`dir/ca-journal.sqlite`), which goes with the CA:
+/// removed with a temporary folder, kept with the CA in `--crl-out`.
 fn throwaway_ca(dir: &std::path::Path, options: &InitOptions) -> Result<()> {
     let mut journal = certmint::journal::SqlJournal::open_at(
         &certmint::journal::JournalAddress::File(dir.join("ca-journal.sqlite")),

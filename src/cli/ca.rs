@@ -171,6 +171,9 @@ pub(crate) fn ca_init(args: CaInitArgs) -> Result<()> {
         config,
         not_before: certmint::issue::validity::now()?,
     };
+    // Refused before the journal is opened (or made).
+    ca::refuse_existing(&args.dir, &options)
+        .with_context(|| format!("ca init {}", args.dir.display()))?;
     let mut journal = args.journal.open()?;
     let mut ledger = ca::CaLedger {
         journal: &mut journal,

@@ -81,12 +81,13 @@ fn copy(args: CopyArgs) -> Result<()> {
         super::json::print("journal.copy", &report)?;
     } else {
         println!(
-            "Copied {} into {}: {} order(s), {} device(s), {} certificate(s), {} revocation(s), {} audit record(s).",
+            "Copied {} into {}: {} order(s), {} device(s), {} certificate(s), {} CA certificate(s), {} revocation(s), {} audit record(s).",
             report.from,
             report.to,
             report.orders.len(),
             report.devices,
             report.certificates,
+            report.ca_certificates,
             report.revocations,
             report.audit_records
         );

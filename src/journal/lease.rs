@@ -134,9 +134,9 @@ impl LeaseHolder {
     /// same host, and either another boot or no process with its pid in
     /// the same PID namespace. A holder on another host, or in another
     /// namespace (another container), is never judged here: only its
-    /// expiry counts. A namespace unknown on either side is taken as the
-    /// same (a lease written before namespaces were kept keeps the rule it
-    /// was written under).
+    /// expiry counts. A holder's namespace unknown is taken as the same (a
+    /// lease written before namespaces were kept keeps the rule it was
+    /// written under); this process's unknown, as another.
     pub fn is_gone_as_seen_from(&self, here: &LeaseHolder) -> bool {
         self.is_gone_given(here, &process_runs)
     }
@@ -153,12 +153,12 @@ impl LeaseHolder {
         !self.in_another_pid_namespace_than(here) && !runs(self.pid, self.start_time)
     }
 
-    /// Whether this holder's pid means nothing at `here`: both PID
-    /// namespaces known, and different.
+    /// Whether this holder's pid may mean nothing at `here`: its PID
+    /// namespace differs from this one, or this one is unknown. A holder
+    /// whose namespace is unknown (a lease taken before they were kept) is
+    /// taken as this one's: it keeps the rule it was taken under.
     fn in_another_pid_namespace_than(&self, here: &LeaseHolder) -> bool {
-        !self.pid_namespace.is_empty()
-            && !here.pid_namespace.is_empty()
-            && self.pid_namespace != here.pid_namespace
+        !self.pid_namespace.is_empty() && self.pid_namespace != here.pid_namespace
     }
 
     /// Whether this holder ran on the same host in the same boot and PID
@@ -469,6 +469,7 @@ mod tests {
         /// The same host and boot, another container's PID namespace.
         OtherPidNamespace,
         HolderPidNamespaceUnknown,
+        RequesterPidNamespaceUnknown,
         OtherHost,
     }
 
@@ -500,6 +501,7 @@ mod tests {
                 Place::RequesterBootUnknown,
                 Place::OtherPidNamespace,
                 Place::HolderPidNamespaceUnknown,
+                Place::RequesterPidNamespaceUnknown,
                 Place::OtherHost,
             ] {
                 for runs in [true, false] {
@@ -521,6 +523,9 @@ mod tests {
                             }
                             Place::HolderPidNamespaceUnknown => {
                                 holder.pid_namespace = String::new()
+                            }
+                            Place::RequesterPidNamespaceUnknown => {
+                                here.pid_namespace = String::new()
                             }
                             Place::OtherHost => holder.host = "station-2".into(),
                         }

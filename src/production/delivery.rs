@@ -1,5 +1,6 @@
 //! The delivery of a finished order: the folder with every certificate
-//! (written from the journal's record, by the one delivering station), the
+//! (checked against the journal's record and written where a crash lost
+//! it), the
 //! manifests, the CA chain, and for a target that delivers key files the
 //! PKCS#12 check and the separate password manifest; then the upload is
 //! recorded.
@@ -9,7 +10,10 @@ use std::sync::Mutex;
 
 use der::DateTime;
 
-use super::files::{io, sync_file_system, write_atomically, write_certificate_files, AtomicFile};
+use super::files::{
+    io, remove_pending_certificate_files, sync_file_system, write_atomically,
+    write_certificate_files, AtomicFile,
+};
 use super::key_target::soft::{key_file_name, pending_key_file_name, PENDING_KEY_FILE_SUFFIX};
 use super::key_target::TargetRun;
 use super::{ProduceError, Production, ProductionReport};
@@ -114,6 +118,9 @@ impl Production<'_> {
             }
         }
         json.write(b"\n]\n")?;
+        // Every delivered certificate file is written: what waits under a
+        // pending name is a killed or refused producer's.
+        remove_pending_certificate_files(&certs)?;
         csv.commit()?;
         json.commit()?;
 

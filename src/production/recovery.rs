@@ -21,9 +21,10 @@ impl Production<'_> {
         report: &mut ProductionReport,
     ) -> Result<(), ProduceError> {
         let dangling = lock(journal).dangling_intents(self.order)?;
+        let folder = super::delivery_folder(&self.out, self.order);
         for (serial_hex, device) in dangling {
             // A certificate stored on the target but not recorded goes with its intent.
-            report.removed_token_objects += target.remove_unrecorded(&device)?;
+            report.removed_token_objects += target.remove_unrecorded(&folder, &device)?;
             lock(journal).void_intent(
                 &serial_hex,
                 &self.operator,
@@ -41,11 +42,12 @@ impl Production<'_> {
 
 /// Voids the intents that producers which died left on `claimed` (devices
 /// just claimed from them), removing what they left on the key target
-/// first; returns the devices as they stand after it, and how many intents
+/// (and in the delivery `folder`) first; returns the devices as they stand after it, and how many intents
 /// were voided.
 pub(crate) fn void_left_intents(
     journal: &Mutex<dyn Journal>,
     target: &dyn TargetRun,
+    folder: &std::path::Path,
     operator: &str,
     claimed: Vec<Device>,
 ) -> Result<(Vec<Device>, u64), ProduceError> {
@@ -66,7 +68,7 @@ pub(crate) fn void_left_intents(
             devices.push(device);
             continue;
         };
-        target.remove_unrecorded(&device)?;
+        target.remove_unrecorded(folder, &device)?;
         lock(journal).void_intent(
             &serial_hex,
             operator,

@@ -41,6 +41,10 @@ impl Run {
     }
 }
 
+/// The journal certmint uses in a workspace when a test names none: the
+/// file its default would be (`./certmint-journal.sqlite`).
+pub const DEFAULT_JOURNAL: &str = "certmint-journal.sqlite";
+
 impl Workspace {
     pub fn new() -> Self {
         Self {
@@ -68,6 +72,9 @@ impl Workspace {
             Command::new(env!("CARGO_BIN_EXE_certmint"))
                 .args(args)
                 .env("CERTMINT_OPERATOR", "test-operator")
+                // The workspace's own journal, never one named in the
+                // environment of whoever runs the tests.
+                .env("CERTMINT_JOURNAL", DEFAULT_JOURNAL)
                 .current_dir(self.dir.path())
                 .output()
                 .expect("run certmint"),
@@ -345,6 +352,7 @@ impl Workspace {
             Command::new(env!("CARGO_BIN_EXE_certmint"))
                 .args(args)
                 .env("CERTMINT_OPERATOR", "test-operator")
+                .env("CERTMINT_JOURNAL", DEFAULT_JOURNAL)
                 .envs(env.iter().copied())
                 .current_dir(self.dir.path())
                 .output()

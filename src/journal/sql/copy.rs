@@ -39,6 +39,8 @@ pub struct CopyReport {
     pub certificates: u64,
     /// Revocations copied.
     pub revocations: u64,
+    /// CA certificates copied (the root's and the issuing CAs').
+    pub ca_certificates: u64,
     /// Audit records appended to the target's chain.
     pub audit_records: u64,
     /// The target's audit chain after the copy: records, and whether it verifies.
@@ -234,6 +236,7 @@ fn copy_snapshot(
         devices: 0,
         certificates: 0,
         revocations: 0,
+        ca_certificates: 0,
         audit_records: 0,
         target_audit_records: 0,
     };
@@ -392,19 +395,25 @@ fn copy_snapshot(
             "INSERT INTO crls (issuer_key_id, number, this_update, next_update, entries, sha256, recorded_at, operator)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         ),
-        (
-            // One CA certificate recorded the same in both journals is kept once.
-            "SELECT serial_hex, issuer_key_id, subject, role, status, tbs, der, intended_at, issued_at, operator
-             FROM ca_certificates ORDER BY id",
-            "INSERT INTO ca_certificates (serial_hex, issuer_key_id, subject, role, status, tbs, der, intended_at,
-                                          issued_at, operator)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (serial_hex) DO NOTHING",
-        ),
     ] {
         for row in rows_of(source, select)? {
             let cells: Vec<Param<'_>> = row.0.iter().map(param).collect();
             tx.execute(insert, &cells)?;
         }
+    }
+    for row in rows_of(
+        source,
+        "SELECT serial_hex, issuer_key_id, subject, role, status, tbs, der, intended_at, issued_at, operator
+         FROM ca_certificates ORDER BY id",
+    )? {
+        let cells: Vec<Param<'_>> = row.0.iter().map(param).collect();
+        tx.execute(
+            "INSERT INTO ca_certificates (serial_hex, issuer_key_id, subject, role, status, tbs, der, intended_at,
+                                          issued_at, operator)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            &cells,
+        )?;
+        report.ca_certificates += 1;
     }
 
     // The audit records, appended in their order to the target's chain;
@@ -565,23 +574,16 @@ fn refuse_conflicts(source: &mut dyn Database, target: &mut dyn Database) -> Res
             )));
         }
     }
-    for row in rows_of(
-        source,
-        "SELECT serial_hex, status, der FROM ca_certificates ORDER BY serial_hex",
-    )? {
+    for row in rows_of(source, "SELECT serial_hex FROM ca_certificates ORDER BY id")? {
         let serial = text(&row, 0)?;
-        let mut there = None;
-        target.each(
-            "SELECT serial_hex, status, der FROM ca_certificates WHERE serial_hex = ?1",
+        let found: Option<i64> = target.row(
+            "SELECT id FROM ca_certificates WHERE serial_hex = ?1",
             params![serial],
-            &mut |r| {
-                there = Some(r);
-                Ok(())
-            },
+            |r| r.get(0),
         )?;
-        if there.is_some_and(|there| there.0 != row.0) {
+        if found.is_some() {
             return Err(CopyError::Conflict(format!(
-                "CA certificate {serial} is recorded differently in the two journals"
+                "CA certificate {serial} is in both journals (a CA directory's certificates are on record in the journal its `ca init` wrote)"
             )));
         }
     }

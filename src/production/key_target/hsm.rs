@@ -103,7 +103,7 @@ impl TargetRun for HsmTarget {
         Target::Hsm
     }
 
-    fn remove_unrecorded(&self, device: &Device) -> Result<u64, ProduceError> {
+    fn remove_unrecorded(&self, _folder: &Path, device: &Device) -> Result<u64, ProduceError> {
         remove_certificates_labelled(&self.token, device.name.as_str()).map_err(token_error(device))
     }
 

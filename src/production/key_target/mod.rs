@@ -35,9 +35,10 @@ pub trait TargetRun {
     fn kind(&self) -> Target;
 
     /// Removes what a voided intent of `device` left on the target (hsm: a
-    /// certificate imported whose record never followed); returns how many
-    /// objects went.
-    fn remove_unrecorded(&self, _device: &Device) -> Result<u64, ProduceError> {
+    /// certificate imported whose record never followed; soft: a key file
+    /// under the delivered name in `folder`, the order's delivery folder);
+    /// returns how many token objects went.
+    fn remove_unrecorded(&self, _folder: &Path, _device: &Device) -> Result<u64, ProduceError> {
         Ok(0)
     }
 

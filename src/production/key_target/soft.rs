@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use super::pkcs12::{self, CaChain};
 use super::{DeviceKey, KeyTarget, TargetRun};
 use crate::issue::{IssueError, IssuedCertificate, SubjectKey};
-use crate::journal::{Device, Target};
+use crate::journal::{Device, DeviceState, Target};
 use crate::production::files::{io, sync_folder, write_synced};
 use crate::production::pipeline::Record;
 use crate::production::ProduceError;
@@ -93,6 +93,32 @@ impl TargetRun for SoftTarget {
 
     fn delivery_folders(&self) -> &'static [&'static str] {
         &["p12"]
+    }
+
+    /// A key file under the device's delivered name while its intent is
+    /// voided holds no recorded certificate's key (one written in place by
+    /// an earlier certmint, or not certmint's at all): shredded. Nobody else
+    /// writes that name now: it is taken only after the device's record,
+    /// and this device has none. (A device certified before, whose reissue
+    /// left the intent, keeps its file: it holds the certificate in force.)
+    fn remove_unrecorded(&self, folder: &Path, device: &Device) -> Result<u64, ProduceError> {
+        if matches!(device.state, DeviceState::Verified | DeviceState::Delivered) {
+            return Ok(0);
+        }
+        let path = folder.join("p12").join(key_file_name(device.name.as_str()));
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                std::fs::remove_file(&path).map_err(io(&path))?
+            }
+            Ok(meta) if meta.is_file() => {
+                crate::okc::purge::shred(&path).map_err(|e| ProduceError::Io {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?
+            }
+            _ => {}
+        }
+        Ok(0)
     }
 }
 
