@@ -1,10 +1,9 @@
-//! Certificate files are written by the delivery alone, from the journal's
-//! DER, without fsync: a delivery checks each one against the journal and
-//! writes what is missing or different (an earlier delivery cut short by a
-//! crash may have left files torn), then syncs. Here a run is stopped part
-//! way (no certificate file exists yet), files of verified devices are
-//! left missing, truncated and wrong, and the run that finishes the order
-//! must deliver every file exactly as the journal issued it.
+//! Certificate files are written without fsync during production (the
+//! journal holds the same DER): the delivery checks each one against the
+//! journal and rewrites what a crash lost or tore, then syncs. Here a run is
+//! stopped part way, the certificate files of verified devices are deleted,
+//! truncated and overwritten, and the run that finishes the order must
+//! deliver every file exactly as the journal issued it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -116,16 +115,13 @@ fn delivery_rewrites_certificate_files_a_crash_lost_or_tore() {
     assert_eq!(summary.state, OrderState::Producing);
     assert!(summary.verified >= 40, "{summary:?}");
 
-    // No producer writes certificate files: the delivery writes them all
-    // from the journal. What a crash in an earlier delivery can leave of
-    // files written without fsync: one missing, one torn, one wrong.
+    // What a crash can do to files written without fsync.
     let issued = journal.lock().unwrap().issued(OrderId(1), 0, 3).unwrap();
     let certs = delivery_folder(&out, OrderId(1)).join("certs");
     let [(_, lost), (_, torn), (_, wrong)] = &issued[..] else {
         panic!("{issued:?}")
     };
-    assert!(!certs.join(format!("{}.pem", lost.device_serial)).exists());
-    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::remove_file(certs.join(format!("{}.pem", lost.device_serial))).unwrap();
     std::fs::write(
         certs.join(format!("{}.der", torn.device_serial)),
         &torn.der[..torn.der.len() / 2],
