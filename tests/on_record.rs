@@ -976,6 +976,10 @@ fn the_ca_certificates_the_root_key_signs_are_on_record() {
         "other-journal.sqlite",
     ]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
-    assert!(refused.stderr.contains("already exists"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("already exists"),
+        "{}",
+        refused.stderr
+    );
     assert!(!ws.exists("other-journal.sqlite"));
 }

@@ -10,10 +10,7 @@ use std::sync::Mutex;
 
 use der::DateTime;
 
-use super::files::{
-    io, remove_pending_certificate_files, sync_file_system, write_atomically,
-    write_certificate_files, AtomicFile,
-};
+use super::files::{io, sync_file_system, write_atomically, write_certificate_files, AtomicFile};
 use super::key_target::soft::{key_file_name, pending_key_file_name, PENDING_KEY_FILE_SUFFIX};
 use super::key_target::TargetRun;
 use super::{ProduceError, Production, ProductionReport};
@@ -118,9 +115,6 @@ impl Production<'_> {
             }
         }
         json.write(b"\n]\n")?;
-        // Every delivered certificate file is written: what waits under a
-        // pending name is a killed or refused producer's.
-        remove_pending_certificate_files(&certs)?;
         csv.commit()?;
         json.commit()?;
 

@@ -133,89 +133,39 @@ impl AtomicFile {
     }
 }
 
-/// The end of the name of a certificate file waiting for its device's
-/// record: renamed into place after it (or removed by the delivery).
-const PENDING_SUFFIX: &str = ".tmp";
-
-/// A device's certificate files, PEM then DER: (delivered name, name while
-/// it waits for the record of certificate `serial`). One pending name per
-/// certificate, so a producer whose lease was taken over never writes the
-/// delivered files of the device's new certificate.
-fn certificate_file_names(
+/// After the journal recorded the device verified: writes its certificate
+/// files, without fsync (the journal holds the DER; the delivery writes
+/// again any file a crash lost or tore, and syncs). A file that exists is
+/// left alone: the delivery wrote it meanwhile, from the same record, or
+/// an earlier certmint left it, which the delivery checks against the
+/// record. Written only after the record, never by a producer whose lease
+/// was taken over: the journal refuses its record.
+pub(crate) fn write_new_certificate_files(
     certs: &Path,
     device_serial: &str,
-    serial: &str,
-) -> [(PathBuf, PathBuf); 2] {
-    ["pem", "der"].map(|extension| {
-        (
-            certs.join(format!("{device_serial}.{extension}")),
-            certs.join(format!(
-                "{device_serial}.{serial}.{extension}{PENDING_SUFFIX}"
-            )),
-        )
-    })
-}
-
-/// Writes a device's certificate files under their pending names, without
-/// fsync (the journal holds the DER; the delivery writes again any file a
-/// crash lost or tore, and syncs).
-pub(crate) fn store_certificate_files(
-    certs: &Path,
-    device_serial: &str,
-    serial: &str,
     certificate_der: &[u8],
 ) -> Result<(), ProduceError> {
-    let [(_, pem_file), (_, der_file)] = certificate_file_names(certs, device_serial, serial);
-    write_unsynced(
-        &pem_file,
-        pem::certificate(certificate_der).as_bytes(),
-        0o644,
-    )?;
-    write_unsynced(&der_file, certificate_der, 0o644)
-}
-
-/// After the journal recorded the device verified: renames its certificate
-/// files into place. One the delivery wrote meanwhile (from the journal,
-/// the same bytes) and whose pending file it removed is left as it is.
-pub(crate) fn publish_certificate_files(
-    certs: &Path,
-    device_serial: &str,
-    serial: &str,
-) -> Result<(), ProduceError> {
-    for (delivered, pending) in certificate_file_names(certs, device_serial, serial) {
-        match std::fs::rename(&pending, &delivered) {
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound
-                    && std::fs::symlink_metadata(&delivered).is_ok() => {}
-            renamed => renamed.map_err(io(&delivered))?,
-        }
-    }
-    Ok(())
-}
-
-/// The journal refused the device's record: removes its pending
-/// certificate files (best effort: the delivery removes any left).
-pub(crate) fn discard_certificate_files(certs: &Path, device_serial: &str, serial: &str) {
-    for (_, pending) in certificate_file_names(certs, device_serial, serial) {
-        let _ = std::fs::remove_file(pending);
-    }
-}
-
-/// Removes the pending certificate files left in `certs` (a producer
-/// killed before its record, or refused it): run by the delivery once
-/// every delivered file is written.
-pub(crate) fn remove_pending_certificate_files(certs: &Path) -> Result<(), ProduceError> {
-    for entry in std::fs::read_dir(certs).map_err(io(certs))? {
-        let path = entry.map_err(io(certs))?.path();
-        let pending = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .is_some_and(|name| name.ends_with(PENDING_SUFFIX));
-        if pending {
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                removed => removed.map_err(io(&path))?,
-            }
+    use std::os::unix::fs::OpenOptionsExt;
+    for (path, bytes) in [
+        (
+            certs.join(format!("{device_serial}.pem")),
+            pem::certificate(certificate_der).into_bytes(),
+        ),
+        (
+            certs.join(format!("{device_serial}.der")),
+            certificate_der.to_vec(),
+        ),
+    ] {
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path);
+        match created {
+            Ok(mut file) => file.write_all(&bytes).map_err(io(&path))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(&path)(e)),
         }
     }
     Ok(())

@@ -7,10 +7,9 @@
 //! ```text
 //! key target: key generated (hsm: journal: key-generated)
 //! prepare + lint ─► journal: intent (serial, TBS) ─► CA signs ─► verify
-//!   ─► key target: write back, prove, store; certificate files (both under
-//!      names of their certificate) ─► journal: verified
-//!   ─► key target: publish (soft: the PKCS#12 under its delivered name),
-//!      certificate files renamed into place
+//!   ─► key target: write back, prove, store ─► journal: verified
+//!   ─► key target: publish (soft: the PKCS#12 under its delivered name)
+//!   ─► certificate files
 //! delivery (one station, once every device is verified): certificate files
 //!   checked against the journal, manifests ─► sync ─► journal: delivered
 //! ```

@@ -4,8 +4,8 @@
 //! ```text
 //! key target: generate ─► prepare + lint ─► intents (one durable record)
 //!   ─► lease confirmed ─► CA signs ─► verify ─► key target: write back
-//!   ─► key target: store, certificate files (pending names) ─► journal: verified
-//!   ─► key target: publish, certificate files renamed into place
+//!   ─► key target: store ─► journal: verified
+//!   ─► key target: publish ─► certificate files
 //! ```
 //!
 //! [`Pipeline::sign_chunk`] runs up to the write-back, [`Pipeline::store_chunk`]
@@ -20,9 +20,7 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 
 use super::delivery::CertificateFacts;
-use super::files::{
-    discard_certificate_files, io, publish_certificate_files, store_certificate_files,
-};
+use super::files::{io, write_new_certificate_files};
 use super::key_target::{DeviceKey, KeyTarget};
 use super::{Certified, ProduceError, Production, ProductionReport};
 use der::DateTime;
@@ -261,9 +259,9 @@ impl Pipeline<'_> {
     /// Nothing takes a delivered name before the record: a producer whose
     /// lease was taken over while it stored (it froze past the lease's
     /// expiry) is refused by the journal, and the device's files stay those
-    /// of the producer that took it over. The certificate files go the same
-    /// way, written without fsync: the journal's verified record holds the
-    /// same DER, and the delivery writes again any file a crash lost or
+    /// of the producer that took it over. The certificate files are written
+    /// after the record, without fsync: the journal's verified record holds
+    /// the same DER, and the delivery writes again any file a crash lost or
     /// tore, and syncs the file system before recording the upload.
     pub fn store_chunk<T: KeyTarget + ?Sized>(
         &self,
@@ -276,14 +274,7 @@ impl Pipeline<'_> {
         // Still this producer's order: no key file is written for one
         // taken over meanwhile.
         lock(journal).confirm_lease(self.order)?;
-        let certs = folder.join("certs");
         for device in signed {
-            store_certificate_files(
-                &certs,
-                device.device.name.as_str(),
-                &device.serial_hex,
-                &device.certificate_der,
-            )?;
             target.store(
                 folder,
                 &device.device,
@@ -321,18 +312,18 @@ impl Pipeline<'_> {
             if matches!(error, JournalError::LeaseLost { .. }) {
                 for device in signed {
                     target.discard(folder, &device.device, &device.written);
-                    discard_certificate_files(
-                        &certs,
-                        device.device.name.as_str(),
-                        &device.serial_hex,
-                    );
                 }
             }
             return Err(error.into());
         }
+        let certs = folder.join("certs");
         for device in signed {
             target.publish(folder, &device.device, &device.written)?;
-            publish_certificate_files(&certs, device.device.name.as_str(), &device.serial_hex)?;
+            write_new_certificate_files(
+                &certs,
+                device.device.name.as_str(),
+                &device.certificate_der,
+            )?;
         }
         Ok(())
     }
