@@ -52,7 +52,7 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 
 echo "== 5. A re-run issues nothing"
-"$certmint" okc produce --order 1 --ca ca --deliveries deliveries | head -1
+"$certmint" okc produce --order 1 --ca ca --deliveries deliveries | sed -n 1p
 
 echo "== 6. Independent checks with OpenSSL"
 cd deliveries/order-1

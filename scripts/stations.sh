@@ -120,7 +120,7 @@ for chunk in $(ls deliveries-three/order-1/certs/*.pem | xargs -n 500 echo | tr 
 done
 echo "openssl verify: $verified certificates OK"
 [ "$verified" -eq "$devices" ]
-"$certmint" audit verify | head -1
+"$certmint" audit verify | sed -n 1p
 "$certmint" order status --order 1 | sed -n '/producers:/,$p'
 echo "three stations: $t3 s"
 
@@ -154,5 +154,5 @@ expected = sorted(f"{s}.{e}" for s in issued for e in ("der", "pem")) + sorted(f
 assert files == expected, "files other than one certificate and one PKCS#12 per device"
 print(f"one issued certificate for each of {devices} devices; {len(void)} void intent(s) of the killed station, all revoked; no other file")
 EOF
-"$certmint" audit verify | head -1
+"$certmint" audit verify | sed -n 1p
 "$certmint" order status --order 1 | sed -n '/state:/p;/producers:/,$p'
