@@ -10,7 +10,9 @@ use std::sync::Mutex;
 
 use der::DateTime;
 
-use super::files::{io, sync_file_system, write_atomically, write_certificate_files, AtomicFile};
+use super::files::{
+    destroy_key_file, io, sync_file_system, write_atomically, write_certificate_files, AtomicFile,
+};
 use super::key_target::soft::{key_file_name, pending_key_file_name, PENDING_KEY_FILE_SUFFIX};
 use super::key_target::TargetRun;
 use super::{ProduceError, Production, ProductionReport};
@@ -293,27 +295,8 @@ fn shred_unrecorded_key_files(p12_dir: &Path) -> Result<(), ProduceError> {
             .file_name()
             .and_then(|name| name.to_str())
             .is_some_and(|name| name.ends_with(PENDING_KEY_FILE_SUFFIX));
-        if !pending {
-            continue;
-        }
-        let meta = match std::fs::symlink_metadata(&path) {
-            // Its producer discarded it meanwhile.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            meta => meta.map_err(io(&path))?,
-        };
-        if meta.file_type().is_symlink() {
-            // Not certmint's: removing a link never touches what it names.
-            std::fs::remove_file(&path).map_err(io(&path))?;
-        } else if meta.is_file() {
-            if let Err(e) = crate::okc::purge::shred(&path) {
-                // Gone meanwhile (its producer discarded it) is done.
-                if std::fs::symlink_metadata(&path).is_ok() {
-                    return Err(ProduceError::Io {
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    });
-                }
-            }
+        if pending {
+            destroy_key_file(&path)?;
         }
     }
     Ok(())

@@ -191,3 +191,28 @@ pub(crate) fn write_certificate_files(
     }
     Ok(())
 }
+
+/// Destroys a key file certmint wrote and no record names: a regular file
+/// is shredded (overwritten, synced, unlinked); a symbolic link there is
+/// not certmint's, and only the link is removed, never what it names. A
+/// name already gone (its producer discarded it meanwhile) is done.
+pub(crate) fn destroy_key_file(path: &Path) -> Result<(), ProduceError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        meta => meta.map_err(io(path))?,
+    };
+    if meta.file_type().is_symlink() {
+        return std::fs::remove_file(path).map_err(io(path));
+    }
+    if !meta.is_file() {
+        return Ok(());
+    }
+    match crate::okc::purge::shred(path) {
+        // Gone meanwhile is done.
+        Err(_) if std::fs::symlink_metadata(path).is_err() => Ok(()),
+        shredded => shredded.map_err(|e| ProduceError::Io {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }),
+    }
+}

@@ -804,14 +804,10 @@ impl SqlJournal {
         devices: &[&Device],
     ) -> Result<(), JournalError> {
         let mut orders: Vec<OrderId> = devices.iter().map(|d| d.order).collect();
-        orders.dedup();
-        for order in orders {
-            Self::check_own_lease(leases, tx, order)?;
-        }
-        let mut orders: Vec<OrderId> = devices.iter().map(|d| d.order).collect();
         orders.sort_unstable_by_key(|o| o.0);
         orders.dedup();
         for order in orders {
+            Self::check_own_lease(leases, tx, order)?;
             let Some(mine) = leases.get(&order) else {
                 continue;
             };

@@ -9,7 +9,7 @@ use super::pkcs12::{self, CaChain};
 use super::{DeviceKey, KeyTarget, TargetRun};
 use crate::issue::{IssueError, IssuedCertificate, SubjectKey};
 use crate::journal::{Device, DeviceState, Target};
-use crate::production::files::{io, sync_folder, write_synced};
+use crate::production::files::{destroy_key_file, io, sync_folder, write_synced};
 use crate::production::pipeline::Record;
 use crate::production::ProduceError;
 use crate::signer::{KeyType, Signer, SignerError, SoftwareSigner};
@@ -105,19 +105,7 @@ impl TargetRun for SoftTarget {
         if matches!(device.state, DeviceState::Verified | DeviceState::Delivered) {
             return Ok(0);
         }
-        let path = folder.join("p12").join(key_file_name(device.name.as_str()));
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                std::fs::remove_file(&path).map_err(io(&path))?
-            }
-            Ok(meta) if meta.is_file() => {
-                crate::okc::purge::shred(&path).map_err(|e| ProduceError::Io {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })?
-            }
-            _ => {}
-        }
+        destroy_key_file(&folder.join("p12").join(key_file_name(device.name.as_str())))?;
         Ok(0)
     }
 }
@@ -238,7 +226,7 @@ impl KeyTarget for SoftTarget {
         let pending = pending_path(folder, device, written);
         // Best effort: a file left behind is shredded by the delivery or
         // the purge, which know it by its name.
-        if let Err(e) = crate::okc::purge::shred(&pending) {
+        if let Err(e) = destroy_key_file(&pending) {
             tracing::warn!("{}: not removed: {e}", pending.display());
         }
     }
